@@ -1,1 +1,656 @@
-// (being written)
+#include "search/cost_model.h"
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cmath>
+#include <string>
+
+namespace peaknas::search {
+namespace {
+
+using i64 = std::int64_t;
+
+// One op of the forward schedule, as the walker hands it to a visitor. Tensor ids are indices
+// into the pass's tensors (0 is the input x); an in-place op has out == in0.
+struct OpDesc {
+  OpKind kind = OpKind::kConv3x3;
+  Stage stage = Stage::kStem;
+  int level = 0;  // pyramid level of the output
+  int index = 0;  // position in the forward schedule
+  int in0 = -1;
+  int in1 = -1;
+  int out = -1;
+  i64 in0_bytes = 0;
+  i64 in1_bytes = 0;
+  i64 out_bytes = 0;
+  i64 out_elems = 0;
+  i64 weight_bytes = 0;  // weights and bias of this op
+  i64 params = 0;
+  i64 macs = 0;
+  i64 traffic_bytes = 0;
+  bool in_place = false;
+  // Inference liveness: the input is dead once this op has run.
+  bool release_in0 = false;
+  bool release_in1 = false;
+  // Autograd: what the op saves for its backward.
+  bool saves_in0 = false;
+  bool saves_out = false;
+  bool in0_needs_grad = true;
+};
+
+// Generates the exact forward schedule of DESIGN.md ("The U-Net family") in order.
+// `visit` is called once per op; the walk allocates nothing.
+template <typename Visit>
+inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_bytes, Visit&& visit) {
+  int next_id = 1;  // 0 is x
+  int index = 0;
+  const i64 d = dtype_bytes;
+  auto plane = [&](int level) -> i64 {
+    const i64 s = side >> level;
+    return s * s;
+  };
+  auto elems = [&](int channels, int level) -> i64 { return batch * channels * plane(level); };
+
+  auto emit = [&](OpDesc& op) {
+    op.index = index++;
+    visit(static_cast<const OpDesc&>(op));
+  };
+  // A convolution with k x k kernel from (cin, level_in) to (cout, level_out); returns the id.
+  auto conv = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out, int k,
+                  int in_id, bool release_in) -> int {
+    OpDesc op;
+    op.kind = kind;
+    op.stage = stage;
+    op.level = level_out;
+    op.in0 = in_id;
+    op.out = next_id++;
+    op.in0_bytes = elems(cin, level_in) * d;
+    op.out_elems = elems(cout, level_out);
+    op.out_bytes = op.out_elems * d;
+    op.params = static_cast<i64>(cin) * cout * k * k + cout;
+    op.weight_bytes = op.params * d;
+    // Transposed 2x2/s2: every input pixel feeds a 2x2 output block, one MAC per weight.
+    op.macs = kind == OpKind::kConvTranspose2x2
+                  ? elems(cin, level_in) * cout * k * k
+                  : op.out_elems * cin * k * k;
+    op.traffic_bytes = op.in0_bytes + op.weight_bytes + op.out_bytes;
+    op.release_in0 = release_in;
+    op.saves_in0 = true;
+    op.in0_needs_grad = in_id != 0;
+    emit(op);
+    return op.out;
+  };
+  auto act = [&](Stage stage, int level, int channels, int id) {
+    OpDesc op;
+    op.kind = OpKind::kActivation;
+    op.stage = stage;
+    op.level = level;
+    op.in0 = op.out = id;
+    op.in0_bytes = op.out_bytes = elems(channels, level) * d;
+    op.out_elems = elems(channels, level);
+    op.traffic_bytes = 2 * op.out_bytes;
+    op.in_place = true;
+    op.saves_out = true;  // relu_/leaky_relu_ backward uses the result
+    emit(op);
+  };
+  // A parameter-free op from (cin, level_in) to (cout, level_out).
+  auto reshape_op = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out,
+                        int in_id, bool release_in, bool saves_in) -> int {
+    OpDesc op;
+    op.kind = kind;
+    op.stage = stage;
+    op.level = level_out;
+    op.in0 = in_id;
+    op.out = next_id++;
+    op.in0_bytes = elems(cin, level_in) * d;
+    op.out_elems = elems(cout, level_out);
+    op.out_bytes = op.out_elems * d;
+    op.traffic_bytes = op.in0_bytes + op.out_bytes;
+    op.release_in0 = release_in;
+    op.saves_in0 = saves_in;
+    emit(op);
+    return op.out;
+  };
+
+  const int L = a.levels;
+  std::array<int, kMaxLevels> skip_id{};
+  // 1. Stem.
+  int h = conv(OpKind::kConv3x3, Stage::kStem, 3, 0, a.widths[0], 0, 3, /*in_id=*/0,
+               /*release_in=*/false);
+  act(Stage::kStem, 0, a.widths[0], h);
+  // 2. Encoder.
+  for (int i = 0; i < L; ++i) {
+    const int w = a.widths[i];
+    for (int b = 0; b < a.enc_blocks[i]; ++b) {
+      h = conv(OpKind::kConv3x3, Stage::kEncoder, w, i, w, i, 3, h, true);
+      act(Stage::kEncoder, i, w, h);
+    }
+    if (i == L - 1) break;
+    skip_id[i] = h;  // kept until its fusion
+    const int wn = a.widths[i + 1];
+    if (a.downsample == DownsampleKind::kStrided) {
+      h = conv(OpKind::kConv2x2Stride2, Stage::kDownsample, w, i, wn, i + 1, 2, h, false);
+    } else {
+      const int p = reshape_op(OpKind::kMaxPool2, Stage::kDownsample, w, i, w, i + 1, h, false,
+                               /*saves_in=*/true);
+      h = conv(OpKind::kConv1x1, Stage::kDownsample, w, i + 1, wn, i + 1, 1, p, true);
+    }
+  }
+  // 3. Decoder.
+  for (int i = L - 2; i >= 0; --i) {
+    const int w = a.widths[i];
+    const int wd = a.widths[i + 1];
+    int u = 0;
+    switch (a.upsample) {
+      case UpsampleKind::kTransposed:
+        u = conv(OpKind::kConvTranspose2x2, Stage::kUpsample, wd, i + 1, w, i, 2, h, true);
+        break;
+      case UpsampleKind::kBilinear: {
+        const int b = reshape_op(OpKind::kBilinear2x, Stage::kUpsample, wd, i + 1, wd, i, h, true,
+                                 /*saves_in=*/false);
+        u = conv(OpKind::kConv1x1, Stage::kUpsample, wd, i, w, i, 1, b, true);
+        break;
+      }
+      case UpsampleKind::kPixelShuffle: {
+        const int c = conv(OpKind::kConv1x1, Stage::kUpsample, wd, i + 1, 4 * w, i + 1, 1, h, true);
+        u = reshape_op(OpKind::kPixelShuffle, Stage::kUpsample, 4 * w, i + 1, w, i, c, true,
+                       /*saves_in=*/false);
+        break;
+      }
+    }
+    OpDesc fuse;
+    fuse.stage = Stage::kFuse;
+    fuse.level = i;
+    fuse.in0 = u;
+    fuse.in1 = skip_id[i];
+    fuse.in0_bytes = fuse.in1_bytes = elems(w, i) * d;
+    fuse.release_in0 = true;
+    fuse.release_in1 = true;
+    int cin = w;
+    if (a.skip == SkipKind::kConcat) {
+      fuse.kind = OpKind::kConcat;
+      fuse.out = next_id++;
+      fuse.out_elems = elems(2 * w, i);
+      fuse.out_bytes = fuse.out_elems * d;
+      fuse.traffic_bytes = 2 * fuse.out_bytes;
+      cin = 2 * w;
+    } else {
+      fuse.kind = OpKind::kAddSkip;
+      fuse.out = u;
+      fuse.in_place = true;
+      fuse.release_in0 = false;  // u lives on as h
+      fuse.out_elems = elems(w, i);
+      fuse.out_bytes = fuse.out_elems * d;
+      fuse.traffic_bytes = 3 * fuse.out_bytes;
+    }
+    emit(fuse);
+    h = fuse.out;
+    for (int b = 0; b < a.dec_blocks[i]; ++b) {
+      h = conv(OpKind::kConv3x3, Stage::kDecoder, b == 0 ? cin : w, i, w, i, 3, h, true);
+      act(Stage::kDecoder, i, w, h);
+    }
+  }
+  // 4. Head and global residual.
+  const int y = conv(OpKind::kConv3x3, Stage::kHead, a.widths[0], 0, 3, 0, 3, h, true);
+  OpDesc res;
+  res.kind = OpKind::kAddInput;
+  res.stage = Stage::kHead;
+  res.level = 0;
+  res.in0 = res.out = y;
+  res.in1 = 0;
+  res.in0_bytes = res.in1_bytes = res.out_bytes = elems(3, 0) * d;
+  res.out_elems = elems(3, 0);
+  res.traffic_bytes = 3 * res.out_bytes;
+  res.in_place = true;
+  emit(res);
+}
+
+inline i64 Workspace(const WorkspaceTerm& t, i64 in_bytes, i64 weight_bytes, i64 out_bytes,
+                     i64 out_elems) {
+  const double ws = t.in * static_cast<double>(in_bytes) +
+                    t.weight * static_cast<double>(weight_bytes) +
+                    t.out * static_cast<double>(out_bytes) +
+                    t.out_index * 8.0 * static_cast<double>(out_elems);
+  return static_cast<i64>(std::ceil(ws)) + t.constant;
+}
+
+i64 InputBytes(const Shape& shape, int dtype_bytes) {
+  return static_cast<i64>(shape.batch) * 3 * shape.size * shape.size * dtype_bytes;
+}
+
+PeakLocation LocationOf(const OpDesc& op, Phase phase) {
+  return {.op = op.kind, .stage = op.stage, .level = op.level, .phase = phase,
+          .op_index = op.index};
+}
+
+// The inference liveness sweep. `kWithLocation` keeps where the peak is; the bytes are the same.
+template <bool kWithLocation>
+PeakEstimate InferenceSweep(const Architecture& arch, const Shape& tile, DType dtype,
+                            const DeviceProfile& device) {
+  const int d = DTypeBytes(dtype);
+  const i64 weights = Parameters(arch) * d;
+  const auto& table = device.workspace.forward;
+  i64 live = weights + InputBytes(tile, d);
+  PeakEstimate best;
+  best.bytes = live;
+  WalkForward(arch, tile.batch, tile.size, d, [&](const OpDesc& op) {
+    const i64 alloc = op.in_place ? 0 : op.out_bytes;
+    const i64 ws = Workspace(table[static_cast<int>(op.kind)], op.in0_bytes, op.weight_bytes,
+                             op.out_bytes, op.out_elems);
+    const i64 at = live + alloc + ws;
+    if (at > best.bytes) {
+      best.bytes = at;
+      if constexpr (kWithLocation) {
+        best.location = LocationOf(op, Phase::kForward);
+        best.breakdown = {.weights = weights, .activations = at - weights - ws, .workspace = ws};
+      }
+    }
+    live += alloc;
+    if (op.release_in0) live -= op.in0_bytes;
+    if (op.release_in1) live -= op.in1_bytes;
+  });
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training step.
+
+// The largest schedule (6 levels, 8 blocks everywhere) has 205 ops and fewer tensors.
+inline constexpr int kMaxOps = 256;
+inline constexpr int kMaxTensors = 256;
+
+struct Schedule {
+  std::array<OpDesc, kMaxOps> ops;
+  int num_ops = 0;
+  i64 max_param_tensor_bytes = 0;
+};
+
+struct TensorInfo {
+  i64 bytes = 0;
+  int first_saver = -1;  // forward index of the first op that saves it; -1 if none
+  int last_use = -1;     // forward index of its last use
+};
+
+// Reference-counted gradient storages: concat's backward hands out views of one storage and
+// add's backward hands the same tensor to both branches.
+struct GradStorage {
+  i64 bytes = 0;
+  int refs = 0;
+};
+
+class TrainSweep {
+ public:
+  TrainSweep(const Architecture& arch, const Shape& patch, DType dtype, const DeviceProfile& device)
+      : device_(device), d_(DTypeBytes(dtype)) {
+    WalkForward(arch, patch.batch, patch.size, d_, [&](const OpDesc& op) {
+      assert(schedule_.num_ops < kMaxOps);
+      schedule_.ops[schedule_.num_ops++] = op;
+      schedule_.max_param_tensor_bytes =
+          std::max(schedule_.max_param_tensor_bytes, op.weight_bytes);
+    });
+    weights_ = Parameters(arch) * d_;
+    input_bytes_ = InputBytes(patch, d_);
+    // Weights, gradients (kept between steps), Adam's exp_avg and exp_avg_sq, input, target.
+    persistent_ = 4 * weights_ + 2 * input_bytes_;
+    for (int k = 0; k < schedule_.num_ops; ++k) {
+      const OpDesc& op = schedule_.ops[k];
+      Touch(op.in0, op.in0_bytes, k, op.saves_in0);
+      if (op.in1 >= 0) Touch(op.in1, op.in1_bytes, k, false);
+      Touch(op.out, op.out_bytes, k, op.saves_out);
+    }
+    tensors_[0].first_saver = -1;  // x is persistent, never freed
+    // The output y is last used by the loss, after the schedule.
+    tensors_[schedule_.ops[schedule_.num_ops - 1].out].last_use = kMaxOps;
+  }
+
+  PeakEstimate Run() {
+    live_ = persistent_;
+    best_.bytes = -1;
+    Forward();
+    LossForwardAndBackward();
+    Backward();
+    Optimizer();
+    return best_;
+  }
+
+ private:
+  void Touch(int id, i64 bytes, int k, bool saves) {
+    assert(id >= 0 && id < kMaxTensors);
+    TensorInfo& t = tensors_[id];
+    t.bytes = bytes;
+    t.last_use = k;
+    if (saves && t.first_saver < 0) t.first_saver = k;
+  }
+
+  void Consider(i64 extra, i64 workspace, const OpDesc& op, Phase phase) {
+    const i64 at = live_ + extra + workspace;
+    if (at <= best_.bytes) return;
+    best_.bytes = at;
+    best_.location = LocationOf(op, phase);
+    best_.breakdown = {.weights = weights_,
+                       .gradients = weights_,
+                       .optimizer_state = 2 * weights_,
+                       .activations = at - 4 * weights_ - workspace,
+                       .workspace = workspace};
+  }
+
+  i64 ForwardWorkspace(const OpDesc& op) const {
+    return Workspace(device_.workspace.forward[static_cast<int>(op.kind)], op.in0_bytes,
+                     op.weight_bytes, op.out_bytes, op.out_elems);
+  }
+  i64 BackwardWorkspace(const OpDesc& op) const {
+    return Workspace(device_.workspace.backward[static_cast<int>(op.kind)], op.in0_bytes,
+                     op.weight_bytes, op.out_bytes, op.out_elems);
+  }
+  // Max pooling saves its int64 indices for the backward.
+  static i64 SavedExtra(const OpDesc& op) {
+    return op.kind == OpKind::kMaxPool2 ? op.out_elems * 8 : 0;
+  }
+
+  // A tensor not saved by anyone dies after its last forward use; x never does.
+  void MaybeFreeAfterForwardUse(int id, int k) {
+    if (id <= 0) return;
+    const TensorInfo& t = tensors_[id];
+    if (t.last_use == k && t.first_saver < 0) live_ -= t.bytes;
+  }
+
+  void Forward() {
+    for (int k = 0; k < schedule_.num_ops; ++k) {
+      const OpDesc& op = schedule_.ops[k];
+      const i64 alloc = (op.in_place ? 0 : op.out_bytes) + SavedExtra(op);
+      Consider(alloc, ForwardWorkspace(op), op, Phase::kForward);
+      live_ += alloc;
+      MaybeFreeAfterForwardUse(op.in0, k);
+      if (op.in1 >= 0 && op.in1 != op.in0) MaybeFreeAfterForwardUse(op.in1, k);
+      // The output y is used by the loss after the schedule (checked there).
+    }
+  }
+
+  // loss = mean(|y - target|): the difference is saved by abs; y dies after the loss.
+  void LossForwardAndBackward() {
+    const OpDesc& last = schedule_.ops[schedule_.num_ops - 1];
+    OpDesc loss;
+    loss.kind = OpKind::kL1Loss;
+    loss.stage = Stage::kLoss;
+    loss.level = 0;
+    loss.index = schedule_.num_ops;
+    loss.in0 = last.out;
+    loss.in0_bytes = loss.out_bytes = last.out_bytes;
+    loss.out_elems = last.out_elems;
+    const i64 diff = last.out_bytes;
+    Consider(diff, ForwardWorkspace(loss), loss, Phase::kForward);
+    live_ += diff;
+    const TensorInfo& y = tensors_[last.out];
+    if (y.first_saver < 0) live_ -= y.bytes;
+    // Backward of the loss: dL/dy beside its temporaries, then the difference is released.
+    Consider(last.out_bytes, BackwardWorkspace(loss), loss, Phase::kBackward);
+    grad_of_[last.out] = NewStorage(last.out_bytes);
+    live_ -= diff;
+  }
+
+  int NewStorage(i64 bytes) {
+    assert(num_storages_ < kMaxTensors * 2);
+    storages_[num_storages_] = {bytes, 1};
+    live_ += bytes;
+    return num_storages_++;
+  }
+  void Ref(int s) { ++storages_[s].refs; }
+  void Unref(int s) {
+    if (s < 0) return;
+    if (--storages_[s].refs == 0) live_ -= storages_[s].bytes;
+  }
+  // Adds a gradient contribution for tensor `id`: the first is kept as is; a later one is summed
+  // out of place (the autograd input buffer cannot add in place into a shared view).
+  void AddGrad(int id, int storage, const OpDesc& op) {
+    int& g = grad_of_[id];
+    if (g < 0) {
+      g = storage;
+      return;
+    }
+    const i64 sum = tensors_[id].bytes;
+    Consider(sum, 0, op, Phase::kBackward);
+    const int s = NewStorage(sum);
+    Unref(g);
+    Unref(storage);
+    g = s;
+  }
+
+  void Backward() {
+    for (int k = schedule_.num_ops - 1; k >= 0; --k) {
+      const OpDesc& op = schedule_.ops[k];
+      const int go = grad_of_[op.out];
+      assert(go >= 0);
+      const i64 ws = BackwardWorkspace(op);
+      switch (op.kind) {
+        case OpKind::kConcat:
+          // Gradients of both inputs are views of the output's gradient.
+          Consider(0, ws, op, Phase::kBackward);
+          grad_of_[op.out] = -1;
+          AddGrad(op.in0, go, op);  // takes the output's reference
+          Ref(go);
+          AddGrad(op.in1, go, op);
+          break;
+        case OpKind::kAddSkip:
+          // u += skip: the same gradient flows on to u (in place, same id) and to skip.
+          Consider(0, ws, op, Phase::kBackward);
+          Ref(go);
+          AddGrad(op.in1, go, op);
+          break;
+        case OpKind::kAddInput:
+          // y += x: dL/dy passes through; x needs no gradient.
+          Consider(0, ws, op, Phase::kBackward);
+          break;
+        default: {
+          // A new input gradient (and, for convolutions, a weight gradient that is accumulated
+          // into the kept .grad and freed).
+          const bool makes_input_grad = op.in_place || op.in0_needs_grad;
+          const i64 gin = makes_input_grad ? op.in0_bytes : 0;
+          const i64 wgrad = op.weight_bytes;
+          Consider(gin, ws + wgrad, op, Phase::kBackward);
+          if (op.in_place) {
+            const int s = NewStorage(gin);
+            Unref(go);
+            grad_of_[op.out] = s;
+          } else {
+            grad_of_[op.out] = -1;
+            if (makes_input_grad) {
+              const int s = NewStorage(gin);
+              Unref(go);
+              AddGrad(op.in0, s, op);
+            } else {
+              Unref(go);
+            }
+          }
+          break;
+        }
+      }
+      live_ -= SavedExtra(op);
+      ReleaseSavedBy(op, k);
+    }
+    assert(live_ == persistent_);
+  }
+
+  void ReleaseSavedBy(const OpDesc& op, int k) {
+    for (int id : {op.in0, op.in1, op.out}) {
+      if (id <= 0) continue;
+      TensorInfo& t = tensors_[id];
+      if (t.first_saver == k) {
+        live_ -= t.bytes;
+        t.first_saver = -2;  // released; ids repeat within one op (in-place)
+      }
+    }
+  }
+
+  void Optimizer() {
+    OpDesc step;
+    step.kind = OpKind::kAdamStep;
+    step.stage = Stage::kOptimizer;
+    step.index = schedule_.num_ops + 1;
+    const i64 ws = static_cast<i64>(
+        std::ceil(device_.workspace.adam_temporaries *
+                  static_cast<double>(schedule_.max_param_tensor_bytes)));
+    Consider(0, ws, step, Phase::kOptimizer);
+  }
+
+  const DeviceProfile& device_;
+  const int d_;
+  Schedule schedule_;
+  std::array<TensorInfo, kMaxTensors> tensors_{};
+  std::array<int, kMaxTensors> grad_of_ = [] {
+    std::array<int, kMaxTensors> g{};
+    g.fill(-1);
+    return g;
+  }();
+  std::array<GradStorage, kMaxTensors * 2> storages_{};
+  int num_storages_ = 0;
+  i64 weights_ = 0;
+  i64 input_bytes_ = 0;
+  i64 persistent_ = 0;
+  i64 live_ = 0;
+  PeakEstimate best_;
+};
+
+}  // namespace
+
+std::string_view Name(Stage stage) {
+  switch (stage) {
+    case Stage::kStem: return "stem";
+    case Stage::kEncoder: return "encoder";
+    case Stage::kDownsample: return "downsample";
+    case Stage::kUpsample: return "upsample";
+    case Stage::kFuse: return "fuse";
+    case Stage::kDecoder: return "decoder";
+    case Stage::kHead: return "head";
+    case Stage::kLoss: return "loss";
+    case Stage::kOptimizer: return "optimizer";
+  }
+  return "?";
+}
+
+std::string_view Name(Phase phase) {
+  switch (phase) {
+    case Phase::kForward: return "forward";
+    case Phase::kBackward: return "backward";
+    case Phase::kOptimizer: return "optimizer";
+  }
+  return "?";
+}
+
+Status ValidateShape(const Architecture& arch, const Shape& shape, std::string_view batch_field,
+                     std::string_view size_field) {
+  if (shape.batch < 1 || shape.batch > kMaxBatch) {
+    return Status::InvalidArgument(std::string(batch_field) + ": " + std::to_string(shape.batch) +
+                                   " is not in [1, " + std::to_string(kMaxBatch) + "]");
+  }
+  const int m = SpatialMultiple(arch);
+  if (shape.size < m || shape.size > kMaxSide || shape.size % m != 0) {
+    std::string msg = std::string(size_field) + ": " + std::to_string(shape.size) +
+                      " is not a multiple of " + std::to_string(m) + " (2^(levels-1) for " +
+                      std::to_string(arch.levels) + " level" + (arch.levels == 1 ? "" : "s") +
+                      ") in [" + std::to_string(m) + ", " + std::to_string(kMaxSide) + "]";
+    return Status::InvalidArgument(std::move(msg));
+  }
+  return Status::Ok();
+}
+
+std::int64_t Parameters(const Architecture& arch) {
+  i64 params = 0;
+  WalkForward(arch, 1, SpatialMultiple(arch), 1, [&](const OpDesc& op) { params += op.params; });
+  return params;
+}
+
+WorkCounts CountWork(const Architecture& arch, const Shape& shape, DType dtype) {
+  WorkCounts w;
+  WalkForward(arch, shape.batch, shape.size, DTypeBytes(dtype), [&](const OpDesc& op) {
+    w.macs += op.macs;
+    if (op.params > 0) w.activations += op.out_elems;
+    w.memory_traffic_bytes += op.traffic_bytes;
+    ++w.ops;
+  });
+  return w;
+}
+
+std::int64_t InferencePeakBytes(const Architecture& arch, const Shape& tile, DType dtype,
+                                const DeviceProfile& device) {
+  return InferenceSweep<false>(arch, tile, dtype, device).bytes;
+}
+
+PeakEstimate EstimateInferencePeak(const Architecture& arch, const Shape& tile, DType dtype,
+                                   const DeviceProfile& device) {
+  return InferenceSweep<true>(arch, tile, dtype, device);
+}
+
+std::int64_t TrainPeakBytes(const Architecture& arch, const Shape& patch, DType dtype,
+                            const DeviceProfile& device) {
+  return EstimateTrainPeak(arch, patch, dtype, device).bytes;
+}
+
+PeakEstimate EstimateTrainPeak(const Architecture& arch, const Shape& patch, DType dtype,
+                               const DeviceProfile& device) {
+  TrainSweep sweep(arch, patch, dtype, device);
+  return sweep.Run();
+}
+
+double InferenceLatencySeconds(const Architecture& arch, const Shape& tile, DType dtype,
+                               const DeviceProfile& device) {
+  const double flops = device.PeakFlops(dtype);
+  double seconds = 0;
+  WalkForward(arch, tile.batch, tile.size, DTypeBytes(dtype), [&](const OpDesc& op) {
+    const double compute = 2.0 * static_cast<double>(op.macs) / flops;
+    const double memory = static_cast<double>(op.traffic_bytes) / device.bandwidth_bytes_per_s;
+    seconds += std::max(compute, memory) + device.op_overhead_s;
+  });
+  return seconds;
+}
+
+int MaxTile(const Architecture& arch, std::int64_t budget_bytes, int batch, DType dtype,
+            const DeviceProfile& device) {
+  const int m = SpatialMultiple(arch);
+  int lo = 0;             // multiples known to fit (0: none)
+  int hi = kMaxSide / m;  // upper end of the search
+  auto fits = [&](int k) {
+    return InferencePeakBytes(arch, {batch, k * m}, dtype, device) <= budget_bytes;
+  };
+  if (fits(hi)) return hi * m;
+  while (hi - lo > 1) {  // invariant: lo fits (or is 0), hi does not
+    const int mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo * m;
+}
+
+namespace {
+template <typename PeakFn>
+int MaxBatchBy(std::int64_t budget_bytes, PeakFn&& peak) {
+  if (peak(kMaxBatch) <= budget_bytes) return kMaxBatch;
+  int lo = 0, hi = kMaxBatch;
+  while (hi - lo > 1) {
+    const int mid = lo + (hi - lo) / 2;
+    (peak(mid) <= budget_bytes ? lo : hi) = mid;
+  }
+  return lo;
+}
+}  // namespace
+
+int MaxInferenceBatch(const Architecture& arch, std::int64_t budget_bytes, int tile, DType dtype,
+                      const DeviceProfile& device) {
+  return MaxBatchBy(budget_bytes,
+                    [&](int b) { return InferencePeakBytes(arch, {b, tile}, dtype, device); });
+}
+
+int MaxTrainBatch(const Architecture& arch, std::int64_t budget_bytes, int patch, DType dtype,
+                  const DeviceProfile& device) {
+  return MaxBatchBy(budget_bytes,
+                    [&](int b) { return TrainPeakBytes(arch, {b, patch}, dtype, device); });
+}
+
+double Latency100MpSeconds(const Architecture& arch, int tile, int batch, DType dtype,
+                           const DeviceProfile& device) {
+  const i64 per_side = (kHundredMegapixelSide + tile - 1) / tile;
+  const i64 tiles = per_side * per_side;
+  const i64 passes = (tiles + batch - 1) / batch;
+  return static_cast<double>(passes) * InferenceLatencySeconds(arch, {batch, tile}, dtype, device);
+}
+
+}  // namespace peaknas::search

@@ -1,1 +1,154 @@
-// (being written)
+#include "search/device_profile.h"
+
+#include <string>
+#include <vector>
+
+namespace peaknas::search {
+namespace {
+
+// Workspace of LibTorch 1.13 on CPU, where float convolutions go through oneDNN (ideep).
+// Reading of aten/src/ATen/native/mkldnn/Conv.cpp for NCHW tensors: the source is reordered
+// into oneDNN's blocked layout (~ input bytes), the weights are reordered on every call
+// (~ weight bytes), the result is computed into a blocked tensor and then copied into the dense
+// output (~ output bytes); ideep allocates all three through c10's CPU allocator, so the
+// counting allocator sees them. Backward reorders the output gradient and produces the input
+// and weight gradients in blocked form before densifying them. Max pooling keeps int64
+// indices. These are first, reading-based upper bounds: measurements on the worker replace them
+// (docs/cost-model.md).
+WorkspaceTable CpuOneDnnWorkspace() {
+  WorkspaceTable t;
+  const WorkspaceTerm conv_forward{.in = 1, .weight = 1, .out = 1};
+  const WorkspaceTerm conv_backward{.in = 2, .weight = 2, .out = 1};
+  for (OpKind k : {OpKind::kConv3x3, OpKind::kConv2x2Stride2, OpKind::kConv1x1,
+                   OpKind::kConvTranspose2x2}) {
+    t.forward[static_cast<int>(k)] = conv_forward;
+    t.backward[static_cast<int>(k)] = conv_backward;
+  }
+  t.forward[static_cast<int>(OpKind::kMaxPool2)] = {.out_index = 1};
+  // l1_loss = mean(abs(y - target)): abs(.) is a temporary beside the saved difference.
+  t.forward[static_cast<int>(OpKind::kL1Loss)] = {.out = 1};
+  // mean's expanded gradient and sgn(diff) beside the product that becomes dL/dy.
+  t.backward[static_cast<int>(OpKind::kL1Loss)] = {.out = 2};
+  // torch::optim::Adam (C++, 1.13): denom = (exp_avg_sq.sqrt() / bc2).add_(eps) holds two
+  // temporaries of the parameter's size within one expression.
+  t.adam_temporaries = 2;
+  return t;
+}
+
+// Workspace of LibTorch on CUDA: cuDNN workspaces come from the caching allocator and so count
+// as allocated bytes. Not yet calibrated on a GPU: the terms are a conservative placeholder of
+// one output (forward) and one input plus one output (backward) per convolution.
+WorkspaceTable CudaCudnnWorkspace() {
+  WorkspaceTable t;
+  for (OpKind k : {OpKind::kConv3x3, OpKind::kConv2x2Stride2, OpKind::kConv1x1,
+                   OpKind::kConvTranspose2x2}) {
+    t.forward[static_cast<int>(k)] = {.out = 1};
+    t.backward[static_cast<int>(k)] = {.in = 1, .out = 1};
+  }
+  t.forward[static_cast<int>(OpKind::kMaxPool2)] = {.out_index = 1};
+  t.forward[static_cast<int>(OpKind::kL1Loss)] = {.out = 1};
+  t.backward[static_cast<int>(OpKind::kL1Loss)] = {.out = 2};
+  t.adam_temporaries = 2;
+  return t;
+}
+
+std::vector<DeviceProfile> MakeProfiles() {
+  std::vector<DeviceProfile> p;
+  // The development machine: 2 cores of an AMD EPYC with AVX-512 (one 512-bit FMA per cycle
+  // per core at ~2.4 GHz: 2 x 2.4e9 x 32 FLOP); half precision gets no faster on it.
+  p.push_back({.name = "cpu",
+               .description = "2-core AMD EPYC (AVX-512), LibTorch CPU with oneDNN",
+               .kind = DeviceKind::kCpu,
+               .peak_flops_fp32 = 1.5e11,
+               .peak_flops_half = 1.5e11,
+               .bandwidth_bytes_per_s = 2.0e10,
+               .op_overhead_s = 1.0e-5,
+               .workspace = CpuOneDnnWorkspace()});
+  // NVIDIA H100 SXM: dense TF32 tensor cores (LibTorch's default for cuDNN convolutions),
+  // dense FP16/BF16, HBM3 bandwidth, ~5 us per kernel launch and dispatch.
+  p.push_back({.name = "h100",
+               .description = "NVIDIA H100 SXM 80GB, LibTorch CUDA with cuDNN",
+               .kind = DeviceKind::kCuda,
+               .peak_flops_fp32 = 4.95e14,
+               .peak_flops_half = 9.89e14,
+               .bandwidth_bytes_per_s = 3.35e12,
+               .op_overhead_s = 5.0e-6,
+               .workspace = CudaCudnnWorkspace()});
+  p.push_back({.name = "h200",
+               .description = "NVIDIA H200 141GB, LibTorch CUDA with cuDNN",
+               .kind = DeviceKind::kCuda,
+               .peak_flops_fp32 = 4.95e14,
+               .peak_flops_half = 9.89e14,
+               .bandwidth_bytes_per_s = 4.8e12,
+               .op_overhead_s = 5.0e-6,
+               .workspace = CudaCudnnWorkspace()});
+  p.push_back({.name = "a100",
+               .description = "NVIDIA A100 SXM 80GB, LibTorch CUDA with cuDNN",
+               .kind = DeviceKind::kCuda,
+               .peak_flops_fp32 = 1.56e14,
+               .peak_flops_half = 3.12e14,
+               .bandwidth_bytes_per_s = 2.0e12,
+               .op_overhead_s = 5.0e-6,
+               .workspace = CudaCudnnWorkspace()});
+  return p;
+}
+
+const std::vector<DeviceProfile>& Profiles() {
+  static const std::vector<DeviceProfile> profiles = MakeProfiles();
+  return profiles;
+}
+
+}  // namespace
+
+std::string_view Name(DType d) {
+  switch (d) {
+    case DType::kFp32: return "fp32";
+    case DType::kFp16: return "fp16";
+    case DType::kBf16: return "bf16";
+  }
+  return "?";
+}
+
+StatusOr<DType> ParseDType(std::string_view name) {
+  for (DType d : {DType::kFp32, DType::kFp16, DType::kBf16}) {
+    if (Name(d) == name) return d;
+  }
+  return Status::InvalidArgument("dtype: \"" + std::string(name) +
+                                 "\" is not one of {fp32, fp16, bf16}");
+}
+
+std::string_view Name(OpKind op) {
+  switch (op) {
+    case OpKind::kConv3x3: return "conv3x3";
+    case OpKind::kConv2x2Stride2: return "conv2x2s2";
+    case OpKind::kConv1x1: return "conv1x1";
+    case OpKind::kConvTranspose2x2: return "conv_transpose2x2s2";
+    case OpKind::kMaxPool2: return "maxpool2";
+    case OpKind::kBilinear2x: return "bilinear2x";
+    case OpKind::kPixelShuffle: return "pixel_shuffle";
+    case OpKind::kConcat: return "concat";
+    case OpKind::kAddSkip: return "add_skip";
+    case OpKind::kActivation: return "activation";
+    case OpKind::kAddInput: return "add_input";
+    case OpKind::kL1Loss: return "l1_loss";
+    case OpKind::kAdamStep: return "adam_step";
+  }
+  return "?";
+}
+
+std::span<const DeviceProfile> DeviceProfiles() { return Profiles(); }
+
+const DeviceProfile& DefaultDeviceProfile() { return Profiles().front(); }
+
+StatusOr<const DeviceProfile*> FindDeviceProfile(std::string_view name) {
+  std::string known;
+  for (const DeviceProfile& p : Profiles()) {
+    if (p.name == name) return &p;
+    if (!known.empty()) known += ", ";
+    known += p.name;
+  }
+  return Status::NotFound("device profile: \"" + std::string(name) + "\" is not one of {" + known +
+                          "}");
+}
+
+}  // namespace peaknas::search
