@@ -1,8 +1,10 @@
 #include "search/architecture.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace peaknas::search {
 namespace {
@@ -59,8 +61,9 @@ Status ReadIntList(const Json& obj, const char* field, int expected, std::array<
       return Status::InvalidArgument(std::string(field) + "[" + std::to_string(i) +
                                      "]: expected an integer, got " + v.dump());
     }
-    const auto x = v.get<std::int64_t>();
-    if (x < -1'000'000 || x > 1'000'000) {
+    const bool huge = v.is_number_unsigned() && v.get<std::uint64_t>() > 1'000'000;
+    const auto x = huge ? std::int64_t{0} : v.get<std::int64_t>();
+    if (huge || x < -1'000'000 || x > 1'000'000) {
       return Status::InvalidArgument(std::string(field) + "[" + std::to_string(i) + "]: " +
                                      v.dump() + " is out of range");
     }
@@ -113,10 +116,17 @@ StatusOr<Architecture> MakeArchitecture(std::span<const int> widths, std::span<c
                                         std::span<const int> dec_blocks, SkipKind skip,
                                         UpsampleKind upsample, DownsampleKind downsample,
                                         ActivationKind activation) {
-  if (widths.size() > kMaxLevels || enc_blocks.size() > kMaxLevels ||
-      dec_blocks.size() > kMaxLevels - 1) {
-    return Status::InvalidArgument("levels: more than " + std::to_string(kMaxLevels) +
-                                   " levels; allowed " + Range(kMinLevels, kMaxLevels));
+  if (widths.size() > kMaxLevels) {
+    return Status::InvalidArgument("levels: " + std::to_string(widths.size()) +
+                                   " (one per width) is not in " + Range(kMinLevels, kMaxLevels));
+  }
+  if (enc_blocks.size() > kMaxLevels) {
+    return Status::InvalidArgument("enc_blocks: more than " + std::to_string(kMaxLevels) +
+                                   " entries");
+  }
+  if (dec_blocks.size() > kMaxLevels - 1) {
+    return Status::InvalidArgument("dec_blocks: more than " + std::to_string(kMaxLevels - 1) +
+                                   " entries");
   }
   Architecture a;
   a.levels = static_cast<int>(widths.size());
@@ -195,7 +205,8 @@ StatusOr<Architecture> ParseArchitecture(std::string_view text) {
   if (!lv->is_number_integer()) {
     return Status::InvalidArgument("levels: expected an integer, got " + lv->dump());
   }
-  const auto levels = lv->get<std::int64_t>();
+  const bool huge_levels = lv->is_number_unsigned() && lv->get<std::uint64_t>() > kMaxLevels;
+  const auto levels = huge_levels ? std::int64_t{0} : lv->get<std::int64_t>();
   if (levels < kMinLevels || levels > kMaxLevels) {
     return Status::InvalidArgument("levels: " + lv->dump() + " is not in " +
                                    Range(kMinLevels, kMaxLevels));
