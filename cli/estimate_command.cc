@@ -1,1 +1,467 @@
-// (being written)
+#include "cli/estimate_command.h"
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "search/architecture.h"
+#include "search/cost_model.h"
+#include "search/device_profile.h"
+#include "search/status.h"
+#include "search/units.h"
+
+namespace peaknas::cli {
+namespace {
+
+using Json = nlohmann::json;
+using search::Architecture;
+using search::DeviceProfile;
+using search::DType;
+using search::FormatBytes;
+using search::MemoryBreakdown;
+using search::PeakEstimate;
+using search::PeakLocation;
+using search::Shape;
+
+constexpr std::string_view kWhitespace = " \t\r\n\f\v";
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+// The text of the architecture (inline JSON or the named file's content) and a prefix for
+// messages about it: "arch" or "arch \"FILE\"".
+struct ArchSource {
+  std::string json;
+  std::string field;
+};
+
+StatusOr<ArchSource> ReadArchSource(const std::string& arg) {
+  const std::size_t first = arg.find_first_not_of(kWhitespace);
+  if (first == std::string::npos) {
+    return Status::InvalidArgument(
+        "arch: empty; expected a path to an architecture JSON file or the JSON object itself");
+  }
+  if (arg[first] == '{') return ArchSource{arg, "arch"};
+
+  const std::string field = "arch \"" + arg + "\"";
+  std::error_code ec;
+  if (std::filesystem::is_directory(arg, ec)) {
+    return Status::InvalidArgument(field + ": is a directory; expected an architecture JSON file");
+  }
+  std::ifstream in(arg, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    return Status::NotFound(
+        field + ": cannot open: " + (error != 0 ? std::strerror(error) : "unknown error") +
+        " (--arch takes a file path or inline JSON starting with '{')");
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad()) return Status::InvalidArgument(field + ": read error");
+  return ArchSource{content.str(), field};
+}
+
+StatusOr<Architecture> LoadArchitecture(const std::string& arg) {
+  PEAKNAS_ASSIGN_OR_RETURN(const ArchSource source, ReadArchSource(arg));
+  StatusOr<Architecture> arch = search::ParseArchitecture(source.json);
+  if (arch.ok()) return arch;
+  // ParseArchitecture names the field ("widths[2]: ...") or says "architecture: malformed
+  // JSON ..."; say where the architecture came from instead of "architecture".
+  std::string_view message = arch.status().message();
+  constexpr std::string_view kOwnPrefix = "architecture: ";
+  if (message.substr(0, kOwnPrefix.size()) == kOwnPrefix) message.remove_prefix(kOwnPrefix.size());
+  return Status(arch.status().code(), source.field + ": " + std::string(message));
+}
+
+StatusOr<const DeviceProfile*> LoadDeviceProfile(const std::string& name) {
+  if (name.empty()) return &search::DefaultDeviceProfile();
+  return search::FindDeviceProfile(name);
+}
+
+// Everything RunEstimate needs, validated.
+struct Request {
+  Architecture arch;
+  Shape tile;
+  Shape patch;
+  DType dtype = DType::kFp32;
+  const DeviceProfile* device = nullptr;
+  std::optional<std::int64_t> budget_bytes;
+};
+
+StatusOr<Request> Validate(const EstimateOptions& options) {
+  Request r;
+  PEAKNAS_ASSIGN_OR_RETURN(r.arch, LoadArchitecture(options.arch));
+  r.tile = Shape{.batch = options.batch, .size = options.tile};
+  r.patch = Shape{.batch = options.train_batch, .size = options.patch};
+  PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(r.arch, r.tile, "batch", "tile"));
+  PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(r.arch, r.patch, "train-batch", "patch"));
+  PEAKNAS_ASSIGN_OR_RETURN(r.dtype, search::ParseDType(options.dtype));
+  PEAKNAS_ASSIGN_OR_RETURN(r.device, LoadDeviceProfile(options.device_profile));
+  if (options.budget.has_value()) {
+    PEAKNAS_ASSIGN_OR_RETURN(const std::int64_t budget,
+                             search::ParseByteSize(*options.budget, "budget"));
+    if (budget <= 0) {
+      return Status::InvalidArgument("budget: \"" + *options.budget +
+                                     "\" is zero; expected a positive size such as 2GiB");
+    }
+    r.budget_bytes = budget;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The estimate
+
+struct BudgetAnswer {
+  std::int64_t budget_bytes = 0;
+  bool fits_inference = false;
+  bool fits_training = false;
+  int max_tile = 0;
+  int max_batch = 0;
+  int max_train_batch = 0;
+  std::optional<double> latency_100mp_s;  // at max_tile; unset when no tile fits
+};
+
+struct Estimate {
+  std::int64_t params = 0;
+  search::WorkCounts work;
+  PeakEstimate inference;
+  PeakEstimate train;
+  double latency_s = 0;
+  std::optional<BudgetAnswer> budget;
+};
+
+Estimate Compute(const Request& r) {
+  const DeviceProfile& device = *r.device;
+  Estimate e;
+  e.params = search::Parameters(r.arch);
+  e.work = search::CountWork(r.arch, r.tile, r.dtype);
+  e.inference = search::EstimateInferencePeak(r.arch, r.tile, r.dtype, device);
+  e.train = search::EstimateTrainPeak(r.arch, r.patch, r.dtype, device);
+  e.latency_s = search::InferenceLatencySeconds(r.arch, r.tile, r.dtype, device);
+  if (r.budget_bytes.has_value()) {
+    BudgetAnswer b;
+    b.budget_bytes = *r.budget_bytes;
+    b.fits_inference = e.inference.bytes <= b.budget_bytes;
+    b.fits_training = e.train.bytes <= b.budget_bytes;
+    b.max_tile = search::MaxTile(r.arch, b.budget_bytes, r.tile.batch, r.dtype, device);
+    b.max_batch = search::MaxInferenceBatch(r.arch, b.budget_bytes, r.tile.size, r.dtype, device);
+    b.max_train_batch =
+        search::MaxTrainBatch(r.arch, b.budget_bytes, r.patch.size, r.dtype, device);
+    if (b.max_tile > 0) {
+      b.latency_100mp_s =
+          search::Latency100MpSeconds(r.arch, b.max_tile, r.tile.batch, r.dtype, device);
+    }
+    e.budget = b;
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON report
+
+Json LocationJson(const PeakLocation& at) {
+  return Json{{"op", search::Name(at.op)},
+              {"stage", search::Name(at.stage)},
+              {"level", at.level},
+              {"phase", search::Name(at.phase)},
+              {"op_index", at.op_index}};
+}
+
+Json BreakdownJson(const MemoryBreakdown& b) {
+  return Json{{"weights", b.weights},
+              {"gradients", b.gradients},
+              {"optimizer_state", b.optimizer_state},
+              {"activations", b.activations},
+              {"workspace", b.workspace}};
+}
+
+void WriteJson(const Request& r, const Estimate& e, std::ostream& out) {
+  Json j;
+  j["arch"] = Json::parse(search::ToCanonicalJson(r.arch));
+  j["arch_hash"] = search::CanonicalHashHex(r.arch);
+  j["params"] = e.params;
+  j["macs"] = e.work.macs;
+  j["activations"] = e.work.activations;
+  j["memory_traffic_bytes"] = e.work.memory_traffic_bytes;
+  j["inference_peak_bytes"] = e.inference.bytes;
+  j["train_peak_bytes"] = e.train.bytes;
+  j["peak_location"] = LocationJson(e.inference.location);
+  j["train_peak_location"] = LocationJson(e.train.location);
+  j["breakdown"] = BreakdownJson(e.inference.breakdown);
+  j["train_breakdown"] = BreakdownJson(e.train.breakdown);
+  j["latency_s"] = e.latency_s;
+  j["dtype"] = search::Name(r.dtype);
+  j["device_profile"] = r.device->name;
+  j["batch"] = r.tile.batch;
+  j["tile"] = r.tile.size;
+  j["train_batch"] = r.patch.batch;
+  j["patch"] = r.patch.size;
+  if (e.budget.has_value()) {
+    const BudgetAnswer& b = *e.budget;
+    j["budget_bytes"] = b.budget_bytes;
+    j["fits_inference"] = b.fits_inference;
+    j["fits_training"] = b.fits_training;
+    j["max_tile"] = b.max_tile;
+    j["max_batch"] = b.max_batch;
+    j["max_train_batch"] = b.max_train_batch;
+    j["latency_100mp_s"] = b.latency_100mp_s.has_value() ? Json(*b.latency_100mp_s) : Json();
+  }
+  out << j.dump() << '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readable report
+
+// 1234567 -> "1,234,567".
+std::string Grouped(std::int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+std::string Printf(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, value);
+  return buffer;
+}
+
+// Seconds in the unit that reads best: "12.3 us", "4.56 ms", "7.89 s", "2.5 min", "1.2 h".
+std::string FormatSeconds(double s) {
+  if (s < 1e-3) return Printf("%.1f us", s * 1e6);
+  if (s < 1) return Printf("%.2f ms", s * 1e3);
+  if (s < 120) return Printf("%.2f s", s);
+  if (s < 7200) return Printf("%.1f min", s / 60);
+  return Printf("%.1f h", s / 3600);
+}
+
+std::string Side(int side) { return std::to_string(side) + "x" + std::to_string(side); }
+
+std::string Percent(std::int64_t part, std::int64_t whole) {
+  return Printf("%.1f%%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+}
+
+std::string Describe(const PeakLocation& at, int ops) {
+  std::string s(search::Name(at.op));
+  s += " in ";
+  s += search::Name(at.stage);
+  s += " level ";
+  s += std::to_string(at.level);
+  s += ", ";
+  s += search::Name(at.phase);
+  s += " (op ";
+  s += std::to_string(at.op_index + 1);
+  s += " of ";
+  s += std::to_string(ops);
+  s += ")";
+  return s;
+}
+
+// Left column padded to a fixed width.
+std::string Row(std::string_view label, std::string_view value, std::size_t width = 19) {
+  std::string s = "  ";
+  s += label;
+  if (label.size() < width) s.append(width - label.size(), ' ');
+  s += ' ';
+  s += value;
+  s += '\n';
+  return s;
+}
+
+std::string Columns(std::string_view label, std::string_view inference, std::string_view train) {
+  std::string value(inference);
+  if (value.size() < 18) value.append(18 - value.size(), ' ');
+  value += train;
+  return Row(label, value);
+}
+
+void WriteText(const Request& r, const Estimate& e, std::ostream& out) {
+  const DeviceProfile& device = *r.device;
+  const int dtype_bytes = search::DTypeBytes(r.dtype);
+  out << "architecture " << search::ToCanonicalJson(r.arch) << '\n';
+  out << "hash         " << search::CanonicalHashHex(r.arch) << '\n';
+  out << "device       " << device.name << " (" << device.description << "), "
+      << search::Name(r.dtype) << "\n\n";
+
+  out << "network at batch " << r.tile.batch << ", tile " << Side(r.tile.size) << '\n';
+  out << Row("parameters",
+             Grouped(e.params) + " (" + FormatBytes(e.params * dtype_bytes) + " of weights)");
+  std::string macs = Printf("%.3f G", static_cast<double>(e.work.macs) / 1e9);
+  if (e.work.macs < 10'000'000) macs += " (" + Grouped(e.work.macs) + ")";
+  out << Row("MACs", macs);
+  out << Row("activations", Grouped(e.work.activations) + " elements (conv outputs)");
+  out << Row("memory traffic", FormatBytes(e.work.memory_traffic_bytes));
+  out << Row("latency",
+             FormatSeconds(e.latency_s) + " (roofline, " + std::to_string(e.work.ops) + " ops)");
+  out << '\n';
+
+  const MemoryBreakdown& ib = e.inference.breakdown;
+  const MemoryBreakdown& tb = e.train.breakdown;
+  std::string header = "peak memory";
+  header.resize(22, ' ');
+  out << header << "inference         training step\n";
+  out << Columns("shape", std::to_string(r.tile.batch) + " x " + Side(r.tile.size),
+                 std::to_string(r.patch.batch) + " x " + Side(r.patch.size));
+  out << Columns("peak", FormatBytes(e.inference.bytes), FormatBytes(e.train.bytes));
+  out << Columns("  weights", FormatBytes(ib.weights), FormatBytes(tb.weights));
+  out << Columns("  gradients", FormatBytes(ib.gradients), FormatBytes(tb.gradients));
+  out << Columns("  optimizer state", FormatBytes(ib.optimizer_state),
+                 FormatBytes(tb.optimizer_state));
+  out << Columns("  activations", FormatBytes(ib.activations), FormatBytes(tb.activations));
+  out << Columns("  workspace", FormatBytes(ib.workspace), FormatBytes(tb.workspace));
+  out << Row("inference peak at", Describe(e.inference.location, e.work.ops));
+  out << Row("training peak at", Describe(e.train.location, e.work.ops));
+
+  if (!e.budget.has_value()) return;
+  const BudgetAnswer& b = *e.budget;
+  const auto fit = [&](std::int64_t peak, bool fits) {
+    return std::string(fits ? "fits" : "does NOT fit") + " (peak " + FormatBytes(peak) + " is " +
+           Percent(peak, b.budget_bytes) + " of the budget)";
+  };
+  out << '\n'
+      << "budget " << FormatBytes(b.budget_bytes) << " (" << Grouped(b.budget_bytes) << " bytes)\n";
+  out << Row("inference", fit(e.inference.bytes, b.fits_inference));
+  out << Row("training step", fit(e.train.bytes, b.fits_training));
+  out << Row("max tile", b.max_tile > 0
+                             ? Side(b.max_tile) + " at batch " + std::to_string(r.tile.batch)
+                             : "none: not even " + Side(search::SpatialMultiple(r.arch)) +
+                                   " fits at batch " + std::to_string(r.tile.batch));
+  out << Row("max batch", (b.max_batch > 0 ? std::to_string(b.max_batch) : "none") + " at tile " +
+                              Side(r.tile.size));
+  out << Row("max train batch",
+             (b.max_train_batch > 0 ? std::to_string(b.max_train_batch) : "none") + " at patch " +
+                 Side(r.patch.size));
+  out << Row("100-MP image", b.latency_100mp_s.has_value()
+                                 ? FormatSeconds(*b.latency_100mp_s) + " at tile " +
+                                       Side(b.max_tile) + ", batch " +
+                                       std::to_string(r.tile.batch) + " (roofline)"
+                                 : "n/a: no tile fits the budget");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Help text
+
+std::string DeviceProfileHelp() {
+  std::string s =
+      "Device profile: the framework workspace table, peak FLOP/s, bandwidth and per-op "
+      "overhead behind the peaks and latencies. One of:";
+  for (const DeviceProfile& p : search::DeviceProfiles()) {
+    s += "\n- " + p.name + ": " + p.description;
+  }
+  s += "\nDefault: " + search::DefaultDeviceProfile().name + ".";
+  return s;
+}
+
+constexpr const char* kEstimateDescription =
+    "Estimate the cost of a U-Net denoiser from the analytical cost model alone; nothing is "
+    "run and no server is needed.";
+
+constexpr const char* kEstimateFooter =
+    "Reports parameters, MACs, activations and memory traffic of one inference pass; the peak\n"
+    "allocator bytes of one inference pass (batch x tile x tile) and of one training step\n"
+    "(forward, L1 loss, backward, Adam; train-batch x patch x patch), where each peak happens\n"
+    "and what it is made of (weights, gradients, optimizer state, activations, workspace); and\n"
+    "a roofline latency on the device profile. With --budget it also says whether each peak\n"
+    "fits, the largest tile, batch and training batch that fit, and the time to denoise a\n"
+    "100-megapixel image at the largest tile.\n"
+    "\n"
+    "Architecture JSON (DESIGN.md, \"The U-Net family\"):\n"
+    "  {\"levels\": 4, \"widths\": [32, 64, 128, 256], \"enc_blocks\": [1, 1, 2, 2],\n"
+    "   \"dec_blocks\": [1, 1, 1], \"skip\": \"concat\", \"upsample\": \"transposed\",\n"
+    "   \"downsample\": \"strided\", \"activation\": \"relu\"}\n"
+    "  levels in [1, 6]; widths: multiples of 8 in [8, 512]; blocks in [1, 8];\n"
+    "  skip: concat|add; upsample: transposed|bilinear|pixelshuffle;\n"
+    "  downsample: strided|maxpool; activation: relu|lrelu.\n"
+    "\n"
+    "Examples:\n"
+    "  peaknas estimate --arch examples/unet4.json\n"
+    "  peaknas estimate --arch examples/unet4.json --tile 512 --budget 2GiB\n"
+    "  peaknas estimate --arch examples/unet5-add-bilinear.json --device-profile h100 --dtype "
+    "bf16\n"
+    "  peaknas estimate --json --arch '{\"levels\": 2, \"widths\": [16, 32], \"enc_blocks\": "
+    "[1, 1],\n"
+    "      \"dec_blocks\": [1], \"skip\": \"add\", \"upsample\": \"bilinear\", \"downsample\": "
+    "\"maxpool\",\n"
+    "      \"activation\": \"lrelu\"}'\n"
+    "\n"
+    "Exit status: 0 on success; 1 for an invalid architecture, shape, dtype, budget or\n"
+    "device profile; 2 for a command-line usage error. Errors are one line on stderr.";
+
+}  // namespace
+
+CLI::App* AddEstimateCommand(CLI::App& root, EstimateOptions& options) {
+  CLI::App* cmd = root.add_subcommand("estimate", kEstimateDescription);
+  cmd->footer(kEstimateFooter);
+
+  cmd->add_option("--arch", options.arch,
+                  "Architecture: a path to a JSON file, or the JSON object itself (an argument "
+                  "starting with '{' is read as JSON). See the format below.")
+      ->required()
+      ->type_name("FILE|JSON");
+  cmd->add_option("--batch", options.batch,
+                  "Inference batch size, in [1, " + std::to_string(search::kMaxBatch) + "].")
+      ->type_name("B")
+      ->capture_default_str();
+  cmd->add_option("--tile", options.tile,
+                  "Inference tile side T (square T x T tiles): a multiple of 2^(levels-1), at "
+                  "most " +
+                      std::to_string(search::kMaxSide) + ".")
+      ->type_name("T")
+      ->capture_default_str();
+  cmd->add_option("--train-batch", options.train_batch,
+                  "Training batch size, in [1, " + std::to_string(search::kMaxBatch) + "].")
+      ->type_name("B")
+      ->capture_default_str();
+  cmd->add_option("--patch", options.patch,
+                  "Training patch side P (square P x P patches): a multiple of 2^(levels-1), "
+                  "at most " +
+                      std::to_string(search::kMaxSide) + ".")
+      ->type_name("P")
+      ->capture_default_str();
+  cmd->add_option("--dtype", options.dtype,
+                  "Element type of weights, activations and gradients: fp32, fp16 or bf16 (2 bytes "
+                  "per element and the device's half-precision FLOP/s).")
+      ->type_name("fp32|fp16|bf16")
+      ->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--budget", [&options](const std::string& value) { options.budget = value; },
+         "Peak-memory budget: bytes, or a number with a unit - KiB, MiB, GiB, TiB (powers of "
+         "1024) or KB, MB, GB, TB (powers of 1000), case-insensitive, e.g. 2GiB or 1.5GB. "
+         "Adds whether each peak fits, the largest tile (at --batch), the largest batch (at "
+         "--tile), the largest training batch (at --patch), and the latency of a "
+         "100-megapixel image at the largest tile. Default: none.")
+      ->type_name("SIZE");
+  cmd->add_option("--device-profile", options.device_profile, DeviceProfileHelp())
+      ->type_name("NAME");
+  cmd->add_flag("--json", options.json,
+                "Print one JSON object (keys as in DESIGN.md) instead of the readable report.");
+  return cmd;
+}
+
+Status RunEstimate(const EstimateOptions& options, std::ostream& out) {
+  PEAKNAS_ASSIGN_OR_RETURN(const Request request, Validate(options));
+  const Estimate estimate = Compute(request);
+  if (options.json) {
+    WriteJson(request, estimate, out);
+  } else {
+    WriteText(request, estimate, out);
+  }
+  out.flush();
+  return Status::Ok();
+}
+
+}  // namespace peaknas::cli
