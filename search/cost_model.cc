@@ -29,6 +29,15 @@ struct OpDesc {
   i64 params = 0;
   i64 macs = 0;
   i64 traffic_bytes = 0;
+  // Convolution geometry (0 for other ops), for the device's convolution rules.
+  int cin = 0;
+  int cout = 0;
+  int kernel = 0;
+  int stride = 0;
+  i64 batch = 0;
+  i64 in_plane = 0;   // input pixels per channel
+  i64 out_plane = 0;  // output pixels per channel
+  int dtype_bytes = 0;
   bool in_place = false;
   // Inference liveness: the input is dead once this op has run.
   bool release_in0 = false;
@@ -78,6 +87,14 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
     op.release_in0 = release_in;
     op.saves_in0 = true;
     op.in0_needs_grad = in_id != 0;
+    op.cin = cin;
+    op.cout = cout;
+    op.kernel = k;
+    op.stride = level_out > level_in || kind == OpKind::kConvTranspose2x2 ? 2 : 1;
+    op.batch = batch;
+    op.in_plane = plane(level_in);
+    op.out_plane = plane(level_out);
+    op.dtype_bytes = dtype_bytes;
     emit(op);
     return op.out;
   };
@@ -215,6 +232,111 @@ inline i64 Workspace(const WorkspaceTerm& t, i64 in_bytes, i64 weight_bytes, i64
   return static_cast<i64>(std::ceil(ws)) + t.constant;
 }
 
+inline bool IsConv(OpKind k) {
+  return k == OpKind::kConv3x3 || k == OpKind::kConv2x2Stride2 || k == OpKind::kConv1x1 ||
+         k == OpKind::kConvTranspose2x2;
+}
+
+inline i64 RoundUp(i64 v, i64 block) { return (v + block - 1) / block * block; }
+
+// The path LibTorch takes for a (non-transposed) convolution on the CPU.
+inline bool UsesOneDnn(const OpDesc& op, const CpuConvRules& r) {
+  const bool first = op.stride > 1 || op.batch >= 16 || op.kernel != 1 || r.intra_op_threads > 1;
+  const bool second = op.batch > 1 || op.batch * op.cin * op.in_plane > r.small_input_elements;
+  return first && second;
+}
+
+// Bytes an op adds to the live set while it runs in the forward pass: its output (unless in
+// place) and the framework's buffers beside it.
+struct Extra {
+  i64 total = 0;      // at the op's own peak
+  i64 workspace = 0;  // the part of `total` that is framework buffers
+};
+
+Extra CpuConvForward(const OpDesc& op, const CpuConvRules& r) {
+  const i64 d = op.dtype_bytes;
+  const i64 out = op.out_bytes;
+  if (op.kind == OpKind::kConvTranspose2x2) {
+    // slow_conv_transpose2d: per-sample columns (cout*k*k x input pixels) and a row of ones.
+    const i64 ws = static_cast<i64>(op.cout) * op.kernel * op.kernel * op.in_plane * d +
+                   op.out_plane * d;
+    return {out + ws, ws};
+  }
+  if (!UsesOneDnn(op, r)) {
+    // Native kernel: im2col columns for the whole batch, none for a 1x1/s1 conv (a view).
+    const i64 ws = op.kernel == 1 && op.stride == 1
+                       ? 0
+                       : op.batch * op.cin * op.kernel * op.kernel * op.out_plane * d;
+    return {out + ws, ws};
+  }
+  const i64 b = r.channel_block;
+  const bool reorder_src = op.kernel == 1 || op.cin > r.plain_source_max_channels;
+  const i64 src = reorder_src ? RoundUp(op.cin, b) * op.batch * op.in_plane * d : 0;
+  const i64 weights =
+      RoundUp(op.cout, b) * (reorder_src ? RoundUp(op.cin, b) : op.cin) * op.kernel * op.kernel * d;
+  const i64 bias = op.cout % b != 0 ? (RoundUp(op.cout, b) + r.bias_padding_extra) * d : 0;
+  const i64 dst = RoundUp(op.cout, b) * op.batch * op.out_plane * d;
+  // Compute into the blocked dst beside the reordered source and weights; then copy the
+  // blocked dst into the dense output.
+  const i64 total = std::max(src + weights + bias + dst, dst + out);
+  return {total, total - out};
+}
+
+// Backward of a convolution: the input gradient (unless the input is x) and the weight and bias
+// gradients, which the kept .grad then absorbs. `total` includes the new gradients.
+Extra CpuConvBackward(const OpDesc& op, const CpuConvRules& r) {
+  const i64 d = op.dtype_bytes;
+  const i64 gin = op.in0_needs_grad ? op.in0_bytes : 0;
+  const i64 gw = op.weight_bytes;  // weights and bias
+  if (op.kind == OpKind::kConvTranspose2x2) {
+    const i64 cols = static_cast<i64>(op.cout) * op.kernel * op.kernel * op.in_plane * d;
+    return {gin + gw + cols, cols};
+  }
+  if (!UsesOneDnn(op, r)) {
+    const i64 cols = op.kernel == 1 && op.stride == 1
+                         ? 0
+                         : op.batch * op.cin * op.kernel * op.kernel * op.out_plane * d;
+    return {gin + gw + cols, cols};
+  }
+  const i64 b = r.channel_block;
+  const i64 k2 = static_cast<i64>(op.kernel) * op.kernel;
+  const i64 gout_blk = RoundUp(op.cout, b) * op.batch * op.out_plane * d;
+  // Input gradient: reordered output gradient and weights, blocked input gradient, then dense.
+  i64 data_phase = 0;
+  if (op.in0_needs_grad) {
+    const i64 w_blk = RoundUp(op.cout, b) * RoundUp(op.cin, b) * k2 * d;
+    const i64 gin_blk = RoundUp(op.cin, b) * op.batch * op.in_plane * d;
+    data_phase = std::max(gout_blk + w_blk + gin_blk, gin_blk + gin);
+  }
+  // Weight gradient: reordered output gradient and source, blocked weight and bias gradients.
+  const bool reorder_src = op.kernel == 1 || op.cin > r.plain_source_max_channels;
+  const i64 src_blk = reorder_src ? RoundUp(op.cin, b) * op.batch * op.in_plane * d : 0;
+  const i64 gw_blk = RoundUp(op.cout, b) * (reorder_src ? RoundUp(op.cin, b) : op.cin) * k2 * d;
+  const i64 gbias = (op.cout % b != 0 ? (RoundUp(op.cout, b) + r.bias_padding_extra) * d : 0) +
+                    static_cast<i64>(op.cout) * d;
+  const i64 weight_phase =
+      gin + std::max(gout_blk + src_blk + gw_blk + gbias, gw_blk + gw + static_cast<i64>(op.cout) * d);
+  const i64 total = std::max(data_phase, weight_phase);
+  return {total, total - gin - gw};
+}
+
+Extra ForwardExtra(const OpDesc& op, const DeviceProfile& device) {
+  if (device.cpu_conv.enabled && IsConv(op.kind)) return CpuConvForward(op, device.cpu_conv);
+  const i64 ws = Workspace(device.workspace.forward[static_cast<int>(op.kind)], op.in0_bytes,
+                           op.weight_bytes, op.out_bytes, op.out_elems);
+  return {(op.in_place ? 0 : op.out_bytes) + ws, ws};
+}
+
+// Backward of an op that makes a new input gradient (every op but concat and the in-place adds).
+Extra BackwardExtra(const OpDesc& op, const DeviceProfile& device) {
+  if (device.cpu_conv.enabled && IsConv(op.kind)) return CpuConvBackward(op, device.cpu_conv);
+  const i64 ws = Workspace(device.workspace.backward[static_cast<int>(op.kind)], op.in0_bytes,
+                           op.weight_bytes, op.out_bytes, op.out_elems);
+  const i64 gin = op.in_place || op.in0_needs_grad ? op.in0_bytes : 0;
+  // A conv's weight gradient is made, then accumulated into the kept .grad and freed.
+  return {gin + op.weight_bytes + ws, ws + op.weight_bytes};
+}
+
 i64 InputBytes(const Shape& shape, int dtype_bytes) {
   return static_cast<i64>(shape.batch) * 3 * shape.size * shape.size * dtype_bytes;
 }
@@ -230,23 +352,22 @@ PeakEstimate InferenceSweep(const Architecture& arch, const Shape& tile, DType d
                             const DeviceProfile& device) {
   const int d = DTypeBytes(dtype);
   const i64 weights = Parameters(arch) * d;
-  const auto& table = device.workspace.forward;
   i64 live = weights + InputBytes(tile, d);
   PeakEstimate best;
   best.bytes = live;
   WalkForward(arch, tile.batch, tile.size, d, [&](const OpDesc& op) {
-    const i64 alloc = op.in_place ? 0 : op.out_bytes;
-    const i64 ws = Workspace(table[static_cast<int>(op.kind)], op.in0_bytes, op.weight_bytes,
-                             op.out_bytes, op.out_elems);
-    const i64 at = live + alloc + ws;
+    const Extra extra = ForwardExtra(op, device);
+    const i64 at = live + extra.total;
     if (at > best.bytes) {
       best.bytes = at;
       if constexpr (kWithLocation) {
         best.location = LocationOf(op, Phase::kForward);
-        best.breakdown = {.weights = weights, .activations = at - weights - ws, .workspace = ws};
+        best.breakdown = {.weights = weights,
+                          .activations = at - weights - extra.workspace,
+                          .workspace = extra.workspace};
       }
     }
-    live += alloc;
+    live += op.in_place ? 0 : op.out_bytes;
     if (op.release_in0) live -= op.in0_bytes;
     if (op.release_in1) live -= op.in1_bytes;
   });
@@ -323,8 +444,9 @@ class TrainSweep {
     if (saves && t.first_saver < 0) t.first_saver = k;
   }
 
-  void Consider(i64 extra, i64 workspace, const OpDesc& op, Phase phase) {
-    const i64 at = live_ + extra + workspace;
+  // `total` is what the op adds to the live set at its own peak, `workspace` included.
+  void Consider(i64 total, i64 workspace, const OpDesc& op, Phase phase) {
+    const i64 at = live_ + total;
     if (at <= best_.bytes) return;
     best_.bytes = at;
     best_.location = LocationOf(op, phase);
@@ -339,6 +461,7 @@ class TrainSweep {
     return Workspace(device_.workspace.forward[static_cast<int>(op.kind)], op.in0_bytes,
                      op.weight_bytes, op.out_bytes, op.out_elems);
   }
+  // Linear workspace terms, for the ops that make no new input gradient (and the loss).
   i64 BackwardWorkspace(const OpDesc& op) const {
     return Workspace(device_.workspace.backward[static_cast<int>(op.kind)], op.in0_bytes,
                      op.weight_bytes, op.out_bytes, op.out_elems);
@@ -359,7 +482,8 @@ class TrainSweep {
     for (int k = 0; k < schedule_.num_ops; ++k) {
       const OpDesc& op = schedule_.ops[k];
       const i64 alloc = (op.in_place ? 0 : op.out_bytes) + SavedExtra(op);
-      Consider(alloc, ForwardWorkspace(op), op, Phase::kForward);
+      const Extra extra = ForwardExtra(op, device_);
+      Consider(extra.total + SavedExtra(op), extra.workspace, op, Phase::kForward);
       live_ += alloc;
       MaybeFreeAfterForwardUse(op.in0, k);
       if (op.in1 >= 0 && op.in1 != op.in0) MaybeFreeAfterForwardUse(op.in1, k);
@@ -379,12 +503,14 @@ class TrainSweep {
     loss.in0_bytes = loss.out_bytes = last.out_bytes;
     loss.out_elems = last.out_elems;
     const i64 diff = last.out_bytes;
-    Consider(diff, ForwardWorkspace(loss), loss, Phase::kForward);
+    const i64 forward_ws = ForwardWorkspace(loss);
+    Consider(diff + forward_ws, forward_ws, loss, Phase::kForward);
     live_ += diff;
     const TensorInfo& y = tensors_[last.out];
     if (y.first_saver < 0) live_ -= y.bytes;
     // Backward of the loss: dL/dy beside its temporaries, then the difference is released.
-    Consider(last.out_bytes, BackwardWorkspace(loss), loss, Phase::kBackward);
+    const i64 backward_ws = BackwardWorkspace(loss);
+    Consider(last.out_bytes + backward_ws, backward_ws, loss, Phase::kBackward);
     grad_of_[last.out] = NewStorage(last.out_bytes);
     live_ -= diff;
   }
@@ -421,11 +547,11 @@ class TrainSweep {
       const OpDesc& op = schedule_.ops[k];
       const int go = grad_of_[op.out];
       assert(go >= 0);
-      const i64 ws = BackwardWorkspace(op);
+      const i64 ws = BackwardWorkspace(op);  // for the ops that make no new gradient
       switch (op.kind) {
         case OpKind::kConcat:
           // Gradients of both inputs are views of the output's gradient.
-          Consider(0, ws, op, Phase::kBackward);
+          Consider(ws, ws, op, Phase::kBackward);
           grad_of_[op.out] = -1;
           AddGrad(op.in0, go, op);  // takes the output's reference
           Ref(go);
@@ -433,21 +559,21 @@ class TrainSweep {
           break;
         case OpKind::kAddSkip:
           // u += skip: the same gradient flows on to u (in place, same id) and to skip.
-          Consider(0, ws, op, Phase::kBackward);
+          Consider(ws, ws, op, Phase::kBackward);
           Ref(go);
           AddGrad(op.in1, go, op);
           break;
         case OpKind::kAddInput:
           // y += x: dL/dy passes through; x needs no gradient.
-          Consider(0, ws, op, Phase::kBackward);
+          Consider(ws, ws, op, Phase::kBackward);
           break;
         default: {
           // A new input gradient (and, for convolutions, a weight gradient that is accumulated
           // into the kept .grad and freed).
           const bool makes_input_grad = op.in_place || op.in0_needs_grad;
           const i64 gin = makes_input_grad ? op.in0_bytes : 0;
-          const i64 wgrad = op.weight_bytes;
-          Consider(gin, ws + wgrad, op, Phase::kBackward);
+          const Extra extra = BackwardExtra(op, device_);
+          Consider(extra.total, extra.workspace, op, Phase::kBackward);
           if (op.in_place) {
             const int s = NewStorage(gin);
             Unref(go);
@@ -490,7 +616,7 @@ class TrainSweep {
     const i64 ws = static_cast<i64>(
         std::ceil(device_.workspace.adam_temporaries *
                   static_cast<double>(schedule_.max_param_tensor_bytes)));
-    Consider(0, ws, step, Phase::kOptimizer);
+    Consider(ws, ws, step, Phase::kOptimizer);
   }
 
   const DeviceProfile& device_;

@@ -15,6 +15,7 @@ DeviceProfile NoWorkspace() {
   DeviceProfile p = DefaultDeviceProfile();
   p.name = "no-workspace";
   p.workspace = WorkspaceTable{};
+  p.cpu_conv.enabled = false;
   return p;
 }
 
@@ -58,22 +59,43 @@ TEST(CostModelHand, OneLevelParamsMacsAndInferencePeak) {
   EXPECT_EQ(p.breakdown.Total(), p.bytes);
 }
 
-TEST(CostModelHand, OneLevelInferenceWithCpuWorkspace) {
+TEST(CostModelHand, OneLevelInferenceWithCpuNativeConvolution) {
+  // Batch 1 and small inputs: LibTorch's native kernel, whose im2col columns are
+  // cin*k*k x output pixels.
   const Architecture a = Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
                               DownsampleKind::kStrided);
   const DeviceProfile& cpu = DefaultDeviceProfile();
-  const auto& conv = cpu.workspace.forward[static_cast<int>(OpKind::kConv3x3)];
+  ASSERT_TRUE(cpu.cpu_conv.enabled);
   const std::int64_t weights = 1027 * 4, x = 768, h = 2048;
-  auto ws = [&](std::int64_t in, std::int64_t w, std::int64_t out) {
-    return static_cast<std::int64_t>(conv.in * in + conv.weight * w + conv.out * out);
-  };
-  const std::int64_t stem = weights + x + h + ws(x, 224 * 4, h);
-  const std::int64_t enc = weights + x + 2 * h + ws(h, 584 * 4, h);
-  const std::int64_t head = weights + x + h + x + ws(h, 219 * 4, x);
+  const std::int64_t stem = weights + x + h + 3 * 9 * 64 * 4;
+  const std::int64_t enc = weights + x + 2 * h + 8 * 9 * 64 * 4;
+  const std::int64_t head = weights + x + h + x + 8 * 9 * 64 * 4;
   const PeakEstimate p = EstimateInferencePeak(a, {1, 8}, DType::kFp32, cpu);
   EXPECT_EQ(p.bytes, std::max({stem, enc, head}));
+  EXPECT_EQ(p.location.stage, Stage::kEncoder);
+  EXPECT_EQ(p.breakdown.workspace, 8 * 9 * 64 * 4);
   EXPECT_EQ(p.breakdown.Total(), p.bytes);
-  EXPECT_GT(p.breakdown.workspace, 0);
+}
+
+TEST(CostModelHand, OneLevelInferenceWithCpuBlockedConvolution) {
+  // Batch 2: oneDNN. The 8-channel source stays plain; weights, bias and the destination are
+  // padded to blocks of 16 channels; the blocked destination is then copied into the output.
+  const Architecture a = Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
+                              DownsampleKind::kStrided);
+  const DeviceProfile& cpu = DefaultDeviceProfile();
+  const std::int64_t weights = 1027 * 4, x = 2 * 768, h = 2 * 2048;
+  const std::int64_t bias = (16 + 32) * 4;
+  auto conv = [&](int cin, int cout) {
+    const std::int64_t w = 16 * cin * 9 * 4, dst = 16 * 2 * 64 * 4, out = cout * 2 * 64 * 4;
+    return std::max(w + bias + dst, dst + out);
+  };
+  const std::int64_t stem = weights + x + conv(3, 8);
+  const std::int64_t enc = weights + x + h + conv(8, 8);
+  const std::int64_t head = weights + x + h + conv(8, 3);
+  const PeakEstimate p = EstimateInferencePeak(a, {2, 8}, DType::kFp32, cpu);
+  EXPECT_EQ(p.bytes, std::max({stem, enc, head}));
+  EXPECT_EQ(p.breakdown.Total(), p.bytes);
+  EXPECT_EQ(p.breakdown.workspace, conv(8, 8) - h);
 }
 
 TEST(CostModelHand, OneLevelTrainingStep) {
@@ -250,19 +272,41 @@ class CostModelInvariants : public ::testing::Test {
   }
 };
 
+// From batch 2 up. At batch 1 the CPU profile is, like LibTorch, not monotone: a convolution on
+// a small single-image input takes the native kernel with its im2col columns, and a slightly
+// larger one takes oneDNN, which can need less (see BatchOneCrossesTheNativeThreshold).
 TEST_F(CostModelInvariants, PeaksMonotoneInTileAndBatch) {
   for (const DeviceProfile& dev : DeviceProfiles()) {
     for (const Architecture& a : SampleMany(1500, 11)) {
       const int m = SpatialMultiple(a);
       const int t = std::max(m, 64 / m * m);
-      const std::int64_t base = InferencePeakBytes(a, {1, t}, DType::kFp32, dev);
-      EXPECT_LT(base, InferencePeakBytes(a, {1, t + m}, DType::kFp32, dev)) << ToCanonicalJson(a);
-      EXPECT_LT(base, InferencePeakBytes(a, {2, t}, DType::kFp32, dev)) << ToCanonicalJson(a);
-      const std::int64_t train = TrainPeakBytes(a, {1, t}, DType::kFp32, dev);
-      EXPECT_LT(train, TrainPeakBytes(a, {1, t + m}, DType::kFp32, dev)) << ToCanonicalJson(a);
-      EXPECT_LT(train, TrainPeakBytes(a, {2, t}, DType::kFp32, dev)) << ToCanonicalJson(a);
+      const std::int64_t base = InferencePeakBytes(a, {2, t}, DType::kFp32, dev);
+      EXPECT_LT(base, InferencePeakBytes(a, {2, t + m}, DType::kFp32, dev)) << ToCanonicalJson(a);
+      EXPECT_LT(base, InferencePeakBytes(a, {3, t}, DType::kFp32, dev)) << ToCanonicalJson(a);
+      const std::int64_t train = TrainPeakBytes(a, {2, t}, DType::kFp32, dev);
+      EXPECT_LT(train, TrainPeakBytes(a, {2, t + m}, DType::kFp32, dev)) << ToCanonicalJson(a);
+      EXPECT_LT(train, TrainPeakBytes(a, {3, t}, DType::kFp32, dev)) << ToCanonicalJson(a);
     }
   }
+}
+
+TEST(CostModelCpu, BatchOneCrossesTheNativeThreshold) {
+  // One level of 32 channels at batch 1: the encoder conv's input has 32*H*W elements. At 24x24
+  // (18432 <= 20480) LibTorch runs the native kernel with 32*9*576 floats of columns; at 32x32
+  // it runs oneDNN, whose buffers are the padded weights, bias and a blocked destination.
+  const Architecture a = Arch({32}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
+                              DownsampleKind::kStrided);
+  const DeviceProfile& cpu = DefaultDeviceProfile();
+  const PeakEstimate small = EstimateInferencePeak(a, {1, 24}, DType::kFp32, cpu);
+  EXPECT_EQ(small.location.stage, Stage::kEncoder);
+  EXPECT_EQ(small.breakdown.workspace, 32 * 9 * 576 * 4);
+  const PeakEstimate large = EstimateInferencePeak(a, {1, 32}, DType::kFp32, cpu);
+  EXPECT_EQ(large.location.stage, Stage::kEncoder);
+  // Reordered source, weights and blocked destination beside each other; the output is not
+  // workspace.
+  const std::int64_t src = 32 * 1024 * 4, w = 32 * 32 * 9 * 4, dst = 32 * 1024 * 4, out = dst;
+  EXPECT_EQ(large.breakdown.workspace, src + w + dst - out);
+  EXPECT_GT(small.bytes, large.bytes);
 }
 
 TEST_F(CostModelInvariants, TrainingPeakAtLeastInferencePeakAtEqualShapes) {

@@ -6,24 +6,10 @@
 namespace peaknas::search {
 namespace {
 
-// Workspace of LibTorch 1.13 on CPU, where float convolutions go through oneDNN (ideep).
-// Reading of aten/src/ATen/native/mkldnn/Conv.cpp for NCHW tensors: the source is reordered
-// into oneDNN's blocked layout (~ input bytes), the weights are reordered on every call
-// (~ weight bytes), the result is computed into a blocked tensor and then copied into the dense
-// output (~ output bytes); ideep allocates all three through c10's CPU allocator, so the
-// counting allocator sees them. Backward reorders the output gradient and produces the input
-// and weight gradients in blocked form before densifying them. Max pooling keeps int64
-// indices. These are first, reading-based upper bounds: measurements on the worker replace them
-// (docs/cost-model.md).
+// Workspace of LibTorch 1.13 on CPU for the ops other than convolutions (convolutions follow
+// CpuConvRules, measured). Max pooling keeps int64 indices; the loss and Adam as below.
 WorkspaceTable CpuOneDnnWorkspace() {
   WorkspaceTable t;
-  const WorkspaceTerm conv_forward{.in = 1, .weight = 1, .out = 1};
-  const WorkspaceTerm conv_backward{.in = 2, .weight = 2, .out = 1};
-  for (OpKind k : {OpKind::kConv3x3, OpKind::kConv2x2Stride2, OpKind::kConv1x1,
-                   OpKind::kConvTranspose2x2}) {
-    t.forward[static_cast<int>(k)] = conv_forward;
-    t.backward[static_cast<int>(k)] = conv_backward;
-  }
   t.forward[static_cast<int>(OpKind::kMaxPool2)] = {.out_index = 1};
   // l1_loss = mean(abs(y - target)): abs(.) is a temporary beside the saved difference.
   t.forward[static_cast<int>(OpKind::kL1Loss)] = {.out = 1};
@@ -63,7 +49,8 @@ std::vector<DeviceProfile> MakeProfiles() {
                .peak_flops_half = 1.5e11,
                .bandwidth_bytes_per_s = 2.0e10,
                .op_overhead_s = 1.0e-5,
-               .workspace = CpuOneDnnWorkspace()});
+               .workspace = CpuOneDnnWorkspace(),
+               .cpu_conv = {.enabled = true}});
   // NVIDIA H100 SXM: dense TF32 tensor cores (LibTorch's default for cuDNN convolutions),
   // dense FP16/BF16, HBM3 bandwidth, ~5 us per kernel launch and dispatch.
   p.push_back({.name = "h100",

@@ -66,6 +66,27 @@ struct WorkspaceTable {
   double adam_temporaries = 0;
 };
 
+// How LibTorch (1.13) runs a convolution on the CPU, and the buffers each path allocates
+// through c10's CPU allocator (measured with the worker's counting allocator; see
+// docs/cost-model.md). When `enabled`, these rules replace the linear workspace terms of the
+// four conv kinds.
+//
+// Path choice (aten ConvParams::use_mkldnn, fp32): oneDNN when (stride > 1 || batch >= 16 ||
+// kernel != 1 || threads > 1) && (batch > 1 || input elements > small_input_elements);
+// otherwise the native kernel, which unfolds the input (im2col) unless the conv is 1x1/s1.
+// Transposed convs always take the native kernel (per-sample columns and a row of ones).
+// oneDNN reorders the source into channel blocks (unless the kernel reads plain NCHW: fewer
+// than plain_source_max_channels + 1 input channels and kernel > 1), the weights, and computes
+// the result into a blocked tensor before copying it to the dense output.
+struct CpuConvRules {
+  bool enabled = false;
+  int channel_block = 16;                      // nChw16c with AVX-512; 8 with AVX2
+  int intra_op_threads = 1;                    // at::get_num_threads() of the worker
+  std::int64_t small_input_elements = 20480;   // batch-1 inputs up to this use the native path
+  int plain_source_max_channels = 15;          // 3x3 and 2x2 kernels read <= this many plain
+  int bias_padding_extra = 32;                 // oneDNN pads a bias to block + this many elements
+};
+
 struct DeviceProfile {
   std::string name;         // "cpu", "h100", ... (what --device-profile takes)
   std::string description;  // one line for --help and reports
@@ -75,6 +96,7 @@ struct DeviceProfile {
   double bandwidth_bytes_per_s = 0;  // sustained memory bandwidth
   double op_overhead_s = 0;          // dispatch/launch cost per op
   WorkspaceTable workspace;
+  CpuConvRules cpu_conv;
 
   double PeakFlops(DType d) const { return d == DType::kFp32 ? peak_flops_fp32 : peak_flops_half; }
 };
