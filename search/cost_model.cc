@@ -504,8 +504,9 @@ class TrainSweep {
     loss.out_elems = last.out_elems;
     const i64 diff = last.out_bytes;
     const i64 forward_ws = ForwardWorkspace(loss);
-    Consider(diff + forward_ws, forward_ws, loss, Phase::kForward);
-    live_ += diff;
+    Consider(diff + forward_ws + d_, forward_ws, loss, Phase::kForward);
+    // The scalar loss, and the gradient seed (a one) that backward() holds until it returns.
+    live_ += diff + 2 * d_;
     const TensorInfo& y = tensors_[last.out];
     if (y.first_saver < 0) live_ -= y.bytes;
     // Backward of the loss: dL/dy beside its temporaries, then the difference is released.
@@ -594,6 +595,7 @@ class TrainSweep {
       live_ -= SavedExtra(op);
       ReleaseSavedBy(op, k);
     }
+    live_ -= 2 * d_;  // the loss and its seed
     assert(live_ == persistent_);
   }
 

@@ -110,9 +110,11 @@ TEST(CostModelHand, OneLevelTrainingStep) {
   //   backward head conv:  persistent + t1 + t2 + dL/dy + dL/dt2 + dW_head
   //   backward enc relu:   persistent + t1 + t2 + dL/dt2 + dL/dt2'
   //   backward enc conv:   persistent + t1 + dL/dt2' + dL/dt1 + dW_enc   <- the peak
-  const std::int64_t head_bw = persistent + 2 * h + x + h + 219 * 4;
-  const std::int64_t relu_bw = persistent + 2 * h + 2 * h;
-  const std::int64_t enc_bw = persistent + h + h + h + 584 * 4;
+  // and all through the backward, the scalar loss and its gradient seed.
+  const std::int64_t scalars = 2 * 4;
+  const std::int64_t head_bw = persistent + 2 * h + x + h + 219 * 4 + scalars;
+  const std::int64_t relu_bw = persistent + 2 * h + 2 * h + scalars;
+  const std::int64_t enc_bw = persistent + h + h + h + 584 * 4 + scalars;
   ASSERT_GT(enc_bw, relu_bw);
   ASSERT_GT(enc_bw, head_bw);
   const PeakEstimate p = EstimateTrainPeak(a, {1, 8}, DType::kFp32, NoWorkspace());

@@ -1,0 +1,72 @@
+// Measurements of a built network on its device: allocator peak bytes for one inference batch
+// and for one steady-state training step, the process- or device-level peak beside them, and
+// latency.
+//
+// "Allocator peak" is what DESIGN.md's cost-model contract compares against: the peak, over
+// the pass, of bytes held by live tensor storage, weights, input and optimizer state included.
+// On CPU it comes from the counting allocator (counting_allocator.h); on CUDA from the caching
+// allocator's peak allocated bytes. Bytes that were live before the measured pass and are not
+// part of the pass's model (other tensors of the process) are excluded: the measurement is the
+// pass's growth over what was live before it, plus the resident state the model counts
+// (weights; for training also gradients and Adam's two moments), taken from the tensors
+// themselves.
+//
+// Thread-safety: one measurement at a time per process (the counters are process-wide).
+#ifndef PEAKNAS_WORKER_MEASURE_H_
+#define PEAKNAS_WORKER_MEASURE_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+#include "search/architecture.h"
+#include "search/cost_model.h"
+#include "search/device_profile.h"
+#include "worker/trainer.h"
+#include "worker/unet.h"
+
+namespace peaknas::worker {
+
+struct PeakMeasurement {
+  std::int64_t allocator_peak_bytes = 0;  // the contract's "measured"
+  // Process level: on CPU the resident-set high-water mark (VmHWM) of the whole process, which
+  // includes the framework's code and everything else the process holds; on CUDA the caching
+  // allocator's peak reserved bytes during the pass.
+  std::int64_t process_peak_bytes = 0;
+};
+
+// Inference of one batch [tile.batch, 3, tile.size, tile.size] under no-grad, in eval mode.
+PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch::Device device);
+
+// One training step at batch and patch `patch` after `warmup` steps (Adam's moments exist from
+// the first step on, so the second step is steady state). Random inputs; the trainer's
+// weights change.
+PeakMeasurement MeasureTrainStepPeak(Trainer& trainer, const search::Shape& patch,
+                                     torch::Device device, int warmup = 2);
+
+struct LatencyMeasurement {
+  double ms_per_tile = 0;         // median of `runs` timed forward passes of one batch
+  double ms_per_megapixel = 0;    // ms_per_tile / megapixels in the batch
+  int runs = 0;
+};
+
+// Median latency of inference at `tile` after `warmup` untimed passes (synchronizing with the
+// device after each pass).
+LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::Device device,
+                                  int warmup = 3, int runs = 10);
+
+// The cost model's device profile for `device` in this process: for the CPU, the default CPU
+// profile with its convolution rules set to this process's intra-op thread count (LibTorch
+// picks convolution kernels by it); for CUDA, the profile named like the device's kind when
+// search/device_profile.h has one, else the first CUDA profile.
+search::DeviceProfile DeviceProfileFor(torch::Device device);
+
+// Bytes of the tensors' storage (numel × element size), summed.
+std::int64_t TensorBytes(const std::vector<torch::Tensor>& tensors);
+
+// The resident-set high-water mark of this process (VmHWM), bytes; 0 where unknown.
+std::int64_t ProcessPeakRssBytes();
+
+}  // namespace peaknas::worker
+
+#endif  // PEAKNAS_WORKER_MEASURE_H_
