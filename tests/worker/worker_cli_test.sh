@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Runs the built `peaknas-worker` as a real process, one named case per call, and checks its
+# exit status, stdout and stderr. Registered with CTest by worker/CMakeLists.txt, one test a
+# case (worker.cli.<case>).
+#
+#   worker_cli_test.sh PEAKNAS_WORKER CASE
+#
+# Error cases check the contract of DESIGN.md ("Command line"): a non-zero exit status, nothing
+# on stdout, and exactly one line on stderr, "peaknas-worker <subcommand>: <message naming the
+# problem>". JSON checks and the TorchScript load use $PYTHON (Debian's /usr/bin/python3, which
+# has torch); without it the case fails and says so.
+set -uo pipefail
+
+if [[ $# -ne 2 ]]; then
+  echo "usage: $0 PEAKNAS_WORKER CASE" >&2
+  exit 2
+fi
+worker=$1
+case_name=$2
+python=${PYTHON:-/usr/bin/python3}
+
+work=$(mktemp -d)
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+out="$work/stdout"
+err="$work/stderr"
+
+fail() {
+  echo "FAIL [$case_name]: $*" >&2
+  echo "--- stdout:" >&2
+  head -c 4000 "$out" >&2
+  echo "--- stderr:" >&2
+  tail -c 4000 "$err" >&2
+  exit 1
+}
+
+run() {
+  "$worker" "$@" >"$out" 2>"$err"
+  status=$?
+}
+
+# expect_error SUBCOMMAND REGEX ARGS...: fails unless the run exits non-zero, prints nothing on
+# stdout and exactly one stderr line that starts with "peaknas-worker SUBCOMMAND: " and matches
+# REGEX (grep -E).
+expect_error() {
+  local sub=$1 regex=$2
+  shift 2
+  run "$@"
+  [[ $status -ne 0 ]] || fail "expected a non-zero exit status, got 0"
+  [[ $status -lt 128 ]] || fail "crashed with status $status"
+  [[ ! -s "$out" ]] || fail "expected nothing on stdout"
+  local lines
+  lines=$(wc -l <"$err")
+  [[ $lines -eq 1 ]] || fail "expected exactly one line on stderr, got $lines"
+  grep -q "^peaknas-worker $sub: " "$err" || fail "stderr does not start with 'peaknas-worker $sub: '"
+  grep -qE -- "$regex" "$err" || fail "stderr does not match /$regex/"
+  exit 0
+}
+
+expect_ok() {
+  run "$@"
+  [[ $status -eq 0 ]] || fail "expected exit status 0, got $status"
+  [[ -s "$out" ]] || fail "expected output on stdout"
+}
+
+need_python() {
+  [[ -x "$python" ]] || fail "no Python interpreter at $python (Debian's python3 with python3-torch; scripts/bootstrap installs it)"
+}
+
+# check_json PYTHON_CODE [ARGS...]: runs the code with `d`, the parsed stdout, in scope; ARGS
+# are sys.argv[3:].
+check_json() {
+  need_python
+  "$python" -c '
+import json, math, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 1, "expected one line of JSON on stdout, got %d" % len(lines)
+d = json.loads(lines[0])
+assert isinstance(d, dict), "not one JSON object"
+exec(sys.argv[2])
+' "$out" "$@" 2>"$work/python" || {
+    cat "$work/python" >&2
+    fail "JSON check failed"
+  }
+}
+
+# A tiny dataset: 1 scene x 2 pairs of 64x64, 2 x 2 validation blocks of 32x32.
+make_tiny_data() {
+  "$worker" make-data --out "$work/data" --scenes 1 --size 64 --val-images 2 --val-blocks 2 \
+    --block-size 32 --seed 9 >"$work/make-data.out" 2>"$work/make-data.err" ||
+    { cat "$work/make-data.err" >&2; fail "make-data failed"; }
+}
+
+tiny='{"levels": 2, "widths": [8, 16], "enc_blocks": [1, 1], "dec_blocks": [1], "skip": "add", "upsample": "bilinear", "downsample": "maxpool", "activation": "lrelu"}'
+three='{"levels": 3, "widths": [8, 16, 32], "enc_blocks": [1, 1, 1], "dec_blocks": [1, 1], "skip": "concat", "upsample": "transposed", "downsample": "strided", "activation": "relu"}'
+
+readonly once_keys='
+def is_int(v): return isinstance(v, int) and not isinstance(v, bool)
+def is_num(v): return is_int(v) or isinstance(v, float)
+keys = ["arch", "arch_hash", "device", "device_profile", "precision", "steps", "train_batch",
+        "patch", "batch", "tile", "final_loss", "psnr", "ssim", "noisy_psnr", "noisy_ssim",
+        "psnr_gain", "params", "macs", "predicted_inference_peak_bytes",
+        "measured_inference_peak_bytes", "process_inference_peak_bytes",
+        "predicted_train_peak_bytes", "measured_train_peak_bytes", "process_train_peak_bytes",
+        "inference_ratio", "train_ratio", "latency_ms_per_tile", "latency_ms_per_mp",
+        "predicted_latency_ms_per_tile", "train_steps_per_s", "train_seconds", "eval_seconds",
+        "export"]
+missing = [k for k in keys if k not in d]
+assert not missing, "missing keys: %s" % missing
+for k in ["params", "macs", "steps", "train_batch", "patch", "batch", "tile",
+          "predicted_inference_peak_bytes", "measured_inference_peak_bytes",
+          "process_inference_peak_bytes", "predicted_train_peak_bytes",
+          "measured_train_peak_bytes", "process_train_peak_bytes"]:
+    assert is_int(d[k]) and d[k] > 0, (k, d[k])
+for k in ["final_loss", "psnr", "ssim", "noisy_psnr", "noisy_ssim", "psnr_gain", "inference_ratio",
+          "train_ratio", "latency_ms_per_tile", "latency_ms_per_mp",
+          "predicted_latency_ms_per_tile", "train_steps_per_s", "train_seconds", "eval_seconds"]:
+    assert is_num(d[k]) and math.isfinite(d[k]), (k, d[k])
+# The cost model is an upper bound on what the allocator saw (fp32 on the CPU).
+assert d["measured_inference_peak_bytes"] <= d["predicted_inference_peak_bytes"], d
+assert d["measured_train_peak_bytes"] <= d["predicted_train_peak_bytes"], d
+assert abs(d["inference_ratio"] - d["predicted_inference_peak_bytes"] / d["measured_inference_peak_bytes"]) < 1e-9, d
+assert abs(d["train_ratio"] - d["predicted_train_peak_bytes"] / d["measured_train_peak_bytes"]) < 1e-9, d
+assert d["inference_ratio"] >= 1 and d["train_ratio"] >= 1, d
+# The training step holds weights, gradients and Adam state: more than one inference pass here.
+assert d["measured_train_peak_bytes"] > 4 * d["params"] * 4, d
+assert abs(d["psnr_gain"] - (d["psnr"] - d["noisy_psnr"])) < 1e-9, d
+assert 5 < d["noisy_psnr"] < 60 and 0 < d["noisy_ssim"] <= 1, d
+assert d["process_inference_peak_bytes"] >= d["measured_inference_peak_bytes"], d
+assert d["process_train_peak_bytes"] >= d["process_inference_peak_bytes"], d
+assert isinstance(d["arch"], dict) and isinstance(d["arch_hash"], str) and len(d["arch_hash"]) == 16
+assert d["device"] == "cpu" and d["device_profile"] == "cpu" and d["precision"] == "fp32", d
+'
+
+case "$case_name" in
+  # --- make-data ----------------------------------------------------------------------------
+  make_data_layout)
+    expect_ok make-data --out "$work/data" --scenes 2 --pairs-per-scene 2 --size 64 \
+      --val-images 2 --val-blocks 3 --block-size 32 --seed 5
+    grep -q "^wrote $work/data: 2 scenes x 2 pairs of 64x64, 2 x 3 validation blocks of 32x32" \
+      "$out" || fail "unexpected summary"
+    grep -q '^make-data: scenes 2/2$' "$err" || fail "no progress lines on stderr"
+    for scene in 0001_SYN 0002_SYN; do
+      for k in 010 011; do
+        for kind in NOISY GT; do
+          f="$work/data/Data/$scene/${kind}_SRGB_$k.PNG"
+          [[ -s "$f" ]] || fail "missing $f"
+          head -c 8 "$f" | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a' || fail "$f is not a PNG"
+        done
+      done
+    done
+    for mat in ValidationNoisyBlocksSrgb ValidationGtBlocksSrgb; do
+      f="$work/data/$mat.mat"
+      [[ -s "$f" ]] || fail "missing $f"
+      head -c 19 "$f" | grep -q '^MATLAB 5.0 MAT-file' || fail "$f is not a MAT v5 file"
+    done
+    [[ -s "$work/data/peaknas-data.json" ]] || fail "missing the manifest"
+    # The same flags give the same bytes; rewriting an earlier output is allowed.
+    cp "$work/data/ValidationNoisyBlocksSrgb.mat" "$work/first.mat"
+    expect_ok make-data --out "$work/data" --scenes 2 --pairs-per-scene 2 --size 64 \
+      --val-images 2 --val-blocks 3 --block-size 32 --seed 5 --threads 1
+    cmp -s "$work/first.mat" "$work/data/ValidationNoisyBlocksSrgb.mat" ||
+      fail "same seed, different validation blocks"
+    ;;
+  make_data_bad_flag)
+    expect_error make-data 'size: 8 is not in \[16, 16384\]' make-data --out "$work/data" --size 8 ;;
+  make_data_refuses_foreign_dir)
+    mkdir -p "$work/photos" && echo keep >"$work/photos/notes.txt"
+    expect_error make-data "$work/photos" make-data --out "$work/photos"
+    ;;
+
+  # --- once ---------------------------------------------------------------------------------
+  once_json)
+    make_tiny_data
+    expect_ok once --arch "$tiny" --data "$work/data" --steps 4 --train-batch 2 --patch 32 \
+      --tile 64 --progress-every 2 --latency-runs 2 --seed 3
+    check_json "$once_keys"'
+assert d["steps"] == 4 and d["train_batch"] == 2 and d["patch"] == 32, d
+assert d["batch"] == 1 and d["tile"] == 64 and d["export"] is None, d
+assert d["arch"]["skip"] == "add" and d["arch"]["widths"] == [8, 16], d["arch"]
+assert d["eval_blocks"] == 4, d
+'
+    grep -q '^once: step 4/4 ' "$err" || fail "no final progress line on stderr"
+    grep -q '^once: evaluate: 4 validation blocks of 32x32' "$err" || fail "no evaluate stage"
+    grep -q "^once: data: $work/data: 2 training pairs, 4 validation blocks of 32x32" "$err" ||
+      fail "no data stage"
+    ;;
+  once_export)
+    make_tiny_data
+    expect_ok once --arch "$three" --data "$work/data" --steps 2 --train-batch 2 --patch 32 \
+      --tile 32 --latency-runs 1 --export "$work/model.pt"
+    check_json "$once_keys"'
+assert d["export"] == sys.argv[3], (d["export"], sys.argv[3])
+' "$work/model.pt"
+    [[ -s "$work/model.pt" ]] || fail "no TorchScript file"
+    need_python
+    "$python" -c '
+import json, sys, torch
+d = json.loads(open(sys.argv[1]).read())
+m = torch.jit.load(sys.argv[2])
+assert json.loads(m.architecture) == d["arch"], (m.architecture, d["arch"])
+assert sum(p.numel() for p in m.parameters()) == d["params"]
+with torch.no_grad():
+    y = m(torch.rand(1, 3, 32, 32))
+assert tuple(y.shape) == (1, 3, 32, 32), y.shape
+' "$out" "$work/model.pt" 2>"$work/python" || {
+      cat "$work/python" >&2
+      fail "the exported model does not load in PyTorch"
+    }
+    ;;
+  once_missing_data)
+    expect_error once 'data "/nonexistent/peaknas-data": no such directory' once --arch "$tiny" \
+      --data /nonexistent/peaknas-data ;;
+  once_not_a_dataset)
+    expect_error once "$work/Data: no such directory \\(expected Data/" once --arch "$tiny" --data "$work" ;;
+  once_patch_larger_than_images)
+    make_tiny_data
+    expect_error once 'is smaller than the patch 128x128' once --arch "$tiny" --data "$work/data" \
+      --patch 128 ;;
+  once_blocks_not_multiple)
+    "$worker" make-data --out "$work/data" --scenes 1 --size 64 --val-images 1 --val-blocks 1 \
+      --block-size 30 >/dev/null 2>&1 || fail "make-data failed"
+    expect_error once "data \"$work/data\": validation blocks of 30x30 cannot be evaluated by a 3-level U-Net \\(the side must be a multiple of 4\\)" \
+      once --arch "$three" --data "$work/data" --patch 32 ;;
+  once_invalid_arch)
+    expect_error once 'arch: widths\[0\]: 12 is not a multiple of 8' once \
+      --arch "${tiny/\[8, 16\]/[12, 16]}" --data "$work" ;;
+  once_patch_not_multiple)
+    expect_error once 'patch: 30 is not a multiple of 4' once --arch "$three" --data "$work" \
+      --patch 30 ;;
+  once_unknown_device)
+    expect_error once 'device: "tpu" is not one of cpu, cuda, cuda:N' once --arch "$tiny" \
+      --data "$work" --device tpu ;;
+  once_cuda_unavailable)
+    # A CPU-only build says CUDA is missing; a CUDA build that no GPU 99 exists.
+    expect_error once 'device: "cuda:99": (CUDA is not available|this machine has [0-9]+ CUDA)' \
+      once --arch "$tiny" --data "$work" --device cuda:99 ;;
+  once_bad_precision)
+    expect_error once "precision: 'fp8' is not one of fp32, bf16, fp16" once --arch "$tiny" \
+      --data "$work" --precision fp8 ;;
+  once_missing_arch) expect_error once '--arch is required' once --data "$work" ;;
+  once_export_dir_missing)
+    expect_error once 'export "/nonexistent/dir/m.pt": directory /nonexistent/dir does not exist' \
+      once --arch "$tiny" --data "$work" --export /nonexistent/dir/m.pt ;;
+
+  # --- help and usage -----------------------------------------------------------------------
+  help)
+    run --help
+    [[ $status -eq 0 ]] || fail "--help exited $status"
+    grep -q 'once' "$out" && grep -q 'make-data' "$out" || fail "help does not list the subcommands"
+    ;;
+  once_help)
+    run once --help
+    [[ $status -eq 0 ]] || fail "--help exited $status"
+    [[ ! -s "$err" ]] || fail "--help wrote to stderr"
+    for want in '--arch' '--data' 'N=200' 'B=8' 'P=64' 'B=1' 'T=256' '--device' '=cpu' \
+      '--export' 'S=0' 'fp32|bf16|fp16=fp32' 'RATE=0.001' '--eval-batch' '--threads' \
+      'measured_inference_peak_bytes' 'latency_ms_per_mp'; do
+      grep -qF -- "$want" "$out" || fail "help does not mention $want"
+    done
+    ;;
+  make_data_help)
+    run make-data --help
+    [[ $status -eq 0 ]] || fail "--help exited $status"
+    for want in '--out' '--from' 'N=8' '--pairs-per-scene' 'PIXELS=256' '--val-images' \
+      '--val-blocks' 'PIXELS=64' 'S=0' 'ValidationNoisyBlocksSrgb.mat'; do
+      grep -qF -- "$want" "$out" || fail "help does not mention $want"
+    done
+    ;;
+  unknown_subcommand)
+    run frobnicate
+    [[ $status -eq 2 ]] || fail "expected exit status 2, got $status"
+    [[ $(wc -l <"$err") -eq 1 ]] || fail "expected exactly one line on stderr"
+    grep -qE '^peaknas-worker: unknown subcommand "frobnicate"; one of: once, make-data' "$err" ||
+      fail "stderr does not name the subcommands"
+    ;;
+  unknown_flag) expect_error once '--frobnicate' once --arch "$tiny" --data "$work" --frobnicate ;;
+
+  *)
+    echo "unknown case: $case_name" >&2
+    exit 2
+    ;;
+esac
+exit 0

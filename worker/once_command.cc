@@ -1,0 +1,302 @@
+#include "worker/once_command.h"
+
+#include <ATen/Parallel.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include "search/architecture.h"
+#include "search/cost_model.h"
+#include "search/device_profile.h"
+#include "worker/precision.h"
+#include "worker/trial.h"
+
+namespace peaknas::worker {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::string_view kWhitespace = " \t\r\n\f\v";
+
+// --arch as `peaknas estimate` reads it (cli/estimate_command.cc; the same messages, so the
+// two programs describe a bad architecture alike). Duplicated rather than shared: the search
+// library stays free of file I/O and the worker does not link the client CLI.
+StatusOr<search::Architecture> LoadArchitecture(const std::string& arg) {
+  const std::size_t first = arg.find_first_not_of(kWhitespace);
+  if (first == std::string::npos) {
+    return Status::InvalidArgument(
+        "arch: empty; expected a path to an architecture JSON file or the JSON object itself");
+  }
+  std::string json;
+  std::string field = "arch";
+  if (arg[first] == '{') {
+    json = arg;
+  } else {
+    field = "arch \"" + arg + "\"";
+    std::error_code ec;
+    if (std::filesystem::is_directory(arg, ec)) {
+      return Status::InvalidArgument(field +
+                                     ": is a directory; expected an architecture JSON file");
+    }
+    std::ifstream in(arg, std::ios::binary);
+    if (!in) {
+      const int error = errno;
+      return Status::NotFound(
+          field + ": cannot open: " + (error != 0 ? std::strerror(error) : "unknown error") +
+          " (--arch takes a file path or inline JSON starting with '{')");
+    }
+    std::ostringstream content;
+    content << in.rdbuf();
+    if (in.bad()) return Status::InvalidArgument(field + ": read error");
+    json = content.str();
+  }
+  StatusOr<search::Architecture> arch = search::ParseArchitecture(json);
+  if (arch.ok()) return arch;
+  std::string_view message = arch.status().message();
+  constexpr std::string_view kOwnPrefix = "architecture: ";
+  if (message.substr(0, kOwnPrefix.size()) == kOwnPrefix) message.remove_prefix(kOwnPrefix.size());
+  return Status(arch.status().code(), field + ": " + std::string(message));
+}
+
+StatusOr<TrialSpec> MakeSpec(const OnceOptions& o) {
+  TrialSpec spec;
+  PEAKNAS_ASSIGN_OR_RETURN(spec.arch, LoadArchitecture(o.arch));
+  spec.data_dir = o.data;
+  spec.train_shape = search::Shape{.batch = o.train_batch, .size = o.patch};
+  spec.tile = search::Shape{.batch = o.batch, .size = o.tile};
+  spec.steps = o.steps;
+  spec.learning_rate = o.lr;
+  PEAKNAS_ASSIGN_OR_RETURN(spec.precision, ParsePrecision(o.precision));
+  spec.eval_batch = o.eval_batch;
+  PEAKNAS_ASSIGN_OR_RETURN(spec.device, ParseDevice(o.device, "device"));
+  spec.seed = o.seed;
+  spec.export_path = o.export_path;
+  spec.progress_every = o.progress_every;
+  spec.latency_runs = o.latency_runs;
+  PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
+  std::error_code ec;
+  if (!std::filesystem::is_directory(o.data, ec)) {
+    return Status::NotFound("data \"" + o.data + "\": no such directory");
+  }
+  return spec;
+}
+
+double Ratio(std::int64_t predicted, std::int64_t measured) {
+  return measured > 0 ? static_cast<double>(predicted) / static_cast<double>(measured) : 0.0;
+}
+
+Json Report(const TrialSpec& spec, const TrialResult& r) {
+  Json j;
+  j["arch"] = Json::parse(search::ToCanonicalJson(r.arch));
+  j["arch_hash"] = search::CanonicalHashHex(r.arch);
+  j["device"] = r.device;
+  j["device_profile"] = r.device_profile;
+  j["precision"] = Name(spec.precision);
+  j["dtype"] = search::Name(r.dtype);
+  j["threads"] = r.intra_op_threads;
+  j["seed"] = spec.seed;
+  j["data"] = spec.data_dir;
+  j["steps"] = r.steps;
+  j["lr"] = spec.learning_rate;
+  j["train_batch"] = spec.train_shape.batch;
+  j["patch"] = spec.train_shape.size;
+  j["batch"] = spec.tile.batch;
+  j["tile"] = spec.tile.size;
+  j["eval_batch"] = spec.eval_batch;
+  j["initial_loss"] = r.initial_loss;
+  j["final_loss"] = r.final_loss;
+  j["psnr"] = r.scores.psnr;
+  j["ssim"] = r.scores.ssim;
+  j["noisy_psnr"] = r.noisy.psnr;
+  j["noisy_ssim"] = r.noisy.ssim;
+  j["psnr_gain"] = r.scores.psnr - r.noisy.psnr;
+  j["eval_blocks"] = r.scores.blocks;
+  j["params"] = r.params;
+  j["macs"] = r.macs;
+  j["predicted_inference_peak_bytes"] = r.predicted_inference_peak_bytes;
+  j["measured_inference_peak_bytes"] = r.measured_inference_peak_bytes;
+  j["process_inference_peak_bytes"] = r.process_inference_peak_bytes;
+  j["predicted_train_peak_bytes"] = r.predicted_train_peak_bytes;
+  j["measured_train_peak_bytes"] = r.measured_train_peak_bytes;
+  j["process_train_peak_bytes"] = r.process_train_peak_bytes;
+  j["inference_ratio"] = Ratio(r.predicted_inference_peak_bytes, r.measured_inference_peak_bytes);
+  j["train_ratio"] = Ratio(r.predicted_train_peak_bytes, r.measured_train_peak_bytes);
+  j["latency_ms_per_tile"] = r.latency_ms_per_tile;
+  j["latency_ms_per_mp"] = r.latency_ms_per_mp;
+  j["predicted_latency_ms_per_tile"] = r.predicted_latency_ms_per_tile;
+  j["train_steps_per_s"] = r.train_steps_per_s;
+  j["train_seconds"] = r.train_seconds;
+  j["eval_seconds"] = r.eval_seconds;
+  j["export"] = r.export_path.has_value() ? Json(*r.export_path) : Json();
+  return j;
+}
+
+std::string Format(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, value);
+  return buffer;
+}
+
+constexpr const char* kDescription =
+    "Run one trial locally: build the U-Net, measure its inference peak memory and latency, "
+    "train it, evaluate it on the validation blocks (SIDD protocol), optionally export it as "
+    "TorchScript, measure a training step's peak memory, and print one JSON object with every "
+    "figure beside the cost model's prediction.";
+
+constexpr const char* kFooter =
+    "Progress (stages, and a line every --progress-every steps: loss, learning rate, steps/s)\n"
+    "goes to stderr; stdout gets exactly one JSON object on one line, with the keys:\n"
+    "  arch, arch_hash, device, device_profile, precision, dtype, threads, seed, data, steps,\n"
+    "  lr, train_batch, patch, batch, tile, eval_batch, initial_loss, final_loss,\n"
+    "  psnr, ssim, noisy_psnr, noisy_ssim, psnr_gain, eval_blocks, params, macs,\n"
+    "  predicted_inference_peak_bytes, measured_inference_peak_bytes,\n"
+    "  process_inference_peak_bytes, predicted_train_peak_bytes, measured_train_peak_bytes,\n"
+    "  process_train_peak_bytes, inference_ratio and train_ratio (predicted / measured),\n"
+    "  latency_ms_per_tile, latency_ms_per_mp, predicted_latency_ms_per_tile (roofline),\n"
+    "  train_steps_per_s, train_seconds, eval_seconds, export (the file, or null).\n"
+    "\"measured\" is the allocator's peak bytes of live tensors (the cost model's contract);\n"
+    "\"process\" is the process's resident-set high-water mark on CPU (cumulative over the run)\n"
+    "or the caching allocator's peak reserved bytes on CUDA. The inference figures are taken on\n"
+    "the freshly initialized net, the training-step figure after training and export.\n"
+    "\n"
+    "Architecture JSON (DESIGN.md, \"The U-Net family\"):\n"
+    "  {\"levels\": 4, \"widths\": [32, 64, 128, 256], \"enc_blocks\": [1, 1, 2, 2],\n"
+    "   \"dec_blocks\": [1, 1, 1], \"skip\": \"concat\", \"upsample\": \"transposed\",\n"
+    "   \"downsample\": \"strided\", \"activation\": \"relu\"}\n"
+    "\n"
+    "Examples:\n"
+    "  peaknas-worker make-data --out /tmp/syn\n"
+    "  peaknas-worker once --arch examples/unet4.json --data /tmp/syn --steps 500 \\\n"
+    "      --export /tmp/unet4.pt\n"
+    "  peaknas-worker once --arch examples/unet4.json --data /data/sidd --device cuda:0 \\\n"
+    "      --precision bf16 --tile 512 --steps 2000\n"
+    "\n"
+    "Exit status: 0 on success; 1 for bad input (architecture, shape, device, data) or a failed\n"
+    "trial (out of memory, diverged training); 2 for a command-line usage error. Errors are one\n"
+    "line on stderr.";
+
+}  // namespace
+
+CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
+  CLI::App* cmd = root.add_subcommand("once", kDescription);
+  cmd->footer(kFooter);
+  cmd->add_option("--arch", options.arch,
+                  "Architecture: a path to a JSON file, or the JSON object itself (an argument "
+                  "starting with '{' is read as JSON). Required.")
+      ->required()
+      ->type_name("FILE|JSON");
+  cmd->add_option("--data", options.data,
+                  "Dataset directory in SIDD's sRGB layout (Data/<scene>/NOISY_SRGB_*.PNG and "
+                  "GT_SRGB_*.PNG, ValidationNoisyBlocksSrgb.mat, ValidationGtBlocksSrgb.mat), as "
+                  "`peaknas-worker make-data` writes. Required.")
+      ->required()
+      ->type_name("DIR");
+  cmd->add_option("--steps", options.steps, "Training steps (Adam, L1 loss, cosine decay).")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--train-batch", options.train_batch,
+                  "Training batch size, in [1, " + std::to_string(search::kMaxBatch) + "].")
+      ->type_name("B")
+      ->capture_default_str();
+  cmd->add_option("--patch", options.patch,
+                  "Training patch side P (random P x P crops): a multiple of 2^(levels-1), no "
+                  "larger than the training images.")
+      ->type_name("P")
+      ->capture_default_str();
+  cmd->add_option("--batch", options.batch,
+                  "Inference batch for the peak-memory and latency measurements.")
+      ->type_name("B")
+      ->capture_default_str();
+  cmd->add_option("--tile", options.tile,
+                  "Inference tile side T for the peak-memory and latency measurements: a "
+                  "multiple of 2^(levels-1). (Evaluation runs on the whole validation blocks.)")
+      ->type_name("T")
+      ->capture_default_str();
+  cmd->add_option("--device", options.device,
+                  "Where to run: cpu, cuda (= cuda:0) or cuda:N. CUDA needs a CUDA LibTorch "
+                  "and a GPU.")
+      ->type_name("cpu|cuda:N")
+      ->capture_default_str();
+  cmd->add_option("--export", options.export_path,
+                  "Write the trained model as TorchScript to FILE (loads with torch.jit.load or "
+                  "torch::jit::load; its `architecture` attribute holds the canonical JSON). Its "
+                  "directory must exist. Default: no export.")
+      ->type_name("FILE");
+  cmd->add_option("--seed", options.seed,
+                  "Seed of the weights' initialization and the patch "
+                  "sampling.")
+      ->type_name("S")
+      ->capture_default_str();
+  cmd->add_option("--precision", options.precision,
+                  "Autocast precision of training, evaluation and measurements: fp32, bf16 "
+                  "(CPU or CUDA) or fp16 (CUDA). The cost model is asked at the same dtype; its "
+                  "bound is a contract for fp32 only.")
+      ->type_name("fp32|bf16|fp16")
+      ->capture_default_str();
+  cmd->add_option("--lr", options.lr,
+                  "Initial learning rate, in (0, 1]; decays by a half cosine to 1e-5 at the "
+                  "last step.")
+      ->type_name("RATE")
+      ->capture_default_str();
+  cmd->add_option("--eval-batch", options.eval_batch,
+                  "Validation blocks per forward pass during evaluation.")
+      ->type_name("B")
+      ->capture_default_str();
+  cmd->add_option("--threads", options.threads,
+                  "LibTorch intra-op threads; 0 keeps LibTorch's default for this "
+                  "machine. On CPU the convolution kernels, and so the peaks, depend on it: "
+                  "the cost model's contract is proven for 1 (docs/cost-model.md); with more, "
+                  "oneDNN's backward adds per-thread buffers the model does not include yet "
+                  "(train_ratio shows it). Local searches run one single-threaded worker "
+                  "per core.")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--progress-every", options.progress_every,
+                  "Training steps between progress lines on stderr.")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--latency-runs", options.latency_runs,
+                  "Timed inference passes (after 3 untimed ones); the median is reported.")
+      ->type_name("N")
+      ->capture_default_str();
+  return cmd;
+}
+
+Status RunOnce(const OnceOptions& options, std::ostream& out, std::ostream& progress) {
+  if (options.threads < 0) {
+    return Status::InvalidArgument("threads: " + std::to_string(options.threads) +
+                                   " is negative; 0 keeps LibTorch's default");
+  }
+  if (options.threads > 0) at::set_num_threads(options.threads);
+  PEAKNAS_ASSIGN_OR_RETURN(const TrialSpec spec, MakeSpec(options));
+
+  TrialCallbacks callbacks;
+  callbacks.stage = [&](std::string_view stage, std::string_view detail) {
+    progress << "once: " << stage << ": " << detail << '\n';
+    progress.flush();
+  };
+  callbacks.train = [&](const TrainProgress& p) {
+    progress << "once: step " << p.step << "/" << p.steps << "  loss " << Format("%.5f", p.loss)
+             << "  lr " << Format("%.2e", p.learning_rate) << "  "
+             << Format("%.1f", p.steps_per_second) << " steps/s\n";
+    progress.flush();
+  };
+  PEAKNAS_ASSIGN_OR_RETURN(const TrialResult result, RunTrial(spec, callbacks));
+  progress << "once: psnr " << Format("%.3f", result.scores.psnr) << " dB (noisy "
+           << Format("%.3f", result.noisy.psnr) << " dB, gain "
+           << Format("%+.3f", result.scores.psnr - result.noisy.psnr) << " dB)\n";
+  progress.flush();
+  out << Report(spec, result).dump() << '\n';
+  out.flush();
+  return Status::Ok();
+}
+
+}  // namespace peaknas::worker

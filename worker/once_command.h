@@ -1,0 +1,55 @@
+// `peaknas-worker once`: one trial run locally, reported as one JSON object on stdout
+// (DESIGN.md, "Command line"; the trial itself is worker/trial.h).
+//
+// As in the `peaknas` CLI (cli/estimate_command.h), the command has two halves: AddOnceCommand
+// declares the subcommand and binds its flags to a OnceOptions; RunOnce validates them, runs
+// the trial and writes the report. Bad input comes back as a Status whose one-line message
+// names the offending flag, architecture field or path; main() prints it.
+//
+// Thread-safety: one RunOnce per process at a time (see trial.h).
+#ifndef PEAKNAS_WORKER_ONCE_COMMAND_H_
+#define PEAKNAS_WORKER_ONCE_COMMAND_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "search/status.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace peaknas::worker {
+
+struct OnceOptions {
+  // A path to an architecture JSON file, or the JSON itself (when it starts with '{').
+  std::string arch;
+  std::string data;                // SIDD-layout dataset directory (make-data writes one)
+  int steps = 200;                 // training steps
+  int train_batch = 8;             // training batch
+  int patch = 64;                  // training patch side
+  int batch = 1;                   // inference batch for the peak and latency measurements
+  int tile = 256;                  // inference tile side for the peak and latency measurements
+  std::string device = "cpu";      // cpu, cuda, cuda:N
+  std::string export_path;         // TorchScript file; empty: no export
+  std::uint64_t seed = 0;          // weights' init, patch sampling
+  std::string precision = "fp32";  // fp32, bf16, fp16 (autocast)
+  double lr = 1e-3;                // initial learning rate (cosine decay)
+  int eval_batch = 8;              // validation blocks per forward pass
+  int threads = 1;                 // LibTorch intra-op threads; 0: LibTorch's default
+  int progress_every = 10;         // steps between progress lines on stderr
+  int latency_runs = 10;           // timed passes for the median latency
+};
+
+// Adds the `once` subcommand to `root`, its flags bound to `options` (which must outlive the
+// parse). Returns the subcommand.
+CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options);
+
+// Validates `options`, runs the trial with progress lines on `progress`, and writes one JSON
+// object (one line) to `out`. On error nothing is written to `out`.
+Status RunOnce(const OnceOptions& options, std::ostream& out, std::ostream& progress);
+
+}  // namespace peaknas::worker
+
+#endif  // PEAKNAS_WORKER_ONCE_COMMAND_H_

@@ -1,0 +1,279 @@
+#include "worker/trial.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "search/device_profile.h"
+#include "worker/data/patch_sampler.h"
+#include "worker/data/sidd.h"
+#include "worker/evaluate.h"
+#include "worker/export.h"
+#include "worker/measure.h"
+#include "worker/unet.h"
+
+namespace peaknas::worker {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string FirstLine(const std::string& message) {
+  const std::size_t end = message.find('\n');
+  return end == std::string::npos ? message : message.substr(0, end);
+}
+
+search::DType DTypeOf(Precision p) {
+  switch (p) {
+    case Precision::kFp32:
+      return search::DType::kFp32;
+    case Precision::kBf16:
+      return search::DType::kBf16;
+    case Precision::kFp16:
+      return search::DType::kFp16;
+  }
+  return search::DType::kFp32;
+}
+
+std::string Side(int side) { return std::to_string(side) + "x" + std::to_string(side); }
+
+std::string DeviceName(torch::Device device) {
+  return device.is_cpu() ? std::string("cpu")
+                         : "cuda:" + std::to_string(device.has_index() ? device.index() : 0);
+}
+
+// The validation blocks must go through the net whole: their side must be a multiple of
+// 2^(levels-1).
+Status CheckBlocks(const TrialSpec& spec, const data::SiddDataset& dataset) {
+  const int multiple = search::SpatialMultiple(spec.arch);
+  const int side = dataset.val_noisy.block_size;
+  if (dataset.val_noisy.num_blocks() == 0) {
+    return Status::InvalidArgument("data \"" + spec.data_dir + "\": no validation blocks");
+  }
+  if (side % multiple != 0) {
+    return Status::InvalidArgument(
+        "data \"" + spec.data_dir + "\": validation blocks of " + Side(side) + " cannot be " +
+        "evaluated by a " + std::to_string(spec.arch.levels) + "-level U-Net (the side must " +
+        "be a multiple of " + std::to_string(multiple) + ")");
+  }
+  return Status::Ok();
+}
+
+StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& callbacks) {
+  const auto stage = [&](std::string_view name, const std::string& detail) {
+    if (callbacks.stage) callbacks.stage(name, detail);
+  };
+  const torch::Device device = spec.device;
+  TrialResult r;
+  r.arch = spec.arch;
+  r.device = DeviceName(device);
+  r.dtype = DTypeOf(spec.precision);
+  r.intra_op_threads = at::get_num_threads();
+  r.steps = spec.steps;
+
+  // 1. Data: everything that can be wrong with the files fails here, before any work.
+  PEAKNAS_ASSIGN_OR_RETURN(const data::SiddDataset dataset, data::OpenSiddDataset(spec.data_dir));
+  PEAKNAS_RETURN_IF_ERROR(CheckBlocks(spec, dataset));
+  data::PatchSamplerOptions sampling;
+  sampling.batch = spec.train_shape.batch;
+  sampling.patch = spec.train_shape.size;
+  sampling.seed = spec.seed;
+  PEAKNAS_ASSIGN_OR_RETURN(data::PatchSampler sampler,
+                           data::PatchSampler::Create(dataset.train, sampling));
+  // Reported once the data is known good, so that a bad dataset is a one-line error.
+  stage("data", spec.data_dir + ": " + std::to_string(dataset.train.size()) + " training pairs, " +
+                    std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
+                    Side(dataset.val_noisy.block_size));
+
+  torch::manual_seed(spec.seed);
+  UNet net(spec.arch);
+  net->to(device);
+
+  // The cost model's view, on the profile of this device.
+  const search::DeviceProfile profile = DeviceProfileFor(device);
+  r.device_profile = profile.name;
+  r.params = search::Parameters(spec.arch);
+  std::int64_t built = 0;
+  for (const torch::Tensor& p : net->parameters()) built += p.numel();
+  assert(built == r.params && "UNet and the cost model disagree on the parameter count");
+  (void)built;
+  r.macs = search::CountWork(spec.arch, spec.tile, r.dtype).macs;
+  r.predicted_inference_peak_bytes =
+      search::InferencePeakBytes(spec.arch, spec.tile, r.dtype, profile);
+  r.predicted_train_peak_bytes =
+      search::TrainPeakBytes(spec.arch, spec.train_shape, r.dtype, profile);
+  r.predicted_latency_ms_per_tile =
+      1e3 * search::InferenceLatencySeconds(spec.arch, spec.tile, r.dtype, profile);
+
+  // 2. Inference peak and latency, on the fresh net.
+  stage("measure-inference", "batch " + std::to_string(spec.tile.batch) + ", tile " +
+                                 Side(spec.tile.size) + ", " + std::string(Name(spec.precision)));
+  {
+    AutocastGuard autocast(spec.precision, device);
+    const PeakMeasurement peak = MeasureInferencePeak(net, spec.tile, device);
+    r.measured_inference_peak_bytes = peak.allocator_peak_bytes;
+    r.process_inference_peak_bytes = peak.process_peak_bytes;
+    const LatencyMeasurement latency =
+        MeasureLatency(net, spec.tile, device, spec.latency_warmup, spec.latency_runs);
+    r.latency_ms_per_tile = latency.ms_per_tile;
+    r.latency_ms_per_mp = latency.ms_per_megapixel;
+  }
+
+  // 3. Training.
+  stage("train", std::to_string(spec.steps) + " steps, batch " +
+                     std::to_string(spec.train_shape.batch) + ", patch " +
+                     Side(spec.train_shape.size) + ", " + std::to_string(dataset.train.size()) +
+                     " training pairs");
+  TrainOptions train;
+  train.steps = spec.steps;
+  train.learning_rate = spec.learning_rate;
+  train.min_learning_rate = std::min(train.min_learning_rate, spec.learning_rate);
+  train.precision = spec.precision;
+  train.progress_every = spec.progress_every;
+  PEAKNAS_RETURN_IF_ERROR(ValidateTrainOptions(train));
+  Trainer trainer(net, train, device);
+  bool first_report = true;
+  const auto progress = [&](const TrainProgress& p) {
+    if (first_report) {
+      r.initial_loss = p.loss;
+      first_report = false;
+    }
+    if (callbacks.train) callbacks.train(p);
+  };
+  PEAKNAS_ASSIGN_OR_RETURN(const TrainResult trained, trainer.Run(sampler, progress));
+  r.final_loss = trained.final_loss;
+  r.train_seconds = trained.seconds;
+  r.train_steps_per_s = trained.steps_per_second;
+
+  // 4. Evaluation.
+  stage("evaluate", std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
+                        Side(dataset.val_noisy.block_size));
+  const auto eval_start = Clock::now();
+  r.scores =
+      Evaluate(net, dataset.val_noisy, dataset.val_clean, device, spec.eval_batch, spec.precision);
+  r.eval_seconds = SecondsSince(eval_start);
+  r.noisy = NoisyBaseline(dataset.val_noisy, dataset.val_clean);
+
+  // 5. Export of the trained weights.
+  if (!spec.export_path.empty()) {
+    stage("export", spec.export_path);
+    PEAKNAS_RETURN_IF_ERROR(ExportTorchScript(net, spec.export_path));
+    r.export_path = spec.export_path;
+  }
+
+  // 6. Training-step peak, in the trainer's steady state; changes the weights (see trial.h).
+  stage("measure-train", "batch " + std::to_string(spec.train_shape.batch) + ", patch " +
+                             Side(spec.train_shape.size));
+  const PeakMeasurement train_peak = MeasureTrainStepPeak(trainer, spec.train_shape, device);
+  r.measured_train_peak_bytes = train_peak.allocator_peak_bytes;
+  r.process_train_peak_bytes = train_peak.process_peak_bytes;
+  return r;
+}
+
+}  // namespace
+
+StatusOr<torch::Device> ParseDevice(std::string_view text, std::string_view field) {
+  const std::string f(field);
+  const std::string t(text);
+  if (t == "cpu") return torch::Device(torch::kCPU);
+  int index = -1;
+  if (t == "cuda") {
+    index = 0;
+  } else if (t.rfind("cuda:", 0) == 0 && t.size() > 5 && t.size() <= 8 &&
+             t.find_first_not_of("0123456789", 5) == std::string::npos) {
+    index = std::stoi(t.substr(5));
+  } else {
+    return Status::InvalidArgument(f + ": \"" + t + "\" is not one of cpu, cuda, cuda:N");
+  }
+  if (!torch::cuda::is_available()) {
+    return Status::InvalidArgument(f + ": \"" + t +
+                                   "\": CUDA is not available (this LibTorch has no CUDA "
+                                   "support or the machine has no GPU); use cpu");
+  }
+  const int count = static_cast<int>(torch::cuda::device_count());
+  if (index >= count) {
+    return Status::InvalidArgument(f + ": \"" + t + "\": this machine has " +
+                                   std::to_string(count) +
+                                   " CUDA device(s), cuda:0 to cuda:" + std::to_string(count - 1));
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+Status ValidateTrialSpec(const TrialSpec& spec) {
+  PEAKNAS_RETURN_IF_ERROR(search::Validate(spec.arch));
+  PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(spec.arch, spec.tile, "batch", "tile"));
+  PEAKNAS_RETURN_IF_ERROR(
+      search::ValidateShape(spec.arch, spec.train_shape, "train-batch", "patch"));
+  if (spec.steps < 1 || spec.steps > 10'000'000) {
+    return Status::InvalidArgument("steps: " + std::to_string(spec.steps) +
+                                   " is not in [1, 10000000]");
+  }
+  if (!(spec.learning_rate > 0 && spec.learning_rate <= 1)) {
+    return Status::InvalidArgument("lr: " + std::to_string(spec.learning_rate) +
+                                   " is not in (0, 1]");
+  }
+  PEAKNAS_RETURN_IF_ERROR(CheckPrecision(spec.precision, spec.device));
+  if (spec.eval_batch < 1 || spec.eval_batch > search::kMaxBatch) {
+    return Status::InvalidArgument("eval-batch: " + std::to_string(spec.eval_batch) +
+                                   " is not in [1, " + std::to_string(search::kMaxBatch) + "]");
+  }
+  if (spec.progress_every < 1) {
+    return Status::InvalidArgument("progress-every: " + std::to_string(spec.progress_every) +
+                                   " is not >= 1");
+  }
+  if (spec.latency_warmup < 0) {
+    return Status::InvalidArgument("latency-warmup: " + std::to_string(spec.latency_warmup) +
+                                   " is negative");
+  }
+  if (spec.latency_runs < 1) {
+    return Status::InvalidArgument("latency-runs: " + std::to_string(spec.latency_runs) +
+                                   " is not >= 1");
+  }
+  if (spec.data_dir.empty()) return Status::InvalidArgument("data: empty; expected a directory");
+  if (!spec.export_path.empty()) {
+    const fs::path target(spec.export_path);
+    const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    std::error_code ec;
+    if (!fs::is_directory(parent, ec)) {
+      return Status::InvalidArgument("export \"" + spec.export_path + "\": directory " +
+                                     parent.string() + " does not exist");
+    }
+    if (fs::is_directory(target, ec)) {
+      return Status::InvalidArgument("export \"" + spec.export_path +
+                                     "\": is a directory; expected a file name");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<TrialResult> RunTrial(const TrialSpec& spec, const TrialCallbacks& callbacks) {
+  PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
+  // LibTorch's exceptions stop here (STYLE.md, "Errors are values").
+  try {
+    return RunChecked(spec, callbacks);
+  } catch (const c10::OutOfMemoryError& e) {
+    return Status::ResourceExhausted("out of memory on " + DeviceName(spec.device) + ": " +
+                                     FirstLine(e.what_without_backtrace()));
+  } catch (const c10::Error& e) {
+    const std::string message = FirstLine(e.what_without_backtrace());
+    if (message.find("out of memory") != std::string::npos ||
+        message.find("DefaultCPUAllocator: can't allocate") != std::string::npos) {
+      return Status::ResourceExhausted("out of memory on " + DeviceName(spec.device) + ": " +
+                                       message);
+    }
+    return Status::Internal("LibTorch error: " + message);
+  }
+}
+
+}  // namespace peaknas::worker

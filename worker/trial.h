@@ -1,0 +1,134 @@
+// One trial of the search, run locally: build the U-Net of an architecture, measure its
+// inference peak and latency, train it briefly, evaluate it in the SIDD protocol, optionally
+// export it as TorchScript, and measure a training step's peak — every figure beside the cost
+// model's prediction for it. `peaknas-worker once` is this function plus flag parsing and a
+// JSON report; the leasing worker runs the same function for each trial it is assigned.
+//
+// Order of work, and why:
+//   1. the dataset is opened and the patch sampler created (bad data fails before any work);
+//   2. on the freshly initialized net: the inference allocator peak at (batch, tile), then the
+//      median latency at the same shape (neither depends on the weights' values);
+//   3. training (Trainer::Run), progress reported through the callback;
+//   4. evaluation of every validation block, and the noisy-input baseline;
+//   5. the TorchScript export of the trained weights, when asked for;
+//   6. the training-step allocator peak at (train batch, patch), measured on the trained
+//      trainer (weights, gradients and Adam's moments all resident: the steady state the
+//      model describes). Its warm-up and measured steps use random batches and change the
+//      weights, which is why it comes after evaluation and export.
+// Measurements run at the trial's precision (autocast). The cost model is asked at the
+// matching dtype; it describes pure fp32/fp16/bf16 tensors, so its contract (measured <=
+// predicted) holds for fp32, while under autocast (fp32 weights, half-precision activations)
+// the ratio is reported but not guaranteed.
+//
+// Process peaks: on CPU the process's resident-set high-water mark (VmHWM), which only grows,
+// read right after each measured pass — the training figure is therefore the peak of the
+// whole trial; on CUDA the caching allocator's peak reserved bytes during the pass.
+//
+// Errors are values: invalid specs are INVALID_ARGUMENT naming the field (with the names of
+// `peaknas-worker once`'s flags), dataset problems come from data::OpenSiddDataset and
+// data::PatchSampler (naming the path), a diverging loss is INTERNAL, and LibTorch's
+// exceptions stop here — RESOURCE_EXHAUSTED for out-of-memory (a search signal, not a crash),
+// INTERNAL for any other c10::Error.
+//
+// Thread-safety: one trial per process at a time (the allocator counters, the global seed and
+// the autocast state are process- or thread-wide).
+#ifndef PEAKNAS_WORKER_TRIAL_H_
+#define PEAKNAS_WORKER_TRIAL_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "search/architecture.h"
+#include "search/cost_model.h"
+#include "search/status.h"
+#include "worker/data/metrics.h"
+#include "worker/precision.h"
+#include "worker/trainer.h"
+
+namespace peaknas::worker {
+
+// "cpu", "cuda" (device 0) or "cuda:N". INVALID_ARGUMENT naming `field` for anything else, and
+// for a CUDA device when this LibTorch has no CUDA or the machine no such GPU.
+StatusOr<torch::Device> ParseDevice(std::string_view text, std::string_view field = "device");
+
+struct TrialSpec {
+  search::Architecture arch;                          // required; validated
+  std::string data_dir;                               // a SIDD-layout directory (data/sidd.h)
+  search::Shape train_shape{.batch = 8, .size = 64};  // training batch and patch side
+  search::Shape tile{.batch = 1, .size = 256};        // inference batch and tile side
+  int steps = 200;                                    // training steps, [1, 10000000]
+  double learning_rate = 1e-3;                        // initial; cosine decay to 1e-5 (trainer.h)
+  Precision precision = Precision::kFp32;             // autocast for training, evaluation, measures
+  int eval_batch = 8;                                 // validation blocks per forward pass, >= 1
+  torch::Device device = torch::Device(torch::kCPU);
+  std::uint64_t seed = 0;   // weights' init, patch sampling, measures
+  std::string export_path;  // TorchScript file; empty: no export
+  int progress_every = 10;  // steps between progress reports, >= 1
+  int latency_warmup = 3;   // untimed passes before timing, >= 0
+  int latency_runs = 10;    // timed passes (median), >= 1
+};
+
+// Checks the fields that need no files: architecture, shapes, steps, learning rate, precision
+// on the device, batch sizes and counts, and that export_path's directory exists.
+// INVALID_ARGUMENT naming the flag ("patch: 20 is not a multiple of 16 ...").
+Status ValidateTrialSpec(const TrialSpec& spec);
+
+struct TrialResult {
+  search::Architecture arch;
+  std::string device;                          // "cpu", "cuda:0"
+  std::string device_profile;                  // the cost model's profile used for the predictions
+  search::DType dtype = search::DType::kFp32;  // the dtype the cost model was asked at
+  int intra_op_threads = 0;  // at::get_num_threads() (CPU convolution paths depend on it)
+
+  // Training.
+  int steps = 0;
+  double initial_loss = 0;  // mean L1 loss of the first min(steps, progress_every) steps
+  double final_loss = 0;    // mean of the last min(steps, 20) steps (TrainResult)
+  double train_seconds = 0;
+  double train_steps_per_s = 0;
+
+  // Evaluation (SIDD protocol).
+  data::SiddScores scores;
+  data::SiddScores noisy;  // the noisy input scored as an output
+  double eval_seconds = 0;
+
+  // Size and work at the inference tile.
+  std::int64_t params = 0;
+  std::int64_t macs = 0;
+
+  // Peak bytes: predicted by the cost model, measured in the allocator, process level.
+  std::int64_t predicted_inference_peak_bytes = 0;
+  std::int64_t measured_inference_peak_bytes = 0;
+  std::int64_t process_inference_peak_bytes = 0;
+  std::int64_t predicted_train_peak_bytes = 0;
+  std::int64_t measured_train_peak_bytes = 0;
+  std::int64_t process_train_peak_bytes = 0;
+
+  // Latency of one inference batch at the tile.
+  double latency_ms_per_tile = 0;
+  double latency_ms_per_mp = 0;
+  double predicted_latency_ms_per_tile = 0;  // roofline, search::InferenceLatencySeconds
+
+  std::optional<std::string> export_path;  // set when exported
+};
+
+// Called when the trial enters a stage ("data" once the dataset has been opened and checked,
+// then "measure-inference", "train", "evaluate", "export", "measure-train") with a one-line
+// detail, and with training progress. Nothing is reported before the inputs are known good,
+// so an error in them is all a caller prints.
+struct TrialCallbacks {
+  std::function<void(std::string_view stage, std::string_view detail)> stage;
+  ProgressCallback train;
+};
+
+// Runs the trial (see the top of this file). Seeds LibTorch's generators with spec.seed.
+StatusOr<TrialResult> RunTrial(const TrialSpec& spec, const TrialCallbacks& callbacks = {});
+
+}  // namespace peaknas::worker
+
+#endif  // PEAKNAS_WORKER_TRIAL_H_

@@ -1,0 +1,169 @@
+// The trial's input checks and its order of stages, on a tiny generated dataset. (Training
+// quality is quality_test.cc's; the command line around the trial is tests/worker/.)
+#include "worker/trial.h"
+
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "search/architecture.h"
+#include "worker/counting_allocator.h"
+#include "worker/data/make_data.h"
+#include "worker/data/test_util.h"
+#include "worker/export.h"
+
+namespace peaknas::worker {
+namespace {
+
+using data::testing::ScopedTempDir;
+
+search::Architecture Tiny() {
+  const std::vector<int> widths = {8, 16}, enc = {1, 1}, dec = {1};
+  auto a = search::MakeArchitecture(
+      widths, enc, dec, search::SkipKind::kAdd, search::UpsampleKind::kPixelShuffle,
+      search::DownsampleKind::kMaxPool, search::ActivationKind::kLeakyRelu);
+  EXPECT_TRUE(a.ok());
+  return *a;
+}
+
+TrialSpec TinySpec(const std::string& data_dir) {
+  TrialSpec spec;
+  spec.arch = Tiny();
+  spec.data_dir = data_dir;
+  spec.train_shape = {.batch = 2, .size = 32};
+  spec.tile = {.batch = 1, .size = 32};
+  spec.steps = 3;
+  spec.progress_every = 1;
+  spec.latency_runs = 1;
+  spec.latency_warmup = 0;
+  return spec;
+}
+
+// Expects INVALID_ARGUMENT whose message starts with `field`.
+void ExpectNames(const TrialSpec& spec, const std::string& field) {
+  const Status status = ValidateTrialSpec(spec);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << field << ": " << status.ToString();
+  EXPECT_EQ(status.message().rfind(field, 0), 0u) << status.message();
+}
+
+TEST(ParseDevice, AcceptsCpuAndRejectsOtherNamesNamingTheField) {
+  EXPECT_TRUE(ParseDevice("cpu")->is_cpu());
+  for (const char* bad : {"gpu", "CPU", "cuda:", "cuda:x", "cuda:-1", "cuda:0:1", ""}) {
+    const auto device = ParseDevice(bad, "device");
+    ASSERT_FALSE(device.ok()) << bad;
+    EXPECT_EQ(device.status().message().rfind("device: \"" + std::string(bad) + "\"", 0), 0u)
+        << device.status().message();
+  }
+  if (!torch::cuda::is_available()) {
+    const auto cuda = ParseDevice("cuda");
+    ASSERT_FALSE(cuda.ok());
+    EXPECT_NE(cuda.status().message().find("CUDA is not available"), std::string::npos);
+  }
+}
+
+TEST(ValidateTrialSpec, NamesEachBadFlag) {
+  const TrialSpec good = TinySpec("/data");
+  EXPECT_TRUE(ValidateTrialSpec(good).ok()) << ValidateTrialSpec(good).ToString();
+  TrialSpec s = good;
+  s.steps = 0;
+  ExpectNames(s, "steps: 0");
+  s = good;
+  s.learning_rate = 0;
+  ExpectNames(s, "lr: ");
+  s = good;
+  s.tile.size = 33;  // not a multiple of 2 (two levels)
+  ExpectNames(s, "tile: 33");
+  s = good;
+  s.tile.batch = 0;
+  ExpectNames(s, "batch: 0");
+  s = good;
+  s.train_shape.size = 31;
+  ExpectNames(s, "patch: 31");
+  s = good;
+  s.train_shape.batch = 0;
+  ExpectNames(s, "train-batch: 0");
+  s = good;
+  s.eval_batch = 0;
+  ExpectNames(s, "eval-batch: 0");
+  s = good;
+  s.progress_every = 0;
+  ExpectNames(s, "progress-every: 0");
+  s = good;
+  s.latency_runs = 0;
+  ExpectNames(s, "latency-runs: 0");
+  s = good;
+  s.precision = Precision::kFp16;  // needs CUDA
+  ExpectNames(s, "precision: ");
+  s = good;
+  s.export_path = "/nonexistent/dir/unet.pt";
+  ExpectNames(s, "export \"/nonexistent/dir/unet.pt\": directory /nonexistent/dir does not exist");
+  s = good;
+  s.arch.widths[1] = 12;
+  ExpectNames(s, "widths[1]: 12");
+}
+
+TEST(RunTrial, MissingDataIsNotFoundNamingThePath) {
+  const auto result = RunTrial(TinySpec("/nonexistent/peaknas-data"));
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(result.status().message().find("/nonexistent/peaknas-data"), std::string::npos);
+}
+
+TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
+  CpuAllocationCounter::Install();
+  ScopedTempDir dir;
+  data::MakeDataOptions made;
+  made.out_dir = dir.Sub("data");
+  made.scenes = 1;
+  made.image_size = 64;
+  made.val_images = 1;
+  made.val_blocks = 2;
+  made.block_size = 32;
+  ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
+
+  TrialSpec spec = TinySpec(made.out_dir);
+  spec.export_path = dir.Sub("unet.pt");
+  std::vector<std::string> stages;
+  std::vector<int> steps;
+  TrialCallbacks callbacks;
+  callbacks.stage = [&](std::string_view stage, std::string_view) { stages.emplace_back(stage); };
+  callbacks.train = [&](const TrainProgress& p) { steps.push_back(p.step); };
+  const auto result = RunTrial(spec, callbacks);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(stages, (std::vector<std::string>{"data", "measure-inference", "train", "evaluate",
+                                              "export", "measure-train"}));
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
+  const TrialResult& r = *result;
+  EXPECT_EQ(r.export_path, spec.export_path);
+  EXPECT_EQ(r.scores.blocks, 2u);
+  EXPECT_EQ(r.params, search::Parameters(spec.arch));
+  EXPECT_EQ(r.device, "cpu");
+  EXPECT_EQ(r.device_profile, "cpu");
+  EXPECT_GT(r.initial_loss, 0.0);
+  EXPECT_LE(r.measured_inference_peak_bytes, r.predicted_inference_peak_bytes);
+  EXPECT_LE(r.measured_train_peak_bytes, r.predicted_train_peak_bytes);
+  EXPECT_GT(r.latency_ms_per_tile, 0.0);
+
+  // The file holds the trained weights: re-scoring the export reproduces the trial's PSNR,
+  // although the training-step measurement ran after the export and moved the live weights.
+  torch::jit::Module loaded = torch::jit::load(spec.export_path);
+  EXPECT_EQ(loaded.attr(kArchitectureAttribute).toStringRef(), search::ToCanonicalJson(Tiny()));
+  auto dataset = data::OpenSiddDataset(made.out_dir);
+  ASSERT_TRUE(dataset.ok());
+  const std::vector<float> x = data::BlocksToChw(dataset->val_noisy, 0, 2);
+  const std::vector<float> t = data::BlocksToChw(dataset->val_clean, 0, 2);
+  torch::NoGradGuard no_grad;
+  torch::Tensor input =
+      torch::from_blob(const_cast<float*>(x.data()), {2, 3, 32, 32}, torch::kFloat32);
+  torch::Tensor y = loaded.forward({input}).toTensor().clamp(0, 1).contiguous();
+  data::SiddScoreAccumulator scores;
+  scores.AddBlocks(y.data_ptr<float>(), t.data(), 2, 32);
+  EXPECT_NEAR(scores.Result().psnr, r.scores.psnr, 1e-4);
+}
+
+}  // namespace
+}  // namespace peaknas::worker
