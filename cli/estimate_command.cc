@@ -1,19 +1,15 @@
 #include "cli/estimate_command.h"
 
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "cli/app.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
@@ -33,55 +29,8 @@ using search::PeakEstimate;
 using search::PeakLocation;
 using search::Shape;
 
-constexpr std::string_view kWhitespace = " \t\r\n\f\v";
-
 // ---------------------------------------------------------------------------------------------
 // Inputs
-
-// The text of the architecture (inline JSON or the named file's content) and a prefix for
-// messages about it: "arch" or "arch \"FILE\"".
-struct ArchSource {
-  std::string json;
-  std::string field;
-};
-
-StatusOr<ArchSource> ReadArchSource(const std::string& arg) {
-  const std::size_t first = arg.find_first_not_of(kWhitespace);
-  if (first == std::string::npos) {
-    return Status::InvalidArgument(
-        "arch: empty; expected a path to an architecture JSON file or the JSON object itself");
-  }
-  if (arg[first] == '{') return ArchSource{arg, "arch"};
-
-  const std::string field = "arch \"" + arg + "\"";
-  std::error_code ec;
-  if (std::filesystem::is_directory(arg, ec)) {
-    return Status::InvalidArgument(field + ": is a directory; expected an architecture JSON file");
-  }
-  std::ifstream in(arg, std::ios::binary);
-  if (!in) {
-    const int error = errno;
-    return Status::NotFound(
-        field + ": cannot open: " + (error != 0 ? std::strerror(error) : "unknown error") +
-        " (--arch takes a file path or inline JSON starting with '{')");
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (in.bad()) return Status::InvalidArgument(field + ": read error");
-  return ArchSource{content.str(), field};
-}
-
-StatusOr<Architecture> LoadArchitecture(const std::string& arg) {
-  PEAKNAS_ASSIGN_OR_RETURN(const ArchSource source, ReadArchSource(arg));
-  StatusOr<Architecture> arch = search::ParseArchitecture(source.json);
-  if (arch.ok()) return arch;
-  // ParseArchitecture names the field ("widths[2]: ...") or says "architecture: malformed
-  // JSON ..."; say where the architecture came from instead of "architecture".
-  std::string_view message = arch.status().message();
-  constexpr std::string_view kOwnPrefix = "architecture: ";
-  if (message.substr(0, kOwnPrefix.size()) == kOwnPrefix) message.remove_prefix(kOwnPrefix.size());
-  return Status(arch.status().code(), source.field + ": " + std::string(message));
-}
 
 StatusOr<const DeviceProfile*> LoadDeviceProfile(const std::string& name) {
   if (name.empty()) return &search::DefaultDeviceProfile();
@@ -100,7 +49,7 @@ struct Request {
 
 StatusOr<Request> Validate(const EstimateOptions& options) {
   Request r;
-  PEAKNAS_ASSIGN_OR_RETURN(r.arch, LoadArchitecture(options.arch));
+  PEAKNAS_ASSIGN_OR_RETURN(r.arch, LoadArchitectureArgument(options.arch));
   r.tile = Shape{.batch = options.batch, .size = options.tile};
   r.patch = Shape{.batch = options.train_batch, .size = options.patch};
   PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(r.arch, r.tile, "batch", "tile"));

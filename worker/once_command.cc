@@ -3,16 +3,13 @@
 #include <ATen/Parallel.h>
 
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <string_view>
 
+#include "cli/app.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
@@ -24,51 +21,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr std::string_view kWhitespace = " \t\r\n\f\v";
-
-// --arch as `peaknas estimate` reads it (cli/estimate_command.cc; the same messages, so the
-// two programs describe a bad architecture alike). Duplicated rather than shared: the search
-// library stays free of file I/O and the worker does not link the client CLI.
-StatusOr<search::Architecture> LoadArchitecture(const std::string& arg) {
-  const std::size_t first = arg.find_first_not_of(kWhitespace);
-  if (first == std::string::npos) {
-    return Status::InvalidArgument(
-        "arch: empty; expected a path to an architecture JSON file or the JSON object itself");
-  }
-  std::string json;
-  std::string field = "arch";
-  if (arg[first] == '{') {
-    json = arg;
-  } else {
-    field = "arch \"" + arg + "\"";
-    std::error_code ec;
-    if (std::filesystem::is_directory(arg, ec)) {
-      return Status::InvalidArgument(field +
-                                     ": is a directory; expected an architecture JSON file");
-    }
-    std::ifstream in(arg, std::ios::binary);
-    if (!in) {
-      const int error = errno;
-      return Status::NotFound(
-          field + ": cannot open: " + (error != 0 ? std::strerror(error) : "unknown error") +
-          " (--arch takes a file path or inline JSON starting with '{')");
-    }
-    std::ostringstream content;
-    content << in.rdbuf();
-    if (in.bad()) return Status::InvalidArgument(field + ": read error");
-    json = content.str();
-  }
-  StatusOr<search::Architecture> arch = search::ParseArchitecture(json);
-  if (arch.ok()) return arch;
-  std::string_view message = arch.status().message();
-  constexpr std::string_view kOwnPrefix = "architecture: ";
-  if (message.substr(0, kOwnPrefix.size()) == kOwnPrefix) message.remove_prefix(kOwnPrefix.size());
-  return Status(arch.status().code(), field + ": " + std::string(message));
-}
-
 StatusOr<TrialSpec> MakeSpec(const OnceOptions& o) {
   TrialSpec spec;
-  PEAKNAS_ASSIGN_OR_RETURN(spec.arch, LoadArchitecture(o.arch));
+  PEAKNAS_ASSIGN_OR_RETURN(spec.arch, cli::LoadArchitectureArgument(o.arch));
   spec.data_dir = o.data;
   spec.train_shape = search::Shape{.batch = o.train_batch, .size = o.patch};
   spec.tile = search::Shape{.batch = o.batch, .size = o.tile};
