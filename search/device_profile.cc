@@ -60,7 +60,8 @@ std::vector<DeviceProfile> MakeProfiles() {
                .peak_flops_half = 9.89e14,
                .bandwidth_bytes_per_s = 3.35e12,
                .op_overhead_s = 5.0e-6,
-               .workspace = CudaCudnnWorkspace()});
+               .workspace = CudaCudnnWorkspace(),
+               .cpu_conv = {.enabled = false}});
   p.push_back({.name = "h200",
                .description = "NVIDIA H200 141GB, LibTorch CUDA with cuDNN",
                .kind = DeviceKind::kCuda,
@@ -68,7 +69,8 @@ std::vector<DeviceProfile> MakeProfiles() {
                .peak_flops_half = 9.89e14,
                .bandwidth_bytes_per_s = 4.8e12,
                .op_overhead_s = 5.0e-6,
-               .workspace = CudaCudnnWorkspace()});
+               .workspace = CudaCudnnWorkspace(),
+               .cpu_conv = {.enabled = false}});
   p.push_back({.name = "a100",
                .description = "NVIDIA A100 SXM 80GB, LibTorch CUDA with cuDNN",
                .kind = DeviceKind::kCuda,
@@ -76,7 +78,8 @@ std::vector<DeviceProfile> MakeProfiles() {
                .peak_flops_half = 3.12e14,
                .bandwidth_bytes_per_s = 2.0e12,
                .op_overhead_s = 5.0e-6,
-               .workspace = CudaCudnnWorkspace()});
+               .workspace = CudaCudnnWorkspace(),
+               .cpu_conv = {.enabled = false}});
   return p;
 }
 

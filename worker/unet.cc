@@ -22,7 +22,10 @@ UNetImpl::UNetImpl(const search::Architecture& arch) : arch_(arch) {
   for (int i = 0; i < L; ++i) {
     Level& lv = levels_[i];
     const int w = arch.widths[i];
-    const std::string p = "l" + std::to_string(i) + "_";
+    // Built by appending: GCC 12 warns falsely (-Wrestrict) about "l" + std::string.
+    std::string p = "l";
+    p += std::to_string(i);
+    p += '_';
     for (int b = 0; b < arch.enc_blocks[i]; ++b) {
       lv.enc.push_back(register_module(p + "enc" + std::to_string(b), Conv(w, w, 3, 1, 1)));
     }
