@@ -1,0 +1,89 @@
+// Conversions between peaknas.v1 messages and the search/ domain types, and the validation of
+// a submitted JobSpec (DESIGN.md, "Protocol"; issue 4, item 6). This is the one place that
+// converts messages: server/, worker/ and cli/ call these functions, never read fields by hand.
+//
+// Errors are INVALID_ARGUMENT whose message starts with the proto field path, rooted at the
+// `field` argument, and names the allowed values, e.g.
+//   "spec.space.width.min: 600 is not a multiple of 8 in [8, 512]"
+//   "spec.base_architecture.skip: unspecified; allowed: CONCAT, ADD"
+//   "spec.budget.bytes: 1024 B is below the smallest architecture of the space (...)"
+// Domain -> message conversions cannot fail (domain values are valid by construction or are
+// checked by search::Validate before they are stored).
+//
+// Thread-safety: pure functions of their arguments.
+#ifndef PEAKNAS_PROTO_CONVERT_H_
+#define PEAKNAS_PROTO_CONVERT_H_
+
+#include <cstdint>
+#include <string_view>
+
+#include "peaknas/v1/peaknas.pb.h"
+#include "search/architecture.h"
+#include "search/cost_model.h"
+#include "search/device_profile.h"
+#include "search/space.h"
+#include "search/status.h"
+
+namespace peaknas::proto {
+
+// --- Kinds and dtypes. FromProto refuses UNSPECIFIED and unknown numbers, naming `field`.
+v1::SkipKind ToProto(search::SkipKind kind);
+v1::UpsampleKind ToProto(search::UpsampleKind kind);
+v1::DownsampleKind ToProto(search::DownsampleKind kind);
+v1::ActivationKind ToProto(search::ActivationKind kind);
+StatusOr<search::SkipKind> FromProto(v1::SkipKind kind, std::string_view field);
+StatusOr<search::UpsampleKind> FromProto(v1::UpsampleKind kind, std::string_view field);
+StatusOr<search::DownsampleKind> FromProto(v1::DownsampleKind kind, std::string_view field);
+StatusOr<search::ActivationKind> FromProto(v1::ActivationKind kind, std::string_view field);
+
+v1::DType ToProto(search::DType dtype);
+// DTYPE_UNSPECIFIED is fp32 (the protocol's default); unknown numbers are refused.
+StatusOr<search::DType> FromProto(v1::DType dtype, std::string_view field);
+
+// --- Architecture. FromProto checks list lengths against `levels`, the kinds, and then
+// search::Validate (its field names prefixed with `field`, e.g. "spec.base_architecture.widths[2]").
+v1::Architecture ToProto(const search::Architecture& arch);
+StatusOr<search::Architecture> FromProto(const v1::Architecture& message,
+                                         std::string_view field = "architecture");
+
+// --- SearchSpace. Unset ranges take the family's full range and empty kind lists mean every
+// kind; ToProto writes every range and list explicitly, so FromProto(ToProto(s)) == s.
+v1::SearchSpace ToProto(const search::SearchSpace& space);
+StatusOr<search::SearchSpace> FromProto(const v1::SearchSpace& message,
+                                        std::string_view field = "space");
+
+// --- Budget. The budget with its defaults resolved, and the device profile it is costed on.
+struct JobBudget {
+  std::int64_t bytes = 0;
+  bool training = false;  // BUDGET_MODE_TRAINING: the train-step peak is constrained
+  search::Shape tile{.batch = 1, .size = 256};   // inference batch and tile
+  search::Shape patch{.batch = 8, .size = 64};   // training batch and patch
+  search::DType dtype = search::DType::kFp32;
+  const search::DeviceProfile* device = nullptr;  // never null in a returned value
+};
+
+// Resolves spec.budget and spec.device_profile (defaults: batch 1, tile 256, train batch 8,
+// patch 64, fp32, profile "cpu"). Checks bytes >= 1, the mode, shapes within [1, 4096] and
+// [8, 16384] and the dtype; shapes are checked against an architecture's levels only by
+// ValidateJobSpec (which knows the space). `field` is the JobSpec's path ("spec").
+StatusOr<JobBudget> BudgetFromProto(const v1::JobSpec& spec, std::string_view field = "spec");
+
+// The peak the budget constrains: InferencePeakBytes at the tile, or TrainPeakBytes at the
+// patch. Preconditions: Validate(arch) and the budget's shape valid for arch.
+std::int64_t BudgetedPeakBytes(const JobBudget& budget, const search::Architecture& arch);
+
+// --- JobSpec. OK, or INVALID_ARGUMENT naming the first offending field (rooted at `field`)
+// and its allowed range. Checks, in order: strategy (required, known); budget (bytes >= 1,
+// mode, shapes, dtype, device profile); space (ranges within the family and not inverted,
+// width ends multiples of 8, kinds known and not repeated); tile and patch valid for the
+// space's deepest level count; trials in [1, 100000]; parallelism in [1, 1024]; population;
+// scaling alpha; fidelity (steps, batch, patch, learning rate); dataset name; base
+// architecture (required for scaling and inside the space, refused for other strategies);
+// finally that the cheapest architecture of the space — fewest blocks, narrowest widths, over
+// every allowed level count and kind — fits the budget, else "<field>.budget.bytes" with the
+// smallest feasible figure.
+Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field = "spec");
+
+}  // namespace peaknas::proto
+
+#endif  // PEAKNAS_PROTO_CONVERT_H_

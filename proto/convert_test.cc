@@ -1,0 +1,383 @@
+#include "proto/convert.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <random>
+#include <string>
+
+#include "peaknas/v1/peaknas.grpc.pb.h"
+#include "search/cost_model.h"
+#include "search/space.h"
+
+namespace peaknas::proto {
+namespace {
+
+// --- Round trips.
+
+TEST(ConvertArchitecture, SampledRoundTrip) {
+  search::SearchSpace spaces[2];
+  spaces[1].nondecreasing_widths = true;
+  spaces[1].levels = {2, 5};
+  spaces[1].width = {16, 128};
+  for (const auto& space : spaces) {
+    std::mt19937_64 rng(42);
+    for (int i = 0; i < 500; ++i) {
+      const search::Architecture a = search::Sample(space, rng);
+      const v1::Architecture m = ToProto(a);
+      ASSERT_EQ(m.levels(), a.levels);
+      ASSERT_EQ(m.widths_size(), a.levels);
+      ASSERT_EQ(m.dec_blocks_size(), a.levels - 1);
+      auto back = FromProto(m);
+      ASSERT_TRUE(back.ok()) << back.status().ToString();
+      ASSERT_EQ(*back, a) << search::ToCanonicalJson(a);
+
+      // Through the wire format and the JSON mapping too.
+      v1::Architecture parsed;
+      ASSERT_TRUE(parsed.ParseFromString(m.SerializeAsString()));
+      std::string json;
+      ASSERT_TRUE(google::protobuf::util::MessageToJsonString(parsed, &json).ok());
+      v1::Architecture from_json;
+      ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &from_json).ok()) << json;
+      auto again = FromProto(from_json);
+      ASSERT_TRUE(again.ok()) << again.status().ToString();
+      ASSERT_EQ(*again, a);
+    }
+  }
+}
+
+TEST(ConvertArchitecture, EveryKindRoundTrips) {
+  for (auto k : search::kAllSkipKinds) EXPECT_EQ(*FromProto(ToProto(k), "f"), k);
+  for (auto k : search::kAllUpsampleKinds) EXPECT_EQ(*FromProto(ToProto(k), "f"), k);
+  for (auto k : search::kAllDownsampleKinds) EXPECT_EQ(*FromProto(ToProto(k), "f"), k);
+  for (auto k : search::kAllActivationKinds) EXPECT_EQ(*FromProto(ToProto(k), "f"), k);
+  for (auto d : {search::DType::kFp32, search::DType::kFp16, search::DType::kBf16}) {
+    EXPECT_EQ(*FromProto(ToProto(d), "f"), d);
+  }
+  EXPECT_EQ(*FromProto(v1::DTYPE_UNSPECIFIED, "f"), search::DType::kFp32);
+}
+
+void ExpectInvalid(const Status& s, const std::string& field) {
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_EQ(s.message().rfind(field + ":", 0), 0u)
+      << "expected the message to start with \"" << field << ":\", got: " << s.message();
+}
+
+v1::Architecture SmallArch() {
+  search::Architecture a;
+  a.levels = 3;
+  a.widths = {16, 32, 64};
+  a.enc_blocks = {1, 1, 2};
+  a.dec_blocks = {1, 1};
+  return ToProto(a);
+}
+
+TEST(ConvertArchitecture, RefusesBadMessagesNamingTheField) {
+  auto m = SmallArch();
+  m.set_skip(v1::SKIP_KIND_UNSPECIFIED);
+  ExpectInvalid(FromProto(m, "spec.base_architecture").status(), "spec.base_architecture.skip");
+
+  m = SmallArch();
+  m.set_upsample(static_cast<v1::UpsampleKind>(9));
+  ExpectInvalid(FromProto(m).status(), "architecture.upsample");
+
+  m = SmallArch();
+  m.set_activation(v1::ACTIVATION_KIND_UNSPECIFIED);
+  ExpectInvalid(FromProto(m).status(), "architecture.activation");
+
+  m = SmallArch();
+  m.add_widths(128);
+  ExpectInvalid(FromProto(m).status(), "architecture.widths");
+
+  m = SmallArch();
+  m.set_levels(0);
+  ExpectInvalid(FromProto(m).status(), "architecture.levels");
+
+  m = SmallArch();
+  m.set_widths(1, 12);
+  ExpectInvalid(FromProto(m).status(), "architecture.widths[1]");
+
+  m = SmallArch();
+  m.set_dec_blocks(0, 9);
+  ExpectInvalid(FromProto(m).status(), "architecture.dec_blocks[0]");
+}
+
+TEST(ConvertSearchSpace, RoundTripAndDefaults) {
+  search::SearchSpace s;
+  s.levels = {2, 4};
+  s.width = {16, 256};
+  s.enc_blocks = {1, 3};
+  s.dec_blocks = {2, 2};
+  s.skips = {search::SkipKind::kAdd};
+  s.upsamples = {search::UpsampleKind::kPixelShuffle, search::UpsampleKind::kBilinear};
+  s.downsamples = {search::DownsampleKind::kMaxPool};
+  s.activations = {search::ActivationKind::kLeakyRelu};
+  s.nondecreasing_widths = true;
+  auto back = FromProto(ToProto(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->levels.min, 2);
+  EXPECT_EQ(back->levels.max, 4);
+  EXPECT_EQ(back->width.min, 16);
+  EXPECT_EQ(back->width.max, 256);
+  EXPECT_EQ(back->enc_blocks.max, 3);
+  EXPECT_EQ(back->dec_blocks.min, 2);
+  EXPECT_EQ(back->skips, s.skips);
+  EXPECT_EQ(back->upsamples, s.upsamples);
+  EXPECT_EQ(back->downsamples, s.downsamples);
+  EXPECT_EQ(back->activations, s.activations);
+  EXPECT_TRUE(back->nondecreasing_widths);
+
+  // An empty message is the whole family.
+  auto whole = FromProto(v1::SearchSpace());
+  ASSERT_TRUE(whole.ok());
+  const search::SearchSpace def;
+  EXPECT_EQ(whole->levels.min, def.levels.min);
+  EXPECT_EQ(whole->levels.max, def.levels.max);
+  EXPECT_EQ(whole->width.min, def.width.min);
+  EXPECT_EQ(whole->width.max, def.width.max);
+  EXPECT_EQ(whole->skips, def.skips);
+  EXPECT_EQ(whole->upsamples, def.upsamples);
+  EXPECT_EQ(whole->downsamples, def.downsamples);
+  EXPECT_EQ(whole->activations, def.activations);
+  EXPECT_FALSE(whole->nondecreasing_widths);
+}
+
+// --- JobSpec validation (issue 4, item 6).
+
+v1::JobSpec GoodSpec() {
+  v1::JobSpec spec;
+  spec.set_name("test");
+  spec.set_strategy(v1::STRATEGY_EVOLUTION);
+  spec.mutable_budget()->set_bytes(int64_t{256} << 20);
+  spec.mutable_budget()->set_mode(v1::BUDGET_MODE_INFERENCE);
+  spec.mutable_space()->mutable_levels()->set_min(1);
+  spec.mutable_space()->mutable_levels()->set_max(4);
+  spec.mutable_space()->mutable_width()->set_min(8);
+  spec.mutable_space()->mutable_width()->set_max(64);
+  spec.set_trials(10);
+  spec.set_parallelism(2);
+  spec.mutable_fidelity()->set_steps(50);
+  spec.set_dataset("synthetic");
+  spec.set_seed(7);
+  return spec;
+}
+
+TEST(ValidateJobSpec, AcceptsGoodSpecs) {
+  EXPECT_TRUE(ValidateJobSpec(GoodSpec()).ok()) << ValidateJobSpec(GoodSpec()).ToString();
+
+  auto training = GoodSpec();
+  training.mutable_budget()->set_mode(v1::BUDGET_MODE_TRAINING);
+  training.mutable_budget()->set_dtype(v1::DTYPE_BF16);
+  EXPECT_TRUE(ValidateJobSpec(training).ok()) << ValidateJobSpec(training).ToString();
+
+  auto scaling = GoodSpec();
+  scaling.set_strategy(v1::STRATEGY_SCALING);
+  *scaling.mutable_base_architecture() = SmallArch();
+  EXPECT_TRUE(ValidateJobSpec(scaling).ok()) << ValidateJobSpec(scaling).ToString();
+
+  // Through the JSON mapping, as the CLI reads it.
+  const std::string json = R"({
+    "name": "json", "strategy": "STRATEGY_RANDOM",
+    "budget": {"bytes": "67108864", "mode": "BUDGET_MODE_INFERENCE", "tile": 128},
+    "space": {"levels": {"min": 2, "max": 3}, "width": {"min": 8, "max": 32},
+              "skips": ["SKIP_KIND_ADD"]},
+    "trials": 4, "parallelism": 1, "dataset": "synthetic", "device_profile": "cpu"})";
+  v1::JobSpec parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &parsed).ok());
+  EXPECT_TRUE(ValidateJobSpec(parsed).ok()) << ValidateJobSpec(parsed).ToString();
+}
+
+TEST(ValidateJobSpec, BudgetAtTheCheapestArchitectureIsTheEdge) {
+  auto spec = GoodSpec();
+  auto budget = BudgetFromProto(spec);
+  ASSERT_TRUE(budget.ok());
+  // The cheapest architecture of GoodSpec's space: one level, width 8, one block.
+  search::Architecture a;
+  a.levels = 1;
+  a.widths[0] = 8;
+  a.enc_blocks[0] = 1;
+  std::int64_t cheapest = INT64_MAX;
+  for (auto act : search::kAllActivationKinds) {
+    a.activation = act;
+    cheapest = std::min(cheapest, BudgetedPeakBytes(*budget, a));
+  }
+  spec.mutable_budget()->set_bytes(cheapest);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec).ToString();
+  spec.mutable_budget()->set_bytes(cheapest - 1);
+  const Status s = ValidateJobSpec(spec);
+  ExpectInvalid(s, "spec.budget.bytes");
+  EXPECT_NE(s.message().find("allowed: >= " + std::to_string(cheapest)), std::string::npos)
+      << s.message();
+}
+
+struct BadCase {
+  const char* name;
+  void (*edit)(v1::JobSpec&);
+  const char* field;
+};
+
+const BadCase kBadCases[] = {
+    {"strategy unspecified", [](v1::JobSpec& s) { s.set_strategy(v1::STRATEGY_UNSPECIFIED); },
+     "spec.strategy"},
+    {"strategy unknown",
+     [](v1::JobSpec& s) { s.set_strategy(static_cast<v1::Strategy>(42)); }, "spec.strategy"},
+    {"budget missing", [](v1::JobSpec& s) { s.clear_budget(); }, "spec.budget"},
+    {"budget 0", [](v1::JobSpec& s) { s.mutable_budget()->set_bytes(0); }, "spec.budget.bytes"},
+    {"budget negative", [](v1::JobSpec& s) { s.mutable_budget()->set_bytes(-5); },
+     "spec.budget.bytes"},
+    {"budget mode unspecified",
+     [](v1::JobSpec& s) { s.mutable_budget()->set_mode(v1::BUDGET_MODE_UNSPECIFIED); },
+     "spec.budget.mode"},
+    {"budget dtype unknown",
+     [](v1::JobSpec& s) { s.mutable_budget()->set_dtype(static_cast<v1::DType>(7)); },
+     "spec.budget.dtype"},
+    {"budget batch too big", [](v1::JobSpec& s) { s.mutable_budget()->set_batch(5000); },
+     "spec.budget.batch"},
+    {"tile not a multiple for the deepest level",
+     [](v1::JobSpec& s) { s.mutable_budget()->set_tile(100); }, "spec.budget.tile"},
+    {"patch negative", [](v1::JobSpec& s) { s.mutable_budget()->set_patch(-64); },
+     "spec.budget.patch"},
+    {"unknown device profile", [](v1::JobSpec& s) { s.set_device_profile("tpu9"); },
+     "spec.device_profile"},
+    {"width range inverted",
+     [](v1::JobSpec& s) {
+       s.mutable_space()->mutable_width()->set_min(128);
+       s.mutable_space()->mutable_width()->set_max(64);
+     },
+     "spec.space.width.min"},
+    {"width min not a multiple of 8",
+     [](v1::JobSpec& s) { s.mutable_space()->mutable_width()->set_min(12); },
+     "spec.space.width.min"},
+    {"width max beyond 512",
+     [](v1::JobSpec& s) { s.mutable_space()->mutable_width()->set_max(600); },
+     "spec.space.width.max"},
+    {"levels range inverted",
+     [](v1::JobSpec& s) {
+       s.mutable_space()->mutable_levels()->set_min(5);
+       s.mutable_space()->mutable_levels()->set_max(2);
+     },
+     "spec.space.levels.min"},
+    {"enc_blocks max 9",
+     [](v1::JobSpec& s) {
+       s.mutable_space()->mutable_enc_blocks()->set_min(1);
+       s.mutable_space()->mutable_enc_blocks()->set_max(9);
+     },
+     "spec.space.enc_blocks.max"},
+    {"dec_blocks unset range set to zero",
+     [](v1::JobSpec& s) { s.mutable_space()->mutable_dec_blocks(); }, "spec.space.dec_blocks.min"},
+    {"skip kind unspecified",
+     [](v1::JobSpec& s) {
+       s.mutable_space()->add_skips(v1::SKIP_KIND_CONCAT);
+       s.mutable_space()->add_skips(v1::SKIP_KIND_UNSPECIFIED);
+     },
+     "spec.space.skips[1]"},
+    {"upsample kind repeated",
+     [](v1::JobSpec& s) {
+       s.mutable_space()->add_upsamples(v1::UPSAMPLE_KIND_BILINEAR);
+       s.mutable_space()->add_upsamples(v1::UPSAMPLE_KIND_BILINEAR);
+     },
+     "spec.space.upsamples[1]"},
+    {"trials 0", [](v1::JobSpec& s) { s.set_trials(0); }, "spec.trials"},
+    {"parallelism 0", [](v1::JobSpec& s) { s.set_parallelism(0); }, "spec.parallelism"},
+    {"parallelism negative", [](v1::JobSpec& s) { s.set_parallelism(-1); }, "spec.parallelism"},
+    {"population 1", [](v1::JobSpec& s) { s.set_population(1); }, "spec.population"},
+    {"scaling alpha 2", [](v1::JobSpec& s) { s.set_scaling_alpha(2.0); }, "spec.scaling_alpha"},
+    {"steps negative", [](v1::JobSpec& s) { s.mutable_fidelity()->set_steps(-1); },
+     "spec.fidelity.steps"},
+    {"fidelity patch odd", [](v1::JobSpec& s) { s.mutable_fidelity()->set_patch(36); },
+     "spec.fidelity.patch"},
+    {"learning rate negative",
+     [](v1::JobSpec& s) { s.mutable_fidelity()->set_learning_rate(-0.1); },
+     "spec.fidelity.learning_rate"},
+    {"dataset empty", [](v1::JobSpec& s) { s.clear_dataset(); }, "spec.dataset"},
+    {"dataset with a path", [](v1::JobSpec& s) { s.set_dataset("/data/sidd"); }, "spec.dataset"},
+    {"scaling without a base architecture",
+     [](v1::JobSpec& s) { s.set_strategy(v1::STRATEGY_SCALING); }, "spec.base_architecture"},
+    {"base architecture outside the space",
+     [](v1::JobSpec& s) {
+       s.set_strategy(v1::STRATEGY_SCALING);
+       auto a = SmallArch();
+       a.set_widths(2, 256);  // the space's width max is 64
+       *s.mutable_base_architecture() = a;
+     },
+     "spec.base_architecture.widths[2]"},
+    {"base architecture deeper than the space",
+     [](v1::JobSpec& s) {
+       s.set_strategy(v1::STRATEGY_SCALING);
+       s.mutable_space()->mutable_levels()->set_max(2);
+       *s.mutable_base_architecture() = SmallArch();
+     },
+     "spec.base_architecture.levels"},
+    {"base architecture with a kind the space excludes",
+     [](v1::JobSpec& s) {
+       s.set_strategy(v1::STRATEGY_SCALING);
+       s.mutable_space()->add_skips(v1::SKIP_KIND_ADD);
+       *s.mutable_base_architecture() = SmallArch();  // concat
+     },
+     "spec.base_architecture.skip"},
+    {"base architecture with decreasing widths",
+     [](v1::JobSpec& s) {
+       s.set_strategy(v1::STRATEGY_SCALING);
+       s.mutable_space()->set_nondecreasing_widths(true);
+       auto a = SmallArch();
+       a.set_widths(0, 64);
+       *s.mutable_base_architecture() = a;
+     },
+     "spec.base_architecture.widths[1]"},
+    {"base architecture with an unspecified kind",
+     [](v1::JobSpec& s) {
+       s.set_strategy(v1::STRATEGY_SCALING);
+       auto a = SmallArch();
+       a.set_downsample(v1::DOWNSAMPLE_KIND_UNSPECIFIED);
+       *s.mutable_base_architecture() = a;
+     },
+     "spec.base_architecture.downsample"},
+    {"base architecture with another strategy",
+     [](v1::JobSpec& s) { *s.mutable_base_architecture() = SmallArch(); },
+     "spec.base_architecture"},
+    {"budget no architecture can meet (inference)",
+     [](v1::JobSpec& s) { s.mutable_budget()->set_bytes(1024); }, "spec.budget.bytes"},
+    {"budget no architecture can meet (training)",
+     [](v1::JobSpec& s) {
+       s.mutable_budget()->set_mode(v1::BUDGET_MODE_TRAINING);
+       s.mutable_budget()->set_bytes(64 << 10);
+     },
+     "spec.budget.bytes"},
+    {"budget too small for the space's narrowest width",
+     [](v1::JobSpec& s) {
+       s.mutable_space()->mutable_width()->set_min(512);
+       s.mutable_space()->mutable_width()->set_max(512);
+       s.mutable_space()->mutable_enc_blocks()->set_min(8);
+       s.mutable_space()->mutable_enc_blocks()->set_max(8);
+       s.mutable_budget()->set_bytes(int64_t{16} << 20);
+     },
+     "spec.budget.bytes"},
+};
+
+TEST(ValidateJobSpec, RefusesEachBadCaseNamingTheField) {
+  for (const BadCase& c : kBadCases) {
+    SCOPED_TRACE(c.name);
+    v1::JobSpec spec = GoodSpec();
+    c.edit(spec);
+    const Status s = ValidateJobSpec(spec);
+    if (std::getenv("PEAKNAS_PRINT_ERRORS")) std::cerr << s.message() << "\n";
+    ExpectInvalid(s, c.field);
+  }
+}
+
+TEST(ValidateJobSpec, RootIsConfigurable) {
+  auto spec = GoodSpec();
+  spec.set_trials(0);
+  ExpectInvalid(ValidateJobSpec(spec, "job"), "job.trials");
+}
+
+TEST(GeneratedCode, ServicesExist) {
+  // The gRPC stubs are generated and link.
+  EXPECT_STREQ(v1::JobService::service_full_name(), "peaknas.v1.JobService");
+  EXPECT_STREQ(v1::WorkerService::service_full_name(), "peaknas.v1.WorkerService");
+}
+
+}  // namespace
+}  // namespace peaknas::proto

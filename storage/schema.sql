@@ -1,0 +1,80 @@
+-- peaknas coordinator database, schema version 1 (storage/store.cc applies it as migration 1).
+-- Times are integer milliseconds since the Unix epoch, supplied by the caller.
+-- arch_hash is the 64-bit FNV-1a hash of the canonical architecture JSON, stored as the
+-- signed 64-bit integer with the same bits.
+
+CREATE TABLE jobs (
+  id          INTEGER PRIMARY KEY,
+  spec        TEXT    NOT NULL,
+  state       TEXT    NOT NULL
+              CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')),
+  created_ms  INTEGER NOT NULL,
+  updated_ms  INTEGER NOT NULL,
+  error       TEXT    NOT NULL DEFAULT ''
+);
+
+CREATE TABLE workers (
+  id            INTEGER PRIMARY KEY,
+  name          TEXT    NOT NULL,
+  device        TEXT    NOT NULL,
+  memory_bytes  INTEGER NOT NULL,
+  registered_ms INTEGER NOT NULL,
+  last_seen_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE trials (
+  id                             INTEGER PRIMARY KEY,
+  job_id                         INTEGER NOT NULL REFERENCES jobs(id),
+  architecture                   TEXT    NOT NULL,
+  arch_hash                      INTEGER NOT NULL,
+  state                          TEXT    NOT NULL
+      CHECK (state IN ('pending', 'rejected', 'leased', 'succeeded', 'failed')),
+  predicted_inference_peak_bytes INTEGER NOT NULL,
+  predicted_train_peak_bytes     INTEGER NOT NULL,
+  reason                         TEXT    NOT NULL DEFAULT '',  -- rejection or failure reason
+  attempts                       INTEGER NOT NULL DEFAULT 0,   -- leases granted so far
+  lease_id                       TEXT,                         -- set while leased
+  fencing_token                  INTEGER NOT NULL DEFAULT 0,   -- +1 on every lease
+  lease_deadline_ms              INTEGER,                      -- set while leased
+  worker_id                      INTEGER REFERENCES workers(id),
+  created_ms                     INTEGER NOT NULL,
+  updated_ms                     INTEGER NOT NULL,
+  UNIQUE (job_id, arch_hash)
+);
+CREATE INDEX trials_by_state ON trials (state, id);
+CREATE INDEX trials_by_job_state ON trials (job_id, state, id);
+CREATE UNIQUE INDEX trials_by_lease ON trials (lease_id) WHERE lease_id IS NOT NULL;
+
+CREATE TABLE metrics (
+  trial_id                      INTEGER PRIMARY KEY REFERENCES trials(id),
+  psnr                          REAL    NOT NULL,
+  ssim                          REAL    NOT NULL,
+  noisy_psnr                    REAL    NOT NULL,
+  measured_inference_peak_bytes INTEGER NOT NULL,
+  measured_train_peak_bytes     INTEGER NOT NULL,
+  latency_100mp_s               REAL    NOT NULL,  -- estimated, job's target device profile
+  measured_latency_ms           REAL    NOT NULL,  -- measured on the worker's device
+  steps_per_second              REAL    NOT NULL,
+  device                        TEXT    NOT NULL DEFAULT '',
+  report_json                   TEXT    NOT NULL DEFAULT '{}',
+  created_ms                    INTEGER NOT NULL
+);
+
+CREATE TABLE frontier_snapshots (
+  job_id       INTEGER NOT NULL REFERENCES jobs(id),
+  version      INTEGER NOT NULL,
+  hypervolume  REAL    NOT NULL,
+  members_json TEXT    NOT NULL,
+  created_ms   INTEGER NOT NULL,
+  PRIMARY KEY (job_id, version)
+);
+
+CREATE TABLE artifacts (
+  id          INTEGER PRIMARY KEY,
+  trial_id    INTEGER NOT NULL REFERENCES trials(id),
+  path        TEXT    NOT NULL,
+  size_bytes  INTEGER NOT NULL,
+  sha256      TEXT    NOT NULL,
+  created_ms  INTEGER NOT NULL
+);
+CREATE INDEX artifacts_by_trial ON artifacts (trial_id);

@@ -1,0 +1,549 @@
+// Tests of Store on real SQLite files in a fresh temporary directory; no mocks.
+#include "storage/store.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace peaknas::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "peaknas_store_test_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = (dir_ / "peaknas.db").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<Store> OpenOrDie() {
+    auto s = Store::Open(path_);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+
+  // Runs raw SQL on the file through a separate connection (to hand-make old/new versions).
+  void RawExec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+
+  static TrialSpec Spec(std::uint64_t hash) {
+    TrialSpec s;
+    s.architecture_json = "{\"levels\":" + std::to_string(hash % 6 + 1) + "}";
+    s.arch_hash = hash;
+    s.predicted_inference_peak_bytes = 1000 + static_cast<std::int64_t>(hash);
+    s.predicted_train_peak_bytes = 5000 + static_cast<std::int64_t>(hash);
+    return s;
+  }
+
+  static TrialMetrics Metrics(double psnr) {
+    TrialMetrics m;
+    m.psnr = psnr;
+    m.ssim = 0.9;
+    m.noisy_psnr = 20.0;
+    m.measured_inference_peak_bytes = 1234;
+    m.measured_train_peak_bytes = 5678;
+    m.latency_100mp_s = 12.5;
+    m.measured_latency_ms = 3.25;
+    m.steps_per_second = 40.0;
+    m.device = "cpu";
+    m.report_json = "{\"psnr\":" + std::to_string(psnr) + "}";
+    return m;
+  }
+
+  fs::path dir_;
+  std::string path_;
+};
+
+TEST_F(StoreTest, CreatesSchemaAndSetsUserVersion) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  auto v = store->SchemaVersion();
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, kSchemaVersion);
+  // WAL mode is persistent in the file: check it through another connection.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+  sqlite3_finalize(st);
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name "
+                               "IN ('jobs','trials','workers','metrics','frontier_snapshots',"
+                               "'artifacts')",
+                               -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 6);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, ReopenPreservesData) {
+  std::int64_t job = 0, trial = 0;
+  {
+    auto store = OpenOrDie();
+    auto j = store->CreateJob("{\"strategy\":\"random\"}", 100);
+    ASSERT_TRUE(j.ok());
+    job = *j;
+    auto t = store->AddTrial(job, Spec(7), 101);
+    ASSERT_TRUE(t.ok());
+    trial = *t;
+    ASSERT_TRUE(store->SetJobState(job, JobState::kRunning, "", 102).ok());
+  }
+  auto store = OpenOrDie();
+  auto j = store->GetJob(job);
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->spec, "{\"strategy\":\"random\"}");
+  EXPECT_EQ(j->state, JobState::kRunning);
+  EXPECT_EQ(j->created_ms, 100);
+  EXPECT_EQ(j->updated_ms, 102);
+  auto t = store->GetTrial(trial);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->spec.arch_hash, 7u);
+  EXPECT_EQ(t->state, TrialState::kPending);
+  auto jobs = store->ListJobs();
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->size(), 1u);
+  EXPECT_EQ(store->GetJob(job + 1).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, MigratesHandMadeVersionZeroFile) {
+  RawExec("PRAGMA user_version = 0; CREATE TABLE unrelated (x INTEGER);");
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->SchemaVersion(), kSchemaVersion);
+  EXPECT_TRUE(store->CreateJob("{}", 1).ok());
+}
+
+TEST_F(StoreTest, FailedMigrationChangesNothing) {
+  // A version-0 file whose existing `jobs` table makes migration 1 fail half-way.
+  RawExec("CREATE TABLE jobs (x INTEGER); INSERT INTO jobs VALUES (5);");
+  auto store = Store::Open(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("migration to schema version 1"), std::string::npos)
+      << store.status().message();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version), "
+                               "(SELECT count(*) FROM sqlite_master)", -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 0);
+  EXPECT_EQ(sqlite3_column_int(st, 1), 1);  // only the hand-made table: rolled back
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, RefusesFutureSchemaVersion) {
+  RawExec("PRAGMA user_version = 99;");
+  auto store = Store::Open(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos)
+      << store.status().message();
+}
+
+TEST_F(StoreTest, DeduplicatesByHashWithinJob) {
+  auto store = OpenOrDie();
+  std::int64_t a = *store->CreateJob("{}", 1);
+  std::int64_t b = *store->CreateJob("{}", 1);
+  ASSERT_TRUE(store->AddTrial(a, Spec(42), 2).ok());
+  EXPECT_EQ(store->AddTrial(a, Spec(42), 3).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store->AddRejectedTrial(a, Spec(42), "over budget", 3).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store->AddTrial(b, Spec(42), 3).ok());  // another job may have it
+  // Hashes above 2^63 round-trip.
+  auto big = store->AddTrial(a, Spec(0xFEDCBA9876543210ull), 4);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(store->GetTrial(*big)->spec.arch_hash, 0xFEDCBA9876543210ull);
+  EXPECT_EQ(store->AddTrial(999, Spec(1), 4).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, RejectedTrialKeepsReasonAndIsNeverLeased) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  auto r = store->AddRejectedTrial(job, Spec(5), "inference peak 1005 B > budget 1000 B", 2);
+  ASSERT_TRUE(r.ok());
+  auto t = store->GetTrial(*r);
+  EXPECT_EQ(t->state, TrialState::kRejected);
+  EXPECT_EQ(t->reason, "inference peak 1005 B > budget 1000 B");
+  EXPECT_EQ(t->spec.predicted_inference_peak_bytes, 1005);
+  auto lease = store->LeaseNextPendingTrial(std::nullopt, w, 3, 100);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_FALSE(lease->has_value());
+  EXPECT_EQ(store->ListTrials(job)->size(), 1u);
+}
+
+TEST_F(StoreTest, LeaseThenComplete) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  std::int64_t t2 = *store->AddTrial(job, Spec(2), 2);
+  auto lease = store->LeaseNextPendingTrial(job, w, 10, 1000);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  ASSERT_TRUE(lease->has_value());
+  const Lease& l = **lease;
+  EXPECT_EQ(l.trial.id, t1);  // oldest first
+  EXPECT_EQ(l.trial.state, TrialState::kLeased);
+  EXPECT_EQ(l.fencing_token, 1);
+  EXPECT_EQ(l.trial.attempts, 1);
+  EXPECT_EQ(l.trial.worker_id, w);
+  EXPECT_EQ(l.deadline_ms, 1000);
+  EXPECT_FALSE(l.lease_id.empty());
+
+  ASSERT_TRUE(store->RenewLease(l.lease_id, l.fencing_token, 500, 2000).ok());
+  EXPECT_EQ(store->GetTrial(t1)->lease_deadline_ms, 2000);
+
+  auto v = store->CompleteTrial(l.lease_id, l.fencing_token, 1500, Metrics(31.5), std::nullopt);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, 0);
+  auto t = store->GetTrial(t1);
+  EXPECT_EQ(t->state, TrialState::kSucceeded);
+  EXPECT_TRUE(t->lease_id.empty());
+  auto m = store->GetMetrics(t1);
+  ASSERT_TRUE(m.ok());
+  EXPECT_DOUBLE_EQ(m->psnr, 31.5);
+  EXPECT_EQ(m->measured_train_peak_bytes, 5678);
+  EXPECT_EQ(m->device, "cpu");
+  // Completing twice is refused.
+  EXPECT_EQ(store->CompleteTrial(l.lease_id, l.fencing_token, 1600, Metrics(1), std::nullopt)
+                .status()
+                .code(),
+            StatusCode::kFailedPrecondition);
+
+  auto next = store->LeaseNextPendingTrial(std::nullopt, w, 1700, 2700);
+  ASSERT_TRUE(next.ok() && next->has_value());
+  EXPECT_EQ((*next)->trial.id, t2);
+  auto none = store->LeaseNextPendingTrial(job, w, 1700, 2700);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(store->LeaseNextPendingTrial(job, w + 100, 1700, 2700).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store->LeaseNextPendingTrial(job, w, 1700, 1700).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, CancelledJobsTrialsAreNotLeased) {
+  auto store = OpenOrDie();
+  std::int64_t a = *store->CreateJob("{}", 1);
+  std::int64_t b = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  ASSERT_TRUE(store->AddTrial(a, Spec(1), 2).ok());
+  std::int64_t tb = *store->AddTrial(b, Spec(1), 2);
+  ASSERT_TRUE(store->SetJobState(a, JobState::kCancelled, "cancelled by user", 3).ok());
+  EXPECT_EQ(store->GetJob(a)->error, "cancelled by user");
+  EXPECT_FALSE(store->LeaseNextPendingTrial(a, w, 4, 100)->has_value());
+  auto l = store->LeaseNextPendingTrial(std::nullopt, w, 4, 100);
+  ASSERT_TRUE(l.ok() && l->has_value());
+  EXPECT_EQ((*l)->trial.id, tb);
+  EXPECT_EQ(store->SetJobState(b + 1, JobState::kRunning, "", 5).code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, StaleTokenRefusedAndNothingChanged) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  Lease l = **store->LeaseNextPendingTrial(job, w, 10, 1000);
+  auto before = store->GetTrial(t1);
+
+  FrontierSnapshot f;
+  f.job_id = job;
+  f.hypervolume = 1.0;
+  f.members_json = "[1]";
+  auto r = store->CompleteTrial(l.lease_id, l.fencing_token + 1, 20, Metrics(30), f);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->CompleteTrial("no-such-lease", l.fencing_token, 20, Metrics(30), f)
+                .status()
+                .code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->RenewLease(l.lease_id, l.fencing_token - 1, 20, 5000).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->FailTrial(l.lease_id, l.fencing_token + 1, 20, "x").code(),
+            StatusCode::kFailedPrecondition);
+
+  auto after = store->GetTrial(t1);
+  EXPECT_EQ(after->state, TrialState::kLeased);
+  EXPECT_EQ(after->updated_ms, before->updated_ms);
+  EXPECT_EQ(after->lease_deadline_ms, 1000);
+  EXPECT_EQ(store->GetMetrics(t1).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(store->LatestFrontier(job)->has_value());
+}
+
+TEST_F(StoreTest, ExpiredLeaseRequeuedWithHigherTokenOldRefused) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  std::int64_t w1 = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t w2 = *store->RegisterWorker("w2", "cpu", 1 << 30, 1);
+  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  Lease old = **store->LeaseNextPendingTrial(job, w1, 10, 100);
+
+  // Past the deadline, before release: the old holder can neither renew nor complete.
+  EXPECT_EQ(store->RenewLease(old.lease_id, old.fencing_token, 101, 500).code(),
+            StatusCode::kFailedPrecondition);
+  auto released = store->ReleaseExpiredLeases(101, 3);
+  ASSERT_TRUE(released.ok());
+  EXPECT_EQ(released->requeued, std::vector<std::int64_t>{t1});
+  EXPECT_TRUE(released->failed.empty());
+  EXPECT_EQ(store->GetTrial(t1)->state, TrialState::kPending);
+
+  Lease fresh = **store->LeaseNextPendingTrial(job, w2, 110, 1000);
+  EXPECT_EQ(fresh.trial.id, t1);
+  EXPECT_GT(fresh.fencing_token, old.fencing_token);
+  EXPECT_NE(fresh.lease_id, old.lease_id);
+  EXPECT_EQ(fresh.trial.attempts, 2);
+  EXPECT_EQ(fresh.trial.worker_id, w2);
+
+  // The presumed-dead worker's late result: refused, nothing changed.
+  EXPECT_EQ(store->CompleteTrial(old.lease_id, old.fencing_token, 120, Metrics(99),
+                                 std::nullopt).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->GetTrial(t1)->state, TrialState::kLeased);
+  EXPECT_EQ(store->GetMetrics(t1).status().code(), StatusCode::kNotFound);
+
+  ASSERT_TRUE(
+      store->CompleteTrial(fresh.lease_id, fresh.fencing_token, 130, Metrics(28), std::nullopt)
+          .ok());
+  EXPECT_DOUBLE_EQ(store->GetMetrics(t1)->psnr, 28);
+}
+
+TEST_F(StoreTest, MaxAttemptsFailsWithReason) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  std::int64_t now = 10;
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto l = store->LeaseNextPendingTrial(job, w, now, now + 10);
+    ASSERT_TRUE(l.ok() && l->has_value());
+    EXPECT_EQ((*l)->trial.attempts, attempt);
+    now += 20;
+    auto r = store->ReleaseExpiredLeases(now, 2);
+    ASSERT_TRUE(r.ok());
+    if (attempt < 2) {
+      EXPECT_EQ(r->requeued, std::vector<std::int64_t>{t1});
+    } else {
+      EXPECT_EQ(r->failed, std::vector<std::int64_t>{t1});
+    }
+  }
+  auto t = store->GetTrial(t1);
+  EXPECT_EQ(t->state, TrialState::kFailed);
+  EXPECT_NE(t->reason.find("lease expired 2 times"), std::string::npos) << t->reason;
+  EXPECT_FALSE(store->LeaseNextPendingTrial(job, w, now, now + 10)->has_value());
+}
+
+TEST_F(StoreTest, FrontierCommittedWithResultVisibleAfterReopen) {
+  std::int64_t job = 0, t1 = 0, t2 = 0;
+  {
+    auto store = OpenOrDie();
+    job = *store->CreateJob("{}", 1);
+    std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+    t1 = *store->AddTrial(job, Spec(1), 2);
+    t2 = *store->AddTrial(job, Spec(2), 2);
+    FrontierSnapshot f;
+    f.job_id = job;
+    f.hypervolume = 0.5;
+    f.members_json = "[" + std::to_string(t1) + "]";
+    Lease l1 = **store->LeaseNextPendingTrial(job, w, 10, 100);
+    auto v1 = store->CompleteTrial(l1.lease_id, l1.fencing_token, 20, Metrics(30), f);
+    ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+    EXPECT_EQ(*v1, 1);
+    Lease l2 = **store->LeaseNextPendingTrial(job, w, 30, 100);
+    f.hypervolume = 0.75;
+    f.members_json = "[" + std::to_string(t1) + "," + std::to_string(t2) + "]";
+    auto v2 = store->CompleteTrial(l2.lease_id, l2.fencing_token, 40, Metrics(31), f);
+    ASSERT_TRUE(v2.ok());
+    EXPECT_EQ(*v2, 2);
+    // A snapshot for another job is refused and rolls the result back.
+    std::int64_t t3 = *store->AddTrial(job, Spec(3), 50);
+    Lease l3 = **store->LeaseNextPendingTrial(job, w, 50, 100);
+    f.job_id = job + 1;
+    EXPECT_EQ(store->CompleteTrial(l3.lease_id, l3.fencing_token, 60, Metrics(1), f)
+                  .status()
+                  .code(),
+              StatusCode::kInvalidArgument);
+    EXPECT_EQ(store->GetTrial(t3)->state, TrialState::kLeased);
+    EXPECT_EQ(store->GetMetrics(t3).status().code(), StatusCode::kNotFound);
+  }
+  auto store = OpenOrDie();
+  auto f = store->LatestFrontier(job);
+  ASSERT_TRUE(f.ok() && f->has_value());
+  EXPECT_EQ((*f)->version, 2);
+  EXPECT_DOUBLE_EQ((*f)->hypervolume, 0.75);
+  EXPECT_EQ((*f)->members_json, "[" + std::to_string(t1) + "," + std::to_string(t2) + "]");
+  EXPECT_EQ((*f)->created_ms, 40);
+  EXPECT_EQ(store->GetTrial(t2)->state, TrialState::kSucceeded);
+  EXPECT_DOUBLE_EQ(store->GetMetrics(t2)->psnr, 31);
+}
+
+TEST_F(StoreTest, ArtifactsAndWorkers) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker("w1", "h100", 80ll << 30, 1);
+  ASSERT_TRUE(store->TouchWorker(w, 7).ok());
+  auto worker = store->GetWorker(w);
+  ASSERT_TRUE(worker.ok());
+  EXPECT_EQ(worker->device, "h100");
+  EXPECT_EQ(worker->memory_bytes, 80ll << 30);
+  EXPECT_EQ(worker->last_seen_ms, 7);
+  EXPECT_EQ(store->TouchWorker(w + 1, 7).code(), StatusCode::kNotFound);
+  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  auto a = store->RecordArtifact(t1, "/artifacts/1/model.pt", 4096, "ab12", 9);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto list = store->ListArtifacts(t1);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].path, "/artifacts/1/model.pt");
+  EXPECT_EQ((*list)[0].size_bytes, 4096);
+  EXPECT_EQ((*list)[0].sha256, "ab12");
+  EXPECT_EQ(store->RecordArtifact(t1 + 100, "/x", 1, "00", 9).status().code(),
+            StatusCode::kNotFound);
+}
+
+// A result acknowledged (CompleteTrial returned OK) survives the process being killed at once:
+// the child completes and reports over a pipe, then the parent SIGKILLs it (no destructors, no
+// close, no checkpoint) and reopens the file.
+void CrashAfterComplete(const std::string& path, bool self_exit) {
+  std::int64_t job = 0, trial = 0, worker = 0;
+  {
+    auto store = Store::Open(path);
+    ASSERT_TRUE(store.ok());
+    job = *(*store)->CreateJob("{}", 1);
+    worker = *(*store)->RegisterWorker("w", "cpu", 1, 1);
+    trial = *(*store)->AddTrial(job, TrialSpec{"{}", 77, 1, 2}, 2);
+  }
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    auto store = Store::Open(path);
+    if (!store.ok()) _exit(2);
+    auto lease = (*store)->LeaseNextPendingTrial(job, worker, 10, 1000);
+    if (!lease.ok() || !lease->has_value()) _exit(3);
+    FrontierSnapshot f{job, 0, 0.25, "[77]", 0};
+    TrialMetrics m;
+    m.psnr = 33.0;
+    auto v = (*store)->CompleteTrial((*lease)->lease_id, (*lease)->fencing_token, 20, m, f);
+    if (!v.ok()) _exit(4);
+    if (self_exit) _exit(0);  // no destructors: the connection is never closed
+    char ack = 'k';
+    if (write(fds[1], &ack, 1) != 1) _exit(5);
+    while (true) pause();  // wait to be killed
+  }
+  close(fds[1]);
+  int status = 0;
+  if (!self_exit) {
+    char ack = 0;
+    ASSERT_EQ(read(fds[0], &ack, 1), 1);
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  } else {
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+  }
+  close(fds[0]);
+
+  auto store = Store::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto t = (*store)->GetTrial(trial);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->state, TrialState::kSucceeded);
+  EXPECT_DOUBLE_EQ((*store)->GetMetrics(trial)->psnr, 33.0);
+  auto f = (*store)->LatestFrontier(job);
+  ASSERT_TRUE(f.ok() && f->has_value());
+  EXPECT_EQ((*f)->version, 1);
+  EXPECT_EQ((*f)->members_json, "[77]");
+}
+
+TEST_F(StoreTest, AcknowledgedResultSurvivesSigkill) { CrashAfterComplete(path_, false); }
+TEST_F(StoreTest, AcknowledgedResultSurvivesUnclosedExit) { CrashAfterComplete(path_, true); }
+
+// Several processes, each with its own connection, lease from one file at once: every trial
+// is leased exactly once (BEGIN IMMEDIATE plus the busy timeout serialize them).
+TEST_F(StoreTest, ConcurrentProcessesNeverLeaseTheSameTrial) {
+  constexpr int kTrials = 60;
+  constexpr int kProcs = 4;
+  std::int64_t job = 0;
+  std::vector<std::int64_t> workers;
+  {
+    auto store = OpenOrDie();
+    job = *store->CreateJob("{}", 1);
+    for (int i = 0; i < kProcs; ++i) workers.push_back(*store->RegisterWorker("w", "cpu", 1, 1));
+    for (int i = 0; i < kTrials; ++i) ASSERT_TRUE(store->AddTrial(job, Spec(100 + i), 2).ok());
+  }
+  std::vector<pid_t> pids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto store = Store::Open(path_);
+      if (!store.ok()) _exit(2);
+      while (true) {
+        auto l = (*store)->LeaseNextPendingTrial(job, workers[p], 10, 1000);
+        if (!l.ok()) _exit(3);
+        if (!l->has_value()) _exit(0);
+        if (!(*store)->CompleteTrial((*l)->lease_id, (*l)->fencing_token, 20, Metrics(p),
+                                     std::nullopt).ok()) {
+          _exit(4);
+        }
+      }
+    }
+    pids.push_back(pid);
+  }
+  for (pid_t pid : pids) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  auto store = OpenOrDie();
+  auto trials = store->ListTrials(job);
+  ASSERT_TRUE(trials.ok());
+  ASSERT_EQ(trials->size(), static_cast<std::size_t>(kTrials));
+  for (const Trial& t : *trials) {
+    EXPECT_EQ(t.state, TrialState::kSucceeded);
+    EXPECT_EQ(t.attempts, 1) << "trial " << t.id << " leased more than once";
+    EXPECT_EQ(t.fencing_token, 1);
+  }
+}
+
+TEST(StoreNames, RoundTrip) {
+  for (auto s : {JobState::kPending, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
+                 JobState::kCancelled}) {
+    EXPECT_EQ(*ParseJobState(Name(s)), s);
+  }
+  for (auto s : {TrialState::kPending, TrialState::kRejected, TrialState::kLeased,
+                 TrialState::kSucceeded, TrialState::kFailed}) {
+    EXPECT_EQ(*ParseTrialState(Name(s)), s);
+  }
+  EXPECT_EQ(ParseTrialState("bogus").status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace peaknas::storage
