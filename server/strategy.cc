@@ -1,0 +1,327 @@
+#include "server/strategy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <utility>
+
+#include "search/cost_model.h"
+#include "search/units.h"
+#include "server/frontier.h"
+
+namespace peaknas::server {
+namespace {
+
+// Draws from the generator only through these (no std distributions, whose output differs
+// between standard libraries; see search/space.h).
+std::size_t UniformIndex(std::size_t n, std::mt19937_64& rng) {
+  return static_cast<std::size_t>(rng() % n);
+}
+double UniformUnit(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
+
+std::string BytesText(std::int64_t bytes) {
+  return search::FormatBytes(bytes) + " (" + std::to_string(bytes) + " bytes)";
+}
+
+Proposal Rejected(Proposal p, std::string reason) {
+  p.admitted = false;
+  p.rejection = std::move(reason);
+  return p;
+}
+
+// How many draws a strategy may spend per proposal before it concludes that the space (or what
+// is left of it after deduplication) is exhausted.
+constexpr int kAttemptsPerProposal = 64;
+constexpr int kMinAttempts = 1000;
+
+int AttemptLimit(int count) { return kAttemptsPerProposal * std::max(count, 0) + kMinAttempts; }
+
+// --- random ------------------------------------------------------------------------------
+
+class RandomStrategy final : public Strategy {
+ public:
+  explicit RandomStrategy(StrategyConfig config) : config_(std::move(config)) {}
+
+  std::vector<Proposal> Propose(int count, const std::vector<Evaluated>& /*done*/,
+                                const std::unordered_set<std::uint64_t>& seen,
+                                std::mt19937_64& rng) override {
+    std::vector<Proposal> out;
+    std::unordered_set<std::uint64_t> batch;
+    const int limit = AttemptLimit(count);
+    for (int attempt = 0; attempt < limit && static_cast<int>(out.size()) < count; ++attempt) {
+      const search::Architecture arch = search::Sample(config_.space, rng);
+      const std::uint64_t hash = search::CanonicalHash(arch);
+      if (seen.contains(hash) || !batch.insert(hash).second) continue;
+      out.push_back(Check(arch, config_));
+    }
+    return out;
+  }
+
+ private:
+  StrategyConfig config_;
+};
+
+// --- scaling -----------------------------------------------------------------------------
+
+// The sweep spans flops factors [top / kScalingSpan, top], where top is the largest factor
+// whose budgeted peak fits.
+constexpr double kScalingSpan = 256.0;
+constexpr double kMinFactor = 1.0 / 4096;
+constexpr double kMaxFactor = 4096.0;
+constexpr int kDefaultScalingPoints = 16;
+
+class ScalingStrategy final : public Strategy {
+ public:
+  explicit ScalingStrategy(StrategyConfig config) : config_(std::move(config)) { BuildSweep(); }
+
+  std::vector<Proposal> Propose(int count, const std::vector<Evaluated>& /*done*/,
+                                const std::unordered_set<std::uint64_t>& seen,
+                                std::mt19937_64& /*rng*/) override {
+    std::vector<Proposal> out;
+    for (const Proposal& p : sweep_) {
+      if (static_cast<int>(out.size()) >= count) break;
+      if (!seen.contains(p.hash)) out.push_back(p);
+    }
+    return out;
+  }
+
+ private:
+  search::Architecture Scaled(double factor) const {
+    return search::ScaleArchitecture(*config_.base, factor,
+                                     search::ScalingOptions{.alpha = config_.scaling_alpha},
+                                     config_.space);
+  }
+  bool Fits(double factor) const { return Check(Scaled(factor), config_).admitted; }
+
+  // The sweep: distinct scalings of the base in increasing flops factor, kept only where the
+  // predicted budgeted peak strictly increases, thinned evenly to `trials` points (the first
+  // and the largest fitting one included). When not even the smallest scaling fits, the sweep
+  // is that one rejected point, so the job records why.
+  void BuildSweep() {
+    if (!Fits(kMinFactor)) {
+      sweep_.push_back(Check(Scaled(kMinFactor), config_));
+      return;
+    }
+    // Bisection on log(factor) for the largest fitting factor (the ScaleToCost search, kept
+    // here because the sweep needs the factor, not only the architecture).
+    double lo = std::log(kMinFactor);
+    double hi = std::log(kMaxFactor);
+    if (Fits(kMaxFactor)) {
+      lo = hi;
+    } else {
+      for (int i = 0; i < 60; ++i) {
+        const double mid = 0.5 * (lo + hi);
+        (Fits(std::exp(mid)) ? lo : hi) = mid;
+      }
+    }
+    const double top = std::exp(lo);
+    const double bottom = std::max(kMinFactor, top / kScalingSpan);
+    const int points = config_.trials > 0 ? config_.trials : kDefaultScalingPoints;
+    // A dense geometric grid, deduplicated and made monotone in peak, then thinned.
+    const int grid = 8 * points + 64;
+    std::vector<Proposal> dense;
+    std::unordered_set<std::uint64_t> hashes;
+    std::int64_t last_peak = -1;
+    for (int i = 0; i < grid; ++i) {
+      const double t = grid == 1 ? 1.0 : static_cast<double>(i) / (grid - 1);
+      const double factor = i == grid - 1 ? top : bottom * std::pow(top / bottom, t);
+      Proposal p = Check(Scaled(factor), config_);
+      if (!p.admitted || !hashes.insert(p.hash).second) continue;
+      const std::int64_t peak = proto::BudgetedPeakBytes(config_.budget, p.arch);
+      if (peak <= last_peak) continue;
+      last_peak = peak;
+      dense.push_back(std::move(p));
+    }
+    if (static_cast<int>(dense.size()) <= points) {
+      sweep_ = std::move(dense);
+      return;
+    }
+    for (int i = 0; i < points; ++i) {
+      const std::size_t index =
+          points == 1 ? dense.size() - 1
+                      : static_cast<std::size_t>(std::llround(
+                            static_cast<double>(i) * static_cast<double>(dense.size() - 1) /
+                            static_cast<double>(points - 1)));
+      sweep_.push_back(dense[index]);
+    }
+  }
+
+  StrategyConfig config_;
+  std::vector<Proposal> sweep_;  // in increasing predicted peak
+};
+
+// --- evolution ---------------------------------------------------------------------------
+
+constexpr double kCrossoverProbability = 0.5;
+constexpr int kRepairTries = 6;
+
+class EvolutionStrategy final : public Strategy {
+ public:
+  explicit EvolutionStrategy(StrategyConfig config)
+      : config_(std::move(config)), random_(config_) {}
+
+  std::vector<Proposal> Propose(int count, const std::vector<Evaluated>& done,
+                                const std::unordered_set<std::uint64_t>& seen,
+                                std::mt19937_64& rng) override {
+    const int population = std::max(config_.population, 2);
+    std::vector<std::size_t> pool;
+    for (std::size_t i = 0; i < done.size(); ++i) {
+      if (search::Contains(config_.space, done[i].arch)) pool.push_back(i);
+    }
+    if (static_cast<int>(pool.size()) < population) {
+      return random_.Propose(count, done, seen, rng);
+    }
+    // Environmental selection: the best `population` trials by (rank, crowding).
+    std::vector<Evaluated> members;
+    members.reserve(pool.size());
+    for (std::size_t i : pool) members.push_back(done[i]);
+    const std::vector<int> rank = NondominatedSort(members);
+    std::vector<double> crowding(members.size(), 0.0);
+    const int max_rank = *std::max_element(rank.begin(), rank.end());
+    for (int r = 0; r <= max_rank; ++r) {
+      std::vector<std::size_t> front;
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        if (rank[i] == r) front.push_back(i);
+      }
+      const std::vector<double> d = CrowdingDistance(members, front);
+      for (std::size_t k = 0; k < front.size(); ++k) crowding[front[k]] = d[k];
+    }
+    auto better = [&](std::size_t a, std::size_t b) {
+      if (rank[a] != rank[b]) return rank[a] < rank[b];
+      return crowding[a] > crowding[b];
+    };
+    std::vector<std::size_t> parents(members.size());
+    std::iota(parents.begin(), parents.end(), std::size_t{0});
+    std::stable_sort(parents.begin(), parents.end(), better);
+    parents.resize(static_cast<std::size_t>(population));
+
+    auto tournament = [&]() -> const search::Architecture& {
+      const std::size_t a = parents[UniformIndex(parents.size(), rng)];
+      const std::size_t b = parents[UniformIndex(parents.size(), rng)];
+      return members[better(b, a) ? b : a].arch;
+    };
+
+    std::vector<Proposal> out;
+    std::unordered_set<std::uint64_t> batch;
+    const int limit = AttemptLimit(count);
+    for (int attempt = 0; attempt < limit && static_cast<int>(out.size()) < count; ++attempt) {
+      search::Architecture child = tournament();
+      if (UniformUnit(rng) < kCrossoverProbability) {
+        child = search::Crossover(child, tournament(), config_.space, rng);
+      }
+      child = search::Mutate(child, config_.space, rng);
+      Proposal p = Check(child, config_);
+      if (!p.admitted) p = Repair(std::move(p));
+      if (seen.contains(p.hash) || !batch.insert(p.hash).second) continue;
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+ private:
+  // Shrinks an over-budget child toward the budget: first its widths (dWr with alpha 1 scales
+  // widths only), then, when widths are at the space's floor, its depth. Returns the first
+  // admitted shrink, or the original child rejected with the reason and the repair's outcome.
+  Proposal Repair(Proposal child) const {
+    // Nothing to shrink toward when the cost model never ran (invalid shape for the levels).
+    if (child.predicted_inference_peak_bytes == 0) return child;
+    search::Architecture arch = child.arch;
+    std::int64_t peak = proto::BudgetedPeakBytes(config_.budget, arch);
+    for (int i = 0; i < kRepairTries; ++i) {
+      const double ratio =
+          static_cast<double>(config_.budget.bytes) / static_cast<double>(std::max<std::int64_t>(peak, 1));
+      // Peak is roughly linear in width (activations) and widths scale as factor^(1/2).
+      const double factor = std::clamp(0.9 * ratio * ratio, 1.0 / 64, 0.95);
+      search::Architecture next = search::ScaleArchitecture(
+          arch, factor, search::ScalingOptions{.alpha = 1.0}, config_.space);
+      if (next == arch) {
+        next = search::ScaleArchitecture(arch, 0.5, search::ScalingOptions{.alpha = 0.05},
+                                         config_.space);
+      }
+      if (next == arch) break;
+      arch = next;
+      Proposal p = Check(arch, config_);
+      if (p.admitted) return p;
+      peak = proto::BudgetedPeakBytes(config_.budget, arch);
+    }
+    child.rejection += "; repair by shrinking widths and depth reached " + BytesText(peak) +
+                       ", still over budget";
+    return child;
+  }
+
+  StrategyConfig config_;
+  RandomStrategy random_;
+};
+
+}  // namespace
+
+Proposal Check(const search::Architecture& arch, const StrategyConfig& config) {
+  Proposal p;
+  p.arch = arch;
+  p.hash = search::CanonicalHash(arch);
+  const proto::JobBudget& budget = config.budget;
+  if (Status s = search::Validate(arch); !s.ok()) return Rejected(std::move(p), s.message());
+  if (Status s = search::ValidateShape(arch, budget.tile, "budget.tile.batch", "budget.tile");
+      !s.ok()) {
+    return Rejected(std::move(p), s.message());
+  }
+  if (Status s = search::ValidateShape(arch, budget.patch, "budget.patch.batch", "budget.patch");
+      !s.ok()) {
+    return Rejected(std::move(p), s.message());
+  }
+  const search::DeviceProfile& device = *budget.device;
+  p.predicted_inference_peak_bytes =
+      search::InferencePeakBytes(arch, budget.tile, budget.dtype, device);
+  p.predicted_train_peak_bytes = search::TrainPeakBytes(arch, budget.patch, budget.dtype, device);
+  const std::int64_t peak = proto::BudgetedPeakBytes(budget, arch);
+  if (peak > budget.bytes) {
+    return Rejected(std::move(p), std::string("predicted ") +
+                                      (budget.training ? "training-step" : "inference") +
+                                      " peak " + BytesText(peak) + " > budget " +
+                                      BytesText(budget.bytes));
+  }
+  p.admitted = true;
+  const int tile = search::MaxTile(arch, budget.bytes, budget.tile.batch, budget.dtype, device);
+  p.latency_100mp_s =
+      tile > 0 ? search::Latency100MpSeconds(arch, tile, budget.tile.batch, budget.dtype, device)
+               : 0.0;
+  return p;
+}
+
+StatusOr<std::unique_ptr<Strategy>> MakeStrategy(StrategyKind kind, const StrategyConfig& config) {
+  if (Status s = search::Validate(config.space); !s.ok()) return s;
+  if (config.budget.device == nullptr) {
+    return Status::InvalidArgument("budget.device: no device profile");
+  }
+  if (config.budget.bytes < 1) return Status::InvalidArgument("budget.bytes: must be >= 1");
+  switch (kind) {
+    case StrategyKind::kRandom:
+      return std::unique_ptr<Strategy>(new RandomStrategy(config));
+    case StrategyKind::kEvolution:
+      if (config.population < 2) {
+        return Status::InvalidArgument("population: " + std::to_string(config.population) +
+                                       " < 2");
+      }
+      return std::unique_ptr<Strategy>(new EvolutionStrategy(config));
+    case StrategyKind::kScaling:
+      if (!config.base.has_value()) {
+        return Status::InvalidArgument("base: the scaling strategy needs a base architecture");
+      }
+      if (!search::Contains(config.space, *config.base)) {
+        return Status::InvalidArgument("base: outside the search space");
+      }
+      if (!(config.scaling_alpha > 0 && config.scaling_alpha <= 1)) {
+        return Status::InvalidArgument("scaling_alpha: " + std::to_string(config.scaling_alpha) +
+                                       " not in (0, 1]");
+      }
+      return std::unique_ptr<Strategy>(new ScalingStrategy(config));
+  }
+  return Status::InvalidArgument("strategy: unknown kind");
+}
+
+}  // namespace peaknas::server

@@ -1,0 +1,383 @@
+#include "server/strategy.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "search/cost_model.h"
+#include "search/device_profile.h"
+
+namespace peaknas::server {
+namespace {
+
+StrategyConfig Config(std::int64_t budget_bytes, bool training = false) {
+  StrategyConfig c;
+  c.budget.bytes = budget_bytes;
+  c.budget.training = training;
+  c.budget.tile = {.batch = 1, .size = 256};
+  c.budget.patch = {.batch = 8, .size = 64};
+  c.budget.device = &search::DefaultDeviceProfile();
+  c.population = 16;
+  c.trials = 24;
+  return c;
+}
+
+search::Architecture Arch(const char* json) {
+  auto a = search::ParseArchitecture(json);
+  EXPECT_TRUE(a.ok()) << a.status().ToString();
+  return *a;
+}
+
+constexpr const char* kUNet =
+    R"({"activation":"relu","dec_blocks":[1,1,1],"downsample":"strided","enc_blocks":[1,1,2,2],)"
+    R"("levels":4,"skip":"concat","upsample":"transposed","widths":[32,64,128,256]})";
+
+// A stand-in for training: PSNR grows with capacity, with a per-architecture wobble so the
+// objectives trade off rather than line up.
+Evaluated Train(const Proposal& p) {
+  Evaluated e;
+  e.arch = p.arch;
+  e.psnr = 25.0 + 0.5 * std::log2(static_cast<double>(search::Parameters(p.arch))) +
+           static_cast<double>(p.hash % 1000) / 1000.0;
+  e.peak_bytes = p.predicted_inference_peak_bytes;
+  e.latency_100mp_s = p.latency_100mp_s;
+  return e;
+}
+
+// The median budgeted peak of uniform draws: a budget between the cheapest and typical sizes.
+std::int64_t MedianPeak(const StrategyConfig& c) {
+  std::mt19937_64 rng(7);
+  std::vector<std::int64_t> peaks;
+  for (int i = 0; i < 401; ++i) {
+    peaks.push_back(proto::BudgetedPeakBytes(c.budget, search::Sample(c.space, rng)));
+  }
+  std::nth_element(peaks.begin(), peaks.begin() + 200, peaks.end());
+  return peaks[200];
+}
+
+// Runs a strategy like the coordinator does: propose, record, "train" the admitted.
+struct History {
+  std::vector<Proposal> proposals;
+  std::vector<Evaluated> done;
+  std::vector<std::size_t> done_before;  // per proposal: trials done when it was proposed
+};
+History Drive(Strategy& s, int rounds, int per_round, std::uint64_t seed) {
+  History run;
+  std::unordered_set<std::uint64_t> seen;
+  std::mt19937_64 rng(seed);
+  for (int r = 0; r < rounds; ++r) {
+    const std::vector<Proposal> batch = s.Propose(per_round, run.done, seen, rng);
+    const std::size_t done_before = run.done.size();
+    for (const Proposal& p : batch) {
+      EXPECT_FALSE(seen.contains(p.hash)) << "proposed twice: " << search::ToCanonicalJson(p.arch);
+      seen.insert(p.hash);
+      run.proposals.push_back(p);
+      run.done_before.push_back(done_before);
+      if (p.admitted) run.done.push_back(Train(p));
+    }
+  }
+  return run;
+}
+
+// --- Check.
+
+TEST(Check, AdmitsExactlyAtTheBoundary) {
+  for (bool training : {false, true}) {
+    SCOPED_TRACE(training ? "training" : "inference");
+    const search::Architecture a = Arch(kUNet);
+    StrategyConfig c = Config(1, training);
+    const std::int64_t peak = proto::BudgetedPeakBytes(c.budget, a);
+    ASSERT_GT(peak, 1);
+
+    c.budget.bytes = peak;
+    const Proposal at = Check(a, c);
+    EXPECT_TRUE(at.admitted) << at.rejection;
+    EXPECT_TRUE(at.rejection.empty());
+    EXPECT_EQ(at.hash, search::CanonicalHash(a));
+    EXPECT_EQ(at.arch, a);
+    EXPECT_EQ(at.predicted_inference_peak_bytes,
+              search::InferencePeakBytes(a, c.budget.tile, c.budget.dtype, *c.budget.device));
+    EXPECT_EQ(at.predicted_train_peak_bytes,
+              search::TrainPeakBytes(a, c.budget.patch, c.budget.dtype, *c.budget.device));
+    EXPECT_EQ(training ? at.predicted_train_peak_bytes : at.predicted_inference_peak_bytes, peak);
+
+    c.budget.bytes = peak - 1;
+    const Proposal below = Check(a, c);
+    EXPECT_FALSE(below.admitted);
+    EXPECT_NE(below.rejection.find(std::to_string(peak)), std::string::npos) << below.rejection;
+    EXPECT_NE(below.rejection.find(std::to_string(peak - 1)), std::string::npos)
+        << below.rejection;
+    EXPECT_NE(below.rejection.find("budget"), std::string::npos) << below.rejection;
+    EXPECT_EQ(below.predicted_inference_peak_bytes, at.predicted_inference_peak_bytes);
+    EXPECT_EQ(below.predicted_train_peak_bytes, at.predicted_train_peak_bytes);
+    EXPECT_EQ(below.latency_100mp_s, 0.0);
+  }
+}
+
+TEST(Check, LatencyIsAtTheLargestFittingTile) {
+  const search::Architecture a = Arch(kUNet);
+  StrategyConfig c = Config(search::InferencePeakBytes(a, {.batch = 1, .size = 256},
+                                                       search::DType::kFp32,
+                                                       search::DefaultDeviceProfile()) *
+                            3);
+  const Proposal p = Check(a, c);
+  ASSERT_TRUE(p.admitted) << p.rejection;
+  const int tile = search::MaxTile(a, c.budget.bytes, 1, c.budget.dtype, *c.budget.device);
+  ASSERT_GT(tile, 256);
+  EXPECT_EQ(p.latency_100mp_s,
+            search::Latency100MpSeconds(a, tile, 1, c.budget.dtype, *c.budget.device));
+  EXPECT_GT(p.latency_100mp_s, 0);
+}
+
+TEST(Check, RejectsAShapeTheLevelsDoNotDivide) {
+  const search::Architecture a = Arch(kUNet);  // 4 levels: multiples of 8
+  StrategyConfig c = Config(std::int64_t{1} << 40);
+  c.budget.tile.size = 100;
+  const Proposal p = Check(a, c);
+  EXPECT_FALSE(p.admitted);
+  EXPECT_NE(p.rejection.find("budget.tile"), std::string::npos) << p.rejection;
+  EXPECT_NE(p.rejection.find("100"), std::string::npos) << p.rejection;
+  c = Config(std::int64_t{1} << 40);
+  c.budget.patch.size = 60;
+  EXPECT_NE(Check(a, c).rejection.find("budget.patch"), std::string::npos);
+}
+
+// --- MakeStrategy.
+
+TEST(MakeStrategy, RefusesUnusableConfigs) {
+  StrategyConfig c = Config(std::int64_t{1} << 30);
+  auto scaling = MakeStrategy(StrategyKind::kScaling, c);
+  ASSERT_FALSE(scaling.ok());
+  EXPECT_EQ(scaling.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(scaling.status().message().find("base"), std::string::npos);
+  c.population = 1;
+  EXPECT_FALSE(MakeStrategy(StrategyKind::kEvolution, c).ok());
+  c = Config(std::int64_t{1} << 30);
+  c.space.width = {16, 8};
+  EXPECT_FALSE(MakeStrategy(StrategyKind::kRandom, c).ok());
+  EXPECT_TRUE(MakeStrategy(StrategyKind::kRandom, Config(1 << 30)).ok());
+}
+
+// --- random.
+
+TEST(RandomStrategy, NeverProposesASeenHashAndReproducesFromTheSeed) {
+  const StrategyConfig c = Config(std::int64_t{1} << 30);
+  auto s = MakeStrategy(StrategyKind::kRandom, c);
+  ASSERT_TRUE(s.ok());
+  std::mt19937_64 rng(1);
+  const std::vector<Proposal> first = (*s)->Propose(50, {}, {}, rng);
+  ASSERT_EQ(first.size(), 50u);
+  std::unordered_set<std::uint64_t> seen;
+  for (const Proposal& p : first) {
+    EXPECT_TRUE(seen.insert(p.hash).second) << "duplicate within a batch";
+    EXPECT_EQ(p.hash, search::CanonicalHash(p.arch));
+    EXPECT_TRUE(search::Contains(c.space, p.arch));
+  }
+  // Same seed, everything of `first` seen: nothing of it again.
+  std::mt19937_64 again(1);
+  for (const Proposal& p : (*s)->Propose(200, {}, seen, again)) {
+    EXPECT_FALSE(seen.contains(p.hash));
+  }
+  // Same seed, same proposals, on a fresh strategy.
+  auto t = MakeStrategy(StrategyKind::kRandom, c);
+  ASSERT_TRUE(t.ok());
+  std::mt19937_64 same(1);
+  const std::vector<Proposal> replay = (*t)->Propose(50, {}, {}, same);
+  ASSERT_EQ(replay.size(), first.size());
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    EXPECT_EQ(replay[i].hash, first[i].hash);
+    EXPECT_EQ(replay[i].admitted, first[i].admitted);
+    EXPECT_EQ(replay[i].rejection, first[i].rejection);
+  }
+}
+
+TEST(RandomStrategy, StopsWhenTheSpaceIsExhausted) {
+  StrategyConfig c = Config(std::int64_t{1} << 30);
+  c.space.levels = {2, 2};
+  c.space.width = {8, 8};
+  c.space.enc_blocks = {1, 1};
+  c.space.dec_blocks = {1, 2};
+  c.space.skips = {search::SkipKind::kAdd};
+  c.space.upsamples = {search::UpsampleKind::kBilinear};
+  c.space.downsamples = {search::DownsampleKind::kMaxPool};
+  c.space.activations = {search::ActivationKind::kRelu};
+  auto s = MakeStrategy(StrategyKind::kRandom, c);
+  ASSERT_TRUE(s.ok());
+  std::mt19937_64 rng(3);
+  const std::vector<Proposal> all = (*s)->Propose(10, {}, {}, rng);
+  EXPECT_EQ(all.size(), 2u);  // dec_blocks 1 or 2, nothing else varies
+  std::unordered_set<std::uint64_t> seen;
+  for (const Proposal& p : all) seen.insert(p.hash);
+  EXPECT_TRUE((*s)->Propose(10, {}, seen, rng).empty());
+}
+
+// --- every strategy.
+
+TEST(Strategies, EveryAdmittedProposalFitsATightBudget) {
+  for (bool training : {false, true}) {
+    StrategyConfig c = Config(1, training);
+    c.budget.bytes = MedianPeak(c) / 2;
+    c.base = Arch(kUNet);
+    for (StrategyKind kind :
+         {StrategyKind::kRandom, StrategyKind::kEvolution, StrategyKind::kScaling}) {
+      SCOPED_TRACE(testing::Message() << "kind " << static_cast<int>(kind) << " training "
+                                      << training);
+      auto s = MakeStrategy(kind, c);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      const History run = Drive(**s, 30, 10, 11);
+      ASSERT_FALSE(run.proposals.empty());
+      int admitted = 0;
+      for (const Proposal& p : run.proposals) {
+        EXPECT_TRUE(search::Contains(c.space, p.arch));
+        if (p.admitted) {
+          ++admitted;
+          EXPECT_LE(proto::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
+          EXPECT_TRUE(p.rejection.empty());
+        } else {
+          EXPECT_GT(proto::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
+          EXPECT_FALSE(p.rejection.empty());
+        }
+      }
+      EXPECT_GT(admitted, 0);
+    }
+  }
+}
+
+// --- evolution.
+
+TEST(EvolutionStrategy, RepairsOverBudgetChildren) {
+  StrategyConfig c = Config(1);
+  c.budget.bytes = MedianPeak(c);
+  auto evo = MakeStrategy(StrategyKind::kEvolution, c);
+  auto rnd = MakeStrategy(StrategyKind::kRandom, c);
+  ASSERT_TRUE(evo.ok() && rnd.ok());
+  const History e = Drive(**evo, 40, 8, 5);
+  const History r = Drive(**rnd, 40, 8, 5);
+  // Children: proposals made once `population` trials were done.
+  int children = 0;
+  int admitted_children = 0;
+  for (std::size_t i = 0; i < e.proposals.size(); ++i) {
+    const Proposal& p = e.proposals[i];
+    if (e.done_before[i] >= static_cast<std::size_t>(c.population)) {
+      ++children;
+      if (p.admitted) ++admitted_children;
+      if (!p.admitted) {
+        EXPECT_NE(p.rejection.find("predicted"), std::string::npos) << p.rejection;
+        EXPECT_NE(p.rejection.find("repair"), std::string::npos) << p.rejection;
+      }
+    }
+  }
+  int random_admitted = 0;
+  for (const Proposal& p : r.proposals) random_admitted += p.admitted ? 1 : 0;
+  const double child_share = static_cast<double>(admitted_children) / std::max(children, 1);
+  const double random_share = static_cast<double>(random_admitted) / r.proposals.size();
+  std::cout << "evolution children admitted " << admitted_children << "/" << children
+            << ", random admitted " << random_admitted << "/" << r.proposals.size() << "\n";
+  ASSERT_GT(children, 100);
+  EXPECT_GT(child_share, 0.9);
+  EXPECT_GT(child_share, random_share);
+}
+
+TEST(EvolutionStrategy, RejectsWhatRepairCannotFixWithTheReason) {
+  // A budget near the cheapest draws: shrinking widths and depth cannot fix a child whose level
+  // count or kinds alone put it over, so some children come back rejected, with the reason.
+  StrategyConfig c = Config(1);
+  std::mt19937_64 rng(13);
+  std::vector<std::int64_t> peaks;
+  for (int i = 0; i < 2000; ++i) {
+    peaks.push_back(proto::BudgetedPeakBytes(c.budget, search::Sample(c.space, rng)));
+  }
+  std::sort(peaks.begin(), peaks.end());
+  c.budget.bytes = peaks[60];  // the cheapest 3%
+  c.population = 8;
+  auto evo = MakeStrategy(StrategyKind::kEvolution, c);
+  ASSERT_TRUE(evo.ok());
+  const History h = Drive(**evo, 60, 8, 17);
+  int children = 0;
+  int admitted_children = 0;
+  for (std::size_t i = 0; i < h.proposals.size(); ++i) {
+    const Proposal& p = h.proposals[i];
+    if (h.done_before[i] >= static_cast<std::size_t>(c.population)) {
+      ++children;
+      if (p.admitted) {
+        ++admitted_children;
+        EXPECT_LE(proto::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
+      } else {
+        EXPECT_NE(p.rejection.find(std::to_string(c.budget.bytes)), std::string::npos)
+            << p.rejection;
+        EXPECT_NE(p.rejection.find("repair"), std::string::npos) << p.rejection;
+      }
+    }
+  }
+  std::cout << "tight budget: evolution children admitted " << admitted_children << "/"
+            << children << "\n";
+  ASSERT_GT(children, 50);
+  EXPECT_GT(admitted_children, children / 2);
+}
+
+TEST(EvolutionStrategy, ReproducesFromTheSeed) {
+  StrategyConfig c = Config(1);
+  c.budget.bytes = MedianPeak(c);
+  auto a = MakeStrategy(StrategyKind::kEvolution, c);
+  auto b = MakeStrategy(StrategyKind::kEvolution, c);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const History x = Drive(**a, 10, 6, 9);
+  const History y = Drive(**b, 10, 6, 9);
+  ASSERT_EQ(x.proposals.size(), y.proposals.size());
+  for (std::size_t i = 0; i < x.proposals.size(); ++i) {
+    EXPECT_EQ(x.proposals[i].hash, y.proposals[i].hash);
+  }
+}
+
+// --- scaling.
+
+TEST(ScalingStrategy, SweepIsMonotoneInPeakAndFits) {
+  for (bool training : {false, true}) {
+    SCOPED_TRACE(training ? "training" : "inference");
+    StrategyConfig c = Config(1, training);
+    c.base = Arch(kUNet);
+    c.budget.bytes = proto::BudgetedPeakBytes(c.budget, *c.base) * 2;
+    c.trials = 12;
+    auto s = MakeStrategy(StrategyKind::kScaling, c);
+    ASSERT_TRUE(s.ok());
+    const History run = Drive(**s, 5, 4, 1);
+    ASSERT_GE(run.proposals.size(), 6u);
+    EXPECT_LE(run.proposals.size(), 12u);
+    std::int64_t last = -1;
+    for (const Proposal& p : run.proposals) {
+      ASSERT_TRUE(p.admitted) << p.rejection;
+      const std::int64_t peak = proto::BudgetedPeakBytes(c.budget, p.arch);
+      EXPECT_LE(peak, c.budget.bytes);
+      EXPECT_GT(peak, last);
+      last = peak;
+    }
+    // From small to the largest that fits: the top is above the base, the bottom well below.
+    EXPECT_GT(last, proto::BudgetedPeakBytes(c.budget, *c.base));
+    EXPECT_LT(proto::BudgetedPeakBytes(c.budget, run.proposals.front().arch),
+              proto::BudgetedPeakBytes(c.budget, *c.base) / 2);
+    // Exhausted once everything is seen.
+    std::unordered_set<std::uint64_t> seen;
+    for (const Proposal& p : run.proposals) seen.insert(p.hash);
+    std::mt19937_64 rng(1);
+    EXPECT_TRUE((*s)->Propose(4, run.done, seen, rng).empty());
+  }
+}
+
+TEST(ScalingStrategy, ABudgetNothingFitsYieldsOneRejection) {
+  StrategyConfig c = Config(1024);
+  c.base = Arch(kUNet);
+  auto s = MakeStrategy(StrategyKind::kScaling, c);
+  ASSERT_TRUE(s.ok());
+  std::mt19937_64 rng(1);
+  const std::vector<Proposal> p = (*s)->Propose(4, {}, {}, rng);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_FALSE(p[0].admitted);
+  EXPECT_NE(p[0].rejection.find("1024"), std::string::npos) << p[0].rejection;
+}
+
+}  // namespace
+}  // namespace peaknas::server
