@@ -1,0 +1,733 @@
+#include "server/coordinator.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <limits>
+#include <random>
+#include <unordered_set>
+#include <utility>
+
+#include "proto/convert.h"
+#include "search/architecture.h"
+#include "server/frontier.h"
+#include "server/strategy.h"
+#include "storage/store.h"
+
+namespace peaknas::server {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+google::protobuf::Timestamp Timestamp(std::int64_t ms) { return TimeUtil::MillisecondsToTimestamp(ms); }
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+Status FromJson(std::string_view json, google::protobuf::Message* message) {
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), message);
+  if (!status.ok()) return Status::Internal("stored JSON: " + std::string(status.message()));
+  return Status::Ok();
+}
+
+// "j-12" -> 12 for prefix "j-"; nullopt when malformed.
+std::optional<std::int64_t> ParseId(std::string_view id, std::string_view prefix) {
+  if (!id.starts_with(prefix)) return std::nullopt;
+  id.remove_prefix(prefix.size());
+  std::int64_t value = 0;
+  auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), value);
+  if (ec != std::errc() || end != id.data() + id.size() || value <= 0) return std::nullopt;
+  return value;
+}
+
+std::string JobId(std::int64_t id) { return "j-" + std::to_string(id); }
+std::string TrialId(std::int64_t id) { return "t-" + std::to_string(id); }
+std::string WorkerId(std::int64_t id) { return "w-" + std::to_string(id); }
+
+std::string HashHex(std::uint64_t hash) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, hash >>= 4) out[static_cast<std::size_t>(i)] = kHex[hash & 15];
+  return out;
+}
+
+v1::JobState ToProto(storage::JobState state) {
+  switch (state) {
+    case storage::JobState::kPending: return v1::JOB_STATE_PENDING;
+    case storage::JobState::kRunning: return v1::JOB_STATE_RUNNING;
+    case storage::JobState::kSucceeded: return v1::JOB_STATE_SUCCEEDED;
+    case storage::JobState::kFailed: return v1::JOB_STATE_FAILED;
+    case storage::JobState::kCancelled: return v1::JOB_STATE_CANCELLED;
+  }
+  return v1::JOB_STATE_UNSPECIFIED;
+}
+
+bool Finished(storage::JobState state) {
+  return state == storage::JobState::kSucceeded || state == storage::JobState::kFailed ||
+         state == storage::JobState::kCancelled;
+}
+
+v1::TrialState ToProto(storage::TrialState state, bool job_cancelled) {
+  switch (state) {
+    case storage::TrialState::kPending:
+      return job_cancelled ? v1::TRIAL_STATE_CANCELLED : v1::TRIAL_STATE_PENDING;
+    case storage::TrialState::kRejected: return v1::TRIAL_STATE_REJECTED;
+    case storage::TrialState::kLeased:
+      return job_cancelled ? v1::TRIAL_STATE_CANCELLED : v1::TRIAL_STATE_RUNNING;
+    case storage::TrialState::kSucceeded: return v1::TRIAL_STATE_SUCCEEDED;
+    case storage::TrialState::kFailed: return v1::TRIAL_STATE_FAILED;
+  }
+  return v1::TRIAL_STATE_UNSPECIFIED;
+}
+
+StatusOr<StrategyKind> KindOf(v1::Strategy strategy) {
+  switch (strategy) {
+    case v1::STRATEGY_EVOLUTION: return StrategyKind::kEvolution;
+    case v1::STRATEGY_RANDOM: return StrategyKind::kRandom;
+    case v1::STRATEGY_SCALING: return StrategyKind::kScaling;
+    default: return Status::InvalidArgument("spec.strategy: unknown strategy");
+  }
+}
+
+// The spec with its documented defaults written in (the Job message shows them).
+v1::JobSpec WithDefaults(v1::JobSpec spec, const proto::JobBudget& budget) {
+  auto* b = spec.mutable_budget();
+  b->set_batch(budget.tile.batch);
+  b->set_tile(budget.tile.size);
+  b->set_train_batch(budget.patch.batch);
+  b->set_patch(budget.patch.size);
+  b->set_dtype(proto::ToProto(budget.dtype));
+  if (spec.device_profile().empty()) spec.set_device_profile(budget.device->name);
+  auto* f = spec.mutable_fidelity();
+  if (f->steps() == 0) f->set_steps(200);
+  if (f->train_batch() == 0) f->set_train_batch(budget.patch.batch);
+  if (f->patch() == 0) f->set_patch(budget.patch.size);
+  if (f->learning_rate() == 0) f->set_learning_rate(1e-3);
+  if (spec.strategy() == v1::STRATEGY_EVOLUTION && spec.population() == 0) spec.set_population(16);
+  if (spec.strategy() == v1::STRATEGY_SCALING && spec.scaling_alpha() == 0) {
+    spec.set_scaling_alpha(0.8);
+  }
+  return spec;
+}
+
+}  // namespace
+
+// The in-memory state of one unfinished job: its spec, its strategy and what it has learned.
+struct Coordinator::JobRuntime {
+  std::int64_t id = 0;
+  v1::JobSpec spec;  // defaults filled in
+  StrategyConfig config;
+  std::unique_ptr<Strategy> strategy;
+  std::mt19937_64 rng;
+  std::unordered_set<std::uint64_t> seen;  // arch hashes of every trial, rejected included
+  // Trained trials: ids and objectives, in the same order.
+  std::vector<std::int64_t> done_ids;
+  std::vector<Evaluated> done;
+  double noisy_psnr = 0;  // the largest noisy-input PSNR reported (hypervolume reference)
+  int admitted = 0;       // trials ever admitted (pending, leased, succeeded, failed)
+  int open = 0;           // admitted trials pending or leased
+  bool exhausted = false; // the strategy ran dry
+  std::vector<std::int64_t> frontier_ids;  // the current frontier's trial ids
+};
+
+Coordinator::Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
+                         CoordinatorOptions options)
+    : artifacts_dir_(std::move(artifacts_dir)),
+      options_(std::move(options)),
+      store_(std::move(store)) {}
+
+Coordinator::~Coordinator() { Shutdown(); }
+
+StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path,
+                                                         const std::string& artifacts_dir,
+                                                         CoordinatorOptions options) {
+  std::error_code ec;
+  std::filesystem::create_directories(artifacts_dir, ec);
+  if (ec) {
+    return Status::Internal("artifacts \"" + artifacts_dir + "\": " + ec.message());
+  }
+  PEAKNAS_ASSIGN_OR_RETURN(auto store, storage::Store::Open(db_path));
+  std::unique_ptr<Coordinator> coordinator(
+      new Coordinator(std::move(store), artifacts_dir, std::move(options)));
+  std::lock_guard lock(coordinator->mu_);
+  PEAKNAS_RETURN_IF_ERROR(coordinator->ResumeLocked());
+  return coordinator;
+}
+
+std::int64_t Coordinator::Now() const {
+  if (options_.clock) return options_.clock();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status Coordinator::ResumeLocked() {
+  PEAKNAS_ASSIGN_OR_RETURN(auto jobs, store_->ListJobs());
+  int resumed = 0;
+  for (const auto& job : jobs) {
+    if (Finished(job.state)) continue;
+    auto runtime = LoadJobLocked(job.id);
+    if (!runtime.ok()) {
+      spdlog::error("job {}: cannot resume: {}", JobId(job.id), runtime.status().ToString());
+      PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(job.id, storage::JobState::kFailed,
+                                                  runtime.status().message(), Now()));
+      continue;
+    }
+    PEAKNAS_RETURN_IF_ERROR(RefillLocked(**runtime));
+    PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(**runtime));
+    ++resumed;
+  }
+  if (resumed > 0) spdlog::info("resumed {} unfinished job(s)", resumed);
+  return Status::Ok();
+}
+
+// Builds the runtime of a stored job from its spec and trials, and registers it in jobs_.
+StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_id) {
+  PEAKNAS_ASSIGN_OR_RETURN(auto job, store_->GetJob(job_id));
+  auto runtime = std::make_unique<JobRuntime>();
+  runtime->id = job_id;
+  PEAKNAS_RETURN_IF_ERROR(FromJson(job.spec, &runtime->spec));
+  const v1::JobSpec& spec = runtime->spec;
+  PEAKNAS_ASSIGN_OR_RETURN(runtime->config.budget, proto::BudgetFromProto(spec, "spec"));
+  PEAKNAS_ASSIGN_OR_RETURN(runtime->config.space, proto::FromProto(spec.space(), "spec.space"));
+  if (spec.strategy() == v1::STRATEGY_SCALING) {
+    PEAKNAS_ASSIGN_OR_RETURN(runtime->config.base,
+                             proto::FromProto(spec.base_architecture(), "spec.base_architecture"));
+  }
+  if (spec.population() > 0) runtime->config.population = spec.population();
+  if (spec.scaling_alpha() > 0) runtime->config.scaling_alpha = spec.scaling_alpha();
+  runtime->config.trials = spec.trials();
+  PEAKNAS_ASSIGN_OR_RETURN(auto kind, KindOf(spec.strategy()));
+  PEAKNAS_ASSIGN_OR_RETURN(runtime->strategy, MakeStrategy(kind, runtime->config));
+
+  PEAKNAS_ASSIGN_OR_RETURN(auto trials, store_->ListTrials(job_id));
+  // Seeded by the job's seed and how far it got, so a resumed job does not replay proposals.
+  runtime->rng.seed(spec.seed() ^ (0x9e3779b97f4a7c15ULL * (trials.size() + 1)));
+  for (const auto& trial : trials) {
+    runtime->seen.insert(trial.spec.arch_hash);
+    if (trial.state == storage::TrialState::kRejected) continue;
+    ++runtime->admitted;
+    if (trial.state == storage::TrialState::kPending ||
+        trial.state == storage::TrialState::kLeased) {
+      ++runtime->open;
+    }
+    if (trial.state != storage::TrialState::kSucceeded) continue;
+    PEAKNAS_ASSIGN_OR_RETURN(auto metrics, store_->GetMetrics(trial.id));
+    PEAKNAS_ASSIGN_OR_RETURN(auto arch, search::ParseArchitecture(trial.spec.architecture_json));
+    const Proposal check = Check(arch, runtime->config);
+    runtime->done_ids.push_back(trial.id);
+    runtime->done.push_back({.arch = arch,
+                             .psnr = metrics.psnr,
+                             .peak_bytes = proto::BudgetedPeakBytes(runtime->config.budget, arch),
+                             .latency_100mp_s = check.latency_100mp_s});
+    runtime->noisy_psnr = std::max(runtime->noisy_psnr, metrics.noisy_psnr);
+  }
+  for (std::size_t i : ParetoFront(runtime->done)) {
+    runtime->frontier_ids.push_back(runtime->done_ids[i]);
+  }
+  JobRuntime* raw = runtime.get();
+  jobs_[job_id] = std::move(runtime);
+  return raw;
+}
+
+// Keeps up to `parallelism` admitted trials open until `trials` have been admitted.
+Status Coordinator::RefillLocked(JobRuntime& job) {
+  const int parallelism = job.spec.parallelism();
+  const int target = job.spec.trials();
+  int barren = 0;
+  bool queued = false;
+  while (!job.exhausted && job.admitted < target && job.open < parallelism) {
+    const int want = std::min(parallelism - job.open, target - job.admitted);
+    std::vector<Proposal> proposals = job.strategy->Propose(want, job.done, job.seen, job.rng);
+    if (proposals.empty()) {
+      job.exhausted = true;
+      spdlog::info("job {}: search space exhausted after {} admitted trials", JobId(job.id),
+                   job.admitted);
+      break;
+    }
+    bool admitted_any = false;
+    for (const Proposal& p : proposals) {
+      if (job.seen.contains(p.hash)) continue;  // a strategy bug; never store duplicates
+      if (p.admitted && (job.admitted >= target || job.open >= parallelism)) break;
+      storage::TrialSpec spec{.architecture_json = search::ToCanonicalJson(p.arch),
+                              .arch_hash = p.hash,
+                              .predicted_inference_peak_bytes = p.predicted_inference_peak_bytes,
+                              .predicted_train_peak_bytes = p.predicted_train_peak_bytes};
+      if (p.admitted) {
+        PEAKNAS_ASSIGN_OR_RETURN(auto id, store_->AddTrial(job.id, spec, Now()));
+        ++job.admitted;
+        ++job.open;
+        admitted_any = queued = true;
+        spdlog::debug("job {}: queued trial {}", JobId(job.id), TrialId(id));
+      } else {
+        PEAKNAS_ASSIGN_OR_RETURN(auto id,
+                                 store_->AddRejectedTrial(job.id, spec, p.rejection, Now()));
+        spdlog::info("job {}: rejected trial {}: {}", JobId(job.id), TrialId(id), p.rejection);
+      }
+      job.seen.insert(p.hash);
+    }
+    if (!admitted_any && ++barren >= options_.max_barren_rounds) {
+      job.exhausted = true;
+      spdlog::warn("job {}: {} proposal rounds without an admissible candidate; stopping the search",
+                   JobId(job.id), barren);
+    }
+  }
+  if (queued) queued_.notify_all();
+  return Status::Ok();
+}
+
+Status Coordinator::MaybeFinishLocked(JobRuntime& job) {
+  if (job.open > 0) return Status::Ok();
+  if (job.admitted < job.spec.trials() && !job.exhausted) return Status::Ok();
+  PEAKNAS_RETURN_IF_ERROR(
+      store_->SetJobState(job.id, storage::JobState::kSucceeded, "", Now()));
+  spdlog::info("job {}: finished ({} trials admitted, {} trained)", JobId(job.id), job.admitted,
+               job.done.size());
+  jobs_.erase(job.id);  // `job` dangles from here on
+  return Status::Ok();
+}
+
+StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& spec) {
+  PEAKNAS_RETURN_IF_ERROR(proto::ValidateJobSpec(spec, "spec"));
+  PEAKNAS_ASSIGN_OR_RETURN(auto budget, proto::BudgetFromProto(spec, "spec"));
+  const v1::JobSpec resolved = WithDefaults(spec, budget);
+  std::lock_guard lock(mu_);
+  PEAKNAS_ASSIGN_OR_RETURN(auto job_id, store_->CreateJob(ToJson(resolved), Now()));
+  auto runtime = LoadJobLocked(job_id);
+  if (!runtime.ok()) {
+    (void)store_->SetJobState(job_id, storage::JobState::kFailed, runtime.status().message(),
+                              Now());
+    return runtime.status();
+  }
+  spdlog::info("job {}: submitted ({} trials, parallelism {})", JobId(job_id), resolved.trials(),
+               resolved.parallelism());
+  PEAKNAS_RETURN_IF_ERROR(RefillLocked(**runtime));
+  PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(**runtime));
+  return JobMessageLocked(job_id);
+}
+
+StatusOr<v1::Job> Coordinator::JobMessageLocked(std::int64_t job_id) {
+  PEAKNAS_ASSIGN_OR_RETURN(auto job, store_->GetJob(job_id));
+  v1::Job out;
+  out.set_id(JobId(job.id));
+  PEAKNAS_RETURN_IF_ERROR(FromJson(job.spec, out.mutable_spec()));
+  out.set_state(ToProto(job.state));
+  *out.mutable_created() = Timestamp(job.created_ms);
+  std::int64_t updated = job.updated_ms;
+  out.set_error(job.error);
+  PEAKNAS_ASSIGN_OR_RETURN(auto trials, store_->ListTrials(job_id));
+  const bool cancelled = job.state == storage::JobState::kCancelled;
+  auto* counts = out.mutable_counts();
+  for (const auto& trial : trials) {
+    updated = std::max(updated, trial.updated_ms);
+    switch (ToProto(trial.state, cancelled)) {
+      case v1::TRIAL_STATE_PENDING: counts->set_pending(counts->pending() + 1); break;
+      case v1::TRIAL_STATE_RUNNING: counts->set_running(counts->running() + 1); break;
+      case v1::TRIAL_STATE_SUCCEEDED: counts->set_succeeded(counts->succeeded() + 1); break;
+      case v1::TRIAL_STATE_FAILED: counts->set_failed(counts->failed() + 1); break;
+      case v1::TRIAL_STATE_REJECTED: counts->set_rejected(counts->rejected() + 1); break;
+      case v1::TRIAL_STATE_CANCELLED: counts->set_cancelled(counts->cancelled() + 1); break;
+      default: break;
+    }
+  }
+  *out.mutable_updated() = Timestamp(updated);
+  PEAKNAS_ASSIGN_OR_RETURN(auto frontier, store_->LatestFrontier(job_id));
+  out.set_frontier_version(frontier ? frontier->version : 0);
+  return out;
+}
+
+StatusOr<v1::Job> Coordinator::GetJob(std::string_view job_id) {
+  auto id = ParseId(job_id, "j-");
+  if (!id) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+  std::lock_guard lock(mu_);
+  auto job = JobMessageLocked(*id);
+  if (!job.ok() && job.status().code() == StatusCode::kNotFound) {
+    return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+  }
+  return job;
+}
+
+StatusOr<std::vector<v1::Job>> Coordinator::ListJobs() {
+  std::lock_guard lock(mu_);
+  PEAKNAS_ASSIGN_OR_RETURN(auto jobs, store_->ListJobs());
+  std::vector<v1::Job> out;
+  out.reserve(jobs.size());
+  for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
+    PEAKNAS_ASSIGN_OR_RETURN(auto job, JobMessageLocked(it->id));
+    out.push_back(std::move(job));
+  }
+  return out;
+}
+
+StatusOr<v1::Job> Coordinator::CancelJob(std::string_view job_id) {
+  auto id = ParseId(job_id, "j-");
+  if (!id) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+  std::lock_guard lock(mu_);
+  auto job = store_->GetJob(*id);
+  if (!job.ok()) {
+    if (job.status().code() == StatusCode::kNotFound) {
+      return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+    }
+    return job.status();
+  }
+  if (!Finished(job->state)) {
+    PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(*id, storage::JobState::kCancelled, "", Now()));
+    jobs_.erase(*id);
+    spdlog::info("job {}: cancelled", JobId(*id));
+  }
+  return JobMessageLocked(*id);
+}
+
+StatusOr<v1::Frontier> Coordinator::GetFrontier(std::string_view job_id) {
+  auto id = ParseId(job_id, "j-");
+  if (!id) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+  std::lock_guard lock(mu_);
+  auto job = store_->GetJob(*id);
+  if (!job.ok()) {
+    if (job.status().code() == StatusCode::kNotFound) {
+      return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+    }
+    return job.status();
+  }
+  PEAKNAS_ASSIGN_OR_RETURN(auto snapshot, store_->LatestFrontier(*id));
+  v1::Frontier out;
+  if (snapshot) {
+    PEAKNAS_RETURN_IF_ERROR(FromJson(snapshot->members_json, &out));
+    out.set_version(snapshot->version);
+    out.set_hypervolume(snapshot->hypervolume);
+    *out.mutable_updated() = Timestamp(snapshot->created_ms);
+  }
+  out.set_job_id(JobId(*id));
+  return out;
+}
+
+StatusOr<v1::Trial> Coordinator::TrialMessageLocked(std::int64_t trial_id, bool job_cancelled) {
+  PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_id));
+  v1::Trial out;
+  out.set_id(TrialId(trial.id));
+  out.set_job_id(JobId(trial.job_id));
+  auto arch = search::ParseArchitecture(trial.spec.architecture_json);
+  if (arch.ok()) *out.mutable_architecture() = proto::ToProto(*arch);
+  out.set_arch_hash(HashHex(trial.spec.arch_hash));
+  out.set_state(ToProto(trial.state, job_cancelled));
+  out.set_reason(trial.reason);
+  out.set_predicted_inference_peak_bytes(trial.spec.predicted_inference_peak_bytes);
+  out.set_predicted_train_peak_bytes(trial.spec.predicted_train_peak_bytes);
+  auto runtime = jobs_.find(trial.job_id);
+  if (arch.ok() && runtime != jobs_.end()) {
+    out.set_predicted_latency_100mp_s(Check(*arch, runtime->second->config).latency_100mp_s);
+  }
+  if (trial.state == storage::TrialState::kSucceeded) {
+    auto metrics = store_->GetMetrics(trial.id);
+    if (metrics.ok()) (void)FromJson(metrics->report_json, out.mutable_metrics());
+  }
+  out.set_attempts(trial.attempts);
+  if (trial.worker_id != 0) out.set_worker_id(WorkerId(trial.worker_id));
+  *out.mutable_created() = Timestamp(trial.created_ms);
+  if (trial.state == storage::TrialState::kSucceeded ||
+      trial.state == storage::TrialState::kFailed ||
+      trial.state == storage::TrialState::kRejected) {
+    *out.mutable_finished() = Timestamp(trial.updated_ms);
+  }
+  return out;
+}
+
+StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(
+    std::string_view job_id, const std::vector<v1::TrialState>& states) {
+  auto id = ParseId(job_id, "j-");
+  if (!id) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+  std::lock_guard lock(mu_);
+  auto job = store_->GetJob(*id);
+  if (!job.ok()) {
+    if (job.status().code() == StatusCode::kNotFound) {
+      return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+    }
+    return job.status();
+  }
+  const bool cancelled = job->state == storage::JobState::kCancelled;
+  PEAKNAS_ASSIGN_OR_RETURN(auto trials, store_->ListTrials(*id));
+  std::vector<v1::Trial> out;
+  for (const auto& trial : trials) {
+    PEAKNAS_ASSIGN_OR_RETURN(auto message, TrialMessageLocked(trial.id, cancelled));
+    if (!states.empty() &&
+        std::find(states.begin(), states.end(), message.state()) == states.end()) {
+      continue;
+    }
+    out.push_back(std::move(message));
+  }
+  return out;
+}
+
+StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerRequest& request) {
+  if (request.name().empty() || request.name().size() > 200) {
+    return Status::InvalidArgument("name: must be 1 to 200 characters, got " +
+                                   std::to_string(request.name().size()));
+  }
+  std::lock_guard lock(mu_);
+  PEAKNAS_ASSIGN_OR_RETURN(auto id, store_->RegisterWorker(request.name(), request.device(),
+                                                           request.memory_bytes(), Now()));
+  spdlog::info("worker {} registered: {} ({})", WorkerId(id), request.name(), request.device());
+  return WorkerId(id);
+}
+
+StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::int64_t worker_id) {
+  const std::int64_t now = Now();
+  const std::int64_t deadline = now + options_.lease_duration.count();
+  PEAKNAS_ASSIGN_OR_RETURN(auto lease,
+                           store_->LeaseNextPendingTrial(std::nullopt, worker_id, now, deadline));
+  if (!lease) return std::optional<v1::TrialAssignment>();
+  const storage::Trial& trial = lease->trial;
+  auto it = jobs_.find(trial.job_id);
+  JobRuntime* job = it == jobs_.end() ? nullptr : it->second.get();
+  if (job == nullptr) {
+    PEAKNAS_ASSIGN_OR_RETURN(job, LoadJobLocked(trial.job_id));
+  }
+  PEAKNAS_ASSIGN_OR_RETURN(auto stored_job, store_->GetJob(trial.job_id));
+  if (stored_job.state == storage::JobState::kPending) {
+    PEAKNAS_RETURN_IF_ERROR(
+        store_->SetJobState(trial.job_id, storage::JobState::kRunning, "", now));
+  }
+  PEAKNAS_ASSIGN_OR_RETURN(auto arch, search::ParseArchitecture(trial.spec.architecture_json));
+  const v1::JobSpec& spec = job->spec;
+  v1::TrialAssignment a;
+  a.set_lease_id(lease->lease_id);
+  a.set_fencing_token(lease->fencing_token);
+  a.set_job_id(JobId(trial.job_id));
+  a.set_trial_id(TrialId(trial.id));
+  *a.mutable_architecture() = proto::ToProto(arch);
+  *a.mutable_fidelity() = spec.fidelity();
+  a.set_dataset(spec.dataset());
+  a.set_batch(spec.budget().batch());
+  a.set_tile(spec.budget().tile());
+  a.set_dtype(spec.budget().dtype());
+  a.set_seed(spec.seed() ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(trial.id)));
+  a.set_device_profile(spec.device_profile());
+  a.set_export_model(false);  // UploadArtifact is not implemented yet
+  *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
+  a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
+  spdlog::info("trial {} of job {} leased to {} (attempt {}, token {})", TrialId(trial.id),
+               JobId(trial.job_id), WorkerId(worker_id), trial.attempts, lease->fencing_token);
+  return std::optional<v1::TrialAssignment>(std::move(a));
+}
+
+StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
+    std::string_view worker_id, std::chrono::milliseconds wait) {
+  auto id = ParseId(worker_id, "w-");
+  if (!id) return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
+  wait = std::clamp(wait, std::chrono::milliseconds(0), options_.max_lease_wait);
+  const auto until = std::chrono::steady_clock::now() + wait;
+  std::unique_lock lock(mu_);
+  {
+    Status touched = store_->TouchWorker(*id, Now());
+    if (touched.code() == StatusCode::kNotFound) {
+      return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) +
+                              "\"; register again");
+    }
+    PEAKNAS_RETURN_IF_ERROR(touched);
+  }
+  while (true) {
+    PEAKNAS_ASSIGN_OR_RETURN(auto assignment, TryLeaseLocked(*id));
+    if (assignment || shutdown_) return assignment;
+    if (queued_.wait_until(lock, until) == std::cv_status::timeout) {
+      PEAKNAS_ASSIGN_OR_RETURN(auto last, TryLeaseLocked(*id));
+      return last;
+    }
+  }
+}
+
+StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+  std::lock_guard lock(mu_);
+  const std::int64_t now = Now();
+  // The store's lease ids are "<trial id>.<token>"; unknown shapes are simply stale.
+  const std::string& lease_id = request.lease_id();
+  std::int64_t trial_id = 0;
+  {
+    auto dot = lease_id.find('.');
+    auto parsed = ParseId("t-" + lease_id.substr(0, dot), "t-");
+    if (dot == std::string::npos || !parsed) {
+      return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
+    }
+    trial_id = *parsed;
+  }
+  auto trial = store_->GetTrial(trial_id);
+  if (!trial.ok()) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
+  PEAKNAS_ASSIGN_OR_RETURN(auto job, store_->GetJob(trial->job_id));
+  v1::HeartbeatResponse response;
+  if (job.state == storage::JobState::kCancelled && trial->lease_id == lease_id &&
+      trial->fencing_token == request.fencing_token()) {
+    response.set_action(v1::HEARTBEAT_ACTION_CANCEL);
+    return response;
+  }
+  const std::int64_t deadline = now + options_.lease_duration.count();
+  PEAKNAS_RETURN_IF_ERROR(store_->RenewLease(lease_id, request.fencing_token(), now, deadline));
+  response.set_action(v1::HEARTBEAT_ACTION_KEEP_GOING);
+  *response.mutable_lease_deadline() = Timestamp(deadline);
+  return response;
+}
+
+StatusOr<bool> Coordinator::ReportResult(const v1::ReportResultRequest& request) {
+  if (request.outcome_case() == v1::ReportResultRequest::OUTCOME_NOT_SET) {
+    return Status::InvalidArgument("outcome: set metrics or failure");
+  }
+  std::lock_guard lock(mu_);
+  const std::string& lease_id = request.lease_id();
+  const auto dot = lease_id.find('.');
+  auto trial_id = dot == std::string::npos ? std::nullopt : ParseId("t-" + lease_id.substr(0, dot), "t-");
+  if (!trial_id) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
+  auto trial = store_->GetTrial(*trial_id);
+  if (!trial.ok()) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
+  // A repeat of a report that was already committed for this very lease: nothing to do.
+  const bool final_state = trial->state == storage::TrialState::kSucceeded ||
+                           trial->state == storage::TrialState::kFailed;
+  if (final_state && trial->fencing_token == request.fencing_token() &&
+      lease_id == std::to_string(trial->id) + "." + std::to_string(trial->fencing_token)) {
+    return false;
+  }
+  auto it = jobs_.find(trial->job_id);
+  if (it == jobs_.end()) {
+    // The job has ended (cancelled): the result is too late to matter.
+    return Status::FailedPrecondition("lease_id: the job " + JobId(trial->job_id) +
+                                      " is no longer running");
+  }
+  JobRuntime& job = *it->second;
+  if (request.has_failure()) {
+    std::string reason = request.failure().message();
+    if (reason.empty()) reason = "worker failure (code " + std::to_string(request.failure().code()) + ")";
+    PEAKNAS_RETURN_IF_ERROR(
+        store_->FailTrial(lease_id, request.fencing_token(), Now(), reason));
+    spdlog::warn("trial {} failed: {}", TrialId(trial->id), reason);
+    --job.open;
+  } else {
+    PEAKNAS_ASSIGN_OR_RETURN(bool accepted, ReportMetricsLocked(job, trial->id, request));
+    if (!accepted) return false;
+  }
+  PEAKNAS_RETURN_IF_ERROR(RefillLocked(job));
+  PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(job));
+  return true;
+}
+
+StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t trial_id,
+                                                const v1::ReportResultRequest& request) {
+  PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_id));
+  PEAKNAS_ASSIGN_OR_RETURN(auto arch, search::ParseArchitecture(trial.spec.architecture_json));
+  const v1::TrialMetrics& m = request.metrics();
+  const std::int64_t now = Now();
+
+  // The frontier with this result, computed before the commit and stored in the same
+  // transaction as the result.
+  std::vector<Evaluated> done = job.done;
+  std::vector<std::int64_t> done_ids = job.done_ids;
+  const Proposal check = Check(arch, job.config);
+  done.push_back({.arch = arch,
+                  .psnr = m.psnr(),
+                  .peak_bytes = proto::BudgetedPeakBytes(job.config.budget, arch),
+                  .latency_100mp_s = check.latency_100mp_s});
+  done_ids.push_back(trial_id);
+  const double noisy_psnr = std::max(job.noisy_psnr, m.noisy_psnr());
+  std::vector<std::size_t> front = ParetoFront(done);
+  std::sort(front.begin(), front.end(), [&](std::size_t a, std::size_t b) {
+    if (done[a].peak_bytes != done[b].peak_bytes) return done[a].peak_bytes < done[b].peak_bytes;
+    return done_ids[a] < done_ids[b];
+  });
+  std::vector<std::int64_t> front_ids;
+  for (std::size_t i : front) front_ids.push_back(done_ids[i]);
+  std::vector<std::int64_t> sorted_new = front_ids, sorted_old = job.frontier_ids;
+  std::sort(sorted_new.begin(), sorted_new.end());
+  std::sort(sorted_old.begin(), sorted_old.end());
+
+  std::optional<storage::FrontierSnapshot> snapshot;
+  if (sorted_new != sorted_old) {
+    double worst_latency = 0;
+    for (const auto& e : done) worst_latency = std::max(worst_latency, e.latency_100mp_s);
+    std::vector<Evaluated> front_points;
+    v1::Frontier frontier;
+    frontier.set_job_id(JobId(job.id));
+    for (std::size_t i : front) {
+      front_points.push_back(done[i]);
+      auto* point = frontier.add_points();
+      point->set_trial_id(TrialId(done_ids[i]));
+      *point->mutable_architecture() = proto::ToProto(done[i].arch);
+      point->set_arch_hash(search::CanonicalHashHex(done[i].arch));
+      point->set_psnr(done[i].psnr);
+      point->set_peak_bytes(done[i].peak_bytes);
+      point->set_latency_100mp_s(done[i].latency_100mp_s);
+    }
+    const HypervolumeReference reference{
+        .psnr = noisy_psnr,
+        .peak_bytes = static_cast<double>(job.config.budget.bytes),
+        .latency_100mp_s = worst_latency * 1.1};
+    snapshot = storage::FrontierSnapshot{.job_id = job.id,
+                                         .hypervolume = Hypervolume(front_points, reference),
+                                         .members_json = ToJson(frontier),
+                                         .created_ms = now};
+  }
+
+  storage::TrialMetrics metrics{.psnr = m.psnr(),
+                                .ssim = m.ssim(),
+                                .noisy_psnr = m.noisy_psnr(),
+                                .measured_inference_peak_bytes = m.measured_inference_peak_bytes(),
+                                .measured_train_peak_bytes = m.measured_train_peak_bytes(),
+                                .latency_100mp_s = check.latency_100mp_s,
+                                .measured_latency_ms = m.latency_ms_per_tile(),
+                                .steps_per_second = m.train_steps_per_s(),
+                                .device = m.device(),
+                                .report_json = ToJson(m)};
+  PEAKNAS_ASSIGN_OR_RETURN(auto version,
+                           store_->CompleteTrial(request.lease_id(), request.fencing_token(), now,
+                                                 metrics, snapshot));
+  // Committed: only now does the in-memory state follow.
+  job.done = std::move(done);
+  job.done_ids = std::move(done_ids);
+  job.noisy_psnr = noisy_psnr;
+  if (snapshot) job.frontier_ids = std::move(front_ids);
+  --job.open;
+  spdlog::info("trial {} of job {} succeeded: psnr {:.3f} dB{}", TrialId(trial_id), JobId(job.id),
+               m.psnr(), version > 0 ? fmt::format(", frontier v{}", version) : "");
+  return true;
+}
+
+StatusOr<int> Coordinator::ExpireLeases() {
+  std::lock_guard lock(mu_);
+  PEAKNAS_ASSIGN_OR_RETURN(auto released,
+                           store_->ReleaseExpiredLeases(Now(), options_.max_attempts));
+  std::set<std::int64_t> touched_jobs;
+  for (std::int64_t id : released.requeued) {
+    spdlog::warn("trial {}: lease expired, back in the queue", TrialId(id));
+  }
+  for (std::int64_t id : released.failed) {
+    PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(id));
+    spdlog::warn("trial {}: lease expired {} times, failed", TrialId(id), trial.attempts);
+    auto it = jobs_.find(trial.job_id);
+    if (it == jobs_.end()) continue;
+    --it->second->open;
+    touched_jobs.insert(trial.job_id);
+  }
+  for (std::int64_t job_id : touched_jobs) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) continue;
+    PEAKNAS_RETURN_IF_ERROR(RefillLocked(*it->second));
+    PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(*it->second));
+  }
+  if (!released.requeued.empty()) queued_.notify_all();
+  return static_cast<int>(released.requeued.size() + released.failed.size());
+}
+
+void Coordinator::Shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    shutdown_ = true;
+  }
+  queued_.notify_all();
+}
+
+}  // namespace peaknas::server

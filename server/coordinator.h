@@ -1,0 +1,141 @@
+// Coordinator: the search service's core (DESIGN.md, "Processes", "Search", "Protocol").
+//
+// It owns the Store (SQLite), one Strategy per unfinished job, and the lease bookkeeping. It
+// speaks in peaknas.v1 messages but knows nothing of gRPC: server/service.cc adapts it, and
+// tests drive it directly with an injected clock.
+//
+//   * SubmitJob validates the spec (INVALID_ARGUMENT naming the field), stores it as JSON and
+//     fills the job's queue: up to `parallelism` admitted trials pending or leased at once,
+//     every proposal the cost model refuses stored as a rejected trial (reason + predicted
+//     bytes), until `trials` admitted trials exist.
+//   * LeaseTrial hands the oldest pending trial of any unfinished job to a worker, with a lease
+//     id, a fencing token and a deadline; it can wait (long-poll) until a trial is queued.
+//   * Heartbeat renews a lease, or answers CANCEL when the job was cancelled.
+//   * ReportResult stores the result and the job's new Pareto frontier (when it changed) in ONE
+//     transaction, then refills the queue and finishes the job once all its trials are done.
+//     A stale lease id or fencing token gets FAILED_PRECONDITION and changes nothing.
+//   * ExpireLeases puts every lease whose deadline has passed back in the queue (or fails the
+//     trial after `max_attempts` leases); the server calls it periodically.
+//   * Open resumes every unfinished job of the database (restart after a crash).
+//
+// Ids on the wire: jobs "j-N", trials "t-N", workers "w-N" (N the database row id).
+//
+// Thread-safety: every public method is thread-safe (one mutex guards the store and the job
+// state). LeaseTrial with a wait blocks only its caller; Shutdown wakes every waiter.
+#ifndef PEAKNAS_SERVER_COORDINATOR_H_
+#define PEAKNAS_SERVER_COORDINATOR_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "peaknas/v1/peaknas.pb.h"
+#include "search/status.h"
+
+namespace peaknas::storage {
+class Store;
+}  // namespace peaknas::storage
+
+namespace peaknas::server {
+
+struct CoordinatorOptions {
+  // How long a lease lasts without a heartbeat.
+  std::chrono::milliseconds lease_duration{60'000};
+  // Leases a trial may get; when the last one expires the trial fails.
+  int max_attempts = 3;
+  // Milliseconds since the Unix epoch; empty = the system clock. Tests inject a fake.
+  std::function<std::int64_t()> clock;
+  // Longest long-poll LeaseTrial honours.
+  std::chrono::milliseconds max_lease_wait{30'000};
+  // Proposal rounds with nothing admitted before the coordinator decides the space is
+  // exhausted for now (guards against strategies that keep proposing rejected candidates).
+  int max_barren_rounds = 50;
+};
+
+class Coordinator {
+ public:
+  // Opens (creating) the database at `db_path` and resumes every unfinished job. Artifacts are
+  // kept under `artifacts_dir` (created if absent). INTERNAL/FAILED_PRECONDITION from the store.
+  static StatusOr<std::unique_ptr<Coordinator>> Open(const std::string& db_path,
+                                                     const std::string& artifacts_dir,
+                                                     CoordinatorOptions options = {});
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // --- Jobs. Unknown or malformed ids give NOT_FOUND.
+  // INVALID_ARGUMENT naming "spec.<field>" for a bad spec; the job is stored and its queue
+  // filled otherwise. The returned job has its defaults filled in.
+  StatusOr<v1::Job> SubmitJob(const v1::JobSpec& spec);
+  StatusOr<v1::Job> GetJob(std::string_view job_id);
+  // Newest first.
+  StatusOr<std::vector<v1::Job>> ListJobs();
+  // Idempotent: a finished job is returned as it is.
+  StatusOr<v1::Job> CancelJob(std::string_view job_id);
+  // Version 0 and no points before the first frontier.
+  StatusOr<v1::Frontier> GetFrontier(std::string_view job_id);
+  // Every trial of the job (rejected included) by id; `states` empty = all.
+  StatusOr<std::vector<v1::Trial>> ListTrials(std::string_view job_id,
+                                              const std::vector<v1::TrialState>& states = {});
+
+  // --- Workers.
+  // INVALID_ARGUMENT for a name outside 1..200 characters. Returns the worker id.
+  StatusOr<std::string> RegisterWorker(const v1::RegisterWorkerRequest& request);
+  // The oldest pending trial of any unfinished job, or nullopt when none is queued within
+  // `wait` (capped at options.max_lease_wait; 0 = at once). NOT_FOUND for an unknown worker.
+  StatusOr<std::optional<v1::TrialAssignment>> LeaseTrial(std::string_view worker_id,
+                                                          std::chrono::milliseconds wait = {});
+  // KEEP_GOING with the new deadline, or CANCEL when the job was cancelled.
+  // FAILED_PRECONDITION for an unknown/expired lease or a stale token.
+  StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  // true once committed; false for a duplicate report of an already completed lease.
+  // FAILED_PRECONDITION for an expired lease or a stale token (nothing changes);
+  // INVALID_ARGUMENT when neither metrics nor failure is set.
+  StatusOr<bool> ReportResult(const v1::ReportResultRequest& request);
+
+  // Releases every lease whose deadline is before the clock's now; refills and finishes the
+  // affected jobs. Returns how many leases were released.
+  StatusOr<int> ExpireLeases();
+
+  // Wakes every LeaseTrial waiter (they return nullopt) and makes later waits return at once.
+  void Shutdown();
+
+  const std::string& artifacts_dir() const { return artifacts_dir_; }
+
+ private:
+  struct JobRuntime;
+  Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
+              CoordinatorOptions options);
+
+  std::int64_t Now() const;
+  Status ResumeLocked();
+  StatusOr<JobRuntime*> LoadJobLocked(std::int64_t job_id);
+  Status RefillLocked(JobRuntime& job);
+  Status MaybeFinishLocked(JobRuntime& job);
+  StatusOr<v1::Job> JobMessageLocked(std::int64_t job_id);
+  StatusOr<v1::Trial> TrialMessageLocked(std::int64_t trial_id, bool job_cancelled);
+  StatusOr<std::optional<v1::TrialAssignment>> TryLeaseLocked(std::int64_t worker_id);
+  StatusOr<bool> ReportMetricsLocked(JobRuntime& job, std::int64_t trial_id,
+                                     const v1::ReportResultRequest& request);
+
+  const std::string artifacts_dir_;
+  const CoordinatorOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable queued_;                     // signalled when trials are queued
+  std::unique_ptr<storage::Store> store_;              // guarded by mu_
+  std::map<std::int64_t, std::unique_ptr<JobRuntime>> jobs_;  // unfinished jobs; guarded by mu_
+  bool shutdown_ = false;                              // guarded by mu_
+};
+
+}  // namespace peaknas::server
+
+#endif  // PEAKNAS_SERVER_COORDINATOR_H_

@@ -1,0 +1,157 @@
+// peaknas-server: the coordinator process.
+//
+//   peaknas-server [--listen HOST:PORT] --db FILE --artifacts DIR [--lease-seconds S]
+//                  [--max-attempts N] [--shutdown-grace-seconds S] [--log-level LEVEL]
+//
+// Prints "listening on HOST:PORT" (the port actually bound; --listen with port 0 picks one) as
+// the first line of stdout once it serves; logs go to stderr (spdlog). SIGTERM or SIGINT stops
+// it gracefully: no new calls, running calls get --shutdown-grace-seconds (5), long polls return
+// empty at once. (With gRPC 1.51, a client that keeps its connection open makes the stop take
+// the whole grace period.) A background thread releases expired leases every second.
+//
+// Errors follow cli/app.h's convention: one line on stderr "peaknas-server: message", exit 2
+// for usage errors, 1 for anything else.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <pthread.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "cli/app.h"
+#include "server/coordinator.h"
+#include "server/service.h"
+
+namespace peaknas::server {
+namespace {
+
+constexpr std::string_view kProgram = "peaknas-server";
+
+int Fail(const Status& status) {
+  std::cerr << kProgram << ": " << cli::OneLine(status.message()) << "\n";
+  return cli::kExitError;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app("peaknas-server: the peaknas coordinator (search, leases, frontier; gRPC).",
+               std::string(kProgram));
+  std::string listen = "127.0.0.1:50051";
+  std::string db;
+  std::string artifacts;
+  double lease_seconds = 60;
+  int max_attempts = 3;
+  double grace_seconds = 5;
+  std::string log_level = "info";
+  app.add_option("--listen", listen, "Address to serve on, HOST:PORT (port 0 picks a free one)")
+      ->capture_default_str();
+  app.add_option("--db", db, "SQLite database file (created if absent)")->required();
+  app.add_option("--artifacts", artifacts, "Directory for trained models (created if absent)")
+      ->required();
+  app.add_option("--lease-seconds", lease_seconds, "Lease duration without a heartbeat")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-attempts", max_attempts, "Leases a trial may get before it fails")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--shutdown-grace-seconds", grace_seconds,
+                 "On SIGTERM/SIGINT, how long running calls may finish before they are cancelled")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << kProgram << ": " << cli::OneLine(e.what()) << " (see " << kProgram
+              << " --help)\n";
+    return cli::kExitUsage;
+  }
+
+  auto logger = spdlog::stderr_color_mt("peaknas-server");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  // SIGINT/SIGTERM are handled by one thread with sigwait: block them everywhere first, so
+  // every thread started from here on (gRPC's included) inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  CoordinatorOptions options;
+  options.lease_duration =
+      std::chrono::milliseconds(static_cast<std::int64_t>(lease_seconds * 1000));
+  options.max_attempts = max_attempts;
+  auto coordinator = Coordinator::Open(db, artifacts, options);
+  if (!coordinator.ok()) return Fail(coordinator.status());
+  auto server = GrpcServer::Start(**coordinator, listen);
+  if (!server.ok()) return Fail(server.status());
+  std::cout << "listening on " << (*server)->address() << std::endl;
+  spdlog::info("serving on {} (db {}, artifacts {})", (*server)->address(), db, artifacts);
+
+  std::mutex mu;
+  std::condition_variable stop_cv;
+  bool stopping = false;
+
+  std::thread expirer([&] {
+    auto next = std::chrono::steady_clock::now();
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      next += std::chrono::seconds(1);  // re-armed from the previous expiry: no drift
+      if (stop_cv.wait_until(lock, next, [&] { return stopping; })) break;
+      lock.unlock();
+      auto released = (*coordinator)->ExpireLeases();
+      if (!released.ok()) spdlog::error("lease expiry: {}", released.status().ToString());
+      lock.lock();
+    }
+  });
+
+  std::thread signal_waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    spdlog::info("{}: shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return;  // woken by main() below
+      stopping = true;
+    }
+    stop_cv.notify_all();
+    (*server)->Shutdown(
+        std::chrono::milliseconds(static_cast<std::int64_t>(grace_seconds * 1000)));
+  });
+
+  (*server)->Wait();
+  {
+    std::lock_guard lock(mu);
+    stopping = true;
+  }
+  stop_cv.notify_all();
+  expirer.join();
+  pthread_kill(signal_waiter.native_handle(), SIGTERM);  // no-op if it already returned
+  signal_waiter.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace peaknas::server
+
+int main(int argc, char** argv) {
+  try {
+    return peaknas::server::Main(argc, argv);
+  } catch (const std::exception& e) {
+    return peaknas::cli::ReportInternalError("peaknas-server", e);
+  }
+}

@@ -1,0 +1,271 @@
+#include "server/service.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <thread>
+#ifdef PEAKNAS_HAVE_GRPC_REFLECTION
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#endif
+
+namespace peaknas::server {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+// Paging over an already materialized list: the token is the offset of the next item.
+template <typename T, typename Add>
+grpc::Status Page(const std::vector<T>& items, int page_size, int default_size, int max_size,
+                  const std::string& token, Add add, std::string* next_token) {
+  if (page_size < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "page_size: must be >= 0");
+  }
+  const std::size_t size =
+      static_cast<std::size_t>(page_size == 0 ? default_size : std::min(page_size, max_size));
+  std::size_t offset = 0;
+  if (!token.empty()) {
+    try {
+      offset = std::stoul(token);
+    } catch (const std::exception&) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "page_token: \"" + token + "\" is not a token from a previous response");
+    }
+  }
+  for (std::size_t i = offset; i < items.size() && i < offset + size; ++i) add(items[i]);
+  if (offset + size < items.size()) *next_token = std::to_string(offset + size);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(status.code())),
+                      status.message());
+}
+
+// --- JobService ---
+
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
+                                       v1::SubmitJobResponse* response) {
+  auto job = coordinator_.SubmitJob(request->spec());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  *response->mutable_job() = std::move(job).value();
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
+                                    v1::GetJobResponse* response) {
+  auto job = coordinator_.GetJob(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  *response->mutable_job() = std::move(job).value();
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* request,
+                                      v1::ListJobsResponse* response) {
+  auto jobs = coordinator_.ListJobs();
+  if (!jobs.ok()) return ToGrpcStatus(jobs.status());
+  return Page(
+      *jobs, request->page_size(), 100, 1000, request->page_token(),
+      [&](const v1::Job& job) { *response->add_jobs() = job; },
+      response->mutable_next_page_token());
+}
+
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
+                                       v1::CancelJobResponse* response) {
+  auto job = coordinator_.CancelJob(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  *response->mutable_job() = std::move(job).value();
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::GetFrontier(grpc::ServerContext*,
+                                         const v1::GetFrontierRequest* request,
+                                         v1::GetFrontierResponse* response) {
+  auto frontier = coordinator_.GetFrontier(request->job_id());
+  if (!frontier.ok()) return ToGrpcStatus(frontier.status());
+  *response->mutable_frontier() = std::move(frontier).value();
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::ListTrials(grpc::ServerContext*, const v1::ListTrialsRequest* request,
+                                        v1::ListTrialsResponse* response) {
+  std::vector<v1::TrialState> states;
+  for (int s : request->states()) states.push_back(static_cast<v1::TrialState>(s));
+  auto trials = coordinator_.ListTrials(request->job_id(), states);
+  if (!trials.ok()) return ToGrpcStatus(trials.status());
+  return Page(
+      *trials, request->page_size(), 1000, 10000, request->page_token(),
+      [&](const v1::Trial& trial) { *response->add_trials() = trial; },
+      response->mutable_next_page_token());
+}
+
+// Simplified: polls the coordinator every 200 ms and turns what changed into events. Sequence
+// numbers count this stream's events (after_sequence skips that many); intermediate states
+// between two polls are not seen.
+grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
+                                      const v1::WatchJobRequest* request,
+                                      grpc::ServerWriter<v1::JobEvent>* writer) {
+  std::int64_t sequence = 0;
+  std::map<std::string, std::pair<v1::TrialState, int>> seen;  // trial -> (state, attempts)
+  std::int64_t frontier_version = 0;
+  auto send = [&](v1::JobEvent event) {
+    event.set_job_id(request->job_id());
+    event.set_sequence(++sequence);
+    *event.mutable_time() = TimeUtil::GetCurrentTime();
+    if (event.sequence() <= request->after_sequence()) return true;
+    return writer->Write(event);
+  };
+  while (!context->IsCancelled() && !shutdown_) {
+    auto job = coordinator_.GetJob(request->job_id());
+    if (!job.ok()) return ToGrpcStatus(job.status());
+    auto trials = coordinator_.ListTrials(request->job_id());
+    if (!trials.ok()) return ToGrpcStatus(trials.status());
+    for (const v1::Trial& trial : *trials) {
+      auto [it, inserted] = seen.try_emplace(trial.id(), v1::TRIAL_STATE_UNSPECIFIED, 0);
+      if (!inserted && it->second.first == trial.state() && it->second.second == trial.attempts()) {
+        continue;
+      }
+      it->second = {trial.state(), trial.attempts()};
+      v1::JobEvent event;
+      switch (trial.state()) {
+        case v1::TRIAL_STATE_REJECTED:
+          *event.mutable_trial_rejected()->mutable_trial() = trial;
+          break;
+        case v1::TRIAL_STATE_RUNNING: {
+          auto* started = event.mutable_trial_started();
+          *started->mutable_trial() = trial;
+          started->set_worker_id(trial.worker_id());
+          started->set_attempt(trial.attempts());
+          break;
+        }
+        case v1::TRIAL_STATE_SUCCEEDED:
+        case v1::TRIAL_STATE_FAILED:
+          *event.mutable_trial_finished()->mutable_trial() = trial;
+          break;
+        default:
+          continue;  // pending and cancelled trials have no event of their own
+      }
+      if (!send(std::move(event))) return grpc::Status::OK;
+    }
+    if (job->frontier_version() != frontier_version) {
+      frontier_version = job->frontier_version();
+      auto frontier = coordinator_.GetFrontier(request->job_id());
+      if (!frontier.ok()) return ToGrpcStatus(frontier.status());
+      v1::JobEvent event;
+      *event.mutable_frontier_changed()->mutable_frontier() = std::move(frontier).value();
+      if (!send(std::move(event))) return grpc::Status::OK;
+    }
+    const auto state = job->state();
+    if (state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+        state == v1::JOB_STATE_CANCELLED) {
+      v1::JobEvent event;
+      *event.mutable_job_finished()->mutable_job() = *job;
+      send(std::move(event));
+      return grpc::Status::OK;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest*,
+                                         grpc::ServerWriter<v1::ArtifactChunk>*) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "GetArtifact: artifact storage is not implemented yet");
+}
+
+// --- WorkerService ---
+
+grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext*,
+                                               const v1::RegisterWorkerRequest* request,
+                                               v1::RegisterWorkerResponse* response) {
+  auto id = coordinator_.RegisterWorker(*request);
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  response->set_worker_id(std::move(id).value());
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::LeaseTrial(grpc::ServerContext* context,
+                                           const v1::LeaseTrialRequest* request,
+                                           v1::LeaseTrialResponse* response) {
+  if (!(request->wait_seconds() >= 0)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wait_seconds: must be >= 0");
+  }
+  auto wait = std::chrono::milliseconds(
+      static_cast<std::int64_t>(std::min(request->wait_seconds(), 3600.0) * 1000));
+  // Never wait past the client's own deadline (minus a margin to answer in time).
+  const auto client_left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      context->deadline() - std::chrono::system_clock::now());
+  wait = std::min(wait, client_left - std::chrono::milliseconds(100));
+  auto assignment = coordinator_.LeaseTrial(request->worker_id(), wait);
+  if (!assignment.ok()) return ToGrpcStatus(assignment.status());
+  if (*assignment) *response->mutable_assignment() = std::move(**assignment);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
+                                          const v1::HeartbeatRequest* request,
+                                          v1::HeartbeatResponse* response) {
+  auto answer = coordinator_.Heartbeat(*request);
+  if (!answer.ok()) return ToGrpcStatus(answer.status());
+  *response = std::move(answer).value();
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::ReportResult(grpc::ServerContext*,
+                                             const v1::ReportResultRequest* request,
+                                             v1::ReportResultResponse* response) {
+  auto accepted = coordinator_.ReportResult(*request);
+  if (!accepted.ok()) return ToGrpcStatus(accepted.status());
+  response->set_accepted(*accepted);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::UploadArtifact(grpc::ServerContext*,
+                                               grpc::ServerReader<v1::UploadArtifactRequest>*,
+                                               v1::UploadArtifactResponse*) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "UploadArtifact: artifact storage is not implemented yet");
+}
+
+// --- GrpcServer ---
+
+StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Coordinator& coordinator,
+                                                        const std::string& address) {
+  grpc::EnableDefaultHealthCheckService(true);
+#ifdef PEAKNAS_HAVE_GRPC_REFLECTION
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+#endif
+  std::unique_ptr<GrpcServer> server(new GrpcServer(coordinator));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(&server->jobs_);
+  builder.RegisterService(&server->workers_);
+  server->server_ = builder.BuildAndStart();
+  if (!server->server_ || server->port_ == 0) {
+    return Status(StatusCode::kUnavailable, "listen: cannot bind \"" + address + "\"");
+  }
+  const auto colon = address.rfind(':');
+  server->address_ = address.substr(0, colon) + ":" + std::to_string(server->port_);
+  return server;
+}
+
+void GrpcServer::Shutdown(std::chrono::milliseconds grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  jobs_.Shutdown();
+  coordinator_.Shutdown();  // long polls return now
+  server_->Shutdown(std::chrono::system_clock::now() + grace);
+}
+
+GrpcServer::~GrpcServer() {
+  if (server_) Shutdown();
+}
+
+}  // namespace peaknas::server

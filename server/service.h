@@ -1,0 +1,113 @@
+// The gRPC face of the coordinator: JobService and WorkerService (proto/peaknas/v1) as thin
+// handlers over server::Coordinator, plus the server's assembly (health checking, reflection).
+//
+// Each handler converts the request, calls the core and converts the Status with ToGrpcStatus
+// (one mapping, since search::StatusCode uses gRPC's canonical codes). The synchronous gRPC API
+// is used: a long-polling LeaseTrial blocks one server thread on the coordinator's condition
+// variable, never the coordinator's lock.
+//
+// Not implemented yet (UNIMPLEMENTED with a message): GetArtifact, UploadArtifact. WatchJob
+// polls the coordinator every 200 ms and streams frontier, trial and job-state changes.
+//
+// Thread-safety: the services are called concurrently by gRPC; they hold no state of their
+// own besides the Coordinator (thread-safe) and a shutdown flag.
+#ifndef PEAKNAS_SERVER_SERVICE_H_
+#define PEAKNAS_SERVER_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "peaknas/v1/peaknas.grpc.pb.h"
+#include "search/status.h"
+#include "server/coordinator.h"
+
+namespace peaknas::server {
+
+// The one Status -> grpc::Status conversion.
+grpc::Status ToGrpcStatus(const Status& status);
+
+class JobServiceImpl final : public v1::JobService::Service {
+ public:
+  explicit JobServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+
+  grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest*,
+                         v1::SubmitJobResponse*) override;
+  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest*,
+                      v1::GetJobResponse*) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*,
+                        v1::ListJobsResponse*) override;
+  grpc::Status CancelJob(grpc::ServerContext*, const v1::CancelJobRequest*,
+                         v1::CancelJobResponse*) override;
+  grpc::Status WatchJob(grpc::ServerContext*, const v1::WatchJobRequest*,
+                        grpc::ServerWriter<v1::JobEvent>*) override;
+  grpc::Status GetFrontier(grpc::ServerContext*, const v1::GetFrontierRequest*,
+                           v1::GetFrontierResponse*) override;
+  grpc::Status ListTrials(grpc::ServerContext*, const v1::ListTrialsRequest*,
+                          v1::ListTrialsResponse*) override;
+  grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest*,
+                           grpc::ServerWriter<v1::ArtifactChunk>*) override;
+
+  // Makes running WatchJob streams end (with their current events) at their next poll.
+  void Shutdown() { shutdown_ = true; }
+
+ private:
+  Coordinator& coordinator_;
+  std::atomic<bool> shutdown_{false};
+};
+
+class WorkerServiceImpl final : public v1::WorkerService::Service {
+ public:
+  explicit WorkerServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+
+  grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*,
+                              v1::RegisterWorkerResponse*) override;
+  grpc::Status LeaseTrial(grpc::ServerContext*, const v1::LeaseTrialRequest*,
+                          v1::LeaseTrialResponse*) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+                         v1::HeartbeatResponse*) override;
+  grpc::Status ReportResult(grpc::ServerContext*, const v1::ReportResultRequest*,
+                            v1::ReportResultResponse*) override;
+  grpc::Status UploadArtifact(grpc::ServerContext*, grpc::ServerReader<v1::UploadArtifactRequest>*,
+                              v1::UploadArtifactResponse*) override;
+
+ private:
+  Coordinator& coordinator_;
+};
+
+// A running gRPC server with both services, health checking and (when built with it)
+// reflection. Shutdown (or the destructor) stops it: WatchJob streams end, long polls return.
+class GrpcServer {
+ public:
+  // Binds `address` ("HOST:PORT"; port 0 picks a free port). UNAVAILABLE if it cannot bind.
+  static StatusOr<std::unique_ptr<GrpcServer>> Start(Coordinator& coordinator,
+                                                     const std::string& address);
+  ~GrpcServer();
+  GrpcServer(const GrpcServer&) = delete;
+  GrpcServer& operator=(const GrpcServer&) = delete;
+
+  // "HOST:PORT" with the port actually bound.
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+  // Stops accepting calls; calls still running after `grace` are cancelled.
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  void Wait() { server_->Wait(); }
+
+ private:
+  GrpcServer(Coordinator& coordinator) : jobs_(coordinator), workers_(coordinator),
+                                         coordinator_(coordinator) {}
+  JobServiceImpl jobs_;
+  WorkerServiceImpl workers_;
+  Coordinator& coordinator_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  int port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace peaknas::server
+
+#endif  // PEAKNAS_SERVER_SERVICE_H_

@@ -1,0 +1,301 @@
+// The gRPC service end to end in one process: the real server on 127.0.0.1:0 over a real
+// SQLite file, driven by generated client stubs as a worker and the CLI would.
+#include "server/service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "peaknas/v1/peaknas.grpc.pb.h"
+#include "server/coordinator.h"
+
+namespace peaknas::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+v1::JobSpec Spec(int trials, int parallelism) {
+  v1::JobSpec spec;
+  spec.set_name("service-test");
+  spec.set_strategy(v1::STRATEGY_RANDOM);
+  spec.mutable_budget()->set_bytes(std::int64_t{32} << 20);
+  spec.mutable_budget()->set_mode(v1::BUDGET_MODE_INFERENCE);
+  spec.mutable_space()->mutable_levels()->set_min(1);
+  spec.mutable_space()->mutable_levels()->set_max(3);
+  spec.mutable_space()->mutable_width()->set_min(8);
+  spec.mutable_space()->mutable_width()->set_max(256);
+  spec.set_trials(trials);
+  spec.set_parallelism(parallelism);
+  spec.set_dataset("synthetic");
+  spec.set_seed(3);
+  return spec;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "peaknas-service-XXXXXX").string();
+    dir_ = mkdtemp(pattern.data());
+    auto coordinator = Coordinator::Open((dir_ / "db.sqlite").string(), (dir_ / "art").string());
+    ASSERT_TRUE(coordinator.ok()) << coordinator.status().ToString();
+    coordinator_ = std::move(coordinator).value();
+    auto server = GrpcServer::Start(*coordinator_, "127.0.0.1:0");
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
+    ASSERT_GT(server_->port(), 0);
+    auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(channel);
+    workers_ = v1::WorkerService::NewStub(channel);
+  }
+  void TearDown() override {
+    server_.reset();
+    coordinator_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+    return context;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<GrpcServer> server_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::WorkerService::Stub> workers_;
+};
+
+TEST_F(ServiceTest, WorkerLeasesReportsAndTheFrontierIsServed) {
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("test-worker");
+  reg.set_device("cpu");
+  v1::RegisterWorkerResponse worker;
+  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
+  ASSERT_FALSE(worker.worker_id().empty());
+
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(3, 1);
+  v1::SubmitJobResponse submitted;
+  auto status = jobs_->SubmitJob(Context().get(), submit, &submitted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string job_id = submitted.job().id();
+
+  for (int i = 0; i < 3; ++i) {
+    v1::LeaseTrialRequest lease;
+    lease.set_worker_id(worker.worker_id());
+    lease.set_wait_seconds(5);
+    v1::LeaseTrialResponse leased;
+    status = workers_->LeaseTrial(Context().get(), lease, &leased);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_TRUE(leased.has_assignment());
+    const auto& a = leased.assignment();
+    EXPECT_EQ(a.job_id(), job_id);
+    EXPECT_EQ(a.dataset(), "synthetic");
+    EXPECT_EQ(a.fidelity().steps(), 200);
+
+    v1::HeartbeatRequest beat;
+    beat.set_lease_id(a.lease_id());
+    beat.set_fencing_token(a.fencing_token());
+    v1::HeartbeatResponse beat_answer;
+    ASSERT_TRUE(workers_->Heartbeat(Context().get(), beat, &beat_answer).ok());
+    EXPECT_EQ(beat_answer.action(), v1::HEARTBEAT_ACTION_KEEP_GOING);
+
+    v1::ReportResultRequest report;
+    report.set_lease_id(a.lease_id());
+    report.set_fencing_token(a.fencing_token());
+    report.mutable_metrics()->set_psnr(30 + i);
+    report.mutable_metrics()->set_noisy_psnr(20);
+    v1::ReportResultResponse ack;
+    status = workers_->ReportResult(Context().get(), report, &ack);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(ack.accepted());
+
+    // The same lease with a stale token: refused.
+    report.set_fencing_token(a.fencing_token() - 1);
+    status = workers_->ReportResult(Context().get(), report, &ack);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+
+  v1::GetFrontierRequest get_frontier;
+  get_frontier.set_job_id(job_id);
+  v1::GetFrontierResponse frontier;
+  ASSERT_TRUE(jobs_->GetFrontier(Context().get(), get_frontier, &frontier).ok());
+  EXPECT_GT(frontier.frontier().version(), 0);
+  ASSERT_GT(frontier.frontier().points_size(), 0);
+  for (const auto& p : frontier.frontier().points()) {
+    EXPECT_LE(p.peak_bytes(), std::int64_t{32} << 20);
+  }
+
+  v1::GetJobRequest get_job;
+  get_job.set_job_id(job_id);
+  v1::GetJobResponse job;
+  ASSERT_TRUE(jobs_->GetJob(Context().get(), get_job, &job).ok());
+  EXPECT_EQ(job.job().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job.job().counts().succeeded(), 3);
+
+  v1::ListTrialsRequest list;
+  list.set_job_id(job_id);
+  v1::ListTrialsResponse trials;
+  ASSERT_TRUE(jobs_->ListTrials(Context().get(), list, &trials).ok());
+  EXPECT_EQ(trials.trials_size(),
+            job.job().counts().succeeded() + job.job().counts().rejected());
+
+  // WatchJob on a finished job: the events so far, then job_finished, then the stream ends.
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job_id);
+  auto context = Context();
+  auto reader = jobs_->WatchJob(context.get(), watch);
+  v1::JobEvent event;
+  bool finished = false;
+  std::int64_t last_sequence = 0;
+  while (reader->Read(&event)) {
+    EXPECT_EQ(event.sequence(), last_sequence + 1);
+    last_sequence = event.sequence();
+    finished = event.has_job_finished();
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_TRUE(finished);
+
+  v1::ListJobsRequest list_jobs;
+  v1::ListJobsResponse all;
+  ASSERT_TRUE(jobs_->ListJobs(Context().get(), list_jobs, &all).ok());
+  ASSERT_EQ(all.jobs_size(), 1);
+}
+
+TEST_F(ServiceTest, LongPollReturnsEmptyWhenThereIsNoWork) {
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("idle");
+  v1::RegisterWorkerResponse worker;
+  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(worker.worker_id());
+  lease.set_wait_seconds(0.3);
+  v1::LeaseTrialResponse leased;
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
+  EXPECT_FALSE(leased.has_assignment());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));
+}
+
+TEST_F(ServiceTest, BadInputGetsTheRightCodes) {
+  v1::GetJobRequest get_job;
+  get_job.set_job_id("j-12345");
+  v1::GetJobResponse job;
+  auto status = jobs_->GetJob(Context().get(), get_job, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(3, 1);
+  submit.mutable_spec()->set_parallelism(0);
+  v1::SubmitJobResponse submitted;
+  status = jobs_->SubmitJob(Context().get(), submit, &submitted);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("spec.parallelism"), std::string::npos)
+      << status.error_message();
+
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id("w-777");
+  v1::LeaseTrialResponse leased;
+  status = workers_->LeaseTrial(Context().get(), lease, &leased);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::ReportResultRequest report;
+  report.set_lease_id("999.1");
+  report.set_fencing_token(1);
+  report.mutable_metrics()->set_psnr(30);
+  v1::ReportResultResponse ack;
+  status = workers_->ReportResult(Context().get(), report, &ack);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::GetArtifactRequest artifact;
+  auto context = Context();
+  auto reader = jobs_->GetArtifact(context.get(), artifact);
+  v1::ArtifactChunk chunk;
+  while (reader->Read(&chunk)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+// The executable: port 0 is announced on stdout's first line, health checking answers SERVING,
+// and SIGTERM stops it with exit status 0.
+TEST(ServerProcess, AnnouncesItsPortServesHealthAndStopsOnSigterm) {
+  std::string pattern = (fs::temp_directory_path() / "peaknas-server-XXXXXX").string();
+  const fs::path dir = mkdtemp(pattern.data());
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  const std::string db = (dir / "db.sqlite").string();
+  const std::string art = (dir / "art").string();
+  std::vector<std::string> args = {PEAKNAS_SERVER_BINARY, "--listen", "127.0.0.1:0", "--db", db,
+                                   "--artifacts", art, "--log-level", "warn",
+                                   "--shutdown-grace-seconds", "0.5"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, PEAKNAS_SERVER_BINARY, &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  FILE* stream = fdopen(out[0], "r");
+  char line[256] = {};
+  ASSERT_NE(fgets(line, sizeof line, stream), nullptr);
+  std::string first(line);
+  ASSERT_EQ(first.rfind("listening on 127.0.0.1:", 0), 0u) << first;
+  const std::string address = first.substr(std::string("listening on ").size(),
+                                           first.size() - std::string("listening on ").size() - 1);
+  EXPECT_NE(address, "127.0.0.1:0");
+
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer request_buffer, response_buffer;
+  // grpc.health.v1.Health/Check with an empty HealthCheckRequest: an empty message.
+  grpc::GenericStub generic(channel);
+  grpc::CompletionQueue cq;
+  grpc::Slice empty("", 0);
+  request_buffer = grpc::ByteBuffer(&empty, 1);
+  auto call = generic.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request_buffer, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&response_buffer, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response_buffer.Dump(&slices).ok());
+  std::string body;
+  for (const auto& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(body, std::string("\x08\x01", 2));  // status: SERVING
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  EXPECT_TRUE(WIFEXITED(wstatus));
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0);
+  fclose(stream);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+}  // namespace
+}  // namespace peaknas::server
