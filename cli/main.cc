@@ -1,11 +1,14 @@
-// peaknas: the client command line. Today it has `estimate`; the service's subcommands
-// (submit, jobs, status, watch, frontier, trials, cancel, export, run) slot in the same way:
+// peaknas: the client command line: `estimate` (cost model only) and the subcommands that talk
+// to a coordinator (submit, jobs, status, watch, frontier, trials, cancel, export; `run` will
+// slot in the same way):
 // one file per subcommand with an Add...Command that declares its flags on an options struct
 // and a Run... that does the work and returns a Status, plus one row in `commands` below.
 //
 // Parsing, help, dispatch and the error convention (one line on stderr, "peaknas <subcommand>:
 // <message>"; exit 2 for usage, 1 for rejected input) are cli/app.h's, shared with
 // peaknas-worker.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
@@ -13,6 +16,7 @@
 
 #include "cli/app.h"
 #include "cli/estimate_command.h"
+#include "cli/job_commands.h"
 
 namespace peaknas::cli {
 namespace {
@@ -24,8 +28,18 @@ int Main(int argc, char** argv) {
   ConfigureRootApp(app);
 
   EstimateOptions estimate;
+  JobCommandOptions submit, jobs, status, watch, frontier, trials, cancel, export_;
   const std::vector<Subcommand> commands = {
       {AddEstimateCommand(app, estimate), [&] { return RunEstimate(estimate, std::cout); }},
+      {AddSubmitCommand(app, submit), [&] { return RunSubmit(submit, std::cout); }},
+      {AddJobsCommand(app, jobs), [&] { return RunJobs(jobs, std::cout); }},
+      {AddStatusCommand(app, status), [&] { return RunStatus(status, std::cout); }},
+      {AddWatchCommand(app, watch),
+       [&] { return RunWatch(watch, std::cout, isatty(STDOUT_FILENO) == 1); }},
+      {AddFrontierCommand(app, frontier), [&] { return RunFrontier(frontier, std::cout); }},
+      {AddTrialsCommand(app, trials), [&] { return RunTrials(trials, std::cout); }},
+      {AddCancelCommand(app, cancel), [&] { return RunCancel(cancel, std::cout); }},
+      {AddExportCommand(app, export_), [&] { return RunExport(export_, std::cout); }},
   };
   return RunSubcommands(app, commands, argc, argv);
 }

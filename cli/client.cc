@@ -1,0 +1,50 @@
+#include "cli/client.h"
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include "cli/app.h"
+
+namespace peaknas::cli {
+
+void AddCoordinatorOption(CLI::App& command, std::string& address) {
+  if (address.empty()) address = kDefaultCoordinator;
+  command
+      .add_option("--coordinator", address,
+                  "Address of peaknas-server, HOST:PORT (also from $PEAKNAS_COORDINATOR)")
+      ->envname(kCoordinatorEnv)
+      ->type_name("ADDR")
+      ->capture_default_str();
+}
+
+std::unique_ptr<v1::JobService::Stub> NewJobServiceStub(const std::string& address) {
+  return v1::JobService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+void SetUnaryDeadline(grpc::ClientContext& context) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(kCallTimeoutSeconds));
+}
+
+Status ToStatus(const grpc::Status& status, std::string_view address, std::string_view what) {
+  const std::string message = OneLine(status.error_message());
+  const std::string at = "the coordinator at " + std::string(address);
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK:
+      return Status::Ok();
+    case grpc::StatusCode::UNAVAILABLE:
+      return Status(StatusCode::kUnavailable, at + " is not reachable (" + message + ")");
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return Status(StatusCode::kDeadlineExceeded,
+                    at + " did not answer within " + std::to_string(kCallTimeoutSeconds) + " s");
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return Status(StatusCode::kUnimplemented, at + " does not implement " + std::string(what) +
+                                                    " yet (UNIMPLEMENTED: " + message + ")");
+    default:
+      return Status(static_cast<StatusCode>(status.error_code()), message);
+  }
+}
+
+}  // namespace peaknas::cli

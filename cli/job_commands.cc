@@ -1,0 +1,715 @@
+#include "cli/job_commands.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/util/json_util.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "cli/app.h"
+#include "cli/client.h"
+#include "peaknas/v1/peaknas.pb.h"
+#include "proto/convert.h"
+#include "search/architecture.h"
+#include "search/status.h"
+#include "search/units.h"
+
+namespace peaknas::cli {
+namespace {
+
+using Json = nlohmann::json;
+namespace pb = google::protobuf;
+
+// ---------------------------------------------------------------------------------------------
+// Declaring the subcommands
+
+CLI::App* AddJobArgument(CLI::App* command, JobCommandOptions& options) {
+  command->add_option("JOB", options.job, "Job id, as printed by submit (e.g. j-1)")->required();
+  return command;
+}
+
+void AddFormatOption(CLI::App* command, JobCommandOptions& options) {
+  command->add_option("--format", options.format, "Output format")
+      ->check(CLI::IsMember({"table", "csv", "json"}))
+      ->type_name("table|csv|json")
+      ->capture_default_str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and formatting
+
+std::string StripPrefix(const std::string& name, std::string_view prefix) {
+  return name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
+}
+std::string StateName(v1::JobState state) {
+  return StripPrefix(v1::JobState_Name(state), "JOB_STATE_");
+}
+std::string StateName(v1::TrialState state) {
+  return StripPrefix(v1::TrialState_Name(state), "TRIAL_STATE_");
+}
+bool Ended(v1::JobState state) {
+  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+         state == v1::JOB_STATE_CANCELLED;
+}
+
+std::string Fixed(double value, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << value;
+  return s.str();
+}
+
+// The canonical architecture JSON (search/architecture.h) of a message, "" if it is not valid.
+std::string ArchJson(const v1::Architecture& arch) {
+  StatusOr<search::Architecture> a = proto::FromProto(arch, "architecture");
+  return a.ok() ? search::ToCanonicalJson(*a) : std::string();
+}
+Json ArchJsonValue(const v1::Architecture& arch) {
+  const std::string text = ArchJson(arch);
+  return text.empty() ? Json(nullptr) : Json::parse(text);
+}
+
+std::string CsvField(const std::string& value) {
+  if (value.find_first_of(",\"\n") == std::string::npos) return value;
+  std::string quoted = "\"";
+  for (char c : value) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+void PrintCsv(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) out << (i ? "," : "") << CsvField(row[i]);
+    out << "\n";
+  }
+}
+
+// Left-aligned columns two spaces apart; the last column is not padded.
+void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    out << line << "\n";
+  }
+}
+
+std::string Counts(const v1::TrialCounts& c) {
+  return "pending " + std::to_string(c.pending()) + ", running " + std::to_string(c.running()) +
+         ", succeeded " + std::to_string(c.succeeded()) + ", failed " +
+         std::to_string(c.failed()) + ", rejected " + std::to_string(c.rejected()) +
+         ", cancelled " + std::to_string(c.cancelled());
+}
+int Done(const v1::TrialCounts& c) { return c.succeeded() + c.failed(); }
+
+// ---------------------------------------------------------------------------------------------
+// Reading a JobSpec
+
+// INVALID_ARGUMENT "PATH.KEY: unknown field; allowed: ..." for the first key of `value` that
+// names no field of `descriptor` (by proto or JSON name), recursing into message fields.
+Status CheckKnownFields(const Json& value, const pb::Descriptor& descriptor,
+                        const std::string& path) {
+  if (!value.is_object()) return Status::Ok();  // JsonStringToMessage reports the type
+  for (const auto& [key, item] : value.items()) {
+    const pb::FieldDescriptor* field = nullptr;
+    for (int i = 0; i < descriptor.field_count() && field == nullptr; ++i) {
+      const pb::FieldDescriptor* f = descriptor.field(i);
+      if (f->name() == key || f->json_name() == key) field = f;
+    }
+    if (field == nullptr) {
+      std::string allowed;
+      for (int i = 0; i < descriptor.field_count(); ++i) {
+        allowed += (i ? ", " : "") + descriptor.field(i)->name();
+      }
+      return Status::InvalidArgument(path + "." + key + ": unknown field; allowed: " + allowed);
+    }
+    if (field->type() != pb::FieldDescriptor::TYPE_MESSAGE) continue;
+    const std::string sub = path + "." + field->name();
+    if (field->is_repeated() && item.is_array()) {
+      for (std::size_t i = 0; i < item.size(); ++i) {
+        PEAKNAS_RETURN_IF_ERROR(CheckKnownFields(item[i], *field->message_type(),
+                                                 sub + "[" + std::to_string(i) + "]"));
+      }
+    } else {
+      PEAKNAS_RETURN_IF_ERROR(CheckKnownFields(item, *field->message_type(), sub));
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<v1::JobSpec> ReadJobSpec(const std::string& path) {
+  const std::string where = "\"" + path + "\": ";
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::InvalidArgument(where + "is a directory, not a job spec file");
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return Status::NotFound(where + "cannot open: " + std::strerror(errno));
+  std::ostringstream buffer;
+  buffer << file.rdbuf();
+  const std::string text = buffer.str();
+
+  Json json;
+  try {
+    json = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    return Status::InvalidArgument(where + "malformed JSON at byte " + std::to_string(e.byte));
+  }
+  if (!json.is_object()) return Status::InvalidArgument(where + "expected a JSON object");
+  if (Status s = CheckKnownFields(json, *v1::JobSpec::descriptor(), "spec"); !s.ok()) {
+    return Status::InvalidArgument(where + s.message());
+  }
+
+  v1::JobSpec spec;
+  pb::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = false;
+  const auto status = pb::util::JsonStringToMessage(text, &spec, parse);
+  if (!status.ok()) {
+    return Status::InvalidArgument(where + "spec: " + OneLine(std::string(status.message())));
+  }
+  return spec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls
+
+struct Call {
+  std::unique_ptr<v1::JobService::Stub> stub;
+  std::string address;
+};
+Call Connect(const JobCommandOptions& options) {
+  return {NewJobServiceStub(options.coordinator), options.coordinator};
+}
+
+StatusOr<v1::Job> GetJob(const Call& call, const std::string& id) {
+  grpc::ClientContext context;
+  SetUnaryDeadline(context);
+  v1::GetJobRequest request;
+  request.set_job_id(id);
+  v1::GetJobResponse response;
+  PEAKNAS_RETURN_IF_ERROR(
+      ToStatus(call.stub->GetJob(&context, request, &response), call.address, "GetJob"));
+  return response.job();
+}
+
+StatusOr<v1::Frontier> GetFrontier(const Call& call, const std::string& id) {
+  grpc::ClientContext context;
+  SetUnaryDeadline(context);
+  v1::GetFrontierRequest request;
+  request.set_job_id(id);
+  v1::GetFrontierResponse response;
+  PEAKNAS_RETURN_IF_ERROR(
+      ToStatus(call.stub->GetFrontier(&context, request, &response), call.address, "GetFrontier"));
+  return response.frontier();
+}
+
+StatusOr<std::vector<v1::Trial>> ListTrials(const Call& call, const std::string& id) {
+  std::vector<v1::Trial> trials;
+  std::string token;
+  do {
+    grpc::ClientContext context;
+    SetUnaryDeadline(context);
+    v1::ListTrialsRequest request;
+    request.set_job_id(id);
+    request.set_page_token(token);
+    v1::ListTrialsResponse response;
+    PEAKNAS_RETURN_IF_ERROR(
+        ToStatus(call.stub->ListTrials(&context, request, &response), call.address, "ListTrials"));
+    trials.insert(trials.end(), response.trials().begin(), response.trials().end());
+    token = response.next_page_token();
+  } while (!token.empty());
+  return trials;
+}
+
+// ---------------------------------------------------------------------------------------------
+// watch
+
+class WatchDisplay {
+ public:
+  WatchDisplay(std::ostream& out, bool live, const v1::Job& job)
+      : out_(out), live_(live), job_(job.id()), total_(job.spec().trials()),
+        done_(Done(job.counts())), rejected_(job.counts().rejected()), state_(job.state()) {}
+
+  void Show(const v1::JobEvent& event) {
+    std::string line;
+    switch (event.event_case()) {
+      case v1::JobEvent::kTrialStarted: {
+        const auto& e = event.trial_started();
+        line = "trial " + e.trial().id() + " started on " + e.worker_id() + " (attempt " +
+               std::to_string(e.attempt()) + ")";
+        if (state_ == v1::JOB_STATE_PENDING) state_ = v1::JOB_STATE_RUNNING;
+        break;
+      }
+      case v1::JobEvent::kTrialFinished: {
+        const v1::Trial& t = event.trial_finished().trial();
+        finished_.insert(t.id());
+        done_ = std::max(done_, static_cast<int>(finished_.size()));
+        line = "trial " + t.id() + " " + StateName(t.state());
+        if (t.state() == v1::TRIAL_STATE_SUCCEEDED) {
+          line += ": PSNR " + Fixed(t.metrics().psnr(), 2) + " dB, predicted inference peak " +
+                  search::FormatBytes(t.predicted_inference_peak_bytes());
+          if (!has_best_ || t.metrics().psnr() > best_psnr_) best_psnr_ = t.metrics().psnr();
+          has_best_ = true;
+        } else if (!t.reason().empty()) {
+          line += ": " + OneLine(t.reason());
+        }
+        break;
+      }
+      case v1::JobEvent::kTrialRejected: {
+        const v1::Trial& t = event.trial_rejected().trial();
+        rejected_ids_.insert(t.id());
+        rejected_ = std::max(rejected_, static_cast<int>(rejected_ids_.size()));
+        line = "trial " + t.id() + " rejected: " + OneLine(t.reason());
+        break;
+      }
+      case v1::JobEvent::kFrontierChanged: {
+        const v1::Frontier& f = event.frontier_changed().frontier();
+        for (const auto& p : f.points()) {
+          if (!has_best_ || p.psnr() > best_psnr_) best_psnr_ = p.psnr();
+          has_best_ = true;
+        }
+        line = "frontier v" + std::to_string(f.version()) + ": " +
+               std::to_string(f.points_size()) + " points, hypervolume " +
+               Fixed(f.hypervolume(), 4);
+        break;
+      }
+      case v1::JobEvent::kJobFinished: {
+        const v1::Job& j = event.job_finished().job();
+        state_ = j.state();
+        done_ = Done(j.counts());
+        rejected_ = j.counts().rejected();
+        error_ = j.error();
+        line = "job " + j.id() + " " + StateName(j.state()) + " (" + Counts(j.counts()) + ")";
+        if (!j.error().empty()) line += ": " + OneLine(j.error());
+        break;
+      }
+      case v1::JobEvent::kTrialProgress: {
+        const auto& p = event.trial_progress();
+        line = "trial " + p.trial_id() + " step " + std::to_string(p.step()) + "/" +
+               std::to_string(p.steps()) + ", loss " + Fixed(p.loss(), 4);
+        break;
+      }
+      default:
+        return;
+    }
+    if (live_) {
+      Redraw();
+    } else {
+      out_ << "#" << event.sequence() << " " << line << std::endl;
+    }
+  }
+
+  void Redraw() {
+    constexpr int kBar = 24;
+    const int filled = total_ > 0 ? std::min(kBar, done_ * kBar / total_) : 0;
+    out_ << "\r\033[K" << job_ << " " << StateName(state_) << " ["
+         << std::string(filled, '#') << std::string(kBar - filled, '.') << "] " << done_ << "/"
+         << total_ << " trials, " << rejected_ << " rejected, best PSNR "
+         << (has_best_ ? Fixed(best_psnr_, 2) + " dB" : std::string("-")) << std::flush;
+  }
+  void End() {
+    if (live_) out_ << "\n" << std::flush;
+  }
+
+  v1::JobState state() const { return state_; }
+  const std::string& error() const { return error_; }
+  bool finished() const { return Ended(state_); }
+
+ private:
+  std::ostream& out_;
+  bool live_;
+  std::string job_;
+  int total_;
+  int done_;
+  int rejected_;
+  v1::JobState state_;
+  std::string error_;
+  // Trials seen finished or rejected: WatchJob replays the job's events from the start, so the
+  // counts are max(counts from GetJob, what the events showed), never a sum.
+  std::set<std::string> finished_;
+  std::set<std::string> rejected_ids_;
+  bool has_best_ = false;
+  double best_psnr_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// export
+
+Status ExportArtifact(const Call& call, const JobCommandOptions& options, std::ostream& out) {
+  const std::string partial = options.output + ".partial";
+  std::ofstream file(partial, std::ios::binary | std::ios::trunc);
+  if (!file) {
+    return Status::InvalidArgument("-o \"" + options.output + "\": cannot write \"" + partial +
+                                   "\": " + std::strerror(errno));
+  }
+  auto fail = [&](Status status) {
+    file.close();
+    std::error_code ec;
+    std::filesystem::remove(partial, ec);
+    return status;
+  };
+
+  grpc::ClientContext context;
+  v1::GetArtifactRequest request;
+  request.set_job_id(options.job);
+  request.set_trial_id(options.trial);
+  std::unique_ptr<grpc::ClientReader<v1::ArtifactChunk>> reader =
+      call.stub->GetArtifact(&context, request);
+  v1::ArtifactChunk chunk;
+  std::int64_t written = 0;
+  std::int64_t total = -1;
+  bool last = false;
+  while (reader->Read(&chunk)) {
+    if (total < 0) total = chunk.total_size();
+    if (chunk.offset() != written) {
+      context.TryCancel();
+      reader->Finish();
+      return fail(Status(StatusCode::kDataLoss, "chunk at offset " +
+                                                    std::to_string(chunk.offset()) +
+                                                    ", expected " + std::to_string(written)));
+    }
+    file.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    written += static_cast<std::int64_t>(chunk.data().size());
+    last = chunk.last();
+  }
+  const Status status = ToStatus(reader->Finish(), call.address, "model downloads (GetArtifact)");
+  if (!status.ok()) return fail(status);
+  if (!last || (total >= 0 && written != total)) {
+    return fail(Status(StatusCode::kDataLoss, "the download ended after " +
+                                                  std::to_string(written) + " of " +
+                                                  std::to_string(total) + " bytes"));
+  }
+  file.flush();
+  file.close();
+  if (!file) return fail(Status::Internal("writing \"" + partial + "\" failed"));
+  std::error_code ec;
+  std::filesystem::rename(partial, options.output, ec);
+  if (ec) return fail(Status::Internal("renaming to \"" + options.output + "\": " + ec.message()));
+  out << "wrote " << options.output << " (" << search::FormatBytes(written) << ")\n";
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Add...Command
+
+CLI::App* AddSubmitCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "submit",
+      "Submit a search job: JOB.json is a JobSpec in protobuf's JSON mapping (see "
+      "examples/job-small.json). Prints the new job's id.");
+  c->add_option("JOB.json", options.spec_file, "The job spec file")->required();
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
+CLI::App* AddJobsCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand("jobs", "List the coordinator's jobs, newest first.");
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
+CLI::App* AddStatusCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "status", "Show a job: state, trial counts, frontier size, version and hypervolume, error.");
+  AddJobArgument(c, options);
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
+CLI::App* AddWatchCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "watch",
+      "Follow a job until it ends: a live progress line on a terminal, one line per event "
+      "otherwise. Exit status 0 when it succeeds, 1 when it failed or was cancelled.");
+  AddJobArgument(c, options);
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
+CLI::App* AddFrontierCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "frontier",
+      "Print a job's Pareto frontier (PSNR up, predicted peak down, 100-MP latency down), sorted "
+      "by peak bytes. json: a list of {trial, arch, arch_hash, psnr, peak_bytes, "
+      "latency_100mp_s}.");
+  AddJobArgument(c, options);
+  AddFormatOption(c, options);
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
+CLI::App* AddTrialsCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "trials", "Print every trial of a job, rejected ones included with their reason.");
+  AddJobArgument(c, options);
+  AddFormatOption(c, options);
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
+CLI::App* AddCancelCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand("cancel", "Cancel a job (idempotent); prints its state.");
+  AddJobArgument(c, options);
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
+CLI::App* AddExportCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "export", "Download a trial's trained model to FILE (written to FILE.partial, then renamed).");
+  AddJobArgument(c, options);
+  c->add_option("TRIAL", options.trial, "Trial id (e.g. t-3)")->required();
+  c->add_option("-o,--output", options.output, "Where to write the model")
+      ->required()
+      ->type_name("FILE");
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run...
+
+Status RunSubmit(const JobCommandOptions& options, std::ostream& out) {
+  PEAKNAS_ASSIGN_OR_RETURN(v1::JobSpec spec, ReadJobSpec(options.spec_file));
+  const Call call = Connect(options);
+  grpc::ClientContext context;
+  SetUnaryDeadline(context);
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = std::move(spec);
+  v1::SubmitJobResponse response;
+  PEAKNAS_RETURN_IF_ERROR(
+      ToStatus(call.stub->SubmitJob(&context, request, &response), call.address, "SubmitJob"));
+  out << response.job().id() << "\n";
+  return Status::Ok();
+}
+
+Status RunJobs(const JobCommandOptions& options, std::ostream& out) {
+  const Call call = Connect(options);
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "NAME", "STATE", "DONE", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "REJECTED"}};
+  std::string token;
+  do {
+    grpc::ClientContext context;
+    SetUnaryDeadline(context);
+    v1::ListJobsRequest request;
+    request.set_page_token(token);
+    v1::ListJobsResponse response;
+    PEAKNAS_RETURN_IF_ERROR(
+        ToStatus(call.stub->ListJobs(&context, request, &response), call.address, "ListJobs"));
+    for (const v1::Job& job : response.jobs()) {
+      const v1::TrialCounts& c = job.counts();
+      rows.push_back({job.id(), job.spec().name().empty() ? "-" : OneLine(job.spec().name()),
+                      StateName(job.state()),
+                      std::to_string(Done(c)) + "/" + std::to_string(job.spec().trials()),
+                      std::to_string(c.pending()), std::to_string(c.running()),
+                      std::to_string(c.succeeded()), std::to_string(c.failed()),
+                      std::to_string(c.rejected())});
+    }
+    token = response.next_page_token();
+  } while (!token.empty());
+  PrintTable(out, rows);
+  return Status::Ok();
+}
+
+Status RunStatus(const JobCommandOptions& options, std::ostream& out) {
+  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::Job job, GetJob(call, options.job));
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::Frontier frontier, GetFrontier(call, options.job));
+  const v1::JobSpec& spec = job.spec();
+  std::vector<std::vector<std::string>> rows = {
+      {"job", job.id()},
+      {"name", spec.name().empty() ? "-" : OneLine(spec.name())},
+      {"state", StateName(job.state())},
+      {"strategy", StripPrefix(v1::Strategy_Name(spec.strategy()), "STRATEGY_")},
+      {"budget", search::FormatBytes(spec.budget().bytes()) + " " +
+                     StripPrefix(v1::BudgetMode_Name(spec.budget().mode()), "BUDGET_MODE_")},
+      {"trials", std::to_string(Done(job.counts())) + "/" + std::to_string(spec.trials()) +
+                     " done (" + Counts(job.counts()) + ")"},
+      {"frontier", std::to_string(frontier.points_size()) + " points, version " +
+                       std::to_string(frontier.version()) + ", hypervolume " +
+                       Fixed(frontier.hypervolume(), 4)},
+  };
+  if (!job.error().empty()) rows.push_back({"error", OneLine(job.error())});
+  PrintTable(out, rows);
+  return Status::Ok();
+}
+
+Status RunWatch(const JobCommandOptions& options, std::ostream& out, bool live) {
+  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::Job job, GetJob(call, options.job));
+  WatchDisplay display(out, live, job);
+  if (live) display.Redraw();
+
+  grpc::ClientContext context;
+  v1::WatchJobRequest request;
+  request.set_job_id(options.job);
+  std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader = call.stub->WatchJob(&context, request);
+  v1::JobEvent event;
+  while (reader->Read(&event)) {
+    display.Show(event);
+    if (event.has_job_finished()) break;
+  }
+  if (display.finished()) context.TryCancel();
+  const grpc::Status finish = reader->Finish();
+  display.End();
+  if (!display.finished()) {
+    PEAKNAS_RETURN_IF_ERROR(ToStatus(finish, call.address, "WatchJob"));
+    // The stream closed without a job_finished event: ask for the state.
+    PEAKNAS_ASSIGN_OR_RETURN(const v1::Job now, GetJob(call, options.job));
+    if (!Ended(now.state())) {
+      return Status(StatusCode::kAborted, "the event stream of job " + options.job +
+                                              " closed while it is " + StateName(now.state()));
+    }
+    if (now.state() == v1::JOB_STATE_SUCCEEDED) return Status::Ok();
+    return Status(StatusCode::kAborted,
+                  "job " + now.id() + " ended " + StateName(now.state()) +
+                      (now.error().empty() ? "" : ": " + OneLine(now.error())));
+  }
+  if (display.state() == v1::JOB_STATE_SUCCEEDED) return Status::Ok();
+  return Status(StatusCode::kAborted,
+                "job " + options.job + " ended " + StateName(display.state()) +
+                    (display.error().empty() ? "" : ": " + OneLine(display.error())));
+}
+
+Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
+  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::Frontier frontier, GetFrontier(call, options.job));
+  std::vector<v1::FrontierPoint> points(frontier.points().begin(), frontier.points().end());
+  std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) {
+    return a.peak_bytes() < b.peak_bytes();
+  });
+  if (options.format == "json") {
+    Json list = Json::array();
+    for (const auto& p : points) {
+      list.push_back({{"trial", p.trial_id()},
+                      {"arch", ArchJsonValue(p.architecture())},
+                      {"arch_hash", p.arch_hash()},
+                      {"psnr", p.psnr()},
+                      {"peak_bytes", p.peak_bytes()},
+                      {"latency_100mp_s", p.latency_100mp_s()}});
+    }
+    out << list.dump(2) << "\n";
+    return Status::Ok();
+  }
+  if (options.format == "csv") {
+    std::vector<std::vector<std::string>> rows = {
+        {"trial", "psnr", "peak_bytes", "latency_100mp_s", "arch_hash", "arch"}};
+    for (const auto& p : points) {
+      rows.push_back({p.trial_id(), Fixed(p.psnr(), 4), std::to_string(p.peak_bytes()),
+                      Fixed(p.latency_100mp_s(), 6), p.arch_hash(), ArchJson(p.architecture())});
+    }
+    PrintCsv(out, rows);
+    return Status::Ok();
+  }
+  out << "job " << frontier.job_id() << ": " << points.size() << " points, version "
+      << frontier.version() << ", hypervolume " << Fixed(frontier.hypervolume(), 4) << "\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"TRIAL", "PSNR", "PEAK", "LATENCY_100MP", "ARCH_HASH", "ARCH"}};
+  for (const auto& p : points) {
+    rows.push_back({p.trial_id(), Fixed(p.psnr(), 2) + " dB", search::FormatBytes(p.peak_bytes()),
+                    Fixed(p.latency_100mp_s(), 2) + " s", p.arch_hash(),
+                    ArchJson(p.architecture())});
+  }
+  PrintTable(out, rows);
+  return Status::Ok();
+}
+
+Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
+  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const std::vector<v1::Trial> trials, ListTrials(call, options.job));
+  auto psnr = [](const v1::Trial& t) {
+    return t.state() == v1::TRIAL_STATE_SUCCEEDED ? Fixed(t.metrics().psnr(), 4) : std::string();
+  };
+  if (options.format == "json") {
+    Json list = Json::array();
+    for (const auto& t : trials) {
+      list.push_back(
+          {{"trial", t.id()},
+           {"state", StateName(t.state())},
+           {"arch", ArchJsonValue(t.architecture())},
+           {"arch_hash", t.arch_hash()},
+           {"reason", t.reason()},
+           {"predicted_inference_peak_bytes", t.predicted_inference_peak_bytes()},
+           {"predicted_train_peak_bytes", t.predicted_train_peak_bytes()},
+           {"predicted_latency_100mp_s", t.predicted_latency_100mp_s()},
+           {"psnr", t.state() == v1::TRIAL_STATE_SUCCEEDED ? Json(t.metrics().psnr()) : Json()},
+           {"attempts", t.attempts()},
+           {"worker", t.worker_id()}});
+    }
+    out << list.dump(2) << "\n";
+    return Status::Ok();
+  }
+  if (options.format == "csv") {
+    std::vector<std::vector<std::string>> rows = {
+        {"trial", "state", "predicted_inference_peak_bytes", "predicted_train_peak_bytes",
+         "predicted_latency_100mp_s", "psnr", "attempts", "arch_hash", "reason", "arch"}};
+    for (const auto& t : trials) {
+      rows.push_back({t.id(), StateName(t.state()),
+                      std::to_string(t.predicted_inference_peak_bytes()),
+                      std::to_string(t.predicted_train_peak_bytes()),
+                      Fixed(t.predicted_latency_100mp_s(), 6), psnr(t),
+                      std::to_string(t.attempts()), t.arch_hash(), OneLine(t.reason()),
+                      ArchJson(t.architecture())});
+    }
+    PrintCsv(out, rows);
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"TRIAL", "STATE", "INFER_PEAK", "TRAIN_PEAK", "PSNR", "ATTEMPTS", "ARCH_HASH", "REASON"}};
+  for (const auto& t : trials) {
+    const std::string p = psnr(t);
+    rows.push_back({t.id(), StateName(t.state()),
+                    search::FormatBytes(t.predicted_inference_peak_bytes()),
+                    search::FormatBytes(t.predicted_train_peak_bytes()),
+                    p.empty() ? "-" : Fixed(t.metrics().psnr(), 2) + " dB",
+                    std::to_string(t.attempts()), t.arch_hash(),
+                    t.reason().empty() ? "-" : OneLine(t.reason())});
+  }
+  PrintTable(out, rows);
+  return Status::Ok();
+}
+
+Status RunCancel(const JobCommandOptions& options, std::ostream& out) {
+  const Call call = Connect(options);
+  grpc::ClientContext context;
+  SetUnaryDeadline(context);
+  v1::CancelJobRequest request;
+  request.set_job_id(options.job);
+  v1::CancelJobResponse response;
+  PEAKNAS_RETURN_IF_ERROR(
+      ToStatus(call.stub->CancelJob(&context, request, &response), call.address, "CancelJob"));
+  out << response.job().id() << " " << StateName(response.job().state()) << "\n";
+  return Status::Ok();
+}
+
+Status RunExport(const JobCommandOptions& options, std::ostream& out) {
+  return ExportArtifact(Connect(options), options, out);
+}
+
+}  // namespace peaknas::cli

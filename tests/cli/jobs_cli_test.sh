@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# Runs the built `peaknas` service subcommands (submit, jobs, status, watch, frontier, trials,
+# cancel, export) as real processes against a real `peaknas-server` on 127.0.0.1 (port 0, a
+# temporary SQLite file), one named case per call. Registered with CTest by cli/CMakeLists.txt,
+# one test a case.
+#
+#   jobs_cli_test.sh PEAKNAS PEAKNAS_SERVER EXAMPLES_DIR CASE
+#
+# Error cases check the contract of DESIGN.md ("Command line"): nothing on stdout, exactly one
+# line on stderr, "peaknas CMD: <message>", exit status 1 (rejected input, gRPC errors) or 2
+# (usage). The server is killed on every exit path. JSON cases need Python 3 ($PYTHON, else
+# python3); without one they exit 77, which CTest reports as skipped.
+set -uo pipefail
+
+if [[ $# -ne 4 ]]; then
+  echo "usage: $0 PEAKNAS PEAKNAS_SERVER EXAMPLES_DIR CASE" >&2
+  exit 2
+fi
+peaknas=$1
+server=$2
+examples=$3
+case_name=$4
+spec="$examples/job-small.json"
+python=${PYTHON:-python3}
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [[ -n $server_pid ]]; then
+    kill -KILL "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+out="$work/stdout"
+err="$work/stderr"
+
+fail() {
+  echo "FAIL [$case_name]: $*" >&2
+  echo "--- stdout:" >&2
+  head -c 4000 "$out" >&2
+  echo "--- stderr:" >&2
+  head -c 4000 "$err" >&2
+  if [[ -f "$work/server.err" ]]; then
+    echo "--- server stderr (tail):" >&2
+    tail -n 20 "$work/server.err" >&2
+  fi
+  exit 1
+}
+
+# Starts peaknas-server on 127.0.0.1:0 and sets $addr from its first stdout line.
+start_server() {
+  "$server" --listen 127.0.0.1:0 --db "$work/peaknas.db" --artifacts "$work/artifacts" \
+    --shutdown-grace-seconds 1 >"$work/server.out" 2>"$work/server.err" &
+  server_pid=$!
+  local i line
+  for ((i = 0; i < 200; i++)); do
+    line=$(head -n 1 "$work/server.out" 2>/dev/null)
+    if [[ $line == "listening on "* ]]; then
+      addr=${line#listening on }
+      return 0
+    fi
+    kill -0 "$server_pid" 2>/dev/null || fail "peaknas-server exited before listening"
+    sleep 0.05
+  done
+  fail "peaknas-server did not print 'listening on' within 10 s"
+}
+
+run() {
+  "$peaknas" "$@" >"$out" 2>"$err"
+  status=$?
+}
+
+# expect_ok ARGS...: exit 0, nothing on stderr.
+expect_ok() {
+  run "$@"
+  [[ $status -eq 0 ]] || fail "expected exit status 0, got $status: peaknas $*"
+  [[ ! -s "$err" ]] || fail "expected nothing on stderr: peaknas $*"
+}
+
+# expect_error CODE CMD REGEX ARGS...: exit CODE, nothing on stdout, one stderr line starting
+# "peaknas CMD: " and matching REGEX.
+expect_error() {
+  local code=$1 cmd=$2 regex=$3
+  shift 3
+  run "$@"
+  [[ $status -eq $code ]] || fail "expected exit status $code, got $status"
+  [[ ! -s "$out" ]] || fail "expected nothing on stdout"
+  local lines
+  lines=$(wc -l <"$err")
+  [[ $lines -eq 1 ]] || fail "expected exactly one line on stderr, got $lines"
+  grep -q "^peaknas $cmd: " "$err" || fail "stderr does not start with 'peaknas $cmd: '"
+  grep -qE -- "$regex" "$err" || fail "stderr does not match /$regex/"
+}
+
+stdout_has() {
+  grep -qE -- "$1" "$out" || fail "stdout does not match /$1/"
+}
+
+# check_json PYTHON_CODE: runs the code with `d`, the parsed stdout, in scope.
+check_json() {
+  command -v "$python" >/dev/null 2>&1 || {
+    echo "SKIP [$case_name]: no Python interpreter ($python)"
+    exit 77
+  }
+  "$python" -c '
+import json, sys
+d = json.loads(open(sys.argv[1]).read())
+exec(sys.argv[2])
+' "$out" "$1" 2>"$work/python" || {
+    cat "$work/python" >&2
+    fail "JSON check failed"
+  }
+}
+
+# Submits the example spec; sets $job.
+submit_example() {
+  expect_ok submit "$spec" --coordinator "$addr"
+  job=$(cat "$out")
+  [[ $job =~ ^j-[0-9]+$ ]] || fail "submit printed '$job', expected one job id"
+}
+
+# A copy of the example spec with sed expression $1 applied, at $work/spec.json.
+edited_spec() {
+  sed -e "$1" "$spec" >"$work/spec.json"
+  cmp -s "$spec" "$work/spec.json" && fail "sed '$1' changed nothing"
+}
+
+case "$case_name" in
+  submit)
+    start_server
+    submit_example
+    [[ $(wc -l <"$out") -eq 1 ]] || fail "submit printed more than one line"
+    ;;
+  jobs)
+    start_server
+    submit_example
+    expect_ok jobs --coordinator "$addr"
+    stdout_has '^ID +NAME +STATE'
+    stdout_has "^$job +small-random +(PENDING|RUNNING) +0/4"
+    ;;
+  status)
+    start_server
+    submit_example
+    expect_ok status "$job" --coordinator "$addr"
+    stdout_has "^job +$job\$"
+    stdout_has '^state +PENDING$'
+    stdout_has '^strategy +RANDOM$'
+    stdout_has '^trials +0/4 done \(pending [0-9]+, running 0, succeeded 0'
+    stdout_has '^frontier +0 points, version 0, hypervolume 0\.0000$'
+    ;;
+  env_coordinator)
+    start_server
+    submit_example
+    PEAKNAS_COORDINATOR=$addr run status "$job"
+    [[ $status -eq 0 ]] || fail "status with \$PEAKNAS_COORDINATOR exited $status"
+    stdout_has "^job +$job\$"
+    ;;
+  trials)
+    start_server
+    submit_example
+    expect_ok trials "$job" --coordinator "$addr"
+    stdout_has '^TRIAL +STATE +INFER_PEAK'
+    stdout_has '^t-[0-9]+ +PENDING '
+    stdout_has '^t-[0-9]+ +REJECTED .*predicted inference peak .* > budget 64\.00 MiB'
+    ;;
+  trials_csv)
+    start_server
+    submit_example
+    expect_ok trials "$job" --coordinator "$addr" --format csv
+    stdout_has '^trial,state,predicted_inference_peak_bytes,'
+    stdout_has '^t-[0-9]+,REJECTED,[0-9]+,'
+    ;;
+  trials_json)
+    start_server
+    submit_example
+    expect_ok trials "$job" --coordinator "$addr" --format json
+    check_json '
+assert isinstance(d, list) and d, d
+states = {t["state"] for t in d}
+assert "PENDING" in states and "REJECTED" in states, states
+for t in d:
+    assert t["arch"]["levels"] in (2, 3, 4), t
+    assert len(t["arch_hash"]) == 16, t
+    if t["state"] == "REJECTED":
+        assert t["reason"] and t["predicted_inference_peak_bytes"] > 64 * 2**20, t
+    else:
+        assert t["predicted_inference_peak_bytes"] <= 64 * 2**20, t
+'
+    ;;
+  frontier_table)
+    start_server
+    submit_example
+    expect_ok frontier "$job" --coordinator "$addr"
+    stdout_has "^job $job: 0 points, version 0"
+    stdout_has '^TRIAL +PSNR +PEAK'
+    ;;
+  frontier_csv)
+    start_server
+    submit_example
+    expect_ok frontier "$job" --coordinator "$addr" --format csv
+    [[ $(cat "$out") == "trial,psnr,peak_bytes,latency_100mp_s,arch_hash,arch" ]] ||
+      fail "expected the CSV header alone"
+    ;;
+  frontier_json)
+    start_server
+    submit_example
+    expect_ok frontier "$job" --coordinator "$addr" --format json
+    check_json 'assert d == [], d'
+    ;;
+  cancel)
+    start_server
+    submit_example
+    expect_ok cancel "$job" --coordinator "$addr"
+    [[ $(cat "$out") == "$job CANCELLED" ]] || fail "cancel printed '$(cat "$out")'"
+    expect_ok status "$job" --coordinator "$addr"
+    stdout_has '^state +CANCELLED$'
+    stdout_has 'cancelled [1-9]'
+    expect_ok cancel "$job" --coordinator "$addr"  # idempotent
+    ;;
+  watch_cancelled)
+    start_server
+    submit_example
+    "$peaknas" watch "$job" --coordinator "$addr" >"$out" 2>"$err" &
+    watch_pid=$!
+    sleep 0.5
+    "$peaknas" cancel "$job" --coordinator "$addr" >/dev/null 2>&1 || fail "cancel failed"
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$watch_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$watch_pid" 2>/dev/null; then
+      kill -KILL "$watch_pid"
+      fail "watch did not end within 10 s of the cancel"
+    fi
+    wait "$watch_pid"
+    status=$?
+    [[ $status -eq 1 ]] || fail "watch of a cancelled job exited $status, expected 1"
+    stdout_has '^#[0-9]+ trial t-[0-9]+ rejected: predicted inference peak'
+    stdout_has "^#[0-9]+ job $job CANCELLED"
+    grep -qx "peaknas watch: job $job ended CANCELLED" "$err" || fail "unexpected stderr"
+    ;;
+
+  # --- bad input ----------------------------------------------------------------------------
+  bad_parallelism)
+    start_server
+    edited_spec 's/"parallelism": 2/"parallelism": 0/'
+    expect_error 1 submit '^peaknas submit: spec\.parallelism: 0 is not in \[1, 1024\]$' \
+      submit "$work/spec.json" --coordinator "$addr"
+    ;;
+  bad_budget)
+    start_server
+    edited_spec 's/"bytes": "67108864"/"bytes": "1024"/'
+    expect_error 1 submit 'spec\.budget\.bytes: ' submit "$work/spec.json" --coordinator "$addr"
+    ;;
+  unknown_field)
+    start_server
+    edited_spec 's/"seed": 7/"seed": 7, "colour": "red"/'
+    expect_error 1 submit 'spec\.colour: unknown field' \
+      submit "$work/spec.json" --coordinator "$addr"
+    ;;
+  unknown_nested_field)
+    start_server
+    edited_spec 's/"steps": 50/"stepz": 50/'
+    expect_error 1 submit 'spec\.fidelity\.stepz: unknown field; allowed: steps, ' \
+      submit "$work/spec.json" --coordinator "$addr"
+    ;;
+  malformed_json)
+    start_server
+    printf '{"name": ' >"$work/spec.json"
+    expect_error 1 submit 'spec\.json": malformed JSON at byte' \
+      submit "$work/spec.json" --coordinator "$addr"
+    ;;
+  bad_value)
+    start_server
+    edited_spec 's/"trials": 4/"trials": "four"/'
+    expect_error 1 submit 'trials' submit "$work/spec.json" --coordinator "$addr"
+    ;;
+  missing_spec_file)
+    expect_error 1 submit '"/nonexistent/job\.json": cannot open' \
+      submit /nonexistent/job.json --coordinator 127.0.0.1:1
+    ;;
+  unknown_job)
+    start_server
+    for cmd in status frontier trials cancel watch; do
+      expect_error 1 "$cmd" 'NOT_FOUND|unknown job "j-999"' "$cmd" j-999 --coordinator "$addr"
+    done
+    ;;
+  unreachable)
+    # Port 1 on loopback: nothing listens there.
+    for cmd in "jobs" "status j-1" "cancel j-1" "frontier j-1"; do
+      # shellcheck disable=SC2086
+      expect_error 1 "${cmd%% *}" 'the coordinator at 127\.0\.0\.1:1 is not reachable' \
+        $cmd --coordinator 127.0.0.1:1
+    done
+    expect_error 1 submit 'the coordinator at 127\.0\.0\.1:1 is not reachable' \
+      submit "$spec" --coordinator 127.0.0.1:1
+    ;;
+  export_unimplemented)
+    start_server
+    submit_example
+    expect_error 1 export 'does not implement model downloads .*UNIMPLEMENTED' \
+      export "$job" t-2 -o "$work/model.pt" --coordinator "$addr"
+    [[ ! -e "$work/model.pt" && ! -e "$work/model.pt.partial" ]] || fail "left a file behind"
+    ;;
+  bad_format)
+    expect_error 2 frontier '--format' frontier j-1 --format xml
+    ;;
+  missing_job)
+    expect_error 2 status 'JOB' status
+    ;;
+  export_missing_output)
+    expect_error 2 export '-o|--output' export j-1 t-1
+    ;;
+  help)
+    for cmd in submit jobs status watch frontier trials cancel export; do
+      run "$cmd" --help
+      [[ $status -eq 0 ]] || fail "$cmd --help exited $status"
+      [[ ! -s "$err" ]] || fail "$cmd --help wrote to stderr"
+      stdout_has '--coordinator'
+    done
+    run frontier --help
+    stdout_has 'table\|csv\|json'
+    run export --help
+    stdout_has '--output'
+    run --help
+    for cmd in submit jobs status watch frontier trials cancel export; do stdout_has "$cmd"; done
+    ;;
+
+  *)
+    echo "unknown case: $case_name" >&2
+    exit 2
+    ;;
+esac
+exit 0
