@@ -1,8 +1,10 @@
 // peaknas-worker: the LibTorch side of peaknas. Subcommands:
 //   once       one trial run locally, one JSON object on stdout (worker/once_command.h);
-//   make-data  a synthetic dataset in SIDD's layout (worker/make_data_command.h).
-// The leasing worker (`peaknas-worker` against a coordinator) slots in the same way: one file
-// per subcommand with an Add...Command and a Run..., plus one row in `commands` below.
+//   make-data  a synthetic dataset in SIDD's layout (worker/make_data_command.h);
+//   serve      the leasing worker against a coordinator (worker/serve_command.h). DESIGN.md's
+//              form without the subcommand, `peaknas-worker --coordinator ADDR ...`, means
+//              `serve`: a first argument that is an option other than -h/--help selects it.
+// One file per subcommand with an Add...Command and a Run..., plus one row in `commands` below.
 //
 // Parsing, help, dispatch and the error convention are the `peaknas` CLI's (cli/app.h): every
 // error is one line on stderr, "peaknas-worker <subcommand>: <message>", and a non-zero exit
@@ -11,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
+#include <string>
 #include <vector>
 
 #include "cli/app.h"
@@ -19,6 +22,7 @@
 #include "worker/make_data_command.h"
 #include "worker/malloc_tuning.h"
 #include "worker/once_command.h"
+#include "worker/serve_command.h"
 
 namespace peaknas::worker {
 namespace {
@@ -31,12 +35,23 @@ int Main(int argc, char** argv) {
 
   OnceOptions once;
   data::MakeDataOptions make_data;
+  ServeOptions serve;
   const std::vector<cli::Subcommand> commands = {
       {AddOnceCommand(app, once), [&] { return RunOnce(once, std::cout, std::cerr); }},
       {AddMakeDataCommand(app, make_data),
        [&] { return RunMakeData(make_data, std::cout, std::cerr); }},
+      {AddServeCommand(app, serve), [&] { return RunServe(serve, std::cerr); }},
   };
-  return cli::RunSubcommands(app, commands, argc, argv);
+  // `peaknas-worker --coordinator ADDR ...` is `peaknas-worker serve --coordinator ADDR ...`.
+  std::vector<char*> args(argv, argv + argc);
+  static char serve_name[] = "serve";
+  if (argc > 1) {
+    const std::string first = argv[1];
+    if (first.size() > 1 && first[0] == '-' && first != "-h" && first != "--help") {
+      args.insert(args.begin() + 1, serve_name);
+    }
+  }
+  return cli::RunSubcommands(app, commands, static_cast<int>(args.size()), args.data());
 }
 
 }  // namespace

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# `peaknas-worker serve`'s command line as a real process (no coordinator needed): help, and the
+# one-line errors for bad flags. One named case per call, registered with CTest by
+# worker/CMakeLists.txt (worker.serve_cli.<case>). The lease loop itself is worker/serve_test.cc.
+#
+#   serve_cli_test.sh PEAKNAS_WORKER CASE
+set -uo pipefail
+
+if [[ $# -ne 2 ]]; then
+  echo "usage: $0 PEAKNAS_WORKER CASE" >&2
+  exit 2
+fi
+worker=$1
+case_name=$2
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+out="$work/stdout"
+err="$work/stderr"
+
+fail() {
+  echo "FAIL [$case_name]: $*" >&2
+  echo "--- stdout:" >&2
+  head -c 4000 "$out" >&2
+  echo "--- stderr:" >&2
+  tail -c 4000 "$err" >&2
+  exit 1
+}
+
+run() {
+  "$worker" "$@" >"$out" 2>"$err"
+  status=$?
+}
+
+# expect_error STATUS REGEX ARGS...: exit status STATUS, nothing on stdout, exactly one stderr
+# line starting with "peaknas-worker serve: " and matching REGEX.
+expect_error() {
+  local want=$1 regex=$2
+  shift 2
+  run "$@"
+  [[ $status -eq $want ]] || fail "expected exit status $want, got $status"
+  [[ ! -s "$out" ]] || fail "expected nothing on stdout"
+  [[ $(wc -l <"$err") -eq 1 ]] || fail "expected exactly one line on stderr"
+  grep -q "^peaknas-worker serve: " "$err" || fail "stderr does not start with 'peaknas-worker serve: '"
+  grep -qE -- "$regex" "$err" || fail "stderr does not match /$regex/"
+  exit 0
+}
+
+mkdir -p "$work/data"
+case "$case_name" in
+  help)
+    run serve --help
+    [[ $status -eq 0 ]] || fail "--help exited $status"
+    [[ ! -s "$err" ]] || fail "--help wrote to stderr"
+    for flag in --coordinator --data --device --name --threads --work-dir; do
+      grep -q -- "$flag" "$out" || fail "help does not mention $flag"
+    done
+    ;;
+  root_help_lists_serve)
+    run --help
+    [[ $status -eq 0 ]] || fail "--help exited $status"
+    grep -q 'serve' "$out" || fail "root help does not list serve"
+    ;;
+  missing_coordinator) expect_error 2 'coordinator' serve --data "x=$work/data" ;;
+  missing_data) expect_error 2 'data' serve --coordinator 127.0.0.1:1 ;;
+  data_not_name_path) expect_error 1 'data: "nopath" is not NAME=PATH' \
+    serve --coordinator 127.0.0.1:1 --data nopath ;;
+  data_dir_missing) expect_error 1 'data x="[^"]*/missing": no such directory' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/missing" ;;
+  data_twice) expect_error 1 'dataset "x" given twice' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/data" --data "x=$work/data" ;;
+  unknown_device) expect_error 1 'device' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/data" --device tpu ;;
+  negative_threads) expect_error 1 'threads' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/data" --threads -1 ;;
+  work_dir_missing) expect_error 1 'work-dir' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/data" --work-dir "$work/nope" ;;
+  # DESIGN.md's form, without the subcommand name, is `serve`.
+  root_form) expect_error 1 'data: "nopath" is not NAME=PATH' \
+    --coordinator 127.0.0.1:1 --data nopath ;;
+  *)
+    echo "unknown case: $case_name" >&2
+    exit 2
+    ;;
+esac
+exit 0

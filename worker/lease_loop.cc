@@ -1,0 +1,493 @@
+#include "worker/lease_loop.h"
+
+#include <ATen/Parallel.h>
+#include <grpcpp/grpcpp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "peaknas/v1/peaknas.grpc.pb.h"
+#include "proto/convert.h"
+#include "worker/precision.h"
+#include "worker/trial.h"
+
+namespace peaknas::worker {
+namespace {
+
+namespace v1 = peaknas::v1;
+using Clock = std::chrono::steady_clock;
+
+constexpr double kBackoffMin = 0.5;
+constexpr double kBackoffMax = 10.0;
+constexpr double kHeartbeatMax = 2.0;
+constexpr double kReportRetrySeconds = 120.0;
+constexpr double kCallSeconds = 10.0;  // deadline of every unary call but the long poll
+
+// Log lines from several threads, one at a time.
+class Logger {
+ public:
+  explicit Logger(std::ostream& out) : out_(out) {}
+  void operator()(const std::string& line) {
+    std::lock_guard lock(mu_);
+    out_ << "peaknas-worker serve: " << line << std::endl;
+  }
+
+ private:
+  std::mutex mu_;
+  std::ostream& out_;
+};
+
+// SIGTERM / SIGINT, taken by a helper thread with sigwait (the signals are blocked in every
+// thread, so no handler runs in an arbitrary context).
+class Shutdown {
+ public:
+  explicit Shutdown(Logger& log) : log_(log) {}
+
+  // Blocks the signals in the calling thread (and so in every thread it starts later) and
+  // starts the waiting thread. Call before any other thread exists.
+  void Start() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([this, set] {
+      for (;;) {
+        int signo = 0;
+        if (sigwait(&set, &signo) != 0) continue;
+        if (requested_.exchange(true)) {
+          log_("second signal " + std::to_string(signo) + ": exiting now");
+          std::_Exit(128 + signo);
+        }
+        log_("signal " + std::to_string(signo) +
+             ": finishing the current trial, then exiting (again to exit now)");
+        std::lock_guard lock(mu_);
+        if (poll_ != nullptr) poll_->TryCancel();
+        cv_.notify_all();
+      }
+    }).detach();
+  }
+
+  bool requested() const { return requested_.load(); }
+
+  // The long poll in flight, cancelled by the first signal. Returns false (and registers
+  // nothing) when a signal has already come.
+  bool SetPoll(grpc::ClientContext* context) {
+    std::lock_guard lock(mu_);
+    if (context != nullptr && requested_.load()) return false;
+    poll_ = context;
+    return true;
+  }
+
+  // Sleeps `seconds`, or less when a signal comes and `interruptible`.
+  void Sleep(double seconds, bool interruptible = true) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::duration<double>(seconds),
+                 [&] { return interruptible && requested_.load(); });
+  }
+
+ private:
+  Logger& log_;
+  std::atomic<bool> requested_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  grpc::ClientContext* poll_ = nullptr;
+};
+
+class Backoff {
+ public:
+  double Next() {
+    const double d = delay_;
+    delay_ = std::min(delay_ * 2, kBackoffMax);
+    return d;
+  }
+  void Reset() { delay_ = kBackoffMin; }
+
+ private:
+  double delay_ = kBackoffMin;
+};
+
+std::unique_ptr<grpc::ClientContext> CallContext(double seconds = kCallSeconds) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000)));
+  return context;
+}
+
+std::string Describe(const grpc::Status& s) {
+  return std::to_string(static_cast<int>(s.error_code())) + " " + s.error_message();
+}
+
+std::string DefaultName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "worker");
+  return std::string(host) + "-" + std::to_string(getpid());
+}
+
+std::int64_t PhysicalMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<std::int64_t>(pages) * page : 0;
+}
+
+Precision PrecisionOf(v1::DType dtype) {
+  switch (dtype) {
+    case v1::DTYPE_BF16: return Precision::kBf16;
+    case v1::DTYPE_FP16: return Precision::kFp16;
+    default: return Precision::kFp32;
+  }
+}
+
+// The assignment as a TrialSpec; NOT_FOUND for a dataset this worker has no path for.
+StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions& options,
+                           torch::Device device) {
+  TrialSpec spec;
+  PEAKNAS_ASSIGN_OR_RETURN(spec.arch, proto::FromProto(a.architecture(), "assignment.architecture"));
+  const auto data = options.data.find(a.dataset());
+  if (data == options.data.end()) {
+    std::string known;
+    for (const auto& [name, path] : options.data) known += (known.empty() ? "" : ", ") + name;
+    return Status::NotFound("dataset \"" + a.dataset() + "\": this worker has no --data for it (it has: " +
+                            known + ")");
+  }
+  spec.data_dir = data->second;
+  spec.train_shape = search::Shape{.batch = a.fidelity().train_batch(), .size = a.fidelity().patch()};
+  spec.tile = search::Shape{.batch = a.batch(), .size = a.tile()};
+  spec.steps = a.fidelity().steps();
+  if (a.fidelity().learning_rate() > 0) spec.learning_rate = a.fidelity().learning_rate();
+  spec.precision = PrecisionOf(a.dtype());
+  spec.device = device;
+  spec.seed = a.seed();
+  spec.progress_every = std::max(1, std::min(10, spec.steps));
+  PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
+  return spec;
+}
+
+v1::TrialMetrics MetricsOf(const TrialResult& r) {
+  v1::TrialMetrics m;
+  m.set_device(r.device);
+  m.set_device_profile(r.device_profile);
+  m.set_dtype(proto::ToProto(r.dtype));
+  m.set_intra_op_threads(r.intra_op_threads);
+  m.set_steps(r.steps);
+  m.set_initial_loss(r.initial_loss);
+  m.set_final_loss(r.final_loss);
+  m.set_train_seconds(r.train_seconds);
+  m.set_train_steps_per_s(r.train_steps_per_s);
+  m.set_psnr(r.scores.psnr);
+  m.set_ssim(r.scores.ssim);
+  m.set_noisy_psnr(r.noisy.psnr);
+  m.set_noisy_ssim(r.noisy.ssim);
+  m.set_eval_blocks(r.scores.blocks);
+  m.set_eval_seconds(r.eval_seconds);
+  m.set_params(r.params);
+  m.set_macs(r.macs);
+  m.set_predicted_inference_peak_bytes(r.predicted_inference_peak_bytes);
+  m.set_measured_inference_peak_bytes(r.measured_inference_peak_bytes);
+  m.set_process_inference_peak_bytes(r.process_inference_peak_bytes);
+  m.set_predicted_train_peak_bytes(r.predicted_train_peak_bytes);
+  m.set_measured_train_peak_bytes(r.measured_train_peak_bytes);
+  m.set_process_train_peak_bytes(r.process_train_peak_bytes);
+  m.set_latency_ms_per_tile(r.latency_ms_per_tile);
+  m.set_latency_ms_per_mp(r.latency_ms_per_mp);
+  m.set_predicted_latency_ms_per_tile(r.predicted_latency_ms_per_tile);
+  m.set_latency_100mp_s(r.latency_ms_per_mp * 100.0 / 1000.0);  // 100 MP at ms/MP, in seconds
+  return m;
+}
+
+// Thrown by the trial's callbacks to stop RunTrial early (cancelled job, lost lease). Not a
+// c10::Error, so RunTrial lets it through; caught in RunAssignment only.
+struct TrialStopped {};
+
+class Worker {
+ public:
+  Worker(const LeaseLoopOptions& options, torch::Device device, Logger& log, Shutdown& shutdown)
+      : options_(options),
+        device_(device),
+        log_(log),
+        shutdown_(shutdown),
+        stub_(v1::WorkerService::NewStub(Channel(options.coordinator))) {}
+
+  // gRPC's own reconnection backoff (default up to 120 s) capped like ours, so that a
+  // coordinator that comes back is found within about kBackoffMax.
+  static std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMin * 1000));
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMin * 1000));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMax * 1000));
+    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  }
+
+  void Run() {
+    Backoff backoff;
+    while (!shutdown_.requested()) {
+      if (worker_id_.empty() && !Register()) continue;
+      v1::LeaseTrialRequest request;
+      request.set_worker_id(worker_id_);
+      request.set_wait_seconds(options_.lease_wait_seconds);
+      v1::LeaseTrialResponse response;
+      auto context = CallContext(options_.lease_wait_seconds + kCallSeconds);
+      if (!shutdown_.SetPoll(context.get())) break;
+      const grpc::Status status = stub_->LeaseTrial(context.get(), request, &response);
+      shutdown_.SetPoll(nullptr);
+      if (shutdown_.requested() && !response.has_assignment()) break;
+      if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+        log_("coordinator does not know worker " + worker_id_ + ": registering again");
+        worker_id_.clear();
+        continue;
+      }
+      if (!status.ok()) {
+        const double wait = backoff.Next();
+        log_("LeaseTrial failed (" + Describe(status) + "); retrying in " + Seconds(wait));
+        shutdown_.Sleep(wait);
+        continue;
+      }
+      backoff.Reset();
+      if (response.has_assignment()) RunAssignment(response.assignment());
+    }
+    log_("stopped");
+  }
+
+ private:
+  static std::string Seconds(double s) {
+    std::ostringstream out;
+    out << s << " s";
+    return out.str();
+  }
+
+  // RegisterWorker with backoff until it succeeds (true) or a signal comes (false).
+  bool Register() {
+    Backoff backoff;
+    v1::RegisterWorkerRequest request;
+    request.set_name(options_.name.empty() ? DefaultName() : options_.name);
+    request.set_device(device_.str());
+    request.set_memory_bytes(device_.is_cpu() ? PhysicalMemoryBytes() : 0);
+    for (const auto& [name, path] : options_.data) request.add_datasets(name);
+    request.add_dtypes(v1::DTYPE_FP32);
+    if (CheckPrecision(Precision::kBf16, device_).ok()) request.add_dtypes(v1::DTYPE_BF16);
+    if (CheckPrecision(Precision::kFp16, device_).ok()) request.add_dtypes(v1::DTYPE_FP16);
+    request.set_threads(at::get_num_threads());
+    request.set_version("peaknas-worker " __DATE__);
+    while (!shutdown_.requested()) {
+      v1::RegisterWorkerResponse response;
+      auto context = CallContext();
+      const grpc::Status status = stub_->RegisterWorker(context.get(), request, &response);
+      if (status.ok()) {
+        worker_id_ = response.worker_id();
+        log_("registered as " + worker_id_ + " (" + request.name() + ", " + request.device() +
+             ") with " + options_.coordinator);
+        return true;
+      }
+      const double wait = backoff.Next();
+      log_("cannot register with " + options_.coordinator + " (" + Describe(status) +
+           "); retrying in " + Seconds(wait));
+      shutdown_.Sleep(wait);
+    }
+    return false;
+  }
+
+  void RunAssignment(const v1::TrialAssignment& a) {
+    log_("leased trial " + a.trial_id() + " of job " + a.job_id() + " (lease " + a.lease_id() +
+         ", token " + std::to_string(a.fencing_token()) + ")");
+    v1::ReportResultRequest report;
+    report.set_lease_id(a.lease_id());
+    report.set_fencing_token(a.fencing_token());
+
+    StatusOr<TrialSpec> spec = SpecOf(a, options_, device_);
+    if (!spec.ok()) {
+      Fail(spec.status(), report);
+      Report(a, report);
+      return;
+    }
+
+    // Progress shared with the heartbeat thread.
+    struct Progress {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      std::string stage = "data";
+      int step = 0;
+      int steps = 0;
+      double loss = 0;
+      std::atomic<bool> stop{false};
+    } progress;
+    progress.steps = spec->steps;
+    const double interval = a.heartbeat_interval_s() > 0
+                                ? std::min(a.heartbeat_interval_s(), kHeartbeatMax)
+                                : kHeartbeatMax;
+    std::thread heartbeat([&] {
+      std::unique_lock lock(progress.mu);
+      while (!progress.cv.wait_for(lock, std::chrono::duration<double>(interval),
+                                   [&] { return progress.done; })) {
+        v1::HeartbeatRequest request;
+        request.set_lease_id(a.lease_id());
+        request.set_fencing_token(a.fencing_token());
+        request.set_step(progress.step);
+        request.set_steps(progress.steps);
+        request.set_loss(progress.loss);
+        request.set_stage(progress.stage);
+        lock.unlock();
+        v1::HeartbeatResponse response;
+        auto context = CallContext();
+        const grpc::Status status = stub_->Heartbeat(context.get(), request, &response);
+        lock.lock();
+        if (status.ok() && response.action() == v1::HEARTBEAT_ACTION_CANCEL) {
+          log_("trial " + a.trial_id() + " cancelled by the coordinator: stopping it");
+          progress.stop = true;
+        } else if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+                   status.error_code() == grpc::StatusCode::NOT_FOUND) {
+          log_("lease of trial " + a.trial_id() + " lost (" + Describe(status) + "): stopping it");
+          progress.stop = true;
+        } else if (!status.ok()) {
+          log_("Heartbeat failed (" + Describe(status) + "); the trial goes on");
+        }
+      }
+    });
+
+    TrialCallbacks callbacks;
+    callbacks.stage = [&](std::string_view stage, std::string_view detail) {
+      if (progress.stop) throw TrialStopped{};
+      std::lock_guard lock(progress.mu);
+      progress.stage = std::string(stage);
+      log_("trial " + a.trial_id() + ": " + std::string(stage) + " " + std::string(detail));
+    };
+    callbacks.train = [&](const TrainProgress& p) {
+      if (progress.stop) throw TrialStopped{};
+      std::lock_guard lock(progress.mu);
+      progress.step = p.step;
+      progress.steps = p.steps;
+      progress.loss = p.loss;
+    };
+
+    std::optional<StatusOr<TrialResult>> result;
+    try {
+      result.emplace(RunTrial(*spec, callbacks));
+    } catch (const TrialStopped&) {
+    }
+    {
+      std::lock_guard lock(progress.mu);
+      progress.done = true;
+    }
+    progress.cv.notify_all();
+    heartbeat.join();
+    if (!result.has_value() || progress.stop) {
+      log_("trial " + a.trial_id() + " stopped; nothing reported");
+      return;
+    }
+    if (result->ok()) {
+      *report.mutable_metrics() = MetricsOf(**result);
+      log_("trial " + a.trial_id() + " done: psnr " + std::to_string((*result)->scores.psnr) +
+           " dB, measured inference peak " +
+           std::to_string((*result)->measured_inference_peak_bytes) + " B (predicted " +
+           std::to_string((*result)->predicted_inference_peak_bytes) + ")");
+    } else {
+      Fail(result->status(), report);
+    }
+    Report(a, report);
+  }
+
+  void Fail(const Status& status, v1::ReportResultRequest& report) {
+    v1::TrialFailure* failure = report.mutable_failure();
+    failure->set_code(static_cast<int>(status.code()));
+    std::string message = status.message();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    failure->set_message(message);
+    failure->set_retryable(status.code() == StatusCode::kNotFound ||
+                           status.code() == StatusCode::kUnavailable);
+    log_("trial failed: " + std::string(StatusCodeName(status.code())) + ": " + message);
+  }
+
+  // ReportResult, retried with backoff for transport errors (even after a signal: the point of
+  // finishing the trial is to report it).
+  void Report(const v1::TrialAssignment& a, const v1::ReportResultRequest& report) {
+    Backoff backoff;
+    const auto give_up = Clock::now() + std::chrono::duration<double>(kReportRetrySeconds);
+    for (;;) {
+      v1::ReportResultResponse response;
+      auto context = CallContext();
+      const grpc::Status status = stub_->ReportResult(context.get(), report, &response);
+      if (status.ok()) {
+        log_("reported trial " + a.trial_id() + (response.accepted() ? "" : " (duplicate)"));
+        return;
+      }
+      const grpc::StatusCode code = status.error_code();
+      const bool transient = code == grpc::StatusCode::UNAVAILABLE ||
+                             code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                             code == grpc::StatusCode::UNKNOWN ||
+                             code == grpc::StatusCode::INTERNAL;
+      if (!transient || Clock::now() > give_up) {
+        log_("result of trial " + a.trial_id() + " refused or undeliverable (" +
+             Describe(status) + "); dropping it");
+        return;
+      }
+      const double wait = backoff.Next();
+      log_("ReportResult failed (" + Describe(status) + "); retrying in " + Seconds(wait));
+      shutdown_.Sleep(wait, /*interruptible=*/false);
+    }
+  }
+
+  const LeaseLoopOptions& options_;
+  torch::Device device_;
+  Logger& log_;
+  Shutdown& shutdown_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::string worker_id_;
+};
+
+}  // namespace
+
+Status ValidateLeaseLoopOptions(const LeaseLoopOptions& options) {
+  if (options.coordinator.empty()) {
+    return Status::InvalidArgument("coordinator: required (HOST:PORT)");
+  }
+  if (options.data.empty()) {
+    return Status::InvalidArgument("data: at least one NAME=PATH is required");
+  }
+  std::error_code ec;
+  for (const auto& [name, path] : options.data) {
+    if (name.empty() || path.empty()) {
+      return Status::InvalidArgument("data: \"" + name + "=" + path + "\" is not NAME=PATH");
+    }
+    if (!std::filesystem::is_directory(path, ec)) {
+      return Status::NotFound("data " + name + "=\"" + path + "\": no such directory");
+    }
+  }
+  if (options.threads < 0) {
+    return Status::InvalidArgument("threads: " + std::to_string(options.threads) +
+                                   " is negative (0: LibTorch's default)");
+  }
+  if (!options.work_dir.empty() && !std::filesystem::is_directory(options.work_dir, ec)) {
+    return Status::NotFound("work-dir \"" + options.work_dir + "\": no such directory");
+  }
+  if (options.name.size() > 200) return Status::InvalidArgument("name: longer than 200 characters");
+  PEAKNAS_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(options.device, "device"));
+  (void)device;
+  return Status::Ok();
+}
+
+Status RunLeaseLoop(const LeaseLoopOptions& options, std::ostream& out) {
+  PEAKNAS_RETURN_IF_ERROR(ValidateLeaseLoopOptions(options));
+  PEAKNAS_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(options.device, "device"));
+  // Never freed: the signal thread outlives this call.
+  Logger& log = *new Logger(out);
+  Shutdown& shutdown = *new Shutdown(log);
+  shutdown.Start();  // before gRPC or LibTorch start threads
+  if (options.threads > 0) at::set_num_threads(options.threads);
+  Worker worker(options, device, log, shutdown);
+  worker.Run();
+  return Status::Ok();
+}
+
+}  // namespace peaknas::worker

@@ -1,0 +1,63 @@
+// The leasing worker (DESIGN.md, "Processes" and "Protocol"; issue 4, item 4): registers with a
+// coordinator's WorkerService, long-polls LeaseTrial, runs each assignment with RunTrial
+// (worker/trial.h), heartbeats while it runs, and reports the metrics or the failure with the
+// lease's fencing token. `peaknas-worker serve` is this function plus flag parsing
+// (worker/serve_command.h).
+//
+// Behaviour:
+//   * Registration: name (default "HOSTNAME-PID"), device, memory (physical RAM on cpu; 0 =
+//     unknown on cuda), threads, and the dataset names of `data` as capabilities. NOT_FOUND on
+//     a later LeaseTrial (a coordinator that forgot us) registers again.
+//   * Coordinator away (any RPC error other than the ones below): logged on `log`, retried with
+//     exponential backoff from 0.5 s to 10 s; the worker never gives up on its own.
+//   * Assignment → TrialSpec: the dataset name maps to its --data path; an unknown name is
+//     reported at once as a failure (NOT_FOUND, naming the dataset and the known ones).
+//   * Heartbeats: a helper thread sends the latest progress (stage, step, loss) every
+//     min(2 s, the assignment's heartbeat interval). CANCEL (job cancelled) or
+//     FAILED_PRECONDITION / NOT_FOUND (lease lost) stop the trial at its next progress or stage
+//     callback — RunTrial has no stop API, so the callback throws a private exception that
+//     unwinds RunTrial (it only catches c10::Error) — and nothing is reported.
+//   * Result: TrialMetrics, or TrialFailure with the Status's canonical code and one-line
+//     message (retryable for NOT_FOUND / UNAVAILABLE: worker-side data or I/O). Transport
+//     errors are retried with backoff for up to 2 minutes; FAILED_PRECONDITION (stale lease) is
+//     logged and dropped.
+//   * Signals: SIGTERM / SIGINT are blocked in every thread and taken by a helper thread. The
+//     first one stops leasing (an idle long poll is cancelled at once) and lets the current
+//     trial finish and be reported; then RunLeaseLoop returns OK. A second one exits the
+//     process at once with status 128 + signal.
+//   * Model upload (UploadArtifact) is not done yet: the trial is never exported.
+//
+// Thread-safety: one RunLeaseLoop per process (it owns the signal disposition and RunTrial is
+// one-per-process).
+#ifndef PEAKNAS_WORKER_LEASE_LOOP_H_
+#define PEAKNAS_WORKER_LEASE_LOOP_H_
+
+#include <map>
+#include <ostream>
+#include <string>
+
+#include "search/status.h"
+
+namespace peaknas::worker {
+
+struct LeaseLoopOptions {
+  std::string coordinator;                  // HOST:PORT of the coordinator; required
+  std::map<std::string, std::string> data;  // dataset name → SIDD-layout directory; >= 1 entry
+  std::string device = "cpu";               // cpu, cuda, cuda:N
+  std::string name;                         // empty: "HOSTNAME-PID"
+  int threads = 0;                          // LibTorch intra-op threads; 0: LibTorch's default
+  std::string work_dir;                     // scratch directory; empty: none needed yet
+  double lease_wait_seconds = 20;           // LeaseTrial long-poll wait
+};
+
+// Checks the options (device, data directories, threads). INVALID_ARGUMENT / NOT_FOUND naming
+// the flag (--device, --data, --threads, --work-dir).
+Status ValidateLeaseLoopOptions(const LeaseLoopOptions& options);
+
+// Runs until a SIGTERM / SIGINT (see above); returns OK then. Errors only for invalid options.
+// Log lines ("peaknas-worker serve: ...") go to `log`.
+Status RunLeaseLoop(const LeaseLoopOptions& options, std::ostream& log);
+
+}  // namespace peaknas::worker
+
+#endif  // PEAKNAS_WORKER_LEASE_LOOP_H_

@@ -1,0 +1,96 @@
+#include "worker/serve_command.h"
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "worker/lease_loop.h"
+
+namespace peaknas::worker {
+namespace {
+
+constexpr const char* kDescription =
+    "Serve a coordinator: register with `peaknas-server`, long-poll it for trials, run each "
+    "one (as `once` does), heartbeat progress, and report the metrics or the failure. Runs "
+    "until SIGTERM or SIGINT.";
+
+constexpr const char* kFooter =
+    "The coordinator being away is not an error: every call is retried with exponential\n"
+    "backoff (0.5 s to 10 s), logged on stderr. A trial whose job is cancelled (or whose lease\n"
+    "is lost) is stopped at its next progress report and not reported.\n"
+    "SIGTERM / SIGINT: no new lease; the current trial finishes and is reported; exit 0.\n"
+    "A second signal exits at once (status 128 + signal).\n"
+    "Not yet: uploading trained models (UploadArtifact); trials are never exported.\n"
+    "\n"
+    "Examples:\n"
+    "  peaknas-worker make-data --out /tmp/syn\n"
+    "  peaknas-worker serve --coordinator 127.0.0.1:50051 --data synthetic=/tmp/syn\n"
+    "  peaknas-worker --coordinator coord:50051 --data sidd=/data/sidd --device cuda:0\n"
+    "\n"
+    "Exit status: 0 after a signal; 1 for bad flags' values (data directory missing, unknown\n"
+    "device); 2 for a command-line usage error.";
+
+}  // namespace
+
+CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
+  CLI::App* cmd = root.add_subcommand("serve", kDescription);
+  cmd->footer(kFooter);
+  cmd->add_option("--coordinator", options.coordinator,
+                  "Address of the coordinator's gRPC endpoint (peaknas-server --listen). "
+                  "Required.")
+      ->required()
+      ->type_name("HOST:PORT");
+  cmd->add_option("--data", options.data,
+                  "A dataset this worker can train on: the name jobs use (their `dataset`) and "
+                  "its SIDD-layout directory. Repeat for several. Required.")
+      ->required()
+      ->take_all()
+      ->allow_extra_args(false)
+      ->type_name("NAME=PATH");
+  cmd->add_option("--device", options.device,
+                  "Where trials run: cpu, cuda (= cuda:0) or cuda:N.")
+      ->type_name("cpu|cuda:N")
+      ->capture_default_str();
+  cmd->add_option("--name", options.name,
+                  "Name shown by the coordinator. Default: HOSTNAME-PID.")
+      ->type_name("NAME");
+  cmd->add_option("--threads", options.threads,
+                  "LibTorch intra-op threads; 0: LibTorch's default (one per core).")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--work-dir", options.work_dir,
+                  "Scratch directory (must exist). Default: none.")
+      ->type_name("DIR");
+  cmd->add_option("--lease-wait", options.lease_wait,
+                  "Seconds each LeaseTrial long poll waits for work (the server caps it).")
+      ->type_name("S")
+      ->capture_default_str();
+  return cmd;
+}
+
+Status RunServe(const ServeOptions& o, std::ostream& log) {
+  LeaseLoopOptions options;
+  options.coordinator = o.coordinator;
+  for (const std::string& entry : o.data) {
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
+      return Status::InvalidArgument("data: \"" + entry + "\" is not NAME=PATH");
+    }
+    const std::string name = entry.substr(0, eq);
+    if (options.data.count(name) != 0) {
+      return Status::InvalidArgument("data: dataset \"" + name + "\" given twice");
+    }
+    options.data[name] = entry.substr(eq + 1);
+  }
+  options.device = o.device;
+  options.name = o.name;
+  options.threads = o.threads;
+  options.work_dir = o.work_dir;
+  if (!(o.lease_wait >= 0 && o.lease_wait <= 300)) {
+    return Status::InvalidArgument("lease-wait: " + std::to_string(o.lease_wait) +
+                                   " is not in [0, 300]");
+  }
+  options.lease_wait_seconds = o.lease_wait;
+  return RunLeaseLoop(options, log);
+}
+
+}  // namespace peaknas::worker

@@ -1,0 +1,351 @@
+// `peaknas-worker serve` end to end: a real `peaknas-server` process on 127.0.0.1:0 with a temp
+// SQLite file, a tiny generated dataset (`peaknas-worker make-data`), jobs submitted through
+// the JobService stub, and one worker process leasing, training and reporting over loopback
+// gRPC. Waits are polls of the coordinator with deadlines, never fixed sleeps.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "peaknas/v1/peaknas.grpc.pb.h"
+
+namespace peaknas::worker {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = peaknas::v1;
+using Clock = std::chrono::steady_clock;
+
+// Spawns `args`, stdout to `stdout_fd` (or inherited when -1), stderr to `stderr_path`.
+pid_t Spawn(std::vector<std::string> args, int stdout_fd, const std::string& stderr_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (stdout_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
+  if (!stderr_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+int Wait(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Polls `done` every 50 ms until it holds or `seconds` pass.
+bool PollUntil(double seconds, const std::function<bool()>& done) {
+  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+class WorkerServe : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "peaknas-serve-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    data_ = dir_ / "data";
+    const pid_t make = Spawn({PEAKNAS_WORKER_BINARY, "make-data", "--out", data_.string(),
+                              "--scenes", "2", "--pairs-per-scene", "1", "--size", "32",
+                              "--val-images", "1", "--val-blocks", "2", "--block-size", "16",
+                              "--threads", "1"},
+                             -1, (dir_ / "make-data.log").string());
+    ASSERT_GT(make, 0);
+    ASSERT_EQ(Wait(make), 0) << ReadFile(dir_ / "make-data.log");
+
+    StartServer("127.0.0.1:0");
+  }
+
+  // Starts peaknas-server on `listen` with the test's database; sets address_ and jobs_.
+  void StartServer(const std::string& listen) {
+    int out[2];
+    ASSERT_EQ(pipe(out), 0);
+    server_ = Spawn({PEAKNAS_SERVER_BINARY, "--listen", listen, "--db",
+                     (dir_ / "db.sqlite").string(), "--artifacts", (dir_ / "art").string(),
+                     "--log-level", "warn", "--shutdown-grace-seconds", "0.5"},
+                    out[1], (dir_ / "server.log").string());
+    close(out[1]);
+    ASSERT_GT(server_, 0);
+    FILE* stream = fdopen(out[0], "r");
+    char line[256] = {};
+    ASSERT_NE(fgets(line, sizeof line, stream), nullptr) << ReadFile(dir_ / "server.log");
+    fclose(stream);
+    std::string first(line);
+    const std::string prefix = "listening on ";
+    ASSERT_EQ(first.rfind(prefix, 0), 0u) << first;
+    address_ = first.substr(prefix.size());
+    while (!address_.empty() && (address_.back() == '\n' || address_.back() == '\r')) {
+      address_.pop_back();
+    }
+    jobs_ = v1::JobService::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (worker_ > 0) {
+      kill(worker_, SIGKILL);
+      Wait(worker_);
+    }
+    if (server_ > 0) {
+      kill(server_, SIGTERM);
+      Wait(server_);
+    }
+    if (!HasFailure()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    } else {
+      std::cerr << "kept " << dir_ << "\nworker log:\n" << ReadFile(dir_ / "worker.log");
+    }
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Context() {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return c;
+  }
+
+  // A random search over a tiny space: levels 1-2, widths 8-16, one block, 16-pixel shapes.
+  std::string Submit(int trials, int steps, const std::string& dataset = "synthetic") {
+    v1::SubmitJobRequest request;
+    v1::JobSpec& spec = *request.mutable_spec();
+    spec.set_name("serve-test");
+    spec.set_strategy(v1::STRATEGY_RANDOM);
+    spec.mutable_budget()->set_bytes(std::int64_t{1} << 30);
+    spec.mutable_budget()->set_mode(v1::BUDGET_MODE_INFERENCE);
+    spec.mutable_budget()->set_batch(1);
+    spec.mutable_budget()->set_tile(16);
+    spec.mutable_budget()->set_train_batch(2);
+    spec.mutable_budget()->set_patch(16);
+    spec.mutable_space()->mutable_levels()->set_min(1);
+    spec.mutable_space()->mutable_levels()->set_max(2);
+    spec.mutable_space()->mutable_width()->set_min(8);
+    spec.mutable_space()->mutable_width()->set_max(16);
+    spec.mutable_space()->mutable_enc_blocks()->set_min(1);
+    spec.mutable_space()->mutable_enc_blocks()->set_max(1);
+    spec.mutable_space()->mutable_dec_blocks()->set_min(1);
+    spec.mutable_space()->mutable_dec_blocks()->set_max(1);
+    spec.set_trials(trials);
+    spec.set_parallelism(1);
+    spec.mutable_fidelity()->set_steps(steps);
+    spec.set_dataset(dataset);
+    spec.set_seed(7);
+    v1::SubmitJobResponse response;
+    const grpc::Status status = jobs_->SubmitJob(Context().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().id();
+  }
+
+  v1::Job GetJob(const std::string& id) {
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::GetJobResponse response;
+    const grpc::Status status = jobs_->GetJob(Context().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job();
+  }
+
+  std::vector<v1::Trial> Trials(const std::string& id) {
+    v1::ListTrialsRequest request;
+    request.set_job_id(id);
+    v1::ListTrialsResponse response;
+    const grpc::Status status = jobs_->ListTrials(Context().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return {response.trials().begin(), response.trials().end()};
+  }
+
+  bool JobEnded(const std::string& id) {
+    const v1::JobState s = GetJob(id).state();
+    return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+           s == v1::JOB_STATE_CANCELLED;
+  }
+
+  void StartWorker(const std::string& data_flag) {
+    worker_ = Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data",
+                     data_flag, "--threads", "1", "--name", "serve-test", "--lease-wait", "5"},
+                    -1, (dir_ / "worker.log").string());
+    ASSERT_GT(worker_, 0);
+  }
+
+  // SIGTERM, then the exit status.
+  int StopWorker() {
+    kill(worker_, SIGTERM);
+    const int status = Wait(worker_);
+    worker_ = -1;
+    return status;
+  }
+
+  fs::path dir_, data_;
+  pid_t server_ = -1, worker_ = -1;
+  std::string address_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+};
+
+TEST_F(WorkerServe, RunsAJobToTheEnd) {
+  const std::string job = Submit(/*trials=*/3, /*steps=*/5);
+  ASSERT_FALSE(job.empty());
+  StartWorker("synthetic=" + data_.string());
+  ASSERT_TRUE(PollUntil(150, [&] { return JobEnded(job); }))
+      << "job did not end; worker log:\n" << ReadFile(dir_ / "worker.log");
+  const v1::Job ended = GetJob(job);
+  EXPECT_EQ(ended.state(), v1::JOB_STATE_SUCCEEDED) << ended.error();
+  EXPECT_EQ(ended.counts().succeeded(), 3);
+  int succeeded = 0;
+  for (const v1::Trial& t : Trials(job)) {
+    if (t.state() != v1::TRIAL_STATE_SUCCEEDED) continue;
+    ++succeeded;
+    const v1::TrialMetrics& m = t.metrics();
+    EXPECT_GT(m.psnr(), 0) << t.id();
+    EXPECT_GT(m.noisy_psnr(), 0) << t.id();
+    EXPECT_EQ(m.steps(), 5) << t.id();
+    EXPECT_GT(m.measured_inference_peak_bytes(), 0) << t.id();
+    EXPECT_LE(m.measured_inference_peak_bytes(), m.predicted_inference_peak_bytes()) << t.id();
+    EXPECT_GT(m.measured_train_peak_bytes(), 0) << t.id();
+    EXPECT_LE(m.measured_train_peak_bytes(), m.predicted_train_peak_bytes()) << t.id();
+    EXPECT_GT(m.latency_ms_per_tile(), 0) << t.id();
+    EXPECT_EQ(t.worker_id().empty(), false);
+  }
+  EXPECT_EQ(succeeded, 3);
+  // Idle in a long poll: SIGTERM stops it at once, exit 0.
+  const auto start = Clock::now();
+  EXPECT_EQ(StopWorker(), 0);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(4));
+}
+
+TEST_F(WorkerServe, FinishesItsTrialOnSigterm) {
+  // Long enough (many steps) that the signal lands while the first trial runs.
+  const std::string job = Submit(/*trials=*/2, /*steps=*/2000);
+  StartWorker("synthetic=" + data_.string());
+  std::string running;
+  ASSERT_TRUE(PollUntil(60, [&] {
+    for (const v1::Trial& t : Trials(job)) {
+      if (t.state() == v1::TRIAL_STATE_RUNNING) running = t.id();
+    }
+    return !running.empty();
+  })) << ReadFile(dir_ / "worker.log");
+  EXPECT_EQ(StopWorker(), 0) << ReadFile(dir_ / "worker.log");
+  int succeeded = 0, pending = 0;
+  for (const v1::Trial& t : Trials(job)) {
+    if (t.id() == running) {
+      EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << ReadFile(dir_ / "worker.log");
+      EXPECT_GT(t.metrics().psnr(), 0);
+    }
+    succeeded += t.state() == v1::TRIAL_STATE_SUCCEEDED;
+    pending += t.state() == v1::TRIAL_STATE_PENDING;
+  }
+  // The trial leased when the signal came was reported; nothing was leased after it.
+  EXPECT_EQ(succeeded, 1);
+  EXPECT_EQ(pending, 1);
+}
+
+TEST_F(WorkerServe, ReportsAnUnknownDataset) {
+  const std::string job = Submit(/*trials=*/1, /*steps=*/5, "sidd");
+  StartWorker("synthetic=" + data_.string());
+  ASSERT_TRUE(PollUntil(60, [&] {
+    for (const v1::Trial& t : Trials(job)) {
+      if (t.state() == v1::TRIAL_STATE_FAILED) return true;
+    }
+    return JobEnded(job);
+  })) << ReadFile(dir_ / "worker.log");
+  bool named = false;
+  for (const v1::Trial& t : Trials(job)) {
+    if (t.state() == v1::TRIAL_STATE_FAILED) {
+      named = t.reason().find("sidd") != std::string::npos;
+      EXPECT_TRUE(named) << t.reason();
+    }
+  }
+  EXPECT_TRUE(named);
+  EXPECT_EQ(StopWorker(), 0);
+}
+
+// CancelJob while a (long) trial runs: the next heartbeat gets CANCEL, the trial stops
+// without a report, and the worker goes back to leasing.
+TEST_F(WorkerServe, StopsACancelledTrial) {
+  const std::string job = Submit(/*trials=*/1, /*steps=*/1000000);
+  StartWorker("synthetic=" + data_.string());
+  ASSERT_TRUE(PollUntil(60, [&] { return GetJob(job).counts().running() == 1; }))
+      << ReadFile(dir_ / "worker.log");
+  // Into training, so that the stop comes from the progress callback.
+  ASSERT_TRUE(PollUntil(60, [&] {
+    return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos;
+  }));
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(job);
+  v1::CancelJobResponse cancelled;
+  ASSERT_TRUE(jobs_->CancelJob(Context().get(), cancel, &cancelled).ok());
+  ASSERT_TRUE(PollUntil(30, [&] {
+    return ReadFile(dir_ / "worker.log").find("stopped; nothing reported") != std::string::npos;
+  })) << ReadFile(dir_ / "worker.log");
+  EXPECT_EQ(StopWorker(), 0);
+}
+
+// A second SIGTERM does not wait for the trial: exit status 128 + 15.
+TEST_F(WorkerServe, SecondSignalExitsAtOnce) {
+  const std::string job = Submit(/*trials=*/1, /*steps=*/1000000);
+  StartWorker("synthetic=" + data_.string());
+  ASSERT_TRUE(PollUntil(60, [&] {
+    return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos;
+  })) << ReadFile(dir_ / "worker.log");
+  kill(worker_, SIGTERM);
+  ASSERT_TRUE(PollUntil(30, [&] {
+    return ReadFile(dir_ / "worker.log").find("signal 15") != std::string::npos;
+  }));
+  kill(worker_, SIGTERM);
+  EXPECT_EQ(Wait(worker_), 128 + SIGTERM);
+  worker_ = -1;
+}
+
+// The coordinator is down when the worker starts: the worker backs off (logging) and, once
+// the coordinator is back on the same address and database, registers and runs the job.
+TEST_F(WorkerServe, WaitsForTheCoordinator) {
+  const std::string job = Submit(/*trials=*/1, /*steps=*/5);
+  ASSERT_FALSE(job.empty());
+  const std::string address = address_;
+  kill(server_, SIGTERM);
+  ASSERT_EQ(Wait(server_), 0);
+  server_ = -1;
+  StartWorker("synthetic=" + data_.string());
+  ASSERT_TRUE(PollUntil(30, [&] {
+    return ReadFile(dir_ / "worker.log").find("cannot register") != std::string::npos;
+  })) << ReadFile(dir_ / "worker.log");
+  StartServer(address);
+  ASSERT_TRUE(PollUntil(60, [&] { return JobEnded(job); })) << ReadFile(dir_ / "worker.log");
+  EXPECT_EQ(GetJob(job).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(StopWorker(), 0);
+}
+
+}  // namespace
+}  // namespace peaknas::worker
