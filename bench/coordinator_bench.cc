@@ -1,0 +1,288 @@
+// Coordinator throughput: lease -> report cycles per second, each report committed to SQLite,
+// driven over loopback gRPC by concurrent fake workers, against Optuna's ask -> tell loop on
+// SQLite storage (bench/optuna_peer.py on Debian's python3-optuna), measured in one run.
+//
+// The coordinator side is the real server: server::Coordinator::Open on a fresh SQLite file in
+// a temporary directory, served by server::GrpcServer::Start on 127.0.0.1:0 — the same objects
+// and code path peaknas-server's main() assembles (only the lease-expiry timer is left out; no
+// lease expires during the run). A job with --trials trials, the random strategy, a generous
+// budget and --parallelism is submitted over JobService; then --workers threads, each with its
+// own channel and stub, register and loop: LeaseTrial (long-poll) -> ReportResult with fixed
+// fake metrics at once. A cycle counts when ReportResult returns accepted, i.e. after the
+// coordinator committed the result (and the frontier, when it changed) in one transaction. The
+// rate is the cycles completed in a --window-seconds window after --warmup-seconds.
+//
+// Then the peer runs alone (the two never share the CPU): Optuna's study.ask() -> suggest the
+// parameters -> study.tell(value) with RDBStorage on a fresh SQLite file, for --optuna-seconds.
+//
+// Prints both rates, the process CPU time per cycle on the coordinator side (server and fake
+// workers share this process), and the ratio, held against the target of 50x. The exit
+// status is non-zero when a side fails, not when the target is missed. docs/benchmarks.md has
+// the command and the figures.
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "peaknas/v1/peaknas.grpc.pb.h"
+#include "server/coordinator.h"
+#include "server/service.h"
+
+namespace peaknas::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+[[noreturn]] void Die(const std::string& message) {
+  std::cerr << "coordinator_bench: " << message << "\n";
+  std::exit(1);
+}
+
+v1::JobSpec BenchJob(int trials, int parallelism) {
+  v1::JobSpec spec;
+  spec.set_name("coordinator-bench");
+  spec.set_strategy(v1::STRATEGY_RANDOM);
+  auto* budget = spec.mutable_budget();
+  budget->set_bytes(std::int64_t{64} << 30);  // generous: nothing is rejected for memory
+  budget->set_mode(v1::BUDGET_MODE_INFERENCE);
+  budget->set_batch(1);
+  budget->set_tile(256);
+  budget->set_dtype(v1::DTYPE_FP32);
+  spec.set_trials(trials);
+  spec.set_parallelism(parallelism);
+  spec.mutable_fidelity()->set_steps(50);
+  spec.set_dataset("synthetic");
+  spec.set_device_profile("cpu");
+  spec.set_seed(7);
+  return spec;
+}
+
+// What a worker reports: the same fixed metrics every time.
+v1::TrialMetrics FakeMetrics() {
+  v1::TrialMetrics m;
+  m.set_device("cpu");
+  m.set_device_profile("cpu");
+  m.set_intra_op_threads(1);
+  m.set_steps(50);
+  m.set_initial_loss(0.2);
+  m.set_final_loss(0.05);
+  m.set_train_seconds(1.0);
+  m.set_train_steps_per_s(50);
+  m.set_psnr(30.0);
+  m.set_ssim(0.9);
+  m.set_noisy_psnr(20.0);
+  m.set_noisy_ssim(0.5);
+  m.set_eval_blocks(4);
+  m.set_eval_seconds(0.1);
+  m.set_latency_ms_per_tile(5);
+  m.set_latency_ms_per_mp(76);
+  m.set_latency_100mp_s(7.6);
+  return m;
+}
+
+struct CoordinatorResult {
+  long cycles = 0;
+  double seconds = 0;
+  double cpu_seconds = 0;
+  long errors = 0;
+  bool starved = false;  // the job ran out of trials inside the window
+};
+
+CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, int parallelism,
+                                 double warmup_s, double window_s) {
+  auto coordinator = server::Coordinator::Open((dir / "bench.db").string(),
+                                               (dir / "artifacts").string());
+  if (!coordinator.ok()) Die("open: " + coordinator.status().ToString());
+  auto server = server::GrpcServer::Start(**coordinator, "127.0.0.1:0");
+  if (!server.ok()) Die("start: " + server.status().ToString());
+  const std::string address = (*server)->address();
+
+  {
+    auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    auto jobs = v1::JobService::NewStub(channel);
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = BenchJob(trials, parallelism);
+    v1::SubmitJobResponse response;
+    const grpc::Status status = jobs->SubmitJob(&context, request, &response);
+    if (!status.ok()) Die("SubmitJob: " + status.error_message());
+  }
+
+  std::atomic<long> cycles{0};
+  std::atomic<long> errors{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  const v1::TrialMetrics metrics = FakeMetrics();
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      // A channel argument unique to this worker keeps gRPC from sharing one connection.
+      grpc::ChannelArguments args;
+      args.SetInt("peaknas.bench.worker", w);
+      auto channel =
+          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+      auto stub = v1::WorkerService::NewStub(channel);
+      std::string worker_id;
+      {
+        grpc::ClientContext context;
+        v1::RegisterWorkerRequest request;
+        request.set_name("bench-" + std::to_string(w));
+        request.set_device("cpu");
+        request.set_memory_bytes(std::int64_t{8} << 30);
+        request.add_datasets("synthetic");
+        request.set_threads(1);
+        v1::RegisterWorkerResponse response;
+        const grpc::Status status = stub->RegisterWorker(&context, request, &response);
+        if (!status.ok()) Die("RegisterWorker: " + status.error_message());
+        worker_id = response.worker_id();
+      }
+      v1::LeaseTrialRequest lease;
+      lease.set_worker_id(worker_id);
+      lease.set_wait_seconds(0.5);
+      v1::ReportResultRequest report;
+      *report.mutable_metrics() = metrics;
+      while (!stop.load(std::memory_order_relaxed)) {
+        v1::LeaseTrialResponse leased;
+        {
+          grpc::ClientContext context;
+          const grpc::Status status = stub->LeaseTrial(&context, lease, &leased);
+          if (!status.ok()) {
+            errors.fetch_add(1);
+            continue;
+          }
+        }
+        if (!leased.has_assignment()) continue;
+        report.set_lease_id(leased.assignment().lease_id());
+        report.set_fencing_token(leased.assignment().fencing_token());
+        grpc::ClientContext context;
+        v1::ReportResultResponse reported;
+        const grpc::Status status = stub->ReportResult(&context, report, &reported);
+        if (status.ok() && reported.accepted()) {
+          cycles.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          errors.fetch_add(1);
+        }
+      }
+    });
+  }
+
+  std::this_thread::sleep_for(std::chrono::duration<double>(warmup_s));
+  const long cycles0 = cycles.load();
+  const auto t0 = Clock::now();
+  const double cpu0 = CpuSeconds();
+  std::this_thread::sleep_for(std::chrono::duration<double>(window_s));
+  const long cycles1 = cycles.load();
+  const auto t1 = Clock::now();
+  const double cpu1 = CpuSeconds();
+  stop = true;
+  for (auto& t : threads) t.join();
+  (*server)->Shutdown(std::chrono::milliseconds(100));
+  (*coordinator)->Shutdown();
+
+  CoordinatorResult result;
+  result.cycles = cycles1 - cycles0;
+  result.seconds = std::chrono::duration<double>(t1 - t0).count();
+  result.cpu_seconds = cpu1 - cpu0;
+  result.errors = errors.load();
+  result.starved = cycles1 >= trials;
+  return result;
+}
+
+nlohmann::json RunPeer(const std::string& python, const std::string& peer, const fs::path& dir,
+                       double seconds) {
+  const std::string command = python + " " + peer + " --db " + (dir / "optuna.db").string() +
+                              " --seconds " + std::to_string(seconds);
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) Die("cannot run: " + command);
+  std::string out;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+  const int rc = pclose(pipe);
+  if (rc != 0) Die("peer failed (" + std::to_string(rc) + "): " + command);
+  try {
+    return nlohmann::json::parse(out);
+  } catch (const std::exception& e) {
+    Die(std::string("peer output is not JSON: ") + e.what() + ": " + out);
+  }
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app("Coordinator lease->report cycles/s against Optuna ask->tell on SQLite.");
+  int workers = 16;
+  int trials = 100000;
+  int parallelism = 256;
+  double warmup_s = 2;
+  double window_s = 10;
+  double optuna_s = 10;
+  std::string python = "/usr/bin/python3";
+  std::string peer = std::string(PEAKNAS_SOURCE_DIR) + "/bench/optuna_peer.py";
+  bool skip_optuna = false;
+  app.add_option("--workers", workers, "Concurrent fake workers (threads, one channel each)")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--trials", trials, "Trials of the submitted job (enough not to run out)")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--parallelism", parallelism, "The job's parallelism (queue depth)")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--warmup-seconds", warmup_s, "Untimed start")->capture_default_str();
+  app.add_option("--window-seconds", window_s, "Timed window")->capture_default_str();
+  app.add_option("--optuna-seconds", optuna_s, "Timed window of the peer")->capture_default_str();
+  app.add_option("--python", python, "Interpreter with optuna")->capture_default_str();
+  app.add_option("--peer", peer, "bench/optuna_peer.py")->capture_default_str();
+  app.add_flag("--skip-optuna", skip_optuna, "Coordinator side only");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::warn);
+  char tmpl[] = "/tmp/peaknas-coordinator-bench-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) Die("mkdtemp failed");
+  const fs::path dir(tmpl);
+
+  const CoordinatorResult c =
+      RunCoordinator(dir, workers, trials, parallelism, warmup_s, window_s);
+  const double rate = c.cycles / c.seconds;
+  std::printf("coordinator: %ld lease->report cycles in %.2f s = %.1f cycles/s "
+              "(%d workers, parallelism %d; %.0f us CPU/cycle, server+workers in one process; "
+              "%ld errors)%s\n",
+              c.cycles, c.seconds, rate, workers, parallelism,
+              1e6 * c.cpu_seconds / std::max<long>(c.cycles, 1), c.errors,
+              c.starved ? " [job ran out of trials: raise --trials]" : "");
+  std::fflush(stdout);
+  if (!skip_optuna) {
+    const nlohmann::json o = RunPeer(python, peer, dir, optuna_s);
+    const double optuna_rate = o.at("trials_per_s").get<double>();
+    std::printf("optuna %s: %d ask->tell trials in %.2f s = %.1f trials/s (%.0f us CPU/trial)\n",
+                o.at("optuna").get<std::string>().c_str(), o.at("trials").get<int>(),
+                o.at("seconds").get<double>(), optuna_rate,
+                1e6 * o.at("cpu_seconds").get<double>() / std::max(1, o.at("trials").get<int>()));
+    std::printf("ratio: %.1fx (target >= 50x: %s)\n", rate / optuna_rate,
+                rate / optuna_rate >= 50 ? "met" : "NOT met");
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return 0;
+}
+
+}  // namespace
+}  // namespace peaknas::bench
+
+int main(int argc, char** argv) { return peaknas::bench::Main(argc, argv); }
