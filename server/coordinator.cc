@@ -431,6 +431,10 @@ StatusOr<v1::Trial> Coordinator::TrialMessageLocked(std::int64_t trial_id, bool 
     auto metrics = store_->GetMetrics(trial.id);
     if (metrics.ok()) (void)FromJson(metrics->report_json, out.mutable_metrics());
   }
+  if (trial.state == storage::TrialState::kSucceeded) {
+    auto artifacts = store_->ListArtifacts(trial.id);
+    out.set_has_artifact(artifacts.ok() && !artifacts->empty());
+  }
   out.set_attempts(trial.attempts);
   if (trial.worker_id != 0) out.set_worker_id(WorkerId(trial.worker_id));
   *out.mutable_created() = Timestamp(trial.created_ms);
@@ -512,7 +516,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   a.set_dtype(spec.budget().dtype());
   a.set_seed(spec.seed() ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(trial.id)));
   a.set_device_profile(spec.device_profile());
-  a.set_export_model(false);  // UploadArtifact is not implemented yet
+  a.set_export_model(options_.export_models);
   *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
   spdlog::info("trial {} of job {} leased to {} (attempt {}, token {})", TrialId(trial.id),
@@ -694,6 +698,125 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t tr
   spdlog::info("trial {} of job {} succeeded: psnr {:.3f} dB{}", TrialId(trial_id), JobId(job.id),
                m.psnr(), version > 0 ? fmt::format(", frontier v{}", version) : "");
   return true;
+}
+
+// --- Artifacts ---
+
+StatusOr<std::int64_t> Coordinator::CurrentLeaseLocked(std::string_view lease_id,
+                                                       std::int64_t fencing_token) {
+  const std::string id(lease_id);
+  const auto dot = id.find('.');
+  auto trial_id = dot == std::string::npos ? std::nullopt : ParseId("t-" + id.substr(0, dot), "t-");
+  if (!trial_id) return Status::FailedPrecondition("lease_id: unknown lease \"" + id + "\"");
+  auto trial = store_->GetTrial(*trial_id);
+  if (!trial.ok()) return Status::FailedPrecondition("lease_id: unknown lease \"" + id + "\"");
+  if (trial->state != storage::TrialState::kLeased || trial->lease_id != id ||
+      trial->fencing_token != fencing_token) {
+    return Status::FailedPrecondition("lease_id: lease \"" + id + "\" with token " +
+                                      std::to_string(fencing_token) +
+                                      " is not the trial's current lease");
+  }
+  if (trial->lease_deadline_ms < Now()) {
+    return Status::FailedPrecondition("lease_id: lease \"" + id + "\" has expired");
+  }
+  return trial->id;
+}
+
+StatusOr<ArtifactUpload> Coordinator::BeginArtifactUpload(std::string_view lease_id,
+                                                          std::int64_t fencing_token) {
+  std::lock_guard lock(mu_);
+  PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_row, CurrentLeaseLocked(lease_id, fencing_token));
+  PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_row));
+  ArtifactUpload upload;
+  upload.lease_id = std::string(lease_id);
+  upload.fencing_token = fencing_token;
+  upload.trial_row = trial_row;
+  upload.job_id = JobId(trial.job_id);
+  upload.trial_id = TrialId(trial.id);
+  const std::filesystem::path dir = std::filesystem::path(artifacts_dir_) / upload.job_id;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::Internal("artifacts \"" + dir.string() + "\": " + ec.message());
+  upload.final_path = (dir / (upload.trial_id + ".pt")).string();
+  upload.partial_path = (dir / (upload.trial_id + ".pt." + std::to_string(fencing_token) +
+                                ".partial")).string();
+  return upload;
+}
+
+StatusOr<v1::UploadArtifactResponse> Coordinator::CommitArtifactUpload(
+    const ArtifactUpload& upload, std::int64_t size_bytes, std::string_view actual_sha256,
+    std::string_view claimed_sha256) {
+  std::lock_guard lock(mu_);
+  auto refuse = [&](Status status) {
+    std::error_code ignored;
+    std::filesystem::remove(upload.partial_path, ignored);
+    spdlog::warn("artifact of trial {} refused: {}", upload.trial_id, status.message());
+    return status;
+  };
+  {
+    auto current = CurrentLeaseLocked(upload.lease_id, upload.fencing_token);
+    if (!current.ok()) return refuse(current.status());
+  }
+  const bool hex = claimed_sha256.size() == 64 &&
+                   claimed_sha256.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  if (!hex) {
+    return refuse(Status::InvalidArgument("sha256: must be 64 lower-case hex digits, got \"" +
+                                          std::string(claimed_sha256) + "\""));
+  }
+  std::error_code ec;
+  const auto on_disk = std::filesystem::file_size(upload.partial_path, ec);
+  if (ec || static_cast<std::int64_t>(on_disk) != size_bytes) {
+    return refuse(Status(StatusCode::kDataLoss,
+                         "artifact: stored " + (ec ? ec.message() : std::to_string(on_disk)) +
+                             " bytes, received " + std::to_string(size_bytes)));
+  }
+  if (actual_sha256 != claimed_sha256) {
+    return refuse(Status(StatusCode::kDataLoss, "sha256: the upload hashes to " +
+                                                    std::string(actual_sha256) + ", not " +
+                                                    std::string(claimed_sha256)));
+  }
+  std::filesystem::rename(upload.partial_path, upload.final_path, ec);
+  if (ec) return refuse(Status::Internal("artifact \"" + upload.final_path + "\": " + ec.message()));
+  PEAKNAS_RETURN_IF_ERROR(store_->RecordArtifact(upload.trial_row, upload.final_path, size_bytes,
+                                                 claimed_sha256, Now())
+                              .status());
+  spdlog::info("artifact of trial {} stored: {} ({} bytes)", upload.trial_id, upload.final_path,
+               size_bytes);
+  v1::UploadArtifactResponse response;
+  response.set_size(size_bytes);
+  response.set_sha256(std::string(claimed_sha256));
+  return response;
+}
+
+StatusOr<ArtifactFile> Coordinator::GetArtifact(std::string_view job_id,
+                                                std::string_view trial_id) {
+  auto job = ParseId(job_id, "j-");
+  auto trial = ParseId(trial_id, "t-");
+  if (!job) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+  if (!trial) return Status::NotFound("trial_id: unknown trial \"" + std::string(trial_id) + "\"");
+  std::lock_guard lock(mu_);
+  auto stored = store_->GetTrial(*trial);
+  if (!stored.ok() || stored->job_id != *job) {
+    if (stored.ok() || stored.status().code() == StatusCode::kNotFound) {
+      return Status::NotFound("trial_id: job " + std::string(job_id) + " has no trial \"" +
+                              std::string(trial_id) + "\"");
+    }
+    return stored.status();
+  }
+  PEAKNAS_ASSIGN_OR_RETURN(auto artifacts, store_->ListArtifacts(*trial));
+  if (artifacts.empty()) {
+    return Status::NotFound("trial " + std::string(trial_id) + " has no artifact");
+  }
+  const storage::Artifact* newest = &artifacts.front();
+  for (const auto& a : artifacts) {
+    if (a.id > newest->id) newest = &a;
+  }
+  ArtifactFile out;
+  out.path = newest->path;
+  out.filename = TrialId(*trial) + ".pt";
+  out.size_bytes = newest->size_bytes;
+  out.sha256 = newest->sha256;
+  return out;
 }
 
 StatusOr<int> Coordinator::ExpireLeases() {

@@ -16,6 +16,12 @@
 //     A stale lease id or fencing token gets FAILED_PRECONDITION and changes nothing.
 //   * ExpireLeases puts every lease whose deadline has passed back in the queue (or fails the
 //     trial after `max_attempts` leases); the server calls it periodically.
+//   * Artifacts: every assignment asks for the trained model (export_model, per
+//     options.export_models). An upload is BeginArtifactUpload (checks the lease, names the
+//     partial file) + the caller writing the bytes + CommitArtifactUpload (checks the lease
+//     again, the size and the SHA-256, renames the partial file to
+//     <artifacts_dir>/<job>/<trial>.pt atomically and records it in the store). A refused
+//     upload leaves no file. GetArtifact gives the newest recorded file of a trial.
 //   * Open resumes every unfinished job of the database (restart after a crash).
 //
 // Ids on the wire: jobs "j-N", trials "t-N", workers "w-N" (N the database row id).
@@ -58,6 +64,27 @@ struct CoordinatorOptions {
   // Proposal rounds with nothing admitted before the coordinator decides the space is
   // exhausted for now (guards against strategies that keep proposing rejected candidates).
   int max_barren_rounds = 50;
+  // Whether assignments ask workers to upload the trained model (TrialAssignment.export_model).
+  bool export_models = true;
+};
+
+// An upload in progress: where its bytes go until CommitArtifactUpload.
+struct ArtifactUpload {
+  std::string lease_id;
+  std::int64_t fencing_token = 0;
+  std::int64_t trial_row = 0;  // the store's trial id
+  std::string job_id;          // "j-N"
+  std::string trial_id;        // "t-N"
+  std::string partial_path;    // <artifacts_dir>/<job>/<trial>.pt.<token>.partial
+  std::string final_path;      // <artifacts_dir>/<job>/<trial>.pt
+};
+
+// A stored artifact, for GetArtifact.
+struct ArtifactFile {
+  std::string path;      // absolute or relative to the working directory
+  std::string filename;  // suggested name, "t-N.pt"
+  std::int64_t size_bytes = 0;
+  std::string sha256;    // 64 lower-case hex digits
 };
 
 class Coordinator {
@@ -101,6 +128,24 @@ class Coordinator {
   // INVALID_ARGUMENT when neither metrics nor failure is set.
   StatusOr<bool> ReportResult(const v1::ReportResultRequest& request);
 
+  // --- Artifacts.
+  // Checks that the lease is current (FAILED_PRECONDITION otherwise, like ReportResult) and
+  // creates the job's artifact directory. Nothing is written.
+  StatusOr<ArtifactUpload> BeginArtifactUpload(std::string_view lease_id,
+                                               std::int64_t fencing_token);
+  // The caller has written `size_bytes` bytes hashing to `actual_sha256` to
+  // upload.partial_path. Checks the lease again (FAILED_PRECONDITION), the file's size
+  // (DATA_LOSS) and `claimed_sha256` against `actual_sha256` (DATA_LOSS; INVALID_ARGUMENT if
+  // it is not 64 hex digits), then renames the file into place and records it. On any error
+  // the partial file is removed. Returns the stored size and hash.
+  StatusOr<v1::UploadArtifactResponse> CommitArtifactUpload(const ArtifactUpload& upload,
+                                                            std::int64_t size_bytes,
+                                                            std::string_view actual_sha256,
+                                                            std::string_view claimed_sha256);
+  // The newest artifact of the trial. NOT_FOUND for an unknown job or trial, a trial of another
+  // job, or a trial without an artifact.
+  StatusOr<ArtifactFile> GetArtifact(std::string_view job_id, std::string_view trial_id);
+
   // Releases every lease whose deadline is before the clock's now; refills and finishes the
   // affected jobs. Returns how many leases were released.
   StatusOr<int> ExpireLeases();
@@ -123,6 +168,9 @@ class Coordinator {
   StatusOr<v1::Job> JobMessageLocked(std::int64_t job_id);
   StatusOr<v1::Trial> TrialMessageLocked(std::int64_t trial_id, bool job_cancelled);
   StatusOr<std::optional<v1::TrialAssignment>> TryLeaseLocked(std::int64_t worker_id);
+  // FAILED_PRECONDITION unless `lease_id`/`fencing_token` is the trial's current, unexpired
+  // lease; returns the trial.
+  StatusOr<std::int64_t> CurrentLeaseLocked(std::string_view lease_id, std::int64_t fencing_token);
   StatusOr<bool> ReportMetricsLocked(JobRuntime& job, std::int64_t trial_id,
                                      const v1::ReportResultRequest& request);
 

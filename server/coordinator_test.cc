@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -352,6 +353,55 @@ TEST_F(CoordinatorTest, RestartResumesTheJobWithoutDuplicates) {
   auto frontier = coordinator_->GetFrontier(job->id());
   ASSERT_TRUE(frontier.ok());
   EXPECT_GT(frontier->version(), 0);
+}
+
+TEST_F(CoordinatorTest, ArtifactUploadChecksTheLeaseAtCommitAndLeavesNoFileWhenRefused) {
+  ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(1, 1)).ok());
+  const v1::TrialAssignment a = Lease(Worker());
+  EXPECT_TRUE(a.export_model());
+  // A stale token is refused before anything is written.
+  auto stale = coordinator_->BeginArtifactUpload(a.lease_id(), a.fencing_token() + 1);
+  EXPECT_EQ(stale.status().code(), StatusCode::kFailedPrecondition);
+
+  auto upload = coordinator_->BeginArtifactUpload(a.lease_id(), a.fencing_token());
+  ASSERT_TRUE(upload.ok()) << upload.status().ToString();
+  { std::ofstream(upload->partial_path, std::ios::binary) << "model"; }
+  const std::string sha = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+  // The lease expires while the bytes travel: the commit is refused, the file removed.
+  now_ += 60'000;
+  auto late = coordinator_->CommitArtifactUpload(*upload, 5, sha, sha);
+  EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(std::filesystem::exists(upload->partial_path));
+  EXPECT_FALSE(std::filesystem::exists(upload->final_path));
+  EXPECT_EQ(coordinator_->GetArtifact(a.job_id(), a.trial_id()).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, ArtifactCommitRecordsTheFileForGetArtifact) {
+  ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(1, 1)).ok());
+  const v1::TrialAssignment a = Lease(Worker());
+  auto upload = coordinator_->BeginArtifactUpload(a.lease_id(), a.fencing_token());
+  ASSERT_TRUE(upload.ok()) << upload.status().ToString();
+  { std::ofstream(upload->partial_path, std::ios::binary) << "model"; }
+  const std::string sha = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+  // A size that does not match the file: DATA_LOSS, no file.
+  EXPECT_EQ(coordinator_->CommitArtifactUpload(*upload, 6, sha, sha).status().code(),
+            StatusCode::kDataLoss);
+  EXPECT_FALSE(std::filesystem::exists(upload->partial_path));
+  { std::ofstream(upload->partial_path, std::ios::binary) << "model"; }
+  auto stored = coordinator_->CommitArtifactUpload(*upload, 5, sha, sha);
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(upload->partial_path));
+  EXPECT_TRUE(std::filesystem::exists(upload->final_path));
+  auto file = coordinator_->GetArtifact(a.job_id(), a.trial_id());
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ(file->path, upload->final_path);
+  EXPECT_EQ(file->size_bytes, 5);
+  EXPECT_EQ(file->sha256, sha);
+  EXPECT_EQ(file->filename, a.trial_id() + ".pt");
+  // Another job's id with this trial: NOT_FOUND.
+  EXPECT_EQ(coordinator_->GetArtifact("j-999", a.trial_id()).status().code(),
+            StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -6,8 +6,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
+
+#include "storage/sha256.h"
 #ifdef PEAKNAS_HAVE_GRPC_REFLECTION
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #endif
@@ -16,6 +20,9 @@ namespace peaknas::server {
 namespace {
 
 using google::protobuf::util::TimeUtil;
+
+constexpr std::size_t kChunkBytes = 1 << 20;                // GetArtifact's chunks
+constexpr std::int64_t kMaxArtifactBytes = std::int64_t{4} << 30;  // UploadArtifact's limit
 
 // Paging over an already materialized list: the token is the offset of the next item.
 template <typename T, typename Add>
@@ -174,10 +181,52 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest*,
-                                         grpc::ServerWriter<v1::ArtifactChunk>*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "GetArtifact: artifact storage is not implemented yet");
+// Streams the file in 1 MiB chunks; the first carries size, hash and name. The bytes sent are
+// hashed again: a file changed on disk ends the stream with DATA_LOSS.
+grpc::Status JobServiceImpl::GetArtifact(grpc::ServerContext* context,
+                                         const v1::GetArtifactRequest* request,
+                                         grpc::ServerWriter<v1::ArtifactChunk>* writer) {
+  auto file = coordinator_.GetArtifact(request->job_id(), request->trial_id());
+  if (!file.ok()) return ToGrpcStatus(file.status());
+  std::ifstream in(file->path, std::ios::binary);
+  if (!in) {
+    return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                        "artifact of " + request->trial_id() + ": cannot read " + file->path);
+  }
+  storage::Sha256 hash;
+  std::string buffer(kChunkBytes, '\0');
+  std::int64_t offset = 0;
+  bool first = true;
+  for (;;) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client left");
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (in.bad()) {
+      return grpc::Status(grpc::StatusCode::DATA_LOSS, "artifact: read error in " + file->path);
+    }
+    v1::ArtifactChunk chunk;
+    chunk.set_data(buffer.data(), got);
+    chunk.set_offset(offset);
+    if (first) {
+      chunk.set_total_size(file->size_bytes);
+      chunk.set_sha256(file->sha256);
+      chunk.set_filename(file->filename);
+      first = false;
+    }
+    hash.Update(buffer.data(), got);
+    offset += static_cast<std::int64_t>(got);
+    const bool last = in.eof() || offset >= file->size_bytes;
+    if (last) {
+      if (offset != file->size_bytes || hash.HexDigest() != file->sha256) {
+        return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                            "artifact: " + file->path + " no longer matches its recorded size "
+                            "and sha256");
+      }
+      chunk.set_last(true);
+    }
+    if (!writer->Write(chunk)) return grpc::Status::OK;  // the client left
+    if (last) return grpc::Status::OK;
+  }
 }
 
 // --- WorkerService ---
@@ -227,11 +276,51 @@ grpc::Status WorkerServiceImpl::ReportResult(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::UploadArtifact(grpc::ServerContext*,
-                                               grpc::ServerReader<v1::UploadArtifactRequest>*,
-                                               v1::UploadArtifactResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "UploadArtifact: artifact storage is not implemented yet");
+// The first message must carry lease_id, fencing_token and sha256 (or chunk.sha256); chunks
+// must come in order (offset = bytes so far). The bytes go to the coordinator's partial file,
+// which the coordinator checks and renames, or removes.
+grpc::Status WorkerServiceImpl::UploadArtifact(grpc::ServerContext* context,
+                                               grpc::ServerReader<v1::UploadArtifactRequest>* reader,
+                                               v1::UploadArtifactResponse* response) {
+  v1::UploadArtifactRequest message;
+  if (!reader->Read(&message)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "upload: no message");
+  }
+  auto upload = coordinator_.BeginArtifactUpload(message.lease_id(), message.fencing_token());
+  if (!upload.ok()) return ToGrpcStatus(upload.status());
+  const std::string claimed =
+      !message.sha256().empty() ? message.sha256() : message.chunk().sha256();
+  auto abandon = [&](grpc::StatusCode code, const std::string& why) {
+    std::error_code ignored;
+    std::filesystem::remove(upload->partial_path, ignored);
+    return grpc::Status(code, why);
+  };
+  std::ofstream out(upload->partial_path, std::ios::binary | std::ios::trunc);
+  if (!out) return abandon(grpc::StatusCode::INTERNAL, "artifact: cannot create the file");
+  storage::Sha256 hash;
+  std::int64_t size = 0;
+  do {
+    const v1::ArtifactChunk& chunk = message.chunk();
+    if (chunk.offset() != size) {
+      return abandon(grpc::StatusCode::INVALID_ARGUMENT,
+                     "chunk.offset: " + std::to_string(chunk.offset()) + ", expected " +
+                         std::to_string(size));
+    }
+    size += static_cast<std::int64_t>(chunk.data().size());
+    if (size > kMaxArtifactBytes) {
+      return abandon(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     "artifact: larger than " + std::to_string(kMaxArtifactBytes) + " bytes");
+    }
+    out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    hash.Update(chunk.data());
+  } while (reader->Read(&message));
+  out.close();
+  if (!out) return abandon(grpc::StatusCode::INTERNAL, "artifact: write error");
+  if (context->IsCancelled()) return abandon(grpc::StatusCode::CANCELLED, "upload cancelled");
+  auto stored = coordinator_.CommitArtifactUpload(*upload, size, hash.HexDigest(), claimed);
+  if (!stored.ok()) return ToGrpcStatus(stored.status());
+  *response = std::move(stored).value();
+  return grpc::Status::OK;
 }
 
 // --- GrpcServer ---

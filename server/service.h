@@ -6,8 +6,9 @@
 // is used: a long-polling LeaseTrial blocks one server thread on the coordinator's condition
 // variable, never the coordinator's lock.
 //
-// Not implemented yet (UNIMPLEMENTED with a message): GetArtifact, UploadArtifact. WatchJob
-// polls the coordinator every 200 ms and streams frontier, trial and job-state changes.
+// Artifacts: UploadArtifact writes the stream to the coordinator's partial file while hashing
+// it, then lets the coordinator check and commit it (Coordinator::CommitArtifactUpload);
+// GetArtifact streams the recorded file in 1 MiB chunks. WatchJob polls the coordinator every 200 ms and streams frontier, trial and job-state changes.
 //
 // Thread-safety: the services are called concurrently by gRPC; they hold no state of their
 // own besides the Coordinator (thread-safe) and a shutdown flag.

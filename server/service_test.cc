@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include <filesystem>
 #include <memory>
@@ -19,6 +21,7 @@
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
+#include "storage/sha256.h"
 
 namespace peaknas::server {
 namespace {
@@ -226,7 +229,7 @@ TEST_F(ServiceTest, BadInputGetsTheRightCodes) {
   v1::ArtifactChunk chunk;
   while (reader->Read(&chunk)) {
   }
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 // The executable: port 0 is announced on stdout's first line, health checking answers SERVING,
@@ -295,6 +298,197 @@ TEST(ServerProcess, AnnouncesItsPortServesHealthAndStopsOnSigterm) {
   fclose(stream);
   std::error_code ec;
   fs::remove_all(dir, ec);
+}
+
+
+// --- Artifacts ---
+
+namespace artifacts {
+
+// A leased trial of a fresh one-trial job.
+v1::TrialAssignment LeaseOne(v1::JobService::Stub& jobs, v1::WorkerService::Stub& workers) {
+  auto context = [] {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return c;
+  };
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("artifact-worker");
+  reg.set_device("cpu");
+  v1::RegisterWorkerResponse worker;
+  EXPECT_TRUE(workers.RegisterWorker(context().get(), reg, &worker).ok());
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1, 1);
+  v1::SubmitJobResponse submitted;
+  EXPECT_TRUE(jobs.SubmitJob(context().get(), submit, &submitted).ok());
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(worker.worker_id());
+  lease.set_wait_seconds(5);
+  v1::LeaseTrialResponse leased;
+  EXPECT_TRUE(workers.LeaseTrial(context().get(), lease, &leased).ok());
+  EXPECT_TRUE(leased.has_assignment());
+  return leased.assignment();
+}
+
+// Uploads `bytes` in `chunk`-byte pieces claiming `sha256`.
+grpc::Status Upload(v1::WorkerService::Stub& workers, const v1::TrialAssignment& a,
+                    std::int64_t token, const std::string& bytes, const std::string& sha256,
+                    std::size_t chunk, v1::UploadArtifactResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto writer = workers.UploadArtifact(&context, response);
+  std::size_t offset = 0;
+  do {
+    v1::UploadArtifactRequest message;
+    if (offset == 0) {
+      message.set_lease_id(a.lease_id());
+      message.set_fencing_token(token);
+      message.set_sha256(sha256);
+    }
+    const std::size_t n = std::min(chunk, bytes.size() - offset);
+    message.mutable_chunk()->set_data(bytes.substr(offset, n));
+    message.mutable_chunk()->set_offset(static_cast<std::int64_t>(offset));
+    offset += n;
+    message.mutable_chunk()->set_last(offset == bytes.size());
+    if (!writer->Write(message)) break;
+  } while (offset < bytes.size());
+  writer->WritesDone();
+  return writer->Finish();
+}
+
+// Every regular file under `dir`.
+std::vector<std::string> FilesUnder(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return out;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) out.push_back(entry.path().string());
+  }
+  return out;
+}
+
+std::string Bytes(std::size_t n) {
+  std::string s(n, '\0');
+  std::uint32_t x = 12345;
+  for (auto& c : s) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+}  // namespace artifacts
+
+TEST_F(ServiceTest, ArtifactUploadThenDownloadIsByteIdentical) {
+  const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
+  ASSERT_TRUE(a.export_model());
+  const std::string bytes = artifacts::Bytes((2 << 20) + 12345);  // three 1 MiB-ish chunks
+  const std::string sha = storage::Sha256Hex(bytes);
+  v1::UploadArtifactResponse stored;
+  auto status = artifacts::Upload(*workers_, a, a.fencing_token(), bytes, sha, 1 << 20, &stored);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(stored.size(), static_cast<std::int64_t>(bytes.size()));
+  EXPECT_EQ(stored.sha256(), sha);
+  EXPECT_EQ(artifacts::FilesUnder(dir_ / "art"),
+            std::vector<std::string>{(dir_ / "art" / a.job_id() / (a.trial_id() + ".pt")).string()});
+
+  v1::GetArtifactRequest get;
+  get.set_job_id(a.job_id());
+  get.set_trial_id(a.trial_id());
+  auto context = Context();
+  auto reader = jobs_->GetArtifact(context.get(), get);
+  v1::ArtifactChunk chunk;
+  std::string received;
+  int chunks = 0;
+  bool last = false;
+  while (reader->Read(&chunk)) {
+    if (chunks == 0) {
+      EXPECT_EQ(chunk.total_size(), static_cast<std::int64_t>(bytes.size()));
+      EXPECT_EQ(chunk.sha256(), sha);
+      EXPECT_EQ(chunk.filename(), a.trial_id() + ".pt");
+    }
+    EXPECT_EQ(chunk.offset(), static_cast<std::int64_t>(received.size()));
+    EXPECT_LE(chunk.data().size(), std::size_t{1} << 20);
+    received += chunk.data();
+    last = chunk.last();
+    ++chunks;
+  }
+  status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(last);
+  EXPECT_EQ(chunks, 3);
+  EXPECT_TRUE(received == bytes);
+
+  // The result reported after the upload shows the artifact.
+  v1::ReportResultRequest report;
+  report.set_lease_id(a.lease_id());
+  report.set_fencing_token(a.fencing_token());
+  report.mutable_metrics()->set_psnr(30);
+  report.mutable_metrics()->set_noisy_psnr(20);
+  report.mutable_metrics()->set_latency_100mp_s(1);
+  v1::ReportResultResponse reported;
+  status = workers_->ReportResult(Context().get(), report, &reported);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::ListTrialsRequest list;
+  list.set_job_id(a.job_id());
+  v1::ListTrialsResponse trials;
+  ASSERT_TRUE(jobs_->ListTrials(Context().get(), list, &trials).ok());
+  bool found = false;
+  for (const auto& t : trials.trials()) {
+    if (t.id() == a.trial_id()) {
+      found = true;
+      EXPECT_TRUE(t.has_artifact());
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(ServiceTest, ArtifactUploadWithStaleTokenIsRefusedAndLeavesNoFile) {
+  const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
+  const std::string bytes = artifacts::Bytes(5000);
+  v1::UploadArtifactResponse stored;
+  auto status = artifacts::Upload(*workers_, a, a.fencing_token() - 1, bytes,
+                                  storage::Sha256Hex(bytes), 1024, &stored);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  EXPECT_TRUE(artifacts::FilesUnder(dir_ / "art").empty());
+  v1::GetArtifactRequest get;
+  get.set_job_id(a.job_id());
+  get.set_trial_id(a.trial_id());
+  auto context = Context();
+  auto reader = jobs_->GetArtifact(context.get(), get);
+  v1::ArtifactChunk chunk;
+  EXPECT_FALSE(reader->Read(&chunk));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, ArtifactUploadWithWrongHashIsRefusedAndLeavesNoFile) {
+  const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
+  const std::string bytes = artifacts::Bytes(5000);
+  v1::UploadArtifactResponse stored;
+  auto status = artifacts::Upload(*workers_, a, a.fencing_token(), bytes,
+                                  storage::Sha256Hex("something else"), 1024, &stored);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
+  EXPECT_TRUE(artifacts::FilesUnder(dir_ / "art").empty());
+  // Not hex at all: INVALID_ARGUMENT, still no file.
+  status = artifacts::Upload(*workers_, a, a.fencing_token(), bytes, "nope", 1024, &stored);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_TRUE(artifacts::FilesUnder(dir_ / "art").empty());
+}
+
+TEST_F(ServiceTest, GetArtifactOfUnknownJobOrTrialIsNotFound) {
+  const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
+  for (auto [job, trial] : std::vector<std::pair<std::string, std::string>>{
+           {"j-999", "t-1"}, {"bogus", "t-1"}, {a.job_id(), "t-999"}, {a.job_id(), "x"},
+           {a.job_id(), a.trial_id()} /* leased, no artifact yet */}) {
+    v1::GetArtifactRequest get;
+    get.set_job_id(job);
+    get.set_trial_id(trial);
+    auto context = Context();
+    auto reader = jobs_->GetArtifact(context.get(), get);
+    v1::ArtifactChunk chunk;
+    EXPECT_FALSE(reader->Read(&chunk));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND) << job << " " << trial;
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,7 @@
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "proto/convert.h"
+#include "storage/sha256.h"
 #include "worker/precision.h"
 #include "worker/trial.h"
 
@@ -34,6 +36,8 @@ constexpr double kBackoffMax = 10.0;
 constexpr double kHeartbeatMax = 2.0;
 constexpr double kReportRetrySeconds = 120.0;
 constexpr double kCallSeconds = 10.0;  // deadline of every unary call but the long poll
+constexpr std::size_t kUploadChunkBytes = 1 << 20;
+constexpr double kUploadSeconds = 300.0;  // deadline of one UploadArtifact stream
 
 // Log lines from several threads, one at a time.
 class Logger {
@@ -219,6 +223,12 @@ class Worker {
         log_(log),
         shutdown_(shutdown),
         stub_(v1::WorkerService::NewStub(Channel(options.coordinator))) {}
+  ~Worker() {
+    std::error_code ignored;
+    if (!temp_dir_.empty()) std::filesystem::remove(temp_dir_, ignored);  // only if empty
+  }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
 
   // gRPC's own reconnection backoff (default up to 120 s) capped like ours, so that a
   // coordinator that comes back is found within about kBackoffMax.
@@ -311,6 +321,25 @@ class Worker {
       Report(a, report);
       return;
     }
+    if (a.export_model()) {
+      auto dir = ExportDir();
+      if (!dir.ok()) {
+        Fail(dir.status(), report);
+        Report(a, report);
+        return;
+      }
+      spec->export_path =
+          (std::filesystem::path(*dir) / (a.trial_id() + "." + std::to_string(a.fencing_token()) +
+                                          ".pt")).string();
+    }
+    // The exported file is ours to remove, whatever happens.
+    struct RemoveFile {
+      std::string path;
+      ~RemoveFile() {
+        std::error_code ignored;
+        if (!path.empty()) std::filesystem::remove(path, ignored);
+      }
+    } remove_export{spec->export_path};
 
     // Progress shared with the heartbeat thread.
     struct Progress {
@@ -376,6 +405,21 @@ class Worker {
       result.emplace(RunTrial(*spec, callbacks));
     } catch (const TrialStopped&) {
     }
+    // The model goes up before the result, while the heartbeats keep the lease alive. A model
+    // that cannot be stored fails the trial (a frontier point must be downloadable), unless the
+    // lease is gone, in which case nothing is reported.
+    if (result.has_value() && result->ok() && !progress.stop && a.export_model()) {
+      if (!(*result)->export_path) {
+        result.emplace(Status::Internal("export: the trial produced no model file"));
+      } else {
+        const Status uploaded = Upload(a, *(*result)->export_path);
+        if (uploaded.code() == StatusCode::kFailedPrecondition) {
+          progress.stop = true;
+        } else if (!uploaded.ok()) {
+          result.emplace(uploaded);
+        }
+      }
+    }
     {
       std::lock_guard lock(progress.mu);
       progress.done = true;
@@ -396,6 +440,93 @@ class Worker {
       Fail(result->status(), report);
     }
     Report(a, report);
+  }
+
+  // The directory exported models are written to: --work-dir, or a private temporary
+  // directory of this process (created on first use).
+  StatusOr<std::string> ExportDir() {
+    if (!options_.work_dir.empty()) return options_.work_dir;
+    if (temp_dir_.empty()) {
+      std::error_code ec;
+      const auto dir = std::filesystem::temp_directory_path(ec) /
+                       ("peaknas-worker-" + std::to_string(::getpid()));
+      if (!ec) std::filesystem::create_directories(dir, ec);
+      if (ec) return Status::Internal("export: cannot create " + dir.string() + ": " + ec.message());
+      temp_dir_ = dir.string();
+    }
+    return temp_dir_;
+  }
+
+  // UploadArtifact of the file at `path` in 1 MiB chunks with the lease and the file's
+  // SHA-256; transport errors are retried with backoff (the whole stream again) for up to
+  // kReportRetrySeconds. FAILED_PRECONDITION: the lease is lost. Other refusals: an error
+  // naming the code.
+  Status Upload(const v1::TrialAssignment& a, const std::string& path) {
+    const auto sha256 = storage::Sha256OfFile(path);
+    if (!sha256) return Status::Internal("export: cannot read " + path);
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) return Status::Internal("export: " + path + ": " + ec.message());
+    Backoff backoff;
+    const auto give_up = Clock::now() + std::chrono::duration<double>(kReportRetrySeconds);
+    for (;;) {
+      v1::UploadArtifactResponse response;
+      auto context = CallContext(kUploadSeconds);
+      grpc::Status status;
+      {
+        auto writer = stub_->UploadArtifact(context.get(), &response);
+        std::ifstream in(path, std::ios::binary);
+        std::string buffer(kUploadChunkBytes, '\0');
+        std::int64_t offset = 0;
+        bool first = true;
+        while (in) {
+          in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+          const auto got = static_cast<std::size_t>(in.gcount());
+          if (got == 0 && !first) break;
+          v1::UploadArtifactRequest message;
+          if (first) {
+            message.set_lease_id(a.lease_id());
+            message.set_fencing_token(a.fencing_token());
+            message.set_sha256(*sha256);
+            message.mutable_chunk()->set_total_size(static_cast<std::int64_t>(size));
+            message.mutable_chunk()->set_sha256(*sha256);
+            message.mutable_chunk()->set_filename(a.trial_id() + ".pt");
+            first = false;
+          }
+          message.mutable_chunk()->set_data(buffer.data(), got);
+          message.mutable_chunk()->set_offset(offset);
+          offset += static_cast<std::int64_t>(got);
+          message.mutable_chunk()->set_last(offset >= static_cast<std::int64_t>(size));
+          if (!writer->Write(message)) break;  // the server ended the call: see Finish
+        }
+        writer->WritesDone();
+        status = writer->Finish();
+      }
+      if (status.ok()) {
+        log_("uploaded the model of trial " + a.trial_id() + " (" +
+             std::to_string(response.size()) + " B, sha256 " + response.sha256() + ")");
+        return Status::Ok();
+      }
+      const grpc::StatusCode code = status.error_code();
+      if (code == grpc::StatusCode::FAILED_PRECONDITION || code == grpc::StatusCode::NOT_FOUND) {
+        log_("model of trial " + a.trial_id() + " refused (" + Describe(status) +
+             "): the lease is lost");
+        return Status::FailedPrecondition(status.error_message());
+      }
+      const bool transient = code == grpc::StatusCode::UNAVAILABLE ||
+                             code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                             code == grpc::StatusCode::UNKNOWN ||
+                             code == grpc::StatusCode::INTERNAL;
+      if (!transient || Clock::now() > give_up) {
+        log_("model of trial " + a.trial_id() + " refused or undeliverable (" +
+             Describe(status) + ")");
+        return Status(static_cast<StatusCode>(static_cast<int>(code)),
+                      "UploadArtifact: " + status.error_message());
+      }
+      const double wait = backoff.Next();
+      log_("UploadArtifact failed (" + Describe(status) + "); retrying in " + Seconds(wait));
+      shutdown_.Sleep(wait, /*interruptible=*/false);
+    }
   }
 
   void Fail(const Status& status, v1::ReportResultRequest& report) {
@@ -443,6 +574,7 @@ class Worker {
   Logger& log_;
   Shutdown& shutdown_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::string temp_dir_;  // ExportDir's private directory when there is no --work-dir
   std::string worker_id_;
 };
 

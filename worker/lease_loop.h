@@ -25,7 +25,12 @@
 //     first one stops leasing (an idle long poll is cancelled at once) and lets the current
 //     trial finish and be reported; then RunLeaseLoop returns OK. A second one exits the
 //     process at once with status 128 + signal.
-//   * Model upload (UploadArtifact) is not done yet: the trial is never exported.
+//   * Model upload: when the assignment has export_model, the trained model is exported as
+//     TorchScript to --work-dir (or a private temporary directory) and streamed with
+//     UploadArtifact (1 MiB chunks, lease id, fencing token, SHA-256 of the file) BEFORE
+//     ReportResult, while heartbeats go on; the file is removed afterwards. Transport errors are
+//     retried like ReportResult; a lost lease (FAILED_PRECONDITION) reports nothing; any other
+//     refusal reports the trial as failed with that error.
 //
 // Thread-safety: one RunLeaseLoop per process (it owns the signal disposition and RunTrial is
 // one-per-process).
@@ -46,7 +51,7 @@ struct LeaseLoopOptions {
   std::string device = "cpu";               // cpu, cuda, cuda:N
   std::string name;                         // empty: "HOSTNAME-PID"
   int threads = 0;                          // LibTorch intra-op threads; 0: LibTorch's default
-  std::string work_dir;                     // scratch directory; empty: none needed yet
+  std::string work_dir;                     // exported models; empty: a private temp directory
   double lease_wait_seconds = 20;           // LeaseTrial long-poll wait
 };
 

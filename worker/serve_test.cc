@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -200,6 +201,28 @@ class WorkerServe : public ::testing::Test {
     ASSERT_GT(worker_, 0);
   }
 
+  // GetArtifact into `to`; false on any error. `total` gets the announced size.
+  bool Download(const std::string& job, const std::string& trial, const fs::path& to,
+                std::int64_t* total) {
+    v1::GetArtifactRequest request;
+    request.set_job_id(job);
+    request.set_trial_id(trial);
+    auto context = Context();
+    auto reader = jobs_->GetArtifact(context.get(), request);
+    std::ofstream out(to, std::ios::binary);
+    v1::ArtifactChunk chunk;
+    bool first = true;
+    while (reader->Read(&chunk)) {
+      if (first) *total = chunk.total_size();
+      first = false;
+      out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    }
+    out.close();
+    const grpc::Status status = reader->Finish();
+    if (!status.ok()) std::cerr << "GetArtifact " << trial << ": " << status.error_message() << "\n";
+    return status.ok() && !first && static_cast<bool>(out);
+  }
+
   // SIGTERM, then the exit status.
   int StopWorker() {
     kill(worker_, SIGTERM);
@@ -224,6 +247,7 @@ TEST_F(WorkerServe, RunsAJobToTheEnd) {
   EXPECT_EQ(ended.state(), v1::JOB_STATE_SUCCEEDED) << ended.error();
   EXPECT_EQ(ended.counts().succeeded(), 3);
   int succeeded = 0;
+  std::vector<std::string> models;
   for (const v1::Trial& t : Trials(job)) {
     if (t.state() != v1::TRIAL_STATE_SUCCEEDED) continue;
     ++succeeded;
@@ -237,8 +261,25 @@ TEST_F(WorkerServe, RunsAJobToTheEnd) {
     EXPECT_LE(m.measured_train_peak_bytes(), m.predicted_train_peak_bytes()) << t.id();
     EXPECT_GT(m.latency_ms_per_tile(), 0) << t.id();
     EXPECT_EQ(t.worker_id().empty(), false);
+    // The model was uploaded before the result: it downloads whole.
+    EXPECT_TRUE(t.has_artifact()) << t.id();
+    const fs::path model = dir_ / (t.id() + ".pt");
+    std::int64_t total = -1;
+    EXPECT_TRUE(Download(job, t.id(), model, &total)) << t.id();
+    EXPECT_GT(total, 0) << t.id();
+    EXPECT_EQ(static_cast<std::int64_t>(fs::file_size(model)), total) << t.id();
+    models.push_back(model.string());
   }
   EXPECT_EQ(succeeded, 3);
+  // Each one is a TorchScript module that Python's torch loads.
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0) {
+    std::string command = "/usr/bin/python3 -c 'import sys, torch\n"
+                          "for p in sys.argv[1:]: torch.jit.load(p)'";
+    for (const auto& m : models) command += " '" + m + "'";
+    EXPECT_EQ(std::system(command.c_str()), 0) << command;
+  } else {
+    std::cerr << "python3 has no torch: TorchScript loading not checked\n";
+  }
   // Idle in a long poll: SIGTERM stops it at once, exit 0.
   const auto start = Clock::now();
   EXPECT_EQ(StopWorker(), 0);
