@@ -137,7 +137,7 @@ struct Coordinator::JobRuntime {
   int admitted = 0;       // trials ever admitted (pending, leased, succeeded, failed)
   int open = 0;           // admitted trials pending or leased
   bool exhausted = false; // the strategy ran dry
-  std::vector<std::int64_t> frontier_ids;  // the current frontier's trial ids
+  std::vector<std::size_t> frontier;  // the current frontier: indices into done
 };
 
 Coordinator::Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
@@ -232,9 +232,7 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
                              .latency_100mp_s = check.latency_100mp_s});
     runtime->noisy_psnr = std::max(runtime->noisy_psnr, metrics.noisy_psnr);
   }
-  for (std::size_t i : ParetoFront(runtime->done)) {
-    runtime->frontier_ids.push_back(runtime->done_ids[i]);
-  }
+  runtime->frontier = ParetoFront(runtime->done);
   JobRuntime* raw = runtime.get();
   jobs_[job_id] = std::move(runtime);
   return raw;
@@ -244,6 +242,10 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
 Status Coordinator::RefillLocked(JobRuntime& job) {
   const int parallelism = job.spec.parallelism();
   const int target = job.spec.trials();
+  // Refill in batches: once a quarter of the queue is free (at once for small queues), so that
+  // one proposal round and one commit serve many trials.
+  const int slack = std::max(1, parallelism / 4);
+  if (job.open > parallelism - slack && job.open > 0) return Status::Ok();
   int barren = 0;
   bool queued = false;
   while (!job.exhausted && job.admitted < target && job.open < parallelism) {
@@ -255,28 +257,42 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
                    job.admitted);
       break;
     }
-    bool admitted_any = false;
+    std::vector<storage::Store::NewTrial> batch;
+    std::vector<const Proposal*> stored;
+    std::unordered_set<std::uint64_t> in_batch;
+    int admitted = 0;
     for (const Proposal& p : proposals) {
-      if (job.seen.contains(p.hash)) continue;  // a strategy bug; never store duplicates
-      if (p.admitted && (job.admitted >= target || job.open >= parallelism)) break;
-      storage::TrialSpec spec{.architecture_json = search::ToCanonicalJson(p.arch),
-                              .arch_hash = p.hash,
-                              .predicted_inference_peak_bytes = p.predicted_inference_peak_bytes,
-                              .predicted_train_peak_bytes = p.predicted_train_peak_bytes};
-      if (p.admitted) {
-        PEAKNAS_ASSIGN_OR_RETURN(auto id, store_->AddTrial(job.id, spec, Now()));
-        ++job.admitted;
-        ++job.open;
-        admitted_any = queued = true;
-        spdlog::debug("job {}: queued trial {}", JobId(job.id), TrialId(id));
-      } else {
-        PEAKNAS_ASSIGN_OR_RETURN(auto id,
-                                 store_->AddRejectedTrial(job.id, spec, p.rejection, Now()));
-        spdlog::info("job {}: rejected trial {}: {}", JobId(job.id), TrialId(id), p.rejection);
+      // A strategy bug otherwise; never store duplicates.
+      if (job.seen.contains(p.hash) || in_batch.contains(p.hash)) continue;
+      if (p.admitted && (job.admitted + admitted >= target || job.open + admitted >= parallelism)) {
+        break;
       }
-      job.seen.insert(p.hash);
+      batch.push_back({.spec = {.architecture_json = search::ToCanonicalJson(p.arch),
+                                .arch_hash = p.hash,
+                                .predicted_inference_peak_bytes = p.predicted_inference_peak_bytes,
+                                .predicted_train_peak_bytes = p.predicted_train_peak_bytes},
+                       .rejected = !p.admitted,
+                       .reason = p.admitted ? "" : p.rejection});
+      stored.push_back(&p);
+      in_batch.insert(p.hash);
+      admitted += p.admitted ? 1 : 0;
     }
-    if (!admitted_any && ++barren >= options_.max_barren_rounds) {
+    PEAKNAS_ASSIGN_OR_RETURN(const std::vector<std::int64_t> ids,
+                             store_->AddTrials(job.id, batch, Now()));
+    // Committed: only now does the in-memory state follow.
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      const Proposal& p = *stored[k];
+      job.seen.insert(p.hash);
+      if (p.admitted) {
+        spdlog::debug("job {}: queued trial {}", JobId(job.id), TrialId(ids[k]));
+      } else {
+        spdlog::info("job {}: rejected trial {}: {}", JobId(job.id), TrialId(ids[k]), p.rejection);
+      }
+    }
+    job.admitted += admitted;
+    job.open += admitted;
+    queued = queued || admitted > 0;
+    if (admitted == 0 && ++barren >= options_.max_barren_rounds) {
       job.exhausted = true;
       spdlog::warn("job {}: {} proposal rounds without an admissible candidate; stopping the search",
                    JobId(job.id), barren);
@@ -628,43 +644,54 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t tr
   const std::int64_t now = Now();
 
   // The frontier with this result, computed before the commit and stored in the same
-  // transaction as the result.
-  std::vector<Evaluated> done = job.done;
-  std::vector<std::int64_t> done_ids = job.done_ids;
+  // transaction as the result. A result that was dominated once stays dominated, so the front
+  // of all results is the front of the current front and the new one: the work per report is
+  // the size of the front, not of the job.
   const Proposal check = Check(arch, job.config);
-  done.push_back({.arch = arch,
-                  .psnr = m.psnr(),
-                  .peak_bytes = proto::BudgetedPeakBytes(job.config.budget, arch),
-                  .latency_100mp_s = check.latency_100mp_s});
-  done_ids.push_back(trial_id);
+  const Evaluated fresh{.arch = arch,
+                        .psnr = m.psnr(),
+                        .peak_bytes = proto::BudgetedPeakBytes(job.config.budget, arch),
+                        .latency_100mp_s = check.latency_100mp_s};
+  const std::size_t fresh_index = job.done.size();
+  const auto point_at = [&](std::size_t i) -> const Evaluated& {
+    return i == fresh_index ? fresh : job.done[i];
+  };
+  const auto id_at = [&](std::size_t i) { return i == fresh_index ? trial_id : job.done_ids[i]; };
   const double noisy_psnr = std::max(job.noisy_psnr, m.noisy_psnr());
-  std::vector<std::size_t> front = ParetoFront(done);
+  std::vector<std::size_t> candidates = job.frontier;
+  candidates.push_back(fresh_index);
+  std::vector<Evaluated> candidate_points;
+  candidate_points.reserve(candidates.size());
+  for (std::size_t i : candidates) candidate_points.push_back(point_at(i));
+  std::vector<std::size_t> front;
+  for (std::size_t k : ParetoFront(candidate_points)) front.push_back(candidates[k]);
   std::sort(front.begin(), front.end(), [&](std::size_t a, std::size_t b) {
-    if (done[a].peak_bytes != done[b].peak_bytes) return done[a].peak_bytes < done[b].peak_bytes;
-    return done_ids[a] < done_ids[b];
+    if (point_at(a).peak_bytes != point_at(b).peak_bytes) {
+      return point_at(a).peak_bytes < point_at(b).peak_bytes;
+    }
+    return id_at(a) < id_at(b);
   });
-  std::vector<std::int64_t> front_ids;
-  for (std::size_t i : front) front_ids.push_back(done_ids[i]);
-  std::vector<std::int64_t> sorted_new = front_ids, sorted_old = job.frontier_ids;
+  std::vector<std::size_t> sorted_new = front, sorted_old = job.frontier;
   std::sort(sorted_new.begin(), sorted_new.end());
   std::sort(sorted_old.begin(), sorted_old.end());
 
   std::optional<storage::FrontierSnapshot> snapshot;
   if (sorted_new != sorted_old) {
-    double worst_latency = 0;
-    for (const auto& e : done) worst_latency = std::max(worst_latency, e.latency_100mp_s);
+    double worst_latency = fresh.latency_100mp_s;
+    for (const auto& e : job.done) worst_latency = std::max(worst_latency, e.latency_100mp_s);
     std::vector<Evaluated> front_points;
     v1::Frontier frontier;
     frontier.set_job_id(JobId(job.id));
     for (std::size_t i : front) {
-      front_points.push_back(done[i]);
+      const Evaluated& e = point_at(i);
+      front_points.push_back(e);
       auto* point = frontier.add_points();
-      point->set_trial_id(TrialId(done_ids[i]));
-      *point->mutable_architecture() = proto::ToProto(done[i].arch);
-      point->set_arch_hash(search::CanonicalHashHex(done[i].arch));
-      point->set_psnr(done[i].psnr);
-      point->set_peak_bytes(done[i].peak_bytes);
-      point->set_latency_100mp_s(done[i].latency_100mp_s);
+      point->set_trial_id(TrialId(id_at(i)));
+      *point->mutable_architecture() = proto::ToProto(e.arch);
+      point->set_arch_hash(search::CanonicalHashHex(e.arch));
+      point->set_psnr(e.psnr);
+      point->set_peak_bytes(e.peak_bytes);
+      point->set_latency_100mp_s(e.latency_100mp_s);
     }
     const HypervolumeReference reference{
         .psnr = noisy_psnr,
@@ -690,10 +717,10 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t tr
                            store_->CompleteTrial(request.lease_id(), request.fencing_token(), now,
                                                  metrics, snapshot));
   // Committed: only now does the in-memory state follow.
-  job.done = std::move(done);
-  job.done_ids = std::move(done_ids);
+  job.done.push_back(fresh);
+  job.done_ids.push_back(trial_id);
   job.noisy_psnr = noisy_psnr;
-  if (snapshot) job.frontier_ids = std::move(front_ids);
+  if (snapshot) job.frontier = std::move(front);
   --job.open;
   spdlog::info("trial {} of job {} succeeded: psnr {:.3f} dB{}", TrialId(trial_id), JobId(job.id),
                m.psnr(), version > 0 ? fmt::format(", frontier v{}", version) : "");

@@ -348,6 +348,15 @@ struct Store::Impl {
                                      std::int64_t now_ms) {
     Transaction txn(raw());
     PEAKNAS_RETURN_IF_ERROR(txn.Begin());
+    PEAKNAS_ASSIGN_OR_RETURN(std::int64_t id, InsertTrialRow(job_id, spec, state, reason, now_ms));
+    PEAKNAS_RETURN_IF_ERROR(txn.Commit());
+    return id;
+  }
+
+  // Inside the caller's transaction.
+  StatusOr<std::int64_t> InsertTrialRow(std::int64_t job_id, const TrialSpec& spec,
+                                        TrialState state, std::string_view reason,
+                                        std::int64_t now_ms) {
     {
       Use e = U(job_exists);
       e.Bind(job_id);
@@ -368,9 +377,7 @@ struct Store::Impl {
       }
       PEAKNAS_RETURN_IF_ERROR(s);
     }
-    std::int64_t id = sqlite3_last_insert_rowid(raw());
-    PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-    return id;
+    return sqlite3_last_insert_rowid(raw());
   }
 };
 
@@ -514,6 +521,24 @@ StatusOr<std::int64_t> Store::AddTrial(std::int64_t job_id, const TrialSpec& spe
 StatusOr<std::int64_t> Store::AddRejectedTrial(std::int64_t job_id, const TrialSpec& spec,
                                                std::string_view reason, std::int64_t now_ms) {
   return impl_->InsertTrial(job_id, spec, TrialState::kRejected, reason, now_ms);
+}
+
+StatusOr<std::vector<std::int64_t>> Store::AddTrials(std::int64_t job_id,
+                                                    const std::vector<NewTrial>& trials,
+                                                    std::int64_t now_ms) {
+  Transaction txn(impl_->raw());
+  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
+  std::vector<std::int64_t> ids;
+  ids.reserve(trials.size());
+  for (const NewTrial& t : trials) {
+    PEAKNAS_ASSIGN_OR_RETURN(
+        std::int64_t id,
+        impl_->InsertTrialRow(job_id, t.spec, t.rejected ? TrialState::kRejected : TrialState::kPending,
+                              t.reason, now_ms));
+    ids.push_back(id);
+  }
+  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
+  return ids;
 }
 
 StatusOr<Trial> Store::GetTrial(std::int64_t trial_id) { return impl_->LoadTrial(trial_id); }

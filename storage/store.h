@@ -180,6 +180,16 @@ class Store {
   // A trial in state rejected, never leased, with the reason (e.g. over budget). Same errors.
   StatusOr<std::int64_t> AddRejectedTrial(std::int64_t job_id, const TrialSpec& spec,
                                           std::string_view reason, std::int64_t now_ms);
+  // Several trials, pending or rejected, in one transaction (one commit for a whole refill of
+  // the queue); ids in order. The same errors as AddTrial; on any error nothing is added.
+  struct NewTrial {
+    TrialSpec spec;
+    bool rejected = false;
+    std::string reason;  // when rejected
+  };
+  StatusOr<std::vector<std::int64_t>> AddTrials(std::int64_t job_id,
+                                                const std::vector<NewTrial>& trials,
+                                                std::int64_t now_ms);
   // NOT_FOUND for an unknown id.
   StatusOr<Trial> GetTrial(std::int64_t trial_id);
   // All trials of a job (rejected included), by id.

@@ -180,6 +180,27 @@ TEST_F(StoreTest, DeduplicatesByHashWithinJob) {
   EXPECT_EQ(store->AddTrial(999, Spec(1), 4).status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(StoreTest, AddTrialsIsOneTransaction) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  const auto pending = [](std::uint64_t hash) {
+    return Store::NewTrial{.spec = Spec(hash), .rejected = false, .reason = ""};
+  };
+  auto ids = store->AddTrials(
+      job, {pending(1), {.spec = Spec(2), .rejected = true, .reason = "over budget"}, pending(3)},
+      2);
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  ASSERT_EQ(ids->size(), 3u);
+  EXPECT_EQ(store->GetTrial((*ids)[0])->state, TrialState::kPending);
+  EXPECT_EQ(store->GetTrial((*ids)[1])->state, TrialState::kRejected);
+  EXPECT_EQ(store->GetTrial((*ids)[1])->reason, "over budget");
+  // A duplicate anywhere in a batch adds nothing of it.
+  auto dup = store->AddTrials(job, {pending(4), pending(2)}, 3);
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store->ListTrials(job)->size(), 3u);
+  EXPECT_EQ(store->AddTrials(999, {pending(5)}, 3).status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(StoreTest, RejectedTrialKeepsReasonAndIsNeverLeased) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
