@@ -1,6 +1,5 @@
 // peaknas: the client command line: `estimate` (cost model only) and the subcommands that talk
-// to a coordinator (submit, jobs, status, watch, frontier, trials, cancel, export; `run` will
-// slot in the same way):
+// to a coordinator (submit, jobs, status, watch, frontier, trials, cancel, export) and `run`:
 // one file per subcommand with an Add...Command that declares its flags on an options struct
 // and a Run... that does the work and returns a Status, plus one row in `commands` below.
 //
@@ -17,6 +16,7 @@
 #include "cli/app.h"
 #include "cli/estimate_command.h"
 #include "cli/job_commands.h"
+#include "cli/run_command.h"
 
 namespace peaknas::cli {
 namespace {
@@ -28,9 +28,11 @@ int Main(int argc, char** argv) {
   ConfigureRootApp(app);
 
   EstimateOptions estimate;
+  RunOptions run;
   JobCommandOptions submit, jobs, status, watch, frontier, trials, cancel, export_;
   const std::vector<Subcommand> commands = {
       {AddEstimateCommand(app, estimate), [&] { return RunEstimate(estimate, std::cout); }},
+      {AddRunCommand(app, run), [&] { return RunRun(run, std::cout); }},
       {AddSubmitCommand(app, submit), [&] { return RunSubmit(submit, std::cout); }},
       {AddJobsCommand(app, jobs), [&] { return RunJobs(jobs, std::cout); }},
       {AddStatusCommand(app, status), [&] { return RunStatus(status, std::cout); }},

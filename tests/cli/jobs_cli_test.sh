@@ -298,10 +298,11 @@ for t in d:
     expect_error 1 submit 'the coordinator at 127\.0\.0\.1:1 is not reachable' \
       submit "$spec" --coordinator 127.0.0.1:1
     ;;
-  export_unimplemented)
+  export_no_artifact)
+    # A queued trial has no trained model yet: NOT_FOUND, one line, no file left behind.
     start_server
     submit_example
-    expect_error 1 export 'does not implement model downloads .*UNIMPLEMENTED' \
+    expect_error 1 export 'has no artifact' \
       export "$job" t-2 -o "$work/model.pt" --coordinator "$addr"
     [[ ! -e "$work/model.pt" && ! -e "$work/model.pt.partial" ]] || fail "left a file behind"
     ;;

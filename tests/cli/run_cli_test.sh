@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Runs `peaknas run` end to end as a real process: it starts a real peaknas-server and a real
+# peaknas-worker, generates the synthetic dataset into a temporary folder, trains two tiny
+# trials (5 steps, 64x64 tiles, widths up to 16) and prints the frontier. One named case per
+# call, registered with CTest by cli/CMakeLists.txt (labels cli;slow).
+#
+#   run_cli_test.sh PEAKNAS PEAKNAS_SERVER PEAKNAS_WORKER CASE
+#
+# Cases: table (exit 0, a frontier table of >= 1 point, the database named, no child left
+# running), json (stdout is a JSON list of >= 1 point with the DESIGN.md keys, every peak within
+# the budget; needs Python 3, $PYTHON or python3, else exit 77 = skipped), interrupt (SIGINT
+# mid-trial: exit non-zero, no child left running), bad_budget (one line
+# on stderr naming --budget, exit 1 or 2, nothing started).
+set -uo pipefail
+
+if [[ $# -ne 4 ]]; then
+  echo "usage: $0 PEAKNAS PEAKNAS_SERVER PEAKNAS_WORKER CASE" >&2
+  exit 2
+fi
+peaknas=$1
+server=$2
+worker=$3
+case_name=$4
+python=${PYTHON:-python3}
+budget_bytes=16777216
+
+work=$(mktemp -d)
+run_pid=
+cleanup() {
+  if [[ -n $run_pid ]]; then
+    kill -KILL "$run_pid" 2>/dev/null
+    wait "$run_pid" 2>/dev/null
+  fi
+  # Whatever peaknas started and left behind (a failure of the test's subject) is killed too.
+  for pid in $(children_of_run); do kill -KILL "$pid" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+out="$work/stdout"
+err="$work/stderr"
+
+fail() {
+  echo "FAIL [$case_name]: $*" >&2
+  echo "--- stdout:" >&2
+  head -c 4000 "$out" >&2
+  echo "--- stderr:" >&2
+  head -c 4000 "$err" >&2
+  for log in "$work"/logs/*.log; do
+    [[ -f $log ]] || continue
+    echo "--- $log (tail):" >&2
+    tail -n 10 "$log" >&2
+  done
+  exit 1
+}
+
+# Pids of live processes whose command line names this test's folder (the server's --db, the
+# workers' --data): children peaknas run started.
+children_of_run() {
+  local p
+  for p in /proc/[0-9]*; do
+    [[ -r $p/cmdline ]] || continue
+    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$work/"; then
+      [[ ${p#/proc/} != "$$" ]] && echo "${p#/proc/}"
+    fi
+  done
+}
+
+# Runs peaknas run in the background, records the pids of its children while it runs, and
+# waits for it; sets $rc and $seen_children.
+run_search() {
+  "$peaknas" run --trials 2 --workers 1 --steps 5 --tile 64 --max-width 16 \
+    --budget "$budget_bytes" --data "$work/data" --db "$work/r.db" \
+    --server-bin "$server" --worker-bin "$worker" "$@" >"$out" 2>"$err" &
+  run_pid=$!
+  seen_children=
+  local i
+  for ((i = 0; i < 1800; i++)); do  # at most 90 s
+    kill -0 "$run_pid" 2>/dev/null || break
+    local kids
+    kids=$(ps -o pid= --ppid "$run_pid" 2>/dev/null | tr -s ' \n' ' ')
+    seen_children="$seen_children $kids"
+    sleep 0.05
+  done
+  if kill -0 "$run_pid" 2>/dev/null; then
+    fail "peaknas run still running after 90 s"
+  fi
+  wait "$run_pid"
+  rc=$?
+  run_pid=
+}
+
+# No child seen while peaknas ran is still alive.
+check_no_children() {
+  local pid
+  for pid in $seen_children; do
+    if kill -0 "$pid" 2>/dev/null && [[ $(cat /proc/"$pid"/stat 2>/dev/null | awk '{print $3}') != Z ]]; then
+      fail "child $pid ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null)) still running"
+    fi
+  done
+  [[ -z $(children_of_run) ]] || fail "processes left running: $(children_of_run)"
+}
+
+case $case_name in
+  table)
+    run_search
+    [[ $rc -eq 0 ]] || fail "exit status $rc, expected 0"
+    grep -q '^TRIAL  *PSNR  *PEAK' "$out" || fail "no frontier table"
+    grep -Eq '^t-[0-9]+  ' "$out" || fail "no frontier point"
+    grep -q 'SUCCEEDED' "$out" || fail "no finished trial reported"
+    grep -q "database: $work/r.db" "$out" || fail "the database is not named"
+    [[ -s $err ]] && fail "unexpected stderr"
+    [[ -n $seen_children ]] || fail "no child process seen"
+    check_no_children
+    ;;
+  json)
+    if ! command -v "$python" >/dev/null 2>&1; then
+      echo "skipped: no Python ($python)" >&2
+      exit 77
+    fi
+    run_search --json
+    [[ $rc -eq 0 ]] || fail "exit status $rc, expected 0"
+    "$python" - "$out" "$budget_bytes" <<'PY' || fail "bad JSON frontier"
+import json, sys
+points = json.load(open(sys.argv[1]))
+budget = int(sys.argv[2])
+assert isinstance(points, list) and len(points) >= 1, points
+for p in points:
+    for key in ("trial", "arch", "psnr", "peak_bytes", "latency_100mp_s"):
+        assert key in p, (key, p)
+    assert 0 < p["peak_bytes"] <= budget, p
+    assert isinstance(p["arch"], dict), p
+PY
+    grep -q "database: $work/r.db" "$err" || fail "the database is not named on stderr"
+    check_no_children
+    ;;
+  interrupt)
+    # SIGINT once a trial runs: the job is cancelled, every child stopped, exit non-zero.
+    "$peaknas" run --trials 2 --workers 1 --steps 100000 --tile 64 --max-width 16 \
+      --budget "$budget_bytes" --data "$work/data" --db "$work/r.db" \
+      --server-bin "$server" --worker-bin "$worker" >"$out" 2>"$err" &
+    run_pid=$!
+    for ((i = 0; i < 1200; i++)); do  # at most 60 s
+      grep -q 'started on' "$out" && break
+      kill -0 "$run_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    grep -q 'started on' "$out" || fail "no trial started"
+    seen_children=$(ps -o pid= --ppid "$run_pid" | tr -s ' \n' ' ')
+    [[ -n $seen_children ]] || fail "no child process seen"
+    kill -INT "$run_pid"
+    for ((i = 0; i < 600; i++)); do  # at most 30 s
+      kill -0 "$run_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -0 "$run_pid" 2>/dev/null && fail "still running 30 s after SIGINT"
+    wait "$run_pid"
+    rc=$?
+    run_pid=
+    [[ $rc -ne 0 ]] || fail "exit status 0 after SIGINT"
+    grep -q 'interrupted' "$err" || fail "no 'interrupted' on stderr"
+    check_no_children
+    ;;
+  bad_budget)
+    "$peaknas" run --budget 12parsecs --data "$work/data" --db "$work/r.db" >"$out" 2>"$err"
+    rc=$?
+    [[ $rc -eq 1 || $rc -eq 2 ]] || fail "exit status $rc, expected 1 or 2"
+    [[ -s $out ]] && fail "unexpected stdout"
+    [[ $(wc -l <"$err") -eq 1 ]] || fail "expected exactly one line on stderr"
+    grep -q -- '--budget' "$err" || fail "the error does not name --budget"
+    [[ -e $work/r.db || -e $work/data || -e $work/logs ]] && fail "something was started"
+    "$peaknas" run --budget 0 --data "$work/data" --db "$work/r.db" >"$out" 2>"$err"
+    rc=$?
+    [[ $rc -eq 1 || $rc -eq 2 ]] || fail "budget 0: exit status $rc, expected 1 or 2"
+    [[ $(wc -l <"$err") -eq 1 ]] && grep -q -- '--budget' "$err" || fail "budget 0: bad error"
+    ;;
+  *)
+    echo "unknown case: $case_name" >&2
+    exit 2
+    ;;
+esac
+exit 0
