@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
+#include "tests/support/process.h"
 
 namespace peaknas::worker {
 namespace {
@@ -32,46 +33,10 @@ namespace fs = std::filesystem;
 namespace v1 = peaknas::v1;
 using Clock = std::chrono::steady_clock;
 
-// Spawns `args`, stdout to `stdout_fd` (or inherited when -1), stderr to `stderr_path`.
-pid_t Spawn(std::vector<std::string> args, int stdout_fd, const std::string& stderr_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (stdout_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
-  if (!stderr_path.empty()) {
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Polls `done` every 50 ms until it holds or `seconds` pass.
-bool PollUntil(double seconds, const std::function<bool()>& done) {
-  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
-  while (Clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
-}
+using testing::PollUntil;
+using testing::ReadFile;
+using testing::Wait;
+using testing::Spawn;
 
 class WorkerServe : public ::testing::Test {
  protected:

@@ -3,8 +3,7 @@
 // dataset, and real signals. A worker SIGKILLed mid-trial loses its lease and the trial
 // completes elsewhere; a coordinator SIGKILLed mid-job resumes from its database without losing
 // or duplicating an acknowledged result; a late report with a stale fencing token is refused.
-// Waits are polls of the coordinator with deadlines, never fixed sleeps. The process helpers
-// are the minimum of worker/serve_test.cc, copied.
+// Waits are polls of the coordinator with deadlines, never fixed sleeps.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -30,53 +29,20 @@
 #include <vector>
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
+#include "tests/support/process.h"
 
 namespace peaknas {
 namespace {
 
 namespace fs = std::filesystem;
 namespace v1 = peaknas::v1;
-using Clock = std::chrono::steady_clock;
 
-// Spawns `args`, stdout to `stdout_fd` (or inherited when -1), stderr to `stderr_path`.
+using testing::PollUntil;
+using testing::ReadFile;
+using testing::Wait;
+// The cluster's logs collect every start of a process (the coordinator is restarted).
 pid_t Spawn(std::vector<std::string> args, int stdout_fd, const std::string& stderr_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (stdout_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
-  if (!stderr_path.empty()) {
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-  }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Polls `done` every 50 ms until it holds or `seconds` pass.
-bool PollUntil(double seconds, const std::function<bool()>& done) {
-  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
-  while (Clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
+  return testing::Spawn(std::move(args), stdout_fd, stderr_path, /*append_stderr=*/true);
 }
 
 // One row of the coordinator's `trials` table, read straight from its SQLite file.
