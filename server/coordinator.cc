@@ -362,15 +362,21 @@ StatusOr<v1::Job> Coordinator::JobMessageLocked(std::int64_t job_id) {
   return out;
 }
 
-StatusOr<v1::Job> Coordinator::GetJob(std::string_view job_id) {
-  auto id = ParseId(job_id, "j-");
-  if (!id) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
-  std::lock_guard lock(mu_);
-  auto job = JobMessageLocked(*id);
-  if (!job.ok() && job.status().code() == StatusCode::kNotFound) {
+StatusOr<storage::Job> Coordinator::FindJobLocked(std::string_view job_id) {
+  const auto unknown = [&] {
     return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
-  }
+  };
+  const auto id = ParseId(job_id, "j-");
+  if (!id) return unknown();
+  auto job = store_->GetJob(*id);
+  if (!job.ok() && job.status().code() == StatusCode::kNotFound) return unknown();
   return job;
+}
+
+StatusOr<v1::Job> Coordinator::GetJob(std::string_view job_id) {
+  std::lock_guard lock(mu_);
+  PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+  return JobMessageLocked(job.id);
 }
 
 StatusOr<std::vector<v1::Job>> Coordinator::ListJobs() {
@@ -386,36 +392,22 @@ StatusOr<std::vector<v1::Job>> Coordinator::ListJobs() {
 }
 
 StatusOr<v1::Job> Coordinator::CancelJob(std::string_view job_id) {
-  auto id = ParseId(job_id, "j-");
-  if (!id) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
   std::lock_guard lock(mu_);
-  auto job = store_->GetJob(*id);
-  if (!job.ok()) {
-    if (job.status().code() == StatusCode::kNotFound) {
-      return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
-    }
-    return job.status();
+  PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+  const std::int64_t id = job.id;
+  if (!Finished(job.state)) {
+    PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(id, storage::JobState::kCancelled, "", Now()));
+    jobs_.erase(id);
+    spdlog::info("job {}: cancelled", JobId(id));
   }
-  if (!Finished(job->state)) {
-    PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(*id, storage::JobState::kCancelled, "", Now()));
-    jobs_.erase(*id);
-    spdlog::info("job {}: cancelled", JobId(*id));
-  }
-  return JobMessageLocked(*id);
+  return JobMessageLocked(id);
 }
 
 StatusOr<v1::Frontier> Coordinator::GetFrontier(std::string_view job_id) {
-  auto id = ParseId(job_id, "j-");
-  if (!id) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
   std::lock_guard lock(mu_);
-  auto job = store_->GetJob(*id);
-  if (!job.ok()) {
-    if (job.status().code() == StatusCode::kNotFound) {
-      return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
-    }
-    return job.status();
-  }
-  PEAKNAS_ASSIGN_OR_RETURN(auto snapshot, store_->LatestFrontier(*id));
+  PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+  const std::int64_t id = job.id;
+  PEAKNAS_ASSIGN_OR_RETURN(auto snapshot, store_->LatestFrontier(id));
   v1::Frontier out;
   if (snapshot) {
     PEAKNAS_RETURN_IF_ERROR(FromJson(snapshot->members_json, &out));
@@ -423,7 +415,7 @@ StatusOr<v1::Frontier> Coordinator::GetFrontier(std::string_view job_id) {
     out.set_hypervolume(snapshot->hypervolume);
     *out.mutable_updated() = Timestamp(snapshot->created_ms);
   }
-  out.set_job_id(JobId(*id));
+  out.set_job_id(JobId(id));
   return out;
 }
 
@@ -464,18 +456,11 @@ StatusOr<v1::Trial> Coordinator::TrialMessageLocked(std::int64_t trial_id, bool 
 
 StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(
     std::string_view job_id, const std::vector<v1::TrialState>& states) {
-  auto id = ParseId(job_id, "j-");
-  if (!id) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
   std::lock_guard lock(mu_);
-  auto job = store_->GetJob(*id);
-  if (!job.ok()) {
-    if (job.status().code() == StatusCode::kNotFound) {
-      return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
-    }
-    return job.status();
-  }
-  const bool cancelled = job->state == storage::JobState::kCancelled;
-  PEAKNAS_ASSIGN_OR_RETURN(auto trials, store_->ListTrials(*id));
+  PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+  const std::int64_t id = job.id;
+  const bool cancelled = job.state == storage::JobState::kCancelled;
+  PEAKNAS_ASSIGN_OR_RETURN(auto trials, store_->ListTrials(id));
   std::vector<v1::Trial> out;
   for (const auto& trial : trials) {
     PEAKNAS_ASSIGN_OR_RETURN(auto message, TrialMessageLocked(trial.id, cancelled));

@@ -48,6 +48,7 @@
 
 namespace peaknas::storage {
 class Store;
+struct Job;
 }  // namespace peaknas::storage
 
 namespace peaknas::server {
@@ -163,6 +164,8 @@ class Coordinator {
   std::int64_t Now() const;
   Status ResumeLocked();
   StatusOr<JobRuntime*> LoadJobLocked(std::int64_t job_id);
+  // The job named by a wire id ("j-N"); NOT_FOUND naming job_id for a malformed or unknown one.
+  StatusOr<storage::Job> FindJobLocked(std::string_view job_id);
   Status RefillLocked(JobRuntime& job);
   Status MaybeFinishLocked(JobRuntime& job);
   StatusOr<v1::Job> JobMessageLocked(std::int64_t job_id);
