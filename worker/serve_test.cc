@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
+#include "tests/support/jobs.h"
 #include "tests/support/process.h"
 
 namespace peaknas::worker {
@@ -45,11 +46,8 @@ class WorkerServe : public ::testing::Test {
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
     data_ = dir_ / "data";
-    const pid_t make = Spawn({PEAKNAS_WORKER_BINARY, "make-data", "--out", data_.string(),
-                              "--scenes", "2", "--pairs-per-scene", "1", "--size", "32",
-                              "--val-images", "1", "--val-blocks", "2", "--block-size", "16",
-                              "--threads", "1"},
-                             -1, (dir_ / "make-data.log").string());
+    const pid_t make = Spawn(testing::TinyMakeDataArgs(PEAKNAS_WORKER_BINARY, data_.string()), -1,
+                             (dir_ / "make-data.log").string());
     ASSERT_GT(make, 0);
     ASSERT_EQ(Wait(make), 0) << ReadFile(dir_ / "make-data.log");
 
@@ -66,17 +64,10 @@ class WorkerServe : public ::testing::Test {
                     out[1], (dir_ / "server.log").string());
     close(out[1]);
     ASSERT_GT(server_, 0);
-    FILE* stream = fdopen(out[0], "r");
-    char line[256] = {};
-    ASSERT_NE(fgets(line, sizeof line, stream), nullptr) << ReadFile(dir_ / "server.log");
-    fclose(stream);
-    std::string first(line);
-    const std::string prefix = "listening on ";
-    ASSERT_EQ(first.rfind(prefix, 0), 0u) << first;
-    address_ = first.substr(prefix.size());
-    while (!address_.empty() && (address_.back() == '\n' || address_.back() == '\r')) {
-      address_.pop_back();
-    }
+    std::string first_line;
+    address_ = testing::ReadListeningAddress(out[0], &first_line);
+    ASSERT_FALSE(address_.empty()) << "first line: \"" << first_line << "\"\n"
+                                   << ReadFile(dir_ / "server.log");
     jobs_ = v1::JobService::NewStub(
         grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   }
@@ -107,28 +98,7 @@ class WorkerServe : public ::testing::Test {
   // A random search over a tiny space: levels 1-2, widths 8-16, one block, 16-pixel shapes.
   std::string Submit(int trials, int steps, const std::string& dataset = "synthetic") {
     v1::SubmitJobRequest request;
-    v1::JobSpec& spec = *request.mutable_spec();
-    spec.set_name("serve-test");
-    spec.set_strategy(v1::STRATEGY_RANDOM);
-    spec.mutable_budget()->set_bytes(std::int64_t{1} << 30);
-    spec.mutable_budget()->set_mode(v1::BUDGET_MODE_INFERENCE);
-    spec.mutable_budget()->set_batch(1);
-    spec.mutable_budget()->set_tile(16);
-    spec.mutable_budget()->set_train_batch(2);
-    spec.mutable_budget()->set_patch(16);
-    spec.mutable_space()->mutable_levels()->set_min(1);
-    spec.mutable_space()->mutable_levels()->set_max(2);
-    spec.mutable_space()->mutable_width()->set_min(8);
-    spec.mutable_space()->mutable_width()->set_max(16);
-    spec.mutable_space()->mutable_enc_blocks()->set_min(1);
-    spec.mutable_space()->mutable_enc_blocks()->set_max(1);
-    spec.mutable_space()->mutable_dec_blocks()->set_min(1);
-    spec.mutable_space()->mutable_dec_blocks()->set_max(1);
-    spec.set_trials(trials);
-    spec.set_parallelism(1);
-    spec.mutable_fidelity()->set_steps(steps);
-    spec.set_dataset(dataset);
-    spec.set_seed(7);
+    *request.mutable_spec() = testing::TinyRandomJob("serve-test", trials, steps, dataset, 7);
     v1::SubmitJobResponse response;
     const grpc::Status status = jobs_->SubmitJob(Context().get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -68,6 +69,33 @@ inline bool PollUntil(double seconds, const std::function<bool()>& done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return done();
+}
+
+// Reads the first line a `peaknas-server --listen HOST:0` writes on `read_fd` ("listening on
+// HOST:PORT") and closes the fd. Returns HOST:PORT, or empty when the line is missing or
+// different; `first_line` gets what was read, for the failure message.
+inline std::string ReadListeningAddress(int read_fd, std::string* first_line) {
+  FILE* stream = fdopen(read_fd, "r");
+  char line[256] = {};
+  const bool got = stream != nullptr && fgets(line, sizeof line, stream) != nullptr;
+  if (stream != nullptr) fclose(stream);
+  *first_line = got ? line : "";
+  const std::string prefix = "listening on ";
+  if (first_line->rfind(prefix, 0) != 0) return "";
+  std::string address = first_line->substr(prefix.size());
+  while (!address.empty() && (address.back() == '\n' || address.back() == '\r')) {
+    address.pop_back();
+  }
+  return address;
+}
+
+// `peaknas-worker make-data` arguments for a dataset of a few 32-pixel images and 16-pixel
+// validation blocks: seconds to make and to train on.
+inline std::vector<std::string> TinyMakeDataArgs(const std::string& worker_binary,
+                                                 const std::string& out_dir) {
+  return {worker_binary, "make-data", "--out", out_dir, "--scenes", "2", "--pairs-per-scene", "1",
+          "--size", "32", "--val-images", "1", "--val-blocks", "2", "--block-size", "16",
+          "--threads", "1"};
 }
 
 }  // namespace peaknas::testing
