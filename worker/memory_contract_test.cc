@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -133,8 +134,10 @@ class MemoryContract : public ::testing::Test {
     CpuAllocationCounter::Install();
     // The CPU profile's convolution rules are proven for one intra-op thread (the default on
     // the two-core machines CI runs on). With more, oneDNN's backward keeps per-thread
-    // weight-gradient buffers that the model does not describe yet (docs/cost-model.md).
-    at::set_num_threads(1);
+    // weight-gradient buffers that the model does not describe yet (docs/cost-model.md);
+    // PEAKNAS_MEMORY_TEST_THREADS=N runs the suite at N threads to show them.
+    const char* threads = std::getenv("PEAKNAS_MEMORY_TEST_THREADS");
+    at::set_num_threads(threads != nullptr ? std::max(1, std::atoi(threads)) : 1);
     torch::manual_seed(7);
   }
 };
