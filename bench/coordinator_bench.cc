@@ -104,6 +104,8 @@ v1::TrialMetrics FakeMetrics() {
 
 struct CoordinatorResult {
   long cycles = 0;
+  long commits = 0;  // groups committed in the window
+  long writes = 0;   // state-changing calls they held
   double seconds = 0;
   double cpu_seconds = 0;
   long errors = 0;
@@ -111,9 +113,12 @@ struct CoordinatorResult {
 };
 
 CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, int parallelism,
-                                 double warmup_s, double window_s) {
-  auto coordinator = server::Coordinator::Open((dir / "bench.db").string(),
-                                               (dir / "artifacts").string());
+                                 double warmup_s, double window_s,
+                                 storage::Synchronous synchronous) {
+  server::CoordinatorOptions options;
+  options.synchronous = synchronous;
+  auto coordinator =
+      server::Coordinator::Open((dir / "bench.db").string(), (dir / "artifacts").string(), options);
   if (!coordinator.ok()) Die("open: " + coordinator.status().ToString());
   auto server = server::GrpcServer::Start(**coordinator, "127.0.0.1:0");
   if (!server.ok()) Die("start: " + server.status().ToString());
@@ -146,6 +151,9 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
       std::string worker_id;
       {
         grpc::ClientContext context;
+        // The first call on a fresh channel waits for the connection instead of failing fast.
+        context.set_wait_for_ready(true);
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
         v1::RegisterWorkerRequest request;
         request.set_name("bench-" + std::to_string(w));
         request.set_device("cpu");
@@ -191,10 +199,12 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
   const long cycles0 = cycles.load();
   const auto t0 = Clock::now();
   const double cpu0 = CpuSeconds();
+  const server::CoordinatorStats stats0 = (*coordinator)->stats();
   std::this_thread::sleep_for(std::chrono::duration<double>(window_s));
   const long cycles1 = cycles.load();
   const auto t1 = Clock::now();
   const double cpu1 = CpuSeconds();
+  const server::CoordinatorStats stats1 = (*coordinator)->stats();
   stop = true;
   for (auto& t : threads) t.join();
   (*server)->Shutdown(std::chrono::milliseconds(100));
@@ -202,6 +212,8 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
 
   CoordinatorResult result;
   result.cycles = cycles1 - cycles0;
+  result.commits = stats1.commits - stats0.commits;
+  result.writes = stats1.writes - stats0.writes;
   result.seconds = std::chrono::duration<double>(t1 - t0).count();
   result.cpu_seconds = cpu1 - cpu0;
   result.errors = errors.load();
@@ -238,6 +250,7 @@ int Main(int argc, char** argv) {
   std::string python = "/usr/bin/python3";
   std::string peer = std::string(PEAKNAS_SOURCE_DIR) + "/bench/optuna_peer.py";
   bool skip_optuna = false;
+  std::string synchronous = "full";
   app.add_option("--workers", workers, "Concurrent fake workers (threads, one channel each)")
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--trials", trials, "Trials of the submitted job (enough not to run out)")
@@ -250,6 +263,10 @@ int Main(int argc, char** argv) {
   app.add_option("--python", python, "Interpreter with optuna")->capture_default_str();
   app.add_option("--peer", peer, "bench/optuna_peer.py")->capture_default_str();
   app.add_flag("--skip-optuna", skip_optuna, "Coordinator side only");
+  app.add_option("--synchronous", synchronous,
+                 "The coordinator's SQLite durability: full (fsync per commit, survives power "
+                 "loss; the server's default) or normal (survives a process crash)")
+      ->capture_default_str()->check(CLI::IsMember({"full", "normal"}));
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::warn);
@@ -258,13 +275,16 @@ int Main(int argc, char** argv) {
   const fs::path dir(tmpl);
 
   const CoordinatorResult c =
-      RunCoordinator(dir, workers, trials, parallelism, warmup_s, window_s);
+      RunCoordinator(dir, workers, trials, parallelism, warmup_s, window_s,
+                     synchronous == "full" ? storage::Synchronous::kFull
+                                           : storage::Synchronous::kNormal);
   const double rate = c.cycles / c.seconds;
   std::printf("coordinator: %ld lease->report cycles in %.2f s = %.1f cycles/s "
-              "(%d workers, parallelism %d; %.0f us CPU/cycle, server+workers in one process; "
-              "%ld errors)%s\n",
-              c.cycles, c.seconds, rate, workers, parallelism,
-              1e6 * c.cpu_seconds / std::max<long>(c.cycles, 1), c.errors,
+              "(%d workers, parallelism %d, synchronous=%s; %.0f us CPU/cycle, server+workers "
+              "in one process; %ld commits, %.1f writes/commit; %ld errors)%s\n",
+              c.cycles, c.seconds, rate, workers, parallelism, synchronous.c_str(),
+              1e6 * c.cpu_seconds / std::max<long>(c.cycles, 1), c.commits,
+              static_cast<double>(c.writes) / std::max<long>(c.commits, 1), c.errors,
               c.starved ? " [job ran out of trials: raise --trials]" : "");
   std::fflush(stdout);
   if (!skip_optuna) {

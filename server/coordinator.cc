@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <limits>
 #include <random>
+#include <set>
 #include <unordered_set>
 #include <utility>
 
@@ -120,6 +121,46 @@ v1::JobSpec WithDefaults(v1::JobSpec spec, const proto::JobBudget& budget) {
   return spec;
 }
 
+// The predicted peak the budget limits, as stored with the trial (Check computed both peaks
+// with the budget's tile, patch, dtype and device).
+std::int64_t BudgetedPeak(const StrategyConfig& config, const storage::TrialSpec& spec) {
+  return config.budget.training ? spec.predicted_train_peak_bytes
+                                : spec.predicted_inference_peak_bytes;
+}
+
+// "lease 12.3" -> trial 12; nullopt when malformed.
+std::optional<std::int64_t> LeaseTrialId(std::string_view lease_id) {
+  const auto dot = lease_id.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  return ParseId("t-" + std::string(lease_id.substr(0, dot)), "t-");
+}
+
+// The trial as far as its stored row tells (no metrics, no artifact flag).
+v1::Trial TrialProto(const storage::Trial& trial, bool job_cancelled, bool with_architecture) {
+  v1::Trial out;
+  out.set_id(TrialId(trial.id));
+  out.set_job_id(JobId(trial.job_id));
+  if (with_architecture) {
+    auto arch = search::ParseArchitecture(trial.spec.architecture_json);
+    if (arch.ok()) *out.mutable_architecture() = proto::ToProto(*arch);
+  }
+  out.set_arch_hash(HashHex(trial.spec.arch_hash));
+  out.set_state(ToProto(trial.state, job_cancelled));
+  out.set_reason(trial.reason);
+  out.set_predicted_inference_peak_bytes(trial.spec.predicted_inference_peak_bytes);
+  out.set_predicted_train_peak_bytes(trial.spec.predicted_train_peak_bytes);
+  out.set_predicted_latency_100mp_s(trial.spec.predicted_latency_100mp_s);
+  out.set_attempts(trial.attempts);
+  if (trial.worker_id != 0) out.set_worker_id(WorkerId(trial.worker_id));
+  *out.mutable_created() = Timestamp(trial.created_ms);
+  if (trial.state == storage::TrialState::kSucceeded ||
+      trial.state == storage::TrialState::kFailed ||
+      trial.state == storage::TrialState::kRejected) {
+    *out.mutable_finished() = Timestamp(trial.updated_ms);
+  }
+  return out;
+}
+
 }  // namespace
 
 // The in-memory state of one unfinished job: its spec, its strategy and what it has learned.
@@ -134,10 +175,18 @@ struct Coordinator::JobRuntime {
   std::vector<std::int64_t> done_ids;
   std::vector<Evaluated> done;
   double noisy_psnr = 0;  // the largest noisy-input PSNR reported (hypervolume reference)
+  double worst_latency = 0;  // the largest latency of a trained trial (hypervolume reference)
   int admitted = 0;       // trials ever admitted (pending, leased, succeeded, failed)
   int open = 0;           // admitted trials pending or leased
   bool exhausted = false; // the strategy ran dry
   std::vector<std::size_t> frontier;  // the current frontier: indices into done
+};
+
+// What a worker said it can run (RegisterWorker), as the lease filter needs it.
+struct Coordinator::WorkerCaps {
+  std::set<std::string> datasets;  // empty: not stated, any
+  std::set<v1::DType> dtypes;      // fp32 always included
+  std::int64_t memory_bytes = 0;   // 0: not stated, no limit
 };
 
 Coordinator::Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
@@ -151,16 +200,23 @@ Coordinator::~Coordinator() { Shutdown(); }
 StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path,
                                                          const std::string& artifacts_dir,
                                                          CoordinatorOptions options) {
+  PEAKNAS_ASSIGN_OR_RETURN(
+      auto store, storage::SqliteStore::Open(db_path, {.synchronous = options.synchronous}));
+  return Open(std::unique_ptr<storage::Store>(std::move(store)), artifacts_dir,
+              std::move(options));
+}
+
+StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(std::unique_ptr<storage::Store> store,
+                                                         const std::string& artifacts_dir,
+                                                         CoordinatorOptions options) {
   std::error_code ec;
   std::filesystem::create_directories(artifacts_dir, ec);
   if (ec) {
     return Status::Internal("artifacts \"" + artifacts_dir + "\": " + ec.message());
   }
-  PEAKNAS_ASSIGN_OR_RETURN(auto store, storage::Store::Open(db_path));
   std::unique_ptr<Coordinator> coordinator(
       new Coordinator(std::move(store), artifacts_dir, std::move(options)));
-  std::lock_guard lock(coordinator->mu_);
-  PEAKNAS_RETURN_IF_ERROR(coordinator->ResumeLocked());
+  PEAKNAS_RETURN_IF_ERROR(coordinator->WithStore(true, [&] { return coordinator->ResumeLocked(); }));
   return coordinator;
 }
 
@@ -170,6 +226,167 @@ std::int64_t Coordinator::Now() const {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// --- Group commit ----------------------------------------------------------------------------
+
+template <typename Call>
+auto Coordinator::WithStore(bool write, Call&& call) -> decltype(call()) {
+  std::unique_lock lock(mu_);
+  auto turn = EnterLocked(lock, write);
+  if (!turn.ok()) return turn.status();
+  auto result = call();
+  Status durable = LeaveLocked(lock, *turn, write);
+  if (!durable.ok()) return durable;
+  return result;
+}
+
+StatusOr<Coordinator::Turn> Coordinator::EnterLocked(std::unique_lock<std::mutex>& lock,
+                                                     bool write) {
+  Turn turn;
+  if (committing_) {
+    ++gate_waiters_;
+    gate_.wait(lock, [&] { return !committing_; });
+    --gate_waiters_;
+    turn.cohort = true;
+  }
+  if (write && !group_open_) {
+    Status begun = store_->BeginGroup();
+    if (!begun.ok()) {
+      if (turn.cohort) --cohort_;
+      return begun;
+    }
+    group_open_ = true;
+  }
+  ++in_flight_;
+  return turn;
+}
+
+Status Coordinator::LeaveLocked(std::unique_lock<std::mutex>& lock, Turn turn, bool wrote) {
+  --in_flight_;
+  if (wrote) ++applied_;
+  if (turn.cohort) --cohort_;
+  const std::uint64_t mine = applied_;
+  if (mine == durable_) {
+    // Nothing written since the last commit: close an empty group once nobody is using it.
+    if (group_open_ && in_flight_ == 0 && !committing_) {
+      store_->RollbackGroup();
+      group_open_ = false;
+    }
+    return Status::Ok();
+  }
+  if (cohort_ == 0 && !committing_) CommitLocked(lock);
+  durable_cv_.wait(lock, [&] { return durable_ >= mine; });
+  for (const FailedCommit& f : failed_) {
+    if (mine > f.after && mine <= f.through) return f.status;
+  }
+  return Status::Ok();
+}
+
+void Coordinator::CommitLocked(std::unique_lock<std::mutex>& lock) {
+  committing_ = true;
+  const std::uint64_t target = applied_;
+  Status committed = Status::Ok();
+  if (group_open_) {
+    lock.unlock();
+    committed = store_->CommitGroup();
+    lock.lock();
+    group_open_ = false;
+  }
+  if (committed.ok()) {
+    ++stats_.commits;
+    stats_.writes += static_cast<std::int64_t>(target - durable_);
+    for (const auto& [job, sequence] : unpublished_) published_[job] = sequence;
+    unpublished_.clear();
+    events_cv_.notify_all();
+  } else {
+    ++stats_.failed_commits;
+    spdlog::error("commit of {} change(s) failed: {}; reloading the jobs from the database",
+                  target - durable_, committed.ToString());
+    failed_.push_back({.after = durable_, .through = target,
+                       .status = Status::Internal("not committed: " + committed.ToString())});
+    if (failed_.size() > 16) failed_.erase(failed_.begin());
+    // The in-memory state ran ahead of the database: rebuild it as a restart would.
+    jobs_.clear();
+    workers_.clear();
+    last_sequence_.clear();
+    unpublished_.clear();
+    Status resumed = store_->BeginGroup();
+    if (resumed.ok()) {
+      resumed = ResumeLocked();
+      if (resumed.ok()) {
+        resumed = store_->CommitGroup();
+      } else {
+        store_->RollbackGroup();
+      }
+    }
+    if (!resumed.ok()) spdlog::error("reloading the jobs failed: {}", resumed.ToString());
+  }
+  durable_ = target;
+  committing_ = false;
+  cohort_ = gate_waiters_;  // everyone who waited goes next, as one group
+  gate_.notify_all();
+  durable_cv_.notify_all();
+}
+
+CoordinatorStats Coordinator::stats() {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+// --- Events ----------------------------------------------------------------------------------
+
+Status Coordinator::EmitLocked(std::int64_t job_id, v1::JobEvent event) {
+  auto last = last_sequence_.find(job_id);
+  if (last == last_sequence_.end()) {
+    PEAKNAS_ASSIGN_OR_RETURN(std::int64_t stored, store_->LastEventSequence(job_id));
+    last = last_sequence_.emplace(job_id, stored).first;
+  }
+  const std::int64_t now = Now();
+  event.set_job_id(JobId(job_id));
+  event.set_sequence(last->second + 1);
+  *event.mutable_time() = Timestamp(now);
+  PEAKNAS_RETURN_IF_ERROR(store_->AppendEvent({.job_id = job_id,
+                                               .sequence = event.sequence(),
+                                               .created_ms = now,
+                                               .payload = event.SerializeAsString()}));
+  last->second = event.sequence();
+  unpublished_[job_id] = event.sequence();
+  return Status::Ok();
+}
+
+StatusOr<std::vector<v1::JobEvent>> Coordinator::WatchEvents(std::string_view job_id,
+                                                             std::int64_t after_sequence,
+                                                             int limit,
+                                                             std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    std::int64_t id = 0;
+    auto stored = WithStore(false, [&]() -> StatusOr<std::vector<storage::Event>> {
+      PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+      id = job.id;
+      return store_->ListEvents(id, after_sequence, limit);
+    });
+    if (!stored.ok()) return stored.status();
+    if (!stored->empty()) {
+      std::vector<v1::JobEvent> out(stored->size());
+      for (std::size_t i = 0; i < stored->size(); ++i) {
+        if (!out[i].ParseFromString((*stored)[i].payload)) {
+          return Status::Internal("event " + std::to_string((*stored)[i].sequence) + " of job " +
+                                  std::string(job_id) + " does not parse");
+        }
+      }
+      return out;
+    }
+    std::unique_lock lock(mu_);
+    const bool more = events_cv_.wait_until(lock, deadline, [&] {
+      auto it = published_.find(id);
+      return shutdown_ || (it != published_.end() && it->second > after_sequence);
+    });
+    if (!more || shutdown_) return std::vector<v1::JobEvent>();
+  }
+}
+
+// --- Jobs ------------------------------------------------------------------------------------
 
 Status Coordinator::ResumeLocked() {
   PEAKNAS_ASSIGN_OR_RETURN(auto jobs, store_->ListJobs());
@@ -181,6 +398,10 @@ Status Coordinator::ResumeLocked() {
       spdlog::error("job {}: cannot resume: {}", JobId(job.id), runtime.status().ToString());
       PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(job.id, storage::JobState::kFailed,
                                                   runtime.status().message(), Now()));
+      v1::JobEvent event;
+      PEAKNAS_ASSIGN_OR_RETURN(*event.mutable_job_finished()->mutable_job(),
+                               JobMessageLocked(job.id));
+      PEAKNAS_RETURN_IF_ERROR(EmitLocked(job.id, std::move(event)));
       continue;
     }
     PEAKNAS_RETURN_IF_ERROR(RefillLocked(**runtime));
@@ -224,13 +445,13 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
     if (trial.state != storage::TrialState::kSucceeded) continue;
     PEAKNAS_ASSIGN_OR_RETURN(auto metrics, store_->GetMetrics(trial.id));
     PEAKNAS_ASSIGN_OR_RETURN(auto arch, search::ParseArchitecture(trial.spec.architecture_json));
-    const Proposal check = Check(arch, runtime->config);
     runtime->done_ids.push_back(trial.id);
     runtime->done.push_back({.arch = arch,
                              .psnr = metrics.psnr,
-                             .peak_bytes = proto::BudgetedPeakBytes(runtime->config.budget, arch),
-                             .latency_100mp_s = check.latency_100mp_s});
+                             .peak_bytes = BudgetedPeak(runtime->config, trial.spec),
+                             .latency_100mp_s = metrics.latency_100mp_s});
     runtime->noisy_psnr = std::max(runtime->noisy_psnr, metrics.noisy_psnr);
+    runtime->worst_latency = std::max(runtime->worst_latency, metrics.latency_100mp_s);
   }
   runtime->frontier = ParetoFront(runtime->done);
   JobRuntime* raw = runtime.get();
@@ -243,7 +464,7 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
   const int parallelism = job.spec.parallelism();
   const int target = job.spec.trials();
   // Refill in batches: once a quarter of the queue is free (at once for small queues), so that
-  // one proposal round and one commit serve many trials.
+  // one proposal round serves many trials.
   const int slack = std::max(1, parallelism / 4);
   if (job.open > parallelism - slack && job.open > 0) return Status::Ok();
   int barren = 0;
@@ -270,24 +491,39 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
       batch.push_back({.spec = {.architecture_json = search::ToCanonicalJson(p.arch),
                                 .arch_hash = p.hash,
                                 .predicted_inference_peak_bytes = p.predicted_inference_peak_bytes,
-                                .predicted_train_peak_bytes = p.predicted_train_peak_bytes},
+                                .predicted_train_peak_bytes = p.predicted_train_peak_bytes,
+                                .predicted_latency_100mp_s = p.latency_100mp_s},
                        .rejected = !p.admitted,
                        .reason = p.admitted ? "" : p.rejection});
       stored.push_back(&p);
       in_batch.insert(p.hash);
       admitted += p.admitted ? 1 : 0;
     }
+    const std::int64_t now = Now();
     PEAKNAS_ASSIGN_OR_RETURN(const std::vector<std::int64_t> ids,
-                             store_->AddTrials(job.id, batch, Now()));
-    // Committed: only now does the in-memory state follow.
+                             store_->AddTrials(job.id, batch, now));
     for (std::size_t k = 0; k < ids.size(); ++k) {
       const Proposal& p = *stored[k];
       job.seen.insert(p.hash);
       if (p.admitted) {
         spdlog::debug("job {}: queued trial {}", JobId(job.id), TrialId(ids[k]));
-      } else {
-        spdlog::info("job {}: rejected trial {}: {}", JobId(job.id), TrialId(ids[k]), p.rejection);
+        continue;
       }
+      spdlog::info("job {}: rejected trial {}: {}", JobId(job.id), TrialId(ids[k]), p.rejection);
+      v1::JobEvent event;
+      v1::Trial* t = event.mutable_trial_rejected()->mutable_trial();
+      t->set_id(TrialId(ids[k]));
+      t->set_job_id(JobId(job.id));
+      *t->mutable_architecture() = proto::ToProto(p.arch);
+      t->set_arch_hash(HashHex(p.hash));
+      t->set_state(v1::TRIAL_STATE_REJECTED);
+      t->set_reason(p.rejection);
+      t->set_predicted_inference_peak_bytes(p.predicted_inference_peak_bytes);
+      t->set_predicted_train_peak_bytes(p.predicted_train_peak_bytes);
+      t->set_predicted_latency_100mp_s(p.latency_100mp_s);
+      *t->mutable_created() = Timestamp(now);
+      *t->mutable_finished() = Timestamp(now);
+      PEAKNAS_RETURN_IF_ERROR(EmitLocked(job.id, std::move(event)));
     }
     job.admitted += admitted;
     job.open += admitted;
@@ -305,31 +541,34 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
 Status Coordinator::MaybeFinishLocked(JobRuntime& job) {
   if (job.open > 0) return Status::Ok();
   if (job.admitted < job.spec.trials() && !job.exhausted) return Status::Ok();
-  PEAKNAS_RETURN_IF_ERROR(
-      store_->SetJobState(job.id, storage::JobState::kSucceeded, "", Now()));
-  spdlog::info("job {}: finished ({} trials admitted, {} trained)", JobId(job.id), job.admitted,
+  const std::int64_t id = job.id;
+  PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(id, storage::JobState::kSucceeded, "", Now()));
+  spdlog::info("job {}: finished ({} trials admitted, {} trained)", JobId(id), job.admitted,
                job.done.size());
-  jobs_.erase(job.id);  // `job` dangles from here on
-  return Status::Ok();
+  jobs_.erase(id);  // `job` dangles from here on
+  v1::JobEvent event;
+  PEAKNAS_ASSIGN_OR_RETURN(*event.mutable_job_finished()->mutable_job(), JobMessageLocked(id));
+  return EmitLocked(id, std::move(event));
 }
 
 StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& spec) {
   PEAKNAS_RETURN_IF_ERROR(proto::ValidateJobSpec(spec, "spec"));
   PEAKNAS_ASSIGN_OR_RETURN(auto budget, proto::BudgetFromProto(spec, "spec"));
   const v1::JobSpec resolved = WithDefaults(spec, budget);
-  std::lock_guard lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(auto job_id, store_->CreateJob(ToJson(resolved), Now()));
-  auto runtime = LoadJobLocked(job_id);
-  if (!runtime.ok()) {
-    (void)store_->SetJobState(job_id, storage::JobState::kFailed, runtime.status().message(),
-                              Now());
-    return runtime.status();
-  }
-  spdlog::info("job {}: submitted ({} trials, parallelism {})", JobId(job_id), resolved.trials(),
-               resolved.parallelism());
-  PEAKNAS_RETURN_IF_ERROR(RefillLocked(**runtime));
-  PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(**runtime));
-  return JobMessageLocked(job_id);
+  return WithStore(true, [&]() -> StatusOr<v1::Job> {
+    PEAKNAS_ASSIGN_OR_RETURN(auto job_id, store_->CreateJob(ToJson(resolved), Now()));
+    auto runtime = LoadJobLocked(job_id);
+    if (!runtime.ok()) {
+      PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(job_id, storage::JobState::kFailed,
+                                                  runtime.status().message(), Now()));
+      return runtime.status();
+    }
+    spdlog::info("job {}: submitted ({} trials, parallelism {})", JobId(job_id),
+                 resolved.trials(), resolved.parallelism());
+    PEAKNAS_RETURN_IF_ERROR(RefillLocked(**runtime));
+    PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(**runtime));
+    return JobMessageLocked(job_id);
+  });
 }
 
 StatusOr<v1::Job> Coordinator::JobMessageLocked(std::int64_t job_id) {
@@ -339,24 +578,20 @@ StatusOr<v1::Job> Coordinator::JobMessageLocked(std::int64_t job_id) {
   PEAKNAS_RETURN_IF_ERROR(FromJson(job.spec, out.mutable_spec()));
   out.set_state(ToProto(job.state));
   *out.mutable_created() = Timestamp(job.created_ms);
-  std::int64_t updated = job.updated_ms;
   out.set_error(job.error);
-  PEAKNAS_ASSIGN_OR_RETURN(auto trials, store_->ListTrials(job_id));
-  const bool cancelled = job.state == storage::JobState::kCancelled;
+  PEAKNAS_ASSIGN_OR_RETURN(const storage::TrialCounts n, store_->CountTrials(job_id));
+  // Pending and leased trials of a cancelled job show as cancelled (ToProto(TrialState)).
   auto* counts = out.mutable_counts();
-  for (const auto& trial : trials) {
-    updated = std::max(updated, trial.updated_ms);
-    switch (ToProto(trial.state, cancelled)) {
-      case v1::TRIAL_STATE_PENDING: counts->set_pending(counts->pending() + 1); break;
-      case v1::TRIAL_STATE_RUNNING: counts->set_running(counts->running() + 1); break;
-      case v1::TRIAL_STATE_SUCCEEDED: counts->set_succeeded(counts->succeeded() + 1); break;
-      case v1::TRIAL_STATE_FAILED: counts->set_failed(counts->failed() + 1); break;
-      case v1::TRIAL_STATE_REJECTED: counts->set_rejected(counts->rejected() + 1); break;
-      case v1::TRIAL_STATE_CANCELLED: counts->set_cancelled(counts->cancelled() + 1); break;
-      default: break;
-    }
+  if (job.state == storage::JobState::kCancelled) {
+    counts->set_cancelled(static_cast<std::int32_t>(n.pending + n.leased));
+  } else {
+    counts->set_pending(static_cast<std::int32_t>(n.pending));
+    counts->set_running(static_cast<std::int32_t>(n.leased));
   }
-  *out.mutable_updated() = Timestamp(updated);
+  counts->set_succeeded(static_cast<std::int32_t>(n.succeeded));
+  counts->set_failed(static_cast<std::int32_t>(n.failed));
+  counts->set_rejected(static_cast<std::int32_t>(n.rejected));
+  *out.mutable_updated() = Timestamp(std::max(job.updated_ms, n.updated_ms));
   PEAKNAS_ASSIGN_OR_RETURN(auto frontier, store_->LatestFrontier(job_id));
   out.set_frontier_version(frontier ? frontier->version : 0);
   return out;
@@ -374,40 +609,43 @@ StatusOr<storage::Job> Coordinator::FindJobLocked(std::string_view job_id) {
 }
 
 StatusOr<v1::Job> Coordinator::GetJob(std::string_view job_id) {
-  std::lock_guard lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
-  return JobMessageLocked(job.id);
+  return WithStore(false, [&]() -> StatusOr<v1::Job> {
+    PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+    return JobMessageLocked(job.id);
+  });
 }
 
 StatusOr<std::vector<v1::Job>> Coordinator::ListJobs() {
-  std::lock_guard lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(auto jobs, store_->ListJobs());
-  std::vector<v1::Job> out;
-  out.reserve(jobs.size());
-  for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
-    PEAKNAS_ASSIGN_OR_RETURN(auto job, JobMessageLocked(it->id));
-    out.push_back(std::move(job));
-  }
-  return out;
+  return WithStore(false, [&]() -> StatusOr<std::vector<v1::Job>> {
+    PEAKNAS_ASSIGN_OR_RETURN(auto jobs, store_->ListJobs());
+    std::vector<v1::Job> out;
+    out.reserve(jobs.size());
+    for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
+      PEAKNAS_ASSIGN_OR_RETURN(auto job, JobMessageLocked(it->id));
+      out.push_back(std::move(job));
+    }
+    return out;
+  });
 }
 
 StatusOr<v1::Job> Coordinator::CancelJob(std::string_view job_id) {
-  std::lock_guard lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
-  const std::int64_t id = job.id;
-  if (!Finished(job.state)) {
+  return WithStore(true, [&]() -> StatusOr<v1::Job> {
+    PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+    const std::int64_t id = job.id;
+    if (Finished(job.state)) return JobMessageLocked(id);
     PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(id, storage::JobState::kCancelled, "", Now()));
     jobs_.erase(id);
     spdlog::info("job {}: cancelled", JobId(id));
-  }
-  return JobMessageLocked(id);
+    PEAKNAS_ASSIGN_OR_RETURN(v1::Job message, JobMessageLocked(id));
+    v1::JobEvent event;
+    *event.mutable_job_finished()->mutable_job() = message;
+    PEAKNAS_RETURN_IF_ERROR(EmitLocked(id, std::move(event)));
+    return message;
+  });
 }
 
-StatusOr<v1::Frontier> Coordinator::GetFrontier(std::string_view job_id) {
-  std::lock_guard lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
-  const std::int64_t id = job.id;
-  PEAKNAS_ASSIGN_OR_RETURN(auto snapshot, store_->LatestFrontier(id));
+StatusOr<v1::Frontier> Coordinator::FrontierMessageLocked(std::int64_t job_id) {
+  PEAKNAS_ASSIGN_OR_RETURN(auto snapshot, store_->LatestFrontier(job_id));
   v1::Frontier out;
   if (snapshot) {
     PEAKNAS_RETURN_IF_ERROR(FromJson(snapshot->members_json, &out));
@@ -415,88 +653,129 @@ StatusOr<v1::Frontier> Coordinator::GetFrontier(std::string_view job_id) {
     out.set_hypervolume(snapshot->hypervolume);
     *out.mutable_updated() = Timestamp(snapshot->created_ms);
   }
-  out.set_job_id(JobId(id));
+  out.set_job_id(JobId(job_id));
   return out;
+}
+
+StatusOr<v1::Frontier> Coordinator::GetFrontier(std::string_view job_id) {
+  return WithStore(false, [&]() -> StatusOr<v1::Frontier> {
+    PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+    return FrontierMessageLocked(job.id);
+  });
 }
 
 StatusOr<v1::Trial> Coordinator::TrialMessageLocked(std::int64_t trial_id, bool job_cancelled) {
   PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_id));
-  v1::Trial out;
-  out.set_id(TrialId(trial.id));
-  out.set_job_id(JobId(trial.job_id));
-  auto arch = search::ParseArchitecture(trial.spec.architecture_json);
-  if (arch.ok()) *out.mutable_architecture() = proto::ToProto(*arch);
-  out.set_arch_hash(HashHex(trial.spec.arch_hash));
-  out.set_state(ToProto(trial.state, job_cancelled));
-  out.set_reason(trial.reason);
-  out.set_predicted_inference_peak_bytes(trial.spec.predicted_inference_peak_bytes);
-  out.set_predicted_train_peak_bytes(trial.spec.predicted_train_peak_bytes);
-  auto runtime = jobs_.find(trial.job_id);
-  if (arch.ok() && runtime != jobs_.end()) {
-    out.set_predicted_latency_100mp_s(Check(*arch, runtime->second->config).latency_100mp_s);
+  v1::Trial out = TrialProto(trial, job_cancelled, /*with_architecture=*/true);
+  if (trial.spec.predicted_latency_100mp_s == 0 &&
+      trial.state != storage::TrialState::kRejected) {
+    // Stored before schema version 2: compute it as the strategy did.
+    auto runtime = jobs_.find(trial.job_id);
+    auto arch = search::ParseArchitecture(trial.spec.architecture_json);
+    if (arch.ok() && runtime != jobs_.end()) {
+      out.set_predicted_latency_100mp_s(Check(*arch, runtime->second->config).latency_100mp_s);
+    }
   }
   if (trial.state == storage::TrialState::kSucceeded) {
     auto metrics = store_->GetMetrics(trial.id);
     if (metrics.ok()) (void)FromJson(metrics->report_json, out.mutable_metrics());
-  }
-  if (trial.state == storage::TrialState::kSucceeded) {
     auto artifacts = store_->ListArtifacts(trial.id);
     out.set_has_artifact(artifacts.ok() && !artifacts->empty());
-  }
-  out.set_attempts(trial.attempts);
-  if (trial.worker_id != 0) out.set_worker_id(WorkerId(trial.worker_id));
-  *out.mutable_created() = Timestamp(trial.created_ms);
-  if (trial.state == storage::TrialState::kSucceeded ||
-      trial.state == storage::TrialState::kFailed ||
-      trial.state == storage::TrialState::kRejected) {
-    *out.mutable_finished() = Timestamp(trial.updated_ms);
   }
   return out;
 }
 
 StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(
     std::string_view job_id, const std::vector<v1::TrialState>& states) {
-  std::lock_guard lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
-  const std::int64_t id = job.id;
-  const bool cancelled = job.state == storage::JobState::kCancelled;
-  PEAKNAS_ASSIGN_OR_RETURN(auto trials, store_->ListTrials(id));
-  std::vector<v1::Trial> out;
-  for (const auto& trial : trials) {
-    PEAKNAS_ASSIGN_OR_RETURN(auto message, TrialMessageLocked(trial.id, cancelled));
-    if (!states.empty() &&
-        std::find(states.begin(), states.end(), message.state()) == states.end()) {
-      continue;
+  return WithStore(false, [&]() -> StatusOr<std::vector<v1::Trial>> {
+    PEAKNAS_ASSIGN_OR_RETURN(const storage::Job job, FindJobLocked(job_id));
+    const std::int64_t id = job.id;
+    const bool cancelled = job.state == storage::JobState::kCancelled;
+    PEAKNAS_ASSIGN_OR_RETURN(auto trials, store_->ListTrials(id));
+    std::vector<v1::Trial> out;
+    for (const auto& trial : trials) {
+      if (!states.empty() && std::find(states.begin(), states.end(),
+                                       ToProto(trial.state, cancelled)) == states.end()) {
+        continue;
+      }
+      PEAKNAS_ASSIGN_OR_RETURN(auto message, TrialMessageLocked(trial.id, cancelled));
+      out.push_back(std::move(message));
     }
-    out.push_back(std::move(message));
-  }
-  return out;
+    return out;
+  });
 }
+
+// --- Workers ---------------------------------------------------------------------------------
 
 StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerRequest& request) {
   if (request.name().empty() || request.name().size() > 200) {
     return Status::InvalidArgument("name: must be 1 to 200 characters, got " +
                                    std::to_string(request.name().size()));
   }
-  std::lock_guard lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(auto id, store_->RegisterWorker(request.name(), request.device(),
-                                                           request.memory_bytes(), Now()));
-  spdlog::info("worker {} registered: {} ({})", WorkerId(id), request.name(), request.device());
-  return WorkerId(id);
+  storage::Worker worker;
+  worker.name = request.name();
+  worker.device = request.device();
+  worker.memory_bytes = request.memory_bytes();
+  if (worker.memory_bytes < 0) {
+    return Status::InvalidArgument("memory_bytes: must be >= 0 (0 = not stated), got " +
+                                   std::to_string(worker.memory_bytes));
+  }
+  for (int i = 0; i < request.datasets_size(); ++i) {
+    const std::string& name = request.datasets(i);
+    if (name.empty() || name.find(',') != std::string::npos) {
+      return Status::InvalidArgument("datasets[" + std::to_string(i) +
+                                     "]: a dataset name must be non-empty, without commas; got \"" +
+                                     name + "\"");
+    }
+    worker.datasets.push_back(name);
+  }
+  for (int i = 0; i < request.dtypes_size(); ++i) {
+    auto dtype = proto::FromProto(request.dtypes(i), "dtypes[" + std::to_string(i) + "]");
+    if (!dtype.ok()) return dtype.status();
+    worker.dtypes.push_back(v1::DType_Name(request.dtypes(i)));
+  }
+  return WithStore(true, [&]() -> StatusOr<std::string> {
+    PEAKNAS_ASSIGN_OR_RETURN(auto id, store_->RegisterWorker(worker, Now()));
+    spdlog::info("worker {} registered: {} ({}, datasets [{}])", WorkerId(id), request.name(),
+                 request.device(), fmt::join(worker.datasets, ", "));
+    return WorkerId(id);
+  });
+}
+
+StatusOr<Coordinator::WorkerCaps*> Coordinator::WorkerLocked(std::int64_t worker_id) {
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end()) return it->second.get();
+  PEAKNAS_ASSIGN_OR_RETURN(const storage::Worker stored, store_->GetWorker(worker_id));
+  auto caps = std::make_unique<WorkerCaps>();
+  caps->datasets.insert(stored.datasets.begin(), stored.datasets.end());
+  caps->dtypes.insert(v1::DTYPE_FP32);
+  for (const std::string& name : stored.dtypes) {
+    v1::DType dtype = v1::DTYPE_UNSPECIFIED;
+    if (v1::DType_Parse(name, &dtype)) caps->dtypes.insert(dtype);
+  }
+  caps->memory_bytes = stored.memory_bytes;
+  return workers_.emplace(worker_id, std::move(caps)).first->second.get();
 }
 
 StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::int64_t worker_id) {
   const std::int64_t now = Now();
   const std::int64_t deadline = now + options_.lease_duration.count();
+  PEAKNAS_ASSIGN_OR_RETURN(const WorkerCaps* caps, WorkerLocked(worker_id));
+  storage::LeaseFilter filter;
+  filter.job_ids.emplace();
+  for (const auto& [id, job] : jobs_) {
+    if (!caps->datasets.empty() && !caps->datasets.contains(job->spec.dataset())) continue;
+    if (!caps->dtypes.contains(job->spec.budget().dtype())) continue;
+    filter.job_ids->push_back(id);
+  }
+  filter.max_peak_bytes = caps->memory_bytes;
   PEAKNAS_ASSIGN_OR_RETURN(auto lease,
-                           store_->LeaseNextPendingTrial(std::nullopt, worker_id, now, deadline));
+                           store_->LeaseNextPendingTrial(filter, worker_id, now, deadline));
   if (!lease) return std::optional<v1::TrialAssignment>();
   const storage::Trial& trial = lease->trial;
   auto it = jobs_.find(trial.job_id);
-  JobRuntime* job = it == jobs_.end() ? nullptr : it->second.get();
-  if (job == nullptr) {
-    PEAKNAS_ASSIGN_OR_RETURN(job, LoadJobLocked(trial.job_id));
-  }
+  if (it == jobs_.end()) return Status::Internal("leased a trial of job " + JobId(trial.job_id) + " that is not running");
+  JobRuntime* job = it->second.get();
   PEAKNAS_ASSIGN_OR_RETURN(auto stored_job, store_->GetJob(trial.job_id));
   if (stored_job.state == storage::JobState::kPending) {
     PEAKNAS_RETURN_IF_ERROR(
@@ -522,121 +801,154 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
   spdlog::info("trial {} of job {} leased to {} (attempt {}, token {})", TrialId(trial.id),
                JobId(trial.job_id), WorkerId(worker_id), trial.attempts, lease->fencing_token);
+  v1::JobEvent event;
+  auto* started = event.mutable_trial_started();
+  v1::Trial* t = started->mutable_trial();
+  *t = TrialProto(trial, false, /*with_architecture=*/false);
+  *t->mutable_architecture() = a.architecture();
+  started->set_worker_id(WorkerId(worker_id));
+  started->set_attempt(trial.attempts);
+  PEAKNAS_RETURN_IF_ERROR(EmitLocked(trial.job_id, std::move(event)));
   return std::optional<v1::TrialAssignment>(std::move(a));
 }
 
 StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
     std::string_view worker_id, std::chrono::milliseconds wait) {
-  auto id = ParseId(worker_id, "w-");
+  const auto id = ParseId(worker_id, "w-");
   if (!id) return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
-  wait = std::clamp(wait, std::chrono::milliseconds(0), options_.max_lease_wait);
-  const auto until = std::chrono::steady_clock::now() + wait;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::min(wait, options_.max_lease_wait);
   std::unique_lock lock(mu_);
-  {
-    Status touched = store_->TouchWorker(*id, Now());
-    if (touched.code() == StatusCode::kNotFound) {
-      return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) +
-                              "\"; register again");
-    }
-    PEAKNAS_RETURN_IF_ERROR(touched);
-  }
   while (true) {
-    PEAKNAS_ASSIGN_OR_RETURN(auto assignment, TryLeaseLocked(*id));
-    if (assignment || shutdown_) return assignment;
-    if (queued_.wait_until(lock, until) == std::cv_status::timeout) {
-      PEAKNAS_ASSIGN_OR_RETURN(auto last, TryLeaseLocked(*id));
-      return last;
+    PEAKNAS_ASSIGN_OR_RETURN(const Turn turn, EnterLocked(lock, true));
+    auto leased = TryLeaseLocked(*id);
+    if (!leased.ok() && leased.status().code() == StatusCode::kNotFound) {
+      leased = Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) +
+                                "\"; register again");
     }
+    const bool got = leased.ok() && leased->has_value();
+    // A lease that found nothing wrote nothing (its savepoint rolled back).
+    PEAKNAS_RETURN_IF_ERROR(LeaveLocked(lock, turn, /*wrote=*/!leased.ok() || got));
+    if (!leased.ok() || got) return leased;
+    if (shutdown_ || std::chrono::steady_clock::now() >= deadline) return leased;
+    queued_.wait_until(lock, deadline);
   }
 }
 
 StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
-  std::lock_guard lock(mu_);
-  const std::int64_t now = Now();
-  // The store's lease ids are "<trial id>.<token>"; unknown shapes are simply stale.
   const std::string& lease_id = request.lease_id();
-  std::int64_t trial_id = 0;
-  {
-    auto dot = lease_id.find('.');
-    auto parsed = ParseId("t-" + lease_id.substr(0, dot), "t-");
-    if (dot == std::string::npos || !parsed) {
+  const auto trial_id = LeaseTrialId(lease_id);
+  if (!trial_id) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
+  return WithStore(true, [&]() -> StatusOr<v1::HeartbeatResponse> {
+    const std::int64_t now = Now();
+    auto trial = store_->GetTrial(*trial_id);
+    if (!trial.ok()) {
       return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
     }
-    trial_id = *parsed;
-  }
-  auto trial = store_->GetTrial(trial_id);
-  if (!trial.ok()) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
-  PEAKNAS_ASSIGN_OR_RETURN(auto job, store_->GetJob(trial->job_id));
-  v1::HeartbeatResponse response;
-  if (job.state == storage::JobState::kCancelled && trial->lease_id == lease_id &&
-      trial->fencing_token == request.fencing_token()) {
-    response.set_action(v1::HEARTBEAT_ACTION_CANCEL);
+    PEAKNAS_ASSIGN_OR_RETURN(auto job, store_->GetJob(trial->job_id));
+    v1::HeartbeatResponse response;
+    if (job.state == storage::JobState::kCancelled && trial->lease_id == lease_id &&
+        trial->fencing_token == request.fencing_token()) {
+      response.set_action(v1::HEARTBEAT_ACTION_CANCEL);
+      return response;
+    }
+    const std::int64_t deadline = now + options_.lease_duration.count();
+    PEAKNAS_RETURN_IF_ERROR(store_->RenewLease(lease_id, request.fencing_token(), now, deadline));
+    if (request.steps() > 0) {
+      v1::JobEvent event;
+      auto* progress = event.mutable_trial_progress();
+      progress->set_trial_id(TrialId(trial->id));
+      progress->set_step(request.step());
+      progress->set_steps(request.steps());
+      progress->set_loss(request.loss());
+      PEAKNAS_RETURN_IF_ERROR(EmitLocked(trial->job_id, std::move(event)));
+    }
+    response.set_action(v1::HEARTBEAT_ACTION_KEEP_GOING);
+    *response.mutable_lease_deadline() = Timestamp(deadline);
     return response;
-  }
-  const std::int64_t deadline = now + options_.lease_duration.count();
-  PEAKNAS_RETURN_IF_ERROR(store_->RenewLease(lease_id, request.fencing_token(), now, deadline));
-  response.set_action(v1::HEARTBEAT_ACTION_KEEP_GOING);
-  *response.mutable_lease_deadline() = Timestamp(deadline);
-  return response;
+  });
 }
 
 StatusOr<bool> Coordinator::ReportResult(const v1::ReportResultRequest& request) {
   if (request.outcome_case() == v1::ReportResultRequest::OUTCOME_NOT_SET) {
     return Status::InvalidArgument("outcome: set metrics or failure");
   }
-  std::lock_guard lock(mu_);
   const std::string& lease_id = request.lease_id();
-  const auto dot = lease_id.find('.');
-  auto trial_id = dot == std::string::npos ? std::nullopt : ParseId("t-" + lease_id.substr(0, dot), "t-");
+  const auto trial_id = LeaseTrialId(lease_id);
   if (!trial_id) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
-  auto trial = store_->GetTrial(*trial_id);
-  if (!trial.ok()) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
-  // A repeat of a report that was already committed for this very lease: nothing to do.
-  const bool final_state = trial->state == storage::TrialState::kSucceeded ||
-                           trial->state == storage::TrialState::kFailed;
-  if (final_state && trial->fencing_token == request.fencing_token() &&
-      lease_id == std::to_string(trial->id) + "." + std::to_string(trial->fencing_token)) {
-    return false;
-  }
-  auto it = jobs_.find(trial->job_id);
-  if (it == jobs_.end()) {
-    // The job has ended (cancelled): the result is too late to matter.
-    return Status::FailedPrecondition("lease_id: the job " + JobId(trial->job_id) +
-                                      " is no longer running");
-  }
-  JobRuntime& job = *it->second;
-  if (request.has_failure()) {
-    std::string reason = request.failure().message();
-    if (reason.empty()) reason = "worker failure (code " + std::to_string(request.failure().code()) + ")";
-    PEAKNAS_RETURN_IF_ERROR(
-        store_->FailTrial(lease_id, request.fencing_token(), Now(), reason));
-    spdlog::warn("trial {} failed: {}", TrialId(trial->id), reason);
-    --job.open;
-  } else {
-    PEAKNAS_ASSIGN_OR_RETURN(bool accepted, ReportMetricsLocked(job, trial->id, request));
-    if (!accepted) return false;
-  }
-  PEAKNAS_RETURN_IF_ERROR(RefillLocked(job));
-  PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(job));
-  return true;
+  return WithStore(true, [&]() -> StatusOr<bool> {
+    auto trial = store_->GetTrial(*trial_id);
+    if (!trial.ok()) {
+      return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
+    }
+    // A repeat of a report that was already committed for this very lease: nothing to do.
+    const bool final_state = trial->state == storage::TrialState::kSucceeded ||
+                             trial->state == storage::TrialState::kFailed;
+    if (final_state && trial->fencing_token == request.fencing_token() &&
+        lease_id == std::to_string(trial->id) + "." + std::to_string(trial->fencing_token)) {
+      return false;
+    }
+    auto it = jobs_.find(trial->job_id);
+    if (it == jobs_.end()) {
+      // The job has ended (cancelled): the result is too late to matter.
+      return Status::FailedPrecondition("lease_id: the job " + JobId(trial->job_id) +
+                                        " is no longer running");
+    }
+    JobRuntime& job = *it->second;
+    if (request.has_failure()) {
+      const v1::TrialFailure& failure = request.failure();
+      std::string reason = failure.message();
+      if (reason.empty()) reason = "worker failure (code " + std::to_string(failure.code()) + ")";
+      const std::int64_t now = Now();
+      storage::TrialState ended = storage::TrialState::kFailed;
+      if (failure.retryable()) {
+        PEAKNAS_ASSIGN_OR_RETURN(ended, store_->RetryTrial(lease_id, request.fencing_token(), now,
+                                                           reason, options_.max_attempts));
+      } else {
+        PEAKNAS_RETURN_IF_ERROR(store_->FailTrial(lease_id, request.fencing_token(), now, reason));
+      }
+      if (ended == storage::TrialState::kPending) {
+        spdlog::warn("trial {} failed, will be retried: {}", TrialId(trial->id), reason);
+        queued_.notify_all();
+        return true;
+      }
+      spdlog::warn("trial {} failed: {}", TrialId(trial->id), reason);
+      --job.open;
+      PEAKNAS_ASSIGN_OR_RETURN(const storage::Trial failed, store_->GetTrial(trial->id));
+      v1::JobEvent event;
+      *event.mutable_trial_finished()->mutable_trial() =
+          TrialProto(failed, false, /*with_architecture=*/false);
+      PEAKNAS_RETURN_IF_ERROR(EmitLocked(job.id, std::move(event)));
+    } else {
+      PEAKNAS_ASSIGN_OR_RETURN(bool accepted, ReportMetricsLocked(job, *trial, request));
+      if (!accepted) return false;
+    }
+    PEAKNAS_RETURN_IF_ERROR(RefillLocked(job));
+    PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(job));
+    return true;
+  });
 }
 
-StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t trial_id,
+StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::Trial& trial,
                                                 const v1::ReportResultRequest& request) {
-  PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_id));
   PEAKNAS_ASSIGN_OR_RETURN(auto arch, search::ParseArchitecture(trial.spec.architecture_json));
   const v1::TrialMetrics& m = request.metrics();
   const std::int64_t now = Now();
+  const std::int64_t trial_id = trial.id;
+  // The strategy's prediction, stored with the trial; computed again only for trials stored
+  // before schema version 2.
+  const double latency = trial.spec.predicted_latency_100mp_s > 0
+                             ? trial.spec.predicted_latency_100mp_s
+                             : Check(arch, job.config).latency_100mp_s;
 
   // The frontier with this result, computed before the commit and stored in the same
   // transaction as the result. A result that was dominated once stays dominated, so the front
   // of all results is the front of the current front and the new one: the work per report is
   // the size of the front, not of the job.
-  const Proposal check = Check(arch, job.config);
   const Evaluated fresh{.arch = arch,
                         .psnr = m.psnr(),
-                        .peak_bytes = proto::BudgetedPeakBytes(job.config.budget, arch),
-                        .latency_100mp_s = check.latency_100mp_s};
+                        .peak_bytes = BudgetedPeak(job.config, trial.spec),
+                        .latency_100mp_s = latency};
   const std::size_t fresh_index = job.done.size();
   const auto point_at = [&](std::size_t i) -> const Evaluated& {
     return i == fresh_index ? fresh : job.done[i];
@@ -661,11 +973,10 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t tr
   std::sort(sorted_old.begin(), sorted_old.end());
 
   std::optional<storage::FrontierSnapshot> snapshot;
+  const double worst_latency = std::max(job.worst_latency, fresh.latency_100mp_s);
+  v1::Frontier frontier;
   if (sorted_new != sorted_old) {
-    double worst_latency = fresh.latency_100mp_s;
-    for (const auto& e : job.done) worst_latency = std::max(worst_latency, e.latency_100mp_s);
     std::vector<Evaluated> front_points;
-    v1::Frontier frontier;
     frontier.set_job_id(JobId(job.id));
     for (std::size_t i : front) {
       const Evaluated& e = point_at(i);
@@ -693,7 +1004,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t tr
                                 .noisy_psnr = m.noisy_psnr(),
                                 .measured_inference_peak_bytes = m.measured_inference_peak_bytes(),
                                 .measured_train_peak_bytes = m.measured_train_peak_bytes(),
-                                .latency_100mp_s = check.latency_100mp_s,
+                                .latency_100mp_s = latency,
                                 .measured_latency_ms = m.latency_ms_per_tile(),
                                 .steps_per_second = m.train_steps_per_s(),
                                 .device = m.device(),
@@ -701,14 +1012,34 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t tr
   PEAKNAS_ASSIGN_OR_RETURN(auto version,
                            store_->CompleteTrial(request.lease_id(), request.fencing_token(), now,
                                                  metrics, snapshot));
-  // Committed: only now does the in-memory state follow.
+  // Stored (the group's commit makes it durable): the in-memory state follows.
   job.done.push_back(fresh);
   job.done_ids.push_back(trial_id);
   job.noisy_psnr = noisy_psnr;
+  job.worst_latency = worst_latency;
   if (snapshot) job.frontier = std::move(front);
   --job.open;
   spdlog::info("trial {} of job {} succeeded: psnr {:.3f} dB{}", TrialId(trial_id), JobId(job.id),
                m.psnr(), version > 0 ? fmt::format(", frontier v{}", version) : "");
+
+  v1::JobEvent finished;
+  v1::Trial* t = finished.mutable_trial_finished()->mutable_trial();
+  storage::Trial done = trial;
+  done.state = storage::TrialState::kSucceeded;
+  done.updated_ms = now;
+  *t = TrialProto(done, false, /*with_architecture=*/false);
+  *t->mutable_metrics() = m;
+  t->set_predicted_latency_100mp_s(latency);
+  PEAKNAS_RETURN_IF_ERROR(EmitLocked(job.id, std::move(finished)));
+  if (snapshot) {
+    v1::JobEvent changed;
+    v1::Frontier* f = changed.mutable_frontier_changed()->mutable_frontier();
+    *f = std::move(frontier);
+    f->set_version(version);
+    f->set_hypervolume(snapshot->hypervolume);
+    *f->mutable_updated() = Timestamp(now);
+    PEAKNAS_RETURN_IF_ERROR(EmitLocked(job.id, std::move(changed)));
+  }
   return true;
 }
 
@@ -717,8 +1048,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, std::int64_t tr
 StatusOr<std::int64_t> Coordinator::CurrentLeaseLocked(std::string_view lease_id,
                                                        std::int64_t fencing_token) {
   const std::string id(lease_id);
-  const auto dot = id.find('.');
-  auto trial_id = dot == std::string::npos ? std::nullopt : ParseId("t-" + id.substr(0, dot), "t-");
+  const auto trial_id = LeaseTrialId(id);
   if (!trial_id) return Status::FailedPrecondition("lease_id: unknown lease \"" + id + "\"");
   auto trial = store_->GetTrial(*trial_id);
   if (!trial.ok()) return Status::FailedPrecondition("lease_id: unknown lease \"" + id + "\"");
@@ -736,7 +1066,7 @@ StatusOr<std::int64_t> Coordinator::CurrentLeaseLocked(std::string_view lease_id
 
 StatusOr<ArtifactUpload> Coordinator::BeginArtifactUpload(std::string_view lease_id,
                                                           std::int64_t fencing_token) {
-  std::lock_guard lock(mu_);
+  return WithStore(false, [&]() -> StatusOr<ArtifactUpload> {
   PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_row, CurrentLeaseLocked(lease_id, fencing_token));
   PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_row));
   ArtifactUpload upload;
@@ -753,12 +1083,13 @@ StatusOr<ArtifactUpload> Coordinator::BeginArtifactUpload(std::string_view lease
   upload.partial_path = (dir / (upload.trial_id + ".pt." + std::to_string(fencing_token) +
                                 ".partial")).string();
   return upload;
+  });
 }
 
 StatusOr<v1::UploadArtifactResponse> Coordinator::CommitArtifactUpload(
     const ArtifactUpload& upload, std::int64_t size_bytes, std::string_view actual_sha256,
     std::string_view claimed_sha256) {
-  std::lock_guard lock(mu_);
+  return WithStore(true, [&]() -> StatusOr<v1::UploadArtifactResponse> {
   auto refuse = [&](Status status) {
     std::error_code ignored;
     std::filesystem::remove(upload.partial_path, ignored);
@@ -798,6 +1129,7 @@ StatusOr<v1::UploadArtifactResponse> Coordinator::CommitArtifactUpload(
   response.set_size(size_bytes);
   response.set_sha256(std::string(claimed_sha256));
   return response;
+  });
 }
 
 StatusOr<ArtifactFile> Coordinator::GetArtifact(std::string_view job_id,
@@ -806,7 +1138,7 @@ StatusOr<ArtifactFile> Coordinator::GetArtifact(std::string_view job_id,
   auto trial = ParseId(trial_id, "t-");
   if (!job) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
   if (!trial) return Status::NotFound("trial_id: unknown trial \"" + std::string(trial_id) + "\"");
-  std::lock_guard lock(mu_);
+  return WithStore(false, [&]() -> StatusOr<ArtifactFile> {
   auto stored = store_->GetTrial(*trial);
   if (!stored.ok() || stored->job_id != *job) {
     if (stored.ok() || stored.status().code() == StatusCode::kNotFound) {
@@ -829,32 +1161,38 @@ StatusOr<ArtifactFile> Coordinator::GetArtifact(std::string_view job_id,
   out.size_bytes = newest->size_bytes;
   out.sha256 = newest->sha256;
   return out;
+  });
 }
 
 StatusOr<int> Coordinator::ExpireLeases() {
-  std::lock_guard lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(auto released,
-                           store_->ReleaseExpiredLeases(Now(), options_.max_attempts));
-  std::set<std::int64_t> touched_jobs;
-  for (std::int64_t id : released.requeued) {
-    spdlog::warn("trial {}: lease expired, back in the queue", TrialId(id));
-  }
-  for (std::int64_t id : released.failed) {
-    PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(id));
-    spdlog::warn("trial {}: lease expired {} times, failed", TrialId(id), trial.attempts);
-    auto it = jobs_.find(trial.job_id);
-    if (it == jobs_.end()) continue;
-    --it->second->open;
-    touched_jobs.insert(trial.job_id);
-  }
-  for (std::int64_t job_id : touched_jobs) {
-    auto it = jobs_.find(job_id);
-    if (it == jobs_.end()) continue;
-    PEAKNAS_RETURN_IF_ERROR(RefillLocked(*it->second));
-    PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(*it->second));
-  }
-  if (!released.requeued.empty()) queued_.notify_all();
-  return static_cast<int>(released.requeued.size() + released.failed.size());
+  return WithStore(true, [&]() -> StatusOr<int> {
+    PEAKNAS_ASSIGN_OR_RETURN(auto released,
+                             store_->ReleaseExpiredLeases(Now(), options_.max_attempts));
+    std::set<std::int64_t> touched_jobs;
+    for (std::int64_t id : released.requeued) {
+      spdlog::warn("trial {}: lease expired, back in the queue", TrialId(id));
+    }
+    for (std::int64_t id : released.failed) {
+      PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(id));
+      spdlog::warn("trial {}: lease expired {} times, failed", TrialId(id), trial.attempts);
+      auto it = jobs_.find(trial.job_id);
+      if (it == jobs_.end()) continue;
+      --it->second->open;
+      touched_jobs.insert(trial.job_id);
+      v1::JobEvent event;
+      *event.mutable_trial_finished()->mutable_trial() =
+          TrialProto(trial, false, /*with_architecture=*/false);
+      PEAKNAS_RETURN_IF_ERROR(EmitLocked(trial.job_id, std::move(event)));
+    }
+    for (std::int64_t job_id : touched_jobs) {
+      auto it = jobs_.find(job_id);
+      if (it == jobs_.end()) continue;
+      PEAKNAS_RETURN_IF_ERROR(RefillLocked(*it->second));
+      PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(*it->second));
+    }
+    if (!released.requeued.empty()) queued_.notify_all();
+    return static_cast<int>(released.requeued.size() + released.failed.size());
+  });
 }
 
 void Coordinator::Shutdown() {
@@ -863,6 +1201,7 @@ void Coordinator::Shutdown() {
     shutdown_ = true;
   }
   queued_.notify_all();
+  events_cv_.notify_all();
 }
 
 }  // namespace peaknas::server

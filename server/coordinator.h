@@ -23,6 +23,21 @@
 //     <artifacts_dir>/<job>/<trial>.pt atomically and records it in the store). A refused
 //     upload leaves no file. GetArtifact gives the newest recorded file of a trial.
 //   * Open resumes every unfinished job of the database (restart after a crash).
+//   * Events: every change a watcher cares about (trial started / finished / rejected, training
+//     progress from heartbeats, frontier changed, job finished) is appended to the job's event
+//     log in the store, committed with the change itself; WatchEvents replays and follows it.
+//   * Workers get only trials they can run: the job's dataset among the worker's datasets, the
+//     job's dtype among its dtypes (fp32 always), and the trial's predicted peak (the larger of
+//     inference and training) within its memory. A worker that stated no datasets or no memory
+//     is not restricted by them.
+//
+// Group commit: every call that changes state runs at the store inside a group (one SQLite
+// transaction for many calls) and returns only once the group is committed, so nothing is
+// acknowledged before it is durable. While one group commits (with `synchronous = FULL`: an
+// fsync), the calls that arrive wait; when it ends they all run, and the last of them commits
+// them as the next group. One commit thus serves every worker that reported meanwhile. If a
+// commit fails, every call of its group fails with the store's error, and the in-memory state
+// (strategies, frontiers, queues) is rebuilt from the database as on a restart.
 //
 // Ids on the wire: jobs "j-N", trials "t-N", workers "w-N" (N the database row id).
 //
@@ -45,11 +60,7 @@
 
 #include "peaknas/v1/peaknas.pb.h"
 #include "search/status.h"
-
-namespace peaknas::storage {
-class Store;
-struct Job;
-}  // namespace peaknas::storage
+#include "storage/sqlite_store.h"
 
 namespace peaknas::server {
 
@@ -67,6 +78,15 @@ struct CoordinatorOptions {
   int max_barren_rounds = 50;
   // Whether assignments ask workers to upload the trained model (TrialAssignment.export_model).
   bool export_models = true;
+  // The SQLite file's durability (Open with a path): kFull survives power loss.
+  storage::Synchronous synchronous = storage::Synchronous::kFull;
+};
+
+// Counters for tests and benchmarks.
+struct CoordinatorStats {
+  std::int64_t commits = 0;        // groups committed
+  std::int64_t writes = 0;         // state-changing calls those groups held
+  std::int64_t failed_commits = 0;
 };
 
 // An upload in progress: where its bytes go until CommitArtifactUpload.
@@ -95,6 +115,10 @@ class Coordinator {
   static StatusOr<std::unique_ptr<Coordinator>> Open(const std::string& db_path,
                                                      const std::string& artifacts_dir,
                                                      CoordinatorOptions options = {});
+  // The same over any Store (tests wrap the SQLite one).
+  static StatusOr<std::unique_ptr<Coordinator>> Open(std::unique_ptr<storage::Store> store,
+                                                     const std::string& artifacts_dir,
+                                                     CoordinatorOptions options = {});
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
@@ -114,8 +138,16 @@ class Coordinator {
   StatusOr<std::vector<v1::Trial>> ListTrials(std::string_view job_id,
                                               const std::vector<v1::TrialState>& states = {});
 
+  // The job's events with sequence > after_sequence (at most `limit`, oldest first). When there
+  // are none yet, waits up to `wait` for one (0 = at once); empty when none came or Shutdown
+  // was called. Only committed events are returned.
+  StatusOr<std::vector<v1::JobEvent>> WatchEvents(std::string_view job_id,
+                                                  std::int64_t after_sequence, int limit,
+                                                  std::chrono::milliseconds wait);
+
   // --- Workers.
-  // INVALID_ARGUMENT for a name outside 1..200 characters. Returns the worker id.
+  // INVALID_ARGUMENT for a name outside 1..200 characters or a dataset name that is empty or
+  // has a comma. Returns the worker id.
   StatusOr<std::string> RegisterWorker(const v1::RegisterWorkerRequest& request);
   // The oldest pending trial of any unfinished job, or nullopt when none is queued within
   // `wait` (capped at options.max_lease_wait; 0 = at once). NOT_FOUND for an unknown worker.
@@ -151,15 +183,36 @@ class Coordinator {
   // affected jobs. Returns how many leases were released.
   StatusOr<int> ExpireLeases();
 
-  // Wakes every LeaseTrial waiter (they return nullopt) and makes later waits return at once.
+  // Wakes every LeaseTrial and WatchEvents waiter (they return empty) and makes later waits
+  // return at once.
   void Shutdown();
+
+  CoordinatorStats stats();
 
   const std::string& artifacts_dir() const { return artifacts_dir_; }
 
  private:
   struct JobRuntime;
+  struct WorkerCaps;
+  // A call's turn at the store (group commit): see EnterLocked / LeaveLocked.
+  struct Turn {
+    bool cohort = false;  // it waited out a commit, and the next group waits for it
+  };
   Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
               CoordinatorOptions options);
+
+  // Runs `call` (returning a StatusOr or Status) as one turn at the store and returns its
+  // result once everything it wrote or read is committed; `write` for calls that change state.
+  template <typename Call>
+  auto WithStore(bool write, Call&& call) -> decltype(call());
+  // Waits out a running commit; opens a group for a writer when none is open.
+  StatusOr<Turn> EnterLocked(std::unique_lock<std::mutex>& lock, bool write);
+  // Ends the turn (`wrote`: it changed state) and waits until everything applied so far is
+  // committed, committing the group itself if it is the last of its cohort. Returns the
+  // commit's error when the group failed.
+  Status LeaveLocked(std::unique_lock<std::mutex>& lock, Turn turn, bool wrote);
+  // Commits the open group with mu_ released; on failure rebuilds the in-memory state.
+  void CommitLocked(std::unique_lock<std::mutex>& lock);
 
   std::int64_t Now() const;
   Status ResumeLocked();
@@ -171,11 +224,17 @@ class Coordinator {
   StatusOr<v1::Job> JobMessageLocked(std::int64_t job_id);
   StatusOr<v1::Trial> TrialMessageLocked(std::int64_t trial_id, bool job_cancelled);
   StatusOr<std::optional<v1::TrialAssignment>> TryLeaseLocked(std::int64_t worker_id);
+  StatusOr<WorkerCaps*> WorkerLocked(std::int64_t worker_id);
   // FAILED_PRECONDITION unless `lease_id`/`fencing_token` is the trial's current, unexpired
   // lease; returns the trial.
   StatusOr<std::int64_t> CurrentLeaseLocked(std::string_view lease_id, std::int64_t fencing_token);
-  StatusOr<bool> ReportMetricsLocked(JobRuntime& job, std::int64_t trial_id,
+  StatusOr<bool> ReportMetricsLocked(JobRuntime& job, const storage::Trial& trial,
                                      const v1::ReportResultRequest& request);
+  // Appends the event to the job's log (sequence and time filled in); watchers see it once the
+  // group commits.
+  Status EmitLocked(std::int64_t job_id, v1::JobEvent event);
+  // The job's frontier snapshot as a message (version 0 and no points before the first).
+  StatusOr<v1::Frontier> FrontierMessageLocked(std::int64_t job_id);
 
   const std::string artifacts_dir_;
   const CoordinatorOptions options_;
@@ -184,7 +243,32 @@ class Coordinator {
   std::condition_variable queued_;                     // signalled when trials are queued
   std::unique_ptr<storage::Store> store_;              // guarded by mu_
   std::map<std::int64_t, std::unique_ptr<JobRuntime>> jobs_;  // unfinished jobs; guarded by mu_
+  std::map<std::int64_t, std::unique_ptr<WorkerCaps>> workers_;  // cache; guarded by mu_
   bool shutdown_ = false;                              // guarded by mu_
+
+  // Group commit; all guarded by mu_.
+  bool group_open_ = false;     // the store has an open group
+  bool committing_ = false;     // a thread is committing it, with mu_ released
+  int gate_waiters_ = 0;        // calls waiting for that commit to end
+  int cohort_ = 0;              // of those, released at its end and not yet done
+  int in_flight_ = 0;           // calls between EnterLocked and LeaveLocked
+  std::uint64_t applied_ = 0;   // writes applied to the store
+  std::uint64_t durable_ = 0;   // writes committed (or failed: see failed_)
+  struct FailedCommit {
+    std::uint64_t after = 0, through = 0;  // the writes (after, through]
+    Status status;
+  };
+  std::vector<FailedCommit> failed_;  // the most recent few
+  std::condition_variable gate_;      // committing_ went false
+  std::condition_variable durable_cv_;  // durable_ advanced
+  CoordinatorStats stats_;
+
+  // Event logs: the last sequence per job (loaded lazily), sequences appended in the open group
+  // and not yet committed, and the committed ones watchers may see.
+  std::map<std::int64_t, std::int64_t> last_sequence_;
+  std::map<std::int64_t, std::int64_t> unpublished_;
+  std::map<std::int64_t, std::int64_t> published_;
+  std::condition_variable events_cv_;  // published_ advanced, or Shutdown
 };
 
 }  // namespace peaknas::server

@@ -1,7 +1,11 @@
--- peaknas coordinator database, schema version 1 (storage/store.cc applies it as migration 1).
+-- peaknas coordinator database: every migration, in order. storage/sqlite_store.cc splits this
+-- file at the "-- @migration N" lines and runs step N, in one transaction, on a database whose
+-- user_version is N-1. Append steps; never edit one that has shipped.
 -- Times are integer milliseconds since the Unix epoch, supplied by the caller.
 -- arch_hash is the 64-bit FNV-1a hash of the canonical architecture JSON, stored as the
 -- signed 64-bit integer with the same bits.
+
+-- @migration 1
 
 CREATE TABLE jobs (
   id          INTEGER PRIMARY KEY,
@@ -78,3 +82,18 @@ CREATE TABLE artifacts (
   created_ms  INTEGER NOT NULL
 );
 CREATE INDEX artifacts_by_trial ON artifacts (trial_id);
+
+-- @migration 2
+-- Worker capabilities, so trials go only to workers that can run them; the predicted latency
+-- stored with each candidate (the coordinator computed it when it proposed the trial); and the
+-- jobs' event logs, which WatchJob replays and follows.
+ALTER TABLE workers ADD COLUMN datasets TEXT NOT NULL DEFAULT '';  -- names, comma-separated
+ALTER TABLE workers ADD COLUMN dtypes   TEXT NOT NULL DEFAULT '';  -- "fp16,bf16"; '' = fp32
+ALTER TABLE trials ADD COLUMN predicted_latency_100mp_s REAL NOT NULL DEFAULT 0;
+CREATE TABLE events (
+  job_id     INTEGER NOT NULL REFERENCES jobs(id),
+  sequence   INTEGER NOT NULL,  -- 1, 2, ... per job
+  created_ms INTEGER NOT NULL,
+  event      BLOB    NOT NULL,  -- a peaknas.v1.JobEvent, protobuf binary
+  PRIMARY KEY (job_id, sequence)
+) WITHOUT ROWID;

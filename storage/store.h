@@ -1,29 +1,28 @@
-// Store: the coordinator's durable state in one SQLite file (DESIGN.md, "Storage").
+// Store: the coordinator's durable state (DESIGN.md, "Storage"), as an interface.
 //
-// Tables: jobs, trials (every candidate, rejected ones with reason and predicted bytes),
-// workers, metrics, frontier snapshots (versioned, with hypervolume) and artifacts. The schema
-// is storage/schema.sql, versioned with `PRAGMA user_version`; Open applies every known forward
-// migration, each in its own transaction, and refuses a database newer than this build.
+// storage/sqlite_store.h implements it on one SQLite file (WAL); the coordinator only sees this
+// interface, so tests can wrap the real store (e.g. to make a commit fail) without a mock
+// database. Tables: jobs, trials (every candidate, rejected ones with reason and predicted
+// bytes), workers, metrics, frontier snapshots (versioned, with hypervolume) and artifacts.
 //
-// Durability: WAL mode with `synchronous=NORMAL` by default. In WAL mode a commit has been
-// written to the WAL file (in the OS page cache) when the call returns, so an acknowledged
-// state change survives the coordinator process crashing or being SIGKILLed; it may be lost only
-// if the operating system or the machine goes down before the next WAL sync. Set
-// `Options::synchronous_full` to fsync the WAL on every commit and survive power loss too.
+// Atomicity: every state-changing call is atomic: when it returns OK its change is made, and
+// when it returns an error nothing changed. Outside a group, each such call is its own
+// transaction and is committed when it returns. Inside a group (BeginGroup … CommitGroup), calls
+// are still atomic one by one (savepoints), but nothing is committed, and so nothing may be
+// acknowledged to anyone, until CommitGroup returns OK; RollbackGroup undoes them all. Groups
+// are how the coordinator commits many workers' results with one commit (group commit).
 //
-// Every state-changing call is one transaction (BEGIN IMMEDIATE … COMMIT); when it returns OK
-// the change is committed, and when it returns an error nothing changed. Time is always an
-// argument (milliseconds since the Unix epoch), never read from a clock, so tests are exact.
+// Time is always an argument (milliseconds since the Unix epoch), never read from a clock, so
+// tests are exact.
 //
 // Leases and fencing: LeaseNextPendingTrial moves a pending trial to leased, increments its
-// attempts and its fencing token and gives it a fresh lease id and deadline. RenewLease and
-// CompleteTrial succeed only for the current lease id and token of a leased trial whose deadline
-// has not passed; otherwise they return FAILED_PRECONDITION and change nothing, so a late
-// result from a presumed-dead worker can never overwrite anything.
+// attempts and its fencing token and gives it a fresh lease id and deadline. RenewLease,
+// CompleteTrial, FailTrial and RetryTrial succeed only for the current lease id and token of a
+// leased trial whose deadline has not passed; otherwise they return FAILED_PRECONDITION and
+// change nothing, so a late result from a presumed-dead worker can never overwrite anything.
 //
-// Thread-safety: a Store owns one connection and is NOT thread-safe; one owner (the
-// coordinator's strand or a mutex around it) calls it. Several processes may open the same file
-// (SQLite's locking, with a busy timeout), as the crash test does.
+// Thread-safety: none required of implementations; one owner (the coordinator, under its
+// mutex) calls a Store.
 #ifndef PEAKNAS_STORAGE_STORE_H_
 #define PEAKNAS_STORAGE_STORE_H_
 
@@ -38,8 +37,8 @@
 
 namespace peaknas::storage {
 
-// The newest schema version this build knows (user_version after Open).
-inline constexpr int kSchemaVersion = 1;
+// The newest schema version this build knows (user_version after opening a SQLite file).
+inline constexpr int kSchemaVersion = 2;
 
 enum class JobState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
 enum class TrialState { kPending, kRejected, kLeased, kSucceeded, kFailed };
@@ -65,6 +64,9 @@ struct TrialSpec {
   std::uint64_t arch_hash = 0;    // search hash of that JSON; unique within a job
   std::int64_t predicted_inference_peak_bytes = 0;
   std::int64_t predicted_train_peak_bytes = 0;
+  // Seconds for one 100-megapixel image on the job's device profile (the frontier's latency
+  // objective); 0 when unknown (trials stored before schema version 2).
+  double predicted_latency_100mp_s = 0;
 };
 
 struct Trial {
@@ -93,7 +95,9 @@ struct Worker {
   std::int64_t id = 0;
   std::string name;
   std::string device;
-  std::int64_t memory_bytes = 0;
+  std::int64_t memory_bytes = 0;      // 0 = not stated
+  std::vector<std::string> datasets;  // dataset names it can map to local paths
+  std::vector<std::string> dtypes;    // "fp32", "fp16", "bf16"; empty = fp32 only
   std::int64_t registered_ms = 0;
   std::int64_t last_seen_ms = 0;
 };
@@ -128,6 +132,30 @@ struct Artifact {
   std::int64_t created_ms = 0;
 };
 
+// Trials of a job by state (rejected included).
+struct TrialCounts {
+  std::int64_t pending = 0, rejected = 0, leased = 0, succeeded = 0, failed = 0;
+  std::int64_t updated_ms = 0;  // the latest updated_ms of any of the job's trials; 0 if none
+};
+
+// Which pending trials a lease may take.
+struct LeaseFilter {
+  // Only trials of these jobs (empty: none); nullopt = of any job.
+  std::optional<std::vector<std::int64_t>> job_ids;
+  // Trials whose predicted peak (the larger of inference and training) exceeds this are
+  // skipped; 0 = no limit.
+  std::int64_t max_peak_bytes = 0;
+};
+
+// One entry of a job's event log. The payload is opaque to the store (the coordinator keeps a
+// serialized peaknas.v1.JobEvent there).
+struct Event {
+  std::int64_t job_id = 0;
+  std::int64_t sequence = 0;  // 1, 2, … per job, assigned by the caller
+  std::int64_t created_ms = 0;
+  std::string payload;
+};
+
 // What ReleaseExpiredLeases did.
 struct ReleasedLeases {
   std::vector<std::int64_t> requeued;  // back to pending
@@ -136,109 +164,121 @@ struct ReleasedLeases {
 
 class Store {
  public:
-  struct Options {
-    int busy_timeout_ms = 5000;     // how long to wait for another connection's lock
-    bool synchronous_full = false;  // fsync every commit (power-loss durable); see above
-  };
+  virtual ~Store() = default;
 
-  // Opens (creating if absent) the database at `path` and migrates it to kSchemaVersion.
-  // FAILED_PRECONDITION if the file's user_version is newer than kSchemaVersion; INTERNAL if
-  // SQLite fails (the message carries SQLite's).
-  static StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
-  static StatusOr<std::unique_ptr<Store>> Open(const std::string& path, const Options& options);
+  // The schema version of the open database.
+  virtual StatusOr<int> SchemaVersion() = 0;
 
-  ~Store();
-  Store(const Store&) = delete;
-  Store& operator=(const Store&) = delete;
-
-  // The schema version of the open database (kSchemaVersion after a successful Open).
-  StatusOr<int> SchemaVersion();
+  // --- Groups (group commit; see the top of this file) ---
+  // FAILED_PRECONDITION if a group is already open; UNAVAILABLE if the write lock cannot be
+  // had (another process holds it).
+  virtual Status BeginGroup() = 0;
+  // Commits every change made since BeginGroup. On an error the group is rolled back (nothing
+  // of it is kept) and closed.
+  virtual Status CommitGroup() = 0;
+  // Undoes every change since BeginGroup and closes the group; nothing if none is open.
+  virtual void RollbackGroup() = 0;
 
   // --- Jobs ---
   // A new job in state pending; returns its id.
-  StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now_ms);
+  virtual StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now_ms) = 0;
   // NOT_FOUND for an unknown id.
-  StatusOr<Job> GetJob(std::int64_t job_id);
+  virtual StatusOr<Job> GetJob(std::int64_t job_id) = 0;
   // All jobs, by id.
-  StatusOr<std::vector<Job>> ListJobs();
+  virtual StatusOr<std::vector<Job>> ListJobs() = 0;
   // Sets state and error (empty clears it). NOT_FOUND for an unknown id.
-  Status SetJobState(std::int64_t job_id, JobState state, std::string_view error,
-                     std::int64_t now_ms);
+  virtual Status SetJobState(std::int64_t job_id, JobState state, std::string_view error,
+                             std::int64_t now_ms) = 0;
 
   // --- Workers ---
-  StatusOr<std::int64_t> RegisterWorker(std::string_view name, std::string_view device,
-                                        std::int64_t memory_bytes, std::int64_t now_ms);
+  // `worker.id`, `registered_ms` and `last_seen_ms` are ignored; returns the new id.
+  virtual StatusOr<std::int64_t> RegisterWorker(const Worker& worker, std::int64_t now_ms) = 0;
   // NOT_FOUND for an unknown id.
-  Status TouchWorker(std::int64_t worker_id, std::int64_t now_ms);
-  StatusOr<Worker> GetWorker(std::int64_t worker_id);
+  virtual Status TouchWorker(std::int64_t worker_id, std::int64_t now_ms) = 0;
+  virtual StatusOr<Worker> GetWorker(std::int64_t worker_id) = 0;
 
   // --- Trials ---
-  // A pending trial; returns its id. ALREADY_EXISTS if the job already has a trial (of any
-  // state, rejected included) with this arch_hash; NOT_FOUND if the job does not exist.
-  StatusOr<std::int64_t> AddTrial(std::int64_t job_id, const TrialSpec& spec,
-                                  std::int64_t now_ms);
-  // A trial in state rejected, never leased, with the reason (e.g. over budget). Same errors.
-  StatusOr<std::int64_t> AddRejectedTrial(std::int64_t job_id, const TrialSpec& spec,
-                                          std::string_view reason, std::int64_t now_ms);
-  // Several trials, pending or rejected, in one transaction (one commit for a whole refill of
-  // the queue); ids in order. The same errors as AddTrial; on any error nothing is added.
+  // Several trials, pending or rejected (with the reason, e.g. over budget; never leased), in
+  // one transaction; ids in order. ALREADY_EXISTS if the job already has a trial (of any
+  // state, rejected included) with one of the arch hashes, NOT_FOUND if the job does not
+  // exist; on any error nothing is added.
   struct NewTrial {
     TrialSpec spec;
     bool rejected = false;
     std::string reason;  // when rejected
   };
-  StatusOr<std::vector<std::int64_t>> AddTrials(std::int64_t job_id,
-                                                const std::vector<NewTrial>& trials,
-                                                std::int64_t now_ms);
+  virtual StatusOr<std::vector<std::int64_t>> AddTrials(std::int64_t job_id,
+                                                        const std::vector<NewTrial>& trials,
+                                                        std::int64_t now_ms) = 0;
+  // One pending trial (AddTrials of one).
+  StatusOr<std::int64_t> AddTrial(std::int64_t job_id, const TrialSpec& spec,
+                                  std::int64_t now_ms);
+  // One rejected trial (AddTrials of one).
+  StatusOr<std::int64_t> AddRejectedTrial(std::int64_t job_id, const TrialSpec& spec,
+                                          std::string_view reason, std::int64_t now_ms);
   // NOT_FOUND for an unknown id.
-  StatusOr<Trial> GetTrial(std::int64_t trial_id);
+  virtual StatusOr<Trial> GetTrial(std::int64_t trial_id) = 0;
   // All trials of a job (rejected included), by id.
-  StatusOr<std::vector<Trial>> ListTrials(std::int64_t job_id);
+  virtual StatusOr<std::vector<Trial>> ListTrials(std::int64_t job_id) = 0;
+  // How many trials of the job are in each state, without reading them.
+  virtual StatusOr<TrialCounts> CountTrials(std::int64_t job_id) = 0;
 
-  // Atomically leases the oldest pending trial (of `job_id`, or of any job if nullopt) whose
-  // job is pending or running (not finished or cancelled) to `worker_id` until `deadline_ms`.
-  // nullopt if nothing is pending. NOT_FOUND if the worker is
-  // unknown; INVALID_ARGUMENT if deadline_ms <= now_ms.
-  StatusOr<std::optional<Lease>> LeaseNextPendingTrial(std::optional<std::int64_t> job_id,
-                                                       std::int64_t worker_id,
-                                                       std::int64_t now_ms,
-                                                       std::int64_t deadline_ms);
+  // Atomically leases the oldest pending trial that `filter` allows, of a job that is pending
+  // or running (not finished or cancelled), to `worker_id` until `deadline_ms`. nullopt if
+  // there is none. NOT_FOUND if the worker is unknown; INVALID_ARGUMENT if
+  // deadline_ms <= now_ms.
+  virtual StatusOr<std::optional<Lease>> LeaseNextPendingTrial(const LeaseFilter& filter,
+                                                               std::int64_t worker_id,
+                                                               std::int64_t now_ms,
+                                                               std::int64_t deadline_ms) = 0;
   // Extends the lease to new_deadline_ms. FAILED_PRECONDITION (nothing changed) if the lease id
   // or token is not the trial's current one, or the lease expired (deadline < now_ms).
-  Status RenewLease(std::string_view lease_id, std::int64_t fencing_token, std::int64_t now_ms,
-                    std::int64_t new_deadline_ms);
+  virtual Status RenewLease(std::string_view lease_id, std::int64_t fencing_token,
+                            std::int64_t now_ms, std::int64_t new_deadline_ms) = 0;
   // Every leased trial whose deadline is before now_ms goes back to pending, or to failed
   // (with the reason) if it has been leased max_attempts times already (max_attempts <= 1:
   // every expired trial fails).
-  StatusOr<ReleasedLeases> ReleaseExpiredLeases(std::int64_t now_ms, int max_attempts);
+  virtual StatusOr<ReleasedLeases> ReleaseExpiredLeases(std::int64_t now_ms,
+                                                        int max_attempts) = 0;
 
   // Records the result of a leased trial and, if given, the job's new frontier snapshot, in
   // ONE transaction: the trial becomes succeeded, its metrics row is written, and the snapshot
   // gets the next version of its job (returned; 0 if no snapshot). FAILED_PRECONDITION, and
   // nothing changed, for a stale lease id or token or an expired lease; INVALID_ARGUMENT if
   // the snapshot names another job.
-  StatusOr<std::int64_t> CompleteTrial(std::string_view lease_id, std::int64_t fencing_token,
-                                       std::int64_t now_ms, const TrialMetrics& metrics,
-                                       const std::optional<FrontierSnapshot>& frontier);
+  virtual StatusOr<std::int64_t> CompleteTrial(
+      std::string_view lease_id, std::int64_t fencing_token, std::int64_t now_ms,
+      const TrialMetrics& metrics, const std::optional<FrontierSnapshot>& frontier) = 0;
   // The worker reports a failure: the trial becomes failed with the reason. Same fencing rules.
-  Status FailTrial(std::string_view lease_id, std::int64_t fencing_token, std::int64_t now_ms,
-                   std::string_view reason);
+  virtual Status FailTrial(std::string_view lease_id, std::int64_t fencing_token,
+                           std::int64_t now_ms, std::string_view reason) = 0;
+  // The worker reports a failure worth another try: the trial goes back to pending with the
+  // reason, or fails with it when it has been leased max_attempts times. Returns the state it
+  // ends in (kPending or kFailed). Same fencing rules.
+  virtual StatusOr<TrialState> RetryTrial(std::string_view lease_id, std::int64_t fencing_token,
+                                          std::int64_t now_ms, std::string_view reason,
+                                          int max_attempts) = 0;
   // NOT_FOUND if the trial has no metrics.
-  StatusOr<TrialMetrics> GetMetrics(std::int64_t trial_id);
+  virtual StatusOr<TrialMetrics> GetMetrics(std::int64_t trial_id) = 0;
+
+  // --- Events ---
+  // Appends to the job's log. ALREADY_EXISTS if the job already has that sequence number,
+  // NOT_FOUND if the job does not exist.
+  virtual Status AppendEvent(const Event& event) = 0;
+  // Events of the job with sequence > after_sequence, oldest first, at most `limit`.
+  virtual StatusOr<std::vector<Event>> ListEvents(std::int64_t job_id,
+                                                  std::int64_t after_sequence, int limit) = 0;
+  // The job's highest sequence number; 0 if it has no events.
+  virtual StatusOr<std::int64_t> LastEventSequence(std::int64_t job_id) = 0;
 
   // --- Frontier and artifacts ---
   // The highest-version snapshot of the job; nullopt if none.
-  StatusOr<std::optional<FrontierSnapshot>> LatestFrontier(std::int64_t job_id);
+  virtual StatusOr<std::optional<FrontierSnapshot>> LatestFrontier(std::int64_t job_id) = 0;
   // NOT_FOUND if the trial does not exist. Returns the artifact id.
-  StatusOr<std::int64_t> RecordArtifact(std::int64_t trial_id, std::string_view path,
-                                        std::int64_t size_bytes, std::string_view sha256,
-                                        std::int64_t now_ms);
-  StatusOr<std::vector<Artifact>> ListArtifacts(std::int64_t trial_id);
-
- private:
-  struct Impl;
-  explicit Store(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  virtual StatusOr<std::int64_t> RecordArtifact(std::int64_t trial_id, std::string_view path,
+                                                std::int64_t size_bytes, std::string_view sha256,
+                                                std::int64_t now_ms) = 0;
+  virtual StatusOr<std::vector<Artifact>> ListArtifacts(std::int64_t trial_id) = 0;
 };
 
 }  // namespace peaknas::storage

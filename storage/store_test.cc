@@ -1,5 +1,7 @@
 // Tests of Store on real SQLite files in a fresh temporary directory; no mocks.
-#include "storage/store.h"
+#include "storage/sqlite_store.h"
+
+#include "storage/schema_sql.h"
 
 #include <signal.h>
 #include <sqlite3.h>
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,16 @@ namespace peaknas::storage {
 namespace {
 
 namespace fs = std::filesystem;
+
+Worker NewWorker(std::string name, std::string device, std::int64_t memory_bytes) {
+  Worker w;
+  w.name = std::move(name);
+  w.device = std::move(device);
+  w.memory_bytes = memory_bytes;
+  return w;
+}
+LeaseFilter Any() { return {}; }
+LeaseFilter Only(std::int64_t job) { return {.job_ids = std::vector<std::int64_t>{job}}; }
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -27,8 +40,8 @@ class StoreTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::unique_ptr<Store> OpenOrDie() {
-    auto s = Store::Open(path_);
+  std::unique_ptr<SqliteStore> OpenOrDie() {
+    auto s = SqliteStore::Open(path_);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return s.ok() ? std::move(s).value() : nullptr;
   }
@@ -138,7 +151,7 @@ TEST_F(StoreTest, MigratesHandMadeVersionZeroFile) {
 TEST_F(StoreTest, FailedMigrationChangesNothing) {
   // A version-0 file whose existing `jobs` table makes migration 1 fail half-way.
   RawExec("CREATE TABLE jobs (x INTEGER); INSERT INTO jobs VALUES (5);");
-  auto store = Store::Open(path_);
+  auto store = SqliteStore::Open(path_);
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("migration to schema version 1"), std::string::npos)
       << store.status().message();
@@ -157,7 +170,7 @@ TEST_F(StoreTest, FailedMigrationChangesNothing) {
 
 TEST_F(StoreTest, RefusesFutureSchemaVersion) {
   RawExec("PRAGMA user_version = 99;");
-  auto store = Store::Open(path_);
+  auto store = SqliteStore::Open(path_);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(store.status().message().find("newer"), std::string::npos)
@@ -204,14 +217,14 @@ TEST_F(StoreTest, AddTrialsIsOneTransaction) {
 TEST_F(StoreTest, RejectedTrialKeepsReasonAndIsNeverLeased) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
-  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
   auto r = store->AddRejectedTrial(job, Spec(5), "inference peak 1005 B > budget 1000 B", 2);
   ASSERT_TRUE(r.ok());
   auto t = store->GetTrial(*r);
   EXPECT_EQ(t->state, TrialState::kRejected);
   EXPECT_EQ(t->reason, "inference peak 1005 B > budget 1000 B");
   EXPECT_EQ(t->spec.predicted_inference_peak_bytes, 1005);
-  auto lease = store->LeaseNextPendingTrial(std::nullopt, w, 3, 100);
+  auto lease = store->LeaseNextPendingTrial(Any(), w, 3, 100);
   ASSERT_TRUE(lease.ok());
   EXPECT_FALSE(lease->has_value());
   EXPECT_EQ(store->ListTrials(job)->size(), 1u);
@@ -220,10 +233,10 @@ TEST_F(StoreTest, RejectedTrialKeepsReasonAndIsNeverLeased) {
 TEST_F(StoreTest, LeaseThenComplete) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
-  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
   std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
   std::int64_t t2 = *store->AddTrial(job, Spec(2), 2);
-  auto lease = store->LeaseNextPendingTrial(job, w, 10, 1000);
+  auto lease = store->LeaseNextPendingTrial(Only(job), w, 10, 1000);
   ASSERT_TRUE(lease.ok()) << lease.status().ToString();
   ASSERT_TRUE(lease->has_value());
   const Lease& l = **lease;
@@ -255,15 +268,15 @@ TEST_F(StoreTest, LeaseThenComplete) {
                 .code(),
             StatusCode::kFailedPrecondition);
 
-  auto next = store->LeaseNextPendingTrial(std::nullopt, w, 1700, 2700);
+  auto next = store->LeaseNextPendingTrial(Any(), w, 1700, 2700);
   ASSERT_TRUE(next.ok() && next->has_value());
   EXPECT_EQ((*next)->trial.id, t2);
-  auto none = store->LeaseNextPendingTrial(job, w, 1700, 2700);
+  auto none = store->LeaseNextPendingTrial(Only(job), w, 1700, 2700);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
-  EXPECT_EQ(store->LeaseNextPendingTrial(job, w + 100, 1700, 2700).status().code(),
+  EXPECT_EQ(store->LeaseNextPendingTrial(Only(job), w + 100, 1700, 2700).status().code(),
             StatusCode::kNotFound);
-  EXPECT_EQ(store->LeaseNextPendingTrial(job, w, 1700, 1700).status().code(),
+  EXPECT_EQ(store->LeaseNextPendingTrial(Only(job), w, 1700, 1700).status().code(),
             StatusCode::kInvalidArgument);
 }
 
@@ -271,13 +284,13 @@ TEST_F(StoreTest, CancelledJobsTrialsAreNotLeased) {
   auto store = OpenOrDie();
   std::int64_t a = *store->CreateJob("{}", 1);
   std::int64_t b = *store->CreateJob("{}", 1);
-  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
   ASSERT_TRUE(store->AddTrial(a, Spec(1), 2).ok());
   std::int64_t tb = *store->AddTrial(b, Spec(1), 2);
   ASSERT_TRUE(store->SetJobState(a, JobState::kCancelled, "cancelled by user", 3).ok());
   EXPECT_EQ(store->GetJob(a)->error, "cancelled by user");
-  EXPECT_FALSE(store->LeaseNextPendingTrial(a, w, 4, 100)->has_value());
-  auto l = store->LeaseNextPendingTrial(std::nullopt, w, 4, 100);
+  EXPECT_FALSE(store->LeaseNextPendingTrial(Only(a), w, 4, 100)->has_value());
+  auto l = store->LeaseNextPendingTrial(Any(), w, 4, 100);
   ASSERT_TRUE(l.ok() && l->has_value());
   EXPECT_EQ((*l)->trial.id, tb);
   EXPECT_EQ(store->SetJobState(b + 1, JobState::kRunning, "", 5).code(), StatusCode::kNotFound);
@@ -286,9 +299,9 @@ TEST_F(StoreTest, CancelledJobsTrialsAreNotLeased) {
 TEST_F(StoreTest, StaleTokenRefusedAndNothingChanged) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
-  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
   std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
-  Lease l = **store->LeaseNextPendingTrial(job, w, 10, 1000);
+  Lease l = **store->LeaseNextPendingTrial(Only(job), w, 10, 1000);
   auto before = store->GetTrial(t1);
 
   FrontierSnapshot f;
@@ -317,10 +330,10 @@ TEST_F(StoreTest, StaleTokenRefusedAndNothingChanged) {
 TEST_F(StoreTest, ExpiredLeaseRequeuedWithHigherTokenOldRefused) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
-  std::int64_t w1 = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
-  std::int64_t w2 = *store->RegisterWorker("w2", "cpu", 1 << 30, 1);
+  std::int64_t w1 = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
+  std::int64_t w2 = *store->RegisterWorker(NewWorker("w2", "cpu", 1 << 30), 1);
   std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
-  Lease old = **store->LeaseNextPendingTrial(job, w1, 10, 100);
+  Lease old = **store->LeaseNextPendingTrial(Only(job), w1, 10, 100);
 
   // Past the deadline, before release: the old holder can neither renew nor complete.
   EXPECT_EQ(store->RenewLease(old.lease_id, old.fencing_token, 101, 500).code(),
@@ -331,7 +344,7 @@ TEST_F(StoreTest, ExpiredLeaseRequeuedWithHigherTokenOldRefused) {
   EXPECT_TRUE(released->failed.empty());
   EXPECT_EQ(store->GetTrial(t1)->state, TrialState::kPending);
 
-  Lease fresh = **store->LeaseNextPendingTrial(job, w2, 110, 1000);
+  Lease fresh = **store->LeaseNextPendingTrial(Only(job), w2, 110, 1000);
   EXPECT_EQ(fresh.trial.id, t1);
   EXPECT_GT(fresh.fencing_token, old.fencing_token);
   EXPECT_NE(fresh.lease_id, old.lease_id);
@@ -354,11 +367,11 @@ TEST_F(StoreTest, ExpiredLeaseRequeuedWithHigherTokenOldRefused) {
 TEST_F(StoreTest, MaxAttemptsFailsWithReason) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
-  std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
   std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
   std::int64_t now = 10;
   for (int attempt = 1; attempt <= 2; ++attempt) {
-    auto l = store->LeaseNextPendingTrial(job, w, now, now + 10);
+    auto l = store->LeaseNextPendingTrial(Only(job), w, now, now + 10);
     ASSERT_TRUE(l.ok() && l->has_value());
     EXPECT_EQ((*l)->trial.attempts, attempt);
     now += 20;
@@ -373,7 +386,7 @@ TEST_F(StoreTest, MaxAttemptsFailsWithReason) {
   auto t = store->GetTrial(t1);
   EXPECT_EQ(t->state, TrialState::kFailed);
   EXPECT_NE(t->reason.find("lease expired 2 times"), std::string::npos) << t->reason;
-  EXPECT_FALSE(store->LeaseNextPendingTrial(job, w, now, now + 10)->has_value());
+  EXPECT_FALSE(store->LeaseNextPendingTrial(Only(job), w, now, now + 10)->has_value());
 }
 
 TEST_F(StoreTest, FrontierCommittedWithResultVisibleAfterReopen) {
@@ -381,18 +394,18 @@ TEST_F(StoreTest, FrontierCommittedWithResultVisibleAfterReopen) {
   {
     auto store = OpenOrDie();
     job = *store->CreateJob("{}", 1);
-    std::int64_t w = *store->RegisterWorker("w1", "cpu", 1 << 30, 1);
+    std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
     t1 = *store->AddTrial(job, Spec(1), 2);
     t2 = *store->AddTrial(job, Spec(2), 2);
     FrontierSnapshot f;
     f.job_id = job;
     f.hypervolume = 0.5;
     f.members_json = "[" + std::to_string(t1) + "]";
-    Lease l1 = **store->LeaseNextPendingTrial(job, w, 10, 100);
+    Lease l1 = **store->LeaseNextPendingTrial(Only(job), w, 10, 100);
     auto v1 = store->CompleteTrial(l1.lease_id, l1.fencing_token, 20, Metrics(30), f);
     ASSERT_TRUE(v1.ok()) << v1.status().ToString();
     EXPECT_EQ(*v1, 1);
-    Lease l2 = **store->LeaseNextPendingTrial(job, w, 30, 100);
+    Lease l2 = **store->LeaseNextPendingTrial(Only(job), w, 30, 100);
     f.hypervolume = 0.75;
     f.members_json = "[" + std::to_string(t1) + "," + std::to_string(t2) + "]";
     auto v2 = store->CompleteTrial(l2.lease_id, l2.fencing_token, 40, Metrics(31), f);
@@ -400,7 +413,7 @@ TEST_F(StoreTest, FrontierCommittedWithResultVisibleAfterReopen) {
     EXPECT_EQ(*v2, 2);
     // A snapshot for another job is refused and rolls the result back.
     std::int64_t t3 = *store->AddTrial(job, Spec(3), 50);
-    Lease l3 = **store->LeaseNextPendingTrial(job, w, 50, 100);
+    Lease l3 = **store->LeaseNextPendingTrial(Only(job), w, 50, 100);
     f.job_id = job + 1;
     EXPECT_EQ(store->CompleteTrial(l3.lease_id, l3.fencing_token, 60, Metrics(1), f)
                   .status()
@@ -423,7 +436,7 @@ TEST_F(StoreTest, FrontierCommittedWithResultVisibleAfterReopen) {
 TEST_F(StoreTest, ArtifactsAndWorkers) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
-  std::int64_t w = *store->RegisterWorker("w1", "h100", 80ll << 30, 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w1", "h100", 80ll << 30), 1);
   ASSERT_TRUE(store->TouchWorker(w, 7).ok());
   auto worker = store->GetWorker(w);
   ASSERT_TRUE(worker.ok());
@@ -450,10 +463,10 @@ TEST_F(StoreTest, ArtifactsAndWorkers) {
 void CrashAfterComplete(const std::string& path, bool self_exit) {
   std::int64_t job = 0, trial = 0, worker = 0;
   {
-    auto store = Store::Open(path);
+    auto store = SqliteStore::Open(path);
     ASSERT_TRUE(store.ok());
     job = *(*store)->CreateJob("{}", 1);
-    worker = *(*store)->RegisterWorker("w", "cpu", 1, 1);
+    worker = *(*store)->RegisterWorker(NewWorker("w", "cpu", 1), 1);
     trial = *(*store)->AddTrial(job, TrialSpec{"{}", 77, 1, 2}, 2);
   }
   int fds[2];
@@ -462,9 +475,9 @@ void CrashAfterComplete(const std::string& path, bool self_exit) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     close(fds[0]);
-    auto store = Store::Open(path);
+    auto store = SqliteStore::Open(path);
     if (!store.ok()) _exit(2);
-    auto lease = (*store)->LeaseNextPendingTrial(job, worker, 10, 1000);
+    auto lease = (*store)->LeaseNextPendingTrial(Only(job), worker, 10, 1000);
     if (!lease.ok() || !lease->has_value()) _exit(3);
     FrontierSnapshot f{job, 0, 0.25, "[77]", 0};
     TrialMetrics m;
@@ -491,7 +504,7 @@ void CrashAfterComplete(const std::string& path, bool self_exit) {
   }
   close(fds[0]);
 
-  auto store = Store::Open(path);
+  auto store = SqliteStore::Open(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   auto t = (*store)->GetTrial(trial);
   ASSERT_TRUE(t.ok());
@@ -516,7 +529,7 @@ TEST_F(StoreTest, ConcurrentProcessesNeverLeaseTheSameTrial) {
   {
     auto store = OpenOrDie();
     job = *store->CreateJob("{}", 1);
-    for (int i = 0; i < kProcs; ++i) workers.push_back(*store->RegisterWorker("w", "cpu", 1, 1));
+    for (int i = 0; i < kProcs; ++i) workers.push_back(*store->RegisterWorker(NewWorker("w", "cpu", 1), 1));
     for (int i = 0; i < kTrials; ++i) ASSERT_TRUE(store->AddTrial(job, Spec(100 + i), 2).ok());
   }
   std::vector<pid_t> pids;
@@ -524,10 +537,10 @@ TEST_F(StoreTest, ConcurrentProcessesNeverLeaseTheSameTrial) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      auto store = Store::Open(path_);
+      auto store = SqliteStore::Open(path_);
       if (!store.ok()) _exit(2);
       while (true) {
-        auto l = (*store)->LeaseNextPendingTrial(job, workers[p], 10, 1000);
+        auto l = (*store)->LeaseNextPendingTrial(Only(job), workers[p], 10, 1000);
         if (!l.ok()) _exit(3);
         if (!l->has_value()) _exit(0);
         if (!(*store)->CompleteTrial((*l)->lease_id, (*l)->fencing_token, 20, Metrics(p),
@@ -552,6 +565,212 @@ TEST_F(StoreTest, ConcurrentProcessesNeverLeaseTheSameTrial) {
     EXPECT_EQ(t.attempts, 1) << "trial " << t.id << " leased more than once";
     EXPECT_EQ(t.fencing_token, 1);
   }
+}
+
+TEST_F(StoreTest, MigratesVersionOneFileKeepingItsRows) {
+  // A database exactly as schema version 1 left it: migration 1 of schema.sql, one worker and
+  // one trial written with version 1's columns.
+  const std::string all = internal::kSchemaSql;
+  const std::size_t second = all.find("\n-- @migration 2");
+  ASSERT_NE(second, std::string::npos);
+  RawExec(all.substr(0, second) + "; PRAGMA user_version = 1;");
+  RawExec("INSERT INTO jobs (id, spec, state, created_ms, updated_ms) VALUES (1, '{}', "
+          "'running', 1, 1);"
+          "INSERT INTO workers (id, name, device, memory_bytes, registered_ms, last_seen_ms) "
+          "VALUES (1, 'old', 'cpu', 7, 1, 1);"
+          "INSERT INTO trials (id, job_id, architecture, arch_hash, state, "
+          "predicted_inference_peak_bytes, predicted_train_peak_bytes, created_ms, updated_ms) "
+          "VALUES (1, 1, '{}', 5, 'pending', 10, 20, 1, 1);");
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->SchemaVersion(), 2);
+  auto worker = store->GetWorker(1);
+  ASSERT_TRUE(worker.ok()) << worker.status().ToString();
+  EXPECT_EQ(worker->name, "old");
+  EXPECT_TRUE(worker->datasets.empty());
+  EXPECT_TRUE(worker->dtypes.empty());
+  auto trial = store->GetTrial(1);
+  ASSERT_TRUE(trial.ok());
+  EXPECT_EQ(trial->spec.predicted_train_peak_bytes, 20);
+  EXPECT_EQ(trial->spec.predicted_latency_100mp_s, 0);
+  // The migrated file takes version 2's writes.
+  TrialSpec spec = Spec(6);
+  spec.predicted_latency_100mp_s = 4.5;
+  auto added = store->AddTrial(1, spec, 2);
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  EXPECT_EQ(store->GetTrial(*added)->spec.predicted_latency_100mp_s, 4.5);
+}
+
+TEST_F(StoreTest, WorkerCapabilitiesRoundTrip) {
+  auto store = OpenOrDie();
+  Worker w = NewWorker("gpu-7", "cuda:0", 24ll << 30);
+  w.datasets = {"sidd", "synthetic"};
+  w.dtypes = {"fp16", "bf16"};
+  auto id = store->RegisterWorker(w, 1);
+  ASSERT_TRUE(id.ok());
+  auto back = store->GetWorker(*id);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->datasets, w.datasets);
+  EXPECT_EQ(back->dtypes, w.dtypes);
+  w.datasets = {"a,b"};
+  EXPECT_EQ(store->RegisterWorker(w, 1).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, LeaseFilterByJobAndPeak) {
+  auto store = OpenOrDie();
+  std::int64_t a = *store->CreateJob("{}", 1);
+  std::int64_t b = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w", "cpu", 1), 1);
+  TrialSpec big = Spec(1);
+  big.predicted_train_peak_bytes = 9000;  // the larger of the two peaks counts
+  std::int64_t a_big = *store->AddTrial(a, big, 2);
+  std::int64_t b_small = *store->AddTrial(b, Spec(2), 2);  // peaks 1002 / 5002
+  std::int64_t a_small = *store->AddTrial(a, Spec(3), 2);  // peaks 1003 / 5003
+  // No job allowed: nothing, even with trials pending.
+  EXPECT_FALSE(store->LeaseNextPendingTrial({.job_ids = std::vector<std::int64_t>{}}, w, 3, 100)
+                   ->has_value());
+  // Job b only.
+  auto l = store->LeaseNextPendingTrial(Only(b), w, 3, 100);
+  ASSERT_TRUE(l.ok() && l->has_value());
+  EXPECT_EQ((*l)->trial.id, b_small);
+  // Job a under a peak limit between the two: the big trial is skipped, not leased.
+  l = store->LeaseNextPendingTrial({.job_ids = std::vector<std::int64_t>{a}, .max_peak_bytes = 5003},
+                                   w, 3, 100);
+  ASSERT_TRUE(l.ok() && l->has_value());
+  EXPECT_EQ((*l)->trial.id, a_small);
+  EXPECT_FALSE(store->LeaseNextPendingTrial({.job_ids = std::nullopt, .max_peak_bytes = 8999}, w,
+                                            3, 100)
+                   ->has_value());
+  l = store->LeaseNextPendingTrial(Any(), w, 3, 100);
+  ASSERT_TRUE(l.ok() && l->has_value());
+  EXPECT_EQ((*l)->trial.id, a_big);
+}
+
+TEST_F(StoreTest, CountTrialsByState) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w", "cpu", 1), 1);
+  for (std::uint64_t h = 1; h <= 4; ++h) ASSERT_TRUE(store->AddTrial(job, Spec(h), 2).ok());
+  ASSERT_TRUE(store->AddRejectedTrial(job, Spec(9), "over budget", 3).ok());
+  Lease l = **store->LeaseNextPendingTrial(Only(job), w, 5, 100);
+  ASSERT_TRUE(store->CompleteTrial(l.lease_id, l.fencing_token, 6, Metrics(30), std::nullopt).ok());
+  (void)**store->LeaseNextPendingTrial(Only(job), w, 8, 100);
+  auto counts = store->CountTrials(job);
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->pending, 2);
+  EXPECT_EQ(counts->leased, 1);
+  EXPECT_EQ(counts->succeeded, 1);
+  EXPECT_EQ(counts->rejected, 1);
+  EXPECT_EQ(counts->failed, 0);
+  EXPECT_EQ(counts->updated_ms, 8);
+  EXPECT_EQ(store->CountTrials(job + 1)->pending, 0);
+}
+
+TEST_F(StoreTest, RetryableFailureRequeuesUntilMaxAttempts) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w", "cpu", 1), 1);
+  std::int64_t t = *store->AddTrial(job, Spec(1), 2);
+  Lease first = **store->LeaseNextPendingTrial(Only(job), w, 3, 100);
+  auto state = store->RetryTrial(first.lease_id, first.fencing_token, 4, "disk full", 2);
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(*state, TrialState::kPending);
+  EXPECT_EQ(store->GetTrial(t)->reason, "disk full");
+  // The old lease is gone: a second report with it changes nothing.
+  EXPECT_EQ(store->RetryTrial(first.lease_id, first.fencing_token, 5, "again", 2).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->GetTrial(t)->state, TrialState::kPending);
+  Lease second = **store->LeaseNextPendingTrial(Only(job), w, 6, 100);
+  EXPECT_EQ(second.trial.id, t);
+  EXPECT_EQ(second.trial.attempts, 2);
+  state = store->RetryTrial(second.lease_id, second.fencing_token, 7, "disk full", 2);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(*state, TrialState::kFailed);
+  auto failed = store->GetTrial(t);
+  EXPECT_EQ(failed->state, TrialState::kFailed);
+  EXPECT_NE(failed->reason.find("disk full"), std::string::npos) << failed->reason;
+  EXPECT_NE(failed->reason.find("max_attempts 2"), std::string::npos) << failed->reason;
+}
+
+// Counts rows through a second connection: what another process would see.
+std::int64_t CountFromOutside(const std::string& path, const std::string& table) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, ("SELECT COUNT(*) FROM " + table).c_str(), -1, &stmt, nullptr),
+            SQLITE_OK);
+  EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  const std::int64_t n = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return n;
+}
+
+TEST_F(StoreTest, GroupCommitsOnceAndFailedCallsUndoOnlyThemselves) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  const std::int64_t commits_before = store->commits();
+  ASSERT_TRUE(store->BeginGroup().ok());
+  EXPECT_EQ(store->BeginGroup().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store->AddTrial(job, Spec(1), 2).ok());
+  ASSERT_TRUE(store->AddTrial(job, Spec(2), 2).ok());
+  // A failing call inside the group (a duplicate in its batch) undoes only itself.
+  EXPECT_EQ(store->AddTrials(job, {{.spec = Spec(3), .rejected = false, .reason = ""},
+                                   {.spec = Spec(1), .rejected = false, .reason = ""}},
+                             2)
+                .status()
+                .code(),
+            StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store->AddTrial(job, Spec(4), 2).ok());
+  // The group's own connection sees its changes; nobody else does before the commit.
+  EXPECT_EQ(store->ListTrials(job)->size(), 3u);
+  EXPECT_EQ(CountFromOutside(path_, "trials"), 0);
+  ASSERT_TRUE(store->CommitGroup().ok());
+  EXPECT_EQ(CountFromOutside(path_, "trials"), 3);
+  EXPECT_EQ(store->commits(), commits_before + 1);
+  EXPECT_EQ(store->CommitGroup().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(StoreTest, RolledBackGroupLeavesNothing) {
+  auto store = OpenOrDie();
+  std::int64_t job = *store->CreateJob("{}", 1);
+  ASSERT_TRUE(store->AddTrial(job, Spec(1), 2).ok());
+  ASSERT_TRUE(store->BeginGroup().ok());
+  ASSERT_TRUE(store->AddTrial(job, Spec(2), 3).ok());
+  ASSERT_TRUE(store->SetJobState(job, JobState::kRunning, "", 3).ok());
+  store->RollbackGroup();
+  EXPECT_EQ(store->ListTrials(job)->size(), 1u);
+  EXPECT_EQ(store->GetJob(job)->state, JobState::kPending);
+  // Outside a group again: each call commits by itself.
+  ASSERT_TRUE(store->AddTrial(job, Spec(3), 4).ok());
+  EXPECT_EQ(CountFromOutside(path_, "trials"), 2);
+}
+
+TEST_F(StoreTest, EventLogAppendsAndReplaysInOrder) {
+  auto store = OpenOrDie();
+  std::int64_t a = *store->CreateJob("{}", 1);
+  std::int64_t b = *store->CreateJob("{}", 1);
+  EXPECT_EQ(*store->LastEventSequence(a), 0);
+  const std::string binary("\0\x01payload", 9);  // blobs keep NUL bytes
+  for (std::int64_t seq = 1; seq <= 5; ++seq) {
+    ASSERT_TRUE(store->AppendEvent({.job_id = a, .sequence = seq, .created_ms = 10 + seq,
+                                    .payload = binary + std::to_string(seq)})
+                    .ok());
+  }
+  ASSERT_TRUE(store->AppendEvent({.job_id = b, .sequence = 1, .created_ms = 1, .payload = "b"}).ok());
+  EXPECT_EQ(store->AppendEvent({.job_id = a, .sequence = 3, .created_ms = 1, .payload = "x"}).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store->AppendEvent({.job_id = 99, .sequence = 1, .created_ms = 1, .payload = "x"}).code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(*store->LastEventSequence(a), 5);
+  auto events = store->ListEvents(a, 2, 2);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].sequence, 3);
+  EXPECT_EQ((*events)[0].payload, binary + "3");
+  EXPECT_EQ((*events)[1].sequence, 4);
+  EXPECT_EQ((*events)[1].created_ms, 14);
+  EXPECT_EQ(store->ListEvents(a, 5, 100)->size(), 0u);
 }
 
 TEST(StoreNames, RoundTrip) {
