@@ -330,7 +330,9 @@ void Coordinator::CommitLocked(std::unique_lock<std::mutex>& lock) {
 
 CoordinatorStats Coordinator::stats() {
   std::lock_guard lock(mu_);
-  return stats_;
+  CoordinatorStats out = stats_;
+  out.waiting_for_commit = gate_waiters_;
+  return out;
 }
 
 // --- Events ----------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ struct CoordinatorStats {
   std::int64_t commits = 0;        // groups committed
   std::int64_t writes = 0;         // state-changing calls those groups held
   std::int64_t failed_commits = 0;
+  int waiting_for_commit = 0;      // calls waiting, now, for a running commit to end
 };
 
 // An upload in progress: where its bytes go until CommitArtifactUpload.

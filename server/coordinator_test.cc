@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -67,17 +70,31 @@ class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
 
-  void Reopen() {
-    coordinator_.reset();
+  CoordinatorOptions Options() {
     CoordinatorOptions options;
     options.lease_duration = std::chrono::milliseconds(10'000);
     options.max_attempts = 3;
     options.clock = [this] { return now_.load(); };
-    auto opened = Coordinator::Open((dir_.path() / "peaknas.db").string(),
-                                    (dir_.path() / "artifacts").string(), options);
+    return options;
+  }
+
+  void Reopen() {
+    coordinator_.reset();
+    auto opened = Coordinator::Open(db_path(), (dir_.path() / "artifacts").string(), Options());
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     coordinator_ = std::move(opened).value();
   }
+
+  // Reopens over `store` (a wrapper of the SQLite file) instead.
+  void ReopenWith(std::unique_ptr<storage::Store> store) {
+    coordinator_.reset();
+    auto opened =
+        Coordinator::Open(std::move(store), (dir_.path() / "artifacts").string(), Options());
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    coordinator_ = std::move(opened).value();
+  }
+
+  std::string db_path() const { return (dir_.path() / "peaknas.db").string(); }
 
   std::string Worker(const std::string& name = "w") {
     v1::RegisterWorkerRequest request;
@@ -402,6 +419,393 @@ TEST_F(CoordinatorTest, ArtifactCommitRecordsTheFileForGetArtifact) {
   // Another job's id with this trial: NOT_FOUND.
   EXPECT_EQ(coordinator_->GetArtifact("j-999", a.trial_id()).status().code(),
             StatusCode::kNotFound);
+}
+
+
+// --- Retries, worker matching, events, group commit ------------------------------------------
+
+TEST_F(CoordinatorTest, RetryableFailureGoesBackToTheQueueUntilMaxAttempts) {
+  auto job = coordinator_->SubmitJob(RandomSpec(1, 1));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  const std::string worker = Worker();
+  const auto fail = [&](const v1::TrialAssignment& a, bool retryable) {
+    v1::ReportResultRequest r;
+    r.set_lease_id(a.lease_id());
+    r.set_fencing_token(a.fencing_token());
+    r.mutable_failure()->set_code(5);
+    r.mutable_failure()->set_message("dataset \"synthetic\" is not on this worker");
+    r.mutable_failure()->set_retryable(retryable);
+    return coordinator_->ReportResult(r);
+  };
+  auto first = Lease(worker);
+  ASSERT_TRUE(*fail(first, true));
+  auto trials = coordinator_->ListTrials(job->id(), {v1::TRIAL_STATE_PENDING});
+  ASSERT_TRUE(trials.ok());
+  ASSERT_EQ(trials->size(), 1u);
+  EXPECT_EQ((*trials)[0].id(), first.trial_id());
+  // The same trial again, on its second attempt; the first lease's token is dead.
+  auto second = Lease(worker);
+  EXPECT_EQ(second.trial_id(), first.trial_id());
+  EXPECT_GT(second.fencing_token(), first.fencing_token());
+  EXPECT_EQ(fail(first, true).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(*fail(second, true));
+  // The third lease is the last (max_attempts 3): a retryable failure now fails the trial.
+  auto third = Lease(worker);
+  ASSERT_TRUE(*fail(third, true));
+  auto failed = coordinator_->ListTrials(job->id(), {v1::TRIAL_STATE_FAILED});
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ((*failed)[0].attempts(), 3);
+  EXPECT_NE((*failed)[0].reason().find("is not on this worker"), std::string::npos);
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(CoordinatorTest, NonRetryableFailureFailsAtOnce) {
+  auto job = coordinator_->SubmitJob(RandomSpec(1, 1));
+  ASSERT_TRUE(job.ok());
+  auto a = Lease(Worker());
+  v1::ReportResultRequest r;
+  r.set_lease_id(a.lease_id());
+  r.set_fencing_token(a.fencing_token());
+  r.mutable_failure()->set_code(8);
+  r.mutable_failure()->set_message("out of memory");
+  ASSERT_TRUE(*coordinator_->ReportResult(r));
+  auto failed = coordinator_->ListTrials(job->id(), {v1::TRIAL_STATE_FAILED});
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ((*failed)[0].attempts(), 1);
+}
+
+TEST_F(CoordinatorTest, WorkersGetOnlyTrialsTheyCanRun) {
+  v1::JobSpec spec = RandomSpec(2, 2);
+  spec.set_dataset("sidd");
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  const auto worker = [&](const std::string& name, std::vector<std::string> datasets,
+                          std::int64_t memory, std::vector<v1::DType> dtypes) {
+    v1::RegisterWorkerRequest request;
+    request.set_name(name);
+    request.set_device("cpu");
+    request.set_memory_bytes(memory);
+    for (const auto& d : datasets) request.add_datasets(d);
+    for (auto d : dtypes) request.add_dtypes(d);
+    auto id = coordinator_->RegisterWorker(request);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : "";
+  };
+  const auto leases_nothing = [&](const std::string& w) {
+    auto a = coordinator_->LeaseTrial(w);
+    return a.ok() && !a->has_value();
+  };
+  EXPECT_TRUE(leases_nothing(worker("other-data", {"synthetic"}, 0, {})));
+  // Every admitted trial's predicted peak is at least a few KiB: 1 KiB of memory fits none.
+  EXPECT_TRUE(leases_nothing(worker("tiny", {"sidd"}, 1024, {})));
+  const std::string fits = worker("fits", {"sidd"}, std::int64_t{64} << 30, {});
+  auto a = coordinator_->LeaseTrial(fits);
+  ASSERT_TRUE(a.ok() && a->has_value());
+  EXPECT_EQ((*a)->dataset(), "sidd");
+  // A worker that states no datasets and no memory is not restricted.
+  EXPECT_FALSE(leases_nothing(worker("unstated", {}, 0, {})));
+
+  // A bf16 job goes only to workers that list bf16.
+  v1::JobSpec half = RandomSpec(1, 1);
+  half.mutable_budget()->set_dtype(v1::DTYPE_BF16);
+  auto half_job = coordinator_->SubmitJob(half);
+  ASSERT_TRUE(half_job.ok()) << half_job.status().ToString();
+  EXPECT_TRUE(leases_nothing(worker("fp32-only", {"synthetic"}, 0, {v1::DTYPE_FP32})));
+  auto b = coordinator_->LeaseTrial(worker("bf16", {"synthetic"}, 0, {v1::DTYPE_BF16}));
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->job_id(), half_job->id());
+
+  v1::RegisterWorkerRequest bad;
+  bad.set_name("bad");
+  bad.add_datasets("a,b");
+  auto refused = coordinator_->RegisterWorker(bad);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("datasets[0]"), std::string::npos);
+}
+
+// The event kinds, as one letter each: Rejected, Started, Progress, Finished, frontier Changed,
+// Job finished.
+std::string Kinds(const std::vector<v1::JobEvent>& events) {
+  std::string out;
+  for (const auto& e : events) {
+    switch (e.event_case()) {
+      case v1::JobEvent::kTrialRejected: out += 'R'; break;
+      case v1::JobEvent::kTrialStarted: out += 'S'; break;
+      case v1::JobEvent::kTrialProgress: out += 'P'; break;
+      case v1::JobEvent::kTrialFinished: out += 'F'; break;
+      case v1::JobEvent::kFrontierChanged: out += 'C'; break;
+      case v1::JobEvent::kJobFinished: out += 'J'; break;
+      default: out += '?';
+    }
+  }
+  return out;
+}
+
+TEST_F(CoordinatorTest, EventLogReplaysAndFollowsAcrossARestart) {
+  auto job = coordinator_->SubmitJob(RandomSpec(2, 1));
+  ASSERT_TRUE(job.ok());
+  const std::string worker = Worker();
+  auto a = Lease(worker);
+  v1::HeartbeatRequest beat;
+  beat.set_lease_id(a.lease_id());
+  beat.set_fencing_token(a.fencing_token());
+  beat.set_step(5);
+  beat.set_steps(10);
+  beat.set_loss(0.125);
+  ASSERT_TRUE(coordinator_->Heartbeat(beat).ok());
+  ASSERT_TRUE(*coordinator_->ReportResult(Result(a, 30)));
+
+  auto events = coordinator_->WatchEvents(job->id(), 0, 1000, {});
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  for (std::size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].sequence(), static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ((*events)[i].job_id(), job->id());
+  }
+  // Rejections while filling the queue, then the first trial's life and the first frontier.
+  const std::string kinds = Kinds(*events);
+  const std::size_t started = kinds.find('S');
+  ASSERT_NE(started, std::string::npos) << kinds;
+  EXPECT_EQ(kinds.substr(0, started).find_first_not_of('R'), std::string::npos) << kinds;
+  EXPECT_NE(kinds.find("SPF", started), std::string::npos) << kinds;
+  EXPECT_NE(kinds.find('C', started), std::string::npos) << kinds;
+  const auto& progress = (*events)[kinds.find('P')].trial_progress();
+  EXPECT_EQ(progress.trial_id(), a.trial_id());
+  EXPECT_EQ(progress.step(), 5);
+  EXPECT_EQ(progress.loss(), 0.125);
+  const auto& finished = (*events)[kinds.find('F')].trial_finished().trial();
+  EXPECT_EQ(finished.state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(finished.metrics().psnr(), 30);
+  const std::int64_t last = events->back().sequence();
+
+  // The log survives a restart; a watcher waiting after it is woken by the next commit.
+  Reopen();
+  auto replay = coordinator_->WatchEvents(job->id(), 0, 1000, {});
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(Kinds(*replay), kinds);
+  std::thread reporter([&] {
+    auto b = Lease(worker);
+    ASSERT_TRUE(*coordinator_->ReportResult(Result(b, 29)));
+  });
+  std::string followed;
+  std::int64_t after = last;
+  while (followed.find('J') == std::string::npos) {
+    auto more = coordinator_->WatchEvents(job->id(), after, 1000, std::chrono::seconds(30));
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    ASSERT_FALSE(more->empty()) << "no event within 30 s after " << after;
+    EXPECT_EQ(more->front().sequence(), after + 1);
+    after = more->back().sequence();
+    followed += Kinds(*more);
+  }
+  reporter.join();
+  EXPECT_EQ(followed.substr(0, 2), "SF") << followed;
+  EXPECT_EQ(followed.back(), 'J') << followed;
+  EXPECT_EQ(coordinator_->WatchEvents("j-999", 0, 10, {}).status().code(),
+            StatusCode::kNotFound);
+}
+
+// A Store that forwards to the SQLite one, and can hold a commit until released or make the
+// next one fail: the coordinator's group commit under control.
+class ControlledStore final : public storage::Store {
+ public:
+  explicit ControlledStore(std::unique_ptr<storage::Store> inner) : inner_(std::move(inner)) {}
+
+  struct Control {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool hold = false;       // CommitGroup blocks while set
+    bool holding = false;    // a CommitGroup is blocked now
+    bool fail_next = false;  // the next CommitGroup rolls back and fails
+  };
+  std::shared_ptr<Control> control() { return control_; }
+
+  Status CommitGroup() override {
+    std::unique_lock lock(control_->mu);
+    if (control_->fail_next) {
+      control_->fail_next = false;
+      inner_->RollbackGroup();
+      return Status::Internal("disk I/O error (injected)");
+    }
+    control_->holding = true;
+    control_->cv.notify_all();
+    control_->cv.wait(lock, [&] { return !control_->hold; });
+    control_->holding = false;
+    lock.unlock();
+    return inner_->CommitGroup();
+  }
+
+  StatusOr<int> SchemaVersion() override { return inner_->SchemaVersion(); }
+  Status BeginGroup() override { return inner_->BeginGroup(); }
+  void RollbackGroup() override { inner_->RollbackGroup(); }
+  StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now) override {
+    return inner_->CreateJob(spec, now);
+  }
+  StatusOr<storage::Job> GetJob(std::int64_t id) override { return inner_->GetJob(id); }
+  StatusOr<std::vector<storage::Job>> ListJobs() override { return inner_->ListJobs(); }
+  Status SetJobState(std::int64_t id, storage::JobState state, std::string_view error,
+                     std::int64_t now) override {
+    return inner_->SetJobState(id, state, error, now);
+  }
+  StatusOr<std::int64_t> RegisterWorker(const storage::Worker& w, std::int64_t now) override {
+    return inner_->RegisterWorker(w, now);
+  }
+  Status TouchWorker(std::int64_t id, std::int64_t now) override {
+    return inner_->TouchWorker(id, now);
+  }
+  StatusOr<storage::Worker> GetWorker(std::int64_t id) override { return inner_->GetWorker(id); }
+  StatusOr<std::vector<std::int64_t>> AddTrials(std::int64_t job,
+                                                const std::vector<NewTrial>& trials,
+                                                std::int64_t now) override {
+    return inner_->AddTrials(job, trials, now);
+  }
+  StatusOr<storage::Trial> GetTrial(std::int64_t id) override { return inner_->GetTrial(id); }
+  StatusOr<std::vector<storage::Trial>> ListTrials(std::int64_t job) override {
+    return inner_->ListTrials(job);
+  }
+  StatusOr<storage::TrialCounts> CountTrials(std::int64_t job) override {
+    return inner_->CountTrials(job);
+  }
+  StatusOr<std::optional<storage::Lease>> LeaseNextPendingTrial(const storage::LeaseFilter& f,
+                                                                std::int64_t worker,
+                                                                std::int64_t now,
+                                                                std::int64_t deadline) override {
+    return inner_->LeaseNextPendingTrial(f, worker, now, deadline);
+  }
+  Status RenewLease(std::string_view lease, std::int64_t token, std::int64_t now,
+                    std::int64_t deadline) override {
+    return inner_->RenewLease(lease, token, now, deadline);
+  }
+  StatusOr<storage::ReleasedLeases> ReleaseExpiredLeases(std::int64_t now, int max) override {
+    return inner_->ReleaseExpiredLeases(now, max);
+  }
+  StatusOr<std::int64_t> CompleteTrial(std::string_view lease, std::int64_t token,
+                                       std::int64_t now, const storage::TrialMetrics& m,
+                                       const std::optional<storage::FrontierSnapshot>& f) override {
+    return inner_->CompleteTrial(lease, token, now, m, f);
+  }
+  Status FailTrial(std::string_view lease, std::int64_t token, std::int64_t now,
+                   std::string_view reason) override {
+    return inner_->FailTrial(lease, token, now, reason);
+  }
+  StatusOr<storage::TrialState> RetryTrial(std::string_view lease, std::int64_t token,
+                                           std::int64_t now, std::string_view reason,
+                                           int max) override {
+    return inner_->RetryTrial(lease, token, now, reason, max);
+  }
+  StatusOr<storage::TrialMetrics> GetMetrics(std::int64_t id) override {
+    return inner_->GetMetrics(id);
+  }
+  Status AppendEvent(const storage::Event& e) override { return inner_->AppendEvent(e); }
+  StatusOr<std::vector<storage::Event>> ListEvents(std::int64_t job, std::int64_t after,
+                                                   int limit) override {
+    return inner_->ListEvents(job, after, limit);
+  }
+  StatusOr<std::int64_t> LastEventSequence(std::int64_t job) override {
+    return inner_->LastEventSequence(job);
+  }
+  StatusOr<std::optional<storage::FrontierSnapshot>> LatestFrontier(std::int64_t job) override {
+    return inner_->LatestFrontier(job);
+  }
+  StatusOr<std::int64_t> RecordArtifact(std::int64_t trial, std::string_view path,
+                                        std::int64_t size, std::string_view sha,
+                                        std::int64_t now) override {
+    return inner_->RecordArtifact(trial, path, size, sha, now);
+  }
+  StatusOr<std::vector<storage::Artifact>> ListArtifacts(std::int64_t trial) override {
+    return inner_->ListArtifacts(trial);
+  }
+
+ private:
+  std::unique_ptr<storage::Store> inner_;
+  std::shared_ptr<Control> control_ = std::make_shared<Control>();
+};
+
+std::unique_ptr<ControlledStore> OpenControlled(const std::string& path) {
+  auto sqlite = storage::SqliteStore::Open(path);
+  EXPECT_TRUE(sqlite.ok()) << sqlite.status().ToString();
+  return std::make_unique<ControlledStore>(std::move(sqlite).value());
+}
+
+TEST_F(CoordinatorTest, CallsArrivingDuringACommitShareTheNextOne) {
+  coordinator_.reset();
+  auto store = OpenControlled(db_path());
+  auto control = store->control();
+  ReopenWith(std::move(store));
+  auto job = coordinator_->SubmitJob(RandomSpec(20, 20));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  constexpr int kWorkers = 8;
+  std::vector<std::string> workers;
+  for (int i = 0; i < kWorkers; ++i) workers.push_back(Worker("w" + std::to_string(i)));
+  const CoordinatorStats before = coordinator_->stats();
+
+  // One call commits and is held inside CommitGroup; the leases arriving meanwhile wait.
+  {
+    std::lock_guard lock(control->mu);
+    control->hold = true;
+  }
+  std::thread first([&] { Worker("first"); });
+  {
+    std::unique_lock lock(control->mu);
+    control->cv.wait(lock, [&] { return control->holding; });
+  }
+  std::vector<std::thread> leases;
+  std::atomic<int> leased{0};
+  for (const std::string& w : workers) {
+    leases.emplace_back([&, w] {
+      auto a = coordinator_->LeaseTrial(w);
+      if (a.ok() && a->has_value()) ++leased;
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (coordinator_->stats().waiting_for_commit < kWorkers) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the leases never queued";
+    std::this_thread::yield();
+  }
+  {
+    std::lock_guard lock(control->mu);
+    control->hold = false;
+  }
+  control->cv.notify_all();
+  first.join();
+  for (auto& t : leases) t.join();
+  EXPECT_EQ(leased.load(), kWorkers);
+  const CoordinatorStats after = coordinator_->stats();
+  // The held commit (1 write) and one more for all eight leases.
+  EXPECT_EQ(after.commits - before.commits, 2);
+  EXPECT_EQ(after.writes - before.writes, 1 + kWorkers);
+  // Each acknowledged lease is durable: another connection sees them all.
+  auto reader = storage::SqliteStore::Open(db_path());
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->CountTrials(std::stoll(job->id().substr(2)))->leased, kWorkers);
+}
+
+TEST_F(CoordinatorTest, FailedCommitFailsItsCallsAndReloadsFromTheDatabase) {
+  coordinator_.reset();
+  auto store = OpenControlled(db_path());
+  auto control = store->control();
+  ReopenWith(std::move(store));
+  auto job = coordinator_->SubmitJob(RandomSpec(2, 1));
+  ASSERT_TRUE(job.ok());
+  auto a = Lease(Worker());
+  control->fail_next = true;
+  auto lost = coordinator_->ReportResult(Result(a, 30));
+  EXPECT_EQ(lost.status().code(), StatusCode::kInternal);
+  EXPECT_NE(lost.status().message().find("not committed"), std::string::npos)
+      << lost.status().ToString();
+  EXPECT_EQ(coordinator_->stats().failed_commits, 1);
+  // Nothing of the report remains, in the database or in memory: the lease is still current,
+  // and the same report now succeeds once, with the first frontier.
+  auto state = coordinator_->GetJob(job->id());
+  EXPECT_EQ(state->counts().succeeded(), 0);
+  EXPECT_EQ(state->frontier_version(), 0);
+  ASSERT_TRUE(*coordinator_->ReportResult(Result(a, 30)));
+  state = coordinator_->GetJob(job->id());
+  EXPECT_EQ(state->counts().succeeded(), 1);
+  EXPECT_EQ(state->frontier_version(), 1);
+  auto events = coordinator_->WatchEvents(job->id(), 0, 1000, {});
+  ASSERT_TRUE(events.ok());
+  const std::string kinds = Kinds(*events);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), 'F'), 1) << kinds;
 }
 
 }  // namespace

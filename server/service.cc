@@ -19,6 +19,11 @@
 namespace peaknas::server {
 namespace {
 
+// WatchJob: events per read of the log, and how long one read waits for new ones (the stream
+// notices a cancelled client or a shutdown at least this often).
+constexpr int kWatchBatch = 256;
+constexpr std::chrono::milliseconds kWatchWait{500};
+
 using google::protobuf::util::TimeUtil;
 
 constexpr std::size_t kChunkBytes = 1 << 20;                // GetArtifact's chunks
@@ -115,68 +120,35 @@ grpc::Status JobServiceImpl::ListTrials(grpc::ServerContext*, const v1::ListTria
 // Simplified: polls the coordinator every 200 ms and turns what changed into events. Sequence
 // numbers count this stream's events (after_sequence skips that many); intermediate states
 // between two polls are not seen.
+// Replays the job's event log after request->after_sequence, then follows it: the coordinator
+// wakes this stream when a commit adds events, so nothing is polled and nothing is missed. The
+// stream ends after job_finished, or when the job has ended and its log has nothing more.
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
                                       const v1::WatchJobRequest* request,
                                       grpc::ServerWriter<v1::JobEvent>* writer) {
-  std::int64_t sequence = 0;
-  std::map<std::string, std::pair<v1::TrialState, int>> seen;  // trial -> (state, attempts)
-  std::int64_t frontier_version = 0;
-  auto send = [&](v1::JobEvent event) {
-    event.set_job_id(request->job_id());
-    event.set_sequence(++sequence);
-    *event.mutable_time() = TimeUtil::GetCurrentTime();
-    if (event.sequence() <= request->after_sequence()) return true;
-    return writer->Write(event);
-  };
+  if (request->after_sequence() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "after_sequence: must be >= 0, got " +
+                            std::to_string(request->after_sequence()));
+  }
+  std::int64_t after = request->after_sequence();
   while (!context->IsCancelled() && !shutdown_) {
-    auto job = coordinator_.GetJob(request->job_id());
-    if (!job.ok()) return ToGrpcStatus(job.status());
-    auto trials = coordinator_.ListTrials(request->job_id());
-    if (!trials.ok()) return ToGrpcStatus(trials.status());
-    for (const v1::Trial& trial : *trials) {
-      auto [it, inserted] = seen.try_emplace(trial.id(), v1::TRIAL_STATE_UNSPECIFIED, 0);
-      if (!inserted && it->second.first == trial.state() && it->second.second == trial.attempts()) {
-        continue;
+    auto events = coordinator_.WatchEvents(request->job_id(), after, kWatchBatch, kWatchWait);
+    if (!events.ok()) return ToGrpcStatus(events.status());
+    for (const v1::JobEvent& event : *events) {
+      if (!writer->Write(event)) return grpc::Status::OK;  // the client left
+      after = event.sequence();
+      if (event.has_job_finished()) return grpc::Status::OK;
+    }
+    if (events->empty()) {
+      auto job = coordinator_.GetJob(request->job_id());
+      if (!job.ok()) return ToGrpcStatus(job.status());
+      const auto state = job->state();
+      if (state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+          state == v1::JOB_STATE_CANCELLED) {
+        return grpc::Status::OK;
       }
-      it->second = {trial.state(), trial.attempts()};
-      v1::JobEvent event;
-      switch (trial.state()) {
-        case v1::TRIAL_STATE_REJECTED:
-          *event.mutable_trial_rejected()->mutable_trial() = trial;
-          break;
-        case v1::TRIAL_STATE_RUNNING: {
-          auto* started = event.mutable_trial_started();
-          *started->mutable_trial() = trial;
-          started->set_worker_id(trial.worker_id());
-          started->set_attempt(trial.attempts());
-          break;
-        }
-        case v1::TRIAL_STATE_SUCCEEDED:
-        case v1::TRIAL_STATE_FAILED:
-          *event.mutable_trial_finished()->mutable_trial() = trial;
-          break;
-        default:
-          continue;  // pending and cancelled trials have no event of their own
-      }
-      if (!send(std::move(event))) return grpc::Status::OK;
     }
-    if (job->frontier_version() != frontier_version) {
-      frontier_version = job->frontier_version();
-      auto frontier = coordinator_.GetFrontier(request->job_id());
-      if (!frontier.ok()) return ToGrpcStatus(frontier.status());
-      v1::JobEvent event;
-      *event.mutable_frontier_changed()->mutable_frontier() = std::move(frontier).value();
-      if (!send(std::move(event))) return grpc::Status::OK;
-    }
-    const auto state = job->state();
-    if (state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-        state == v1::JOB_STATE_CANCELLED) {
-      v1::JobEvent event;
-      *event.mutable_job_finished()->mutable_job() = *job;
-      send(std::move(event));
-      return grpc::Status::OK;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return grpc::Status::OK;
 }

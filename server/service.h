@@ -8,7 +8,8 @@
 //
 // Artifacts: UploadArtifact writes the stream to the coordinator's partial file while hashing
 // it, then lets the coordinator check and commit it (Coordinator::CommitArtifactUpload);
-// GetArtifact streams the recorded file in 1 MiB chunks. WatchJob polls the coordinator every 200 ms and streams frontier, trial and job-state changes.
+// GetArtifact streams the recorded file in 1 MiB chunks. WatchJob streams the job's event log
+// (Coordinator::WatchEvents): a replay from after_sequence, then every event as it commits.
 //
 // Thread-safety: the services are called concurrently by gRPC; they hold no state of their
 // own besides the Coordinator (thread-safe) and a shutdown flag.
@@ -52,7 +53,7 @@ class JobServiceImpl final : public v1::JobService::Service {
   grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest*,
                            grpc::ServerWriter<v1::ArtifactChunk>*) override;
 
-  // Makes running WatchJob streams end (with their current events) at their next poll.
+  // Makes running WatchJob streams end (with the events they have sent) within half a second.
   void Shutdown() { shutdown_ = true; }
 
  private:
