@@ -200,8 +200,9 @@ Coordinator::~Coordinator() { Shutdown(); }
 StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path,
                                                          const std::string& artifacts_dir,
                                                          CoordinatorOptions options) {
-  PEAKNAS_ASSIGN_OR_RETURN(
-      auto store, storage::SqliteStore::Open(db_path, {.synchronous = options.synchronous}));
+  storage::SqliteStore::Options store_options;
+  store_options.synchronous = options.synchronous;
+  PEAKNAS_ASSIGN_OR_RETURN(auto store, storage::SqliteStore::Open(db_path, store_options));
   return Open(std::unique_ptr<storage::Store>(std::move(store)), artifacts_dir,
               std::move(options));
 }
@@ -1167,7 +1168,10 @@ StatusOr<ArtifactFile> Coordinator::GetArtifact(std::string_view job_id,
 }
 
 StatusOr<int> Coordinator::ExpireLeases() {
-  return WithStore(true, [&]() -> StatusOr<int> {
+  // Called every second: a pass that releases nothing writes nothing and commits nothing.
+  std::unique_lock lock(mu_);
+  PEAKNAS_ASSIGN_OR_RETURN(const Turn turn, EnterLocked(lock, true));
+  StatusOr<int> result = [&]() -> StatusOr<int> {
     PEAKNAS_ASSIGN_OR_RETURN(auto released,
                              store_->ReleaseExpiredLeases(Now(), options_.max_attempts));
     std::set<std::int64_t> touched_jobs;
@@ -1194,7 +1198,9 @@ StatusOr<int> Coordinator::ExpireLeases() {
     }
     if (!released.requeued.empty()) queued_.notify_all();
     return static_cast<int>(released.requeued.size() + released.failed.size());
-  });
+  }();
+  PEAKNAS_RETURN_IF_ERROR(LeaveLocked(lock, turn, !result.ok() || *result > 0));
+  return result;
 }
 
 void Coordinator::Shutdown() {

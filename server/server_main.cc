@@ -49,6 +49,7 @@ int Main(int argc, char** argv) {
   int max_attempts = 3;
   double grace_seconds = 5;
   std::string log_level = "info";
+  std::string synchronous = "full";
   app.add_option("--listen", listen, "Address to serve on, HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
   app.add_option("--db", db, "SQLite database file (created if absent)")->required();
@@ -64,6 +65,12 @@ int Main(int argc, char** argv) {
                  "On SIGTERM/SIGINT, how long running calls may finish before they are cancelled")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--synchronous", synchronous,
+                 "Durability of the database: full (every commit is fsynced before it is "
+                 "acknowledged: survives power loss; commits are grouped, so the cost is shared) "
+                 "or normal (survives the server crashing, not the machine)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"full", "normal"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -94,6 +101,8 @@ int Main(int argc, char** argv) {
   options.lease_duration =
       std::chrono::milliseconds(static_cast<std::int64_t>(lease_seconds * 1000));
   options.max_attempts = max_attempts;
+  options.synchronous =
+      synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal;
   auto coordinator = Coordinator::Open(db, artifacts, options);
   if (!coordinator.ok()) return Fail(coordinator.status());
   auto server = GrpcServer::Start(**coordinator, listen);

@@ -436,7 +436,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+                           options.vfs.empty() ? nullptr : options.vfs.c_str());
   impl->db.reset(raw);  // closed even when open failed
   if (rc != SQLITE_OK) return SqliteError(raw, rc, "open " + path);
   sqlite3* db = raw;

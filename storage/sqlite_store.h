@@ -35,6 +35,7 @@ class SqliteStore final : public Store {
   struct Options {
     int busy_timeout_ms = 5000;  // how long to wait for another connection's lock
     Synchronous synchronous = Synchronous::kFull;
+    std::string vfs;  // SQLite VFS name; empty = the default (tests simulate power loss)
   };
 
   // Opens (creating if absent) the database at `path` and migrates it to kSchemaVersion.

@@ -247,23 +247,38 @@ TEST_F(WorkerServe, FinishesItsTrialOnSigterm) {
   EXPECT_EQ(pending, 1);
 }
 
-TEST_F(WorkerServe, ReportsAnUnknownDataset) {
-  const std::string job = Submit(/*trials=*/1, /*steps=*/5, "sidd");
+// A worker runs only jobs on datasets it has: the older sidd job stays untouched (never
+// leased) while the synthetic one, submitted after it, runs to the end.
+TEST_F(WorkerServe, SkipsJobsOnDatasetsItLacks) {
+  const std::string sidd = Submit(/*trials=*/1, /*steps=*/5, "sidd");
+  const std::string synthetic = Submit(/*trials=*/1, /*steps=*/5, "synthetic");
   StartWorker("synthetic=" + data_.string());
-  ASSERT_TRUE(PollUntil(60, [&] {
+  ASSERT_TRUE(PollUntil(120, [&] { return JobEnded(synthetic); }))
+      << ReadFile(dir_ / "worker.log");
+  EXPECT_EQ(GetJob(synthetic).state(), v1::JOB_STATE_SUCCEEDED);
+  const std::vector<v1::Trial> waiting = Trials(sidd);
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_EQ(waiting[0].state(), v1::TRIAL_STATE_PENDING);
+  EXPECT_EQ(waiting[0].attempts(), 0);
+  EXPECT_EQ(StopWorker(), 0);
+}
+
+// A dataset directory without SIDD data: the trial fails with a reason that names it.
+TEST_F(WorkerServe, ReportsABrokenDataset) {
+  const fs::path empty = dir_ / "empty-sidd";
+  fs::create_directories(empty);
+  const std::string job = Submit(/*trials=*/1, /*steps=*/5, "sidd");
+  StartWorker("sidd=" + empty.string());
+  ASSERT_TRUE(PollUntil(120, [&] {
     for (const v1::Trial& t : Trials(job)) {
       if (t.state() == v1::TRIAL_STATE_FAILED) return true;
     }
     return JobEnded(job);
   })) << ReadFile(dir_ / "worker.log");
-  bool named = false;
-  for (const v1::Trial& t : Trials(job)) {
-    if (t.state() == v1::TRIAL_STATE_FAILED) {
-      named = t.reason().find("sidd") != std::string::npos;
-      EXPECT_TRUE(named) << t.reason();
-    }
-  }
-  EXPECT_TRUE(named);
+  const std::vector<v1::Trial> trials = Trials(job);
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_NE(trials[0].reason().find("empty-sidd"), std::string::npos) << trials[0].reason();
   EXPECT_EQ(StopWorker(), 0);
 }
 
