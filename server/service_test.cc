@@ -178,6 +178,86 @@ TEST_F(ServiceTest, WorkerLeasesReportsAndTheFrontierIsServed) {
   ASSERT_EQ(all.jobs_size(), 1);
 }
 
+// A watcher connected before any work sees each trial start and finish as it commits, then
+// job_finished; a second watcher resuming after a sequence gets exactly the rest.
+TEST_F(ServiceTest, WatchJobFollowsLiveAndResumesAfterASequence) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(2, 1);
+  v1::SubmitJobResponse submitted;
+  ASSERT_TRUE(jobs_->SubmitJob(Context().get(), submit, &submitted).ok());
+  const std::string job_id = submitted.job().id();
+
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job_id);
+  auto watch_context = Context(60);
+  auto reader = jobs_->WatchJob(watch_context.get(), watch);
+  std::vector<v1::JobEvent> seen;
+  const auto next = [&]() -> const v1::JobEvent& {
+    v1::JobEvent event;
+    EXPECT_TRUE(reader->Read(&event)) << "the stream ended early";
+    seen.push_back(event);
+    return seen.back();
+  };
+  // First the rejections recorded at submit time: the log exists before any lease.
+  for (int i = 0; i < submitted.job().counts().rejected(); ++i) {
+    ASSERT_TRUE(next().has_trial_rejected()) << seen.back().DebugString();
+  }
+
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("w");
+  v1::RegisterWorkerResponse worker;
+  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
+  for (int i = 0; i < 2; ++i) {
+    v1::LeaseTrialRequest lease;
+    lease.set_worker_id(worker.worker_id());
+    v1::LeaseTrialResponse leased;
+    ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
+    ASSERT_TRUE(leased.has_assignment());
+    // The stream shows the lease before the worker reports anything.
+    // (After the previous result: its frontier change and the rejections of the refill.)
+    const v1::JobEvent* event = &next();
+    while (event->has_frontier_changed() || event->has_trial_rejected()) event = &next();
+    ASSERT_TRUE(event->has_trial_started()) << event->DebugString();
+    EXPECT_EQ(event->trial_started().trial().id(), leased.assignment().trial_id());
+    v1::ReportResultRequest report;
+    report.set_lease_id(leased.assignment().lease_id());
+    report.set_fencing_token(leased.assignment().fencing_token());
+    report.mutable_metrics()->set_psnr(30 - i);
+    report.mutable_metrics()->set_noisy_psnr(20);
+    v1::ReportResultResponse ack;
+    ASSERT_TRUE(workers_->ReportResult(Context().get(), report, &ack).ok());
+    ASSERT_TRUE(next().has_trial_finished());
+  }
+  while (!seen.back().has_job_finished()) next();
+  v1::JobEvent extra;
+  EXPECT_FALSE(reader->Read(&extra));
+  EXPECT_TRUE(reader->Finish().ok());
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].sequence(), static_cast<std::int64_t>(i + 1));
+  }
+
+  const std::size_t half = seen.size() / 2;
+  watch.set_after_sequence(seen[half - 1].sequence());
+  auto resume_context = Context();
+  auto resumed = jobs_->WatchJob(resume_context.get(), watch);
+  v1::JobEvent event;
+  std::size_t at = half;
+  while (resumed->Read(&event)) {
+    ASSERT_LT(at, seen.size());
+    EXPECT_EQ(event.SerializeAsString(), seen[at].SerializeAsString());
+    ++at;
+  }
+  EXPECT_TRUE(resumed->Finish().ok());
+  EXPECT_EQ(at, seen.size());
+
+  watch.set_after_sequence(-1);
+  auto bad_context = Context();
+  auto bad = jobs_->WatchJob(bad_context.get(), watch);
+  while (bad->Read(&event)) {
+  }
+  EXPECT_EQ(bad->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(ServiceTest, LongPollReturnsEmptyWhenThereIsNoWork) {
   v1::RegisterWorkerRequest reg;
   reg.set_name("idle");
