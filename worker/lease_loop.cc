@@ -22,6 +22,7 @@
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "proto/convert.h"
 #include "storage/sha256.h"
+#include "worker/measure.h"
 #include "worker/precision.h"
 #include "worker/trial.h"
 
@@ -138,12 +139,6 @@ std::string DefaultName() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "worker");
   return std::string(host) + "-" + std::to_string(getpid());
-}
-
-std::int64_t PhysicalMemoryBytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<std::int64_t>(pages) * page : 0;
 }
 
 Precision PrecisionOf(v1::DType dtype) {
@@ -283,7 +278,7 @@ class Worker {
     v1::RegisterWorkerRequest request;
     request.set_name(options_.name.empty() ? DefaultName() : options_.name);
     request.set_device(device_.str());
-    request.set_memory_bytes(device_.is_cpu() ? PhysicalMemoryBytes() : 0);
+    request.set_memory_bytes(DeviceMemoryBytes(device_));
     for (const auto& [name, path] : options_.data) request.add_datasets(name);
     request.add_dtypes(v1::DTYPE_FP32);
     if (CheckPrecision(Precision::kBf16, device_).ok()) request.add_dtypes(v1::DTYPE_BF16);

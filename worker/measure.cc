@@ -1,5 +1,7 @@
 #include "worker/measure.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -179,6 +181,22 @@ LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::D
   const double megapixels = static_cast<double>(tile.batch) * tile.size * tile.size / 1e6;
   m.ms_per_megapixel = m.ms_per_tile / megapixels;
   return m;
+}
+
+std::int64_t DeviceMemoryBytes(torch::Device device) {
+  if (device.is_cpu()) {
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? static_cast<std::int64_t>(pages) * page : 0;
+  }
+#if PEAKNAS_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto* properties =
+        at::cuda::getDeviceProperties(device.has_index() ? device.index() : 0);
+    return static_cast<std::int64_t>(properties->totalGlobalMem);
+  }
+#endif
+  return 0;
 }
 
 }  // namespace peaknas::worker

@@ -67,6 +67,10 @@ std::int64_t TensorBytes(const std::vector<torch::Tensor>& tensors);
 // The resident-set high-water mark of this process (VmHWM), bytes; 0 where unknown.
 std::int64_t ProcessPeakRssBytes();
 
+// Memory a trial can use on `device`: physical RAM for the CPU, the GPU's total memory for a
+// CUDA device (0 when this build has no CUDA). What the worker registers as memory_bytes.
+std::int64_t DeviceMemoryBytes(torch::Device device);
+
 }  // namespace peaknas::worker
 
 #endif  // PEAKNAS_WORKER_MEASURE_H_
