@@ -132,23 +132,25 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
                             std::to_string(request->after_sequence()));
   }
   std::int64_t after = request->after_sequence();
+  bool ended = false;  // the job was seen finished: one more read, then the stream ends
   while (!context->IsCancelled() && !shutdown_) {
-    auto events = coordinator_.WatchEvents(request->job_id(), after, kWatchBatch, kWatchWait);
+    auto events = coordinator_.WatchEvents(request->job_id(), after, kWatchBatch,
+                                           ended ? std::chrono::milliseconds(0) : kWatchWait);
     if (!events.ok()) return ToGrpcStatus(events.status());
     for (const v1::JobEvent& event : *events) {
       if (!writer->Write(event)) return grpc::Status::OK;  // the client left
       after = event.sequence();
       if (event.has_job_finished()) return grpc::Status::OK;
     }
-    if (events->empty()) {
-      auto job = coordinator_.GetJob(request->job_id());
-      if (!job.ok()) return ToGrpcStatus(job.status());
-      const auto state = job->state();
-      if (state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-          state == v1::JOB_STATE_CANCELLED) {
-        return grpc::Status::OK;
-      }
-    }
+    if (!events->empty()) continue;
+    if (ended) return grpc::Status::OK;  // finished, and its log has nothing more
+    // Nothing new for a while: has the job ended? Its job_finished event is committed with the
+    // state, so it may have arrived since the read above; the next read (at once) sends it.
+    auto job = coordinator_.GetJob(request->job_id());
+    if (!job.ok()) return ToGrpcStatus(job.status());
+    const auto state = job->state();
+    ended = state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+            state == v1::JOB_STATE_CANCELLED;
   }
   return grpc::Status::OK;
 }

@@ -26,36 +26,11 @@ trap 'rm -rf "$work"' EXIT
 out="$work/stdout"
 err="$work/stderr"
 
-fail() {
-  echo "FAIL [$case_name]: $*" >&2
-  echo "--- stdout:" >&2
-  head -c 4000 "$out" >&2
-  echo "--- stderr:" >&2
-  head -c 4000 "$err" >&2
-  exit 1
-}
+program=$peaknas
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
-run() {
-  "$peaknas" "$@" >"$out" 2>"$err"
-  status=$?
-}
-
-# expect_error REGEX ARGS...: fails unless the run exits non-zero, prints nothing on stdout and
-# exactly one stderr line that starts with "peaknas estimate: " and matches REGEX (grep -E).
-expect_error() {
-  local regex=$1
-  shift
-  run "$@"
-  [[ $status -ne 0 ]] || fail "expected a non-zero exit status, got 0"
-  [[ $status -lt 128 ]] || fail "crashed with status $status"
-  [[ ! -s "$out" ]] || fail "expected nothing on stdout"
-  local lines
-  lines=$(wc -l <"$err")
-  [[ $lines -eq 1 ]] || fail "expected exactly one line on stderr, got $lines"
-  grep -q '^peaknas estimate: ' "$err" || fail "stderr does not start with 'peaknas estimate: '"
-  grep -qE -- "$regex" "$err" || fail "stderr does not match /$regex/"
-  exit 0
-}
+# expect_error REGEX ARGS...: one stderr line "peaknas estimate: ..." matching REGEX, exit 1-127.
+expect_error() { expect_one_line_error nonzero "peaknas estimate: " "$@"; }
 
 # expect_ok ARGS...: fails unless the run exits 0 with output on stdout and nothing on stderr.
 expect_ok() {

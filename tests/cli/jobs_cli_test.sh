@@ -37,18 +37,9 @@ trap 'exit 130' INT TERM
 out="$work/stdout"
 err="$work/stderr"
 
-fail() {
-  echo "FAIL [$case_name]: $*" >&2
-  echo "--- stdout:" >&2
-  head -c 4000 "$out" >&2
-  echo "--- stderr:" >&2
-  head -c 4000 "$err" >&2
-  if [[ -f "$work/server.err" ]]; then
-    echo "--- server stderr (tail):" >&2
-    tail -n 20 "$work/server.err" >&2
-  fi
-  exit 1
-}
+program=$peaknas
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
+log_files=("$work/server.err")
 
 # Starts peaknas-server on 127.0.0.1:0 and sets $addr from its first stdout line.
 start_server() {
@@ -68,11 +59,6 @@ start_server() {
   fail "peaknas-server did not print 'listening on' within 10 s"
 }
 
-run() {
-  "$peaknas" "$@" >"$out" 2>"$err"
-  status=$?
-}
-
 # expect_ok ARGS...: exit 0, nothing on stderr.
 expect_ok() {
   run "$@"
@@ -83,16 +69,9 @@ expect_ok() {
 # expect_error CODE CMD REGEX ARGS...: exit CODE, nothing on stdout, one stderr line starting
 # "peaknas CMD: " and matching REGEX.
 expect_error() {
-  local code=$1 cmd=$2 regex=$3
-  shift 3
-  run "$@"
-  [[ $status -eq $code ]] || fail "expected exit status $code, got $status"
-  [[ ! -s "$out" ]] || fail "expected nothing on stdout"
-  local lines
-  lines=$(wc -l <"$err")
-  [[ $lines -eq 1 ]] || fail "expected exactly one line on stderr, got $lines"
-  grep -q "^peaknas $cmd: " "$err" || fail "stderr does not start with 'peaknas $cmd: '"
-  grep -qE -- "$regex" "$err" || fail "stderr does not match /$regex/"
+  local code=$1 cmd=$2
+  shift 2
+  expect_one_line_error "$code" "peaknas $cmd: " "$@"
 }
 
 stdout_has() {

@@ -40,19 +40,9 @@ trap 'exit 130' INT TERM
 out="$work/stdout"
 err="$work/stderr"
 
-fail() {
-  echo "FAIL [$case_name]: $*" >&2
-  echo "--- stdout:" >&2
-  head -c 4000 "$out" >&2
-  echo "--- stderr:" >&2
-  head -c 4000 "$err" >&2
-  for log in "$work"/logs/*.log; do
-    [[ -f $log ]] || continue
-    echo "--- $log (tail):" >&2
-    tail -n 10 "$log" >&2
-  done
-  exit 1
-}
+program=$peaknas
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
+log_files=("$work/logs/*.log")
 
 # Pids of live processes whose command line names this test's folder (the server's --db, the
 # workers' --data): children peaknas run started.

@@ -18,32 +18,15 @@ trap 'rm -rf "$work"' EXIT
 out="$work/stdout"
 err="$work/stderr"
 
-fail() {
-  echo "FAIL [$case_name]: $*" >&2
-  echo "--- stdout:" >&2
-  head -c 4000 "$out" >&2
-  echo "--- stderr:" >&2
-  tail -c 4000 "$err" >&2
-  exit 1
-}
+program=$worker
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
-run() {
-  "$worker" "$@" >"$out" 2>"$err"
-  status=$?
-}
-
-# expect_error STATUS REGEX ARGS...: exit status STATUS, nothing on stdout, exactly one stderr
-# line starting with "peaknas-worker serve: " and matching REGEX.
+# expect_error STATUS REGEX ARGS...: exit STATUS, one stderr line "peaknas-worker serve: ..."
+# matching REGEX.
 expect_error() {
-  local want=$1 regex=$2
-  shift 2
-  run "$@"
-  [[ $status -eq $want ]] || fail "expected exit status $want, got $status"
-  [[ ! -s "$out" ]] || fail "expected nothing on stdout"
-  [[ $(wc -l <"$err") -eq 1 ]] || fail "expected exactly one line on stderr"
-  grep -q "^peaknas-worker serve: " "$err" || fail "stderr does not start with 'peaknas-worker serve: '"
-  grep -qE -- "$regex" "$err" || fail "stderr does not match /$regex/"
-  exit 0
+  local want=$1
+  shift
+  expect_one_line_error "$want" "peaknas-worker serve: " "$@"
 }
 
 mkdir -p "$work/data"

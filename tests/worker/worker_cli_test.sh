@@ -24,36 +24,15 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 out="$work/stdout"
 err="$work/stderr"
 
-fail() {
-  echo "FAIL [$case_name]: $*" >&2
-  echo "--- stdout:" >&2
-  head -c 4000 "$out" >&2
-  echo "--- stderr:" >&2
-  tail -c 4000 "$err" >&2
-  exit 1
-}
+program=$worker
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
-run() {
-  "$worker" "$@" >"$out" 2>"$err"
-  status=$?
-}
-
-# expect_error SUBCOMMAND REGEX ARGS...: fails unless the run exits non-zero, prints nothing on
-# stdout and exactly one stderr line that starts with "peaknas-worker SUBCOMMAND: " and matches
-# REGEX (grep -E).
+# expect_error SUBCOMMAND REGEX ARGS...: one stderr line "peaknas-worker SUBCOMMAND: ..."
+# matching REGEX, exit 1-127.
 expect_error() {
-  local sub=$1 regex=$2
-  shift 2
-  run "$@"
-  [[ $status -ne 0 ]] || fail "expected a non-zero exit status, got 0"
-  [[ $status -lt 128 ]] || fail "crashed with status $status"
-  [[ ! -s "$out" ]] || fail "expected nothing on stdout"
-  local lines
-  lines=$(wc -l <"$err")
-  [[ $lines -eq 1 ]] || fail "expected exactly one line on stderr, got $lines"
-  grep -q "^peaknas-worker $sub: " "$err" || fail "stderr does not start with 'peaknas-worker $sub: '"
-  grep -qE -- "$regex" "$err" || fail "stderr does not match /$regex/"
-  exit 0
+  local sub=$1
+  shift
+  expect_one_line_error nonzero "peaknas-worker $sub: " "$@"
 }
 
 expect_ok() {
