@@ -190,4 +190,14 @@ StatusOr<search::Architecture> LoadArchitectureArgument(const std::string& arg) 
   return Status(arch.status().code(), source.field + ": " + std::string(message));
 }
 
+CLI::Option* AddArchOption(CLI::App& command, std::string& arch, std::string_view extra) {
+  return command
+      .add_option("--arch", arch,
+                  "Architecture: a path to a JSON file, or the JSON object itself (an argument "
+                  "starting with '{' is read as JSON)." +
+                      (extra.empty() ? std::string() : " " + std::string(extra)))
+      ->required()
+      ->type_name("FILE|JSON");
+}
+
 }  // namespace peaknas::cli

@@ -36,6 +36,7 @@
 
 namespace CLI {
 class App;
+class Option;
 }  // namespace CLI
 
 namespace peaknas::cli {
@@ -75,6 +76,10 @@ int ReportInternalError(std::string_view program, const std::exception& e);
 //                     field (search::ParseArchitecture's message: "arch \"FILE\": widths[1]: ...");
 //   NOT_FOUND         a file that cannot be opened (with the system's reason).
 StatusOr<search::Architecture> LoadArchitectureArgument(const std::string& arg);
+
+// Adds the required `--arch FILE|JSON` option to `command`, read by LoadArchitectureArgument;
+// `extra` is appended to its help text.
+CLI::Option* AddArchOption(CLI::App& command, std::string& arch, std::string_view extra = "");
 
 }  // namespace peaknas::cli
 

@@ -356,11 +356,7 @@ CLI::App* AddEstimateCommand(CLI::App& root, EstimateOptions& options) {
   CLI::App* cmd = root.add_subcommand("estimate", kEstimateDescription);
   cmd->footer(kEstimateFooter);
 
-  cmd->add_option("--arch", options.arch,
-                  "Architecture: a path to a JSON file, or the JSON object itself (an argument "
-                  "starting with '{' is read as JSON). See the format below.")
-      ->required()
-      ->type_name("FILE|JSON");
+  AddArchOption(*cmd, options.arch, "See the format below.");
   cmd->add_option("--batch", options.batch,
                   "Inference batch size, in [1, " + std::to_string(search::kMaxBatch) + "].")
       ->type_name("B")

@@ -320,7 +320,15 @@ void Coordinator::CommitLocked(std::unique_lock<std::mutex>& lock) {
         store_->RollbackGroup();
       }
     }
-    if (!resumed.ok()) spdlog::error("reloading the jobs failed: {}", resumed.ToString());
+    if (resumed.ok()) {
+      for (const auto& [job, sequence] : unpublished_) published_[job] = sequence;
+      events_cv_.notify_all();
+    } else {
+      spdlog::error("reloading the jobs failed: {}", resumed.ToString());
+      jobs_.clear();
+      last_sequence_.clear();
+    }
+    unpublished_.clear();
   }
   durable_ = target;
   committing_ = false;

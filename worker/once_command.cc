@@ -143,11 +143,7 @@ constexpr const char* kFooter =
 CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
   CLI::App* cmd = root.add_subcommand("once", kDescription);
   cmd->footer(kFooter);
-  cmd->add_option("--arch", options.arch,
-                  "Architecture: a path to a JSON file, or the JSON object itself (an argument "
-                  "starting with '{' is read as JSON). Required.")
-      ->required()
-      ->type_name("FILE|JSON");
+  cli::AddArchOption(*cmd, options.arch, "Required.");
   cmd->add_option("--data", options.data,
                   "Dataset directory in SIDD's sRGB layout (Data/<scene>/NOISY_SRGB_*.PNG and "
                   "GT_SRGB_*.PNG, ValidationNoisyBlocksSrgb.mat, ValidationGtBlocksSrgb.mat), as "
