@@ -722,22 +722,30 @@ class ControlledStore final : public storage::Store {
   std::shared_ptr<Control> control_ = std::make_shared<Control>();
 };
 
-std::unique_ptr<ControlledStore> OpenControlled(const std::string& path) {
-  auto sqlite = storage::SqliteStore::Open(path);
-  EXPECT_TRUE(sqlite.ok()) << sqlite.status().ToString();
-  return std::make_unique<ControlledStore>(std::move(sqlite).value());
-}
+class ControlledCoordinatorTest : public CoordinatorTest {
+ protected:
+  // The coordinator again, over a ControlledStore of the same file.
+  void SetUp() override {
+    auto sqlite = storage::SqliteStore::Open(db_path());
+    ASSERT_TRUE(sqlite.ok()) << sqlite.status().ToString();
+    auto store = std::make_unique<ControlledStore>(std::move(sqlite).value());
+    control_ = store->control();
+    ReopenWith(std::move(store));
+  }
+  std::shared_ptr<ControlledStore::Control> control_;
+};
 
-TEST_F(CoordinatorTest, CallsArrivingDuringACommitShareTheNextOne) {
-  coordinator_.reset();
-  auto store = OpenControlled(db_path());
-  auto control = store->control();
-  ReopenWith(std::move(store));
+TEST_F(ControlledCoordinatorTest, CallsArrivingDuringACommitShareTheNextOne) {
+  auto control = control_;
   auto job = coordinator_->SubmitJob(RandomSpec(20, 20));
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   constexpr int kWorkers = 8;
   std::vector<std::string> workers;
-  for (int i = 0; i < kWorkers; ++i) workers.push_back(Worker("w" + std::to_string(i)));
+  for (int i = 0; i < kWorkers; ++i) {
+    std::string name = "w";
+    name += std::to_string(i);
+    workers.push_back(Worker(name));
+  }
   const CoordinatorStats before = coordinator_->stats();
 
   // One call commits and is held inside CommitGroup; the leases arriving meanwhile wait.
@@ -781,11 +789,8 @@ TEST_F(CoordinatorTest, CallsArrivingDuringACommitShareTheNextOne) {
   EXPECT_EQ((*reader)->CountTrials(std::stoll(job->id().substr(2)))->leased, kWorkers);
 }
 
-TEST_F(CoordinatorTest, FailedCommitFailsItsCallsAndReloadsFromTheDatabase) {
-  coordinator_.reset();
-  auto store = OpenControlled(db_path());
-  auto control = store->control();
-  ReopenWith(std::move(store));
+TEST_F(ControlledCoordinatorTest, FailedCommitFailsItsCallsAndReloadsFromTheDatabase) {
+  auto control = control_;
   auto job = coordinator_->SubmitJob(RandomSpec(2, 1));
   ASSERT_TRUE(job.ok());
   auto a = Lease(Worker());
