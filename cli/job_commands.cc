@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -267,6 +268,7 @@ class WatchDisplay {
       case v1::JobEvent::kTrialFinished: {
         const v1::Trial& t = event.trial_finished().trial();
         finished_.insert(t.id());
+        training_.erase(t.id());
         done_ = std::max(done_, static_cast<int>(finished_.size()));
         line = "trial " + t.id() + " " + StateName(t.state());
         if (t.state() == v1::TRIAL_STATE_SUCCEEDED) {
@@ -311,6 +313,9 @@ class WatchDisplay {
         const auto& p = event.trial_progress();
         line = "trial " + p.trial_id() + " step " + std::to_string(p.step()) + "/" +
                std::to_string(p.steps()) + ", loss " + Fixed(p.loss(), 4);
+        if (!finished_.contains(p.trial_id())) {
+          training_[p.trial_id()] = std::to_string(p.step()) + "/" + std::to_string(p.steps());
+        }
         break;
       }
       default:
@@ -329,7 +334,14 @@ class WatchDisplay {
     out_ << "\r\033[K" << job_ << " " << StateName(state_) << " ["
          << std::string(filled, '#') << std::string(kBar - filled, '.') << "] " << done_ << "/"
          << total_ << " trials, " << rejected_ << " rejected, best PSNR "
-         << (has_best_ ? Fixed(best_psnr_, 2) + " dB" : std::string("-")) << std::flush;
+         << (has_best_ ? Fixed(best_psnr_, 2) + " dB" : std::string("-"));
+    // The training trials' steps, as their workers last heartbeated them (at most three).
+    int shown = 0;
+    for (const auto& [trial, steps] : training_) {
+      if (shown++ == 3) break;
+      out_ << (shown == 1 ? "; " : ", ") << trial << " " << steps;
+    }
+    out_ << std::flush;
   }
   void End() {
     if (live_) out_ << "\n" << std::flush;
@@ -352,6 +364,7 @@ class WatchDisplay {
   // counts are max(counts from GetJob, what the events showed), never a sum.
   std::set<std::string> finished_;
   std::set<std::string> rejected_ids_;
+  std::map<std::string, std::string> training_;  // trial -> "step/steps", until it finishes
   bool has_best_ = false;
   double best_psnr_ = 0;
 };

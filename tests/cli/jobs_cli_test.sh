@@ -199,6 +199,23 @@ for t in d:
     stdout_has 'cancelled [1-9]'
     expect_ok cancel "$job" --coordinator "$addr"  # idempotent
     ;;
+  watch_live)
+    # On a terminal (script(1) gives it one): one progress line redrawn in place, then a newline.
+    command -v script >/dev/null 2>&1 || {
+      echo "SKIP [$case_name]: no script(1) to give watch a terminal"
+      exit 77
+    }
+    start_server
+    submit_example
+    "$peaknas" cancel "$job" --coordinator "$addr" >/dev/null 2>&1 || fail "cancel failed"
+    script -qec "'$peaknas' watch $job --coordinator $addr" /dev/null >"$out" 2>"$err"
+    status=$?
+    [[ $status -eq 1 ]] || fail "watch of a cancelled job exited $status, expected 1"
+    grep -q $'\r\033\[K'"$job CANCELLED \[\.\{24\}\] 0/4 trials, [0-9]* rejected, best PSNR -" "$out" ||
+      fail "no redrawn progress line for the cancelled job"
+    grep -q "peaknas watch: job $job ended CANCELLED" "$out" || fail "no final error line"
+    ;;
+
   watch_cancelled)
     start_server
     submit_example
