@@ -74,8 +74,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<Trial>> ListTrials(std::int64_t job_id) override;
   StatusOr<TrialCounts> CountTrials(std::int64_t job_id) override;
   StatusOr<std::optional<Lease>> LeaseNextPendingTrial(const LeaseFilter& filter,
-                                                       std::int64_t worker_id,
-                                                       std::int64_t now_ms,
+                                                       std::int64_t worker_id, std::int64_t now_ms,
                                                        std::int64_t deadline_ms) override;
   Status RenewLease(std::string_view lease_id, std::int64_t fencing_token, std::int64_t now_ms,
                     std::int64_t new_deadline_ms) override;

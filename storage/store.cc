@@ -30,7 +30,8 @@ StatusOr<TrialState> ParseTrialState(std::string_view name) {
 
 StatusOr<std::int64_t> Store::AddTrial(std::int64_t job_id, const TrialSpec& spec,
                                        std::int64_t now_ms) {
-  PEAKNAS_ASSIGN_OR_RETURN(auto ids, AddTrials(job_id, {{.spec = spec, .rejected = false, .reason = ""}}, now_ms));
+  PEAKNAS_ASSIGN_OR_RETURN(
+      auto ids, AddTrials(job_id, {{.spec = spec, .rejected = false, .reason = ""}}, now_ms));
   return ids.front();
 }
 

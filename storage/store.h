@@ -74,8 +74,8 @@ struct Trial {
   std::int64_t job_id = 0;
   TrialSpec spec;
   TrialState state = TrialState::kPending;
-  std::string reason;  // rejection reason, or why it failed
-  int attempts = 0;    // leases granted so far
+  std::string reason;    // rejection reason, or why it failed
+  int attempts = 0;      // leases granted so far
   std::string lease_id;  // empty unless leased
   std::int64_t fencing_token = 0;
   std::int64_t lease_deadline_ms = 0;  // 0 unless leased
@@ -211,8 +211,7 @@ class Store {
                                                         const std::vector<NewTrial>& trials,
                                                         std::int64_t now_ms) = 0;
   // One pending trial (AddTrials of one).
-  StatusOr<std::int64_t> AddTrial(std::int64_t job_id, const TrialSpec& spec,
-                                  std::int64_t now_ms);
+  StatusOr<std::int64_t> AddTrial(std::int64_t job_id, const TrialSpec& spec, std::int64_t now_ms);
   // One rejected trial (AddTrials of one).
   StatusOr<std::int64_t> AddRejectedTrial(std::int64_t job_id, const TrialSpec& spec,
                                           std::string_view reason, std::int64_t now_ms);
@@ -238,17 +237,17 @@ class Store {
   // Every leased trial whose deadline is before now_ms goes back to pending, or to failed
   // (with the reason) if it has been leased max_attempts times already (max_attempts <= 1:
   // every expired trial fails).
-  virtual StatusOr<ReleasedLeases> ReleaseExpiredLeases(std::int64_t now_ms,
-                                                        int max_attempts) = 0;
+  virtual StatusOr<ReleasedLeases> ReleaseExpiredLeases(std::int64_t now_ms, int max_attempts) = 0;
 
   // Records the result of a leased trial and, if given, the job's new frontier snapshot, in
   // ONE transaction: the trial becomes succeeded, its metrics row is written, and the snapshot
   // gets the next version of its job (returned; 0 if no snapshot). FAILED_PRECONDITION, and
   // nothing changed, for a stale lease id or token or an expired lease; INVALID_ARGUMENT if
   // the snapshot names another job.
-  virtual StatusOr<std::int64_t> CompleteTrial(
-      std::string_view lease_id, std::int64_t fencing_token, std::int64_t now_ms,
-      const TrialMetrics& metrics, const std::optional<FrontierSnapshot>& frontier) = 0;
+  virtual StatusOr<std::int64_t> CompleteTrial(std::string_view lease_id,
+                                               std::int64_t fencing_token, std::int64_t now_ms,
+                                               const TrialMetrics& metrics,
+                                               const std::optional<FrontierSnapshot>& frontier) = 0;
   // The worker reports a failure: the trial becomes failed with the reason. Same fencing rules.
   virtual Status FailTrial(std::string_view lease_id, std::int64_t fencing_token,
                            std::int64_t now_ms, std::string_view reason) = 0;
@@ -266,8 +265,8 @@ class Store {
   // NOT_FOUND if the job does not exist.
   virtual Status AppendEvent(const Event& event) = 0;
   // Events of the job with sequence > after_sequence, oldest first, at most `limit`.
-  virtual StatusOr<std::vector<Event>> ListEvents(std::int64_t job_id,
-                                                  std::int64_t after_sequence, int limit) = 0;
+  virtual StatusOr<std::vector<Event>> ListEvents(std::int64_t job_id, std::int64_t after_sequence,
+                                                  int limit) = 0;
   // The job's highest sequence number; 0 if it has no events.
   virtual StatusOr<std::int64_t> LastEventSequence(std::int64_t job_id) = 0;
 

@@ -38,9 +38,11 @@ int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
   if (f->image == nullptr) return RealMethods(f)->xRead(f->real, out, amount, offset);
   const auto size = static_cast<sqlite3_int64>(f->image->size());
   const sqlite3_int64 available = std::clamp<sqlite3_int64>(size - offset, 0, amount);
-  if (available > 0) std::memcpy(out, f->image->data() + offset, static_cast<std::size_t>(available));
+  if (available > 0)
+    std::memcpy(out, f->image->data() + offset, static_cast<std::size_t>(available));
   if (available < amount) {
-    std::memset(static_cast<char*>(out) + available, 0, static_cast<std::size_t>(amount - available));
+    std::memset(static_cast<char*>(out) + available, 0,
+                static_cast<std::size_t>(amount - available));
     return SQLITE_IOERR_SHORT_READ;
   }
   return SQLITE_OK;
@@ -87,7 +89,9 @@ int FileSize(sqlite3_file* file, sqlite3_int64* size) {
   return SQLITE_OK;
 }
 
-int Lock(sqlite3_file* file, int level) { return RealMethods(AsFile(file))->xLock(AsFile(file)->real, level); }
+int Lock(sqlite3_file* file, int level) {
+  return RealMethods(AsFile(file))->xLock(AsFile(file)->real, level);
+}
 int Unlock(sqlite3_file* file, int level) {
   return RealMethods(AsFile(file))->xUnlock(AsFile(file)->real, level);
 }
@@ -117,10 +121,25 @@ int ShmUnmap(sqlite3_file* file, int delete_flag) {
 }
 
 // Version 2: no xFetch, so SQLite never memory-maps the (stale) real file.
-const sqlite3_io_methods kMethods = {
-    2,        Close,     Read,       Write,  Truncate,         Sync,         FileSize,
-    Lock,     Unlock,    CheckReservedLock,  FileControl,      SectorSize,   DeviceCharacteristics,
-    ShmMap,   ShmLock,   ShmBarrier, ShmUnmap, nullptr,        nullptr};
+const sqlite3_io_methods kMethods = {2,
+                                     Close,
+                                     Read,
+                                     Write,
+                                     Truncate,
+                                     Sync,
+                                     FileSize,
+                                     Lock,
+                                     Unlock,
+                                     CheckReservedLock,
+                                     FileControl,
+                                     SectorSize,
+                                     DeviceCharacteristics,
+                                     ShmMap,
+                                     ShmLock,
+                                     ShmBarrier,
+                                     ShmUnmap,
+                                     nullptr,
+                                     nullptr};
 
 int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
   File* f = AsFile(file);
