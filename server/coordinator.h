@@ -242,7 +242,9 @@ class Coordinator {
 
   std::mutex mu_;
   std::condition_variable queued_;                     // signalled when trials are queued
-  std::unique_ptr<storage::Store> store_;              // guarded by mu_
+  // Guarded by mu_, except that the thread committing a group (committing_ set) calls
+  // CommitGroup with mu_ released; committing_ keeps every other call out meanwhile.
+  std::unique_ptr<storage::Store> store_;
   std::map<std::int64_t, std::unique_ptr<JobRuntime>> jobs_;  // unfinished jobs; guarded by mu_
   std::map<std::int64_t, std::unique_ptr<WorkerCaps>> workers_;  // cache; guarded by mu_
   bool shutdown_ = false;                              // guarded by mu_
@@ -264,8 +266,8 @@ class Coordinator {
   std::condition_variable durable_cv_;  // durable_ advanced
   CoordinatorStats stats_;
 
-  // Event logs: the last sequence per job (loaded lazily), sequences appended in the open group
-  // and not yet committed, and the committed ones watchers may see.
+  // Event logs, guarded by mu_: the last sequence per job (loaded lazily), sequences appended
+  // in the open group and not yet committed, and the committed ones watchers may see.
   std::map<std::int64_t, std::int64_t> last_sequence_;
   std::map<std::int64_t, std::int64_t> unpublished_;
   std::map<std::int64_t, std::int64_t> published_;
