@@ -46,27 +46,25 @@ class WorkerServe : public ::testing::Test {
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
     data_ = dir_ / "data";
-    const pid_t make = Spawn(testing::TinyMakeDataArgs(PEAKNAS_WORKER_BINARY, data_.string()), -1,
-                             (dir_ / "make-data.log").string());
-    ASSERT_GT(make, 0);
-    ASSERT_EQ(Wait(make), 0) << ReadFile(dir_ / "make-data.log");
+    ASSERT_EQ(testing::MakeTinyData(PEAKNAS_WORKER_BINARY, data_.string(),
+                                    (dir_ / "make-data.log").string()),
+              0)
+        << ReadFile(dir_ / "make-data.log");
 
     StartServer("127.0.0.1:0");
   }
 
   // Starts peaknas-server on `listen` with the test's database; sets address_ and jobs_.
   void StartServer(const std::string& listen) {
-    int out[2];
-    ASSERT_EQ(pipe(out), 0);
-    server_ = Spawn({PEAKNAS_SERVER_BINARY, "--listen", listen, "--db",
-                     (dir_ / "db.sqlite").string(), "--artifacts", (dir_ / "art").string(),
-                     "--log-level", "warn", "--shutdown-grace-seconds", "0.5"},
-                    out[1], (dir_ / "server.log").string());
-    close(out[1]);
+    const testing::SpawnedServer server = testing::SpawnServer(
+        {PEAKNAS_SERVER_BINARY, "--listen", listen, "--db", (dir_ / "db.sqlite").string(),
+         "--artifacts", (dir_ / "art").string(), "--log-level", "warn",
+         "--shutdown-grace-seconds", "0.5"},
+        (dir_ / "server.log").string());
+    server_ = server.pid;
     ASSERT_GT(server_, 0);
-    std::string first_line;
-    address_ = testing::ReadListeningAddress(out[0], &first_line);
-    ASSERT_FALSE(address_.empty()) << "first line: \"" << first_line << "\"\n"
+    address_ = server.address;
+    ASSERT_FALSE(address_.empty()) << "first line: \"" << server.first_line << "\"\n"
                                    << ReadFile(dir_ / "server.log");
     jobs_ = v1::JobService::NewStub(
         grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));

@@ -61,10 +61,10 @@ class ClusterFault : public ::testing::Test {
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
     data_ = dir_ / "data";
-    const pid_t make = Spawn(testing::TinyMakeDataArgs(PEAKNAS_WORKER_BINARY, data_.string()), -1,
-                             (dir_ / "make-data.log").string());
-    ASSERT_GT(make, 0);
-    ASSERT_EQ(Wait(make), 0) << ReadFile(dir_ / "make-data.log");
+    ASSERT_EQ(testing::MakeTinyData(PEAKNAS_WORKER_BINARY, data_.string(),
+                                    (dir_ / "make-data.log").string()),
+              0)
+        << ReadFile(dir_ / "make-data.log");
   }
 
   void TearDown() override {
@@ -92,17 +92,15 @@ class ClusterFault : public ::testing::Test {
   // Starts peaknas-server on `listen` with the test's database and `lease_seconds`; sets
   // address_ and the stubs. Logs of every start go (appended) to server.log.
   void StartServer(const std::string& listen, const std::string& lease_seconds) {
-    int out[2];
-    ASSERT_EQ(pipe(out), 0);
-    server_ = Spawn({PEAKNAS_SERVER_BINARY, "--listen", listen, "--db", db().string(),
-                     "--artifacts", (dir_ / "art").string(), "--log-level", "info",
-                     "--lease-seconds", lease_seconds, "--shutdown-grace-seconds", "0.5"},
-                    out[1], (dir_ / "server.log").string());
-    close(out[1]);
+    const testing::SpawnedServer server = testing::SpawnServer(
+        {PEAKNAS_SERVER_BINARY, "--listen", listen, "--db", db().string(), "--artifacts",
+         (dir_ / "art").string(), "--log-level", "info", "--lease-seconds", lease_seconds,
+         "--shutdown-grace-seconds", "0.5"},
+        (dir_ / "server.log").string(), /*append_stderr=*/true);
+    server_ = server.pid;
     ASSERT_GT(server_, 0);
-    std::string first_line;
-    address_ = testing::ReadListeningAddress(out[0], &first_line);
-    ASSERT_FALSE(address_.empty()) << "first line: \"" << first_line << "\"\n"
+    address_ = server.address;
+    ASSERT_FALSE(address_.empty()) << "first line: \"" << server.first_line << "\"\n"
                                    << ReadFile(dir_ / "server.log");
     auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     jobs_ = v1::JobService::NewStub(channel);

@@ -89,6 +89,30 @@ inline std::string ReadListeningAddress(int read_fd, std::string* first_line) {
   return address;
 }
 
+// A peaknas-server started by SpawnServer.
+struct SpawnedServer {
+  pid_t pid = -1;          // -1 when it could not be started
+  std::string address;     // HOST:PORT it serves on; empty when no "listening on" line came
+  std::string first_line;  // what it printed first, for the failure message
+};
+
+// Spawns `args` (a peaknas-server command line), stderr to `stderr_path` (appended to with
+// `append_stderr`), and waits for the "listening on HOST:PORT" line it prints once it serves.
+inline SpawnedServer SpawnServer(std::vector<std::string> args, const std::string& stderr_path,
+                                 bool append_stderr = false) {
+  SpawnedServer server;
+  int out[2];
+  if (pipe(out) != 0) return server;
+  server.pid = Spawn(std::move(args), out[1], stderr_path, append_stderr);
+  close(out[1]);
+  if (server.pid <= 0) {
+    close(out[0]);
+    return server;
+  }
+  server.address = ReadListeningAddress(out[0], &server.first_line);
+  return server;
+}
+
 // `peaknas-worker make-data` arguments for a dataset of a few 32-pixel images and 16-pixel
 // validation blocks: seconds to make and to train on.
 inline std::vector<std::string> TinyMakeDataArgs(const std::string& worker_binary,
@@ -96,6 +120,14 @@ inline std::vector<std::string> TinyMakeDataArgs(const std::string& worker_binar
   return {worker_binary, "make-data", "--out", out_dir, "--scenes", "2", "--pairs-per-scene", "1",
           "--size", "32", "--val-images", "1", "--val-blocks", "2", "--block-size", "16",
           "--threads", "1"};
+}
+
+// Runs `peaknas-worker make-data` with TinyMakeDataArgs into `out_dir`, stderr to `log_path`;
+// returns its exit status (-1 when it could not be started).
+inline int MakeTinyData(const std::string& worker_binary, const std::string& out_dir,
+                        const std::string& log_path) {
+  const pid_t pid = Spawn(TinyMakeDataArgs(worker_binary, out_dir), -1, log_path);
+  return pid > 0 ? Wait(pid) : -1;
 }
 
 }  // namespace peaknas::testing
