@@ -128,11 +128,11 @@ std::int64_t BudgetedPeak(const StrategyConfig& config, const storage::TrialSpec
                                 : spec.predicted_inference_peak_bytes;
 }
 
-// "lease 12.3" -> trial 12; nullopt when malformed.
+// Lease "12.3" -> trial 12; nullopt when malformed.
 std::optional<std::int64_t> LeaseTrialId(std::string_view lease_id) {
   const auto dot = lease_id.find('.');
   if (dot == std::string_view::npos) return std::nullopt;
-  return ParseId("t-" + std::string(lease_id.substr(0, dot)), "t-");
+  return ParseId(lease_id.substr(0, dot), "");
 }
 
 // The trial as far as its stored row tells (no metrics, no artifact flag).
@@ -236,7 +236,7 @@ auto Coordinator::WithStore(bool write, Call&& call) -> decltype(call()) {
   auto turn = EnterLocked(lock, write);
   if (!turn.ok()) return turn.status();
   auto result = call();
-  Status durable = LeaveLocked(lock, *turn, write);
+  Status durable = LeaveLocked(lock, *turn);
   if (!durable.ok()) return durable;
   return result;
 }
@@ -259,12 +259,13 @@ StatusOr<Coordinator::Turn> Coordinator::EnterLocked(std::unique_lock<std::mutex
     group_open_ = true;
   }
   ++in_flight_;
+  turn.changes = store_->ChangeCount();
   return turn;
 }
 
-Status Coordinator::LeaveLocked(std::unique_lock<std::mutex>& lock, Turn turn, bool wrote) {
+Status Coordinator::LeaveLocked(std::unique_lock<std::mutex>& lock, Turn turn) {
   --in_flight_;
-  if (wrote) ++applied_;
+  if (store_->ChangeCount() != turn.changes) ++applied_;
   if (turn.cohort) --cohort_;
   const std::uint64_t mine = applied_;
   if (mine == durable_) {
@@ -521,19 +522,18 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
         continue;
       }
       spdlog::info("job {}: rejected trial {}: {}", JobId(job.id), TrialId(ids[k]), p.rejection);
+      // The row as stored, without reading it back.
+      storage::Trial row;
+      row.id = ids[k];
+      row.job_id = job.id;
+      row.spec = batch[k].spec;
+      row.state = storage::TrialState::kRejected;
+      row.reason = p.rejection;
+      row.created_ms = row.updated_ms = now;
       v1::JobEvent event;
       v1::Trial* t = event.mutable_trial_rejected()->mutable_trial();
-      t->set_id(TrialId(ids[k]));
-      t->set_job_id(JobId(job.id));
+      *t = TrialProto(row, false, /*with_architecture=*/false);
       *t->mutable_architecture() = proto::ToProto(p.arch);
-      t->set_arch_hash(HashHex(p.hash));
-      t->set_state(v1::TRIAL_STATE_REJECTED);
-      t->set_reason(p.rejection);
-      t->set_predicted_inference_peak_bytes(p.predicted_inference_peak_bytes);
-      t->set_predicted_train_peak_bytes(p.predicted_train_peak_bytes);
-      t->set_predicted_latency_100mp_s(p.latency_100mp_s);
-      *t->mutable_created() = Timestamp(now);
-      *t->mutable_finished() = Timestamp(now);
       PEAKNAS_RETURN_IF_ERROR(EmitLocked(job.id, std::move(event)));
     }
     job.admitted += admitted;
@@ -830,17 +830,22 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
   const auto deadline =
       std::chrono::steady_clock::now() + std::min(wait, options_.max_lease_wait);
   std::unique_lock lock(mu_);
+  bool seen = false;  // the worker's last_seen_ms is updated once per call
   while (true) {
     PEAKNAS_ASSIGN_OR_RETURN(const Turn turn, EnterLocked(lock, true));
-    auto leased = TryLeaseLocked(*id);
+    auto leased = [&]() -> StatusOr<std::optional<v1::TrialAssignment>> {
+      if (!seen) {
+        PEAKNAS_RETURN_IF_ERROR(store_->TouchWorker(*id, Now()));
+        seen = true;
+      }
+      return TryLeaseLocked(*id);
+    }();
     if (!leased.ok() && leased.status().code() == StatusCode::kNotFound) {
       leased = Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) +
                                 "\"; register again");
     }
-    const bool got = leased.ok() && leased->has_value();
-    // A lease that found nothing wrote nothing (its savepoint rolled back).
-    PEAKNAS_RETURN_IF_ERROR(LeaveLocked(lock, turn, /*wrote=*/!leased.ok() || got));
-    if (!leased.ok() || got) return leased;
+    PEAKNAS_RETURN_IF_ERROR(LeaveLocked(lock, turn));
+    if (!leased.ok() || leased->has_value()) return leased;
     if (shutdown_ || std::chrono::steady_clock::now() >= deadline) return leased;
     queued_.wait_until(lock, deadline);
   }
@@ -1176,10 +1181,8 @@ StatusOr<ArtifactFile> Coordinator::GetArtifact(std::string_view job_id,
 }
 
 StatusOr<int> Coordinator::ExpireLeases() {
-  // Called every second: a pass that releases nothing writes nothing and commits nothing.
-  std::unique_lock lock(mu_);
-  PEAKNAS_ASSIGN_OR_RETURN(const Turn turn, EnterLocked(lock, true));
-  StatusOr<int> result = [&]() -> StatusOr<int> {
+  // Called every second; a pass that releases nothing changes nothing and commits nothing.
+  return WithStore(true, [&]() -> StatusOr<int> {
     PEAKNAS_ASSIGN_OR_RETURN(auto released,
                              store_->ReleaseExpiredLeases(Now(), options_.max_attempts));
     std::set<std::int64_t> touched_jobs;
@@ -1206,9 +1209,7 @@ StatusOr<int> Coordinator::ExpireLeases() {
     }
     if (!released.requeued.empty()) queued_.notify_all();
     return static_cast<int>(released.requeued.size() + released.failed.size());
-  }();
-  PEAKNAS_RETURN_IF_ERROR(LeaveLocked(lock, turn, !result.ok() || *result > 0));
-  return result;
+  });
 }
 
 void Coordinator::Shutdown() {

@@ -197,21 +197,23 @@ class Coordinator {
   struct WorkerCaps;
   // A call's turn at the store (group commit): see EnterLocked / LeaveLocked.
   struct Turn {
-    bool cohort = false;  // it waited out a commit, and the next group waits for it
+    bool cohort = false;       // it waited out a commit, and the next group waits for it
+    std::int64_t changes = 0;  // the store's ChangeCount when the turn began
   };
   Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
               CoordinatorOptions options);
 
   // Runs `call` (returning a StatusOr or Status) as one turn at the store and returns its
-  // result once everything it wrote or read is committed; `write` for calls that change state.
+  // result once everything it wrote or read is committed; `write` for calls that may change
+  // state (they open a group).
   template <typename Call>
   auto WithStore(bool write, Call&& call) -> decltype(call());
   // Waits out a running commit; opens a group for a writer when none is open.
   StatusOr<Turn> EnterLocked(std::unique_lock<std::mutex>& lock, bool write);
-  // Ends the turn (`wrote`: it changed state) and waits until everything applied so far is
-  // committed, committing the group itself if it is the last of its cohort. Returns the
-  // commit's error when the group failed.
-  Status LeaveLocked(std::unique_lock<std::mutex>& lock, Turn turn, bool wrote);
+  // Ends the turn (it wrote if the store's ChangeCount moved) and waits until everything
+  // applied so far is committed, committing the group itself if it is the last of its cohort.
+  // Returns the commit's error when the group failed.
+  Status LeaveLocked(std::unique_lock<std::mutex>& lock, Turn turn);
   // Commits the open group with mu_ released; on failure rebuilds the in-memory state.
   void CommitLocked(std::unique_lock<std::mutex>& lock);
 

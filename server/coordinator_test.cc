@@ -478,6 +478,20 @@ TEST_F(CoordinatorTest, NonRetryableFailureFailsAtOnce) {
   EXPECT_EQ((*failed)[0].attempts(), 1);
 }
 
+TEST_F(CoordinatorTest, LeaseTrialRecordsWhenTheWorkerWasLastSeen) {
+  const std::string worker = Worker();
+  now_ += 5000;
+  auto none = coordinator_->LeaseTrial(worker);  // nothing queued: still a sign of life
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto reader = storage::SqliteStore::Open(db_path());
+  ASSERT_TRUE(reader.ok());
+  auto stored = (*reader)->GetWorker(std::stoll(worker.substr(2)));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->last_seen_ms, now_.load());
+  EXPECT_EQ(stored->registered_ms, now_.load() - 5000);
+}
+
 TEST_F(CoordinatorTest, WorkersGetOnlyTrialsTheyCanRun) {
   v1::JobSpec spec = RandomSpec(2, 2);
   spec.set_dataset("sidd");

@@ -523,6 +523,8 @@ void SqliteStore::RollbackGroup() {
   c.in_group = false;
 }
 
+std::int64_t SqliteStore::ChangeCount() { return sqlite3_total_changes64(impl_->raw()); }
+
 // --- Jobs ----------------------------------------------------------------------------------
 
 StatusOr<std::int64_t> SqliteStore::CreateJob(std::string_view spec, std::int64_t now_ms) {

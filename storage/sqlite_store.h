@@ -56,6 +56,7 @@ class SqliteStore final : public Store {
   Status BeginGroup() override;
   Status CommitGroup() override;
   void RollbackGroup() override;
+  std::int64_t ChangeCount() override;
 
   StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now_ms) override;
   StatusOr<Job> GetJob(std::int64_t job_id) override;

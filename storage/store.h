@@ -178,6 +178,9 @@ class Store {
   virtual Status CommitGroup() = 0;
   // Undoes every change since BeginGroup and closes the group; nothing if none is open.
   virtual void RollbackGroup() = 0;
+  // Rows changed through this store so far, monotonic (a change later rolled back still
+  // counts). A caller compares it before and after a call to learn whether the call wrote.
+  virtual std::int64_t ChangeCount() = 0;
 
   // --- Jobs ---
   // A new job in state pending; returns its id.

@@ -50,6 +50,7 @@ class ControlledStore final : public Store {
   StatusOr<int> SchemaVersion() override { return inner_->SchemaVersion(); }
   Status BeginGroup() override { return inner_->BeginGroup(); }
   void RollbackGroup() override { inner_->RollbackGroup(); }
+  std::int64_t ChangeCount() override { return inner_->ChangeCount(); }
   StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now) override {
     return inner_->CreateJob(spec, now);
   }
