@@ -28,19 +28,4 @@ StatusOr<TrialState> ParseTrialState(std::string_view name) {
   return Status::InvalidArgument("trial state: unknown '" + std::string(name) + "'");
 }
 
-StatusOr<std::int64_t> Store::AddTrial(std::int64_t job_id, const TrialSpec& spec,
-                                       std::int64_t now_ms) {
-  PEAKNAS_ASSIGN_OR_RETURN(
-      auto ids, AddTrials(job_id, {{.spec = spec, .rejected = false, .reason = ""}}, now_ms));
-  return ids.front();
-}
-
-StatusOr<std::int64_t> Store::AddRejectedTrial(std::int64_t job_id, const TrialSpec& spec,
-                                               std::string_view reason, std::int64_t now_ms) {
-  PEAKNAS_ASSIGN_OR_RETURN(
-      auto ids,
-      AddTrials(job_id, {{.spec = spec, .rejected = true, .reason = std::string(reason)}}, now_ms));
-  return ids.front();
-}
-
 }  // namespace peaknas::storage

@@ -213,11 +213,6 @@ class Store {
   virtual StatusOr<std::vector<std::int64_t>> AddTrials(std::int64_t job_id,
                                                         const std::vector<NewTrial>& trials,
                                                         std::int64_t now_ms) = 0;
-  // One pending trial (AddTrials of one).
-  StatusOr<std::int64_t> AddTrial(std::int64_t job_id, const TrialSpec& spec, std::int64_t now_ms);
-  // One rejected trial (AddTrials of one).
-  StatusOr<std::int64_t> AddRejectedTrial(std::int64_t job_id, const TrialSpec& spec,
-                                          std::string_view reason, std::int64_t now_ms);
   // NOT_FOUND for an unknown id.
   virtual StatusOr<Trial> GetTrial(std::int64_t trial_id) = 0;
   // All trials of a job (rejected included), by id.

@@ -28,6 +28,22 @@ Worker NewWorker(std::string name, std::string device, std::int64_t memory_bytes
   return w;
 }
 LeaseFilter Any() { return {}; }
+
+// One pending / one rejected trial: AddTrials of one.
+StatusOr<std::int64_t> AddTrial(Store& store, std::int64_t job, const TrialSpec& spec,
+                                std::int64_t now_ms) {
+  PEAKNAS_ASSIGN_OR_RETURN(
+      auto ids, store.AddTrials(job, {{.spec = spec, .rejected = false, .reason = ""}}, now_ms));
+  return ids.front();
+}
+StatusOr<std::int64_t> AddRejectedTrial(Store& store, std::int64_t job, const TrialSpec& spec,
+                                        std::string_view reason, std::int64_t now_ms) {
+  PEAKNAS_ASSIGN_OR_RETURN(
+      auto ids,
+      store.AddTrials(job, {{.spec = spec, .rejected = true, .reason = std::string(reason)}},
+                      now_ms));
+  return ids.front();
+}
 LeaseFilter Only(std::int64_t job) { return {.job_ids = std::vector<std::int64_t>{job}}; }
 
 class StoreTest : public ::testing::Test {
@@ -118,7 +134,7 @@ TEST_F(StoreTest, ReopenPreservesData) {
     auto j = store->CreateJob("{\"strategy\":\"random\"}", 100);
     ASSERT_TRUE(j.ok());
     job = *j;
-    auto t = store->AddTrial(job, Spec(7), 101);
+    auto t = AddTrial(*store, job, Spec(7), 101);
     ASSERT_TRUE(t.ok());
     trial = *t;
     ASSERT_TRUE(store->SetJobState(job, JobState::kRunning, "", 102).ok());
@@ -181,16 +197,16 @@ TEST_F(StoreTest, DeduplicatesByHashWithinJob) {
   auto store = OpenOrDie();
   std::int64_t a = *store->CreateJob("{}", 1);
   std::int64_t b = *store->CreateJob("{}", 1);
-  ASSERT_TRUE(store->AddTrial(a, Spec(42), 2).ok());
-  EXPECT_EQ(store->AddTrial(a, Spec(42), 3).status().code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(store->AddRejectedTrial(a, Spec(42), "over budget", 3).status().code(),
+  ASSERT_TRUE(AddTrial(*store, a, Spec(42), 2).ok());
+  EXPECT_EQ(AddTrial(*store, a, Spec(42), 3).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(AddRejectedTrial(*store, a, Spec(42), "over budget", 3).status().code(),
             StatusCode::kAlreadyExists);
-  EXPECT_TRUE(store->AddTrial(b, Spec(42), 3).ok());  // another job may have it
+  EXPECT_TRUE(AddTrial(*store, b, Spec(42), 3).ok());  // another job may have it
   // Hashes above 2^63 round-trip.
-  auto big = store->AddTrial(a, Spec(0xFEDCBA9876543210ull), 4);
+  auto big = AddTrial(*store, a, Spec(0xFEDCBA9876543210ull), 4);
   ASSERT_TRUE(big.ok());
   EXPECT_EQ(store->GetTrial(*big)->spec.arch_hash, 0xFEDCBA9876543210ull);
-  EXPECT_EQ(store->AddTrial(999, Spec(1), 4).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(AddTrial(*store, 999, Spec(1), 4).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(StoreTest, AddTrialsIsOneTransaction) {
@@ -218,7 +234,7 @@ TEST_F(StoreTest, RejectedTrialKeepsReasonAndIsNeverLeased) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
   std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
-  auto r = store->AddRejectedTrial(job, Spec(5), "inference peak 1005 B > budget 1000 B", 2);
+  auto r = AddRejectedTrial(*store, job, Spec(5), "inference peak 1005 B > budget 1000 B", 2);
   ASSERT_TRUE(r.ok());
   auto t = store->GetTrial(*r);
   EXPECT_EQ(t->state, TrialState::kRejected);
@@ -234,8 +250,8 @@ TEST_F(StoreTest, LeaseThenComplete) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
   std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
-  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
-  std::int64_t t2 = *store->AddTrial(job, Spec(2), 2);
+  std::int64_t t1 = *AddTrial(*store, job, Spec(1), 2);
+  std::int64_t t2 = *AddTrial(*store, job, Spec(2), 2);
   auto lease = store->LeaseNextPendingTrial(Only(job), w, 10, 1000);
   ASSERT_TRUE(lease.ok()) << lease.status().ToString();
   ASSERT_TRUE(lease->has_value());
@@ -285,8 +301,8 @@ TEST_F(StoreTest, CancelledJobsTrialsAreNotLeased) {
   std::int64_t a = *store->CreateJob("{}", 1);
   std::int64_t b = *store->CreateJob("{}", 1);
   std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
-  ASSERT_TRUE(store->AddTrial(a, Spec(1), 2).ok());
-  std::int64_t tb = *store->AddTrial(b, Spec(1), 2);
+  ASSERT_TRUE(AddTrial(*store, a, Spec(1), 2).ok());
+  std::int64_t tb = *AddTrial(*store, b, Spec(1), 2);
   ASSERT_TRUE(store->SetJobState(a, JobState::kCancelled, "cancelled by user", 3).ok());
   EXPECT_EQ(store->GetJob(a)->error, "cancelled by user");
   EXPECT_FALSE(store->LeaseNextPendingTrial(Only(a), w, 4, 100)->has_value());
@@ -300,7 +316,7 @@ TEST_F(StoreTest, StaleTokenRefusedAndNothingChanged) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
   std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
-  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  std::int64_t t1 = *AddTrial(*store, job, Spec(1), 2);
   Lease l = **store->LeaseNextPendingTrial(Only(job), w, 10, 1000);
   auto before = store->GetTrial(t1);
 
@@ -332,7 +348,7 @@ TEST_F(StoreTest, ExpiredLeaseRequeuedWithHigherTokenOldRefused) {
   std::int64_t job = *store->CreateJob("{}", 1);
   std::int64_t w1 = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
   std::int64_t w2 = *store->RegisterWorker(NewWorker("w2", "cpu", 1 << 30), 1);
-  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  std::int64_t t1 = *AddTrial(*store, job, Spec(1), 2);
   Lease old = **store->LeaseNextPendingTrial(Only(job), w1, 10, 100);
 
   // Past the deadline, before release: the old holder can neither renew nor complete.
@@ -368,7 +384,7 @@ TEST_F(StoreTest, MaxAttemptsFailsWithReason) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
   std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
-  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  std::int64_t t1 = *AddTrial(*store, job, Spec(1), 2);
   std::int64_t now = 10;
   for (int attempt = 1; attempt <= 2; ++attempt) {
     auto l = store->LeaseNextPendingTrial(Only(job), w, now, now + 10);
@@ -395,8 +411,8 @@ TEST_F(StoreTest, FrontierCommittedWithResultVisibleAfterReopen) {
     auto store = OpenOrDie();
     job = *store->CreateJob("{}", 1);
     std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
-    t1 = *store->AddTrial(job, Spec(1), 2);
-    t2 = *store->AddTrial(job, Spec(2), 2);
+    t1 = *AddTrial(*store, job, Spec(1), 2);
+    t2 = *AddTrial(*store, job, Spec(2), 2);
     FrontierSnapshot f;
     f.job_id = job;
     f.hypervolume = 0.5;
@@ -412,7 +428,7 @@ TEST_F(StoreTest, FrontierCommittedWithResultVisibleAfterReopen) {
     ASSERT_TRUE(v2.ok());
     EXPECT_EQ(*v2, 2);
     // A snapshot for another job is refused and rolls the result back.
-    std::int64_t t3 = *store->AddTrial(job, Spec(3), 50);
+    std::int64_t t3 = *AddTrial(*store, job, Spec(3), 50);
     Lease l3 = **store->LeaseNextPendingTrial(Only(job), w, 50, 100);
     f.job_id = job + 1;
     EXPECT_EQ(store->CompleteTrial(l3.lease_id, l3.fencing_token, 60, Metrics(1), f)
@@ -444,7 +460,7 @@ TEST_F(StoreTest, ArtifactsAndWorkers) {
   EXPECT_EQ(worker->memory_bytes, 80ll << 30);
   EXPECT_EQ(worker->last_seen_ms, 7);
   EXPECT_EQ(store->TouchWorker(w + 1, 7).code(), StatusCode::kNotFound);
-  std::int64_t t1 = *store->AddTrial(job, Spec(1), 2);
+  std::int64_t t1 = *AddTrial(*store, job, Spec(1), 2);
   auto a = store->RecordArtifact(t1, "/artifacts/1/model.pt", 4096, "ab12", 9);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   auto list = store->ListArtifacts(t1);
@@ -467,7 +483,7 @@ void CrashAfterComplete(const std::string& path, bool self_exit) {
     ASSERT_TRUE(store.ok());
     job = *(*store)->CreateJob("{}", 1);
     worker = *(*store)->RegisterWorker(NewWorker("w", "cpu", 1), 1);
-    trial = *(*store)->AddTrial(job, TrialSpec{"{}", 77, 1, 2}, 2);
+    trial = *AddTrial(**store, job, TrialSpec{"{}", 77, 1, 2}, 2);
   }
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
@@ -530,7 +546,7 @@ TEST_F(StoreTest, ConcurrentProcessesNeverLeaseTheSameTrial) {
     auto store = OpenOrDie();
     job = *store->CreateJob("{}", 1);
     for (int i = 0; i < kProcs; ++i) workers.push_back(*store->RegisterWorker(NewWorker("w", "cpu", 1), 1));
-    for (int i = 0; i < kTrials; ++i) ASSERT_TRUE(store->AddTrial(job, Spec(100 + i), 2).ok());
+    for (int i = 0; i < kTrials; ++i) ASSERT_TRUE(AddTrial(*store, job, Spec(100 + i), 2).ok());
   }
   std::vector<pid_t> pids;
   for (int p = 0; p < kProcs; ++p) {
@@ -596,7 +612,7 @@ TEST_F(StoreTest, MigratesVersionOneFileKeepingItsRows) {
   // The migrated file takes version 2's writes.
   TrialSpec spec = Spec(6);
   spec.predicted_latency_100mp_s = 4.5;
-  auto added = store->AddTrial(1, spec, 2);
+  auto added = AddTrial(*store, 1, spec, 2);
   ASSERT_TRUE(added.ok()) << added.status().ToString();
   EXPECT_EQ(store->GetTrial(*added)->spec.predicted_latency_100mp_s, 4.5);
 }
@@ -623,9 +639,9 @@ TEST_F(StoreTest, LeaseFilterByJobAndPeak) {
   std::int64_t w = *store->RegisterWorker(NewWorker("w", "cpu", 1), 1);
   TrialSpec big = Spec(1);
   big.predicted_train_peak_bytes = 9000;  // the larger of the two peaks counts
-  std::int64_t a_big = *store->AddTrial(a, big, 2);
-  std::int64_t b_small = *store->AddTrial(b, Spec(2), 2);  // peaks 1002 / 5002
-  std::int64_t a_small = *store->AddTrial(a, Spec(3), 2);  // peaks 1003 / 5003
+  std::int64_t a_big = *AddTrial(*store, a, big, 2);
+  std::int64_t b_small = *AddTrial(*store, b, Spec(2), 2);  // peaks 1002 / 5002
+  std::int64_t a_small = *AddTrial(*store, a, Spec(3), 2);  // peaks 1003 / 5003
   // No job allowed: nothing, even with trials pending.
   EXPECT_FALSE(store->LeaseNextPendingTrial({.job_ids = std::vector<std::int64_t>{}}, w, 3, 100)
                    ->has_value());
@@ -650,8 +666,8 @@ TEST_F(StoreTest, CountTrialsByState) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
   std::int64_t w = *store->RegisterWorker(NewWorker("w", "cpu", 1), 1);
-  for (std::uint64_t h = 1; h <= 4; ++h) ASSERT_TRUE(store->AddTrial(job, Spec(h), 2).ok());
-  ASSERT_TRUE(store->AddRejectedTrial(job, Spec(9), "over budget", 3).ok());
+  for (std::uint64_t h = 1; h <= 4; ++h) ASSERT_TRUE(AddTrial(*store, job, Spec(h), 2).ok());
+  ASSERT_TRUE(AddRejectedTrial(*store, job, Spec(9), "over budget", 3).ok());
   Lease l = **store->LeaseNextPendingTrial(Only(job), w, 5, 100);
   ASSERT_TRUE(store->CompleteTrial(l.lease_id, l.fencing_token, 6, Metrics(30), std::nullopt).ok());
   (void)**store->LeaseNextPendingTrial(Only(job), w, 8, 100);
@@ -670,7 +686,7 @@ TEST_F(StoreTest, RetryableFailureRequeuesUntilMaxAttempts) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
   std::int64_t w = *store->RegisterWorker(NewWorker("w", "cpu", 1), 1);
-  std::int64_t t = *store->AddTrial(job, Spec(1), 2);
+  std::int64_t t = *AddTrial(*store, job, Spec(1), 2);
   Lease first = **store->LeaseNextPendingTrial(Only(job), w, 3, 100);
   auto state = store->RetryTrial(first.lease_id, first.fencing_token, 4, "disk full", 2);
   ASSERT_TRUE(state.ok()) << state.status().ToString();
@@ -712,8 +728,8 @@ TEST_F(StoreTest, GroupCommitsOnceAndFailedCallsUndoOnlyThemselves) {
   const std::int64_t commits_before = store->commits();
   ASSERT_TRUE(store->BeginGroup().ok());
   EXPECT_EQ(store->BeginGroup().code(), StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(store->AddTrial(job, Spec(1), 2).ok());
-  ASSERT_TRUE(store->AddTrial(job, Spec(2), 2).ok());
+  ASSERT_TRUE(AddTrial(*store, job, Spec(1), 2).ok());
+  ASSERT_TRUE(AddTrial(*store, job, Spec(2), 2).ok());
   // A failing call inside the group (a duplicate in its batch) undoes only itself.
   EXPECT_EQ(store->AddTrials(job, {{.spec = Spec(3), .rejected = false, .reason = ""},
                                    {.spec = Spec(1), .rejected = false, .reason = ""}},
@@ -721,7 +737,7 @@ TEST_F(StoreTest, GroupCommitsOnceAndFailedCallsUndoOnlyThemselves) {
                 .status()
                 .code(),
             StatusCode::kAlreadyExists);
-  ASSERT_TRUE(store->AddTrial(job, Spec(4), 2).ok());
+  ASSERT_TRUE(AddTrial(*store, job, Spec(4), 2).ok());
   // The group's own connection sees its changes; nobody else does before the commit.
   EXPECT_EQ(store->ListTrials(job)->size(), 3u);
   EXPECT_EQ(CountFromOutside(path_, "trials"), 0);
@@ -734,15 +750,15 @@ TEST_F(StoreTest, GroupCommitsOnceAndFailedCallsUndoOnlyThemselves) {
 TEST_F(StoreTest, RolledBackGroupLeavesNothing) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);
-  ASSERT_TRUE(store->AddTrial(job, Spec(1), 2).ok());
+  ASSERT_TRUE(AddTrial(*store, job, Spec(1), 2).ok());
   ASSERT_TRUE(store->BeginGroup().ok());
-  ASSERT_TRUE(store->AddTrial(job, Spec(2), 3).ok());
+  ASSERT_TRUE(AddTrial(*store, job, Spec(2), 3).ok());
   ASSERT_TRUE(store->SetJobState(job, JobState::kRunning, "", 3).ok());
   store->RollbackGroup();
   EXPECT_EQ(store->ListTrials(job)->size(), 1u);
   EXPECT_EQ(store->GetJob(job)->state, JobState::kPending);
   // Outside a group again: each call commits by itself.
-  ASSERT_TRUE(store->AddTrial(job, Spec(3), 4).ok());
+  ASSERT_TRUE(AddTrial(*store, job, Spec(3), 4).ok());
   EXPECT_EQ(CountFromOutside(path_, "trials"), 2);
 }
 

@@ -131,6 +131,13 @@ std::unique_ptr<grpc::ClientContext> CallContext(double seconds = kCallSeconds) 
   return context;
 }
 
+// Whether a failed call is worth repeating: the coordinator away or restarting, a deadline,
+// or a commit that failed on its side (INTERNAL "not committed").
+bool Transient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::INTERNAL;
+}
+
 std::string Describe(const grpc::Status& s) {
   return std::to_string(static_cast<int>(s.error_code())) + " " + s.error_message();
 }
@@ -508,11 +515,7 @@ class Worker {
              "): the lease is lost");
         return Status::FailedPrecondition(status.error_message());
       }
-      const bool transient = code == grpc::StatusCode::UNAVAILABLE ||
-                             code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-                             code == grpc::StatusCode::UNKNOWN ||
-                             code == grpc::StatusCode::INTERNAL;
-      if (!transient || Clock::now() > give_up) {
+      if (!Transient(code) || Clock::now() > give_up) {
         log_("model of trial " + a.trial_id() + " refused or undeliverable (" +
              Describe(status) + ")");
         return Status(static_cast<StatusCode>(static_cast<int>(code)),
@@ -549,11 +552,7 @@ class Worker {
         return;
       }
       const grpc::StatusCode code = status.error_code();
-      const bool transient = code == grpc::StatusCode::UNAVAILABLE ||
-                             code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-                             code == grpc::StatusCode::UNKNOWN ||
-                             code == grpc::StatusCode::INTERNAL;
-      if (!transient || Clock::now() > give_up) {
+      if (!Transient(code) || Clock::now() > give_up) {
         log_("result of trial " + a.trial_id() + " refused or undeliverable (" +
              Describe(status) + "); dropping it");
         return;
