@@ -179,6 +179,7 @@ struct Coordinator::JobRuntime {
   int admitted = 0;       // trials ever admitted (pending, leased, succeeded, failed)
   int open = 0;           // admitted trials pending or leased
   bool exhausted = false; // the strategy ran dry
+  bool running = false;   // stored as running (its first lease was granted)
   std::vector<std::size_t> frontier;  // the current frontier: indices into done
 };
 
@@ -429,6 +430,7 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
   PEAKNAS_ASSIGN_OR_RETURN(auto job, store_->GetJob(job_id));
   auto runtime = std::make_unique<JobRuntime>();
   runtime->id = job_id;
+  runtime->running = job.state == storage::JobState::kRunning;
   PEAKNAS_RETURN_IF_ERROR(FromJson(job.spec, &runtime->spec));
   const v1::JobSpec& spec = runtime->spec;
   PEAKNAS_ASSIGN_OR_RETURN(runtime->config.budget, proto::BudgetFromProto(spec, "spec"));
@@ -787,10 +789,10 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   auto it = jobs_.find(trial.job_id);
   if (it == jobs_.end()) return Status::Internal("leased a trial of job " + JobId(trial.job_id) + " that is not running");
   JobRuntime* job = it->second.get();
-  PEAKNAS_ASSIGN_OR_RETURN(auto stored_job, store_->GetJob(trial.job_id));
-  if (stored_job.state == storage::JobState::kPending) {
+  if (!job->running) {
     PEAKNAS_RETURN_IF_ERROR(
         store_->SetJobState(trial.job_id, storage::JobState::kRunning, "", now));
+    job->running = true;
   }
   PEAKNAS_ASSIGN_OR_RETURN(auto arch, search::ParseArchitecture(trial.spec.architecture_json));
   const v1::JobSpec& spec = job->spec;

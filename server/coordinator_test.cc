@@ -478,6 +478,20 @@ TEST_F(CoordinatorTest, NonRetryableFailureFailsAtOnce) {
   EXPECT_EQ((*failed)[0].attempts(), 1);
 }
 
+TEST_F(CoordinatorTest, TheFirstLeaseMakesTheJobRunningAcrossARestart) {
+  auto job = coordinator_->SubmitJob(RandomSpec(3, 1));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), v1::JOB_STATE_PENDING);
+  const std::string worker = Worker();
+  auto a = Lease(worker);
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), v1::JOB_STATE_RUNNING);
+  Reopen();
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(*coordinator_->ReportResult(Result(a, 30)));
+  Lease(worker);
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), v1::JOB_STATE_RUNNING);
+}
+
 TEST_F(CoordinatorTest, LeaseTrialRecordsWhenTheWorkerWasLastSeen) {
   const std::string worker = Worker();
   now_ += 5000;
