@@ -51,6 +51,9 @@ std::optional<std::int64_t> ParseId(std::string_view id, std::string_view prefix
   return value;
 }
 
+// How stale a worker's stored last_seen_ms may be.
+constexpr std::int64_t kLastSeenResolutionMs = 1000;
+
 std::string JobId(std::int64_t id) { return "j-" + std::to_string(id); }
 std::string TrialId(std::int64_t id) { return "t-" + std::to_string(id); }
 std::string WorkerId(std::int64_t id) { return "w-" + std::to_string(id); }
@@ -188,6 +191,7 @@ struct Coordinator::WorkerCaps {
   std::set<std::string> datasets;  // empty: not stated, any
   std::set<v1::DType> dtypes;      // fp32 always included
   std::int64_t memory_bytes = 0;   // 0: not stated, no limit
+  std::int64_t last_seen_ms = 0;   // as stored
 };
 
 Coordinator::Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
@@ -767,6 +771,7 @@ StatusOr<Coordinator::WorkerCaps*> Coordinator::WorkerLocked(std::int64_t worker
     if (v1::DType_Parse(name, &dtype)) caps->dtypes.insert(dtype);
   }
   caps->memory_bytes = stored.memory_bytes;
+  caps->last_seen_ms = stored.last_seen_ms;
   return workers_.emplace(worker_id, std::move(caps)).first->second.get();
 }
 
@@ -832,12 +837,18 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
   const auto deadline =
       std::chrono::steady_clock::now() + std::min(wait, options_.max_lease_wait);
   std::unique_lock lock(mu_);
-  bool seen = false;  // the worker's last_seen_ms is updated once per call
+  bool seen = false;  // the worker's last sighting is recorded once per call
   while (true) {
     PEAKNAS_ASSIGN_OR_RETURN(const Turn turn, EnterLocked(lock, true));
     auto leased = [&]() -> StatusOr<std::optional<v1::TrialAssignment>> {
       if (!seen) {
-        PEAKNAS_RETURN_IF_ERROR(store_->TouchWorker(*id, Now()));
+        // To the second: a worker leasing many times a second writes its row once.
+        PEAKNAS_ASSIGN_OR_RETURN(WorkerCaps* const caps, WorkerLocked(*id));
+        const std::int64_t now = Now();
+        if (now - caps->last_seen_ms >= kLastSeenResolutionMs) {
+          PEAKNAS_RETURN_IF_ERROR(store_->TouchWorker(*id, now));
+          caps->last_seen_ms = now;
+        }
         seen = true;
       }
       return TryLeaseLocked(*id);

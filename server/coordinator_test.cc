@@ -504,6 +504,13 @@ TEST_F(CoordinatorTest, LeaseTrialRecordsWhenTheWorkerWasLastSeen) {
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->last_seen_ms, now_.load());
   EXPECT_EQ(stored->registered_ms, now_.load() - 5000);
+  // Within a second of that, another lease does not write the row again.
+  now_ += 400;
+  ASSERT_TRUE(coordinator_->LeaseTrial(worker).ok());
+  EXPECT_EQ((*reader)->GetWorker(std::stoll(worker.substr(2)))->last_seen_ms, now_.load() - 400);
+  now_ += 600;
+  ASSERT_TRUE(coordinator_->LeaseTrial(worker).ok());
+  EXPECT_EQ((*reader)->GetWorker(std::stoll(worker.substr(2)))->last_seen_ms, now_.load());
 }
 
 TEST_F(CoordinatorTest, WorkersGetOnlyTrialsTheyCanRun) {
