@@ -34,6 +34,8 @@ StatusOr<TrialSpec> MakeSpec(const OnceOptions& o) {
   PEAKNAS_ASSIGN_OR_RETURN(spec.device, ParseDevice(o.device, "device"));
   spec.seed = o.seed;
   spec.export_path = o.export_path;
+  spec.parent_model = o.parent;
+  PEAKNAS_ASSIGN_OR_RETURN(spec.importance, ParseImportance(o.importance, "importance"));
   spec.progress_every = o.progress_every;
   spec.latency_runs = o.latency_runs;
   PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
@@ -66,6 +68,11 @@ Json Report(const TrialSpec& spec, const TrialResult& r) {
   j["batch"] = spec.tile.batch;
   j["tile"] = spec.tile.size;
   j["eval_batch"] = spec.eval_batch;
+  if (r.parent_arch.has_value()) {
+    j["parent"] = spec.parent_model;
+    j["parent_arch"] = Json::parse(search::ToCanonicalJson(*r.parent_arch));
+    j["importance"] = Name(spec.importance);
+  }
   j["initial_loss"] = r.initial_loss;
   j["final_loss"] = r.final_loss;
   j["psnr"] = r.scores.psnr;
@@ -181,6 +188,18 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
                   "torch::jit::load; its `architecture` attribute holds the canonical JSON). Its "
                   "directory must exist. Default: no export.")
       ->type_name("FILE");
+  cmd->add_option("--parent", options.parent,
+                  "Start from a trained parent's weights instead of a fresh initialization: a "
+                  "TorchScript FILE written by --export (or `peaknas export`). The architecture "
+                  "must have the parent's levels, blocks and kinds and no wider widths; each "
+                  "channel group keeps the parent's most important channels (weight "
+                  "inheritance, as the pruning strategy's children do).")
+      ->type_name("FILE");
+  cmd->add_option("--importance", options.importance,
+                  "How --parent's channels are ranked: l1 (L1 norm of the filters that produce "
+                  "a channel) or group-l1 (plus the weight columns that read it).")
+      ->type_name("l1|group-l1")
+      ->capture_default_str();
   cmd->add_option("--seed", options.seed,
                   "Seed of the weights' initialization and the patch "
                   "sampling.")

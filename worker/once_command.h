@@ -33,6 +33,8 @@ struct OnceOptions {
   int tile = 256;                  // inference tile side for the peak and latency measurements
   std::string device = "cpu";      // cpu, cuda, cuda:N
   std::string export_path;         // TorchScript file; empty: no export
+  std::string parent;              // a trained parent's TorchScript file to inherit from
+  std::string importance = "l1";   // l1, group-l1: how the parent's channels are ranked
   std::uint64_t seed = 0;          // weights' init, patch sampling
   std::string precision = "fp32";  // fp32, bf16, fp16 (autocast)
   double lr = 1e-3;                // initial learning rate (cosine decay)

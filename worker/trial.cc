@@ -15,6 +15,7 @@
 #include "worker/data/patch_sampler.h"
 #include "worker/data/sidd.h"
 #include "worker/evaluate.h"
+#include "search/inheritance.h"
 #include "worker/export.h"
 #include "worker/measure.h"
 #include "worker/unet.h"
@@ -96,8 +97,30 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
                     std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
                     Side(dataset.val_noisy.block_size));
 
+  // A parent model is read and checked before any work too.
+  std::optional<LoadedModel> parent;
+  if (!spec.parent_model.empty()) {
+    StatusOr<LoadedModel> loaded = LoadModel(spec.parent_model);
+    if (!loaded.ok()) {
+      return Status(loaded.status().code(), "parent: " + loaded.status().message());
+    }
+    if (Status s = search::PlanInheritance(loaded->arch, spec.arch).status(); !s.ok()) {
+      return Status::InvalidArgument("parent \"" + spec.parent_model + "\": cannot inherit from " +
+                                     search::ToCanonicalJson(loaded->arch) + ": " + s.message());
+    }
+    parent = std::move(*loaded);
+  }
+
   torch::manual_seed(spec.seed);
   UNet net(spec.arch);
+  if (parent.has_value()) {
+    stage("inherit", spec.parent_model + ": top channels by " +
+                         std::string(Name(spec.importance)) + " of " +
+                         search::ToCanonicalJson(parent->arch));
+    PEAKNAS_RETURN_IF_ERROR(InheritWeights(*parent, spec.importance, net, "parent"));
+    r.parent_arch = parent->arch;
+    parent.reset();  // the parent's tensors are not part of any measured peak
+  }
   net->to(device);
 
   // The cost model's view, on the profile of this device.

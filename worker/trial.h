@@ -5,8 +5,9 @@
 // JSON report; the leasing worker runs the same function for each trial it is assigned.
 //
 // Order of work, and why:
-//   1. the dataset is opened and the patch sampler created (bad data fails before any work);
-//   2. on the freshly initialized net: the inference allocator peak at (batch, tile), then the
+//   1. the dataset is opened and the patch sampler created, and a parent model (when the trial
+//      inherits) loaded and checked against the architecture (bad input fails before work);
+//   2. on the freshly initialized (or inherited, worker/inherit.h) net: the inference peak at (batch, tile), then the
 //      median latency at the same shape (neither depends on the weights' values);
 //   3. training (Trainer::Run), progress reported through the callback;
 //   4. evaluation of every validation block, and the noisy-input baseline;
@@ -47,6 +48,7 @@
 #include "search/cost_model.h"
 #include "search/status.h"
 #include "worker/data/metrics.h"
+#include "worker/inherit.h"
 #include "worker/precision.h"
 #include "worker/trainer.h"
 
@@ -68,6 +70,10 @@ struct TrialSpec {
   torch::Device device = torch::Device(torch::kCPU);
   std::uint64_t seed = 0;   // weights' init, patch sampling, measures
   std::string export_path;  // TorchScript file; empty: no export
+  // A trained parent's TorchScript file (ExportTorchScript): the net starts from its weights,
+  // the top channels of each group by `importance` (worker/inherit.h). Empty: from scratch.
+  std::string parent_model;
+  Importance importance = Importance::kL1;
   int progress_every = 10;  // steps between progress reports, >= 1
   int latency_warmup = 3;   // untimed passes before timing, >= 0
   int latency_runs = 10;    // timed passes (median), >= 1
@@ -115,10 +121,12 @@ struct TrialResult {
   double predicted_latency_ms_per_tile = 0;  // roofline, search::InferenceLatencySeconds
 
   std::optional<std::string> export_path;  // set when exported
+  // Set when the net inherited its weights: the parent's architecture.
+  std::optional<search::Architecture> parent_arch;
 };
 
 // Called when the trial enters a stage ("data" once the dataset has been opened and checked,
-// then "measure-inference", "train", "evaluate", "export", "measure-train") with a one-line
+// "inherit" when the net takes a parent's weights, then "measure-inference", "train", "evaluate", "export", "measure-train") with a one-line
 // detail, and with training progress. Nothing is reported before the inputs are known good,
 // so an error in them is all a caller prints.
 struct TrialCallbacks {

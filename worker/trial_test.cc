@@ -167,3 +167,78 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
 
 }  // namespace
 }  // namespace peaknas::worker
+
+namespace peaknas::worker {
+namespace {
+
+// A child that inherits from a trained parent: the stage is reported, the first losses start
+// where the parent left off rather than where a fresh net starts, and the child's peaks still
+// meet the cost model's contract (CPU, one thread: exact to the byte).
+TEST(RunTrial, InheritsAParentsWeightsAndKeepsTheMemoryContract) {
+  CpuAllocationCounter::Install();
+  at::set_num_threads(1);
+  ScopedTempDir dir;
+  data::MakeDataOptions made;
+  made.out_dir = dir.Sub("data");
+  made.scenes = 1;
+  made.image_size = 64;
+  made.val_images = 1;
+  made.val_blocks = 2;
+  made.block_size = 32;
+  ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
+
+  const std::vector<int> parent_widths = {16, 32}, child_widths = {8, 16}, enc = {1, 1},
+                         dec = {1};
+  const auto make = [&](const std::vector<int>& widths) {
+    auto a = search::MakeArchitecture(widths, enc, dec, search::SkipKind::kAdd,
+                                      search::UpsampleKind::kPixelShuffle,
+                                      search::DownsampleKind::kMaxPool,
+                                      search::ActivationKind::kLeakyRelu);
+    EXPECT_TRUE(a.ok());
+    return *a;
+  };
+  TrialSpec parent = TinySpec(made.out_dir);
+  parent.arch = make(parent_widths);
+  parent.steps = 60;
+  parent.export_path = dir.Sub("parent.pt");
+  const auto trained = RunTrial(parent);
+  ASSERT_TRUE(trained.ok()) << trained.status().ToString();
+  EXPECT_FALSE(trained->parent_arch.has_value());
+
+  TrialSpec child = TinySpec(made.out_dir);
+  child.arch = make(child_widths);
+  child.steps = 3;
+  child.parent_model = parent.export_path;
+  std::vector<std::string> stages;
+  TrialCallbacks callbacks;
+  callbacks.stage = [&](std::string_view stage, std::string_view) { stages.emplace_back(stage); };
+  const auto inherited = RunTrial(child, callbacks);
+  ASSERT_TRUE(inherited.ok()) << inherited.status().ToString();
+  EXPECT_EQ(stages, (std::vector<std::string>{"data", "inherit", "measure-inference", "train",
+                                              "evaluate", "measure-train"}));
+  ASSERT_TRUE(inherited->parent_arch.has_value());
+  EXPECT_EQ(*inherited->parent_arch, parent.arch);
+  EXPECT_EQ(inherited->measured_inference_peak_bytes, inherited->predicted_inference_peak_bytes);
+  EXPECT_EQ(inherited->measured_train_peak_bytes, inherited->predicted_train_peak_bytes);
+
+  TrialSpec scratch = child;
+  scratch.parent_model.clear();
+  const auto fresh = RunTrial(scratch);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_LT(inherited->initial_loss, fresh->initial_loss)
+      << "the inherited child starts from the trained parent's function";
+
+  // A parent it cannot inherit from is refused before any work, naming the file and field.
+  TrialSpec wider = child;
+  wider.arch = make({16, 40});
+  const auto refused = RunTrial(wider);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message().rfind("parent \"" + parent.export_path + "\"", 0), 0u)
+      << refused.status().message();
+  EXPECT_NE(refused.status().message().find("widths[1]: child 40 > parent 32"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace peaknas::worker

@@ -3,11 +3,21 @@
 #include <string>
 #include <utility>
 
+#include "search/inheritance.h"
+
 namespace peaknas::worker {
 namespace {
 
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
+
+using search::ConvKind;
+
+// The module names are the family's parameter names (search/inheritance.h), which weight
+// inheritance and the TorchScript export rely on.
+std::string Named(ConvKind kind, int level = 0, int index = 0) {
+  return search::ModuleName({kind, level, index});
+}
 
 nn::Conv2d Conv(int cin, int cout, int kernel, int stride, int padding) {
   return nn::Conv2d(nn::Conv2dOptions(cin, cout, kernel).stride(stride).padding(padding).bias(true));
@@ -17,43 +27,39 @@ nn::Conv2d Conv(int cin, int cout, int kernel, int stride, int padding) {
 
 UNetImpl::UNetImpl(const search::Architecture& arch) : arch_(arch) {
   const int L = arch.levels;
-  stem_ = register_module("stem", Conv(3, arch.widths[0], 3, 1, 1));
+  stem_ = register_module(Named(ConvKind::kStem), Conv(3, arch.widths[0], 3, 1, 1));
   levels_.resize(L);
   for (int i = 0; i < L; ++i) {
     Level& lv = levels_[i];
     const int w = arch.widths[i];
-    // Built by appending: GCC 12 warns falsely (-Wrestrict) about "l" + std::string.
-    std::string p = "l";
-    p += std::to_string(i);
-    p += '_';
     for (int b = 0; b < arch.enc_blocks[i]; ++b) {
-      lv.enc.push_back(register_module(p + "enc" + std::to_string(b), Conv(w, w, 3, 1, 1)));
+      lv.enc.push_back(register_module(Named(ConvKind::kEnc, i, b), Conv(w, w, 3, 1, 1)));
     }
     if (i < L - 1) {
       const int wn = arch.widths[i + 1];
-      lv.down = register_module(p + "down", arch.downsample == search::DownsampleKind::kStrided
+      lv.down = register_module(Named(ConvKind::kDown, i), arch.downsample == search::DownsampleKind::kStrided
                                                 ? Conv(w, wn, 2, 2, 0)
                                                 : Conv(w, wn, 1, 1, 0));
       switch (arch.upsample) {
         case search::UpsampleKind::kTransposed:
           lv.up_t = register_module(
-              p + "up", nn::ConvTranspose2d(nn::ConvTranspose2dOptions(wn, w, 2).stride(2)));
+              Named(ConvKind::kUp, i), nn::ConvTranspose2d(nn::ConvTranspose2dOptions(wn, w, 2).stride(2)));
           break;
         case search::UpsampleKind::kBilinear:
-          lv.up_conv = register_module(p + "up", Conv(wn, w, 1, 1, 0));
+          lv.up_conv = register_module(Named(ConvKind::kUp, i), Conv(wn, w, 1, 1, 0));
           break;
         case search::UpsampleKind::kPixelShuffle:
-          lv.up_conv = register_module(p + "up", Conv(wn, 4 * w, 1, 1, 0));
+          lv.up_conv = register_module(Named(ConvKind::kUp, i), Conv(wn, 4 * w, 1, 1, 0));
           break;
       }
       const int cin = arch.skip == search::SkipKind::kConcat ? 2 * w : w;
       for (int b = 0; b < arch.dec_blocks[i]; ++b) {
         lv.dec.push_back(
-            register_module(p + "dec" + std::to_string(b), Conv(b == 0 ? cin : w, w, 3, 1, 1)));
+            register_module(Named(ConvKind::kDec, i, b), Conv(b == 0 ? cin : w, w, 3, 1, 1)));
       }
     }
   }
-  head_ = register_module("head", Conv(arch.widths[0], 3, 3, 1, 1));
+  head_ = register_module(Named(ConvKind::kHead), Conv(arch.widths[0], 3, 3, 1, 1));
 }
 
 void UNetImpl::Activate(torch::Tensor& h) const {
