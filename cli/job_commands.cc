@@ -123,7 +123,22 @@ std::string Counts(const v1::TrialCounts& c) {
   return "pending " + std::to_string(c.pending()) + ", running " + std::to_string(c.running()) +
          ", succeeded " + std::to_string(c.succeeded()) + ", failed " +
          std::to_string(c.failed()) + ", rejected " + std::to_string(c.rejected()) +
-         ", cancelled " + std::to_string(c.cancelled());
+         ", cancelled " + std::to_string(c.cancelled()) +
+         (c.over_budget_ancestors() > 0
+              ? " (" + std::to_string(c.over_budget_ancestors()) +
+                    " of them over-budget pruning ancestors, never on the frontier)"
+              : std::string());
+}
+
+// "t-3 level 1, step 2" for an inheriting trial; "-" for one trained from scratch.
+std::string LineageText(const v1::Trial& t) {
+  if (!t.has_lineage()) return "-";
+  const v1::Lineage& l = t.lineage();
+  std::string text = l.parent_trial_id().empty() ? l.role() : l.parent_trial_id() + " " + l.role();
+  if (l.role() == "level") text += " " + std::to_string(l.level());
+  if (l.iteration() > 0) text += ", step " + std::to_string(l.iteration());
+  if (l.over_budget()) text += ", over budget";
+  return text;
 }
 int Done(const v1::TrialCounts& c) { return c.succeeded() + c.failed(); }
 
@@ -673,7 +688,17 @@ Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
            {"predicted_latency_100mp_s", t.predicted_latency_100mp_s()},
            {"psnr", t.state() == v1::TRIAL_STATE_SUCCEEDED ? Json(t.metrics().psnr()) : Json()},
            {"attempts", t.attempts()},
-           {"worker", t.worker_id()}});
+           {"worker", t.worker_id()},
+           {"lineage", t.has_lineage()
+                           ? Json{{"parent", t.lineage().parent_trial_id()},
+                                  {"role", t.lineage().role()},
+                                  {"iteration", t.lineage().iteration()},
+                                  {"level", t.lineage().level()},
+                                  {"over_budget", t.lineage().over_budget()},
+                                  {"steps", t.lineage().steps()},
+                                  {"total_steps", t.lineage().total_steps()},
+                                  {"parent_peak", t.lineage().parent_peak()}}
+                           : Json()}});
     }
     out << list.dump(2) << "\n";
     return Status::Ok();
@@ -681,27 +706,33 @@ Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
   if (options.format == "csv") {
     std::vector<std::vector<std::string>> rows = {
         {"trial", "state", "predicted_inference_peak_bytes", "predicted_train_peak_bytes",
-         "predicted_latency_100mp_s", "psnr", "attempts", "arch_hash", "reason", "arch"}};
+         "predicted_latency_100mp_s", "psnr", "attempts", "arch_hash", "reason", "arch",
+         "parent", "role", "iteration", "over_budget", "total_steps"}};
     for (const auto& t : trials) {
+      const v1::Lineage& l = t.lineage();
       rows.push_back({t.id(), StateName(t.state()),
                       std::to_string(t.predicted_inference_peak_bytes()),
                       std::to_string(t.predicted_train_peak_bytes()),
                       Fixed(t.predicted_latency_100mp_s(), 6), psnr(t),
                       std::to_string(t.attempts()), t.arch_hash(), OneLine(t.reason()),
-                      ArchJson(t.architecture())});
+                      ArchJson(t.architecture()), l.parent_trial_id(), l.role(),
+                      t.has_lineage() ? std::to_string(l.iteration()) : "",
+                      t.has_lineage() ? (l.over_budget() ? "true" : "false") : "",
+                      t.has_lineage() ? std::to_string(l.total_steps()) : ""});
     }
     PrintCsv(out, rows);
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> rows = {
-      {"TRIAL", "STATE", "INFER_PEAK", "TRAIN_PEAK", "PSNR", "ATTEMPTS", "ARCH_HASH", "REASON"}};
+      {"TRIAL", "STATE", "INFER_PEAK", "TRAIN_PEAK", "PSNR", "ATTEMPTS", "ARCH_HASH", "LINEAGE",
+       "REASON"}};
   for (const auto& t : trials) {
     const std::string p = psnr(t);
     rows.push_back({t.id(), StateName(t.state()),
                     search::FormatBytes(t.predicted_inference_peak_bytes()),
                     search::FormatBytes(t.predicted_train_peak_bytes()),
                     p.empty() ? "-" : Fixed(t.metrics().psnr(), 2) + " dB",
-                    std::to_string(t.attempts()), t.arch_hash(),
+                    std::to_string(t.attempts()), t.arch_hash(), LineageText(t),
                     t.reason().empty() ? "-" : OneLine(t.reason())});
   }
   PrintTable(out, rows);

@@ -329,9 +329,10 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
   spec.set_name("peaknas run");
   if (o.strategy == "evolution") spec.set_strategy(v1::STRATEGY_EVOLUTION);
   if (o.strategy == "random") spec.set_strategy(v1::STRATEGY_RANDOM);
-  if (o.strategy == "scaling") {
-    spec.set_strategy(v1::STRATEGY_SCALING);
-    // The base: two levels (one if the space has only one), the widest widths allowed.
+  if (o.strategy == "pruning") spec.set_strategy(v1::STRATEGY_PRUNING);
+  if (o.strategy == "scaling" || o.strategy == "pruning") {
+    if (o.strategy == "scaling") spec.set_strategy(v1::STRATEGY_SCALING);
+    // The base scaled across sizes (scaling), or to the pruning chain's start: two levels (one if the space has only one), the widest widths allowed.
     const int levels = std::min(2, o.max_levels);
     std::string widths = levels == 2 ? std::to_string(std::max(8, o.max_width / 2)) + ", " +
                                            std::to_string(o.max_width)
@@ -558,9 +559,12 @@ CLI::App* AddRunCommand(CLI::App& root, RunOptions& options) {
   c->add_option("--workers", options.workers,
                 "Local workers, one single-threaded process each (0 = one per core)")
       ->capture_default_str();
-  c->add_option("--strategy", options.strategy, "Search strategy")
-      ->check(CLI::IsMember({"evolution", "random", "scaling"}))
-      ->type_name("evolution|random|scaling")
+  c->add_option("--strategy", options.strategy,
+                "Search strategy: evolution (NSGA-II), random, scaling (uniform shrinking of a "
+                "base U-Net) or pruning (a large U-Net trained once, then shrunk where its "
+                "peak sits, each step inheriting the trained weights; --trials caps the chain)")
+      ->check(CLI::IsMember({"evolution", "random", "scaling", "pruning"}))
+      ->type_name("evolution|random|scaling|pruning")
       ->capture_default_str();
   c->add_option("--data", options.data,
                 "Dataset folder (SIDD layout); generated with peaknas-worker make-data when "

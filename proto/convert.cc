@@ -420,12 +420,12 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
   // Strategy.
   const auto strategy = spec.strategy();
   if (strategy != v1::STRATEGY_EVOLUTION && strategy != v1::STRATEGY_RANDOM &&
-      strategy != v1::STRATEGY_SCALING) {
+      strategy != v1::STRATEGY_SCALING && strategy != v1::STRATEGY_PRUNING) {
     return Invalid(Path(field, "strategy"),
                    (strategy == v1::STRATEGY_UNSPECIFIED
                         ? std::string("unspecified")
                         : std::to_string(static_cast<int>(strategy)) + " is not a known value") +
-                       "; allowed: EVOLUTION, RANDOM, SCALING");
+                       "; allowed: EVOLUTION, RANDOM, SCALING, PRUNING");
   }
   if (spec.name().size() > 200) {
     return Invalid(Path(field, "name"),
@@ -513,8 +513,51 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
     }
     PEAKNAS_ASSIGN_OR_RETURN(search::Architecture base, FromProto(spec.base_architecture(), af));
     PEAKNAS_RETURN_IF_ERROR(CheckInside(space, base, af, Path(field, "space")));
+  } else if (strategy == v1::STRATEGY_PRUNING && spec.has_base_architecture()) {
+    PEAKNAS_ASSIGN_OR_RETURN(search::Architecture base, FromProto(spec.base_architecture(), af));
+    PEAKNAS_RETURN_IF_ERROR(CheckInside(space, base, af, Path(field, "space")));
   } else if (spec.has_base_architecture()) {
-    return Invalid(af, "only allowed with strategy SCALING");
+    return Invalid(af, "only allowed with strategies SCALING and PRUNING");
+  }
+
+  // Pruning.
+  const std::string pf = Path(field, "pruning");
+  if (strategy == v1::STRATEGY_PRUNING) {
+    const v1::PruningOptions& p = spec.pruning();
+    if (p.has_start_architecture()) {
+      const std::string sf = Path(pf, "start_architecture");
+      PEAKNAS_ASSIGN_OR_RETURN(search::Architecture start, FromProto(p.start_architecture(), sf));
+      PEAKNAS_RETURN_IF_ERROR(CheckInside(space, start, sf, Path(field, "space")));
+    }
+    const double m = p.start_budget_multiple();
+    if (m != 0.0 && !(std::isfinite(m) && m > 1.0 && m <= 1024.0)) {
+      return Invalid(Path(pf, "start_budget_multiple"),
+                     Number(m) + " is not in (1, 1024] (0 = default 4)");
+    }
+    PEAKNAS_RETURN_IF_ERROR(
+        Defaulted(p.iterations(), 4, 1, 100, Path(pf, "iterations")).status());
+    if (p.has_below_budget_iterations() &&
+        (p.below_budget_iterations() < 0 || p.below_budget_iterations() > 100)) {
+      return Invalid(Path(pf, "below_budget_iterations"),
+                     std::to_string(p.below_budget_iterations()) + " is not in " +
+                         RangeText(0, 100) + " (unset = default 2)");
+    }
+    const auto steps = [&](std::int32_t v, const char* name, const char* default_text) {
+      if (v == 0 || (v >= 1 && v <= 10000000)) return Status::Ok();
+      return Invalid(Path(pf, name), std::to_string(v) + " is not in " + RangeText(1, 10000000) +
+                                         " (0 = default " + default_text + ")");
+    };
+    PEAKNAS_RETURN_IF_ERROR(
+        steps(p.finetune_steps(), "finetune_steps", "a quarter of fidelity.steps"));
+    PEAKNAS_RETURN_IF_ERROR(
+        steps(p.final_finetune_steps(), "final_finetune_steps", "fidelity.steps"));
+    if (!v1::Importance_IsValid(p.importance())) {
+      return Invalid(Path(pf, "importance"),
+                     std::to_string(static_cast<int>(p.importance())) +
+                         " is not a known value; allowed: L1, GROUP_L1");
+    }
+  } else if (spec.has_pruning()) {
+    return Invalid(pf, "only allowed with strategy PRUNING");
   }
 
   // Feasibility: the cheapest architecture of the space must fit the budget. Fewest blocks and

@@ -99,6 +99,7 @@ StatusOr<StrategyKind> KindOf(v1::Strategy strategy) {
     case v1::STRATEGY_EVOLUTION: return StrategyKind::kEvolution;
     case v1::STRATEGY_RANDOM: return StrategyKind::kRandom;
     case v1::STRATEGY_SCALING: return StrategyKind::kScaling;
+    case v1::STRATEGY_PRUNING: return StrategyKind::kPruning;
     default: return Status::InvalidArgument("spec.strategy: unknown strategy");
   }
 }
@@ -121,7 +122,65 @@ v1::JobSpec WithDefaults(v1::JobSpec spec, const proto::JobBudget& budget) {
   if (spec.strategy() == v1::STRATEGY_SCALING && spec.scaling_alpha() == 0) {
     spec.set_scaling_alpha(0.8);
   }
+  if (spec.strategy() == v1::STRATEGY_PRUNING) {
+    const PruningConfig defaults;
+    auto* p = spec.mutable_pruning();
+    if (p->start_budget_multiple() == 0) p->set_start_budget_multiple(defaults.start_multiple);
+    if (p->iterations() == 0) p->set_iterations(defaults.iterations);
+    if (!p->has_below_budget_iterations()) {
+      p->set_below_budget_iterations(defaults.below_iterations);
+    }
+    if (p->finetune_steps() == 0) p->set_finetune_steps(std::max(1, f->steps() / 4));
+    if (p->final_finetune_steps() == 0) p->set_final_finetune_steps(f->steps());
+    if (p->importance() == v1::IMPORTANCE_UNSPECIFIED) p->set_importance(v1::IMPORTANCE_L1);
+  }
   return spec;
+}
+
+// Lineage as stored (a peaknas.v1.Lineage in JSON, parent ids as "t-N") and as strategies see
+// it (server/strategy.h).
+v1::Lineage LineageProto(const Lineage& l) {
+  v1::Lineage out;
+  if (l.parent_trial != 0) out.set_parent_trial_id(TrialId(l.parent_trial));
+  out.set_role(l.role);
+  out.set_iteration(l.iteration);
+  out.set_level(l.level);
+  out.set_over_budget(l.over_budget);
+  out.set_steps(l.steps);
+  out.set_total_steps(l.total_steps);
+  out.set_parent_peak(l.parent_peak);
+  return out;
+}
+
+StatusOr<Lineage> LineageFromStored(const storage::TrialSpec& spec) {
+  Lineage l;
+  if (spec.lineage.empty()) return l;
+  v1::Lineage stored;
+  PEAKNAS_RETURN_IF_ERROR(FromJson(spec.lineage, &stored));
+  l.parent_trial = spec.parent_trial_id;
+  l.role = stored.role();
+  l.iteration = stored.iteration();
+  l.level = stored.level();
+  l.over_budget = stored.over_budget();
+  l.steps = stored.steps();
+  l.total_steps = stored.total_steps();
+  l.parent_peak = stored.parent_peak();
+  return l;
+}
+
+// The frontier of trained trials: indices into `done` of the non-dominated ones, leaving out
+// ancestors trained over an inference budget.
+std::vector<std::size_t> FrontierOf(const std::vector<Evaluated>& done) {
+  std::vector<std::size_t> eligible;
+  std::vector<Evaluated> points;
+  for (std::size_t i = 0; i < done.size(); ++i) {
+    if (done[i].lineage.over_budget) continue;
+    eligible.push_back(i);
+    points.push_back(done[i]);
+  }
+  std::vector<std::size_t> out;
+  for (std::size_t k : ParetoFront(points)) out.push_back(eligible[k]);
+  return out;
 }
 
 // The predicted peak the budget limits, as stored with the trial (Check computed both peaks
@@ -147,7 +206,15 @@ v1::Trial TrialProto(const storage::Trial& trial, bool job_cancelled, bool with_
     auto arch = search::ParseArchitecture(trial.spec.architecture_json);
     if (arch.ok()) *out.mutable_architecture() = proto::ToProto(*arch);
   }
-  out.set_arch_hash(HashHex(trial.spec.arch_hash));
+  // The stored hash is the candidate's identity; the message carries the architecture's.
+  if (trial.spec.parent_trial_id == 0) {
+    out.set_arch_hash(HashHex(trial.spec.arch_hash));
+  } else if (auto arch = search::ParseArchitecture(trial.spec.architecture_json); arch.ok()) {
+    out.set_arch_hash(search::CanonicalHashHex(*arch));
+  }
+  if (!trial.spec.lineage.empty()) {
+    (void)FromJson(trial.spec.lineage, out.mutable_lineage());
+  }
   out.set_state(ToProto(trial.state, job_cancelled));
   out.set_reason(trial.reason);
   out.set_predicted_inference_peak_bytes(trial.spec.predicted_inference_peak_bytes);
@@ -439,9 +506,23 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
   const v1::JobSpec& spec = runtime->spec;
   PEAKNAS_ASSIGN_OR_RETURN(runtime->config.budget, proto::BudgetFromProto(spec, "spec"));
   PEAKNAS_ASSIGN_OR_RETURN(runtime->config.space, proto::FromProto(spec.space(), "spec.space"));
-  if (spec.strategy() == v1::STRATEGY_SCALING) {
+  if (spec.has_base_architecture()) {
     PEAKNAS_ASSIGN_OR_RETURN(runtime->config.base,
                              proto::FromProto(spec.base_architecture(), "spec.base_architecture"));
+  }
+  runtime->config.steps = spec.fidelity().steps();
+  if (spec.strategy() == v1::STRATEGY_PRUNING) {
+    const v1::PruningOptions& p = spec.pruning();
+    PruningConfig& c = runtime->config.pruning;
+    if (p.has_start_architecture()) {
+      PEAKNAS_ASSIGN_OR_RETURN(c.start, proto::FromProto(p.start_architecture(),
+                                                         "spec.pruning.start_architecture"));
+    }
+    if (p.start_budget_multiple() > 0) c.start_multiple = p.start_budget_multiple();
+    if (p.iterations() > 0) c.iterations = p.iterations();
+    if (p.has_below_budget_iterations()) c.below_iterations = p.below_budget_iterations();
+    c.finetune_steps = p.finetune_steps();
+    c.final_finetune_steps = p.final_finetune_steps();
   }
   if (spec.population() > 0) runtime->config.population = spec.population();
   if (spec.scaling_alpha() > 0) runtime->config.scaling_alpha = spec.scaling_alpha();
@@ -463,15 +544,18 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
     if (trial.state != storage::TrialState::kSucceeded) continue;
     PEAKNAS_ASSIGN_OR_RETURN(auto metrics, store_->GetMetrics(trial.id));
     PEAKNAS_ASSIGN_OR_RETURN(auto arch, search::ParseArchitecture(trial.spec.architecture_json));
+    PEAKNAS_ASSIGN_OR_RETURN(Lineage lineage, LineageFromStored(trial.spec));
     runtime->done_ids.push_back(trial.id);
     runtime->done.push_back({.arch = arch,
+                             .trial_id = trial.id,
+                             .lineage = std::move(lineage),
                              .psnr = metrics.psnr,
                              .peak_bytes = BudgetedPeak(runtime->config, trial.spec),
                              .latency_100mp_s = metrics.latency_100mp_s});
     runtime->noisy_psnr = std::max(runtime->noisy_psnr, metrics.noisy_psnr);
     runtime->worst_latency = std::max(runtime->worst_latency, metrics.latency_100mp_s);
   }
-  runtime->frontier = ParetoFront(runtime->done);
+  runtime->frontier = FrontierOf(runtime->done);
   JobRuntime* raw = runtime.get();
   jobs_[job_id] = std::move(runtime);
   return raw;
@@ -489,7 +573,9 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
   bool queued = false;
   while (!job.exhausted && job.admitted < target && job.open < parallelism) {
     const int want = std::min(parallelism - job.open, target - job.admitted);
+    job.strategy->SetOpenTrials(job.open);
     std::vector<Proposal> proposals = job.strategy->Propose(want, job.done, job.seen, job.rng);
+    if (proposals.empty() && job.strategy->Waiting()) break;  // for the open trials' results
     if (proposals.empty()) {
       job.exhausted = true;
       spdlog::info("job {}: search space exhausted after {} admitted trials", JobId(job.id),
@@ -510,7 +596,11 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
                                 .arch_hash = p.hash,
                                 .predicted_inference_peak_bytes = p.predicted_inference_peak_bytes,
                                 .predicted_train_peak_bytes = p.predicted_train_peak_bytes,
-                                .predicted_latency_100mp_s = p.latency_100mp_s},
+                                .predicted_latency_100mp_s = p.latency_100mp_s,
+                                .parent_trial_id = p.lineage.parent_trial,
+                                .lineage = p.lineage == Lineage{} ? std::string()
+                                                                  : ToJson(LineageProto(p.lineage)),
+                                .over_budget = p.admitted && p.lineage.over_budget},
                        .rejected = !p.admitted,
                        .reason = p.admitted ? "" : p.rejection});
       stored.push_back(&p);
@@ -608,6 +698,7 @@ StatusOr<v1::Job> Coordinator::JobMessageLocked(std::int64_t job_id) {
   counts->set_succeeded(static_cast<std::int32_t>(n.succeeded));
   counts->set_failed(static_cast<std::int32_t>(n.failed));
   counts->set_rejected(static_cast<std::int32_t>(n.rejected));
+  counts->set_over_budget_ancestors(static_cast<std::int32_t>(n.over_budget));
   *out.mutable_updated() = Timestamp(std::max(job.updated_ms, n.updated_ms));
   PEAKNAS_ASSIGN_OR_RETURN(auto frontier, store_->LatestFrontier(job_id));
   out.set_frontier_version(frontier ? frontier->version : 0);
@@ -808,13 +899,20 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   a.set_trial_id(TrialId(trial.id));
   *a.mutable_architecture() = proto::ToProto(arch);
   *a.mutable_fidelity() = spec.fidelity();
+  PEAKNAS_ASSIGN_OR_RETURN(const Lineage lineage, LineageFromStored(trial.spec));
+  if (lineage.steps > 0) a.mutable_fidelity()->set_steps(lineage.steps);
+  if (lineage.parent_trial != 0) {
+    a.set_parent_trial_id(TrialId(lineage.parent_trial));
+    a.set_importance(spec.pruning().importance());
+  }
   a.set_dataset(spec.dataset());
   a.set_batch(spec.budget().batch());
   a.set_tile(spec.budget().tile());
   a.set_dtype(spec.budget().dtype());
   a.set_seed(spec.seed() ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(trial.id)));
   a.set_device_profile(spec.device_profile());
-  a.set_export_model(options_.export_models);
+  // A pruning trial may become a parent: its model is needed whatever the options say.
+  a.set_export_model(options_.export_models || spec.strategy() == v1::STRATEGY_PRUNING);
   *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
   spdlog::info("trial {} of job {} leased to {} (attempt {}, token {})", TrialId(trial.id),
@@ -974,7 +1072,10 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
   // transaction as the result. A result that was dominated once stays dominated, so the front
   // of all results is the front of the current front and the new one: the work per report is
   // the size of the front, not of the job.
+  PEAKNAS_ASSIGN_OR_RETURN(Lineage lineage, LineageFromStored(trial.spec));
   const Evaluated fresh{.arch = arch,
+                        .trial_id = trial_id,
+                        .lineage = std::move(lineage),
                         .psnr = m.psnr(),
                         .peak_bytes = BudgetedPeak(job.config, trial.spec),
                         .latency_100mp_s = latency};
@@ -985,7 +1086,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
   const auto id_at = [&](std::size_t i) { return i == fresh_index ? trial_id : job.done_ids[i]; };
   const double noisy_psnr = std::max(job.noisy_psnr, m.noisy_psnr());
   std::vector<std::size_t> candidates = job.frontier;
-  candidates.push_back(fresh_index);
+  if (!fresh.lineage.over_budget) candidates.push_back(fresh_index);  // ancestors never enter
   std::vector<Evaluated> candidate_points;
   candidate_points.reserve(candidates.size());
   for (std::size_t i : candidates) candidate_points.push_back(point_at(i));

@@ -3,6 +3,7 @@
 # no gRPC service code, no SQLite. Included from server/CMakeLists.txt.
 add_library(peaknas_server_search STATIC
   ${CMAKE_CURRENT_LIST_DIR}/strategy.cc
+  ${CMAKE_CURRENT_LIST_DIR}/pruning_strategy.cc
   ${CMAKE_CURRENT_LIST_DIR}/frontier.cc
 )
 target_link_libraries(peaknas_server_search PUBLIC peaknas_search peaknas_proto)
@@ -10,6 +11,7 @@ target_link_libraries(peaknas_server_search PUBLIC peaknas_search peaknas_proto)
 if(PEAKNAS_BUILD_TESTS)
   add_executable(peaknas_server_search_test
     ${CMAKE_CURRENT_LIST_DIR}/strategy_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/pruning_strategy_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/frontier_test.cc
   )
   target_link_libraries(peaknas_server_search_test PRIVATE peaknas_server_search GTest::gtest_main)

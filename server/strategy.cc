@@ -260,10 +260,44 @@ class EvolutionStrategy final : public Strategy {
 
 }  // namespace
 
-Proposal Check(const search::Architecture& arch, const StrategyConfig& config) {
+std::uint64_t CandidateHash(const search::Architecture& arch, const Lineage& lineage) {
+  const std::uint64_t arch_hash = search::CanonicalHash(arch);
+  if (lineage.parent_trial == 0) return arch_hash;
+  // FNV-1a 64 over the architecture's hash, the parent's id and the role.
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const auto mix = [&](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (8 * i)) & 0xff;
+      h *= 0x100000001b3ULL;
+    }
+  };
+  mix(arch_hash);
+  mix(static_cast<std::uint64_t>(lineage.parent_trial));
+  for (char c : lineage.role) mix(static_cast<unsigned char>(c));
+  return h;
+}
+
+search::Architecture DefaultBase(const search::SearchSpace& space) {
+  search::Architecture a;
+  a.levels = std::clamp(4, space.levels.min, space.levels.max);
+  for (int i = 0; i < a.levels; ++i) {
+    a.widths[i] = std::clamp(32 << i, space.width.min, space.width.max);
+    a.enc_blocks[i] = std::clamp(1, space.enc_blocks.min, space.enc_blocks.max);
+    if (i + 1 < a.levels) a.dec_blocks[i] = std::clamp(1, space.dec_blocks.min, space.dec_blocks.max);
+  }
+  a.skip = space.skips.front();
+  a.upsample = space.upsamples.front();
+  a.downsample = space.downsamples.front();
+  a.activation = space.activations.front();
+  return a;
+}
+
+Proposal Check(const search::Architecture& arch, const StrategyConfig& config,
+               const Lineage& lineage) {
   Proposal p;
   p.arch = arch;
-  p.hash = search::CanonicalHash(arch);
+  p.lineage = lineage;
+  p.hash = CandidateHash(arch, lineage);
   const proto::JobBudget& budget = config.budget;
   if (Status s = search::Validate(arch); !s.ok()) return Rejected(std::move(p), s.message());
   if (Status s = search::ValidateShape(arch, budget.tile, "budget.tile.batch", "budget.tile");
@@ -320,6 +354,25 @@ StatusOr<std::unique_ptr<Strategy>> MakeStrategy(StrategyKind kind, const Strate
                                        " not in (0, 1]");
       }
       return std::unique_ptr<Strategy>(new ScalingStrategy(config));
+    case StrategyKind::kPruning: {
+      const PruningConfig& c = config.pruning;
+      if (c.start.has_value() && !search::Contains(config.space, *c.start)) {
+        return Status::InvalidArgument("pruning.start_architecture: outside the search space");
+      }
+      if (!(c.start_multiple > 1 && c.start_multiple <= 1024)) {
+        return Status::InvalidArgument("pruning.start_budget_multiple: " +
+                                       std::to_string(c.start_multiple) + " not in (1, 1024]");
+      }
+      if (c.iterations < 1 || c.iterations > 100) {
+        return Status::InvalidArgument("pruning.iterations: " + std::to_string(c.iterations) +
+                                       " not in [1, 100]");
+      }
+      if (c.below_iterations < 0 || c.below_iterations > 100) {
+        return Status::InvalidArgument("pruning.below_budget_iterations: " +
+                                       std::to_string(c.below_iterations) + " not in [0, 100]");
+      }
+      return MakePruningStrategy(config);
+    }
   }
   return Status::InvalidArgument("strategy: unknown kind");
 }

@@ -2,7 +2,8 @@
 // far, propose the next architectures to train. Every proposal has been through the cost model:
 // it is either admitted (its budgeted peak fits) or rejected with the reason and the predicted
 // bytes, which the coordinator records as a rejected trial. Candidates are deduplicated by the
-// canonical hash of their architecture against every trial the job already has.
+// candidate hash (CandidateHash: the architecture's canonical hash, and its lineage when it
+// inherits weights) against every trial the job already has.
 //
 // Strategies know nothing of gRPC or SQLite; the coordinator feeds them the job's results and
 // stores what they propose.
@@ -26,9 +27,33 @@
 
 namespace peaknas::server {
 
+// Where a candidate comes from. A trial trained from scratch has parent_trial 0 and a default
+// lineage; one that inherits its weights (pruning) names the trained trial it starts from.
+struct Lineage {
+  std::int64_t parent_trial = 0;  // the trained trial whose weights it inherits; 0: none
+  std::string role;  // pruning: "start", "level", "peak", "uniform", "final"; else empty
+  int iteration = 0;              // pruning: 0 for the start, k for the k-th shrink
+  int level = -1;                 // "level": the level whose width was shrunk; else -1
+  // Trained although its budgeted peak is over an inference budget (a pruning ancestor): it
+  // must fit the worker, it is recorded as such, and it never enters the frontier.
+  bool over_budget = false;
+  int steps = 0;                  // its own training steps; 0: the job's fidelity.steps
+  std::int64_t total_steps = 0;   // its steps plus every ancestor's (equal-compute accounting)
+  std::string parent_peak;        // where the parent's budgeted peak sits, for the record
+
+  friend bool operator==(const Lineage&, const Lineage&) = default;
+};
+
+// A candidate's identity within a job: the architecture's canonical hash for a trial trained
+// from scratch, a hash of it with the parent and role for an inheriting one (a pruned child is
+// not the same candidate as the same architecture trained from scratch).
+std::uint64_t CandidateHash(const search::Architecture& arch, const Lineage& lineage);
+
 // A trained trial as the strategies see it: the frontier objectives.
 struct Evaluated {
   search::Architecture arch;
+  std::int64_t trial_id = 0;        // the stored trial (0 in unit tests that need none)
+  Lineage lineage;
   double psnr = 0;                  // maximize
   std::int64_t peak_bytes = 0;      // predicted budgeted peak; minimize
   double latency_100mp_s = 0;       // predicted 100-MP latency at the largest fitting tile; minimize
@@ -37,12 +62,26 @@ struct Evaluated {
 // One proposed architecture after the cost model's check.
 struct Proposal {
   search::Architecture arch;
-  std::uint64_t hash = 0;                  // search::CanonicalHash(arch)
+  std::uint64_t hash = 0;                  // CandidateHash(arch, lineage)
+  Lineage lineage;
   bool admitted = false;                   // false: rejected, never trained
   std::string rejection;                   // why, when rejected ("predicted peak 3.1 GiB > budget 2 GiB")
   std::int64_t predicted_inference_peak_bytes = 0;
   std::int64_t predicted_train_peak_bytes = 0;
   double latency_100mp_s = 0;              // at the largest tile that fits the budget (0: none)
+};
+
+// The pruning strategy's schedule (DESIGN.md, "Search": NetAdapt on the exact cost model).
+struct PruningConfig {
+  // The architecture the chain starts from; nullopt: the job's base (or a default U-Net of the
+  // space) scaled so its budgeted peak is `start_multiple` x the budget (inference budget), or
+  // the largest such scaling that fits (training budget).
+  std::optional<search::Architecture> start;
+  double start_multiple = 4.0;   // > 1
+  int iterations = 4;            // K: shrinks that bring the peak from the start to the budget
+  int below_iterations = 2;      // further shrinks below the budget, each to 0.7 x the peak
+  int finetune_steps = 0;        // each proposal's fine-tune; 0: a quarter of the job's steps
+  int final_finetune_steps = 0;  // the last node's long fine-tune; 0: the job's steps
 };
 
 // What a strategy needs from the job.
@@ -53,6 +92,8 @@ struct StrategyConfig {
   int population = 16;                       // evolution: parents kept / initial random draws
   double scaling_alpha = 0.8;                // scaling: dWr width weight
   int trials = 0;                            // admitted trials the job wants in all
+  int steps = 200;                           // the job's training steps per trial
+  PruningConfig pruning;                     // pruning only
 };
 
 class Strategy {
@@ -65,16 +106,31 @@ class Strategy {
   virtual std::vector<Proposal> Propose(int count, const std::vector<Evaluated>& done,
                                         const std::unordered_set<std::uint64_t>& seen,
                                         std::mt19937_64& rng) = 0;
+
+  // Strategies that work in rounds (pruning) wait for the round's results before proposing
+  // more. The coordinator tells the strategy how many of the job's admitted trials are still
+  // pending or leased before each Propose; an empty proposal while Waiting() means "later",
+  // not "exhausted".
+  virtual void SetOpenTrials(int /*open*/) {}
+  virtual bool Waiting() const { return false; }
 };
 
-enum class StrategyKind { kEvolution, kRandom, kScaling };
+enum class StrategyKind { kEvolution, kRandom, kScaling, kPruning };
 
 // INVALID_ARGUMENT for a config the strategy cannot use (scaling without a base).
 StatusOr<std::unique_ptr<Strategy>> MakeStrategy(StrategyKind kind, const StrategyConfig& config);
 
 // The cost model's verdict on one architecture under the budget (used by every strategy, and
-// by the coordinator for user-given architectures).
-Proposal Check(const search::Architecture& arch, const StrategyConfig& config);
+// by the coordinator for user-given architectures). hash = CandidateHash(arch, lineage).
+Proposal Check(const search::Architecture& arch, const StrategyConfig& config,
+               const Lineage& lineage = {});
+
+// The pruning strategy (pruning_strategy.cc); MakeStrategy(kPruning) validates and calls it.
+std::unique_ptr<Strategy> MakePruningStrategy(const StrategyConfig& config);
+
+// A default U-Net inside `space` to scale from when a job names none: the space's levels
+// nearest 4, widths doubling from 32 per level, one block each, the first allowed kinds.
+search::Architecture DefaultBase(const search::SearchSpace& space);
 
 }  // namespace peaknas::server
 

@@ -97,3 +97,15 @@ CREATE TABLE events (
   event      BLOB    NOT NULL,  -- a peaknas.v1.JobEvent, protobuf binary
   PRIMARY KEY (job_id, sequence)
 ) WITHOUT ROWID;
+
+-- @migration 3
+-- Weight inheritance: a trial may start from a trained parent's weights (the pruning
+-- strategy). lineage is the coordinator's record of where the trial comes from (a
+-- peaknas.v1.Lineage as JSON; '' for a trial trained from scratch). From this version on,
+-- arch_hash holds the candidate's identity: the architecture's hash for a trial trained from
+-- scratch, a hash of the architecture and its lineage for an inheriting one, so a pruned child
+-- is not merged with the same architecture trained from scratch.
+ALTER TABLE trials ADD COLUMN parent_trial_id INTEGER REFERENCES trials(id);
+ALTER TABLE trials ADD COLUMN lineage TEXT NOT NULL DEFAULT '';
+-- 1: admitted although over an inference budget (a pruning ancestor; never on the frontier).
+ALTER TABLE trials ADD COLUMN over_budget INTEGER NOT NULL DEFAULT 0;

@@ -202,7 +202,7 @@ class Transaction {
 constexpr const char* kTrialColumns =
     "id, job_id, architecture, arch_hash, state, predicted_inference_peak_bytes, "
     "predicted_train_peak_bytes, reason, attempts, lease_id, fencing_token, lease_deadline_ms, "
-    "worker_id, created_ms, updated_ms, predicted_latency_100mp_s";
+    "worker_id, created_ms, updated_ms, predicted_latency_100mp_s, parent_trial_id, lineage, over_budget";
 constexpr const char* kJobColumns = "id, spec, state, created_ms, updated_ms, error";
 
 StatusOr<Trial> ReadTrial(const Use& u) {
@@ -223,6 +223,9 @@ StatusOr<Trial> ReadTrial(const Use& u) {
   t.created_ms = u.Int(13);
   t.updated_ms = u.Int(14);
   t.spec.predicted_latency_100mp_s = u.Real(15);
+  t.spec.parent_trial_id = u.IsNull(16) ? 0 : u.Int(16);
+  t.spec.lineage = u.Text(17);
+  t.spec.over_budget = u.Int(18) != 0;
   return t;
 }
 
@@ -288,12 +291,14 @@ struct SqliteStore::Impl {
     PEAKNAS_RETURN_IF_ERROR(Prepare(insert_trial,
         "INSERT INTO trials (job_id, architecture, arch_hash, state, "
         "predicted_inference_peak_bytes, predicted_train_peak_bytes, predicted_latency_100mp_s, "
-        "reason, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        "reason, created_ms, updated_ms, parent_trial_id, lineage, over_budget) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?, ?)"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(get_trial, "SELECT " + tc + " FROM trials WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(list_trials,
         "SELECT " + tc + " FROM trials WHERE job_id = ? ORDER BY id"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(count_trials,
-        "SELECT state, COUNT(*), MAX(updated_ms) FROM trials WHERE job_id = ? GROUP BY state"));
+        "SELECT state, COUNT(*), MAX(updated_ms), SUM(over_budget) FROM trials WHERE job_id = ? "
+        "GROUP BY state"));
     // ?1: the allowed job ids as a JSON array, NULL = any; ?2: the peak limit, 0 = none.
     PEAKNAS_RETURN_IF_ERROR(Prepare(next_pending,
         "SELECT t.id FROM trials t JOIN jobs j ON j.id = t.job_id "
@@ -408,11 +413,13 @@ struct SqliteStore::Impl {
       u.Bind(job_id).Bind(std::string_view(spec.architecture_json))
           .Bind(static_cast<std::int64_t>(spec.arch_hash)).Bind(Name(state))
           .Bind(spec.predicted_inference_peak_bytes).Bind(spec.predicted_train_peak_bytes)
-          .Bind(spec.predicted_latency_100mp_s).Bind(reason).Bind(now_ms).Bind(now_ms);
+          .Bind(spec.predicted_latency_100mp_s).Bind(reason).Bind(now_ms).Bind(now_ms)
+          .Bind(spec.parent_trial_id).Bind(std::string_view(spec.lineage))
+          .Bind(spec.over_budget ? 1 : 0);
       Status s = u.Run();
       if (s.code() == StatusCode::kAlreadyExists) {
         return Status(StatusCode::kAlreadyExists,
-                      "job " + std::to_string(job_id) + " already has architecture hash " +
+                      "job " + std::to_string(job_id) + " already has candidate hash " +
                           std::to_string(spec.arch_hash));
       }
       PEAKNAS_RETURN_IF_ERROR(s);
@@ -706,6 +713,7 @@ StatusOr<TrialCounts> SqliteStore::CountTrials(std::int64_t job_id) {
       case TrialState::kFailed: counts.failed = n; break;
     }
     counts.updated_ms = std::max(counts.updated_ms, u.Int(2));
+    if (state != TrialState::kRejected) counts.over_budget += u.Int(3);
   }
   return counts;
 }

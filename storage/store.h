@@ -38,7 +38,7 @@
 namespace peaknas::storage {
 
 // The newest schema version this build knows (user_version after opening a SQLite file).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 enum class JobState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
 enum class TrialState { kPending, kRejected, kLeased, kSucceeded, kFailed };
@@ -61,12 +61,17 @@ struct Job {
 // A candidate as the search proposes it.
 struct TrialSpec {
   std::string architecture_json;  // canonical JSON (search::ToCanonicalJson)
-  std::uint64_t arch_hash = 0;    // search hash of that JSON; unique within a job
+  // The candidate's identity, unique within a job: search hash of that JSON for a trial trained
+  // from scratch; for one that inherits weights, the caller's hash of it with its lineage.
+  std::uint64_t arch_hash = 0;
   std::int64_t predicted_inference_peak_bytes = 0;
   std::int64_t predicted_train_peak_bytes = 0;
   // Seconds for one 100-megapixel image on the job's device profile (the frontier's latency
   // objective); 0 when unknown (trials stored before schema version 2).
   double predicted_latency_100mp_s = 0;
+  std::int64_t parent_trial_id = 0;  // the trial whose weights it inherits; 0: none
+  std::string lineage;               // where it comes from, as the caller serialized it; '' if none
+  bool over_budget = false;          // admitted although over an inference budget (an ancestor)
 };
 
 struct Trial {
@@ -135,6 +140,7 @@ struct Artifact {
 // Trials of a job by state (rejected included).
 struct TrialCounts {
   std::int64_t pending = 0, rejected = 0, leased = 0, succeeded = 0, failed = 0;
+  std::int64_t over_budget = 0;  // of the admitted ones, how many are over_budget
   std::int64_t updated_ms = 0;  // the latest updated_ms of any of the job's trials; 0 if none
 };
 

@@ -599,7 +599,7 @@ TEST_F(StoreTest, MigratesVersionOneFileKeepingItsRows) {
           "VALUES (1, 1, '{}', 5, 'pending', 10, 20, 1, 1);");
   auto store = OpenOrDie();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(*store->SchemaVersion(), 2);
+  EXPECT_EQ(*store->SchemaVersion(), kSchemaVersion);
   auto worker = store->GetWorker(1);
   ASSERT_TRUE(worker.ok()) << worker.status().ToString();
   EXPECT_EQ(worker->name, "old");
@@ -609,12 +609,39 @@ TEST_F(StoreTest, MigratesVersionOneFileKeepingItsRows) {
   ASSERT_TRUE(trial.ok());
   EXPECT_EQ(trial->spec.predicted_train_peak_bytes, 20);
   EXPECT_EQ(trial->spec.predicted_latency_100mp_s, 0);
-  // The migrated file takes version 2's writes.
+  EXPECT_EQ(trial->spec.parent_trial_id, 0);
+  EXPECT_EQ(trial->spec.lineage, "");
+  // The migrated file takes the current version's writes.
   TrialSpec spec = Spec(6);
   spec.predicted_latency_100mp_s = 4.5;
   auto added = AddTrial(*store, 1, spec, 2);
   ASSERT_TRUE(added.ok()) << added.status().ToString();
   EXPECT_EQ(store->GetTrial(*added)->spec.predicted_latency_100mp_s, 4.5);
+}
+
+TEST_F(StoreTest, ParentAndLineageRoundTripAndTheParentMustExist) {
+  auto store = OpenOrDie();
+  const std::int64_t job = *store->CreateJob("{}", 1);
+  auto parent = AddTrial(*store, job, Spec(1), 1);
+  ASSERT_TRUE(parent.ok());
+  TrialSpec child = Spec(2);
+  child.parent_trial_id = *parent;
+  child.lineage = R"({"role":"level"})";
+  child.over_budget = true;
+  auto added = AddTrial(*store, job, child, 2);
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  auto back = store->GetTrial(*added);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->spec.parent_trial_id, *parent);
+  EXPECT_EQ(back->spec.lineage, child.lineage);
+  EXPECT_TRUE(back->spec.over_budget);
+  EXPECT_EQ(store->CountTrials(job)->over_budget, 1);
+  EXPECT_EQ(store->GetTrial(*parent)->spec.parent_trial_id, 0);
+  // A parent that is not a trial is refused (the foreign key), and nothing is stored.
+  TrialSpec orphan = Spec(3);
+  orphan.parent_trial_id = 999;
+  EXPECT_FALSE(AddTrial(*store, job, orphan, 3).ok());
+  EXPECT_EQ(store->ListTrials(job)->size(), 2u);
 }
 
 TEST_F(StoreTest, WorkerCapabilitiesRoundTrip) {

@@ -39,6 +39,7 @@ constexpr double kReportRetrySeconds = 120.0;
 constexpr double kCallSeconds = 10.0;  // deadline of every unary call but the long poll
 constexpr std::size_t kUploadChunkBytes = 1 << 20;
 constexpr double kUploadSeconds = 300.0;  // deadline of one UploadArtifact stream
+constexpr std::size_t kParentCacheFiles = 8;  // parents' models kept for later children
 
 // Log lines from several threads, one at a time.
 class Logger {
@@ -224,9 +225,12 @@ class Worker {
         device_(device),
         log_(log),
         shutdown_(shutdown),
-        stub_(v1::WorkerService::NewStub(Channel(options.coordinator))) {}
+        channel_(Channel(options.coordinator)),
+        stub_(v1::WorkerService::NewStub(channel_)),
+        jobs_(v1::JobService::NewStub(channel_)) {}
   ~Worker() {
     std::error_code ignored;
+    if (!parents_dir_.empty()) std::filesystem::remove_all(parents_dir_, ignored);
     if (!temp_dir_.empty()) std::filesystem::remove(temp_dir_, ignored);  // only if empty
   }
   Worker(const Worker&) = delete;
@@ -322,6 +326,17 @@ class Worker {
       Fail(spec.status(), report);
       Report(a, report);
       return;
+    }
+    if (!a.parent_trial_id().empty()) {
+      StatusOr<std::string> parent = FetchParent(a);
+      if (!parent.ok()) {
+        Fail(parent.status(), report);
+        Report(a, report);
+        return;
+      }
+      spec->parent_model = *parent;
+      spec->importance =
+          a.importance() == v1::IMPORTANCE_GROUP_L1 ? Importance::kGroupL1 : Importance::kL1;
     }
     if (a.export_model()) {
       auto dir = ExportDir();
@@ -463,6 +478,93 @@ class Worker {
   // SHA-256; transport errors are retried with backoff (the whole stream again) for up to
   // kReportRetrySeconds. FAILED_PRECONDITION: the lease is lost. Other refusals: an error
   // naming the code.
+  // The parent's model of an inheriting trial, downloaded once (GetArtifact on the same
+  // coordinator) and kept in a small cache: a pruning round's children share their parent.
+  // The download is checked against its SHA-256. UNAVAILABLE (retryable) when the coordinator
+  // cannot be reached; NOT_FOUND, from the coordinator, when the parent has no model.
+  StatusOr<std::string> FetchParent(const v1::TrialAssignment& a) {
+    if (parents_dir_.empty()) {
+      PEAKNAS_ASSIGN_OR_RETURN(const std::string dir, ExportDir());
+      parents_dir_ = (std::filesystem::path(dir) / "parents").string();
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(parents_dir_, ec);
+    if (ec) return Status::Internal("parent: cannot create " + parents_dir_ + ": " + ec.message());
+    const std::filesystem::path path =
+        std::filesystem::path(parents_dir_) / (a.job_id() + "." + a.parent_trial_id() + ".pt");
+    if (std::filesystem::is_regular_file(path, ec)) {
+      std::filesystem::last_write_time(path, std::filesystem::file_time_type::clock::now(), ec);
+      return path.string();
+    }
+    EvictParents();
+    const std::string partial = path.string() + ".partial";
+    Backoff backoff;
+    const auto give_up = Clock::now() + std::chrono::duration<double>(kReportRetrySeconds);
+    for (;;) {
+      v1::GetArtifactRequest request;
+      request.set_job_id(a.job_id());
+      request.set_trial_id(a.parent_trial_id());
+      auto context = CallContext(kUploadSeconds);
+      std::string expected;
+      storage::Sha256 hash;
+      grpc::Status status;
+      {
+        std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+        auto reader = jobs_->GetArtifact(context.get(), request);
+        v1::ArtifactChunk chunk;
+        while (reader->Read(&chunk)) {
+          if (!chunk.sha256().empty()) expected = chunk.sha256();
+          hash.Update(chunk.data());
+          out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+        }
+        status = reader->Finish();
+        out.close();
+        if (status.ok() && !out) {
+          std::filesystem::remove(partial, ec);
+          return Status::Internal("parent: cannot write " + partial);
+        }
+      }
+      if (status.ok()) {
+        const std::string got = hash.HexDigest();
+        if (got != expected) {
+          std::filesystem::remove(partial, ec);
+          return Status(StatusCode::kUnavailable, "parent " + a.parent_trial_id() + ": sha256 " + got +
+                                     " does not match the coordinator's " + expected);
+        }
+        std::filesystem::rename(partial, path, ec);
+        if (ec) return Status::Internal("parent: " + path.string() + ": " + ec.message());
+        log_("fetched the model of parent trial " + a.parent_trial_id() + " for trial " +
+             a.trial_id());
+        return path.string();
+      }
+      std::filesystem::remove(partial, ec);
+      const grpc::StatusCode code = status.error_code();
+      if (!Transient(code) || Clock::now() > give_up || shutdown_.requested()) {
+        const StatusCode ours = Transient(code) ? StatusCode::kUnavailable
+                                                : static_cast<StatusCode>(static_cast<int>(code));
+        return Status(ours, "parent " + a.parent_trial_id() + ": GetArtifact: " +
+                                status.error_message());
+      }
+      const double wait = backoff.Next();
+      log_("GetArtifact failed (" + Describe(status) + "); retrying in " + Seconds(wait));
+      shutdown_.Sleep(wait);
+    }
+  }
+
+  // Keeps the parent cache under kParentCacheFiles files, dropping the least recently used.
+  void EvictParents() {
+    std::error_code ec;
+    std::vector<std::pair<std::filesystem::file_time_type, std::filesystem::path>> files;
+    for (const auto& entry : std::filesystem::directory_iterator(parents_dir_, ec)) {
+      if (entry.is_regular_file(ec)) files.emplace_back(entry.last_write_time(ec), entry.path());
+    }
+    if (files.size() < kParentCacheFiles) return;
+    std::sort(files.begin(), files.end());
+    for (std::size_t i = 0; i + kParentCacheFiles <= files.size(); ++i) {
+      std::filesystem::remove(files[i].second, ec);
+    }
+  }
+
   Status Upload(const v1::TrialAssignment& a, const std::string& path) {
     const auto sha256 = storage::Sha256OfFile(path);
     if (!sha256) return Status::Internal("export: cannot read " + path);
@@ -567,7 +669,10 @@ class Worker {
   torch::Device device_;
   Logger& log_;
   Shutdown& shutdown_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;  // GetArtifact, for parents' models
+  std::string parents_dir_;                     // the parent cache; created on first use
   std::string temp_dir_;  // ExportDir's private directory when there is no --work-dir
   std::string worker_id_;
 };

@@ -1,0 +1,239 @@
+// The pruning strategy driven as the coordinator drives it, with a stand-in for training.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "search/cost_model.h"
+#include "search/device_profile.h"
+#include "search/inheritance.h"
+#include "server/strategy.h"
+
+namespace peaknas::server {
+namespace {
+
+search::Architecture Arch(const char* json) {
+  auto a = search::ParseArchitecture(json);
+  EXPECT_TRUE(a.ok()) << a.status().ToString();
+  return *a;
+}
+
+constexpr const char* kStart =
+    R"({"activation":"relu","dec_blocks":[1,1,1],"downsample":"strided","enc_blocks":[1,1,1,1],)"
+    R"("levels":4,"skip":"add","upsample":"pixelshuffle","widths":[64,128,128,256]})";
+
+StrategyConfig Config(std::int64_t budget_bytes, bool training = false) {
+  StrategyConfig c;
+  c.budget.bytes = budget_bytes;
+  c.budget.training = training;
+  c.budget.tile = {.batch = 1, .size = 256};
+  c.budget.patch = {.batch = 8, .size = 64};
+  c.budget.device = &search::DefaultDeviceProfile();
+  c.trials = 1000;
+  c.steps = 400;
+  return c;
+}
+
+std::int64_t Peak(const StrategyConfig& c, const search::Architecture& a) {
+  return proto::BudgetedPeakBytes(c.budget, a);
+}
+
+// A stand-in for training: PSNR grows with parameters, and the earlier levels are worth more
+// per byte, so the strategy's choice is not simply "the smallest".
+double FakePsnr(const search::Architecture& a) {
+  double v = 25.0;
+  for (int i = 0; i < a.levels; ++i) v += (a.levels - i) * 0.02 * std::sqrt(a.widths[i]);
+  return v;
+}
+
+// The coordinator's loop, one proposal round at a time: everything proposed is "trained" before
+// the next call, except where a test holds some back.
+struct Chain {
+  std::vector<Proposal> proposed;
+  std::vector<Evaluated> done;
+  std::unordered_set<std::uint64_t> seen;
+  std::int64_t next_id = 1;
+
+  std::vector<Proposal> Round(Strategy& s, int open = 0, int count = 64) {
+    s.SetOpenTrials(open);
+    std::mt19937_64 rng(1);
+    std::vector<Proposal> batch = s.Propose(count, done, seen, rng);
+    for (const Proposal& p : batch) {
+      EXPECT_TRUE(seen.insert(p.hash).second) << "proposed twice";
+      proposed.push_back(p);
+    }
+    return batch;
+  }
+  void Train(const std::vector<Proposal>& batch) {
+    for (const Proposal& p : batch) {
+      if (!p.admitted) continue;
+      done.push_back({.arch = p.arch, .trial_id = next_id++, .lineage = p.lineage,
+                      .psnr = FakePsnr(p.arch), .peak_bytes = p.predicted_inference_peak_bytes});
+    }
+  }
+};
+
+TEST(PruningStrategy, ShrinksFromAboveTheBudgetToBelowItChoosingTheBestRatio) {
+  StrategyConfig c = Config(0);
+  const search::Architecture start = Arch(kStart);
+  c.budget.bytes = Peak(c, start) / 5;  // the start is 5x over an inference budget
+  c.pruning.start = start;
+  c.pruning.iterations = 3;
+  c.pruning.below_iterations = 2;
+  auto made = MakeStrategy(StrategyKind::kPruning, c);
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  Strategy& s = **made;
+  Chain chain;
+
+  // The start, alone: over the budget, admitted as an ancestor.
+  std::vector<Proposal> round = chain.Round(s);
+  ASSERT_EQ(round.size(), 1u);
+  EXPECT_EQ(round[0].arch, start);
+  EXPECT_EQ(round[0].lineage.role, "start");
+  EXPECT_TRUE(round[0].admitted);
+  EXPECT_TRUE(round[0].lineage.over_budget);
+  EXPECT_EQ(round[0].lineage.total_steps, 400);
+  // Nothing more until it is trained.
+  EXPECT_TRUE(chain.Round(s, /*open=*/1).empty());
+  EXPECT_TRUE(s.Waiting());
+  chain.Train(round);
+
+  Evaluated node = chain.done.back();
+  std::vector<std::int64_t> node_peaks = {Peak(c, node.arch)};
+  for (int k = 1; k <= 5; ++k) {
+    SCOPED_TRACE("iteration " + std::to_string(k));
+    round = chain.Round(s);
+    ASSERT_GE(round.size(), 1u);
+    int uniform = 0, peak = 0;
+    for (const Proposal& p : round) {
+      EXPECT_TRUE(p.admitted) << p.rejection;
+      EXPECT_EQ(p.lineage.parent_trial, node.trial_id);
+      EXPECT_EQ(p.lineage.iteration, k);
+      EXPECT_EQ(p.lineage.steps, 100) << "a quarter of the job's steps by default";
+      EXPECT_EQ(p.lineage.total_steps, node.lineage.total_steps + 100);
+      EXPECT_TRUE(search::CanInherit(node.arch, p.arch));
+      EXPECT_LT(Peak(c, p.arch), Peak(c, node.arch));
+      EXPECT_EQ(p.lineage.over_budget, Peak(c, p.arch) > c.budget.bytes);
+      if (k >= 3) {
+        EXPECT_LE(Peak(c, p.arch), c.budget.bytes) << "at K the budget is met";
+      }
+      if (p.lineage.role == "uniform") {
+        ++uniform;
+      } else if (p.lineage.role == "peak") {
+        ++peak;
+      } else {
+        ASSERT_EQ(p.lineage.role, "level");
+        // Only that level's width changed, to the largest multiple of 8 meeting the target.
+        for (int i = 0; i < p.arch.levels; ++i) {
+          if (i != p.lineage.level) {
+            EXPECT_EQ(p.arch.widths[i], node.arch.widths[i]);
+          }
+        }
+      }
+      EXPECT_NE(p.hash, search::CanonicalHash(p.arch)) << "lineage is part of the identity";
+    }
+    EXPECT_EQ(peak, 1) << "the peak-following shrink always meets the target";
+    EXPECT_LE(uniform, 1) << "none when it is the peak-following one";
+    if (k == 1) {
+      EXPECT_EQ(round.size(), 2u) << "from the start: peak-following and uniform";
+    }
+    // Held back while any is open; then the least PSNR lost per byte saved wins.
+    EXPECT_TRUE(chain.Round(s, /*open=*/static_cast<int>(round.size())).empty());
+    EXPECT_TRUE(s.Waiting());
+    chain.Train(round);
+    const Evaluated* best = nullptr;
+    double best_score = 0;
+    for (const Evaluated& e : chain.done) {
+      if (e.lineage.parent_trial != node.trial_id) continue;
+      const double score = (node.psnr - e.psnr) /
+                           static_cast<double>(Peak(c, node.arch) - Peak(c, e.arch));
+      if (best == nullptr || score < best_score) {
+        best = &e;
+        best_score = score;
+      }
+    }
+    ASSERT_NE(best, nullptr);
+    node = *best;
+    node_peaks.push_back(Peak(c, node.arch));
+  }
+  EXPECT_LE(node_peaks[3], c.budget.bytes);
+  EXPECT_LT(node_peaks[5], node_peaks[4]);
+  EXPECT_LT(node_peaks[4], node_peaks[3]);
+
+  // The long fine-tune of the last node: the same architecture, its own identity.
+  round = chain.Round(s);
+  ASSERT_EQ(round.size(), 1u);
+  EXPECT_EQ(round[0].lineage.role, "final");
+  EXPECT_EQ(round[0].arch, node.arch);
+  EXPECT_EQ(round[0].lineage.parent_trial, node.trial_id);
+  EXPECT_EQ(round[0].lineage.steps, 400);
+  chain.Train(round);
+  EXPECT_TRUE(chain.Round(s).empty());
+  EXPECT_FALSE(s.Waiting()) << "the chain is complete";
+}
+
+TEST(PruningStrategy, ResumesFromTheTrainedTrialsAlone) {
+  StrategyConfig c = Config(0);
+  const search::Architecture start = Arch(kStart);
+  c.budget.bytes = Peak(c, start) / 3;
+  c.pruning.start = start;
+  auto first = MakeStrategy(StrategyKind::kPruning, c);
+  ASSERT_TRUE(first.ok());
+  Chain chain;
+  chain.Train(chain.Round(**first));
+  chain.Train(chain.Round(**first));
+  // A new strategy object (a restarted coordinator) proposes the next round as the old would.
+  auto again = MakeStrategy(StrategyKind::kPruning, c);
+  ASSERT_TRUE(again.ok());
+  Chain copy = chain;
+  const auto a = chain.Round(**first);
+  const auto b = copy.Round(**again);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].hash, b[i].hash);
+}
+
+TEST(PruningStrategy, WithATrainingBudgetStartsFromTheLargestScalingThatFits) {
+  StrategyConfig c = Config(0, /*training=*/true);
+  const search::Architecture start = Arch(kStart);
+  c.budget.bytes = Peak(c, start);
+  c.base = start;
+  c.pruning.iterations = 2;
+  c.pruning.below_iterations = 0;
+  auto made = MakeStrategy(StrategyKind::kPruning, c);
+  ASSERT_TRUE(made.ok());
+  Chain chain;
+  auto round = chain.Round(**made);
+  ASSERT_EQ(round.size(), 1u);
+  EXPECT_LE(Peak(c, round[0].arch), c.budget.bytes);
+  EXPECT_GT(Peak(c, round[0].arch), c.budget.bytes * 8 / 10) << "near the budget";
+  EXPECT_FALSE(round[0].lineage.over_budget);
+  for (int k = 0; k < 4 && !round.empty(); ++k) {
+    chain.Train(round);
+    round = chain.Round(**made);
+    for (const Proposal& p : round) {
+      EXPECT_FALSE(p.lineage.over_budget);
+      EXPECT_LE(Peak(c, p.arch), c.budget.bytes);
+    }
+  }
+  EXPECT_EQ(chain.proposed.back().lineage.role, "final");
+}
+
+TEST(PruningStrategy, RefusesABadSchedule) {
+  StrategyConfig c = Config(64 << 20);
+  c.pruning.iterations = 0;
+  EXPECT_EQ(MakeStrategy(StrategyKind::kPruning, c).status().message(),
+            "pruning.iterations: 0 not in [1, 100]");
+  c = Config(64 << 20);
+  c.pruning.start_multiple = 1.0;
+  EXPECT_EQ(MakeStrategy(StrategyKind::kPruning, c).status().message().rfind(
+                "pruning.start_budget_multiple: ", 0),
+            0u);
+}
+
+}  // namespace
+}  // namespace peaknas::server
