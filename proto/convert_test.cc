@@ -177,6 +177,13 @@ TEST(ValidateJobSpec, AcceptsGoodSpecs) {
   *scaling.mutable_base_architecture() = SmallArch();
   EXPECT_TRUE(ValidateJobSpec(scaling).ok()) << ValidateJobSpec(scaling).ToString();
 
+  auto pruning = GoodSpec();
+  pruning.set_strategy(v1::STRATEGY_PRUNING);
+  *pruning.mutable_base_architecture() = SmallArch();
+  pruning.mutable_pruning()->set_below_budget_iterations(0);
+  pruning.mutable_pruning()->set_importance(v1::IMPORTANCE_GROUP_L1);
+  EXPECT_TRUE(ValidateJobSpec(pruning).ok()) << ValidateJobSpec(pruning).ToString();
+
   // Through the JSON mapping, as the CLI reads it.
   const std::string json = R"({
     "name": "json", "strategy": "STRATEGY_RANDOM",
@@ -218,7 +225,49 @@ struct BadCase {
   const char* field;
 };
 
+void Pruning(v1::JobSpec& s) { s.set_strategy(v1::STRATEGY_PRUNING); }
+
 const BadCase kBadCases[] = {
+    {"pruning options on another strategy",
+     [](v1::JobSpec& s) { s.mutable_pruning()->set_iterations(3); }, "spec.pruning"},
+    {"pruning iterations too many",
+     [](v1::JobSpec& s) {
+       Pruning(s);
+       s.mutable_pruning()->set_iterations(101);
+     },
+     "spec.pruning.iterations"},
+    {"pruning below-budget iterations negative",
+     [](v1::JobSpec& s) {
+       Pruning(s);
+       s.mutable_pruning()->set_below_budget_iterations(-1);
+     },
+     "spec.pruning.below_budget_iterations"},
+    {"pruning start multiple not above 1",
+     [](v1::JobSpec& s) {
+       Pruning(s);
+       s.mutable_pruning()->set_start_budget_multiple(0.5);
+     },
+     "spec.pruning.start_budget_multiple"},
+    {"pruning fine-tune steps negative",
+     [](v1::JobSpec& s) {
+       Pruning(s);
+       s.mutable_pruning()->set_finetune_steps(-1);
+     },
+     "spec.pruning.finetune_steps"},
+    {"pruning importance unknown",
+     [](v1::JobSpec& s) {
+       Pruning(s);
+       s.mutable_pruning()->set_importance(static_cast<v1::Importance>(9));
+     },
+     "spec.pruning.importance"},
+    {"pruning start outside the space",
+     [](v1::JobSpec& s) {
+       Pruning(s);
+       v1::Architecture wide = SmallArch();
+       wide.set_widths(2, 128);  // the space's widths end at 64
+       *s.mutable_pruning()->mutable_start_architecture() = wide;
+     },
+     "spec.pruning.start_architecture.widths[2]"},
     {"strategy unspecified", [](v1::JobSpec& s) { s.set_strategy(v1::STRATEGY_UNSPECIFIED); },
      "spec.strategy"},
     {"strategy unknown",

@@ -2,6 +2,10 @@
 // strategies and cost model, and an injected clock.
 #include "server/coordinator.h"
 
+#include "proto/convert.h"
+#include "search/cost_model.h"
+#include "search/device_profile.h"
+#include "search/inheritance.h"
 #include "storage/testing/controlled_store.h"
 #include "storage/testing/powerloss_vfs.h"
 
@@ -13,6 +17,7 @@
 #include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -792,6 +797,117 @@ TEST(CoordinatorPowerLoss, NormalSyncLosesAcknowledgedResults) {
   const PowerCut cut = ReportThenCutPower(storage::Synchronous::kNormal);
   EXPECT_EQ(cut.acknowledged, 6);
   EXPECT_LT(cut.survived, cut.acknowledged);
+}
+
+}  // namespace
+}  // namespace peaknas::server
+
+namespace peaknas::server {
+namespace {
+
+// A pruning job through the coordinator: the start trains from scratch over an inference
+// budget, each round's proposals name their parent and fine-tune briefly, the next round waits
+// for the previous one's results (and survives a restart in between), over-budget ancestors
+// never reach the frontier, and the chain ends with a long fine-tune of its last node.
+TEST_F(CoordinatorTest, PruningJobChainsInheritingTrials) {
+  auto start = search::ParseArchitecture(
+      R"({"activation":"relu","dec_blocks":[1],"downsample":"strided","enc_blocks":[1,1],)"
+      R"("levels":2,"skip":"concat","upsample":"transposed","widths":[32,64]})");
+  ASSERT_TRUE(start.ok());
+  const std::int64_t start_peak =
+      search::InferencePeakBytes(*start, {.batch = 1, .size = 256}, search::DType::kFp32,
+                                 search::DefaultDeviceProfile());
+  v1::JobSpec spec = RandomSpec(/*trials=*/100, /*parallelism=*/8);
+  spec.set_strategy(v1::STRATEGY_PRUNING);
+  spec.mutable_budget()->set_bytes(start_peak / 3);
+  spec.mutable_fidelity()->set_steps(40);
+  *spec.mutable_pruning()->mutable_start_architecture() = proto::ToProto(*start);
+  spec.mutable_pruning()->set_iterations(2);
+  spec.mutable_pruning()->set_below_budget_iterations(1);
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->spec().pruning().finetune_steps(), 10) << "defaults filled in";
+  EXPECT_EQ(job->spec().pruning().final_finetune_steps(), 40);
+  EXPECT_EQ(job->counts().pending(), 1) << "only the start until it is trained";
+  EXPECT_EQ(job->counts().over_budget_ancestors(), 1);
+
+  const std::string worker = Worker();
+  const v1::TrialAssignment root = Lease(worker);
+  EXPECT_TRUE(root.parent_trial_id().empty());
+  EXPECT_EQ(root.fidelity().steps(), 40);
+  EXPECT_TRUE(root.export_model());
+  auto waiting = coordinator_->LeaseTrial(worker);
+  ASSERT_TRUE(waiting.ok());
+  EXPECT_FALSE(waiting->has_value()) << "nothing else before the start's result";
+  ASSERT_TRUE(coordinator_->ReportResult(Result(root, 30)).ok());
+  EXPECT_EQ(coordinator_->GetFrontier(job->id())->points_size(), 0)
+      << "an ancestor over the budget is never a frontier point";
+  Reopen();  // the queued round survives a restart
+
+  std::map<std::string, v1::TrialAssignment> by_trial = {{root.trial_id(), root}};
+  std::string final_trial;
+  for (int guard = 0; guard < 50; ++guard) {
+    std::vector<v1::TrialAssignment> round;
+    for (;;) {
+      auto a = coordinator_->LeaseTrial(worker);
+      ASSERT_TRUE(a.ok());
+      if (!a->has_value()) break;
+      round.push_back(**a);
+    }
+    if (round.empty()) break;
+    for (const v1::TrialAssignment& a : round) {
+      ASSERT_FALSE(a.parent_trial_id().empty()) << a.trial_id();
+      ASSERT_TRUE(by_trial.contains(a.parent_trial_id())) << "the parent is a trained trial";
+      EXPECT_EQ(a.importance(), v1::IMPORTANCE_L1);
+      const v1::TrialAssignment& parent = by_trial.at(a.parent_trial_id());
+      auto child_arch = proto::FromProto(a.architecture(), "a");
+      auto parent_arch = proto::FromProto(parent.architecture(), "p");
+      ASSERT_TRUE(child_arch.ok() && parent_arch.ok());
+      EXPECT_TRUE(search::CanInherit(*parent_arch, *child_arch));
+      by_trial[a.trial_id()] = a;
+    }
+    // Smaller children lose a little PSNR; the final fine-tune gains.
+    for (const v1::TrialAssignment& a : round) {
+      auto t = coordinator_->ListTrials(job->id());
+      ASSERT_TRUE(t.ok());
+      const auto it = std::find_if(t->begin(), t->end(),
+                                   [&](const v1::Trial& x) { return x.id() == a.trial_id(); });
+      ASSERT_NE(it, t->end());
+      ASSERT_TRUE(it->has_lineage());
+      if (it->lineage().role() == "final") {
+        final_trial = a.trial_id();
+        EXPECT_EQ(a.fidelity().steps(), 40);
+      } else {
+        EXPECT_EQ(a.fidelity().steps(), 10);
+      }
+      const double peak_fraction = static_cast<double>(it->predicted_inference_peak_bytes()) /
+                                   static_cast<double>(start_peak);
+      ASSERT_TRUE(coordinator_->ReportResult(Result(a, 28 + 2 * peak_fraction)).ok());
+    }
+  }
+  EXPECT_FALSE(final_trial.empty()) << "the chain ends with a final fine-tune";
+  auto done = coordinator_->GetJob(job->id());
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_GE(done->counts().succeeded(), 5);
+
+  auto frontier = coordinator_->GetFrontier(job->id());
+  ASSERT_TRUE(frontier.ok());
+  ASSERT_GT(frontier->points_size(), 0);
+  auto trials = coordinator_->ListTrials(job->id());
+  ASSERT_TRUE(trials.ok());
+  for (const v1::FrontierPoint& p : frontier->points()) {
+    EXPECT_LE(p.peak_bytes(), spec.budget().bytes());
+    const auto it = std::find_if(trials->begin(), trials->end(),
+                                 [&](const v1::Trial& t) { return t.id() == p.trial_id(); });
+    ASSERT_NE(it, trials->end());
+    EXPECT_FALSE(it->lineage().over_budget());
+    EXPECT_FALSE(it->lineage().parent_trial_id().empty()) << "frontier points inherited";
+    auto arch = proto::FromProto(it->architecture(), "x");
+    ASSERT_TRUE(arch.ok());
+    EXPECT_EQ(it->arch_hash(), search::CanonicalHashHex(*arch))
+        << "the message carries the architecture's hash, not the candidate's";
+  }
 }
 
 }  // namespace

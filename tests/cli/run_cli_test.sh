@@ -8,7 +8,9 @@
 #
 # Cases: table (exit 0, a frontier table of >= 1 point, the database named, no child left
 # running), json (stdout is a JSON list of >= 1 point with the DESIGN.md keys, every peak within
-# the budget; needs Python 3, $PYTHON or python3, else exit 77 = skipped), interrupt (SIGINT
+# the budget; needs Python 3, $PYTHON or python3, else exit 77 = skipped), pruning (a pruning
+# chain whose frontier points all fit the budget and inherited from trained trials of the job,
+# read back from the SQLite file; Python too), interrupt (SIGINT
 # mid-trial: exit non-zero, no child left running), bad_budget (one line
 # on stderr naming --budget, exit 1 or 2, nothing started).
 set -uo pipefail
@@ -122,6 +124,45 @@ for p in points:
     assert isinstance(p["arch"], dict), p
 PY
     grep -q "database: $work/r.db" "$err" || fail "the database is not named on stderr"
+    check_no_children
+    ;;
+  pruning)
+    # --strategy pruning: a chain of inheriting trials; every frontier point fits the budget,
+    # inherited its weights from a trained trial of the same job, and the parents' models
+    # reached the workers.
+    if ! command -v "$python" >/dev/null 2>&1; then
+      echo "skipped: no Python ($python)" >&2
+      exit 77
+    fi
+    "$peaknas" run --strategy pruning --trials 12 --workers 2 --steps 20 --tile 64 \
+      --max-width 32 --budget 1MiB --data "$work/data" --db "$work/r.db" \
+      --server-bin "$server" --worker-bin "$worker" --json >"$out" 2>"$err"
+    rc=$?
+    seen_children=
+    [[ $rc -eq 0 ]] || fail "exit status $rc, expected 0"
+    "$python" - "$out" "$work/r.db" 1048576 <<'PY' || fail "pruning frontier or lineage wrong"
+import json, sqlite3, sys
+points = json.load(open(sys.argv[1]))
+budget = int(sys.argv[3])
+db = sqlite3.connect(sys.argv[2])
+rows = {r[0]: r[1:] for r in db.execute(
+    "SELECT id, parent_trial_id, lineage, over_budget, state FROM trials")}
+assert len(rows) >= 4, rows
+starts = [i for i, r in rows.items() if r[0] is None]
+assert len(starts) == 1, ("one start trained from scratch", rows)
+for i, (parent, lineage, over, state) in rows.items():
+    if parent is not None:
+        assert rows[parent][3] == "succeeded", ("parent not trained", i, parent)
+        assert json.loads(lineage)["role"] in ("level", "peak", "uniform", "final"), lineage
+assert points, points
+for p in points:
+    assert 0 < p["peak_bytes"] <= budget, p
+    trial = int(p["trial"].split("-")[1])
+    assert rows[trial][0] is not None, ("a frontier point that did not inherit", p)
+    assert rows[trial][2] == 0, p
+PY
+    grep -q "fetched the model of parent trial" "$work"/logs/worker-*.log ||
+      fail "no worker fetched a parent's model"
     check_no_children
     ;;
   interrupt)
