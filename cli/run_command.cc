@@ -362,6 +362,9 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
   s->mutable_dec_blocks()->set_min(1);
   s->mutable_dec_blocks()->set_max(2);
   spec.set_trials(o.trials);
+  if (o.strategy == "random" || o.strategy == "evolution") {
+    spec.set_sampling(o.sampling == "uniform" ? v1::SAMPLING_UNIFORM : v1::SAMPLING_STRATIFIED);
+  }
   spec.set_parallelism(workers);
   spec.mutable_fidelity()->set_steps(o.steps);
   spec.set_dataset("synthetic");
@@ -565,6 +568,13 @@ CLI::App* AddRunCommand(CLI::App& root, RunOptions& options) {
                 "peak sits, each step inheriting the trained weights; --trials caps the chain)")
       ->check(CLI::IsMember({"evolution", "random", "scaling", "pruning"}))
       ->type_name("evolution|random|scaling|pruning")
+      ->capture_default_str();
+  c->add_option("--sampling", options.sampling,
+                "How random and evolution draw candidates: stratified (a random shape scaled "
+                "to a fraction of the budget, covering small to the budget) or uniform (the "
+                "classic random-search baseline)")
+      ->check(CLI::IsMember({"stratified", "uniform"}))
+      ->type_name("stratified|uniform")
       ->capture_default_str();
   c->add_option("--data", options.data,
                 "Dataset folder (SIDD layout); generated with peaknas-worker make-data when "

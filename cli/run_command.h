@@ -33,7 +33,8 @@ struct RunOptions {
   std::string budget = "64MiB";        // inference peak budget (a size)
   int trials = 6;                      // trials to train
   int workers = 0;                     // local workers; 0 = one per core
-  std::string strategy = "evolution";  // evolution | random | scaling
+  std::string strategy = "evolution";  // evolution | random | scaling | pruning
+  std::string sampling = "stratified";  // stratified | uniform (random, evolution)
   std::string data = "data/synthetic";  // dataset folder; generated when absent or empty
   int steps = 1000;                    // training steps per trial
   std::string db = "runs/peaknas.db";  // SQLite file; logs and artifacts go beside it

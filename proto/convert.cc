@@ -520,6 +520,12 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
     return Invalid(af, "only allowed with strategies SCALING and PRUNING");
   }
 
+  if (!v1::Sampling_IsValid(spec.sampling())) {
+    return Invalid(Path(field, "sampling"), std::to_string(static_cast<int>(spec.sampling())) +
+                                                " is not a known value; allowed: STRATIFIED, "
+                                                "UNIFORM");
+  }
+
   // Pruning.
   const std::string pf = Path(field, "pruning");
   if (strategy == v1::STRATEGY_PRUNING) {

@@ -119,6 +119,10 @@ v1::JobSpec WithDefaults(v1::JobSpec spec, const proto::JobBudget& budget) {
   if (f->patch() == 0) f->set_patch(budget.patch.size);
   if (f->learning_rate() == 0) f->set_learning_rate(1e-3);
   if (spec.strategy() == v1::STRATEGY_EVOLUTION && spec.population() == 0) spec.set_population(16);
+  if ((spec.strategy() == v1::STRATEGY_EVOLUTION || spec.strategy() == v1::STRATEGY_RANDOM) &&
+      spec.sampling() == v1::SAMPLING_UNSPECIFIED) {
+    spec.set_sampling(v1::SAMPLING_STRATIFIED);
+  }
   if (spec.strategy() == v1::STRATEGY_SCALING && spec.scaling_alpha() == 0) {
     spec.set_scaling_alpha(0.8);
   }
@@ -525,6 +529,8 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
     c.final_finetune_steps = p.final_finetune_steps();
   }
   if (spec.population() > 0) runtime->config.population = spec.population();
+  runtime->config.parallelism = spec.parallelism();
+  runtime->config.stratified = spec.sampling() != v1::SAMPLING_UNIFORM;
   if (spec.scaling_alpha() > 0) runtime->config.scaling_alpha = spec.scaling_alpha();
   runtime->config.trials = spec.trials();
   PEAKNAS_ASSIGN_OR_RETURN(auto kind, KindOf(spec.strategy()));

@@ -34,6 +34,30 @@ Proposal Rejected(Proposal p, std::string reason) {
   return p;
 }
 
+// The smallest budget fraction a stratified draw aims at.
+constexpr double kMinFraction = 1.0 / 16;
+
+// The k-th target fraction of the budget: the golden-ratio sequence, spread over
+// [kMinFraction, 1] in log space (so each octave of size gets as many candidates).
+double StratifiedFraction(std::uint64_t k) {
+  const double u = std::fmod(0.5 + static_cast<double>(k) * 0.6180339887498949, 1.0);
+  return std::exp(std::log(kMinFraction) * (1.0 - u));
+}
+
+// One draw of the space for the k-th proposal of a job (see StrategyConfig::stratified).
+search::Architecture Draw(const StrategyConfig& config, std::uint64_t k, std::mt19937_64& rng) {
+  const search::Architecture shape = search::Sample(config.space, rng);
+  if (!config.stratified) return shape;
+  const double target = StratifiedFraction(k) * static_cast<double>(config.budget.bytes);
+  StatusOr<search::Architecture> scaled = search::ScaleToCost(
+      shape, target,
+      [&](const search::Architecture& a) {
+        return static_cast<double>(proto::BudgetedPeakBytes(config.budget, a));
+      },
+      search::ScalingOptions{.alpha = config.scaling_alpha}, config.space);
+  return scaled.ok() ? *scaled : shape;
+}
+
 // How many draws a strategy may spend per proposal before it concludes that the space (or what
 // is left of it after deduplication) is exhausted.
 constexpr int kAttemptsPerProposal = 64;
@@ -54,7 +78,8 @@ class RandomStrategy final : public Strategy {
     std::unordered_set<std::uint64_t> batch;
     const int limit = AttemptLimit(count);
     for (int attempt = 0; attempt < limit && static_cast<int>(out.size()) < count; ++attempt) {
-      const search::Architecture arch = search::Sample(config_.space, rng);
+      const search::Architecture arch =
+          Draw(config_, static_cast<std::uint64_t>(seen.size() + out.size()), rng);
       const std::uint64_t hash = search::CanonicalHash(arch);
       if (seen.contains(hash) || !batch.insert(hash).second) continue;
       out.push_back(Check(arch, config_));
@@ -165,6 +190,8 @@ class EvolutionStrategy final : public Strategy {
   explicit EvolutionStrategy(StrategyConfig config)
       : config_(std::move(config)), random_(config_) {}
 
+  void SetOpenTrials(int open) override { open_ = open; }
+
   std::vector<Proposal> Propose(int count, const std::vector<Evaluated>& done,
                                 const std::unordered_set<std::uint64_t>& seen,
                                 std::mt19937_64& rng) override {
@@ -173,7 +200,10 @@ class EvolutionStrategy final : public Strategy {
     for (std::size_t i = 0; i < done.size(); ++i) {
       if (search::Contains(config_.space, done[i].arch)) pool.push_back(i);
     }
-    if (static_cast<int>(pool.size()) < population) {
+    // Draws until InitialDraws are trained or training; breeds from then on (from at least
+    // two trained parents).
+    const int initial = InitialDraws(config_);
+    if (static_cast<int>(done.size()) + open_ < initial || pool.size() < 2) {
       return random_.Propose(count, done, seen, rng);
     }
     // Environmental selection: the best `population` trials by (rank, crowding).
@@ -198,7 +228,7 @@ class EvolutionStrategy final : public Strategy {
     std::vector<std::size_t> parents(members.size());
     std::iota(parents.begin(), parents.end(), std::size_t{0});
     std::stable_sort(parents.begin(), parents.end(), better);
-    parents.resize(static_cast<std::size_t>(population));
+    parents.resize(std::min(parents.size(), static_cast<std::size_t>(population)));
 
     auto tournament = [&]() -> const search::Architecture& {
       const std::size_t a = parents[UniformIndex(parents.size(), rng)];
@@ -256,9 +286,15 @@ class EvolutionStrategy final : public Strategy {
 
   StrategyConfig config_;
   RandomStrategy random_;
+  int open_ = 0;
 };
 
 }  // namespace
+
+int InitialDraws(const StrategyConfig& config) {
+  const int quarter = (std::max(config.trials, 0) + 3) / 4;
+  return std::clamp(std::max(config.parallelism, quarter), 2, std::max(config.population, 2));
+}
 
 std::uint64_t CandidateHash(const search::Architecture& arch, const Lineage& lineage) {
   const std::uint64_t arch_hash = search::CanonicalHash(arch);

@@ -89,7 +89,13 @@ struct StrategyConfig {
   search::SearchSpace space;
   proto::JobBudget budget;
   std::optional<search::Architecture> base;  // scaling: the architecture to sweep
-  int population = 16;                       // evolution: parents kept / initial random draws
+  int population = 16;                       // evolution: parents kept for selection
+  int parallelism = 1;                       // trials the job trains at once
+  // random, and evolution's first draws: true draws a shape uniformly, then scales it (dWr) so
+  // its budgeted peak is a fraction of the budget taken from a low-discrepancy sequence over
+  // [1/16, 1] in log space, so the candidates cover the frontier from small to the budget;
+  // false draws uniformly over the space (most feasible draws are then small).
+  bool stratified = true;
   double scaling_alpha = 0.8;                // scaling: dWr width weight
   int trials = 0;                            // admitted trials the job wants in all
   int steps = 200;                           // the job's training steps per trial
@@ -124,6 +130,10 @@ StatusOr<std::unique_ptr<Strategy>> MakeStrategy(StrategyKind kind, const Strate
 // by the coordinator for user-given architectures). hash = CandidateHash(arch, lineage).
 Proposal Check(const search::Architecture& arch, const StrategyConfig& config,
                const Lineage& lineage = {});
+
+// Evolution's first draws before it breeds: enough to fill the workers once and a quarter of
+// the job's trials, at least 2, at most the population.
+int InitialDraws(const StrategyConfig& config);
 
 // The pruning strategy (pruning_strategy.cc); MakeStrategy(kPruning) validates and calls it.
 std::unique_ptr<Strategy> MakePruningStrategy(const StrategyConfig& config);

@@ -197,6 +197,7 @@ TEST(RandomStrategy, NeverProposesASeenHashAndReproducesFromTheSeed) {
 
 TEST(RandomStrategy, StopsWhenTheSpaceIsExhausted) {
   StrategyConfig c = Config(std::int64_t{1} << 30);
+  c.stratified = false;  // every point of the space drawn as it is
   c.space.levels = {2, 2};
   c.space.width = {8, 8};
   c.space.enc_blocks = {1, 1};
@@ -213,6 +214,52 @@ TEST(RandomStrategy, StopsWhenTheSpaceIsExhausted) {
   std::unordered_set<std::uint64_t> seen;
   for (const Proposal& p : all) seen.insert(p.hash);
   EXPECT_TRUE((*s)->Propose(10, {}, seen, rng).empty());
+}
+
+TEST(RandomStrategy, StratifiedDrawsCoverTheBudgetFromSmallToTheTop) {
+  // A generous budget (the 90th percentile of uniform draws): uniform draws mostly fit, far
+  // below it; stratified ones spread from a sixteenth of it to the top.
+  StrategyConfig c = Config(1);
+  {
+    std::mt19937_64 rng(7);
+    std::vector<std::int64_t> peaks;
+    for (int i = 0; i < 400; ++i) {
+      peaks.push_back(proto::BudgetedPeakBytes(c.budget, search::Sample(c.space, rng)));
+    }
+    std::sort(peaks.begin(), peaks.end());
+    c.budget.bytes = peaks[360];
+  }
+  std::vector<double> fractions[2];
+  for (bool stratified : {false, true}) {
+    c.stratified = stratified;
+    auto s = MakeStrategy(StrategyKind::kRandom, c);
+    ASSERT_TRUE(s.ok());
+    std::mt19937_64 rng(21);
+    for (const Proposal& p : (*s)->Propose(64, {}, {}, rng)) {
+      if (!p.admitted) continue;
+      fractions[stratified].push_back(
+          static_cast<double>(proto::BudgetedPeakBytes(c.budget, p.arch)) /
+          static_cast<double>(c.budget.bytes));
+    }
+  }
+  const auto share_above = [](const std::vector<double>& f, double x) {
+    return static_cast<double>(std::count_if(f.begin(), f.end(), [&](double v) { return v >= x; })) /
+           static_cast<double>(std::max<std::size_t>(f.size(), 1));
+  };
+  std::cout << "admitted of 64: uniform " << fractions[0].size() << ", stratified "
+            << fractions[1].size() << "; share at >= half the budget: uniform "
+            << share_above(fractions[0], 0.5) << ", stratified " << share_above(fractions[1], 0.5)
+            << "\n";
+  EXPECT_GE(fractions[1].size(), 60u) << "scaled draws fit";
+  EXPECT_GE(fractions[1].size(), fractions[0].size());
+  // Every octave of size from a sixteenth of the budget up gets its share of the draws.
+  for (double lo : {1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0 / 2}) {
+    const double share = share_above(fractions[1], lo) - share_above(fractions[1], 2 * lo);
+    EXPECT_GE(share + (lo == 0.5 ? share_above(fractions[1], 1.0) : 0.0), 0.1)
+        << "octave from " << lo;
+  }
+  EXPECT_LE(*std::min_element(fractions[1].begin(), fractions[1].end()), 0.125)
+      << "and down to small networks";
 }
 
 // --- every strategy.
@@ -252,6 +299,7 @@ TEST(Strategies, EveryAdmittedProposalFitsATightBudget) {
 TEST(EvolutionStrategy, RepairsOverBudgetChildren) {
   StrategyConfig c = Config(1);
   c.budget.bytes = MedianPeak(c);
+  c.stratified = false;  // uniform draws: the random baseline and the parents it gives
   auto evo = MakeStrategy(StrategyKind::kEvolution, c);
   auto rnd = MakeStrategy(StrategyKind::kRandom, c);
   ASSERT_TRUE(evo.ok() && rnd.ok());
@@ -294,6 +342,7 @@ TEST(EvolutionStrategy, RejectsWhatRepairCannotFixWithTheReason) {
   std::sort(peaks.begin(), peaks.end());
   c.budget.bytes = peaks[60];  // the cheapest 3%
   c.population = 8;
+  c.stratified = false;
   auto evo = MakeStrategy(StrategyKind::kEvolution, c);
   ASSERT_TRUE(evo.ok());
   const History h = Drive(**evo, 60, 8, 17);
@@ -317,6 +366,29 @@ TEST(EvolutionStrategy, RejectsWhatRepairCannotFixWithTheReason) {
             << children << "\n";
   ASSERT_GT(children, 50);
   EXPECT_GT(admitted_children, children / 2);
+}
+
+TEST(EvolutionStrategy, BreedsOnceAQuarterOfTheTrialsAreDrawn) {
+  StrategyConfig c = Config(std::int64_t{1} << 40);  // everything fits
+  c.trials = 8;
+  c.parallelism = 2;
+  EXPECT_EQ(InitialDraws(c), 2);
+  c.trials = 200;
+  EXPECT_EQ(InitialDraws(c), 16) << "at most the population";
+  c.trials = 8;
+  auto evo = MakeStrategy(StrategyKind::kEvolution, c);
+  auto rnd = MakeStrategy(StrategyKind::kRandom, c);
+  ASSERT_TRUE(evo.ok() && rnd.ok());
+  // Two rounds of two, as two workers would see them: the first round matches random's
+  // draws, the second already breeds (it differs from random's continuation).
+  const History e = Drive(**evo, 2, 2, 3);
+  const History r = Drive(**rnd, 2, 2, 3);
+  ASSERT_EQ(e.done_before[2], 2u);
+  ASSERT_EQ(e.proposals.size(), 4u);
+  ASSERT_EQ(r.proposals.size(), 4u);
+  EXPECT_EQ(e.proposals[0].hash, r.proposals[0].hash);
+  EXPECT_EQ(e.proposals[1].hash, r.proposals[1].hash);
+  EXPECT_NE(e.proposals[2].hash, r.proposals[2].hash);
 }
 
 TEST(EvolutionStrategy, ReproducesFromTheSeed) {
