@@ -520,6 +520,13 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
     return Invalid(af, "only allowed with strategies SCALING and PRUNING");
   }
 
+  {
+    const double r = spec.hypervolume_reference_latency_s();
+    if (!(std::isfinite(r) && r >= 0.0)) {
+      return Invalid(Path(field, "hypervolume_reference_latency_s"),
+                     Number(r) + " is not a finite number >= 0 (0 = set at submission)");
+    }
+  }
   if (!v1::Sampling_IsValid(spec.sampling())) {
     return Invalid(Path(field, "sampling"), std::to_string(static_cast<int>(spec.sampling())) +
                                                 " is not a known value; allowed: STRATIFIED, "

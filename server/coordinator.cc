@@ -15,6 +15,8 @@
 
 #include "proto/convert.h"
 #include "search/architecture.h"
+#include "search/cost_model.h"
+#include "search/space.h"
 #include "server/frontier.h"
 #include "server/strategy.h"
 #include "storage/store.h"
@@ -187,6 +189,28 @@ std::vector<std::size_t> FrontierOf(const std::vector<Evaluated>& done) {
   return out;
 }
 
+// The fixed latency reference of a job's hypervolume (JobSpec.hypervolume_reference_latency_s):
+// 10x the 100-MP latency of the space's default U-Net scaled to the budget; when nothing of it
+// fits, 10x that of the space's narrowest version of it.
+double ReferenceLatency(const StrategyConfig& config) {
+  const search::Architecture base = DefaultBase(config.space);
+  StatusOr<search::Architecture> scaled = search::ScaleToCost(
+      base, static_cast<double>(config.budget.bytes),
+      [&](const search::Architecture& a) {
+        return static_cast<double>(proto::BudgetedPeakBytes(config.budget, a));
+      },
+      search::ScalingOptions{}, config.space);
+  search::Architecture narrowest = base;
+  for (int i = 0; i < narrowest.levels; ++i) narrowest.widths[i] = config.space.width.min;
+  double latency = Check(scaled.ok() ? *scaled : narrowest, config).latency_100mp_s;
+  if (!(latency > 0)) {
+    // Not even the narrowest fits at the budget's tile: its latency at a 256 tile stands in.
+    latency = search::Latency100MpSeconds(narrowest, 256, 1, config.budget.dtype,
+                                          *config.budget.device);
+  }
+  return 10.0 * std::max(latency, 1e-6);
+}
+
 // The predicted peak the budget limits, as stored with the trial (Check computed both peaks
 // with the budget's tile, patch, dtype and device).
 std::int64_t BudgetedPeak(const StrategyConfig& config, const storage::TrialSpec& spec) {
@@ -249,7 +273,6 @@ struct Coordinator::JobRuntime {
   std::vector<std::int64_t> done_ids;
   std::vector<Evaluated> done;
   double noisy_psnr = 0;  // the largest noisy-input PSNR reported (hypervolume reference)
-  double worst_latency = 0;  // the largest latency of a trained trial (hypervolume reference)
   int admitted = 0;       // trials ever admitted (pending, leased, succeeded, failed)
   int open = 0;           // admitted trials pending or leased
   bool exhausted = false; // the strategy ran dry
@@ -533,6 +556,10 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
   runtime->config.stratified = spec.sampling() != v1::SAMPLING_UNIFORM;
   if (spec.scaling_alpha() > 0) runtime->config.scaling_alpha = spec.scaling_alpha();
   runtime->config.trials = spec.trials();
+  if (spec.hypervolume_reference_latency_s() == 0) {
+    // A job stored before the reference was: the same figure, computed now.
+    runtime->spec.set_hypervolume_reference_latency_s(ReferenceLatency(runtime->config));
+  }
   PEAKNAS_ASSIGN_OR_RETURN(auto kind, KindOf(spec.strategy()));
   PEAKNAS_ASSIGN_OR_RETURN(runtime->strategy, MakeStrategy(kind, runtime->config));
 
@@ -559,7 +586,6 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
                              .peak_bytes = BudgetedPeak(runtime->config, trial.spec),
                              .latency_100mp_s = metrics.latency_100mp_s});
     runtime->noisy_psnr = std::max(runtime->noisy_psnr, metrics.noisy_psnr);
-    runtime->worst_latency = std::max(runtime->worst_latency, metrics.latency_100mp_s);
   }
   runtime->frontier = FrontierOf(runtime->done);
   JobRuntime* raw = runtime.get();
@@ -667,7 +693,15 @@ Status Coordinator::MaybeFinishLocked(JobRuntime& job) {
 StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& spec) {
   PEAKNAS_RETURN_IF_ERROR(proto::ValidateJobSpec(spec, "spec"));
   PEAKNAS_ASSIGN_OR_RETURN(auto budget, proto::BudgetFromProto(spec, "spec"));
-  const v1::JobSpec resolved = WithDefaults(spec, budget);
+  v1::JobSpec resolved = WithDefaults(spec, budget);
+  if (resolved.hypervolume_reference_latency_s() == 0) {
+    StrategyConfig config;
+    config.budget = budget;
+    if (spec.has_space()) {
+      PEAKNAS_ASSIGN_OR_RETURN(config.space, proto::FromProto(spec.space(), "spec.space"));
+    }
+    resolved.set_hypervolume_reference_latency_s(ReferenceLatency(config));
+  }
   return WithStore(true, [&]() -> StatusOr<v1::Job> {
     PEAKNAS_ASSIGN_OR_RETURN(auto job_id, store_->CreateJob(ToJson(resolved), Now()));
     auto runtime = LoadJobLocked(job_id);
@@ -1109,7 +1143,6 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
   std::sort(sorted_old.begin(), sorted_old.end());
 
   std::optional<storage::FrontierSnapshot> snapshot;
-  const double worst_latency = std::max(job.worst_latency, fresh.latency_100mp_s);
   v1::Frontier frontier;
   if (sorted_new != sorted_old) {
     std::vector<Evaluated> front_points;
@@ -1128,9 +1161,10 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
     const HypervolumeReference reference{
         .psnr = noisy_psnr,
         .peak_bytes = static_cast<double>(job.config.budget.bytes),
-        .latency_100mp_s = worst_latency * 1.1};
+        .latency_100mp_s = job.spec.hypervolume_reference_latency_s()};
     snapshot = storage::FrontierSnapshot{.job_id = job.id,
-                                         .hypervolume = Hypervolume(front_points, reference),
+                                         .hypervolume =
+                                             NormalizedHypervolume(front_points, reference),
                                          .members_json = ToJson(frontier),
                                          .created_ms = now};
   }
@@ -1152,7 +1186,6 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
   job.done.push_back(fresh);
   job.done_ids.push_back(trial_id);
   job.noisy_psnr = noisy_psnr;
-  job.worst_latency = worst_latency;
   if (snapshot) job.frontier = std::move(front);
   --job.open;
   spdlog::info("trial {} of job {} succeeded: psnr {:.3f} dB{}", TrialId(trial_id), JobId(job.id),

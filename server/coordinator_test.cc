@@ -236,6 +236,17 @@ TEST_F(CoordinatorTest, ReportUpdatesFrontierWithinBudget) {
     version = frontier->version();
     ASSERT_GT(frontier->points_size(), 0);
     EXPECT_GT(frontier->hypervolume(), 0);
+    if (frontier->points_size() == 1) {
+      // Normalized against the job's fixed reference: gain x (1 - peak/budget) x (1 - lat/ref).
+      const auto& only = frontier->points(0);
+      const double ref = job->spec().hypervolume_reference_latency_s();
+      ASSERT_GT(ref, only.latency_100mp_s());
+      EXPECT_NEAR(frontier->hypervolume(),
+                  (only.psnr() - 20) *
+                      (1 - static_cast<double>(only.peak_bytes()) / (std::int64_t{32} << 20)) *
+                      (1 - only.latency_100mp_s() / ref),
+                  1e-9);
+    }
     for (int p = 0; p < frontier->points_size(); ++p) {
       const auto& point = frontier->points(p);
       EXPECT_LE(point.peak_bytes(), std::int64_t{32} << 20);

@@ -136,4 +136,9 @@ double Hypervolume(const std::vector<Evaluated>& points, const HypervolumeRefere
   return volume;
 }
 
+double NormalizedHypervolume(const std::vector<Evaluated>& points,
+                             const HypervolumeReference& reference) {
+  return Hypervolume(points, reference) / (reference.peak_bytes * reference.latency_100mp_s);
+}
+
 }  // namespace peaknas::server

@@ -37,8 +37,8 @@ std::vector<double> CrowdingDistance(const std::vector<Evaluated>& points,
                                      const std::vector<std::size_t>& front);
 
 // The reference point of the hypervolume: the worst value counted on each objective. The
-// coordinator uses the noisy input's PSNR, the budget's bytes, and 1.1x the worst latency of
-// the job's trained trials.
+// coordinator uses the noisy input's PSNR, the budget's bytes, and the job's fixed reference
+// latency (JobSpec.hypervolume_reference_latency_s).
 struct HypervolumeReference {
   double psnr = 0;             // dB; only points above it count
   double peak_bytes = 0;       // only points below it count
@@ -52,6 +52,14 @@ struct HypervolumeReference {
 // for frontiers of up to a few hundred points. Adding a dominated point never changes it;
 // adding a point outside the dominated region strictly increases it.
 double Hypervolume(const std::vector<Evaluated>& points, const HypervolumeReference& reference);
+
+// Hypervolume on normalized axes: PSNR gain over reference.psnr in dB, peak as a fraction of
+// reference.peak_bytes, latency as a fraction of reference.latency_100mp_s; the reference is
+// (0, 1, 1). A point with gain g at peak fraction p and latency fraction l alone scores
+// g x (1 - p) x (1 - l). Figures compare across jobs, versions and strategies that share a
+// reference. Precondition: reference.peak_bytes > 0 and reference.latency_100mp_s > 0.
+double NormalizedHypervolume(const std::vector<Evaluated>& points,
+                             const HypervolumeReference& reference);
 
 }  // namespace peaknas::server
 

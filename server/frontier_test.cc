@@ -112,6 +112,22 @@ TEST(Hypervolume, HandComputedSets) {
                    16000.0);
 }
 
+TEST(Hypervolume, NormalizedAxesScoreGainTimesFreedPeakTimesFreedLatency) {
+  const HypervolumeReference ref{.psnr = 30, .peak_bytes = 1000, .latency_100mp_s = 8};
+  Evaluated p;
+  p.psnr = 33;             // gain 3 dB
+  p.peak_bytes = 500;      // half the budget
+  p.latency_100mp_s = 0.8; // a tenth of the reference latency
+  EXPECT_NEAR(NormalizedHypervolume({p}, ref), 3 * 0.5 * 0.9, 1e-12);
+  EXPECT_NEAR(NormalizedHypervolume({p}, ref), Hypervolume({p}, ref) / (1000 * 8), 1e-12);
+  // Units cancel: the same points in other units of bytes and seconds score the same.
+  const HypervolumeReference scaled{.psnr = 30, .peak_bytes = 1e6, .latency_100mp_s = 8000};
+  Evaluated q = p;
+  q.peak_bytes = 500'000;
+  q.latency_100mp_s = 800;
+  EXPECT_NEAR(NormalizedHypervolume({q}, scaled), NormalizedHypervolume({p}, ref), 1e-12);
+}
+
 TEST(Hypervolume, GrowsWithANonDominatedPointAndIgnoresADominatedOne) {
   const HypervolumeReference ref{.psnr = 20, .peak_bytes = 1000, .latency_100mp_s = 10};
   std::vector<Evaluated> points = {P(30, 600, 6), P(25, 200, 2), P(28, 400, 8)};
