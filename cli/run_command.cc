@@ -329,10 +329,12 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
   spec.set_name("peaknas run");
   if (o.strategy == "evolution") spec.set_strategy(v1::STRATEGY_EVOLUTION);
   if (o.strategy == "random") spec.set_strategy(v1::STRATEGY_RANDOM);
+  // Pruning starts from the space's default U-Net scaled to 4x the budget (the strategy's
+  // default start).
   if (o.strategy == "pruning") spec.set_strategy(v1::STRATEGY_PRUNING);
-  if (o.strategy == "scaling" || o.strategy == "pruning") {
-    if (o.strategy == "scaling") spec.set_strategy(v1::STRATEGY_SCALING);
-    // The base scaled across sizes (scaling), or to the pruning chain's start: two levels (one if the space has only one), the widest widths allowed.
+  if (o.strategy == "scaling") {
+    spec.set_strategy(v1::STRATEGY_SCALING);
+    // The base scaled across sizes: two levels (one if the space has only one), the widest widths allowed.
     const int levels = std::min(2, o.max_levels);
     std::string widths = levels == 2 ? std::to_string(std::max(8, o.max_width / 2)) + ", " +
                                            std::to_string(o.max_width)
@@ -362,6 +364,9 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
   s->mutable_dec_blocks()->set_min(1);
   s->mutable_dec_blocks()->set_max(2);
   spec.set_trials(o.trials);
+  if (o.strategy == "pruning" && o.max_steps > 0) {
+    spec.mutable_pruning()->set_max_total_steps(o.max_steps);
+  }
   if (o.strategy == "random" || o.strategy == "evolution") {
     spec.set_sampling(o.sampling == "uniform" ? v1::SAMPLING_UNIFORM : v1::SAMPLING_STRATIFIED);
   }
@@ -575,6 +580,11 @@ CLI::App* AddRunCommand(CLI::App& root, RunOptions& options) {
                 "classic random-search baseline)")
       ->check(CLI::IsMember({"stratified", "uniform"}))
       ->type_name("stratified|uniform")
+      ->capture_default_str();
+  c->add_option("--max-steps", options.max_steps,
+                "pruning: training steps the whole chain may spend, start and final fine-tune "
+                "included (to compare strategies at equal compute); 0 = no limit")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   c->add_option("--data", options.data,
                 "Dataset folder (SIDD layout); generated with peaknas-worker make-data when "

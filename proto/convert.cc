@@ -564,6 +564,10 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
         steps(p.finetune_steps(), "finetune_steps", "a quarter of fidelity.steps"));
     PEAKNAS_RETURN_IF_ERROR(
         steps(p.final_finetune_steps(), "final_finetune_steps", "fidelity.steps"));
+    if (p.max_total_steps() < 0) {
+      return Invalid(Path(pf, "max_total_steps"),
+                     std::to_string(p.max_total_steps()) + " is negative (0 = no limit)");
+    }
     if (!v1::Importance_IsValid(p.importance())) {
       return Invalid(Path(pf, "importance"),
                      std::to_string(static_cast<int>(p.importance())) +

@@ -550,6 +550,7 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
     if (p.has_below_budget_iterations()) c.below_iterations = p.below_budget_iterations();
     c.finetune_steps = p.finetune_steps();
     c.final_finetune_steps = p.final_finetune_steps();
+    c.max_total_steps = p.max_total_steps();
   }
   if (spec.population() > 0) runtime->config.population = spec.population();
   runtime->config.parallelism = spec.parallelism();

@@ -67,6 +67,8 @@ class PruningStrategy final : public Strategy {
       if (e.lineage.role == "start" && e.lineage.parent_trial == 0) node = &e;
     }
     if (node == nullptr) return OfferOrWait({start_}, count, seen);
+    // Steps spent by the chain before the current round: the start and every earlier round.
+    std::int64_t spent = node->lineage.steps;
     for (int k = 1;; ++k) {
       std::vector<const Evaluated*> children;
       const Evaluated* final_child = nullptr;
@@ -79,15 +81,24 @@ class PruningStrategy final : public Strategy {
         }
       }
       if (final_child != nullptr) return {};  // the chain is complete
-      const std::vector<Proposal> round =
+      std::vector<Proposal> round =
           k <= config_.pruning.iterations + config_.pruning.below_iterations
               ? Proposals(*node, k)
               : std::vector<Proposal>{};
+      // Within max_total_steps: as many of the round as leave room for the final fine-tune.
+      if (const std::int64_t cap = config_.pruning.max_total_steps; cap > 0) {
+        const std::int64_t room = cap - spent - final_steps_;
+        const std::size_t fits =
+            room < finetune_steps_ ? 0 : static_cast<std::size_t>(room / finetune_steps_);
+        if (round.size() > fits) round.resize(fits);
+        if (children.empty() && round.empty() && spent + final_steps_ > cap) return {};
+      }
       if (round.empty()) return OfferOrWait({Final(*node)}, count, seen);
       const bool all_seen = std::all_of(round.begin(), round.end(),
                                         [&](const Proposal& p) { return seen.contains(p.hash); });
       if (!all_seen || open_ > 0) return OfferOrWait(round, count, seen);
       if (children.empty()) return OfferOrWait({Final(*node)}, count, seen);  // the round failed
+      for (const Evaluated* c : children) spent += c->lineage.steps;
       node = Best(*node, children);
     }
   }
@@ -194,6 +205,13 @@ class PruningStrategy final : public Strategy {
       archs.push_back(a);
       out.push_back(Admit(a, ChildLineage(node, k, std::move(role), level, finetune_steps_)));
     };
+    // Most promising first, for when max_total_steps cuts a round: the peak-following
+    // shrink, the uniform one, then one level at a time.
+    AddPeakFollowing(node, target, add);
+    StatusOr<search::Architecture> uniform = search::ScaleToCost(
+        node.arch, target, [&](const search::Architecture& a) { return static_cast<double>(Peak(a)); },
+        search::ScalingOptions{.alpha = 1.0}, config_.space);
+    if (uniform.ok()) add(*uniform, "uniform", -1);
     for (int i = 0; i < node.arch.levels; ++i) {
       for (int w = node.arch.widths[i] - search::kWidthMultiple; w >= config_.space.width.min;
            w -= search::kWidthMultiple) {
@@ -205,8 +223,13 @@ class PruningStrategy final : public Strategy {
         }
       }
     }
-    // Where the peak sits: cut the width of the level that holds the peak (an eighth, at least
-    // 8 channels; the widest level once that one is at the floor) until the target is met.
+    return out;
+  }
+
+  // Where the peak sits: cut the width of the level that holds the peak (an eighth, at least
+  // 8 channels; the widest level once that one is at the floor) until the target is met.
+  template <typename Add>
+  void AddPeakFollowing(const Evaluated& node, double target, Add& add) const {
     search::Architecture a = node.arch;
     for (int guard = 0; guard < 1024 && static_cast<double>(Peak(a)) > target; ++guard) {
       int level = std::clamp(Estimate(a).location.level, 0, a.levels - 1);
@@ -224,11 +247,6 @@ class PruningStrategy final : public Strategy {
       }
     }
     add(a, "peak", -1);
-    StatusOr<search::Architecture> uniform = search::ScaleToCost(
-        node.arch, target, [&](const search::Architecture& a) { return static_cast<double>(Peak(a)); },
-        search::ScalingOptions{.alpha = 1.0}, config_.space);
-    if (uniform.ok()) add(*uniform, "uniform", -1);
-    return out;
   }
 
   Proposal Final(const Evaluated& node) const {

@@ -223,6 +223,28 @@ TEST(PruningStrategy, WithATrainingBudgetStartsFromTheLargestScalingThatFits) {
   EXPECT_EQ(chain.proposed.back().lineage.role, "final");
 }
 
+TEST(PruningStrategy, SpendsAtMostMaxTotalStepsAndStillEndsWithTheFinalFineTune) {
+  StrategyConfig c = Config(0);
+  const search::Architecture start = Arch(kStart);
+  c.budget.bytes = Peak(c, start) / 5;
+  c.pruning.start = start;
+  c.pruning.max_total_steps = 400 + 100 * 5 + 400;  // the start, five children, the final
+  auto made = MakeStrategy(StrategyKind::kPruning, c);
+  ASSERT_TRUE(made.ok());
+  Chain chain;
+  for (int guard = 0; guard < 50; ++guard) {
+    auto round = chain.Round(**made);
+    if (round.empty()) break;
+    chain.Train(round);
+  }
+  std::int64_t spent = 0;
+  for (const Evaluated& e : chain.done) spent += e.lineage.steps;
+  EXPECT_LE(spent, c.pruning.max_total_steps);
+  EXPECT_GE(spent, c.pruning.max_total_steps - 100) << "the rounds use what there is";
+  EXPECT_EQ(chain.proposed.back().lineage.role, "final");
+  EXPECT_FALSE((*made)->Waiting());
+}
+
 TEST(PruningStrategy, RefusesABadSchedule) {
   StrategyConfig c = Config(64 << 20);
   c.pruning.iterations = 0;

@@ -82,6 +82,9 @@ struct PruningConfig {
   int below_iterations = 2;      // further shrinks below the budget, each to 0.7 x the peak
   int finetune_steps = 0;        // each proposal's fine-tune; 0: a quarter of the job's steps
   int final_finetune_steps = 0;  // the last node's long fine-tune; 0: the job's steps
+  // Training steps the whole chain may spend, the final fine-tune included (equal-compute
+  // comparisons); a round is cut to what fits, and the chain ends early. 0: no limit.
+  std::int64_t max_total_steps = 0;
 };
 
 // What a strategy needs from the job.
