@@ -31,7 +31,7 @@ and prints a table. Run it from the repository root after building the release p
 
     /usr/bin/python3 bench/search_quality.py --out bench-out/search-quality
 
-Defaults: 3 seeds; levels 1-3, widths 8-32, blocks 1-2; a 16 MiB inference budget at 256x256
+Defaults: 3 seeds; levels 1-3, widths 8-64, blocks 1-2; a 48 MiB inference budget at 256x256
 tiles; 200 steps per trial and 8 trials' worth of steps (1600) per run; 2 local workers.
 """
 
@@ -245,10 +245,10 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "bench-out", "search-quality"))
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--seeds", default="1,2,3")
-    p.add_argument("--budget", default="16MiB")
+    p.add_argument("--budget", default="48MiB")
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--max-levels", type=int, default=3)
-    p.add_argument("--max-width", type=int, default=32)
+    p.add_argument("--max-width", type=int, default=64)
     p.add_argument("--steps", type=int, default=200, help="training steps per trial")
     p.add_argument("--total-steps", type=int, default=1600, help="training steps per run")
     p.add_argument("--workers", type=int, default=2)

@@ -36,6 +36,7 @@ struct RunOptions {
   std::string strategy = "evolution";  // evolution | random | scaling | pruning
   std::string sampling = "stratified";  // stratified | uniform (random, evolution)
   std::int64_t max_steps = 0;           // pruning: training steps the chain may spend; 0 = any
+  bool inherit = false;                 // evolution: narrowing children inherit weights
   std::string data = "data/synthetic";  // dataset folder; generated when absent or empty
   int steps = 1000;                    // training steps per trial
   std::string db = "runs/peaknas.db";  // SQLite file; logs and artifacts go beside it

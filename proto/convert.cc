@@ -533,6 +533,10 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
                                                 "UNIFORM");
   }
 
+  if (spec.inherit() && strategy != v1::STRATEGY_EVOLUTION) {
+    return Invalid(Path(field, "inherit"), "only allowed with strategy EVOLUTION");
+  }
+
   // Pruning.
   const std::string pf = Path(field, "pruning");
   if (strategy == v1::STRATEGY_PRUNING) {

@@ -555,6 +555,7 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
   if (spec.population() > 0) runtime->config.population = spec.population();
   runtime->config.parallelism = spec.parallelism();
   runtime->config.stratified = spec.sampling() != v1::SAMPLING_UNIFORM;
+  runtime->config.inherit = spec.inherit();
   if (spec.scaling_alpha() > 0) runtime->config.scaling_alpha = spec.scaling_alpha();
   runtime->config.trials = spec.trials();
   if (spec.hypervolume_reference_latency_s() == 0) {
@@ -944,7 +945,8 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   if (lineage.steps > 0) a.mutable_fidelity()->set_steps(lineage.steps);
   if (lineage.parent_trial != 0) {
     a.set_parent_trial_id(TrialId(lineage.parent_trial));
-    a.set_importance(spec.pruning().importance());
+    a.set_importance(spec.strategy() == v1::STRATEGY_PRUNING ? spec.pruning().importance()
+                                                             : v1::IMPORTANCE_L1);
   }
   a.set_dataset(spec.dataset());
   a.set_batch(spec.budget().batch());
@@ -953,7 +955,8 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   a.set_seed(spec.seed() ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(trial.id)));
   a.set_device_profile(spec.device_profile());
   // A pruning trial may become a parent: its model is needed whatever the options say.
-  a.set_export_model(options_.export_models || spec.strategy() == v1::STRATEGY_PRUNING);
+  a.set_export_model(options_.export_models || spec.strategy() == v1::STRATEGY_PRUNING ||
+                     spec.inherit());
   *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
   spdlog::info("trial {} of job {} leased to {} (attempt {}, token {})", TrialId(trial.id),

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "search/cost_model.h"
+#include "search/inheritance.h"
 #include "search/units.h"
 #include "server/frontier.h"
 
@@ -34,28 +35,36 @@ Proposal Rejected(Proposal p, std::string reason) {
   return p;
 }
 
-// The smallest budget fraction a stratified draw aims at.
+// The smallest share of the budget a stratified draw aims at.
 constexpr double kMinFraction = 1.0 / 16;
+constexpr double kSmallestScale = 1.0 / 4096;
 
-// The k-th target fraction of the budget: the golden-ratio sequence, spread over
-// [kMinFraction, 1] in log space (so each octave of size gets as many candidates).
-double StratifiedFraction(std::uint64_t k) {
-  const double u = std::fmod(0.5 + static_cast<double>(k) * 0.6180339887498949, 1.0);
-  return std::exp(std::log(kMinFraction) * (1.0 - u));
+// The k-th point of the golden-ratio sequence in [0, 1).
+double LowDiscrepancy(std::uint64_t k) {
+  return std::fmod(0.5 + static_cast<double>(k) * 0.6180339887498949, 1.0);
 }
 
-// One draw of the space for the k-th proposal of a job (see StrategyConfig::stratified).
+// One draw of the space for the k-th proposal of a job (see StrategyConfig::stratified): the
+// shape's peak is aimed at a point of [lo, budget] taken evenly on a log scale, where lo is the
+// larger of budget / 16 and the peak of the shape's smallest scaling (so every draw lands in
+// the range the shape can reach). A shape whose smallest scaling is over the budget comes back
+// as that scaling, and is rejected with its figure.
 search::Architecture Draw(const StrategyConfig& config, std::uint64_t k, std::mt19937_64& rng) {
   const search::Architecture shape = search::Sample(config.space, rng);
   if (!config.stratified) return shape;
-  const double target = StratifiedFraction(k) * static_cast<double>(config.budget.bytes);
-  StatusOr<search::Architecture> scaled = search::ScaleToCost(
-      shape, target,
-      [&](const search::Architecture& a) {
-        return static_cast<double>(proto::BudgetedPeakBytes(config.budget, a));
-      },
-      search::ScalingOptions{.alpha = config.scaling_alpha}, config.space);
-  return scaled.ok() ? *scaled : shape;
+  const auto peak = [&](const search::Architecture& a) {
+    return static_cast<double>(proto::BudgetedPeakBytes(config.budget, a));
+  };
+  const search::ScalingOptions scaling{.alpha = config.scaling_alpha};
+  const search::Architecture smallest =
+      search::ScaleArchitecture(shape, kSmallestScale, scaling, config.space);
+  const double budget = static_cast<double>(config.budget.bytes);
+  const double lo = std::max(peak(smallest), kMinFraction * budget);
+  if (lo >= budget) return smallest;
+  const double target = lo * std::pow(budget / lo, LowDiscrepancy(k));
+  StatusOr<search::Architecture> scaled =
+      search::ScaleToCost(shape, target, peak, scaling, config.space);
+  return scaled.ok() ? *scaled : smallest;
 }
 
 // How many draws a strategy may spend per proposal before it concludes that the space (or what
@@ -230,23 +239,34 @@ class EvolutionStrategy final : public Strategy {
     std::stable_sort(parents.begin(), parents.end(), better);
     parents.resize(std::min(parents.size(), static_cast<std::size_t>(population)));
 
-    auto tournament = [&]() -> const search::Architecture& {
+    auto tournament = [&]() -> const Evaluated& {
       const std::size_t a = parents[UniformIndex(parents.size(), rng)];
       const std::size_t b = parents[UniformIndex(parents.size(), rng)];
-      return members[better(b, a) ? b : a].arch;
+      return members[better(b, a) ? b : a];
     };
 
     std::vector<Proposal> out;
     std::unordered_set<std::uint64_t> batch;
     const int limit = AttemptLimit(count);
     for (int attempt = 0; attempt < limit && static_cast<int>(out.size()) < count; ++attempt) {
-      search::Architecture child = tournament();
+      const Evaluated& parent = tournament();
+      search::Architecture child = parent.arch;
       if (UniformUnit(rng) < kCrossoverProbability) {
-        child = search::Crossover(child, tournament(), config_.space, rng);
+        child = search::Crossover(child, tournament().arch, config_.space, rng);
       }
       child = search::Mutate(child, config_.space, rng);
       Proposal p = Check(child, config_);
       if (!p.admitted) p = Repair(std::move(p));
+      // A child that only narrows its first parent starts from its trained weights.
+      if (config_.inherit && parent.trial_id != 0 && p.arch != parent.arch &&
+          search::CanInherit(parent.arch, p.arch)) {
+        Lineage lineage;
+        lineage.parent_trial = parent.trial_id;
+        lineage.role = "mutation";
+        lineage.steps = config_.steps;
+        lineage.total_steps = parent.lineage.total_steps + config_.steps;
+        p = Check(p.arch, config_, lineage);
+      }
       if (seen.contains(p.hash) || !batch.insert(p.hash).second) continue;
       out.push_back(std::move(p));
     }

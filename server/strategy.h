@@ -99,6 +99,9 @@ struct StrategyConfig {
   // [1/16, 1] in log space, so the candidates cover the frontier from small to the budget;
   // false draws uniformly over the space (most feasible draws are then small).
   bool stratified = true;
+  // evolution: a child that only narrows its (first) parent's widths inherits the parent's
+  // trained weights (Lineage role "mutation") and trains the job's steps from there.
+  bool inherit = false;
   double scaling_alpha = 0.8;                // scaling: dWr width weight
   int trials = 0;                            // admitted trials the job wants in all
   int steps = 200;                           // the job's training steps per trial

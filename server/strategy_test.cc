@@ -10,6 +10,7 @@
 
 #include "search/cost_model.h"
 #include "search/device_profile.h"
+#include "search/inheritance.h"
 
 namespace peaknas::server {
 namespace {
@@ -389,6 +390,48 @@ TEST(EvolutionStrategy, BreedsOnceAQuarterOfTheTrialsAreDrawn) {
   EXPECT_EQ(e.proposals[0].hash, r.proposals[0].hash);
   EXPECT_EQ(e.proposals[1].hash, r.proposals[1].hash);
   EXPECT_NE(e.proposals[2].hash, r.proposals[2].hash);
+}
+
+TEST(EvolutionStrategy, NarrowingChildrenInheritWhenAsked) {
+  for (bool inherit : {false, true}) {
+    StrategyConfig c = Config(1);
+    c.budget.bytes = MedianPeak(c);
+    c.inherit = inherit;
+    auto evo = MakeStrategy(StrategyKind::kEvolution, c);
+    ASSERT_TRUE(evo.ok());
+    // Drive with trial ids, as the coordinator does.
+    std::vector<Evaluated> done;
+    std::unordered_set<std::uint64_t> seen;
+    std::mt19937_64 rng(4);
+    int inheriting = 0, children = 0;
+    for (int round = 0; round < 30; ++round) {
+      const std::size_t before = done.size();
+      for (const Proposal& p : (*evo)->Propose(8, done, seen, rng)) {
+        seen.insert(p.hash);
+        if (before >= 16) ++children;
+        if (p.lineage.parent_trial != 0) {
+          ++inheriting;
+          const Evaluated& parent = done[static_cast<std::size_t>(p.lineage.parent_trial - 1)];
+          EXPECT_EQ(p.lineage.role, "mutation");
+          EXPECT_TRUE(search::CanInherit(parent.arch, p.arch));
+          EXPECT_NE(parent.arch, p.arch);
+          EXPECT_EQ(p.hash, CandidateHash(p.arch, p.lineage));
+        }
+        if (!p.admitted) continue;
+        Evaluated e = Train(p);
+        e.trial_id = static_cast<std::int64_t>(done.size()) + 1;
+        e.lineage = p.lineage;
+        done.push_back(e);
+      }
+    }
+    std::cout << (inherit ? "inherit" : "scratch") << ": " << inheriting << " of " << children
+              << " children inherit\n";
+    if (inherit) {
+      EXPECT_GT(inheriting, 0) << "some mutations only narrow a width";
+    } else {
+      EXPECT_EQ(inheriting, 0);
+    }
+  }
 }
 
 TEST(EvolutionStrategy, ReproducesFromTheSeed) {
