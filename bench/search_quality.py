@@ -7,6 +7,8 @@ budget, with (at most) the same total training steps, for several seeds:
   pruning            peaknas run --strategy pruning (a chain node counts its ancestors' steps)
   evolution          peaknas run --strategy evolution (stratified draws, the default)
   evolution-uniform  peaknas run --strategy evolution --sampling uniform
+  evolution-inherit  peaknas run --strategy evolution --inherit (children that only narrow
+                     their parent's widths start from its weights)
   random             peaknas run --strategy random (stratified draws)
   random-uniform     peaknas run --strategy random --sampling uniform (the classic baseline)
   scaling            peaknas run --strategy scaling (uniform shrinking of a base U-Net)
@@ -46,8 +48,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-STRATEGIES = ["pruning", "evolution", "evolution-uniform", "random", "random-uniform",
-              "scaling", "optuna-nsga2"]
+STRATEGIES = ["pruning", "evolution", "evolution-uniform", "evolution-inherit", "random",
+              "random-uniform", "scaling", "optuna-nsga2"]
 
 
 def parse_size(text):
@@ -98,7 +100,7 @@ def front_2d(points):
 
 
 def run_peaknas(args, strategy, seed, run_dir):
-    name, _, sampling = strategy.partition("-")
+    name, _, variant = strategy.partition("-")
     trials = args.total_steps // args.steps
     cmd = [args.peaknas, "run", "--strategy", name, "--seed", str(seed),
            "--trials", str(trials if name != "pruning" else 1000),
@@ -107,8 +109,10 @@ def run_peaknas(args, strategy, seed, run_dir):
            "--budget", str(args.budget), "--data", args.data,
            "--db", os.path.join(run_dir, "r.db"), "--json",
            "--server-bin", args.server, "--worker-bin", args.worker]
-    if sampling:
-        cmd += ["--sampling", sampling]
+    if variant == "uniform":
+        cmd += ["--sampling", "uniform"]
+    elif variant == "inherit":
+        cmd += ["--inherit"]
     if name == "pruning":
         cmd += ["--max-steps", str(args.total_steps)]
     start = time.monotonic()
@@ -132,9 +136,11 @@ def run_peaknas(args, strategy, seed, run_dir):
         if state != "succeeded":
             continue
         own = json.loads(lineage).get("steps", args.steps) if lineage else args.steps
+        inherited = bool(lineage) and bool(json.loads(lineage).get("parent_trial_id"))
         steps += own
         trained.append({"trial": tid, "peak": peak, "psnr": psnr, "noisy": noisy,
-                        "latency": lat, "ancestor": bool(over), "arch": json.loads(arch)})
+                        "latency": lat, "ancestor": bool(over), "inherited": inherited,
+                        "arch": json.loads(arch)})
     return {"wall_s": wall, "steps": steps, "trained": trained,
             "hypervolume_coordinator": snapshot[0] if snapshot else 0.0,
             "reference_latency_s": reference_latency}
@@ -170,6 +176,8 @@ def summarize(result, budget):
     result["best_gain_db"] = (result["best_psnr"] - noisy) if eligible else None
     result["over_budget"] = sum(1 for t in trained if t["peak"] > budget and not t["ancestor"])
     result["ancestors"] = sum(1 for t in trained if t["ancestor"])
+    result["inherited"] = sum(1 for t in trained if t.get("inherited"))
+    result["trained_count"] = len(trained)
     result["front"] = front_2d([(t["peak"] / budget, t["psnr"]) for t in eligible])
     return result
 
@@ -244,6 +252,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=os.path.join(ROOT, "bench-out", "search-quality"))
     p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--merge", action="store_true",
+                   help="keep the runs of results.json in --out that this call does not redo")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--budget", default="48MiB")
     p.add_argument("--tile", type=int, default=256)
@@ -287,12 +297,20 @@ def main():
                   f"{s['hypervolume_coordinator']}), best PSNR {s['best_psnr']}, "
                   f"over budget {s['over_budget']}, steps {s['steps']}, "
                   f"{s['wall_s']:.0f} s", file=sys.stderr, flush=True)
+    if args.merge and os.path.exists(os.path.join(args.out, "results.json")):
+        with open(os.path.join(args.out, "results.json")) as f:
+            old = json.load(f)["results"]
+        for strategy, runs in old.items():
+            if strategy not in results:
+                results[strategy] = {int(k): v for k, v in runs.items()}
+        strategies = [s for s in STRATEGIES if s in results]
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"args": {k: v for k, v in vars(args).items()}, "results": results}, f,
                   indent=1)
     write_svg(os.path.join(args.out, "fronts.svg"), results, seeds[0], f"{args.budget_bytes} B")
     header = f"{'strategy':<18} {'hypervolume':<26} {'best gain dB':<26} " \
-             f"{'over budget':<12} {'ancestors':<10} {'steps':<12} {'wall s':<8}"
+             f"{'over budget':<12} {'ancestors':<10} {'inherited':<10} {'steps':<12} " \
+             f"{'wall s':<8}"
     print(header)
     for strategy in strategies:
         runs = [results[strategy][s] for s in seeds]
@@ -300,6 +318,7 @@ def main():
               f"{spread([r['best_gain_db'] for r in runs]):<26} "
               f"{sum(r['over_budget'] for r in runs):<12} "
               f"{sum(r['ancestors'] for r in runs):<10} "
+              f"{sum(r.get('inherited', 0) for r in runs)}/{sum(r.get('trained_count', 0) for r in runs):<7} "
               f"{min(r['steps'] for r in runs)}-{max(r['steps'] for r in runs):<7} "
               f"{sum(r['wall_s'] for r in runs) / len(runs):<8.0f}")
 
