@@ -182,6 +182,16 @@ def summarize(result, budget):
     return result
 
 
+def at_or_above(front_a, front_b):
+    """At each peak fraction where front_a has a point: is a's best PSNR at or below that peak at
+    least b's? Returns (how many, of how many)."""
+    def best(front, x):
+        values = [psnr for peak, psnr in front if peak <= x + 1e-12]
+        return max(values) if values else float("-inf")
+    xs = [peak for peak, _ in front_a]
+    return sum(1 for x in xs if best(front_a, x) >= best(front_b, x)), len(xs)
+
+
 def spread(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -254,6 +264,8 @@ def main():
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--merge", action="store_true",
                    help="keep the runs of results.json in --out that this call does not redo")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: print the table and draw the figure from results.json")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--budget", default="48MiB")
     p.add_argument("--tile", type=int, default=256)
@@ -275,6 +287,8 @@ def main():
                        stdout=subprocess.DEVNULL)
     strategies = [s for s in args.strategies.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.report_only:
+        strategies, args.merge = [], True
     results = {s: {} for s in strategies}
     reference = {}
     # peaknas runs first: Optuna's hypervolume uses the same fixed reference as the jobs.
@@ -307,7 +321,8 @@ def main():
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"args": {k: v for k, v in vars(args).items()}, "results": results}, f,
                   indent=1)
-    write_svg(os.path.join(args.out, "fronts.svg"), results, seeds[0], f"{args.budget_bytes} B")
+    write_svg(os.path.join(args.out, "fronts.svg"), results, seeds[0],
+              f"{args.budget_bytes / 2 ** 20:g} MiB")
     header = f"{'strategy':<18} {'hypervolume':<26} {'best gain dB':<26} " \
              f"{'over budget':<12} {'ancestors':<10} {'inherited':<10} {'steps':<12} " \
              f"{'wall s':<8}"
@@ -321,6 +336,13 @@ def main():
               f"{sum(r.get('inherited', 0) for r in runs)}/{sum(r.get('trained_count', 0) for r in runs):<7} "
               f"{min(r['steps'] for r in runs)}-{max(r['steps'] for r in runs):<7} "
               f"{sum(r['wall_s'] for r in runs) / len(runs):<8.0f}")
+    if "pruning" in results and "scaling" in results:
+        for seed in seeds:
+            if seed in results["pruning"] and seed in results["scaling"]:
+                k, n = at_or_above(results["pruning"][seed]["front"],
+                                   results["scaling"][seed]["front"])
+                print(f"seed {seed}: pruning's front at or above scaling's at {k} of its {n} "
+                      f"points' peak fractions")
 
 
 if __name__ == "__main__":

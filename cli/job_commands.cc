@@ -131,9 +131,8 @@ std::string Counts(const v1::TrialCounts& c) {
 }
 
 // "t-3 level 1, step 2" for an inheriting trial; "-" for one trained from scratch.
-std::string LineageText(const v1::Trial& t) {
-  if (!t.has_lineage()) return "-";
-  const v1::Lineage& l = t.lineage();
+std::string LineageText(bool has_lineage, const v1::Lineage& l) {
+  if (!has_lineage) return "-";
   std::string text = l.parent_trial_id().empty() ? l.role() : l.parent_trial_id() + " " + l.role();
   if (l.role() == "level") text += " " + std::to_string(l.level());
   if (l.iteration() > 0) text += ", step " + std::to_string(l.iteration());
@@ -640,17 +639,20 @@ Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
                       {"arch_hash", p.arch_hash()},
                       {"psnr", p.psnr()},
                       {"peak_bytes", p.peak_bytes()},
-                      {"latency_100mp_s", p.latency_100mp_s()}});
+                      {"latency_100mp_s", p.latency_100mp_s()},
+                      {"parent", p.lineage().parent_trial_id()},
+                      {"role", p.lineage().role()}});
     }
     out << list.dump(2) << "\n";
     return Status::Ok();
   }
   if (options.format == "csv") {
     std::vector<std::vector<std::string>> rows = {
-        {"trial", "psnr", "peak_bytes", "latency_100mp_s", "arch_hash", "arch"}};
+        {"trial", "psnr", "peak_bytes", "latency_100mp_s", "arch_hash", "arch", "parent", "role"}};
     for (const auto& p : points) {
       rows.push_back({p.trial_id(), Fixed(p.psnr(), 4), std::to_string(p.peak_bytes()),
-                      Fixed(p.latency_100mp_s(), 6), p.arch_hash(), ArchJson(p.architecture())});
+                      Fixed(p.latency_100mp_s(), 6), p.arch_hash(), ArchJson(p.architecture()),
+                      p.lineage().parent_trial_id(), p.lineage().role()});
     }
     PrintCsv(out, rows);
     return Status::Ok();
@@ -658,11 +660,11 @@ Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
   out << "job " << frontier.job_id() << ": " << points.size() << " points, version "
       << frontier.version() << ", hypervolume " << Fixed(frontier.hypervolume(), 4) << "\n";
   std::vector<std::vector<std::string>> rows = {
-      {"TRIAL", "PSNR", "PEAK", "LATENCY_100MP", "ARCH_HASH", "ARCH"}};
+      {"TRIAL", "PSNR", "PEAK", "LATENCY_100MP", "ARCH_HASH", "LINEAGE", "ARCH"}};
   for (const auto& p : points) {
     rows.push_back({p.trial_id(), Fixed(p.psnr(), 2) + " dB", search::FormatBytes(p.peak_bytes()),
                     Fixed(p.latency_100mp_s(), 2) + " s", p.arch_hash(),
-                    ArchJson(p.architecture())});
+                    LineageText(p.has_lineage(), p.lineage()), ArchJson(p.architecture())});
   }
   PrintTable(out, rows);
   return Status::Ok();
@@ -732,7 +734,8 @@ Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
                     search::FormatBytes(t.predicted_inference_peak_bytes()),
                     search::FormatBytes(t.predicted_train_peak_bytes()),
                     p.empty() ? "-" : Fixed(t.metrics().psnr(), 2) + " dB",
-                    std::to_string(t.attempts()), t.arch_hash(), LineageText(t),
+                    std::to_string(t.attempts()), t.arch_hash(),
+                    LineageText(t.has_lineage(), t.lineage()),
                     t.reason().empty() ? "-" : OneLine(t.reason())});
   }
   PrintTable(out, rows);

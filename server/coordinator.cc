@@ -1161,6 +1161,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
       point->set_psnr(e.psnr);
       point->set_peak_bytes(e.peak_bytes);
       point->set_latency_100mp_s(e.latency_100mp_s);
+      if (e.lineage != Lineage{}) *point->mutable_lineage() = LineageProto(e.lineage);
     }
     const HypervolumeReference reference{
         .psnr = noisy_psnr,

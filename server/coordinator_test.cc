@@ -50,6 +50,7 @@ v1::JobSpec RandomSpec(int trials = 4, int parallelism = 2) {
   v1::JobSpec spec;
   spec.set_name("test");
   spec.set_strategy(v1::STRATEGY_RANDOM);
+  spec.set_sampling(v1::SAMPLING_UNIFORM);  // uniform draws: some are over the budget
   spec.mutable_budget()->set_bytes(std::int64_t{32} << 20);
   spec.mutable_budget()->set_mode(v1::BUDGET_MODE_INFERENCE);
   spec.mutable_space()->mutable_levels()->set_min(1);
