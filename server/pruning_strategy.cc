@@ -16,7 +16,9 @@
 //     node_k     = the proposal losing the least PSNR per byte saved,
 //                  (psnr(node) - psnr(p)) / (peak(node) - peak(p));
 //   then one "final" child of the last node, the same architecture fine-tuned
-//   final_finetune_steps from its weights.
+//   final_finetune_steps from its weights, and then the same for the chain's node nearest the
+//   budget (or, with max_total_steps, for as many in-budget nodes, nearest the budget first,
+//   as the steps left allow).
 //
 // The strategy keeps no state of its own: every Propose re-derives the chain from the job's
 // trained trials (their lineage says which iteration and parent each belongs to), so a
@@ -69,6 +71,7 @@ class PruningStrategy final : public Strategy {
     if (node == nullptr) return OfferOrWait({start_}, count, seen);
     // Steps spent by the chain before the current round: the start and every earlier round.
     std::int64_t spent = node->lineage.steps;
+    std::vector<const Evaluated*> chain = {node};
     for (int k = 1;; ++k) {
       std::vector<const Evaluated*> children;
       const Evaluated* final_child = nullptr;
@@ -80,7 +83,7 @@ class PruningStrategy final : public Strategy {
           children.push_back(&e);
         }
       }
-      if (final_child != nullptr) return {};  // the chain is complete
+      if (final_child != nullptr) return ExtraFinals(chain, *node, done, count, seen);
       std::vector<Proposal> round =
           k <= config_.pruning.iterations + config_.pruning.below_iterations
               ? Proposals(*node, k)
@@ -100,6 +103,7 @@ class PruningStrategy final : public Strategy {
       if (children.empty()) return OfferOrWait({Final(*node)}, count, seen);  // the round failed
       for (const Evaluated* c : children) spent += c->lineage.steps;
       node = Best(*node, children);
+      chain.push_back(node);
     }
   }
 
@@ -247,6 +251,46 @@ class PruningStrategy final : public Strategy {
       }
     }
     add(a, "peak", -1);
+  }
+
+  // Once the last node has its long fine-tune, the same for other nodes of the chain within
+  // the budget, nearest the budget first (the short fine-tunes of the larger nodes are what
+  // the smaller, long-tuned last node otherwise dominates): one more without max_total_steps,
+  // as many as the steps left allow with it.
+  std::vector<Proposal> ExtraFinals(const std::vector<const Evaluated*>& chain,
+                                    const Evaluated& last, const std::vector<Evaluated>& done,
+                                    int count, const std::unordered_set<std::uint64_t>& seen) {
+    std::vector<const Evaluated*> nodes;
+    for (const Evaluated* n : chain) {
+      if (n != &last && !n->lineage.over_budget && Peak(n->arch) <= config_.budget.bytes) {
+        nodes.push_back(n);
+      }
+    }
+    std::stable_sort(nodes.begin(), nodes.end(), [&](const Evaluated* a, const Evaluated* b) {
+      return Peak(a->arch) > Peak(b->arch);
+    });
+    const std::int64_t cap = config_.pruning.max_total_steps;
+    std::int64_t spent = 0;
+    for (const Evaluated& e : done) spent += e.lineage.steps;
+    std::unordered_set<std::uint64_t> trained;
+    for (const Evaluated& e : done) trained.insert(CandidateHash(e.arch, e.lineage));
+    std::vector<Proposal> out;
+    int extras = 0;
+    for (const Evaluated* n : nodes) {
+      Proposal p = Final(*n);
+      if (seen.contains(p.hash)) {
+        ++extras;
+        if (!trained.contains(p.hash)) spent += final_steps_;  // proposed, still open
+        continue;
+      }
+      if (cap > 0 ? spent + final_steps_ > cap : extras >= 1) break;
+      if (static_cast<int>(out.size()) >= count) break;
+      spent += final_steps_;
+      ++extras;
+      out.push_back(std::move(p));
+    }
+    waiting_ = out.empty() && open_ > 0;
+    return out;
   }
 
   Proposal Final(const Evaluated& node) const {

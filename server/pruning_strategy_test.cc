@@ -172,6 +172,13 @@ TEST(PruningStrategy, ShrinksFromAboveTheBudgetToBelowItChoosingTheBestRatio) {
   EXPECT_EQ(round[0].lineage.parent_trial, node.trial_id);
   EXPECT_EQ(round[0].lineage.steps, 400);
   chain.Train(round);
+  // Then the in-budget node nearest the budget gets its long fine-tune too.
+  round = chain.Round(s);
+  ASSERT_EQ(round.size(), 1u);
+  EXPECT_EQ(round[0].lineage.role, "final");
+  EXPECT_EQ(Peak(c, round[0].arch), node_peaks[3]) << "the largest node within the budget";
+  EXPECT_NE(round[0].lineage.parent_trial, node.trial_id);
+  chain.Train(round);
   EXPECT_TRUE(chain.Round(s).empty());
   EXPECT_FALSE(s.Waiting()) << "the chain is complete";
 }
