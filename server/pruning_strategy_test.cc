@@ -12,30 +12,19 @@
 #include "search/device_profile.h"
 #include "search/inheritance.h"
 #include "server/strategy.h"
+#include "server/strategy_test_util.h"
 
 namespace peaknas::server {
 namespace {
 
-search::Architecture Arch(const char* json) {
-  auto a = search::ParseArchitecture(json);
-  EXPECT_TRUE(a.ok()) << a.status().ToString();
-  return *a;
-}
+using testing::Arch;
 
 constexpr const char* kStart =
     R"({"activation":"relu","dec_blocks":[1,1,1],"downsample":"strided","enc_blocks":[1,1,1,1],)"
     R"("levels":4,"skip":"add","upsample":"pixelshuffle","widths":[64,128,128,256]})";
 
 StrategyConfig Config(std::int64_t budget_bytes, bool training = false) {
-  StrategyConfig c;
-  c.budget.bytes = budget_bytes;
-  c.budget.training = training;
-  c.budget.tile = {.batch = 1, .size = 256};
-  c.budget.patch = {.batch = 8, .size = 64};
-  c.budget.device = &search::DefaultDeviceProfile();
-  c.trials = 1000;
-  c.steps = 400;
-  return c;
+  return testing::Config(budget_bytes, training, /*trials=*/1000, /*steps=*/400);
 }
 
 std::int64_t Peak(const StrategyConfig& c, const search::Architecture& a) {

@@ -11,27 +11,13 @@
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/inheritance.h"
+#include "server/strategy_test_util.h"
 
 namespace peaknas::server {
 namespace {
 
-StrategyConfig Config(std::int64_t budget_bytes, bool training = false) {
-  StrategyConfig c;
-  c.budget.bytes = budget_bytes;
-  c.budget.training = training;
-  c.budget.tile = {.batch = 1, .size = 256};
-  c.budget.patch = {.batch = 8, .size = 64};
-  c.budget.device = &search::DefaultDeviceProfile();
-  c.population = 16;
-  c.trials = 24;
-  return c;
-}
-
-search::Architecture Arch(const char* json) {
-  auto a = search::ParseArchitecture(json);
-  EXPECT_TRUE(a.ok()) << a.status().ToString();
-  return *a;
-}
+using testing::Arch;
+using testing::Config;
 
 constexpr const char* kUNet =
     R"({"activation":"relu","dec_blocks":[1,1,1],"downsample":"strided","enc_blocks":[1,1,2,2],)"
@@ -49,16 +35,19 @@ Evaluated Train(const Proposal& p) {
   return e;
 }
 
-// The median budgeted peak of uniform draws: a budget between the cheapest and typical sizes.
-std::int64_t MedianPeak(const StrategyConfig& c) {
-  std::mt19937_64 rng(7);
+// The budgeted peak at `quantile` of `n` uniform draws (seeded).
+std::int64_t PeakQuantile(const StrategyConfig& c, double quantile, int n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
   std::vector<std::int64_t> peaks;
-  for (int i = 0; i < 401; ++i) {
+  for (int i = 0; i < n; ++i) {
     peaks.push_back(proto::BudgetedPeakBytes(c.budget, search::Sample(c.space, rng)));
   }
-  std::nth_element(peaks.begin(), peaks.begin() + 200, peaks.end());
-  return peaks[200];
+  std::sort(peaks.begin(), peaks.end());
+  return peaks[static_cast<std::size_t>(quantile * (n - 1))];
 }
+
+// The median budgeted peak of uniform draws: a budget between the cheapest and typical sizes.
+std::int64_t MedianPeak(const StrategyConfig& c) { return PeakQuantile(c, 0.5, 401, 7); }
 
 // Runs a strategy like the coordinator does: propose, record, "train" the admitted.
 struct History {
@@ -221,15 +210,7 @@ TEST(RandomStrategy, StratifiedDrawsCoverTheBudgetFromSmallToTheTop) {
   // A generous budget (the 90th percentile of uniform draws): uniform draws mostly fit, far
   // below it; stratified ones spread from a sixteenth of it to the top.
   StrategyConfig c = Config(1);
-  {
-    std::mt19937_64 rng(7);
-    std::vector<std::int64_t> peaks;
-    for (int i = 0; i < 400; ++i) {
-      peaks.push_back(proto::BudgetedPeakBytes(c.budget, search::Sample(c.space, rng)));
-    }
-    std::sort(peaks.begin(), peaks.end());
-    c.budget.bytes = peaks[360];
-  }
+  c.budget.bytes = PeakQuantile(c, 0.9, 401, 7);
   std::vector<double> fractions[2];
   for (bool stratified : {false, true}) {
     c.stratified = stratified;
@@ -272,7 +253,7 @@ TEST(Strategies, EveryAdmittedProposalFitsATightBudget) {
     c.base = Arch(kUNet);
     for (StrategyKind kind :
          {StrategyKind::kRandom, StrategyKind::kEvolution, StrategyKind::kScaling}) {
-      SCOPED_TRACE(testing::Message() << "kind " << static_cast<int>(kind) << " training "
+      SCOPED_TRACE(::testing::Message() << "kind " << static_cast<int>(kind) << " training "
                                       << training);
       auto s = MakeStrategy(kind, c);
       ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -335,13 +316,7 @@ TEST(EvolutionStrategy, RejectsWhatRepairCannotFixWithTheReason) {
   // A budget near the cheapest draws: shrinking widths and depth cannot fix a child whose level
   // count or kinds alone put it over, so some children come back rejected, with the reason.
   StrategyConfig c = Config(1);
-  std::mt19937_64 rng(13);
-  std::vector<std::int64_t> peaks;
-  for (int i = 0; i < 2000; ++i) {
-    peaks.push_back(proto::BudgetedPeakBytes(c.budget, search::Sample(c.space, rng)));
-  }
-  std::sort(peaks.begin(), peaks.end());
-  c.budget.bytes = peaks[60];  // the cheapest 3%
+  c.budget.bytes = PeakQuantile(c, 0.03, 2001, 13);  // the cheapest 3%
   c.population = 8;
   c.stratified = false;
   auto evo = MakeStrategy(StrategyKind::kEvolution, c);

@@ -113,9 +113,8 @@ TEST(RunTrial, MissingDataIsNotFoundNamingThePath) {
   EXPECT_NE(result.status().message().find("/nonexistent/peaknas-data"), std::string::npos);
 }
 
-TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
-  CpuAllocationCounter::Install();
-  ScopedTempDir dir;
+// One scene of 64x64 and two validation blocks of 32x32, in `dir`/data.
+data::MakeDataOptions TinyData(const ScopedTempDir& dir) {
   data::MakeDataOptions made;
   made.out_dir = dir.Sub("data");
   made.scenes = 1;
@@ -123,6 +122,13 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   made.val_images = 1;
   made.val_blocks = 2;
   made.block_size = 32;
+  return made;
+}
+
+TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
+  CpuAllocationCounter::Install();
+  ScopedTempDir dir;
+  const data::MakeDataOptions made = TinyData(dir);
   ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
 
   TrialSpec spec = TinySpec(made.out_dir);
@@ -165,12 +171,6 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   EXPECT_NEAR(scores.Result().psnr, r.scores.psnr, 1e-4);
 }
 
-}  // namespace
-}  // namespace peaknas::worker
-
-namespace peaknas::worker {
-namespace {
-
 // A child that inherits from a trained parent: the stage is reported, the first losses start
 // where the parent left off rather than where a fresh net starts, and the child's peaks still
 // meet the cost model's contract (CPU, one thread: exact to the byte).
@@ -178,13 +178,7 @@ TEST(RunTrial, InheritsAParentsWeightsAndKeepsTheMemoryContract) {
   CpuAllocationCounter::Install();
   at::set_num_threads(1);
   ScopedTempDir dir;
-  data::MakeDataOptions made;
-  made.out_dir = dir.Sub("data");
-  made.scenes = 1;
-  made.image_size = 64;
-  made.val_images = 1;
-  made.val_blocks = 2;
-  made.block_size = 32;
+  const data::MakeDataOptions made = TinyData(dir);
   ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
 
   const std::vector<int> parent_widths = {16, 32}, child_widths = {8, 16}, enc = {1, 1},
