@@ -1,5 +1,5 @@
 // The `peaknas` subcommands that talk to a coordinator over JobService (DESIGN.md, "Command
-// line" and "Protocol"; issue 4, items 5 and 6):
+// line" and "Protocol"):
 //
 //   submit JOB.json        reads a JobSpec (protobuf's JSON mapping), prints the new job's id
 //   jobs                   a table of jobs: id, name, state, trial counts

@@ -1,5 +1,4 @@
-// `peaknas run`: the one-machine default (DESIGN.md, "Processes" and "Command line"; issue 4,
-// item 5). It starts `peaknas-server` on 127.0.0.1 (port 0) with an SQLite file and N local
+// `peaknas run`: the one-machine default (DESIGN.md, "Processes" and "Command line"). It starts `peaknas-server` on 127.0.0.1 (port 0) with an SQLite file and N local
 // `peaknas-worker serve` processes, generates the built-in synthetic dataset when the data
 // folder is absent or empty, submits a small search built from the flags, follows it (the
 // `watch` output), prints the frontier (the `frontier` table, or JSON with --json) and where the

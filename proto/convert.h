@@ -1,5 +1,5 @@
 // Conversions between peaknas.v1 messages and the search/ domain types, and the validation of
-// a submitted JobSpec (DESIGN.md, "Protocol"; issue 4, item 6). This is the one place that
+// a submitted JobSpec (DESIGN.md, "Protocol"). This is the one place that
 // converts messages: server/, worker/ and cli/ call these functions, never read fields by hand.
 //
 // Errors are INVALID_ARGUMENT whose message starts with the proto field path, rooted at the

@@ -144,7 +144,7 @@ TEST(ConvertSearchSpace, RoundTripAndDefaults) {
   EXPECT_FALSE(whole->nondecreasing_widths);
 }
 
-// --- JobSpec validation (issue 4, item 6).
+// --- JobSpec validation.
 
 v1::JobSpec GoodSpec() {
   v1::JobSpec spec;

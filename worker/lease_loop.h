@@ -1,4 +1,4 @@
-// The leasing worker (DESIGN.md, "Processes" and "Protocol"; issue 4, item 4): registers with a
+// The leasing worker (DESIGN.md, "Processes" and "Protocol"): registers with a
 // coordinator's WorkerService, long-polls LeaseTrial, runs each assignment with RunTrial
 // (worker/trial.h), heartbeats while it runs, and reports the metrics or the failure with the
 // lease's fencing token. `peaknas-worker serve` is this function plus flag parsing

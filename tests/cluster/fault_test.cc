@@ -1,4 +1,4 @@
-// Fault tests of the whole cluster (issue 4, item 7): a real `peaknas-server` process with a
+// Fault tests of the whole cluster: a real `peaknas-server` process with a
 // temp SQLite file, real `peaknas-worker serve` processes on 127.0.0.1, a tiny generated
 // dataset, and real signals. A worker SIGKILLed mid-trial loses its lease and the trial
 // completes elsewhere; a coordinator SIGKILLed mid-job resumes from its database without losing
