@@ -35,7 +35,8 @@ void AddProducer(const Architecture& arch, const ConvRef& conv, ChannelGroup& gr
 
 // Input channels of `conv` as a consumer, starting at `offset`.
 void AddConsumer(const Architecture& arch, const ConvRef& conv, int offset, ChannelGroup& group) {
-  group.consumers.push_back({ParameterName(conv, false), Transposed(arch, conv) ? 0 : 1, offset, 1});
+  group.consumers.push_back(
+      {ParameterName(conv, false), Transposed(arch, conv) ? 0 : 1, offset, 1});
 }
 
 // Who reads the output of the last encoder block of the deepest level, or of the last decoder
@@ -44,8 +45,8 @@ ConvRef ReaderAbove(int level) { return level > 0 ? Up(level - 1) : Head(); }
 
 Status SameTopology(const Architecture& parent, const Architecture& child) {
   if (child.levels != parent.levels) {
-    return Status::InvalidArgument("levels: child " + std::to_string(child.levels) +
-                                   " != parent " + std::to_string(parent.levels));
+    return Status::InvalidArgument("levels: child " + std::to_string(child.levels) + " != parent " +
+                                   std::to_string(parent.levels));
   }
   for (int i = 0; i < parent.levels; ++i) {
     const std::string at = "[" + std::to_string(i) + "]";
@@ -64,8 +65,7 @@ Status SameTopology(const Architecture& parent, const Architecture& child) {
                                      " > parent " + std::to_string(parent.widths[i]));
     }
   }
-  const auto kind = [](std::string_view field, std::string_view c,
-                       std::string_view p) -> Status {
+  const auto kind = [](std::string_view field, std::string_view c, std::string_view p) -> Status {
     if (c == p) return Status::Ok();
     return Status::InvalidArgument(std::string(field) + ": child " + std::string(c) +
                                    " != parent " + std::string(p));

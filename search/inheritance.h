@@ -40,12 +40,12 @@ namespace peaknas::search {
 
 // A conv's place in the family.
 enum class ConvKind : std::uint8_t {
-  kStem,   // conv3x3 3 -> w0
-  kEnc,    // conv3x3 w_i -> w_i, block `index`
-  kDown,   // conv2x2/s2 or conv1x1, w_i -> w_{i+1}
-  kUp,     // convT2x2/s2 w_{i+1} -> w_i, or conv1x1 w_{i+1} -> w_i (bilinear) / 4·w_i (shuffle)
-  kDec,    // conv3x3 (2·w_i or w_i) -> w_i, block `index`
-  kHead,   // conv3x3 w0 -> 3
+  kStem,  // conv3x3 3 -> w0
+  kEnc,   // conv3x3 w_i -> w_i, block `index`
+  kDown,  // conv2x2/s2 or conv1x1, w_i -> w_{i+1}
+  kUp,    // convT2x2/s2 w_{i+1} -> w_i, or conv1x1 w_{i+1} -> w_i (bilinear) / 4·w_i (shuffle)
+  kDec,   // conv3x3 (2·w_i or w_i) -> w_i, block `index`
+  kHead,  // conv3x3 w0 -> 3
 };
 
 struct ConvRef {
@@ -63,10 +63,10 @@ std::string ParameterName(const ConvRef& conv, bool bias);
 
 // A parameter of the net, with its shape.
 struct ParameterShape {
-  std::string name;                // ParameterName
+  std::string name;  // ParameterName
   ConvRef conv;
   bool bias = false;
-  std::vector<std::int64_t> shape; // conv weight [out, in, k, k]; transposed [in, out, k, k]
+  std::vector<std::int64_t> shape;  // conv weight [out, in, k, k]; transposed [in, out, k, k]
 };
 
 // Every parameter of `arch`, in the order worker/unet.cc registers them (stem, then per level
@@ -80,14 +80,14 @@ struct GroupMember {
   std::string tensor;  // ParameterName
   int dim = 0;
   int offset = 0;
-  int block = 1;       // 4 for a pixel-shuffle producer, else 1
+  int block = 1;  // 4 for a pixel-shuffle producer, else 1
 };
 
 struct ChannelGroup {
-  std::string name;        // "l1_enc0", "l2_skip+up": for messages and tests
+  std::string name;  // "l1_enc0", "l2_skip+up": for messages and tests
   int level = 0;
-  int parent_width = 0;    // channels in the parent
-  int child_width = 0;     // channels the child keeps (the top ones by importance)
+  int parent_width = 0;  // channels in the parent
+  int child_width = 0;   // channels the child keeps (the top ones by importance)
   // Output channels of the convs that produce the feature map (weights and biases).
   std::vector<GroupMember> producers;
   // Input channels of the convs that read it (weights only).

@@ -129,18 +129,19 @@ TEST(PlanInheritance, AddSkipTiesTheSkipAndTheUpsampleToOneGroup) {
   std::vector<std::pair<std::string, int>> producers;
   for (const GroupMember& m : it->producers) producers.emplace_back(m.tensor, m.dim);
   // The transposed conv produces on dim 1 of its weight ([in, out, kh, kw]).
-  EXPECT_EQ(producers, (std::vector<std::pair<std::string, int>>{
-                           {"l0_enc1.weight", 0}, {"l0_enc1.bias", 0},
-                           {"l0_up.weight", 1}, {"l0_up.bias", 0}}));
+  EXPECT_EQ(
+      producers,
+      (std::vector<std::pair<std::string, int>>{
+          {"l0_enc1.weight", 0}, {"l0_enc1.bias", 0}, {"l0_up.weight", 1}, {"l0_up.bias", 0}}));
   std::vector<std::pair<std::string, int>> consumers;
   for (const GroupMember& m : it->consumers) consumers.emplace_back(m.tensor, m.offset);
   EXPECT_EQ(consumers, (std::vector<std::pair<std::string, int>>{{"l0_down.weight", 0},
-                                                                  {"l0_dec0.weight", 0}}));
+                                                                 {"l0_dec0.weight", 0}}));
 }
 
 TEST(PlanInheritance, ConcatKeepsTheTwoHalvesIndependent) {
-  const Architecture a = Make({16, 32}, {1, 1}, {1}, SkipKind::kConcat,
-                              UpsampleKind::kTransposed, DownsampleKind::kMaxPool);
+  const Architecture a = Make({16, 32}, {1, 1}, {1}, SkipKind::kConcat, UpsampleKind::kTransposed,
+                              DownsampleKind::kMaxPool);
   StatusOr<InheritancePlan> plan = PlanInheritance(a, a);
   ASSERT_TRUE(plan.ok());
   std::map<std::string, GroupMember> dec0_inputs;  // group name -> its member in l0_dec0
@@ -156,8 +157,8 @@ TEST(PlanInheritance, ConcatKeepsTheTwoHalvesIndependent) {
 }
 
 TEST(PlanInheritance, TransposedConvConsumesOnDimZero) {
-  const Architecture a = Make({16, 32}, {1, 1}, {1}, SkipKind::kConcat,
-                              UpsampleKind::kTransposed, DownsampleKind::kStrided);
+  const Architecture a = Make({16, 32}, {1, 1}, {1}, SkipKind::kConcat, UpsampleKind::kTransposed,
+                              DownsampleKind::kStrided);
   StatusOr<InheritancePlan> plan = PlanInheritance(a, a);
   ASSERT_TRUE(plan.ok());
   bool found = false;
@@ -174,8 +175,8 @@ TEST(PlanInheritance, TransposedConvConsumesOnDimZero) {
 }
 
 TEST(PlanInheritance, PixelShuffleProducerKeepsBlocksOfFour) {
-  const Architecture a = Make({16, 32}, {1, 1}, {1}, SkipKind::kConcat,
-                              UpsampleKind::kPixelShuffle, DownsampleKind::kStrided);
+  const Architecture a = Make({16, 32}, {1, 1}, {1}, SkipKind::kConcat, UpsampleKind::kPixelShuffle,
+                              DownsampleKind::kStrided);
   StatusOr<InheritancePlan> plan = PlanInheritance(a, a);
   ASSERT_TRUE(plan.ok());
   for (const ChannelGroup& g : plan->groups) {
@@ -234,9 +235,9 @@ TEST(PlanInheritance, RefusesChildrenThatAreNotNarrowerCopies) {
   Architecture up = parent;
   up.upsample = UpsampleKind::kTransposed;
   expect_error(up, "upsample: child transposed != parent bilinear");
-  expect_error(Make({16}, {1}, {}, SkipKind::kConcat, UpsampleKind::kBilinear,
-                    DownsampleKind::kStrided),
-               "levels: child 1 != parent 2");
+  expect_error(
+      Make({16}, {1}, {}, SkipKind::kConcat, UpsampleKind::kBilinear, DownsampleKind::kStrided),
+      "levels: child 1 != parent 2");
   Architecture narrower = parent;
   narrower.widths[0] = 8;
   EXPECT_TRUE(CanInherit(parent, narrower));

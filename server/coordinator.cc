@@ -268,9 +268,8 @@ struct Coordinator::JobRuntime {
   StrategyConfig config;
   std::unique_ptr<Strategy> strategy;
   std::mt19937_64 rng;
-  std::unordered_set<std::uint64_t> seen;  // arch hashes of every trial, rejected included
-  // Trained trials: ids and objectives, in the same order.
-  std::vector<std::int64_t> done_ids;
+  std::unordered_set<std::uint64_t> seen;  // candidate hashes of every trial, rejected included
+  // Trained trials: ids, lineage and objectives.
   std::vector<Evaluated> done;
   double noisy_psnr = 0;  // the largest noisy-input PSNR reported (hypervolume reference)
   int admitted = 0;       // trials ever admitted (pending, leased, succeeded, failed)
@@ -580,7 +579,6 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
     PEAKNAS_ASSIGN_OR_RETURN(auto metrics, store_->GetMetrics(trial.id));
     PEAKNAS_ASSIGN_OR_RETURN(auto arch, search::ParseArchitecture(trial.spec.architecture_json));
     PEAKNAS_ASSIGN_OR_RETURN(Lineage lineage, LineageFromStored(trial.spec));
-    runtime->done_ids.push_back(trial.id);
     runtime->done.push_back({.arch = arch,
                              .trial_id = trial.id,
                              .lineage = std::move(lineage),
@@ -1127,7 +1125,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
   const auto point_at = [&](std::size_t i) -> const Evaluated& {
     return i == fresh_index ? fresh : job.done[i];
   };
-  const auto id_at = [&](std::size_t i) { return i == fresh_index ? trial_id : job.done_ids[i]; };
+  const auto id_at = [&](std::size_t i) { return point_at(i).trial_id; };
   const double noisy_psnr = std::max(job.noisy_psnr, m.noisy_psnr());
   std::vector<std::size_t> candidates = job.frontier;
   if (!fresh.lineage.over_budget) candidates.push_back(fresh_index);  // ancestors never enter
@@ -1189,7 +1187,6 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
                                                  metrics, snapshot));
   // Stored (the group's commit makes it durable): the in-memory state follows.
   job.done.push_back(fresh);
-  job.done_ids.push_back(trial_id);
   job.noisy_psnr = noisy_psnr;
   if (snapshot) job.frontier = std::move(front);
   --job.open;

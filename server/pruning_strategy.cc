@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,8 +45,8 @@
 namespace peaknas::server {
 namespace {
 
-constexpr double kBelowRatio = 0.7;     // each step below the budget
-constexpr double kMinShrink = 0.97;     // a step's target is at most this x the node's peak
+constexpr double kBelowRatio = 0.7;  // each step below the budget
+constexpr double kMinShrink = 0.97;  // a step's target is at most this x the node's peak
 
 class PruningStrategy final : public Strategy {
  public:
@@ -86,7 +87,7 @@ class PruningStrategy final : public Strategy {
       if (final_child != nullptr) return ExtraFinals(chain, *node, done, count, seen);
       std::vector<Proposal> round =
           k <= config_.pruning.iterations + config_.pruning.below_iterations
-              ? Proposals(*node, k)
+              ? Round(*node, k)
               : std::vector<Proposal>{};
       // Within max_total_steps: as many of the round as leave room for the final fine-tune.
       if (const std::int64_t cap = config_.pruning.max_total_steps; cap > 0) {
@@ -114,11 +115,12 @@ class PruningStrategy final : public Strategy {
 
   // Proposals are admitted whatever the budget says when they are pruning ancestors above an
   // inference budget; Check's other refusals (shapes) stand.
-  Proposal Admit(const search::Architecture& arch, Lineage lineage) const {
-    lineage.over_budget = Peak(arch) > config_.budget.bytes;
+  Proposal Admit(const search::Architecture& arch, const Lineage& lineage) const {
     Proposal p = Check(arch, config_, lineage);
-    if (lineage.over_budget && !config_.budget.training &&
-        p.predicted_inference_peak_bytes > 0) {
+    const std::int64_t peak =
+        config_.budget.training ? p.predicted_train_peak_bytes : p.predicted_inference_peak_bytes;
+    p.lineage.over_budget = peak > config_.budget.bytes;
+    if (p.lineage.over_budget && !config_.budget.training) {
       p.admitted = true;
       p.rejection.clear();
     }
@@ -140,9 +142,9 @@ class PruningStrategy final : public Strategy {
         base, target, [&](const search::Architecture& a) { return static_cast<double>(Peak(a)); },
         search::ScalingOptions{.alpha = config_.scaling_alpha}, config_.space);
     // Even the smallest scaling is over: start from it, Check records why it cannot train.
-    return Admit(scaled.ok() ? *scaled
-                             : search::ScaleArchitecture(base, 1.0 / 4096, {}, config_.space),
-                 lineage);
+    return Admit(
+        scaled.ok() ? *scaled : search::ScaleArchitecture(base, 1.0 / 4096, {}, config_.space),
+        lineage);
   }
 
   // The resource target of iteration k (see the top of this file) for `node`; when the
@@ -182,8 +184,7 @@ class PruningStrategy final : public Strategy {
            std::to_string(e.location.level) + " " + std::string(search::Name(e.location.phase));
   }
 
-  Lineage ChildLineage(const Evaluated& node, int k, std::string role, int level,
-                       int steps) const {
+  Lineage ChildLineage(const Evaluated& node, int k, std::string role, int level, int steps) const {
     Lineage l;
     l.parent_trial = node.trial_id;
     l.role = std::move(role);
@@ -195,8 +196,16 @@ class PruningStrategy final : public Strategy {
     return l;
   }
 
-  // Iteration k's proposals from `node`: per level the largest width meeting the target, and a
-  // uniform shrink; empty when nothing can shrink to the target.
+  // Proposals(node, k), computed once per node and round: every Propose walks the chain again
+  // from its start, and the rounds behind it do not change.
+  const std::vector<Proposal>& Round(const Evaluated& node, int k) {
+    auto [it, fresh] = rounds_.try_emplace({node.trial_id, k});
+    if (fresh) it->second = Proposals(node, k);
+    return it->second;
+  }
+
+  // Iteration k's proposals from `node`: the peak-following cut, a uniform shrink, and per
+  // level the largest width meeting the target; empty when nothing can shrink to the target.
   std::vector<Proposal> Proposals(const Evaluated& node, int k) const {
     const double target = Target(k, node.arch);
     std::vector<Proposal> out;
@@ -213,7 +222,8 @@ class PruningStrategy final : public Strategy {
     // shrink, the uniform one, then one level at a time.
     AddPeakFollowing(node, target, add);
     StatusOr<search::Architecture> uniform = search::ScaleToCost(
-        node.arch, target, [&](const search::Architecture& a) { return static_cast<double>(Peak(a)); },
+        node.arch, target,
+        [&](const search::Architecture& a) { return static_cast<double>(Peak(a)); },
         search::ScalingOptions{.alpha = 1.0}, config_.space);
     if (uniform.ok()) add(*uniform, "uniform", -1);
     for (int i = 0; i < node.arch.levels; ++i) {
@@ -243,8 +253,8 @@ class PruningStrategy final : public Strategy {
         if (a.widths[level] <= config_.space.width.min) break;
       }
       const int w = a.widths[level];
-      const int cut = std::max(search::kWidthMultiple, w / 8 / search::kWidthMultiple *
-                                                           search::kWidthMultiple);
+      const int cut =
+          std::max(search::kWidthMultiple, w / 8 / search::kWidthMultiple * search::kWidthMultiple);
       a.widths[level] = std::max(config_.space.width.min, w - cut);
       if (config_.space.nondecreasing_widths) {
         for (int j = 0; j < level; ++j) a.widths[j] = std::min(a.widths[j], a.widths[level]);
@@ -262,12 +272,12 @@ class PruningStrategy final : public Strategy {
                                     int count, const std::unordered_set<std::uint64_t>& seen) {
     std::vector<const Evaluated*> nodes;
     for (const Evaluated* n : chain) {
-      if (n != &last && !n->lineage.over_budget && Peak(n->arch) <= config_.budget.bytes) {
+      if (n != &last && !n->lineage.over_budget && n->peak_bytes <= config_.budget.bytes) {
         nodes.push_back(n);
       }
     }
-    std::stable_sort(nodes.begin(), nodes.end(), [&](const Evaluated* a, const Evaluated* b) {
-      return Peak(a->arch) > Peak(b->arch);
+    std::stable_sort(nodes.begin(), nodes.end(), [](const Evaluated* a, const Evaluated* b) {
+      return a->peak_bytes > b->peak_bytes;
     });
     const std::int64_t cap = config_.pruning.max_total_steps;
     std::int64_t spent = 0;
@@ -294,20 +304,20 @@ class PruningStrategy final : public Strategy {
   }
 
   Proposal Final(const Evaluated& node) const {
-    return Admit(node.arch, ChildLineage(node, node.lineage.iteration + 1, "final", -1,
-                                         final_steps_));
+    return Admit(node.arch,
+                 ChildLineage(node, node.lineage.iteration + 1, "final", -1, final_steps_));
   }
 
-  // NetAdapt's choice: the least PSNR lost per byte saved.
-  const Evaluated* Best(const Evaluated& node, const std::vector<const Evaluated*>& children) const {
+  // NetAdapt's choice: the least PSNR lost per byte saved (peaks as the trials were stored).
+  static const Evaluated* Best(const Evaluated& node,
+                               const std::vector<const Evaluated*>& children) {
     const Evaluated* best = nullptr;
     double best_score = std::numeric_limits<double>::infinity();
-    const std::int64_t node_peak = Peak(node.arch);
     for (const Evaluated* c : children) {
-      const double saved = static_cast<double>(node_peak - Peak(c->arch));
+      const double saved = static_cast<double>(node.peak_bytes - c->peak_bytes);
       const double score = (node.psnr - c->psnr) / std::max(saved, 1.0);
       if (best == nullptr || score < best_score ||
-          (score == best_score && Peak(c->arch) < Peak(best->arch))) {
+          (score == best_score && c->peak_bytes < best->peak_bytes)) {
         best = c;
         best_score = score;
       }
@@ -335,6 +345,7 @@ class PruningStrategy final : public Strategy {
   std::int64_t start_peak_ = 0;
   int open_ = 0;
   bool waiting_ = false;
+  std::map<std::pair<std::int64_t, int>, std::vector<Proposal>> rounds_;  // Round's memo
 };
 
 }  // namespace

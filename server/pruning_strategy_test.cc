@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_set>
@@ -60,10 +61,17 @@ struct Chain {
   void Train(const std::vector<Proposal>& batch) {
     for (const Proposal& p : batch) {
       if (!p.admitted) continue;
-      done.push_back({.arch = p.arch, .trial_id = next_id++, .lineage = p.lineage,
-                      .psnr = FakePsnr(p.arch), .peak_bytes = p.predicted_inference_peak_bytes});
+      done.push_back({.arch = p.arch,
+                      .trial_id = next_id++,
+                      .lineage = p.lineage,
+                      .psnr = FakePsnr(p.arch),
+                      .peak_bytes = budgeted(p)});
     }
   }
+  // The peak the budget limits, as the coordinator stores it with the trial.
+  std::function<std::int64_t(const Proposal&)> budgeted = [](const Proposal& p) {
+    return p.predicted_inference_peak_bytes;
+  };
 };
 
 TEST(PruningStrategy, ShrinksFromAboveTheBudgetToBelowItChoosingTheBestRatio) {
@@ -138,8 +146,8 @@ TEST(PruningStrategy, ShrinksFromAboveTheBudgetToBelowItChoosingTheBestRatio) {
     double best_score = 0;
     for (const Evaluated& e : chain.done) {
       if (e.lineage.parent_trial != node.trial_id) continue;
-      const double score = (node.psnr - e.psnr) /
-                           static_cast<double>(Peak(c, node.arch) - Peak(c, e.arch));
+      const double score =
+          (node.psnr - e.psnr) / static_cast<double>(Peak(c, node.arch) - Peak(c, e.arch));
       if (best == nullptr || score < best_score) {
         best = &e;
         best_score = score;
@@ -203,6 +211,7 @@ TEST(PruningStrategy, WithATrainingBudgetStartsFromTheLargestScalingThatFits) {
   auto made = MakeStrategy(StrategyKind::kPruning, c);
   ASSERT_TRUE(made.ok());
   Chain chain;
+  chain.budgeted = [](const Proposal& p) { return p.predicted_train_peak_bytes; };
   auto round = chain.Round(**made);
   ASSERT_EQ(round.size(), 1u);
   EXPECT_LE(Peak(c, round[0].arch), c.budget.bytes);
@@ -248,8 +257,10 @@ TEST(PruningStrategy, RefusesABadSchedule) {
             "pruning.iterations: 0 not in [1, 100]");
   c = Config(64 << 20);
   c.pruning.start_multiple = 1.0;
-  EXPECT_EQ(MakeStrategy(StrategyKind::kPruning, c).status().message().rfind(
-                "pruning.start_budget_multiple: ", 0),
+  EXPECT_EQ(MakeStrategy(StrategyKind::kPruning, c)
+                .status()
+                .message()
+                .rfind("pruning.start_budget_multiple: ", 0),
             0u);
 }
 

@@ -265,7 +265,8 @@ class EvolutionStrategy final : public Strategy {
         lineage.role = "mutation";
         lineage.steps = config_.steps;
         lineage.total_steps = parent.lineage.total_steps + config_.steps;
-        p = Check(p.arch, config_, lineage);
+        p.hash = CandidateHash(p.arch, lineage);
+        p.lineage = std::move(lineage);
       }
       if (seen.contains(p.hash) || !batch.insert(p.hash).second) continue;
       out.push_back(std::move(p));

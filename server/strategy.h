@@ -95,9 +95,10 @@ struct StrategyConfig {
   int population = 16;                       // evolution: parents kept for selection
   int parallelism = 1;                       // trials the job trains at once
   // random, and evolution's first draws: true draws a shape uniformly, then scales it (dWr) so
-  // its budgeted peak is a fraction of the budget taken from a low-discrepancy sequence over
-  // [1/16, 1] in log space, so the candidates cover the frontier from small to the budget;
-  // false draws uniformly over the space (most feasible draws are then small).
+  // its budgeted peak lands on a low-discrepancy sequence over [lo, budget] in log space, lo
+  // being the larger of budget / 16 and the shape's smallest scaling, so the candidates cover
+  // the frontier from small to the budget; false draws uniformly over the space (most
+  // feasible draws are then small).
   bool stratified = true;
   // evolution: a child that only narrows its (first) parent's widths inherits the parent's
   // trained weights (Lineage role "mutation") and trains the job's steps from there.

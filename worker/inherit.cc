@@ -78,8 +78,8 @@ StatusOr<LoadedModel> LoadModel(const std::string& path) {
   try {
     module = torch::jit::load(path, torch::kCPU);
   } catch (const c10::Error& e) {
-    return Status::InvalidArgument(path + ": not a TorchScript model: " +
-                                   FirstLine(e.what_without_backtrace()));
+    return Status::InvalidArgument(
+        path + ": not a TorchScript model: " + FirstLine(e.what_without_backtrace()));
   }
   if (!module.hasattr(kArchitectureAttribute)) {
     return Status::InvalidArgument(path + ": not a peaknas U-Net (no \"" +
@@ -98,8 +98,7 @@ StatusOr<LoadedModel> LoadModel(const std::string& path) {
   LoadedModel model;
   model.arch = *arch;
   for (const search::ParameterShape& p : search::ParameterShapes(*arch)) {
-    const std::string scripted_name =
-        search::ModuleName(p.conv) + (p.bias ? "_bias" : "_weight");
+    const std::string scripted_name = search::ModuleName(p.conv) + (p.bias ? "_bias" : "_weight");
     const auto it = scripted.find(scripted_name);
     if (it == scripted.end()) {
       return Status::InvalidArgument(path + ": parameter " + scripted_name + " is missing");

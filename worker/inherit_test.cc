@@ -30,8 +30,7 @@ using search::SkipKind;
 using search::UpsampleKind;
 
 search::Architecture Make(std::vector<int> widths, std::vector<int> enc, std::vector<int> dec,
-                          SkipKind skip, UpsampleKind up, DownsampleKind down,
-                          ActivationKind act) {
+                          SkipKind skip, UpsampleKind up, DownsampleKind down, ActivationKind act) {
   auto a = search::MakeArchitecture(widths, enc, dec, skip, up, down, act);
   EXPECT_TRUE(a.ok()) << a.status().message();
   return *a;
@@ -101,7 +100,8 @@ NamedTensors Masked(const search::InheritancePlan& plan, NamedTensors params,
     for (const search::GroupMember& m : g.producers) {
       torch::Tensor& t = params.at(m.tensor);
       for (int c = 0; c < g.parent_width; ++c) {
-        if (!keep[static_cast<std::size_t>(c)]) t.narrow(m.dim, m.offset + m.block * c, m.block).zero_();
+        if (!keep[static_cast<std::size_t>(c)])
+          t.narrow(m.dim, m.offset + m.block * c, m.block).zero_();
       }
     }
   }
@@ -130,8 +130,7 @@ TEST(Inherit, PrunedChildComputesTheMaskedParent) {
             const torch::Tensor want = Forward(masked, x);
             const torch::Tensor got = Forward(child, x);
             EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-4, /*atol=*/1e-5))
-                << Name(importance) << ": max |diff| "
-                << (got - want).abs().max().item<double>();
+                << Name(importance) << ": max |diff| " << (got - want).abs().max().item<double>();
             // And the pruning did something: the unmasked parent differs.
             EXPECT_FALSE(torch::allclose(Forward(parent, x), want, 1e-4, 1e-5));
           }
@@ -182,9 +181,9 @@ TEST(Inherit, AnAddSkipScoresBothProducers) {
 
 TEST(Inherit, LoadsAnExportedModelAndInheritsFromIt) {
   data::testing::ScopedTempDir dir;
-  const auto parent_arch = Make({16, 32}, {1, 1}, {1}, SkipKind::kConcat,
-                                UpsampleKind::kPixelShuffle, DownsampleKind::kMaxPool,
-                                ActivationKind::kRelu);
+  const auto parent_arch =
+      Make({16, 32}, {1, 1}, {1}, SkipKind::kConcat, UpsampleKind::kPixelShuffle,
+           DownsampleKind::kMaxPool, ActivationKind::kRelu);
   UNet parent = RandomNet(parent_arch, 9);
   const std::string path = (dir.path() / "parent.pt").string();
   ASSERT_TRUE(ExportTorchScript(parent, path).ok());
@@ -202,14 +201,12 @@ TEST(Inherit, LoadsAnExportedModelAndInheritsFromIt) {
   UNet child(wider);
   const Status s = InheritWeights(*model, Importance::kL1, child, "parent");
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("widths[1]: child 40 > parent 32"), std::string::npos)
-      << s.message();
+  EXPECT_NE(s.message().find("widths[1]: child 40 > parent 32"), std::string::npos) << s.message();
 }
 
 TEST(Inherit, LoadModelRefusesWhatIsNotAPeaknasModel) {
   data::testing::ScopedTempDir dir;
-  EXPECT_EQ(LoadModel((dir.path() / "missing.pt").string()).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(LoadModel((dir.path() / "missing.pt").string()).status().code(), StatusCode::kNotFound);
   const std::string junk = (dir.path() / "junk.pt").string();
   { std::ofstream(junk) << "not a zip"; }
   const auto loaded = LoadModel(junk);

@@ -15,7 +15,6 @@
 #include "worker/data/patch_sampler.h"
 #include "worker/data/sidd.h"
 #include "worker/evaluate.h"
-#include "search/inheritance.h"
 #include "worker/export.h"
 #include "worker/measure.h"
 #include "worker/unet.h"
@@ -97,30 +96,22 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
                     std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
                     Side(dataset.val_noisy.block_size));
 
-  // A parent model is read and checked before any work too.
-  std::optional<LoadedModel> parent;
-  if (!spec.parent_model.empty()) {
-    StatusOr<LoadedModel> loaded = LoadModel(spec.parent_model);
-    if (!loaded.ok()) {
-      return Status(loaded.status().code(), "parent: " + loaded.status().message());
-    }
-    if (Status s = search::PlanInheritance(loaded->arch, spec.arch).status(); !s.ok()) {
-      return Status::InvalidArgument("parent \"" + spec.parent_model + "\": cannot inherit from " +
-                                     search::ToCanonicalJson(loaded->arch) + ": " + s.message());
-    }
-    parent = std::move(*loaded);
-  }
-
   torch::manual_seed(spec.seed);
   UNet net(spec.arch);
-  if (parent.has_value()) {
+  // A parent's weights go in before any measurement; a parent that cannot be read, or that
+  // the architecture cannot inherit from, fails here, before any work.
+  if (!spec.parent_model.empty()) {
+    StatusOr<LoadedModel> parent = LoadModel(spec.parent_model);
+    if (!parent.ok()) {
+      return Status(parent.status().code(), "parent: " + parent.status().message());
+    }
+    PEAKNAS_RETURN_IF_ERROR(InheritWeights(*parent, spec.importance, net,
+                                           "parent \"" + spec.parent_model + "\""));
     stage("inherit", spec.parent_model + ": top channels by " +
                          std::string(Name(spec.importance)) + " of " +
                          search::ToCanonicalJson(parent->arch));
-    PEAKNAS_RETURN_IF_ERROR(InheritWeights(*parent, spec.importance, net, "parent"));
     r.parent_arch = parent->arch;
-    parent.reset();  // the parent's tensors are not part of any measured peak
-  }
+  }  // the parent's tensors are freed here: they are part of no measured peak
   net->to(device);
 
   // The cost model's view, on the profile of this device.
