@@ -5,13 +5,18 @@ Every strategy searches the same space, on the same generated dataset, under the
 budget, with (at most) the same total training steps, for several seeds:
 
   pruning            peaknas run --strategy pruning (a chain node counts its ancestors' steps)
-  evolution          peaknas run --strategy evolution (stratified draws, the default)
+  evolution          peaknas run --strategy evolution (stratified draws and children sized to
+                     the front's widest gap, the default)
   evolution-uniform  peaknas run --strategy evolution --sampling uniform
   evolution-inherit  peaknas run --strategy evolution --inherit (children that only narrow
                      their parent's widths start from its weights)
   random             peaknas run --strategy random (stratified draws)
   random-uniform     peaknas run --strategy random --sampling uniform (the classic baseline)
-  scaling            peaknas run --strategy scaling (uniform shrinking of a base U-Net)
+  scaling            peaknas run --strategy scaling --no-inherit (uniform shrinking of a base
+                     U-Net, every point trained from scratch)
+  scaling-inherit    peaknas run --strategy scaling --inherit (the default: the sweep from its
+                     largest point down, each point starting from the nearest larger one of the
+                     same depth)
   optuna-nsga2       Optuna's NSGA-II treating training as a black box: each trial runs
                      `peaknas-worker once` with the same steps and learns whether it fitted the
                      budget only after training (constraints_func); bench/optuna_search_peer.py
@@ -49,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 STRATEGIES = ["pruning", "evolution", "evolution-uniform", "evolution-inherit", "random",
-              "random-uniform", "scaling", "optuna-nsga2"]
+              "random-uniform", "scaling", "scaling-inherit", "optuna-nsga2"]
 
 
 def parse_size(text):
@@ -113,6 +118,8 @@ def run_peaknas(args, strategy, seed, run_dir):
         cmd += ["--sampling", "uniform"]
     elif variant == "inherit":
         cmd += ["--inherit"]
+    elif name in ("scaling", "evolution"):
+        cmd += ["--no-inherit"]  # the from-scratch baselines, whatever the strategy's default
     if name == "pruning":
         cmd += ["--max-steps", str(args.total_steps)]
     start = time.monotonic()
@@ -200,14 +207,17 @@ def spread(values):
     return f"{mean:.3f} [{min(values):.3f}, {max(values):.3f}]"
 
 
+# A hue per strategy, lighter for its uniform-sampling variant, dashed for its inheriting one.
 COLORS = {"pruning": "#d62728", "evolution": "#1f77b4", "evolution-uniform": "#9ecae1",
-          "random": "#2ca02c", "random-uniform": "#a1d99b", "scaling": "#ff7f0e",
-          "optuna-nsga2": "#7f7f7f"}
+          "evolution-inherit": "#1f77b4", "random": "#2ca02c", "random-uniform": "#a1d99b",
+          "scaling": "#ff7f0e", "scaling-inherit": "#8c2d04", "optuna-nsga2": "#7f7f7f"}
+DASHED = {"evolution-inherit"}
 
 
 def write_svg(path, results, seed, budget_text):
-    w, h, left, right, top, bottom = 760, 480, 70, 190, 30, 60
-    fronts = {s: r[seed]["front"] for s, r in results.items() if seed in r}
+    w, h, left, right, top, bottom = 800, 480, 70, 230, 30, 60
+    order = [s for s in STRATEGIES if s in results] + [s for s in results if s not in STRATEGIES]
+    fronts = {s: results[s][seed]["front"] for s in order if seed in results[s]}
     ys = [p for f in fronts.values() for _, p in f]
     if not ys:
         return
@@ -237,6 +247,7 @@ def write_svg(path, results, seed, budget_text):
                f'PSNR (dB)</text>')
     for k, (strategy, front) in enumerate(fronts.items()):
         color = COLORS.get(strategy, "black")
+        dash = ' stroke-dasharray="6 4"' if strategy in DASHED else ""
         if front:
             d = []
             for i, (x, y) in enumerate(front):
@@ -245,13 +256,14 @@ def write_svg(path, results, seed, budget_text):
                 d.append(("M" if i == 0 else "L") + f"{X(x):.1f},{Y(y):.1f}")
             d.append(f"L{X(1.0):.1f},{Y(front[-1][1]):.1f}")
             out.append(f'<path d="{" ".join(d)}" fill="none" stroke="{color}" '
-                       f'stroke-width="2"/>')
+                       f'stroke-width="2"{dash}/>')
             for x, y in front:
                 out.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="3" fill="{color}"/>')
         ly = top + 10 + 20 * k
         out.append(f'<line x1="{w - right + 15}" y1="{ly}" x2="{w - right + 40}" y2="{ly}" '
-                   f'stroke="{color}" stroke-width="3"/>')
-        out.append(f'<text x="{w - right + 45}" y="{ly + 4}">{strategy}</text>')
+                   f'stroke="{color}" stroke-width="3"{dash}/>')
+        hv = results[strategy][seed]["hypervolume"]
+        out.append(f'<text x="{w - right + 45}" y="{ly + 4}">{strategy} (HV {hv:.2f})</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")

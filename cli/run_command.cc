@@ -364,7 +364,7 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
   s->mutable_dec_blocks()->set_min(1);
   s->mutable_dec_blocks()->set_max(2);
   spec.set_trials(o.trials);
-  if (o.strategy == "evolution") spec.set_inherit(o.inherit);
+  if (o.inherit.has_value()) spec.set_inherit(*o.inherit);
   if (o.strategy == "pruning" && o.max_steps > 0) {
     spec.mutable_pruning()->set_max_total_steps(o.max_steps);
   }
@@ -587,9 +587,14 @@ CLI::App* AddRunCommand(CLI::App& root, RunOptions& options) {
                 "included (to compare strategies at equal compute); 0 = no limit")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  c->add_flag("--inherit", options.inherit,
-              "evolution: a child that only narrows its parent's widths starts from the "
-              "parent's trained weights");
+  auto* inherit = c->add_flag_function(
+      "--inherit", [&options](std::int64_t) { options.inherit = true; },
+      "scaling (default): the sweep trains from its largest point down, each point starting "
+      "from the trained weights of the nearest larger one of the same depth; evolution: a "
+      "child that only narrows its parent's widths starts from the parent's weights");
+  c->add_flag_function("--no-inherit", [&options](std::int64_t) { options.inherit = false; },
+                       "scaling, evolution (default): every trial trains from scratch")
+      ->excludes(inherit);
   c->add_option("--data", options.data,
                 "Dataset folder (SIDD layout); generated with peaknas-worker make-data when "
                 "absent or empty")
@@ -649,8 +654,10 @@ Status RunRun(const RunOptions& options, std::ostream& out) {
                                    ": must be a multiple of " + std::to_string(align) +
                                    " in [8, 16384]");
   }
-  if (options.inherit && options.strategy != "evolution") {
-    return Status::InvalidArgument("--inherit: only with --strategy evolution");
+  if (options.inherit.has_value() && options.strategy != "evolution" &&
+      options.strategy != "scaling") {
+    return Status::InvalidArgument(std::string(*options.inherit ? "--inherit" : "--no-inherit") +
+                                   ": only with --strategy evolution or scaling");
   }
   if (options.db.empty()) return Status::InvalidArgument("--db: empty path");
   if (options.data.empty()) return Status::InvalidArgument("--data: empty path");

@@ -16,6 +16,7 @@
 #ifndef PEAKNAS_CLI_RUN_COMMAND_H_
 #define PEAKNAS_CLI_RUN_COMMAND_H_
 
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -35,7 +36,9 @@ struct RunOptions {
   std::string strategy = "evolution";  // evolution | random | scaling | pruning
   std::string sampling = "stratified";  // stratified | uniform (random, evolution)
   std::int64_t max_steps = 0;           // pruning: training steps the chain may spend; 0 = any
-  bool inherit = false;                 // evolution: narrowing children inherit weights
+  // evolution, scaling: trials inherit a trained parent's weights (--inherit / --no-inherit);
+  // nullopt: the strategy's default (scaling yes, evolution no).
+  std::optional<bool> inherit;
   std::string data = "data/synthetic";  // dataset folder; generated when absent or empty
   int steps = 1000;                    // training steps per trial
   std::string db = "runs/peaknas.db";  // SQLite file; logs and artifacts go beside it

@@ -366,11 +366,11 @@ StatusOr<search::SearchSpace> FromProto(const v1::SearchSpace& m, std::string_vi
 
 // --- Budget.
 
-StatusOr<JobBudget> BudgetFromProto(const v1::JobSpec& spec, std::string_view field) {
+StatusOr<search::Budget> BudgetFromProto(const v1::JobSpec& spec, std::string_view field) {
   const std::string bf = Path(field, "budget");
   if (!spec.has_budget()) return Invalid(bf, "required (bytes and mode)");
   const v1::Budget& b = spec.budget();
-  JobBudget out;
+  search::Budget out;
   if (b.bytes() < 1) {
     return Invalid(Path(bf, "bytes"), std::to_string(b.bytes()) + " is not >= 1");
   }
@@ -408,12 +408,6 @@ StatusOr<JobBudget> BudgetFromProto(const v1::JobSpec& spec, std::string_view fi
   return out;
 }
 
-std::int64_t BudgetedPeakBytes(const JobBudget& budget, const search::Architecture& arch) {
-  return budget.training
-             ? search::TrainPeakBytes(arch, budget.patch, budget.dtype, *budget.device)
-             : search::InferencePeakBytes(arch, budget.tile, budget.dtype, *budget.device);
-}
-
 // --- JobSpec.
 
 Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
@@ -433,7 +427,7 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
   }
 
   // Budget and device profile.
-  PEAKNAS_ASSIGN_OR_RETURN(JobBudget budget, BudgetFromProto(spec, field));
+  PEAKNAS_ASSIGN_OR_RETURN(search::Budget budget, BudgetFromProto(spec, field));
 
   // Space.
   search::SearchSpace space;
@@ -533,8 +527,8 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
                                                 "UNIFORM");
   }
 
-  if (spec.inherit() && strategy != v1::STRATEGY_EVOLUTION) {
-    return Invalid(Path(field, "inherit"), "only allowed with strategy EVOLUTION");
+  if (spec.inherit() && strategy != v1::STRATEGY_EVOLUTION && strategy != v1::STRATEGY_SCALING) {
+    return Invalid(Path(field, "inherit"), "only allowed with strategy EVOLUTION or SCALING");
   }
 
   // Pruning.
@@ -601,7 +595,7 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
             a.upsample = up;
             a.downsample = down;
             a.activation = act;
-            const std::int64_t peak = BudgetedPeakBytes(budget, a);
+            const std::int64_t peak = search::BudgetedPeakBytes(budget, a);
             if (peak < best) {
               best = peak;
               cheapest = a;

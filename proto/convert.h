@@ -19,6 +19,7 @@
 
 #include "peaknas/v1/peaknas.pb.h"
 #include "search/architecture.h"
+#include "search/budget.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/space.h"
@@ -52,25 +53,13 @@ v1::SearchSpace ToProto(const search::SearchSpace& space);
 StatusOr<search::SearchSpace> FromProto(const v1::SearchSpace& message,
                                         std::string_view field = "space");
 
-// --- Budget. The budget with its defaults resolved, and the device profile it is costed on.
-struct JobBudget {
-  std::int64_t bytes = 0;
-  bool training = false;  // BUDGET_MODE_TRAINING: the train-step peak is constrained
-  search::Shape tile{.batch = 1, .size = 256};   // inference batch and tile
-  search::Shape patch{.batch = 8, .size = 64};   // training batch and patch
-  search::DType dtype = search::DType::kFp32;
-  const search::DeviceProfile* device = nullptr;  // never null in a returned value
-};
-
+// --- Budget (search/budget.h), with its defaults resolved and its device profile found.
 // Resolves spec.budget and spec.device_profile (defaults: batch 1, tile 256, train batch 8,
 // patch 64, fp32, profile "cpu"). Checks bytes >= 1, the mode, shapes within [1, 4096] and
 // [8, 16384] and the dtype; shapes are checked against an architecture's levels only by
 // ValidateJobSpec (which knows the space). `field` is the JobSpec's path ("spec").
-StatusOr<JobBudget> BudgetFromProto(const v1::JobSpec& spec, std::string_view field = "spec");
-
-// The peak the budget constrains: InferencePeakBytes at the tile, or TrainPeakBytes at the
-// patch. Preconditions: Validate(arch) and the budget's shape valid for arch.
-std::int64_t BudgetedPeakBytes(const JobBudget& budget, const search::Architecture& arch);
+StatusOr<search::Budget> BudgetFromProto(const v1::JobSpec& spec,
+                                         std::string_view field = "spec");
 
 // --- JobSpec. OK, or INVALID_ARGUMENT naming the first offending field (rooted at `field`)
 // and its allowed range. Checks, in order: strategy (required, known); budget (bytes >= 1,

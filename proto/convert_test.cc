@@ -333,6 +333,12 @@ const BadCase kBadCases[] = {
     {"parallelism negative", [](v1::JobSpec& s) { s.set_parallelism(-1); }, "spec.parallelism"},
     {"population 1", [](v1::JobSpec& s) { s.set_population(1); }, "spec.population"},
     {"scaling alpha 2", [](v1::JobSpec& s) { s.set_scaling_alpha(2.0); }, "spec.scaling_alpha"},
+    {"inherit with random search",
+     [](v1::JobSpec& s) {
+       s.set_strategy(v1::STRATEGY_RANDOM);
+       s.set_inherit(true);
+     },
+     "spec.inherit"},
     {"steps negative", [](v1::JobSpec& s) { s.mutable_fidelity()->set_steps(-1); },
      "spec.fidelity.steps"},
     {"fidelity patch odd", [](v1::JobSpec& s) { s.mutable_fidelity()->set_patch(36); },

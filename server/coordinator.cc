@@ -107,7 +107,7 @@ StatusOr<StrategyKind> KindOf(v1::Strategy strategy) {
 }
 
 // The spec with its documented defaults written in (the Job message shows them).
-v1::JobSpec WithDefaults(v1::JobSpec spec, const proto::JobBudget& budget) {
+v1::JobSpec WithDefaults(v1::JobSpec spec, const search::Budget& budget) {
   auto* b = spec.mutable_budget();
   b->set_batch(budget.tile.batch);
   b->set_tile(budget.tile.size);
@@ -127,6 +127,10 @@ v1::JobSpec WithDefaults(v1::JobSpec spec, const proto::JobBudget& budget) {
   }
   if (spec.strategy() == v1::STRATEGY_SCALING && spec.scaling_alpha() == 0) {
     spec.set_scaling_alpha(0.8);
+  }
+  if (!spec.has_inherit() &&
+      (spec.strategy() == v1::STRATEGY_SCALING || spec.strategy() == v1::STRATEGY_EVOLUTION)) {
+    spec.set_inherit(spec.strategy() == v1::STRATEGY_SCALING);
   }
   if (spec.strategy() == v1::STRATEGY_PRUNING) {
     const PruningConfig defaults;
@@ -197,7 +201,7 @@ double ReferenceLatency(const StrategyConfig& config) {
   StatusOr<search::Architecture> scaled = search::ScaleToCost(
       base, static_cast<double>(config.budget.bytes),
       [&](const search::Architecture& a) {
-        return static_cast<double>(proto::BudgetedPeakBytes(config.budget, a));
+        return static_cast<double>(search::BudgetedPeakBytes(config.budget, a));
       },
       search::ScalingOptions{}, config.space);
   search::Architecture narrowest = base;

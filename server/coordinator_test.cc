@@ -121,6 +121,17 @@ class CoordinatorTest : public ::testing::Test {
     return a.ok() && a->has_value() ? **a : v1::TrialAssignment();
   }
 
+  // Every assignment the worker can lease now, without waiting.
+  std::vector<v1::TrialAssignment> LeaseAll(const std::string& worker) {
+    std::vector<v1::TrialAssignment> out;
+    for (;;) {
+      auto a = coordinator_->LeaseTrial(worker);
+      EXPECT_TRUE(a.ok()) << a.status().ToString();
+      if (!a.ok() || !a->has_value()) return out;
+      out.push_back(**a);
+    }
+  }
+
   TempDir dir_;
   std::atomic<std::int64_t> now_{1'700'000'000'000};
   std::unique_ptr<Coordinator> coordinator_;
@@ -821,6 +832,62 @@ namespace {
 // budget, each round's proposals name their parent and fine-tune briefly, the next round waits
 // for the previous one's results (and survives a restart in between), over-budget ancestors
 // never reach the frontier, and the chain ends with a long fine-tune of its last node.
+// A scaling job inherits by default: its sweep trains from the largest point down, each point
+// leased only once its donor (the next larger point of the same depth) has a result, naming it
+// as the parent, across a restart; with inherit set false every point trains from scratch.
+TEST_F(CoordinatorTest, ScalingJobChainsItsSweepByDefault) {
+  for (const bool explicit_off : {false, true}) {
+    SCOPED_TRACE(explicit_off ? "inherit: false" : "default");
+    Reopen();
+    v1::JobSpec spec = RandomSpec(/*trials=*/4, /*parallelism=*/2);
+    spec.set_strategy(v1::STRATEGY_SCALING);
+    spec.clear_sampling();
+    *spec.mutable_base_architecture() = proto::ToProto(*search::ParseArchitecture(
+        R"({"activation":"relu","dec_blocks":[1],"downsample":"strided","enc_blocks":[1,1],)"
+        R"("levels":2,"skip":"concat","upsample":"transposed","widths":[16,32]})"));
+    if (explicit_off) spec.set_inherit(false);
+    auto job = coordinator_->SubmitJob(spec);
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    EXPECT_TRUE(job->spec().has_inherit()) << "the default is stored with the job";
+    EXPECT_EQ(job->spec().inherit(), !explicit_off);
+
+    const std::string worker = Worker();
+    std::map<std::string, std::int64_t> peak_of;  // trial -> predicted peak
+    int leased = 0, inheriting = 0;
+    for (int guard = 0; guard < 20 && leased < 4; ++guard) {
+      const std::vector<v1::TrialAssignment> round = LeaseAll(worker);
+      ASSERT_FALSE(round.empty()) << "the sweep stalled after " << leased << " trials";
+      auto trials = coordinator_->ListTrials(job->id());
+      ASSERT_TRUE(trials.ok());
+      for (const v1::TrialAssignment& a : round) {
+        ++leased;
+        for (const v1::Trial& t : *trials) {
+          if (t.id() == a.trial_id()) peak_of[a.trial_id()] = t.predicted_inference_peak_bytes();
+        }
+        if (a.parent_trial_id().empty()) continue;
+        ++inheriting;
+        ASSERT_TRUE(peak_of.contains(a.parent_trial_id())) << "the parent was leased before";
+        EXPECT_GT(peak_of[a.parent_trial_id()], peak_of[a.trial_id()]);
+        EXPECT_TRUE(a.export_model()) << "a scaling point may become a parent";
+        EXPECT_EQ(a.importance(), v1::IMPORTANCE_L1);
+      }
+      for (const v1::TrialAssignment& a : round) {
+        ASSERT_TRUE(coordinator_->ReportResult(Result(a, 30)).ok());
+      }
+      Reopen();  // the chain picks up from the stored trials
+    }
+    EXPECT_EQ(leased, 4);
+    if (explicit_off) {
+      EXPECT_EQ(inheriting, 0);
+    } else {
+      EXPECT_GE(inheriting, 2) << "all but the heads of the sweep's chains inherit";
+    }
+    auto done = coordinator_->GetJob(job->id());
+    ASSERT_TRUE(done.ok());
+    EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
+  }
+}
+
 TEST_F(CoordinatorTest, PruningJobChainsInheritingTrials) {
   auto start = search::ParseArchitecture(
       R"({"activation":"relu","dec_blocks":[1],"downsample":"strided","enc_blocks":[1,1],)"
@@ -859,13 +926,7 @@ TEST_F(CoordinatorTest, PruningJobChainsInheritingTrials) {
   std::map<std::string, v1::TrialAssignment> by_trial = {{root.trial_id(), root}};
   std::string final_trial;
   for (int guard = 0; guard < 50; ++guard) {
-    std::vector<v1::TrialAssignment> round;
-    for (;;) {
-      auto a = coordinator_->LeaseTrial(worker);
-      ASSERT_TRUE(a.ok());
-      if (!a->has_value()) break;
-      round.push_back(**a);
-    }
+    const std::vector<v1::TrialAssignment> round = LeaseAll(worker);
     if (round.empty()) break;
     for (const v1::TrialAssignment& a : round) {
       ASSERT_FALSE(a.parent_trial_id().empty()) << a.trial_id();

@@ -110,7 +110,7 @@ class PruningStrategy final : public Strategy {
 
  private:
   std::int64_t Peak(const search::Architecture& arch) const {
-    return proto::BudgetedPeakBytes(config_.budget, arch);
+    return search::BudgetedPeakBytes(config_.budget, arch);
   }
 
   // Proposals are admitted whatever the budget says when they are pruning ancestors above an

@@ -29,7 +29,7 @@ StrategyConfig Config(std::int64_t budget_bytes, bool training = false) {
 }
 
 std::int64_t Peak(const StrategyConfig& c, const search::Architecture& a) {
-  return proto::BudgetedPeakBytes(c.budget, a);
+  return search::BudgetedPeakBytes(c.budget, a);
 }
 
 // A stand-in for training: PSNR grows with parameters, and the earlier levels are worth more

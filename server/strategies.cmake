@@ -1,12 +1,12 @@
 # peaknas_server_search: the coordinator's search strategies (strategy.h) and Pareto-frontier
-# arithmetic (frontier.h). Pure C++ over peaknas_search and the domain types of proto/convert.h;
-# no gRPC service code, no SQLite. Included from server/CMakeLists.txt.
+# arithmetic (frontier.h). Pure C++ over peaknas_search: no protobuf, no gRPC, no SQLite.
+# Included from server/CMakeLists.txt.
 add_library(peaknas_server_search STATIC
   ${CMAKE_CURRENT_LIST_DIR}/strategy.cc
   ${CMAKE_CURRENT_LIST_DIR}/pruning_strategy.cc
   ${CMAKE_CURRENT_LIST_DIR}/frontier.cc
 )
-target_link_libraries(peaknas_server_search PUBLIC peaknas_search peaknas_proto)
+target_link_libraries(peaknas_server_search PUBLIC peaknas_search)
 
 if(PEAKNAS_BUILD_TESTS)
   add_executable(peaknas_server_search_test

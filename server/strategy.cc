@@ -44,27 +44,62 @@ double LowDiscrepancy(std::uint64_t k) {
   return std::fmod(0.5 + static_cast<double>(k) * 0.6180339887498949, 1.0);
 }
 
-// One draw of the space for the k-th proposal of a job (see StrategyConfig::stratified): the
-// shape's peak is aimed at a point of [lo, budget] taken evenly on a log scale, where lo is the
-// larger of budget / 16 and the peak of the shape's smallest scaling (so every draw lands in
-// the range the shape can reach). A shape whose smallest scaling is over the budget comes back
-// as that scaling, and is rejected with its figure.
-search::Architecture Draw(const StrategyConfig& config, std::uint64_t k, std::mt19937_64& rng) {
-  const search::Architecture shape = search::Sample(config.space, rng);
-  if (!config.stratified) return shape;
-  const auto peak = [&](const search::Architecture& a) {
-    return static_cast<double>(proto::BudgetedPeakBytes(config.budget, a));
-  };
+// The budgeted peak a stratified draw or a placed child is scaled by.
+double BudgetedPeak(const StrategyConfig& config, const search::Architecture& a) {
+  return static_cast<double>(search::BudgetedPeakBytes(config.budget, a));
+}
+
+// `shape` scaled (dWr) to the largest size whose budgeted peak is at most `target`, `target`
+// clamped to [the peak of the shape's smallest scaling, budget]. A shape whose smallest scaling
+// is over the budget comes back as that scaling (to be rejected with its figure).
+search::Architecture ScaledTo(const search::Architecture& shape, double target,
+                              const StrategyConfig& config) {
   const search::ScalingOptions scaling{.alpha = config.scaling_alpha};
   const search::Architecture smallest =
       search::ScaleArchitecture(shape, kSmallestScale, scaling, config.space);
   const double budget = static_cast<double>(config.budget.bytes);
-  const double lo = std::max(peak(smallest), kMinFraction * budget);
-  if (lo >= budget) return smallest;
-  const double target = lo * std::pow(budget / lo, LowDiscrepancy(k));
+  const double floor = BudgetedPeak(config, smallest);
+  if (floor >= budget) return smallest;
+  const auto peak = [&](const search::Architecture& a) { return BudgetedPeak(config, a); };
   StatusOr<search::Architecture> scaled =
-      search::ScaleToCost(shape, target, peak, scaling, config.space);
+      search::ScaleToCost(shape, std::clamp(target, floor, budget), peak, scaling, config.space);
   return scaled.ok() ? *scaled : smallest;
+}
+
+// One draw of the space for the k-th proposal of a job (see StrategyConfig::stratified): the
+// shape's peak is aimed at a point of [lo, budget] taken evenly on a log scale, where lo is the
+// larger of budget / 16 and the peak of the shape's smallest scaling (so every draw lands in
+// the range the shape can reach).
+search::Architecture Draw(const StrategyConfig& config, std::uint64_t k, std::mt19937_64& rng) {
+  const search::Architecture shape = search::Sample(config.space, rng);
+  if (!config.stratified) return shape;
+  const search::Architecture smallest = search::ScaleArchitecture(
+      shape, kSmallestScale, search::ScalingOptions{.alpha = config.scaling_alpha}, config.space);
+  const double budget = static_cast<double>(config.budget.bytes);
+  const double lo = std::max(BudgetedPeak(config, smallest), kMinFraction * budget);
+  if (lo >= budget) return smallest;
+  return ScaledTo(shape, lo * std::pow(budget / lo, LowDiscrepancy(k)), config);
+}
+
+// Where the next child of a stratified evolution goes: the middle of the widest gap between
+// the peaks in `placed` (the job's current front and the children already placed this round)
+// over [0, budget], on the linear scale the hypervolume measures memory on.
+double GapTarget(const StrategyConfig& config, const std::vector<double>& placed) {
+  const double budget = static_cast<double>(config.budget.bytes);
+  std::vector<double> edges{0.0, budget};
+  for (double peak : placed) edges.push_back(std::clamp(peak, 0.0, budget));
+  std::sort(edges.begin(), edges.end());
+  std::size_t widest = 0;
+  for (std::size_t i = 1; i + 1 < edges.size(); ++i) {
+    if (edges[i + 1] - edges[i] > edges[widest + 1] - edges[widest]) widest = i;
+  }
+  return 0.5 * (edges[widest] + edges[widest + 1]);
+}
+
+// The training steps behind a trained trial, its ancestors' included.
+std::int64_t TotalSteps(const Evaluated& e, int job_steps) {
+  if (e.lineage.total_steps > 0) return e.lineage.total_steps;
+  return e.lineage.steps > 0 ? e.lineage.steps : job_steps;
 }
 
 // How many draws a strategy may spend per proposal before it concludes that the space (or what
@@ -111,11 +146,18 @@ constexpr int kDefaultScalingPoints = 16;
 
 class ScalingStrategy final : public Strategy {
  public:
-  explicit ScalingStrategy(StrategyConfig config) : config_(std::move(config)) { BuildSweep(); }
+  explicit ScalingStrategy(StrategyConfig config) : config_(std::move(config)) {
+    BuildSweep();
+    if (config_.inherit) LinkChain();
+  }
 
-  std::vector<Proposal> Propose(int count, const std::vector<Evaluated>& /*done*/,
+  void SetOpenTrials(int open) override { open_ = open; }
+  bool Waiting() const override { return waiting_; }
+
+  std::vector<Proposal> Propose(int count, const std::vector<Evaluated>& done,
                                 const std::unordered_set<std::uint64_t>& seen,
                                 std::mt19937_64& /*rng*/) override {
+    if (config_.inherit) return ProposeChained(count, done, seen);
     std::vector<Proposal> out;
     for (const Proposal& p : sweep_) {
       if (static_cast<int>(out.size()) >= count) break;
@@ -166,7 +208,7 @@ class ScalingStrategy final : public Strategy {
       const double factor = i == grid - 1 ? top : bottom * std::pow(top / bottom, t);
       Proposal p = Check(Scaled(factor), config_);
       if (!p.admitted || !hashes.insert(p.hash).second) continue;
-      const std::int64_t peak = proto::BudgetedPeakBytes(config_.budget, p.arch);
+      const std::int64_t peak = search::BudgetedPeakBytes(config_.budget, p.arch);
       if (peak <= last_peak) continue;
       last_peak = peak;
       dense.push_back(std::move(p));
@@ -185,8 +227,72 @@ class ScalingStrategy final : public Strategy {
     }
   }
 
+  // For every sweep point, the larger points it could inherit from (CanInherit), nearest
+  // first. dWr keeps a point's levels and kinds and rounds its block counts, so the sweep falls
+  // into a few runs of equal depth, each a chain from its largest point down.
+  void LinkChain() {
+    donors_.assign(sweep_.size(), {});
+    for (std::size_t i = 0; i < sweep_.size(); ++i) {
+      if (!sweep_[i].admitted) continue;
+      for (std::size_t j = i + 1; j < sweep_.size(); ++j) {
+        if (sweep_[j].admitted && search::CanInherit(sweep_[j].arch, sweep_[i].arch)) {
+          donors_[i].push_back(j);
+        }
+      }
+    }
+  }
+
+  // The sweep from its largest point down. A point starts from the trained weights of its
+  // nearest larger point that trained; it waits while that point may still be training (or is
+  // proposed in this batch), and skips a donor that failed. A point with no donor left trains
+  // from scratch.
+  std::vector<Proposal> ProposeChained(int count, const std::vector<Evaluated>& done,
+                                       const std::unordered_set<std::uint64_t>& seen) {
+    waiting_ = false;
+    std::vector<Proposal> out;
+    std::vector<bool> in_batch(sweep_.size(), false);
+    const auto trained = [&](std::size_t j) -> const Evaluated* {
+      for (const Evaluated& e : done) {
+        if (e.arch == sweep_[j].arch) return &e;
+      }
+      return nullptr;
+    };
+    for (std::size_t i = sweep_.size(); i-- > 0 && static_cast<int>(out.size()) < count;) {
+      Proposal p = sweep_[i];
+      const Evaluated* parent = nullptr;
+      bool wait = false;
+      for (std::size_t j : donors_[i]) {
+        if ((parent = trained(j)) != nullptr) break;
+        if (in_batch[j] || open_ > 0) {
+          wait = true;
+          break;
+        }
+      }
+      if (wait) {
+        waiting_ = true;
+        continue;
+      }
+      if (parent != nullptr) {
+        Lineage lineage;
+        lineage.parent_trial = parent->trial_id;
+        lineage.role = "scaling";
+        lineage.steps = config_.steps;
+        lineage.total_steps = TotalSteps(*parent, config_.steps) + config_.steps;
+        p.hash = CandidateHash(p.arch, lineage);
+        p.lineage = std::move(lineage);
+      }
+      if (seen.contains(p.hash)) continue;
+      in_batch[i] = true;
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
   StrategyConfig config_;
   std::vector<Proposal> sweep_;  // in increasing predicted peak
+  std::vector<std::vector<std::size_t>> donors_;  // inherit: per point, nearest donor first
+  int open_ = 0;
+  bool waiting_ = false;
 };
 
 // --- evolution ---------------------------------------------------------------------------
@@ -245,6 +351,10 @@ class EvolutionStrategy final : public Strategy {
       return members[better(b, a) ? b : a];
     };
 
+    std::vector<double> placed;  // peaks of the front (rank 0), then of this round's children
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      if (rank[i] == 0) placed.push_back(static_cast<double>(members[i].peak_bytes));
+    }
     std::vector<Proposal> out;
     std::unordered_set<std::uint64_t> batch;
     const int limit = AttemptLimit(count);
@@ -255,6 +365,8 @@ class EvolutionStrategy final : public Strategy {
         child = search::Crossover(child, tournament().arch, config_.space, rng);
       }
       child = search::Mutate(child, config_.space, rng);
+      // The mutated shape, sized to the widest gap of the front.
+      if (config_.stratified) child = ScaledTo(child, GapTarget(config_, placed), config_);
       Proposal p = Check(child, config_);
       if (!p.admitted) p = Repair(std::move(p));
       // A child that only narrows its first parent starts from its trained weights.
@@ -264,11 +376,12 @@ class EvolutionStrategy final : public Strategy {
         lineage.parent_trial = parent.trial_id;
         lineage.role = "mutation";
         lineage.steps = config_.steps;
-        lineage.total_steps = parent.lineage.total_steps + config_.steps;
+        lineage.total_steps = TotalSteps(parent, config_.steps) + config_.steps;
         p.hash = CandidateHash(p.arch, lineage);
         p.lineage = std::move(lineage);
       }
       if (seen.contains(p.hash) || !batch.insert(p.hash).second) continue;
+      if (p.admitted) placed.push_back(BudgetedPeak(config_, p.arch));
       out.push_back(std::move(p));
     }
     return out;
@@ -282,7 +395,7 @@ class EvolutionStrategy final : public Strategy {
     // Nothing to shrink toward when the cost model never ran (invalid shape for the levels).
     if (child.predicted_inference_peak_bytes == 0) return child;
     search::Architecture arch = child.arch;
-    std::int64_t peak = proto::BudgetedPeakBytes(config_.budget, arch);
+    std::int64_t peak = search::BudgetedPeakBytes(config_.budget, arch);
     for (int i = 0; i < kRepairTries; ++i) {
       const double ratio =
           static_cast<double>(config_.budget.bytes) / static_cast<double>(std::max<std::int64_t>(peak, 1));
@@ -298,7 +411,7 @@ class EvolutionStrategy final : public Strategy {
       arch = next;
       Proposal p = Check(arch, config_);
       if (p.admitted) return p;
-      peak = proto::BudgetedPeakBytes(config_.budget, arch);
+      peak = search::BudgetedPeakBytes(config_.budget, arch);
     }
     child.rejection += "; repair by shrinking widths and depth reached " + BytesText(peak) +
                        ", still over budget";
@@ -355,7 +468,7 @@ Proposal Check(const search::Architecture& arch, const StrategyConfig& config,
   p.arch = arch;
   p.lineage = lineage;
   p.hash = CandidateHash(arch, lineage);
-  const proto::JobBudget& budget = config.budget;
+  const search::Budget& budget = config.budget;
   if (Status s = search::Validate(arch); !s.ok()) return Rejected(std::move(p), s.message());
   if (Status s = search::ValidateShape(arch, budget.tile, "budget.tile.batch", "budget.tile");
       !s.ok()) {
@@ -369,7 +482,7 @@ Proposal Check(const search::Architecture& arch, const StrategyConfig& config,
   p.predicted_inference_peak_bytes =
       search::InferencePeakBytes(arch, budget.tile, budget.dtype, device);
   p.predicted_train_peak_bytes = search::TrainPeakBytes(arch, budget.patch, budget.dtype, device);
-  const std::int64_t peak = proto::BudgetedPeakBytes(budget, arch);
+  const std::int64_t peak = search::BudgetedPeakBytes(budget, arch);
   if (peak > budget.bytes) {
     return Rejected(std::move(p), std::string("predicted ") +
                                       (budget.training ? "training-step" : "inference") +

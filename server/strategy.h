@@ -20,8 +20,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "proto/convert.h"
 #include "search/architecture.h"
+#include "search/budget.h"
 #include "search/space.h"
 #include "search/status.h"
 
@@ -31,7 +31,9 @@ namespace peaknas::server {
 // lineage; one that inherits its weights (pruning) names the trained trial it starts from.
 struct Lineage {
   std::int64_t parent_trial = 0;  // the trained trial whose weights it inherits; 0: none
-  std::string role;  // pruning: "start", "level", "peak", "uniform", "final"; else empty
+  // pruning: "start", "level", "peak", "uniform", "final"; evolution: "mutation"; scaling:
+  // "scaling"; empty for a trial trained from scratch.
+  std::string role;
   int iteration = 0;              // pruning: 0 for the start, k for the k-th shrink
   int level = -1;                 // "level": the level whose width was shrunk; else -1
   // Trained although its budgeted peak is over an inference budget (a pruning ancestor): it
@@ -90,7 +92,7 @@ struct PruningConfig {
 // What a strategy needs from the job.
 struct StrategyConfig {
   search::SearchSpace space;
-  proto::JobBudget budget;
+  search::Budget budget;
   std::optional<search::Architecture> base;  // scaling: the architecture to sweep
   int population = 16;                       // evolution: parents kept for selection
   int parallelism = 1;                       // trials the job trains at once
@@ -98,10 +100,14 @@ struct StrategyConfig {
   // its budgeted peak lands on a low-discrepancy sequence over [lo, budget] in log space, lo
   // being the larger of budget / 16 and the shape's smallest scaling, so the candidates cover
   // the frontier from small to the budget; false draws uniformly over the space (most
-  // feasible draws are then small).
+  // feasible draws are then small). Evolution, when true, also scales each mutated child so
+  // its peak lands in the middle of the widest gap between the peaks of the job's front over
+  // [0, budget] (and of the children already placed in the same round).
   bool stratified = true;
   // evolution: a child that only narrows its (first) parent's widths inherits the parent's
   // trained weights (Lineage role "mutation") and trains the job's steps from there.
+  // scaling: the sweep runs from its largest point down, each point inheriting from the
+  // nearest larger one it can (role "scaling"; CanInherit: same levels, blocks and kinds).
   bool inherit = false;
   double scaling_alpha = 0.8;                // scaling: dWr width weight
   int trials = 0;                            // admitted trials the job wants in all

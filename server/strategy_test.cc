@@ -40,7 +40,7 @@ std::int64_t PeakQuantile(const StrategyConfig& c, double quantile, int n, std::
   std::mt19937_64 rng(seed);
   std::vector<std::int64_t> peaks;
   for (int i = 0; i < n; ++i) {
-    peaks.push_back(proto::BudgetedPeakBytes(c.budget, search::Sample(c.space, rng)));
+    peaks.push_back(search::BudgetedPeakBytes(c.budget, search::Sample(c.space, rng)));
   }
   std::sort(peaks.begin(), peaks.end());
   return peaks[static_cast<std::size_t>(quantile * (n - 1))];
@@ -80,7 +80,7 @@ TEST(Check, AdmitsExactlyAtTheBoundary) {
     SCOPED_TRACE(training ? "training" : "inference");
     const search::Architecture a = Arch(kUNet);
     StrategyConfig c = Config(1, training);
-    const std::int64_t peak = proto::BudgetedPeakBytes(c.budget, a);
+    const std::int64_t peak = search::BudgetedPeakBytes(c.budget, a);
     ASSERT_GT(peak, 1);
 
     c.budget.bytes = peak;
@@ -220,7 +220,7 @@ TEST(RandomStrategy, StratifiedDrawsCoverTheBudgetFromSmallToTheTop) {
     for (const Proposal& p : (*s)->Propose(64, {}, {}, rng)) {
       if (!p.admitted) continue;
       fractions[stratified].push_back(
-          static_cast<double>(proto::BudgetedPeakBytes(c.budget, p.arch)) /
+          static_cast<double>(search::BudgetedPeakBytes(c.budget, p.arch)) /
           static_cast<double>(c.budget.bytes));
     }
   }
@@ -264,10 +264,10 @@ TEST(Strategies, EveryAdmittedProposalFitsATightBudget) {
         EXPECT_TRUE(search::Contains(c.space, p.arch));
         if (p.admitted) {
           ++admitted;
-          EXPECT_LE(proto::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
+          EXPECT_LE(search::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
           EXPECT_TRUE(p.rejection.empty());
         } else {
-          EXPECT_GT(proto::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
+          EXPECT_GT(search::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
           EXPECT_FALSE(p.rejection.empty());
         }
       }
@@ -330,7 +330,7 @@ TEST(EvolutionStrategy, RejectsWhatRepairCannotFixWithTheReason) {
       ++children;
       if (p.admitted) {
         ++admitted_children;
-        EXPECT_LE(proto::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
+        EXPECT_LE(search::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
       } else {
         EXPECT_NE(p.rejection.find(std::to_string(c.budget.bytes)), std::string::npos)
             << p.rejection;
@@ -372,6 +372,9 @@ TEST(EvolutionStrategy, NarrowingChildrenInheritWhenAsked) {
     StrategyConfig c = Config(1);
     c.budget.bytes = MedianPeak(c);
     c.inherit = inherit;
+    // Children at their mutated size (stratified children are resized to the front's gaps,
+    // mostly upward, and seldom only narrow their parent).
+    c.stratified = false;
     auto evo = MakeStrategy(StrategyKind::kEvolution, c);
     ASSERT_TRUE(evo.ok());
     // Drive with trial ids, as the coordinator does.
@@ -409,6 +412,50 @@ TEST(EvolutionStrategy, NarrowingChildrenInheritWhenAsked) {
   }
 }
 
+TEST(EvolutionStrategy, StratifiedChildrenFillTheFrontsWidestGaps) {
+  StrategyConfig c = Config(1, false, /*trials=*/8);
+  c.budget.bytes = search::BudgetedPeakBytes(c.budget, Arch(kUNet)) * 8;
+  c.parallelism = 2;
+  const double budget = static_cast<double>(c.budget.bytes);
+  const auto peak = [&](const search::Architecture& a) {
+    return static_cast<double>(search::BudgetedPeakBytes(c.budget, a));
+  };
+  // A front crowded at the small end: peaks at most budget / 16 and budget / 8.
+  std::vector<Evaluated> done;
+  for (double fraction : {1.0 / 16, 1.0 / 8}) {
+    auto arch = search::ScaleToCost(Arch(kUNet), fraction * budget, peak, {}, c.space);
+    ASSERT_TRUE(arch.ok());
+    Proposal p = Check(*arch, c);
+    ASSERT_TRUE(p.admitted);
+    Evaluated e = Train(p);
+    e.psnr = 26 + static_cast<double>(done.size());  // both on the front
+    e.trial_id = static_cast<std::int64_t>(done.size()) + 1;
+    done.push_back(e);
+  }
+  // The front sits at or below budget / 16 and budget / 8: the widest gap of [0, budget] is
+  // above budget / 8, its middle at most 9/16 of the budget; the second child takes another.
+  const double first_target = budget * 9 / 16;
+  auto evo = MakeStrategy(StrategyKind::kEvolution, c);
+  ASSERT_TRUE(evo.ok());
+  std::mt19937_64 rng(3);
+  const std::vector<Proposal> children = (*evo)->Propose(2, done, {}, rng);
+  ASSERT_EQ(children.size(), 2u);
+  const double first = peak(children[0].arch), second = peak(children[1].arch);
+  EXPECT_LE(first, first_target);
+  EXPECT_GE(first, first_target * 0.7) << "sized to the gap, not left at its parent's size";
+  EXPECT_GT(std::abs(second - first), budget / 8) << "the second child goes to another gap";
+  for (const Proposal& p : children) EXPECT_TRUE(p.admitted) << p.rejection;
+
+  // Uniform sampling leaves children at their mutated size.
+  c.stratified = false;
+  auto plain = MakeStrategy(StrategyKind::kEvolution, c);
+  ASSERT_TRUE(plain.ok());
+  std::mt19937_64 rng2(3);
+  for (const Proposal& p : (*plain)->Propose(2, done, {}, rng2)) {
+    EXPECT_LT(peak(p.arch), budget / 3) << "a mutation of a small parent stays small";
+  }
+}
+
 TEST(EvolutionStrategy, ReproducesFromTheSeed) {
   StrategyConfig c = Config(1);
   c.budget.bytes = MedianPeak(c);
@@ -430,7 +477,7 @@ TEST(ScalingStrategy, SweepIsMonotoneInPeakAndFits) {
     SCOPED_TRACE(training ? "training" : "inference");
     StrategyConfig c = Config(1, training);
     c.base = Arch(kUNet);
-    c.budget.bytes = proto::BudgetedPeakBytes(c.budget, *c.base) * 2;
+    c.budget.bytes = search::BudgetedPeakBytes(c.budget, *c.base) * 2;
     c.trials = 12;
     auto s = MakeStrategy(StrategyKind::kScaling, c);
     ASSERT_TRUE(s.ok());
@@ -440,21 +487,132 @@ TEST(ScalingStrategy, SweepIsMonotoneInPeakAndFits) {
     std::int64_t last = -1;
     for (const Proposal& p : run.proposals) {
       ASSERT_TRUE(p.admitted) << p.rejection;
-      const std::int64_t peak = proto::BudgetedPeakBytes(c.budget, p.arch);
+      const std::int64_t peak = search::BudgetedPeakBytes(c.budget, p.arch);
       EXPECT_LE(peak, c.budget.bytes);
       EXPECT_GT(peak, last);
       last = peak;
     }
     // From small to the largest that fits: the top is above the base, the bottom well below.
-    EXPECT_GT(last, proto::BudgetedPeakBytes(c.budget, *c.base));
-    EXPECT_LT(proto::BudgetedPeakBytes(c.budget, run.proposals.front().arch),
-              proto::BudgetedPeakBytes(c.budget, *c.base) / 2);
+    EXPECT_GT(last, search::BudgetedPeakBytes(c.budget, *c.base));
+    EXPECT_LT(search::BudgetedPeakBytes(c.budget, run.proposals.front().arch),
+              search::BudgetedPeakBytes(c.budget, *c.base) / 2);
     // Exhausted once everything is seen.
     std::unordered_set<std::uint64_t> seen;
     for (const Proposal& p : run.proposals) seen.insert(p.hash);
     std::mt19937_64 rng(1);
     EXPECT_TRUE((*s)->Propose(4, run.done, seen, rng).empty());
   }
+}
+
+// The scaling tests' job: the U-Net swept up to twice its own peak, 12 points.
+StrategyConfig ScalingConfig(bool inherit) {
+  StrategyConfig c = Config(1);
+  c.base = Arch(kUNet);
+  c.budget.bytes = search::BudgetedPeakBytes(c.budget, *c.base) * 2;
+  c.trials = 12;
+  c.parallelism = 2;
+  c.inherit = inherit;
+  return c;
+}
+
+TEST(ScalingStrategy, InheritingSweepRunsFromTheLargestDownAlongChains) {
+  const StrategyConfig c = ScalingConfig(true);
+  auto plain = MakeStrategy(StrategyKind::kScaling, ScalingConfig(false));
+  auto chained = MakeStrategy(StrategyKind::kScaling, c);
+  ASSERT_TRUE(plain.ok() && chained.ok());
+  const History sweep = Drive(**plain, 1, 100, 1);
+
+  // The coordinator's loop with two workers: fill the open slots, then one trial finishes.
+  std::vector<Evaluated> done;
+  std::vector<Proposal> proposed, open;
+  std::unordered_set<std::uint64_t> seen;
+  std::mt19937_64 rng(1);
+  bool waited = false;
+  for (int step = 0; step < 100; ++step) {
+    (*chained)->SetOpenTrials(static_cast<int>(open.size()));
+    for (Proposal& p : (*chained)->Propose(2 - static_cast<int>(open.size()), done, seen, rng)) {
+      ASSERT_TRUE(p.admitted) << p.rejection;
+      ASSERT_FALSE(seen.contains(p.hash));
+      seen.insert(p.hash);
+      if (p.lineage.parent_trial != 0) {
+        const Evaluated& parent = done[static_cast<std::size_t>(p.lineage.parent_trial - 1)];
+        EXPECT_EQ(p.lineage.role, "scaling");
+        EXPECT_TRUE(search::CanInherit(parent.arch, p.arch));
+        EXPECT_GT(parent.peak_bytes, p.predicted_inference_peak_bytes);
+        EXPECT_EQ(p.lineage.steps, c.steps);
+        EXPECT_EQ(p.lineage.total_steps,
+                  (parent.lineage.total_steps > 0 ? parent.lineage.total_steps : c.steps) + c.steps);
+        EXPECT_EQ(p.hash, CandidateHash(p.arch, p.lineage));
+      }
+      proposed.push_back(p);
+      open.push_back(p);
+    }
+    if (open.size() < 2 && (*chained)->Waiting()) waited = true;
+    if (open.empty()) break;
+    Evaluated e = Train(open.front());
+    e.trial_id = static_cast<std::int64_t>(done.size()) + 1;
+    e.lineage = open.front().lineage;
+    done.push_back(e);
+    open.erase(open.begin());
+  }
+  EXPECT_TRUE(waited) << "a point waits for its donor to finish";
+  // The same points as the plain sweep, the largest first, most of them inheriting.
+  ASSERT_EQ(proposed.size(), sweep.proposals.size());
+  std::vector<std::uint64_t> a, b;
+  for (const Proposal& p : proposed) a.push_back(search::CanonicalHash(p.arch));
+  for (const Proposal& p : sweep.proposals) b.push_back(search::CanonicalHash(p.arch));
+  EXPECT_EQ(a.front(), b.back());
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  EXPECT_EQ(a, b);
+  // A point trains from scratch only when no larger point of the sweep can be its donor.
+  int inheriting = 0;
+  for (const Proposal& p : proposed) {
+    if (p.lineage.parent_trial != 0) {
+      ++inheriting;
+      continue;
+    }
+    for (const Proposal& q : sweep.proposals) {
+      if (q.predicted_inference_peak_bytes > p.predicted_inference_peak_bytes) {
+        EXPECT_FALSE(search::CanInherit(q.arch, p.arch)) << search::ToCanonicalJson(p.arch);
+      }
+    }
+  }
+  EXPECT_GE(inheriting, static_cast<int>(proposed.size()) / 2);
+}
+
+TEST(ScalingStrategy, InheritingSweepSkipsADonorThatFailed) {
+  auto s = MakeStrategy(StrategyKind::kScaling, ScalingConfig(true));
+  ASSERT_TRUE(s.ok());
+  std::unordered_set<std::uint64_t> seen;
+  std::vector<Evaluated> done;
+  std::mt19937_64 rng(1);
+  // One worker. The largest point fails: nothing trained, nothing open.
+  (*s)->SetOpenTrials(0);
+  const std::vector<Proposal> first = (*s)->Propose(1, done, seen, rng);
+  ASSERT_EQ(first.size(), 1u);
+  seen.insert(first[0].hash);
+  // While it trains, only a point that cannot inherit from it may start (the head of the
+  // sweep's shallower chain); the points below it wait.
+  (*s)->SetOpenTrials(1);
+  for (const Proposal& p : (*s)->Propose(1, done, seen, rng)) {
+    EXPECT_EQ(p.lineage.parent_trial, 0);
+    EXPECT_FALSE(search::CanInherit(first[0].arch, p.arch));
+  }
+  EXPECT_TRUE((*s)->Waiting());
+  (*s)->SetOpenTrials(0);
+  const std::vector<Proposal> second = (*s)->Propose(1, done, seen, rng);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].lineage.parent_trial, 0) << "its donor failed";
+  EXPECT_LT(second[0].predicted_inference_peak_bytes, first[0].predicted_inference_peak_bytes);
+  seen.insert(second[0].hash);
+  Evaluated e = Train(second[0]);
+  e.trial_id = 7;
+  done.push_back(e);
+  const std::vector<Proposal> third = (*s)->Propose(1, done, seen, rng);
+  ASSERT_EQ(third.size(), 1u);
+  ASSERT_TRUE(search::CanInherit(second[0].arch, third[0].arch));
+  EXPECT_EQ(third[0].lineage.parent_trial, 7);
 }
 
 TEST(ScalingStrategy, ABudgetNothingFitsYieldsOneRejection) {

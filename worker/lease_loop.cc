@@ -9,14 +9,18 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <stop_token>
 #include <thread>
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
@@ -143,6 +147,12 @@ std::string Describe(const grpc::Status& s) {
   return std::to_string(static_cast<int>(s.error_code())) + " " + s.error_message();
 }
 
+std::string Seconds(double s) {
+  std::ostringstream out;
+  out << s << " s";
+  return out.str();
+}
+
 std::string DefaultName() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "worker");
@@ -214,27 +224,176 @@ v1::TrialMetrics MetricsOf(const TrialResult& r) {
   return m;
 }
 
-// Thrown by the trial's callbacks to stop RunTrial early (cancelled job, lost lease). Not a
-// c10::Error, so RunTrial lets it through; caught in RunAssignment only.
-struct TrialStopped {};
-
-class Worker {
+// The coordinator as the worker sees it: WorkerService, and JobService.GetArtifact for
+// parents' models, on one channel; every call has a deadline, and transport errors are retried
+// with backoff (Retry).
+class LeaseClient {
  public:
-  Worker(const LeaseLoopOptions& options, torch::Device device, Logger& log, Shutdown& shutdown)
-      : options_(options),
-        device_(device),
-        log_(log),
+  LeaseClient(const std::string& address, Logger& log, Shutdown& shutdown)
+      : log_(log),
         shutdown_(shutdown),
-        channel_(Channel(options.coordinator)),
+        channel_(Channel(address)),
         stub_(v1::WorkerService::NewStub(channel_)),
         jobs_(v1::JobService::NewStub(channel_)) {}
-  ~Worker() {
-    std::error_code ignored;
-    if (!parents_dir_.empty()) std::filesystem::remove_all(parents_dir_, ignored);
-    if (!temp_dir_.empty()) std::filesystem::remove(temp_dir_, ignored);  // only if empty
+
+  // RegisterWorker until it succeeds (the worker id) or a signal comes (nullopt). Every error
+  // is retried: a coordinator that refuses now may be one that is still starting.
+  std::optional<std::string> Register(const v1::RegisterWorkerRequest& request,
+                                      const std::string& coordinator) {
+    if (shutdown_.requested()) return std::nullopt;
+    v1::RegisterWorkerResponse response;
+    const grpc::Status status =
+        Retry("cannot register with " + coordinator,
+              {.give_up_s = std::numeric_limits<double>::infinity(), .any_error = true}, [&] {
+                auto context = CallContext();
+                return stub_->RegisterWorker(context.get(), request, &response);
+              });
+    if (!status.ok()) return std::nullopt;
+    return response.worker_id();
   }
-  Worker(const Worker&) = delete;
-  Worker& operator=(const Worker&) = delete;
+
+  // One LeaseTrial long poll; a signal cancels it at once (CANCELLED, also when the signal
+  // came before the call).
+  grpc::Status Lease(const v1::LeaseTrialRequest& request, v1::LeaseTrialResponse* response) {
+    auto context = CallContext(request.wait_seconds() + kCallSeconds);
+    if (!shutdown_.SetPoll(context.get())) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "shutting down");
+    }
+    const grpc::Status status = stub_->LeaseTrial(context.get(), request, response);
+    shutdown_.SetPoll(nullptr);
+    return status;
+  }
+
+  // One Heartbeat (the next one is the retry).
+  grpc::Status Heartbeat(const v1::HeartbeatRequest& request, v1::HeartbeatResponse* response) {
+    auto context = CallContext();
+    return stub_->Heartbeat(context.get(), request, response);
+  }
+
+  // GetArtifact of a trial's model into `path` (written as `path`.partial, renamed when whole),
+  // checked against the SHA-256 the coordinator sends. UNAVAILABLE (retryable) when the
+  // coordinator cannot be reached or the bytes do not match; the coordinator's code otherwise
+  // (NOT_FOUND: the trial has no model).
+  Status Download(const std::string& job_id, const std::string& trial_id,
+                  const std::filesystem::path& path) {
+    const std::string partial = path.string() + ".partial";
+    v1::GetArtifactRequest request;
+    request.set_job_id(job_id);
+    request.set_trial_id(trial_id);
+    std::string expected, got;
+    bool written = false;
+    const grpc::Status status = Retry("GetArtifact failed", {}, [&] {
+      auto context = CallContext(kUploadSeconds);
+      storage::Sha256 hash;
+      std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+      auto reader = jobs_->GetArtifact(context.get(), request);
+      v1::ArtifactChunk chunk;
+      while (reader->Read(&chunk)) {
+        if (!chunk.sha256().empty()) expected = chunk.sha256();
+        hash.Update(chunk.data());
+        out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+      }
+      grpc::Status finished = reader->Finish();
+      out.close();
+      written = static_cast<bool>(out);
+      got = hash.HexDigest();
+      return finished;
+    });
+    std::error_code ec;
+    if (!status.ok()) {
+      std::filesystem::remove(partial, ec);
+      const grpc::StatusCode code = status.error_code();
+      const StatusCode ours = Transient(code) ? StatusCode::kUnavailable
+                                              : static_cast<StatusCode>(static_cast<int>(code));
+      return Status(ours, "GetArtifact: " + status.error_message());
+    }
+    if (!written) {
+      std::filesystem::remove(partial, ec);
+      return Status::Internal("cannot write " + partial);
+    }
+    if (got != expected) {
+      std::filesystem::remove(partial, ec);
+      return Status(StatusCode::kUnavailable,
+                    "sha256 " + got + " does not match the coordinator's " + expected);
+    }
+    std::filesystem::rename(partial, path, ec);
+    if (ec) return Status::Internal(path.string() + ": " + ec.message());
+    return Status::Ok();
+  }
+
+  // UploadArtifact of the file at `path` in 1 MiB chunks with the lease and the file's
+  // SHA-256; transport errors are retried with backoff (the whole stream again) for up to
+  // kReportRetrySeconds, even after a signal. FAILED_PRECONDITION: the lease is lost. Other
+  // refusals: an error naming the code.
+  Status Upload(const v1::TrialAssignment& a, const std::string& path) {
+    const auto sha256 = storage::Sha256OfFile(path);
+    if (!sha256) return Status::Internal("export: cannot read " + path);
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) return Status::Internal("export: " + path + ": " + ec.message());
+    v1::UploadArtifactResponse response;
+    const grpc::Status status = Retry("UploadArtifact failed", {.interruptible = false}, [&] {
+      auto context = CallContext(kUploadSeconds);
+      auto writer = stub_->UploadArtifact(context.get(), &response);
+      std::ifstream in(path, std::ios::binary);
+      std::string buffer(kUploadChunkBytes, '\0');
+      std::int64_t offset = 0;
+      bool first = true;
+      while (in) {
+        in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+        const auto got = static_cast<std::size_t>(in.gcount());
+        if (got == 0 && !first) break;
+        v1::UploadArtifactRequest message;
+        if (first) {
+          message.set_lease_id(a.lease_id());
+          message.set_fencing_token(a.fencing_token());
+          message.set_sha256(*sha256);
+          message.mutable_chunk()->set_total_size(static_cast<std::int64_t>(size));
+          message.mutable_chunk()->set_sha256(*sha256);
+          message.mutable_chunk()->set_filename(a.trial_id() + ".pt");
+          first = false;
+        }
+        message.mutable_chunk()->set_data(buffer.data(), got);
+        message.mutable_chunk()->set_offset(offset);
+        offset += static_cast<std::int64_t>(got);
+        message.mutable_chunk()->set_last(offset >= static_cast<std::int64_t>(size));
+        if (!writer->Write(message)) break;  // the server ended the call: see Finish
+      }
+      writer->WritesDone();
+      return writer->Finish();
+    });
+    if (status.ok()) {
+      log_("uploaded the model of trial " + a.trial_id() + " (" +
+           std::to_string(response.size()) + " B, sha256 " + response.sha256() + ")");
+      return Status::Ok();
+    }
+    const grpc::StatusCode code = status.error_code();
+    if (code == grpc::StatusCode::FAILED_PRECONDITION || code == grpc::StatusCode::NOT_FOUND) {
+      log_("model of trial " + a.trial_id() + " refused (" + Describe(status) +
+           "): the lease is lost");
+      return Status::FailedPrecondition(status.error_message());
+    }
+    log_("model of trial " + a.trial_id() + " refused or undeliverable (" + Describe(status) +
+         ")");
+    return Status(static_cast<StatusCode>(static_cast<int>(code)),
+                  "UploadArtifact: " + status.error_message());
+  }
+
+  // ReportResult, retried with backoff for transport errors (even after a signal: the point of
+  // finishing the trial is to report it); a refusal is logged and the result dropped.
+  void Report(const v1::TrialAssignment& a, const v1::ReportResultRequest& report) {
+    v1::ReportResultResponse response;
+    const grpc::Status status = Retry("ReportResult failed", {.interruptible = false}, [&] {
+      auto context = CallContext();
+      return stub_->ReportResult(context.get(), report, &response);
+    });
+    if (status.ok()) {
+      log_("reported trial " + a.trial_id() + (response.accepted() ? "" : " (duplicate)"));
+    } else {
+      log_("result of trial " + a.trial_id() + " refused or undeliverable (" + Describe(status) +
+           "); dropping it");
+    }
+  }
 
   // gRPC's own reconnection backoff (default up to 120 s) capped like ours, so that a
   // coordinator that comes back is found within about kBackoffMax.
@@ -246,6 +405,64 @@ class Worker {
     return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   }
 
+ private:
+  // When Retry gives up.
+  struct RetryPolicy {
+    double give_up_s = kReportRetrySeconds;  // since the first attempt; infinity: never
+    bool interruptible = true;               // a signal ends the waiting
+    bool any_error = false;                  // retry every error, not only transient ones
+  };
+
+  // Calls `attempt` (one RPC; its status) until it succeeds, fails with an error the policy
+  // does not retry, the policy's time is up, or (interruptible) a signal has come; between
+  // attempts waits with exponential backoff (kBackoffMin doubling to kBackoffMax), logging
+  // "<what> (code message); retrying in N s". Returns the last attempt's status.
+  grpc::Status Retry(std::string_view what, const RetryPolicy& policy,
+                     const std::function<grpc::Status()>& attempt) {
+    Backoff backoff;
+    const bool forever = !std::isfinite(policy.give_up_s);
+    const auto give_up =
+        Clock::now() + std::chrono::duration<double>(forever ? 0.0 : policy.give_up_s);
+    for (;;) {
+      const grpc::Status status = attempt();
+      if (status.ok()) return status;
+      if (!(policy.any_error || Transient(status.error_code())) ||
+          (!forever && Clock::now() > give_up) ||
+          (policy.interruptible && shutdown_.requested())) {
+        return status;
+      }
+      const double wait = backoff.Next();
+      log_(std::string(what) + " (" + Describe(status) + "); retrying in " + Seconds(wait));
+      shutdown_.Sleep(wait, policy.interruptible);
+    }
+  }
+
+  Logger& log_;
+  Shutdown& shutdown_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;  // GetArtifact, for parents' models
+};
+
+// The lease loop (lease_loop.h): registers, long-polls for assignments and runs each one —
+// parent model fetched, trial run with heartbeats beside it, model uploaded, result reported —
+// through a LeaseClient.
+class Worker {
+ public:
+  Worker(const LeaseLoopOptions& options, torch::Device device, Logger& log, Shutdown& shutdown)
+      : options_(options),
+        device_(device),
+        log_(log),
+        shutdown_(shutdown),
+        client_(options.coordinator, log, shutdown) {}
+  ~Worker() {
+    std::error_code ignored;
+    if (!parents_dir_.empty()) std::filesystem::remove_all(parents_dir_, ignored);
+    if (!temp_dir_.empty()) std::filesystem::remove(temp_dir_, ignored);  // only if empty
+  }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
   void Run() {
     Backoff backoff;
     while (!shutdown_.requested()) {
@@ -254,10 +471,7 @@ class Worker {
       request.set_worker_id(worker_id_);
       request.set_wait_seconds(options_.lease_wait_seconds);
       v1::LeaseTrialResponse response;
-      auto context = CallContext(options_.lease_wait_seconds + kCallSeconds);
-      if (!shutdown_.SetPoll(context.get())) break;
-      const grpc::Status status = stub_->LeaseTrial(context.get(), request, &response);
-      shutdown_.SetPoll(nullptr);
+      const grpc::Status status = client_.Lease(request, &response);
       if (shutdown_.requested() && !response.has_assignment()) break;
       if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
         log_("coordinator does not know worker " + worker_id_ + ": registering again");
@@ -277,15 +491,8 @@ class Worker {
   }
 
  private:
-  static std::string Seconds(double s) {
-    std::ostringstream out;
-    out << s << " s";
-    return out.str();
-  }
-
   // RegisterWorker with backoff until it succeeds (true) or a signal comes (false).
   bool Register() {
-    Backoff backoff;
     v1::RegisterWorkerRequest request;
     request.set_name(options_.name.empty() ? DefaultName() : options_.name);
     request.set_device(device_.str());
@@ -296,22 +503,12 @@ class Worker {
     if (CheckPrecision(Precision::kFp16, device_).ok()) request.add_dtypes(v1::DTYPE_FP16);
     request.set_threads(at::get_num_threads());
     request.set_version("peaknas-worker " __DATE__);
-    while (!shutdown_.requested()) {
-      v1::RegisterWorkerResponse response;
-      auto context = CallContext();
-      const grpc::Status status = stub_->RegisterWorker(context.get(), request, &response);
-      if (status.ok()) {
-        worker_id_ = response.worker_id();
-        log_("registered as " + worker_id_ + " (" + request.name() + ", " + request.device() +
-             ") with " + options_.coordinator);
-        return true;
-      }
-      const double wait = backoff.Next();
-      log_("cannot register with " + options_.coordinator + " (" + Describe(status) +
-           "); retrying in " + Seconds(wait));
-      shutdown_.Sleep(wait);
-    }
-    return false;
+    std::optional<std::string> id = client_.Register(request, options_.coordinator);
+    if (!id) return false;
+    worker_id_ = *id;
+    log_("registered as " + worker_id_ + " (" + request.name() + ", " + request.device() +
+         ") with " + options_.coordinator);
+    return true;
   }
 
   void RunAssignment(const v1::TrialAssignment& a) {
@@ -324,14 +521,14 @@ class Worker {
     StatusOr<TrialSpec> spec = SpecOf(a, options_, device_);
     if (!spec.ok()) {
       Fail(spec.status(), report);
-      Report(a, report);
+      client_.Report(a, report);
       return;
     }
     if (!a.parent_trial_id().empty()) {
       StatusOr<std::string> parent = FetchParent(a);
       if (!parent.ok()) {
         Fail(parent.status(), report);
-        Report(a, report);
+        client_.Report(a, report);
         return;
       }
       spec->parent_model = *parent;
@@ -342,7 +539,7 @@ class Worker {
       auto dir = ExportDir();
       if (!dir.ok()) {
         Fail(dir.status(), report);
-        Report(a, report);
+        client_.Report(a, report);
         return;
       }
       spec->export_path =
@@ -367,7 +564,7 @@ class Worker {
       int step = 0;
       int steps = 0;
       double loss = 0;
-      std::atomic<bool> stop{false};
+      std::stop_source stop;  // a cancelled job or a lost lease: RunTrial returns CANCELLED
     } progress;
     progress.steps = spec->steps;
     const double interval = a.heartbeat_interval_s() > 0
@@ -386,16 +583,15 @@ class Worker {
         request.set_stage(progress.stage);
         lock.unlock();
         v1::HeartbeatResponse response;
-        auto context = CallContext();
-        const grpc::Status status = stub_->Heartbeat(context.get(), request, &response);
+        const grpc::Status status = client_.Heartbeat(request, &response);
         lock.lock();
         if (status.ok() && response.action() == v1::HEARTBEAT_ACTION_CANCEL) {
           log_("trial " + a.trial_id() + " cancelled by the coordinator: stopping it");
-          progress.stop = true;
+          progress.stop.request_stop();
         } else if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
                    status.error_code() == grpc::StatusCode::NOT_FOUND) {
           log_("lease of trial " + a.trial_id() + " lost (" + Describe(status) + "): stopping it");
-          progress.stop = true;
+          progress.stop.request_stop();
         } else if (!status.ok()) {
           log_("Heartbeat failed (" + Describe(status) + "); the trial goes on");
         }
@@ -403,14 +599,13 @@ class Worker {
     });
 
     TrialCallbacks callbacks;
+    callbacks.stop = progress.stop.get_token();
     callbacks.stage = [&](std::string_view stage, std::string_view detail) {
-      if (progress.stop) throw TrialStopped{};
       std::lock_guard lock(progress.mu);
       progress.stage = std::string(stage);
       log_("trial " + a.trial_id() + ": " + std::string(stage) + " " + std::string(detail));
     };
     callbacks.train = [&](const TrainProgress& p) {
-      if (progress.stop) throw TrialStopped{};
       std::lock_guard lock(progress.mu);
       progress.step = p.step;
       progress.steps = p.steps;
@@ -418,20 +613,17 @@ class Worker {
     };
 
     std::optional<StatusOr<TrialResult>> result;
-    try {
-      result.emplace(RunTrial(*spec, callbacks));
-    } catch (const TrialStopped&) {
-    }
+    result.emplace(RunTrial(*spec, callbacks));
     // The model goes up before the result, while the heartbeats keep the lease alive. A model
     // that cannot be stored fails the trial (a frontier point must be downloadable), unless the
     // lease is gone, in which case nothing is reported.
-    if (result.has_value() && result->ok() && !progress.stop && a.export_model()) {
+    if (result->ok() && !progress.stop.stop_requested() && a.export_model()) {
       if (!(*result)->export_path) {
         result.emplace(Status::Internal("export: the trial produced no model file"));
       } else {
-        const Status uploaded = Upload(a, *(*result)->export_path);
+        const Status uploaded = client_.Upload(a, *(*result)->export_path);
         if (uploaded.code() == StatusCode::kFailedPrecondition) {
-          progress.stop = true;
+          progress.stop.request_stop();
         } else if (!uploaded.ok()) {
           result.emplace(uploaded);
         }
@@ -443,7 +635,7 @@ class Worker {
     }
     progress.cv.notify_all();
     heartbeat.join();
-    if (!result.has_value() || progress.stop) {
+    if (progress.stop.stop_requested()) {
       log_("trial " + a.trial_id() + " stopped; nothing reported");
       return;
     }
@@ -456,7 +648,7 @@ class Worker {
     } else {
       Fail(result->status(), report);
     }
-    Report(a, report);
+    client_.Report(a, report);
   }
 
   // The directory exported models are written to: --work-dir, or a private temporary
@@ -474,14 +666,10 @@ class Worker {
     return temp_dir_;
   }
 
-  // UploadArtifact of the file at `path` in 1 MiB chunks with the lease and the file's
-  // SHA-256; transport errors are retried with backoff (the whole stream again) for up to
-  // kReportRetrySeconds. FAILED_PRECONDITION: the lease is lost. Other refusals: an error
-  // naming the code.
-  // The parent's model of an inheriting trial, downloaded once (GetArtifact on the same
-  // coordinator) and kept in a small cache: a pruning round's children share their parent.
-  // The download is checked against its SHA-256. UNAVAILABLE (retryable) when the coordinator
-  // cannot be reached; NOT_FOUND, from the coordinator, when the parent has no model.
+  // The parent's model of an inheriting trial, downloaded once and kept in a small cache: a
+  // pruning round's children share their parent. UNAVAILABLE (retryable) when the coordinator
+  // cannot be reached or the download is corrupt; NOT_FOUND, from the coordinator, when the
+  // parent has no model.
   StatusOr<std::string> FetchParent(const v1::TrialAssignment& a) {
     if (parents_dir_.empty()) {
       PEAKNAS_ASSIGN_OR_RETURN(const std::string dir, ExportDir());
@@ -497,58 +685,12 @@ class Worker {
       return path.string();
     }
     EvictParents();
-    const std::string partial = path.string() + ".partial";
-    Backoff backoff;
-    const auto give_up = Clock::now() + std::chrono::duration<double>(kReportRetrySeconds);
-    for (;;) {
-      v1::GetArtifactRequest request;
-      request.set_job_id(a.job_id());
-      request.set_trial_id(a.parent_trial_id());
-      auto context = CallContext(kUploadSeconds);
-      std::string expected;
-      storage::Sha256 hash;
-      grpc::Status status;
-      {
-        std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-        auto reader = jobs_->GetArtifact(context.get(), request);
-        v1::ArtifactChunk chunk;
-        while (reader->Read(&chunk)) {
-          if (!chunk.sha256().empty()) expected = chunk.sha256();
-          hash.Update(chunk.data());
-          out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-        }
-        status = reader->Finish();
-        out.close();
-        if (status.ok() && !out) {
-          std::filesystem::remove(partial, ec);
-          return Status::Internal("parent: cannot write " + partial);
-        }
-      }
-      if (status.ok()) {
-        const std::string got = hash.HexDigest();
-        if (got != expected) {
-          std::filesystem::remove(partial, ec);
-          return Status(StatusCode::kUnavailable, "parent " + a.parent_trial_id() + ": sha256 " + got +
-                                     " does not match the coordinator's " + expected);
-        }
-        std::filesystem::rename(partial, path, ec);
-        if (ec) return Status::Internal("parent: " + path.string() + ": " + ec.message());
-        log_("fetched the model of parent trial " + a.parent_trial_id() + " for trial " +
-             a.trial_id());
-        return path.string();
-      }
-      std::filesystem::remove(partial, ec);
-      const grpc::StatusCode code = status.error_code();
-      if (!Transient(code) || Clock::now() > give_up || shutdown_.requested()) {
-        const StatusCode ours = Transient(code) ? StatusCode::kUnavailable
-                                                : static_cast<StatusCode>(static_cast<int>(code));
-        return Status(ours, "parent " + a.parent_trial_id() + ": GetArtifact: " +
-                                status.error_message());
-      }
-      const double wait = backoff.Next();
-      log_("GetArtifact failed (" + Describe(status) + "); retrying in " + Seconds(wait));
-      shutdown_.Sleep(wait);
+    if (Status s = client_.Download(a.job_id(), a.parent_trial_id(), path); !s.ok()) {
+      return Status(s.code(), "parent " + a.parent_trial_id() + ": " + s.message());
     }
+    log_("fetched the model of parent trial " + a.parent_trial_id() + " for trial " +
+         a.trial_id());
+    return path.string();
   }
 
   // Keeps the parent cache under kParentCacheFiles files, dropping the least recently used.
@@ -565,70 +707,6 @@ class Worker {
     }
   }
 
-  Status Upload(const v1::TrialAssignment& a, const std::string& path) {
-    const auto sha256 = storage::Sha256OfFile(path);
-    if (!sha256) return Status::Internal("export: cannot read " + path);
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(path, ec);
-    if (ec) return Status::Internal("export: " + path + ": " + ec.message());
-    Backoff backoff;
-    const auto give_up = Clock::now() + std::chrono::duration<double>(kReportRetrySeconds);
-    for (;;) {
-      v1::UploadArtifactResponse response;
-      auto context = CallContext(kUploadSeconds);
-      grpc::Status status;
-      {
-        auto writer = stub_->UploadArtifact(context.get(), &response);
-        std::ifstream in(path, std::ios::binary);
-        std::string buffer(kUploadChunkBytes, '\0');
-        std::int64_t offset = 0;
-        bool first = true;
-        while (in) {
-          in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-          const auto got = static_cast<std::size_t>(in.gcount());
-          if (got == 0 && !first) break;
-          v1::UploadArtifactRequest message;
-          if (first) {
-            message.set_lease_id(a.lease_id());
-            message.set_fencing_token(a.fencing_token());
-            message.set_sha256(*sha256);
-            message.mutable_chunk()->set_total_size(static_cast<std::int64_t>(size));
-            message.mutable_chunk()->set_sha256(*sha256);
-            message.mutable_chunk()->set_filename(a.trial_id() + ".pt");
-            first = false;
-          }
-          message.mutable_chunk()->set_data(buffer.data(), got);
-          message.mutable_chunk()->set_offset(offset);
-          offset += static_cast<std::int64_t>(got);
-          message.mutable_chunk()->set_last(offset >= static_cast<std::int64_t>(size));
-          if (!writer->Write(message)) break;  // the server ended the call: see Finish
-        }
-        writer->WritesDone();
-        status = writer->Finish();
-      }
-      if (status.ok()) {
-        log_("uploaded the model of trial " + a.trial_id() + " (" +
-             std::to_string(response.size()) + " B, sha256 " + response.sha256() + ")");
-        return Status::Ok();
-      }
-      const grpc::StatusCode code = status.error_code();
-      if (code == grpc::StatusCode::FAILED_PRECONDITION || code == grpc::StatusCode::NOT_FOUND) {
-        log_("model of trial " + a.trial_id() + " refused (" + Describe(status) +
-             "): the lease is lost");
-        return Status::FailedPrecondition(status.error_message());
-      }
-      if (!Transient(code) || Clock::now() > give_up) {
-        log_("model of trial " + a.trial_id() + " refused or undeliverable (" +
-             Describe(status) + ")");
-        return Status(static_cast<StatusCode>(static_cast<int>(code)),
-                      "UploadArtifact: " + status.error_message());
-      }
-      const double wait = backoff.Next();
-      log_("UploadArtifact failed (" + Describe(status) + "); retrying in " + Seconds(wait));
-      shutdown_.Sleep(wait, /*interruptible=*/false);
-    }
-  }
-
   void Fail(const Status& status, v1::ReportResultRequest& report) {
     v1::TrialFailure* failure = report.mutable_failure();
     failure->set_code(static_cast<int>(status.code()));
@@ -640,38 +718,11 @@ class Worker {
     log_("trial failed: " + std::string(StatusCodeName(status.code())) + ": " + message);
   }
 
-  // ReportResult, retried with backoff for transport errors (even after a signal: the point of
-  // finishing the trial is to report it).
-  void Report(const v1::TrialAssignment& a, const v1::ReportResultRequest& report) {
-    Backoff backoff;
-    const auto give_up = Clock::now() + std::chrono::duration<double>(kReportRetrySeconds);
-    for (;;) {
-      v1::ReportResultResponse response;
-      auto context = CallContext();
-      const grpc::Status status = stub_->ReportResult(context.get(), report, &response);
-      if (status.ok()) {
-        log_("reported trial " + a.trial_id() + (response.accepted() ? "" : " (duplicate)"));
-        return;
-      }
-      const grpc::StatusCode code = status.error_code();
-      if (!Transient(code) || Clock::now() > give_up) {
-        log_("result of trial " + a.trial_id() + " refused or undeliverable (" +
-             Describe(status) + "); dropping it");
-        return;
-      }
-      const double wait = backoff.Next();
-      log_("ReportResult failed (" + Describe(status) + "); retrying in " + Seconds(wait));
-      shutdown_.Sleep(wait, /*interruptible=*/false);
-    }
-  }
-
   const LeaseLoopOptions& options_;
   torch::Device device_;
   Logger& log_;
   Shutdown& shutdown_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::WorkerService::Stub> stub_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;  // GetArtifact, for parents' models
+  LeaseClient client_;
   std::string parents_dir_;                     // the parent cache; created on first use
   std::string temp_dir_;  // ExportDir's private directory when there is no --work-dir
   std::string worker_id_;

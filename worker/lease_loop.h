@@ -14,9 +14,9 @@
 //     reported at once as a failure (NOT_FOUND, naming the dataset and the known ones).
 //   * Heartbeats: a helper thread sends the latest progress (stage, step, loss) every
 //     min(2 s, the assignment's heartbeat interval). CANCEL (job cancelled) or
-//     FAILED_PRECONDITION / NOT_FOUND (lease lost) stop the trial at its next progress or stage
-//     callback — RunTrial has no stop API, so the callback throws a private exception that
-//     unwinds RunTrial (it only catches c10::Error) — and nothing is reported.
+//     FAILED_PRECONDITION / NOT_FOUND (lease lost) request a stop through the trial's stop
+//     token (TrialCallbacks::stop): RunTrial returns CANCELLED at its next training step or
+//     stage, and nothing is reported.
 //   * Result: TrialMetrics, or TrialFailure with the Status's canonical code and one-line
 //     message (retryable for NOT_FOUND / UNAVAILABLE: worker-side data or I/O). Transport
 //     errors are retried with backoff for up to 2 minutes; FAILED_PRECONDITION (stale lease) is

@@ -78,7 +78,8 @@ double Trainer::Step(const torch::Tensor& noisy, const torch::Tensor& clean, int
   return value;
 }
 
-StatusOr<TrainResult> Trainer::Run(data::PatchSampler& sampler, const ProgressCallback& progress) {
+StatusOr<TrainResult> Trainer::Run(data::PatchSampler& sampler, const ProgressCallback& progress,
+                                   std::stop_token stop) {
   data::PatchBatch batch;
   TrainResult result;
   const auto start = Clock::now();
@@ -88,6 +89,10 @@ StatusOr<TrainResult> Trainer::Run(data::PatchSampler& sampler, const ProgressCa
   const int tail = std::min(options_.steps, 20);
   double tail_sum = 0;
   for (int k = 0; k < options_.steps; ++k) {
+    if (stop.stop_requested()) {
+      return Status(StatusCode::kCancelled, "training stopped after " + std::to_string(k) + " of " +
+                               std::to_string(options_.steps) + " steps");
+    }
     if (Status s = sampler.Next(&batch); !s.ok()) return s;
     const torch::Tensor noisy = ToTensor(batch.noisy, batch.batch, batch.patch, device_);
     const torch::Tensor clean = ToTensor(batch.clean, batch.batch, batch.patch, device_);

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stop_token>
 #include <memory>
 
 #include "search/status.h"
@@ -63,9 +64,10 @@ class Trainer {
   double Step(const torch::Tensor& noisy, const torch::Tensor& clean, int k);
 
   // Runs options.steps steps on batches from `sampler`, reporting progress. Errors: the
-  // sampler's (a file that cannot be decoded), and a non-finite loss (INTERNAL, naming the
-  // step).
-  StatusOr<TrainResult> Run(data::PatchSampler& sampler, const ProgressCallback& progress = {});
+  // sampler's (a file that cannot be decoded), a non-finite loss (INTERNAL, naming the step),
+  // and CANCELLED when `stop` is requested (checked before every step).
+  StatusOr<TrainResult> Run(data::PatchSampler& sampler, const ProgressCallback& progress = {},
+                            std::stop_token stop = {});
 
   UNet& net() { return net_; }
   torch::optim::Adam& optimizer() { return *optimizer_; }

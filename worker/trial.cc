@@ -71,8 +71,13 @@ Status CheckBlocks(const TrialSpec& spec, const data::SiddDataset& dataset) {
 }
 
 StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& callbacks) {
-  const auto stage = [&](std::string_view name, const std::string& detail) {
+  // Entering a stage: CANCELLED when a stop was requested, else reported.
+  const auto stage = [&](std::string_view name, const std::string& detail) -> Status {
+    if (callbacks.stop.stop_requested()) {
+      return Status(StatusCode::kCancelled, "trial stopped before " + std::string(name));
+    }
     if (callbacks.stage) callbacks.stage(name, detail);
+    return Status::Ok();
   };
   const torch::Device device = spec.device;
   TrialResult r;
@@ -92,9 +97,9 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   PEAKNAS_ASSIGN_OR_RETURN(data::PatchSampler sampler,
                            data::PatchSampler::Create(dataset.train, sampling));
   // Reported once the data is known good, so that a bad dataset is a one-line error.
-  stage("data", spec.data_dir + ": " + std::to_string(dataset.train.size()) + " training pairs, " +
+  PEAKNAS_RETURN_IF_ERROR(stage("data", spec.data_dir + ": " + std::to_string(dataset.train.size()) + " training pairs, " +
                     std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
-                    Side(dataset.val_noisy.block_size));
+                    Side(dataset.val_noisy.block_size)));
 
   torch::manual_seed(spec.seed);
   UNet net(spec.arch);
@@ -107,9 +112,9 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     }
     PEAKNAS_RETURN_IF_ERROR(InheritWeights(*parent, spec.importance, net,
                                            "parent \"" + spec.parent_model + "\""));
-    stage("inherit", spec.parent_model + ": top channels by " +
+    PEAKNAS_RETURN_IF_ERROR(stage("inherit", spec.parent_model + ": top channels by " +
                          std::string(Name(spec.importance)) + " of " +
-                         search::ToCanonicalJson(parent->arch));
+                         search::ToCanonicalJson(parent->arch)));
     r.parent_arch = parent->arch;
   }  // the parent's tensors are freed here: they are part of no measured peak
   net->to(device);
@@ -131,8 +136,8 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
       1e3 * search::InferenceLatencySeconds(spec.arch, spec.tile, r.dtype, profile);
 
   // 2. Inference peak and latency, on the fresh net.
-  stage("measure-inference", "batch " + std::to_string(spec.tile.batch) + ", tile " +
-                                 Side(spec.tile.size) + ", " + std::string(Name(spec.precision)));
+  PEAKNAS_RETURN_IF_ERROR(stage("measure-inference", "batch " + std::to_string(spec.tile.batch) + ", tile " +
+                                 Side(spec.tile.size) + ", " + std::string(Name(spec.precision))));
   {
     AutocastGuard autocast(spec.precision, device);
     const PeakMeasurement peak = MeasureInferencePeak(net, spec.tile, device);
@@ -145,10 +150,10 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   }
 
   // 3. Training.
-  stage("train", std::to_string(spec.steps) + " steps, batch " +
+  PEAKNAS_RETURN_IF_ERROR(stage("train", std::to_string(spec.steps) + " steps, batch " +
                      std::to_string(spec.train_shape.batch) + ", patch " +
                      Side(spec.train_shape.size) + ", " + std::to_string(dataset.train.size()) +
-                     " training pairs");
+                     " training pairs"));
   TrainOptions train;
   train.steps = spec.steps;
   train.learning_rate = spec.learning_rate;
@@ -165,14 +170,14 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     }
     if (callbacks.train) callbacks.train(p);
   };
-  PEAKNAS_ASSIGN_OR_RETURN(const TrainResult trained, trainer.Run(sampler, progress));
+  PEAKNAS_ASSIGN_OR_RETURN(const TrainResult trained, trainer.Run(sampler, progress, callbacks.stop));
   r.final_loss = trained.final_loss;
   r.train_seconds = trained.seconds;
   r.train_steps_per_s = trained.steps_per_second;
 
   // 4. Evaluation.
-  stage("evaluate", std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
-                        Side(dataset.val_noisy.block_size));
+  PEAKNAS_RETURN_IF_ERROR(stage("evaluate", std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
+                        Side(dataset.val_noisy.block_size)));
   const auto eval_start = Clock::now();
   r.scores =
       Evaluate(net, dataset.val_noisy, dataset.val_clean, device, spec.eval_batch, spec.precision);
@@ -181,14 +186,14 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
 
   // 5. Export of the trained weights.
   if (!spec.export_path.empty()) {
-    stage("export", spec.export_path);
+    PEAKNAS_RETURN_IF_ERROR(stage("export", spec.export_path));
     PEAKNAS_RETURN_IF_ERROR(ExportTorchScript(net, spec.export_path));
     r.export_path = spec.export_path;
   }
 
   // 6. Training-step peak, in the trainer's steady state; changes the weights (see trial.h).
-  stage("measure-train", "batch " + std::to_string(spec.train_shape.batch) + ", patch " +
-                             Side(spec.train_shape.size));
+  PEAKNAS_RETURN_IF_ERROR(stage("measure-train", "batch " + std::to_string(spec.train_shape.batch) + ", patch " +
+                             Side(spec.train_shape.size)));
   const PeakMeasurement train_peak = MeasureTrainStepPeak(trainer, spec.train_shape, device);
   r.measured_train_peak_bytes = train_peak.allocator_peak_bytes;
   r.process_train_peak_bytes = train_peak.process_peak_bytes;

@@ -7,8 +7,9 @@
 // Order of work, and why:
 //   1. the dataset is opened and the patch sampler created, and a parent model (when the trial
 //      inherits) loaded and checked against the architecture (bad input fails before work);
-//   2. on the freshly initialized (or inherited, worker/inherit.h) net: the inference peak at (batch, tile), then the
-//      median latency at the same shape (neither depends on the weights' values);
+//   2. on the freshly initialized (or inherited, worker/inherit.h) net: the inference peak at
+//      (batch, tile), then the median latency at the same shape (neither depends on the
+//      weights' values);
 //   3. training (Trainer::Run), progress reported through the callback;
 //   4. evaluation of every validation block, and the noisy-input baseline;
 //   5. the TorchScript export of the trained weights, when asked for;
@@ -27,7 +28,8 @@
 //
 // Errors are values: invalid specs are INVALID_ARGUMENT naming the field (with the names of
 // `peaknas-worker once`'s flags), dataset problems come from data::OpenSiddDataset and
-// data::PatchSampler (naming the path), a diverging loss is INTERNAL, and LibTorch's
+// data::PatchSampler (naming the path), a diverging loss is INTERNAL, a requested stop is
+// CANCELLED (TrialCallbacks::stop), and LibTorch's
 // exceptions stop here — RESOURCE_EXHAUSTED for out-of-memory (a search signal, not a crash),
 // INTERNAL for any other c10::Error.
 //
@@ -41,6 +43,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 
@@ -126,12 +129,15 @@ struct TrialResult {
 };
 
 // Called when the trial enters a stage ("data" once the dataset has been opened and checked,
-// "inherit" when the net takes a parent's weights, then "measure-inference", "train", "evaluate", "export", "measure-train") with a one-line
-// detail, and with training progress. Nothing is reported before the inputs are known good,
-// so an error in them is all a caller prints.
+// "inherit" when the net takes a parent's weights, then "measure-inference", "train",
+// "evaluate", "export", "measure-train") with a one-line detail, and with training progress.
+// Nothing is reported before the inputs are known good, so an error in them is all a caller
+// prints. A stop requested through `stop` ends the trial with CANCELLED at the next stage or
+// training step (a cancelled job, a lost lease).
 struct TrialCallbacks {
   std::function<void(std::string_view stage, std::string_view detail)> stage;
   ProgressCallback train;
+  std::stop_token stop;
 };
 
 // Runs the trial (see the top of this file). Seeds LibTorch's generators with spec.seed.

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -169,6 +170,41 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   data::SiddScoreAccumulator scores;
   scores.AddBlocks(y.data_ptr<float>(), t.data(), 2, 32);
   EXPECT_NEAR(scores.Result().psnr, r.scores.psnr, 1e-4);
+}
+
+// A stop requested from the callbacks ends the trial with CANCELLED: during training at the
+// next step (no further progress is reported), and before a stage it has not entered.
+TEST(RunTrial, AStopRequestedEndsTheTrialCancelled) {
+  ScopedTempDir dir;
+  const data::MakeDataOptions made = TinyData(dir);
+  ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
+  TrialSpec spec = TinySpec(made.out_dir);
+  spec.steps = 5;
+
+  std::stop_source during;
+  std::vector<std::string> stages;
+  std::vector<int> steps;
+  TrialCallbacks callbacks;
+  callbacks.stop = during.get_token();
+  callbacks.stage = [&](std::string_view stage, std::string_view) { stages.emplace_back(stage); };
+  callbacks.train = [&](const TrainProgress& p) {
+    steps.push_back(p.step);
+    if (p.step == 2) during.request_stop();
+  };
+  const auto stopped = RunTrial(spec, callbacks);
+  EXPECT_EQ(stopped.status().code(), StatusCode::kCancelled) << stopped.status().ToString();
+  EXPECT_NE(stopped.status().message().find("after 2 of 5 steps"), std::string::npos)
+      << stopped.status().message();
+  EXPECT_EQ(steps, (std::vector<int>{1, 2}));
+  EXPECT_EQ(stages, (std::vector<std::string>{"data", "measure-inference", "train"}));
+
+  std::stop_source before;
+  before.request_stop();
+  stages.clear();
+  callbacks.stop = before.get_token();
+  const auto never = RunTrial(spec, callbacks);
+  EXPECT_EQ(never.status().code(), StatusCode::kCancelled);
+  EXPECT_TRUE(stages.empty()) << "no stage is entered once the stop is requested";
 }
 
 // A child that inherits from a trained parent: the stage is reported, the first losses start

@@ -12,7 +12,8 @@
 # chain whose frontier points all fit the budget and inherited from trained trials of the job,
 # read back from the SQLite file; Python too), interrupt (SIGINT
 # mid-trial: exit non-zero, no child left running), bad_budget (one line
-# on stderr naming --budget, exit 1 or 2, nothing started).
+# on stderr naming --budget, exit 1 or 2, nothing started), bad_inherit (--inherit where no
+# strategy inherits, and --inherit with --no-inherit: refused naming the flag, nothing started).
 set -uo pipefail
 
 if [[ $# -ne 4 ]]; then
@@ -204,6 +205,21 @@ PY
     rc=$?
     [[ $rc -eq 1 || $rc -eq 2 ]] || fail "budget 0: exit status $rc, expected 1 or 2"
     [[ $(wc -l <"$err") -eq 1 ]] && grep -q -- '--budget' "$err" || fail "budget 0: bad error"
+    ;;
+  bad_inherit)
+    "$peaknas" run --strategy random --inherit --data "$work/data" --db "$work/r.db" \
+      >"$out" 2>"$err"
+    rc=$?
+    [[ $rc -eq 1 || $rc -eq 2 ]] || fail "random --inherit: exit status $rc, expected 1 or 2"
+    [[ $(wc -l <"$err") -eq 1 ]] || fail "random --inherit: expected one line on stderr"
+    grep -q -- '--inherit: only with --strategy evolution or scaling' "$err" ||
+      fail "random --inherit: the error does not say where --inherit applies"
+    "$peaknas" run --strategy scaling --inherit --no-inherit --data "$work/data" \
+      --db "$work/r.db" >"$out" 2>"$err"
+    rc=$?
+    [[ $rc -eq 1 || $rc -eq 2 ]] || fail "--inherit --no-inherit: exit status $rc"
+    grep -q -- '--no-inherit' "$err" || fail "--inherit --no-inherit: not named"
+    [[ -e $work/r.db || -e $work/data || -e $work/logs ]] && fail "something was started"
     ;;
   *)
     echo "unknown case: $case_name" >&2
