@@ -25,8 +25,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -34,6 +32,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -145,8 +144,7 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
       // A channel argument unique to this worker keeps gRPC from sharing one connection.
       grpc::ChannelArguments args;
       args.SetInt("peaknas.bench.worker", w);
-      auto channel =
-          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+      auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
       auto stub = v1::WorkerService::NewStub(channel);
       std::string worker_id;
       {
@@ -252,11 +250,14 @@ int Main(int argc, char** argv) {
   bool skip_optuna = false;
   std::string synchronous = "full";
   app.add_option("--workers", workers, "Concurrent fake workers (threads, one channel each)")
-      ->capture_default_str()->check(CLI::Range(1, 1024));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app.add_option("--trials", trials, "Trials of the submitted job (enough not to run out)")
-      ->capture_default_str()->check(CLI::Range(1, 100000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   app.add_option("--parallelism", parallelism, "The job's parallelism (queue depth)")
-      ->capture_default_str()->check(CLI::Range(1, 1024));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app.add_option("--warmup-seconds", warmup_s, "Untimed start")->capture_default_str();
   app.add_option("--window-seconds", window_s, "Timed window")->capture_default_str();
   app.add_option("--optuna-seconds", optuna_s, "Timed window of the peer")->capture_default_str();
@@ -266,7 +267,8 @@ int Main(int argc, char** argv) {
   app.add_option("--synchronous", synchronous,
                  "The coordinator's SQLite durability: full (fsync per commit, survives power "
                  "loss; the server's default) or normal (survives a process crash)")
-      ->capture_default_str()->check(CLI::IsMember({"full", "normal"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"full", "normal"}));
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::warn);
@@ -274,18 +276,18 @@ int Main(int argc, char** argv) {
   if (mkdtemp(tmpl) == nullptr) Die("mkdtemp failed");
   const fs::path dir(tmpl);
 
-  const CoordinatorResult c =
-      RunCoordinator(dir, workers, trials, parallelism, warmup_s, window_s,
-                     synchronous == "full" ? storage::Synchronous::kFull
-                                           : storage::Synchronous::kNormal);
+  const CoordinatorResult c = RunCoordinator(
+      dir, workers, trials, parallelism, warmup_s, window_s,
+      synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal);
   const double rate = c.cycles / c.seconds;
-  std::printf("coordinator: %ld lease->report cycles in %.2f s = %.1f cycles/s "
-              "(%d workers, parallelism %d, synchronous=%s; %.0f us CPU/cycle, server+workers "
-              "in one process; %ld commits, %.1f writes/commit; %ld errors)%s\n",
-              c.cycles, c.seconds, rate, workers, parallelism, synchronous.c_str(),
-              1e6 * c.cpu_seconds / std::max<long>(c.cycles, 1), c.commits,
-              static_cast<double>(c.writes) / std::max<long>(c.commits, 1), c.errors,
-              c.starved ? " [job ran out of trials: raise --trials]" : "");
+  std::printf(
+      "coordinator: %ld lease->report cycles in %.2f s = %.1f cycles/s "
+      "(%d workers, parallelism %d, synchronous=%s; %.0f us CPU/cycle, server+workers "
+      "in one process; %ld commits, %.1f writes/commit; %ld errors)%s\n",
+      c.cycles, c.seconds, rate, workers, parallelism, synchronous.c_str(),
+      1e6 * c.cpu_seconds / std::max<long>(c.cycles, 1), c.commits,
+      static_cast<double>(c.writes) / std::max<long>(c.commits, 1), c.errors,
+      c.starved ? " [job ran out of trials: raise --trials]" : "");
   std::fflush(stdout);
   if (!skip_optuna) {
     const nlohmann::json o = RunPeer(python, peer, dir, optuna_s);

@@ -60,9 +60,9 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
-#include "search/status.h"
 #include "worker/counting_allocator.h"
 #include "worker/malloc_tuning.h"
 #include "worker/measure.h"
@@ -102,9 +102,9 @@ struct BenchOptions {
   int latency_warmup = 2;          // untimed passes per side before the first inference round
   int schedule_steps = 1000;       // length of the cosine learning-rate schedule (k wraps)
   std::uint64_t seed = 0;
-  bool no_check = false;     // skip comparing outputs and losses before timing
+  bool no_check = false;      // skip comparing outputs and losses before timing
   bool default_heap = false;  // C++ side: glibc's default heap, not the worker's settings
-  bool no_counter = false;   // leave out the counting CPU allocator that peaknas-worker installs
+  bool no_counter = false;    // leave out the counting CPU allocator that peaknas-worker installs
   bool quick = false;
   std::string python = "/usr/bin/python3";
   std::string peer = PEAKNAS_SOURCE_DIR "/bench/unet_peer.py";

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "cli/app.h"
+#include "base/app.h"
 
 namespace peaknas::cli {
 
@@ -29,7 +29,7 @@ void SetUnaryDeadline(grpc::ClientContext& context) {
 }
 
 Status ToStatus(const grpc::Status& status, std::string_view address, std::string_view what) {
-  const std::string message = OneLine(status.error_message());
+  const std::string message = base::OneLine(status.error_message());
   const std::string at = "the coordinator at " + std::string(address);
   switch (status.error_code()) {
     case grpc::StatusCode::OK:

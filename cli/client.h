@@ -21,8 +21,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
-#include "search/status.h"
 
 namespace CLI {
 class App;

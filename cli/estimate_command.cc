@@ -9,11 +9,11 @@
 #include <utility>
 #include <vector>
 
-#include "cli/app.h"
+#include "base/app.h"
+#include "base/status.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
-#include "search/status.h"
 #include "search/units.h"
 
 namespace peaknas::cli {
@@ -49,7 +49,7 @@ struct Request {
 
 StatusOr<Request> Validate(const EstimateOptions& options) {
   Request r;
-  PEAKNAS_ASSIGN_OR_RETURN(r.arch, LoadArchitectureArgument(options.arch));
+  PEAKNAS_ASSIGN_OR_RETURN(r.arch, search::LoadArchitectureArgument(options.arch));
   r.tile = Shape{.batch = options.batch, .size = options.tile};
   r.patch = Shape{.batch = options.train_batch, .size = options.patch};
   PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(r.arch, r.tile, "batch", "tile"));
@@ -356,7 +356,7 @@ CLI::App* AddEstimateCommand(CLI::App& root, EstimateOptions& options) {
   CLI::App* cmd = root.add_subcommand("estimate", kEstimateDescription);
   cmd->footer(kEstimateFooter);
 
-  AddArchOption(*cmd, options.arch, "See the format below.");
+  base::AddArchOption(*cmd, options.arch, "See the format below.");
   cmd->add_option("--batch", options.batch,
                   "Inference batch size, in [1, " + std::to_string(search::kMaxBatch) + "].")
       ->type_name("B")

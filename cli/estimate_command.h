@@ -16,7 +16,7 @@
 #include <ostream>
 #include <string>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace CLI {
 class App;

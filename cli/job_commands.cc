@@ -13,8 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
@@ -23,12 +23,12 @@
 #include <utility>
 #include <vector>
 
-#include "cli/app.h"
+#include "base/app.h"
+#include "base/status.h"
 #include "cli/client.h"
 #include "peaknas/v1/peaknas.pb.h"
 #include "proto/convert.h"
 #include "search/architecture.h"
-#include "search/status.h"
 #include "search/units.h"
 
 namespace peaknas::cli {
@@ -121,9 +121,9 @@ void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& 
 
 std::string Counts(const v1::TrialCounts& c) {
   return "pending " + std::to_string(c.pending()) + ", running " + std::to_string(c.running()) +
-         ", succeeded " + std::to_string(c.succeeded()) + ", failed " +
-         std::to_string(c.failed()) + ", rejected " + std::to_string(c.rejected()) +
-         ", cancelled " + std::to_string(c.cancelled()) +
+         ", succeeded " + std::to_string(c.succeeded()) + ", failed " + std::to_string(c.failed()) +
+         ", rejected " + std::to_string(c.rejected()) + ", cancelled " +
+         std::to_string(c.cancelled()) +
          (c.over_budget_ancestors() > 0
               ? " (" + std::to_string(c.over_budget_ancestors()) +
                     " of them over-budget pruning ancestors, never on the frontier)"
@@ -166,8 +166,8 @@ Status CheckKnownFields(const Json& value, const pb::Descriptor& descriptor,
     const std::string sub = path + "." + field->name();
     if (field->is_repeated() && item.is_array()) {
       for (std::size_t i = 0; i < item.size(); ++i) {
-        PEAKNAS_RETURN_IF_ERROR(CheckKnownFields(item[i], *field->message_type(),
-                                                 sub + "[" + std::to_string(i) + "]"));
+        PEAKNAS_RETURN_IF_ERROR(
+            CheckKnownFields(item[i], *field->message_type(), sub + "[" + std::to_string(i) + "]"));
       }
     } else {
       PEAKNAS_RETURN_IF_ERROR(CheckKnownFields(item, *field->message_type(), sub));
@@ -204,7 +204,7 @@ StatusOr<v1::JobSpec> ReadJobSpec(const std::string& path) {
   parse.ignore_unknown_fields = false;
   const auto status = pb::util::JsonStringToMessage(text, &spec, parse);
   if (!status.ok()) {
-    return Status::InvalidArgument(where + "spec: " + OneLine(std::string(status.message())));
+    return Status::InvalidArgument(where + "spec: " + base::OneLine(std::string(status.message())));
   }
   return spec;
 }
@@ -266,8 +266,13 @@ StatusOr<std::vector<v1::Trial>> ListTrials(const Call& call, const std::string&
 class WatchDisplay {
  public:
   WatchDisplay(std::ostream& out, bool live, const v1::Job& job)
-      : out_(out), live_(live), job_(job.id()), total_(job.spec().trials()),
-        done_(Done(job.counts())), rejected_(job.counts().rejected()), state_(job.state()) {}
+      : out_(out),
+        live_(live),
+        job_(job.id()),
+        total_(job.spec().trials()),
+        done_(Done(job.counts())),
+        rejected_(job.counts().rejected()),
+        state_(job.state()) {}
 
   void Show(const v1::JobEvent& event) {
     std::string line;
@@ -291,7 +296,7 @@ class WatchDisplay {
           if (!has_best_ || t.metrics().psnr() > best_psnr_) best_psnr_ = t.metrics().psnr();
           has_best_ = true;
         } else if (!t.reason().empty()) {
-          line += ": " + OneLine(t.reason());
+          line += ": " + base::OneLine(t.reason());
         }
         break;
       }
@@ -299,7 +304,7 @@ class WatchDisplay {
         const v1::Trial& t = event.trial_rejected().trial();
         rejected_ids_.insert(t.id());
         rejected_ = std::max(rejected_, static_cast<int>(rejected_ids_.size()));
-        line = "trial " + t.id() + " rejected: " + OneLine(t.reason());
+        line = "trial " + t.id() + " rejected: " + base::OneLine(t.reason());
         break;
       }
       case v1::JobEvent::kFrontierChanged: {
@@ -308,9 +313,8 @@ class WatchDisplay {
           if (!has_best_ || p.psnr() > best_psnr_) best_psnr_ = p.psnr();
           has_best_ = true;
         }
-        line = "frontier v" + std::to_string(f.version()) + ": " +
-               std::to_string(f.points_size()) + " points, hypervolume " +
-               Fixed(f.hypervolume(), 4);
+        line = "frontier v" + std::to_string(f.version()) + ": " + std::to_string(f.points_size()) +
+               " points, hypervolume " + Fixed(f.hypervolume(), 4);
         break;
       }
       case v1::JobEvent::kJobFinished: {
@@ -320,7 +324,7 @@ class WatchDisplay {
         rejected_ = j.counts().rejected();
         error_ = j.error();
         line = "job " + j.id() + " " + StateName(j.state()) + " (" + Counts(j.counts()) + ")";
-        if (!j.error().empty()) line += ": " + OneLine(j.error());
+        if (!j.error().empty()) line += ": " + base::OneLine(j.error());
         break;
       }
       case v1::JobEvent::kTrialProgress: {
@@ -345,9 +349,9 @@ class WatchDisplay {
   void Redraw() {
     constexpr int kBar = 24;
     const int filled = total_ > 0 ? std::min(kBar, done_ * kBar / total_) : 0;
-    out_ << "\r\033[K" << job_ << " " << StateName(state_) << " ["
-         << std::string(filled, '#') << std::string(kBar - filled, '.') << "] " << done_ << "/"
-         << total_ << " trials, " << rejected_ << " rejected, best PSNR "
+    out_ << "\r\033[K" << job_ << " " << StateName(state_) << " [" << std::string(filled, '#')
+         << std::string(kBar - filled, '.') << "] " << done_ << "/" << total_ << " trials, "
+         << rejected_ << " rejected, best PSNR "
          << (has_best_ ? Fixed(best_psnr_, 2) + " dB" : std::string("-"));
     // The training trials' steps, as their workers last heartbeated them (at most three).
     int shown = 0;
@@ -416,8 +420,8 @@ Status ExportArtifact(const Call& call, const JobCommandOptions& options, std::o
       context.TryCancel();
       reader->Finish();
       return fail(Status(StatusCode::kDataLoss, "chunk at offset " +
-                                                    std::to_string(chunk.offset()) +
-                                                    ", expected " + std::to_string(written)));
+                                                    std::to_string(chunk.offset()) + ", expected " +
+                                                    std::to_string(written)));
     }
     file.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
     written += static_cast<std::int64_t>(chunk.data().size());
@@ -509,7 +513,8 @@ CLI::App* AddCancelCommand(CLI::App& root, JobCommandOptions& options) {
 
 CLI::App* AddExportCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand(
-      "export", "Download a trial's trained model to FILE (written to FILE.partial, then renamed).");
+      "export",
+      "Download a trial's trained model to FILE (written to FILE.partial, then renamed).");
   AddJobArgument(c, options);
   c->add_option("TRIAL", options.trial, "Trial id (e.g. t-3)")->required();
   c->add_option("-o,--output", options.output, "Where to write the model")
@@ -551,7 +556,7 @@ Status RunJobs(const JobCommandOptions& options, std::ostream& out) {
         ToStatus(call.stub->ListJobs(&context, request, &response), call.address, "ListJobs"));
     for (const v1::Job& job : response.jobs()) {
       const v1::TrialCounts& c = job.counts();
-      rows.push_back({job.id(), job.spec().name().empty() ? "-" : OneLine(job.spec().name()),
+      rows.push_back({job.id(), job.spec().name().empty() ? "-" : base::OneLine(job.spec().name()),
                       StateName(job.state()),
                       std::to_string(Done(c)) + "/" + std::to_string(job.spec().trials()),
                       std::to_string(c.pending()), std::to_string(c.running()),
@@ -571,7 +576,7 @@ Status RunStatus(const JobCommandOptions& options, std::ostream& out) {
   const v1::JobSpec& spec = job.spec();
   std::vector<std::vector<std::string>> rows = {
       {"job", job.id()},
-      {"name", spec.name().empty() ? "-" : OneLine(spec.name())},
+      {"name", spec.name().empty() ? "-" : base::OneLine(spec.name())},
       {"state", StateName(job.state())},
       {"strategy", StripPrefix(v1::Strategy_Name(spec.strategy()), "STRATEGY_")},
       {"budget", search::FormatBytes(spec.budget().bytes()) + " " +
@@ -582,7 +587,7 @@ Status RunStatus(const JobCommandOptions& options, std::ostream& out) {
                        std::to_string(frontier.version()) + ", hypervolume " +
                        Fixed(frontier.hypervolume(), 4)},
   };
-  if (!job.error().empty()) rows.push_back({"error", OneLine(job.error())});
+  if (!job.error().empty()) rows.push_back({"error", base::OneLine(job.error())});
   PrintTable(out, rows);
   return Status::Ok();
 }
@@ -616,21 +621,20 @@ Status RunWatch(const JobCommandOptions& options, std::ostream& out, bool live) 
     if (now.state() == v1::JOB_STATE_SUCCEEDED) return Status::Ok();
     return Status(StatusCode::kAborted,
                   "job " + now.id() + " ended " + StateName(now.state()) +
-                      (now.error().empty() ? "" : ": " + OneLine(now.error())));
+                      (now.error().empty() ? "" : ": " + base::OneLine(now.error())));
   }
   if (display.state() == v1::JOB_STATE_SUCCEEDED) return Status::Ok();
   return Status(StatusCode::kAborted,
                 "job " + options.job + " ended " + StateName(display.state()) +
-                    (display.error().empty() ? "" : ": " + OneLine(display.error())));
+                    (display.error().empty() ? "" : ": " + base::OneLine(display.error())));
 }
 
 Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
   const Call call = Connect(options);
   PEAKNAS_ASSIGN_OR_RETURN(const v1::Frontier frontier, GetFrontier(call, options.job));
   std::vector<v1::FrontierPoint> points(frontier.points().begin(), frontier.points().end());
-  std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) {
-    return a.peak_bytes() < b.peak_bytes();
-  });
+  std::stable_sort(points.begin(), points.end(),
+                   [](const auto& a, const auto& b) { return a.peak_bytes() < b.peak_bytes(); });
   if (options.format == "json") {
     Json list = Json::array();
     for (const auto& p : points) {
@@ -691,16 +695,15 @@ Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
            {"psnr", t.state() == v1::TRIAL_STATE_SUCCEEDED ? Json(t.metrics().psnr()) : Json()},
            {"attempts", t.attempts()},
            {"worker", t.worker_id()},
-           {"lineage", t.has_lineage()
-                           ? Json{{"parent", t.lineage().parent_trial_id()},
-                                  {"role", t.lineage().role()},
-                                  {"iteration", t.lineage().iteration()},
-                                  {"level", t.lineage().level()},
-                                  {"over_budget", t.lineage().over_budget()},
-                                  {"steps", t.lineage().steps()},
-                                  {"total_steps", t.lineage().total_steps()},
-                                  {"parent_peak", t.lineage().parent_peak()}}
-                           : Json()}});
+           {"lineage", t.has_lineage() ? Json{{"parent", t.lineage().parent_trial_id()},
+                                              {"role", t.lineage().role()},
+                                              {"iteration", t.lineage().iteration()},
+                                              {"level", t.lineage().level()},
+                                              {"over_budget", t.lineage().over_budget()},
+                                              {"steps", t.lineage().steps()},
+                                              {"total_steps", t.lineage().total_steps()},
+                                              {"parent_peak", t.lineage().parent_peak()}}
+                                       : Json()}});
     }
     out << list.dump(2) << "\n";
     return Status::Ok();
@@ -708,35 +711,33 @@ Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
   if (options.format == "csv") {
     std::vector<std::vector<std::string>> rows = {
         {"trial", "state", "predicted_inference_peak_bytes", "predicted_train_peak_bytes",
-         "predicted_latency_100mp_s", "psnr", "attempts", "arch_hash", "reason", "arch",
-         "parent", "role", "iteration", "over_budget", "total_steps"}};
+         "predicted_latency_100mp_s", "psnr", "attempts", "arch_hash", "reason", "arch", "parent",
+         "role", "iteration", "over_budget", "total_steps"}};
     for (const auto& t : trials) {
       const v1::Lineage& l = t.lineage();
-      rows.push_back({t.id(), StateName(t.state()),
-                      std::to_string(t.predicted_inference_peak_bytes()),
-                      std::to_string(t.predicted_train_peak_bytes()),
-                      Fixed(t.predicted_latency_100mp_s(), 6), psnr(t),
-                      std::to_string(t.attempts()), t.arch_hash(), OneLine(t.reason()),
-                      ArchJson(t.architecture()), l.parent_trial_id(), l.role(),
-                      t.has_lineage() ? std::to_string(l.iteration()) : "",
-                      t.has_lineage() ? (l.over_budget() ? "true" : "false") : "",
-                      t.has_lineage() ? std::to_string(l.total_steps()) : ""});
+      rows.push_back(
+          {t.id(), StateName(t.state()), std::to_string(t.predicted_inference_peak_bytes()),
+           std::to_string(t.predicted_train_peak_bytes()), Fixed(t.predicted_latency_100mp_s(), 6),
+           psnr(t), std::to_string(t.attempts()), t.arch_hash(), base::OneLine(t.reason()),
+           ArchJson(t.architecture()), l.parent_trial_id(), l.role(),
+           t.has_lineage() ? std::to_string(l.iteration()) : "",
+           t.has_lineage() ? (l.over_budget() ? "true" : "false") : "",
+           t.has_lineage() ? std::to_string(l.total_steps()) : ""});
     }
     PrintCsv(out, rows);
     return Status::Ok();
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"TRIAL", "STATE", "INFER_PEAK", "TRAIN_PEAK", "PSNR", "ATTEMPTS", "ARCH_HASH", "LINEAGE",
-       "REASON"}};
+  std::vector<std::vector<std::string>> rows = {{"TRIAL", "STATE", "INFER_PEAK", "TRAIN_PEAK",
+                                                 "PSNR", "ATTEMPTS", "ARCH_HASH", "LINEAGE",
+                                                 "REASON"}};
   for (const auto& t : trials) {
     const std::string p = psnr(t);
-    rows.push_back({t.id(), StateName(t.state()),
-                    search::FormatBytes(t.predicted_inference_peak_bytes()),
-                    search::FormatBytes(t.predicted_train_peak_bytes()),
-                    p.empty() ? "-" : Fixed(t.metrics().psnr(), 2) + " dB",
-                    std::to_string(t.attempts()), t.arch_hash(),
-                    LineageText(t.has_lineage(), t.lineage()),
-                    t.reason().empty() ? "-" : OneLine(t.reason())});
+    rows.push_back(
+        {t.id(), StateName(t.state()), search::FormatBytes(t.predicted_inference_peak_bytes()),
+         search::FormatBytes(t.predicted_train_peak_bytes()),
+         p.empty() ? "-" : Fixed(t.metrics().psnr(), 2) + " dB", std::to_string(t.attempts()),
+         t.arch_hash(), LineageText(t.has_lineage(), t.lineage()),
+         t.reason().empty() ? "-" : base::OneLine(t.reason())});
   }
   PrintTable(out, rows);
   return Status::Ok();

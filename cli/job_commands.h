@@ -21,7 +21,7 @@
 #include <ostream>
 #include <string>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace CLI {
 class App;
@@ -31,11 +31,11 @@ namespace peaknas::cli {
 
 // The flags and arguments of one service subcommand (each uses the fields it declares).
 struct JobCommandOptions {
-  std::string coordinator;     // HOST:PORT; AddCoordinatorOption fills the default
-  std::string spec_file;       // submit: the JobSpec JSON file
-  std::string job;             // the job id ("j-1")
-  std::string trial;           // export: the trial id ("t-3")
-  std::string output;          // export: -o FILE
+  std::string coordinator;       // HOST:PORT; AddCoordinatorOption fills the default
+  std::string spec_file;         // submit: the JobSpec JSON file
+  std::string job;               // the job id ("j-1")
+  std::string trial;             // export: the trial id ("t-3")
+  std::string output;            // export: -o FILE
   std::string format = "table";  // frontier, trials: table | csv | json
 };
 

@@ -13,7 +13,7 @@
 #include <iostream>
 #include <vector>
 
-#include "cli/app.h"
+#include "base/app.h"
 #include "cli/estimate_command.h"
 #include "cli/job_commands.h"
 #include "cli/run_command.h"
@@ -25,12 +25,12 @@ int Main(int argc, char** argv) {
   CLI::App app(
       "peaknas: neural-architecture search of U-Net denoisers under a hard peak-memory budget.",
       "peaknas");
-  ConfigureRootApp(app);
+  base::ConfigureRootApp(app);
 
   EstimateOptions estimate;
   RunOptions run;
   JobCommandOptions submit, jobs, status, watch, frontier, trials, cancel, export_;
-  const std::vector<Subcommand> commands = {
+  const std::vector<base::Subcommand> commands = {
       {AddEstimateCommand(app, estimate), [&] { return RunEstimate(estimate, std::cout); }},
       {AddRunCommand(app, run), [&] { return RunRun(run, std::cout); }},
       {AddSubmitCommand(app, submit), [&] { return RunSubmit(submit, std::cout); }},
@@ -43,7 +43,7 @@ int Main(int argc, char** argv) {
       {AddCancelCommand(app, cancel), [&] { return RunCancel(cancel, std::cout); }},
       {AddExportCommand(app, export_), [&] { return RunExport(export_, std::cout); }},
   };
-  return RunSubcommands(app, commands, argc, argv);
+  return base::RunSubcommands(app, commands, argc, argv);
 }
 
 }  // namespace
@@ -53,6 +53,6 @@ int main(int argc, char** argv) {
   try {
     return peaknas::cli::Main(argc, argv);
   } catch (const std::exception& e) {  // a bug, not bad input: still one line
-    return peaknas::cli::ReportInternalError("peaknas", e);
+    return peaknas::base::ReportInternalError("peaknas", e);
   }
 }

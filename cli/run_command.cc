@@ -24,13 +24,13 @@
 #include <utility>
 #include <vector>
 
-#include "cli/app.h"
+#include "base/app.h"
+#include "base/status.h"
 #include "cli/client.h"
 #include "cli/job_commands.h"
 #include "peaknas/v1/peaknas.pb.h"
 #include "proto/convert.h"
 #include "search/architecture.h"
-#include "search/status.h"
 #include "search/units.h"
 
 namespace peaknas::cli {
@@ -105,8 +105,8 @@ StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int stdout_fd, const
   close(status_pipe[0]);
   if (n == static_cast<ssize_t>(sizeof exec_errno)) {
     waitpid(pid, nullptr, 0);
-    return Status::FailedPrecondition("cannot run \"" + argv[0] + "\": " +
-                                      std::strerror(exec_errno));
+    return Status::FailedPrecondition("cannot run \"" + argv[0] +
+                                      "\": " + std::strerror(exec_errno));
   }
   return pid;
 }
@@ -172,7 +172,8 @@ class Children {
     for (auto it = children_.begin(); it != children_.end(); ++it) {
       int status = 0;
       if (waitpid(it->pid, &status, WNOHANG) == it->pid) {
-        const std::string what = it->name + " exited (" + Describe(status) + "; see " + it->log + ")";
+        const std::string what =
+            it->name + " exited (" + Describe(status) + "; see " + it->log + ")";
         children_.erase(it);
         return what;
       }
@@ -229,9 +230,9 @@ StatusOr<std::string> ReadListenAddress(int fd, Children& children, const std::s
       if (n == 0) {
         const std::string exited = children.Exited();
         return Status::FailedPrecondition(
-            exited.empty() ? "peaknas-server closed its output before reporting its address (see " +
-                                 log + ")"
-                           : exited);
+            exited.empty()
+                ? "peaknas-server closed its output before reporting its address (see " + log + ")"
+                : exited);
       }
     }
     if (std::string exited = children.Exited(); !exited.empty()) {
@@ -240,7 +241,7 @@ StatusOr<std::string> ReadListenAddress(int fd, Children& children, const std::s
   }
   const std::string prefix = "listening on ";
   if (line.rfind(prefix, 0) != 0) {
-    return Status::FailedPrecondition("peaknas-server printed \"" + OneLine(line) +
+    return Status::FailedPrecondition("peaknas-server printed \"" + base::OneLine(line) +
                                       "\" instead of \"listening on HOST:PORT\"");
   }
   return line.substr(prefix.size());
@@ -266,8 +267,8 @@ StatusOr<std::string> FindProgram(const std::string& flag_value, const std::stri
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    for (const fs::path& p : {self.parent_path() / name,
-                              self.parent_path().parent_path() / build_dir / name}) {
+    for (const fs::path& p :
+         {self.parent_path() / name, self.parent_path().parent_path() / build_dir / name}) {
       if (Executable(p)) return p.lexically_normal().string();
     }
   }
@@ -334,7 +335,8 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
   if (o.strategy == "pruning") spec.set_strategy(v1::STRATEGY_PRUNING);
   if (o.strategy == "scaling") {
     spec.set_strategy(v1::STRATEGY_SCALING);
-    // The base scaled across sizes: two levels (one if the space has only one), the widest widths allowed.
+    // The base scaled across sizes: two levels (one if the space has only one), the widest widths
+    // allowed.
     const int levels = std::min(2, o.max_levels);
     std::string widths = levels == 2 ? std::to_string(std::max(8, o.max_width / 2)) + ", " +
                                            std::to_string(o.max_width)
@@ -398,8 +400,8 @@ Status RunSearch(const RunOptions& o, std::int64_t budget, int workers, std::ost
   const fs::path logs = run_dir / "logs";
   fs::create_directories(logs, ec);
   if (ec) {
-    return Status::InvalidArgument("--db: cannot create \"" + logs.string() + "\": " +
-                                   ec.message());
+    return Status::InvalidArgument("--db: cannot create \"" + logs.string() +
+                                   "\": " + ec.message());
   }
   const fs::path data = fs::absolute(o.data);
 
@@ -463,8 +465,8 @@ Status RunSearch(const RunOptions& o, std::int64_t budget, int workers, std::ost
     children.Forget(pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       return Status::FailedPrecondition("peaknas-worker make-data --out " + data.string() +
-                                        " failed (" + Children::Describe(status) + "; see " +
-                                        log + ")");
+                                        " failed (" + Children::Describe(status) + "; see " + log +
+                                        ")");
     }
   }
 
@@ -472,10 +474,10 @@ Status RunSearch(const RunOptions& o, std::int64_t budget, int workers, std::ost
   int out_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return Status::Internal("pipe failed");
   const std::string server_log = (logs / "server.log").string();
-  StatusOr<pid_t> server = Spawn({server_bin, "--listen", "127.0.0.1:0", "--db", db.string(),
-                                  "--artifacts", (run_dir / "artifacts").string(),
-                                  "--shutdown-grace-seconds", "1"},
-                                 out_pipe[1], server_log);
+  StatusOr<pid_t> server =
+      Spawn({server_bin, "--listen", "127.0.0.1:0", "--db", db.string(), "--artifacts",
+             (run_dir / "artifacts").string(), "--shutdown-grace-seconds", "1"},
+            out_pipe[1], server_log);
   close(out_pipe[1]);
   if (!server.ok()) {
     close(out_pipe[0]);
@@ -494,12 +496,11 @@ Status RunSearch(const RunOptions& o, std::int64_t budget, int workers, std::ost
   // The workers.
   for (int i = 1; i <= workers; ++i) {
     const std::string log = (logs / ("worker-" + std::to_string(i) + ".log")).string();
-    PEAKNAS_ASSIGN_OR_RETURN(
-        const pid_t pid,
-        Spawn({worker_bin, "serve", "--coordinator", *listen, "--data",
-               "synthetic=" + data.string(), "--threads", "1", "--name",
-               "local-" + std::to_string(i)},
-              -1, log));
+    PEAKNAS_ASSIGN_OR_RETURN(const pid_t pid,
+                             Spawn({worker_bin, "serve", "--coordinator", *listen, "--data",
+                                    "synthetic=" + data.string(), "--threads", "1", "--name",
+                                    "local-" + std::to_string(i)},
+                                   -1, log));
     children.Add({"worker " + std::to_string(i), log, pid});
   }
 
@@ -541,12 +542,12 @@ Status RunSearch(const RunOptions& o, std::int64_t budget, int workers, std::ost
   frontier.format = o.json ? "json" : "table";
   if (!o.json) out << "\n";
   PEAKNAS_RETURN_IF_ERROR(RunFrontier(frontier, out));
-  progress << (o.json ? "" : "\n") << "database: " << db.string() << " (job " << id << "); models: "
-           << (run_dir / "artifacts").string() << "/; logs: " << logs.string() << "/"
-           << std::endl;
+  progress << (o.json ? "" : "\n") << "database: " << db.string() << " (job " << id
+           << "); models: " << (run_dir / "artifacts").string() << "/; logs: " << logs.string()
+           << "/" << std::endl;
   progress << "inspect later: peaknas-server --db " << db.string() << " --artifacts "
-           << (run_dir / "artifacts").string() << " & peaknas trials " << id << "; peaknas export " << id << " TRIAL -o model.pt"
-           << std::endl;
+           << (run_dir / "artifacts").string() << " & peaknas trials " << id << "; peaknas export "
+           << id << " TRIAL -o model.pt" << std::endl;
   return Status::Ok();
 }
 
@@ -592,8 +593,9 @@ CLI::App* AddRunCommand(CLI::App& root, RunOptions& options) {
       "scaling (default): the sweep trains from its largest point down, each point starting "
       "from the trained weights of the nearest larger one of the same depth; evolution: a "
       "child that only narrows its parent's widths starts from the parent's weights");
-  c->add_flag_function("--no-inherit", [&options](std::int64_t) { options.inherit = false; },
-                       "scaling, evolution (default): every trial trains from scratch")
+  c->add_flag_function(
+       "--no-inherit", [&options](std::int64_t) { options.inherit = false; },
+       "scaling, evolution (default): every trial trains from scratch")
       ->excludes(inherit);
   c->add_option("--data", options.data,
                 "Dataset folder (SIDD layout); generated with peaknas-worker make-data when "
@@ -601,8 +603,7 @@ CLI::App* AddRunCommand(CLI::App& root, RunOptions& options) {
       ->type_name("DIR")
       ->capture_default_str();
   c->add_option("--steps", options.steps, "Training steps per trial")->capture_default_str();
-  c->add_option("--db", options.db,
-                "SQLite database; logs/ and artifacts/ are created beside it")
+  c->add_option("--db", options.db, "SQLite database; logs/ and artifacts/ are created beside it")
       ->type_name("FILE")
       ->capture_default_str();
   c->add_flag("--json", options.json, "Print the frontier as JSON (progress goes to stderr)");

@@ -97,9 +97,9 @@ StatusOr<D> KindFromProto(const KindEntry<P, D> (&table)[N], P p, std::string_vi
     if (!allowed.empty()) allowed += ", ";
     allowed += e.name;
   }
-  const std::string what = static_cast<int>(p) == 0 ? std::string("unspecified")
-                                                     : std::to_string(static_cast<int>(p)) +
-                                                           " is not a known value";
+  const std::string what = static_cast<int>(p) == 0
+                               ? std::string("unspecified")
+                               : std::to_string(static_cast<int>(p)) + " is not a known value";
   return Invalid(field, what + "; allowed: " + allowed);
 }
 
@@ -113,8 +113,8 @@ StatusOr<std::vector<D>> KindsFromProto(const KindEntry<P, D> (&table)[N], const
     return out;
   }
   for (int i = 0; i < list.size(); ++i) {
-    PEAKNAS_ASSIGN_OR_RETURN(D d, KindFromProto(table, static_cast<P>(list.Get(i)),
-                                                Indexed(field, i)));
+    PEAKNAS_ASSIGN_OR_RETURN(D d,
+                             KindFromProto(table, static_cast<P>(list.Get(i)), Indexed(field, i)));
     if (std::find(out.begin(), out.end(), d) != out.end()) {
       return Invalid(Indexed(field, i), "repeats an earlier entry");
     }
@@ -194,8 +194,8 @@ Status CheckInside(const search::SearchSpace& space, const search::Architecture&
     for (int i = 0; i + 1 < a.levels; ++i) {
       if (a.widths[i] > a.widths[i + 1]) {
         return Invalid(Indexed(Path(field, "widths"), i + 1),
-                       std::to_string(a.widths[i + 1]) + " < widths[" + std::to_string(i) +
-                           "] " + std::to_string(a.widths[i]) + ", but " +
+                       std::to_string(a.widths[i + 1]) + " < widths[" + std::to_string(i) + "] " +
+                           std::to_string(a.widths[i]) + ", but " +
                            Path(space_field, "nondecreasing_widths") + " is set");
       }
     }
@@ -250,9 +250,12 @@ StatusOr<search::ActivationKind> FromProto(v1::ActivationKind kind, std::string_
 
 v1::DType ToProto(search::DType dtype) {
   switch (dtype) {
-    case search::DType::kFp32: return v1::DTYPE_FP32;
-    case search::DType::kFp16: return v1::DTYPE_FP16;
-    case search::DType::kBf16: return v1::DTYPE_BF16;
+    case search::DType::kFp32:
+      return v1::DTYPE_FP32;
+    case search::DType::kFp16:
+      return v1::DTYPE_FP16;
+    case search::DType::kBf16:
+      return v1::DTYPE_BF16;
   }
   return v1::DTYPE_FP32;
 }
@@ -260,10 +263,14 @@ v1::DType ToProto(search::DType dtype) {
 StatusOr<search::DType> FromProto(v1::DType dtype, std::string_view field) {
   switch (dtype) {
     case v1::DTYPE_UNSPECIFIED:
-    case v1::DTYPE_FP32: return search::DType::kFp32;
-    case v1::DTYPE_FP16: return search::DType::kFp16;
-    case v1::DTYPE_BF16: return search::DType::kBf16;
-    default: break;
+    case v1::DTYPE_FP32:
+      return search::DType::kFp32;
+    case v1::DTYPE_FP16:
+      return search::DType::kFp16;
+    case v1::DTYPE_BF16:
+      return search::DType::kBf16;
+    default:
+      break;
   }
   return Invalid(field, std::to_string(static_cast<int>(dtype)) +
                             " is not a known value; allowed: FP32, FP16, BF16");
@@ -287,9 +294,8 @@ v1::Architecture ToProto(const search::Architecture& arch) {
 StatusOr<search::Architecture> FromProto(const v1::Architecture& m, std::string_view field) {
   const int levels = m.levels();
   if (levels < search::kMinLevels || levels > search::kMaxLevels) {
-    return Invalid(Path(field, "levels"),
-                   std::to_string(levels) + " is not in " +
-                       RangeText(search::kMinLevels, search::kMaxLevels));
+    return Invalid(Path(field, "levels"), std::to_string(levels) + " is not in " +
+                                              RangeText(search::kMinLevels, search::kMaxLevels));
   }
   auto check_size = [&](std::string_view name, int size, int want) -> Status {
     if (size == want) return Status::Ok();
@@ -340,18 +346,17 @@ v1::SearchSpace ToProto(const search::SearchSpace& space) {
 
 StatusOr<search::SearchSpace> FromProto(const v1::SearchSpace& m, std::string_view field) {
   search::SearchSpace s;
-  PEAKNAS_ASSIGN_OR_RETURN(s.levels,
-                           RangeFromProto(m.has_levels(), m.levels(), search::kMinLevels,
-                                          search::kMaxLevels, 1, Path(field, "levels")));
+  PEAKNAS_ASSIGN_OR_RETURN(s.levels, RangeFromProto(m.has_levels(), m.levels(), search::kMinLevels,
+                                                    search::kMaxLevels, 1, Path(field, "levels")));
   PEAKNAS_ASSIGN_OR_RETURN(
       s.width, RangeFromProto(m.has_width(), m.width(), search::kMinWidth, search::kMaxWidth,
                               search::kWidthMultiple, Path(field, "width")));
-  PEAKNAS_ASSIGN_OR_RETURN(
-      s.enc_blocks, RangeFromProto(m.has_enc_blocks(), m.enc_blocks(), search::kMinBlocks,
-                                   search::kMaxBlocks, 1, Path(field, "enc_blocks")));
-  PEAKNAS_ASSIGN_OR_RETURN(
-      s.dec_blocks, RangeFromProto(m.has_dec_blocks(), m.dec_blocks(), search::kMinBlocks,
-                                   search::kMaxBlocks, 1, Path(field, "dec_blocks")));
+  PEAKNAS_ASSIGN_OR_RETURN(s.enc_blocks,
+                           RangeFromProto(m.has_enc_blocks(), m.enc_blocks(), search::kMinBlocks,
+                                          search::kMaxBlocks, 1, Path(field, "enc_blocks")));
+  PEAKNAS_ASSIGN_OR_RETURN(s.dec_blocks,
+                           RangeFromProto(m.has_dec_blocks(), m.dec_blocks(), search::kMinBlocks,
+                                          search::kMaxBlocks, 1, Path(field, "dec_blocks")));
   PEAKNAS_ASSIGN_OR_RETURN(s.skips, KindsFromProto(kSkips, m.skips(), Path(field, "skips")));
   PEAKNAS_ASSIGN_OR_RETURN(s.upsamples,
                            KindsFromProto(kUpsamples, m.upsamples(), Path(field, "upsamples")));
@@ -376,21 +381,25 @@ StatusOr<search::Budget> BudgetFromProto(const v1::JobSpec& spec, std::string_vi
   }
   out.bytes = b.bytes();
   switch (b.mode()) {
-    case v1::BUDGET_MODE_INFERENCE: out.training = false; break;
-    case v1::BUDGET_MODE_TRAINING: out.training = true; break;
+    case v1::BUDGET_MODE_INFERENCE:
+      out.training = false;
+      break;
+    case v1::BUDGET_MODE_TRAINING:
+      out.training = true;
+      break;
     default:
-      return Invalid(Path(bf, "mode"), (b.mode() == v1::BUDGET_MODE_UNSPECIFIED
-                                            ? std::string("unspecified")
-                                            : std::to_string(static_cast<int>(b.mode())) +
-                                                  " is not a known value") +
-                                           "; allowed: INFERENCE, TRAINING");
+      return Invalid(Path(bf, "mode"),
+                     (b.mode() == v1::BUDGET_MODE_UNSPECIFIED
+                          ? std::string("unspecified")
+                          : std::to_string(static_cast<int>(b.mode())) + " is not a known value") +
+                         "; allowed: INFERENCE, TRAINING");
   }
   PEAKNAS_ASSIGN_OR_RETURN(out.tile.batch,
                            Defaulted(b.batch(), 1, 1, search::kMaxBatch, Path(bf, "batch")));
   PEAKNAS_ASSIGN_OR_RETURN(out.tile.size,
                            Defaulted(b.tile(), 256, 8, search::kMaxSide, Path(bf, "tile")));
-  PEAKNAS_ASSIGN_OR_RETURN(
-      out.patch.batch, Defaulted(b.train_batch(), 8, 1, search::kMaxBatch, Path(bf, "train_batch")));
+  PEAKNAS_ASSIGN_OR_RETURN(out.patch.batch, Defaulted(b.train_batch(), 8, 1, search::kMaxBatch,
+                                                      Path(bf, "train_batch")));
   PEAKNAS_ASSIGN_OR_RETURN(out.patch.size,
                            Defaulted(b.patch(), 64, 8, search::kMaxSide, Path(bf, "patch")));
   PEAKNAS_ASSIGN_OR_RETURN(out.dtype, FromProto(b.dtype(), Path(bf, "dtype")));
@@ -440,10 +449,10 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
     search::Architecture deepest;
     deepest.levels = space.levels.max;
     const std::string bf = Path(field, "budget");
-    PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(deepest, budget.tile, Path(bf, "batch"),
-                                                  Path(bf, "tile")));
-    PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(deepest, budget.patch, Path(bf, "train_batch"),
-                                                  Path(bf, "patch")));
+    PEAKNAS_RETURN_IF_ERROR(
+        search::ValidateShape(deepest, budget.tile, Path(bf, "batch"), Path(bf, "tile")));
+    PEAKNAS_RETURN_IF_ERROR(
+        search::ValidateShape(deepest, budget.patch, Path(bf, "train_batch"), Path(bf, "patch")));
   }
 
   // Counts.
@@ -457,9 +466,8 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
   }
   PEAKNAS_RETURN_IF_ERROR(
       Defaulted(spec.population(), 16, 2, 10000, Path(field, "population")).status());
-  if (spec.scaling_alpha() != 0.0 &&
-      !(std::isfinite(spec.scaling_alpha()) && spec.scaling_alpha() > 0.0 &&
-        spec.scaling_alpha() <= 1.0)) {
+  if (spec.scaling_alpha() != 0.0 && !(std::isfinite(spec.scaling_alpha()) &&
+                                       spec.scaling_alpha() > 0.0 && spec.scaling_alpha() <= 1.0)) {
     return Invalid(Path(field, "scaling_alpha"),
                    Number(spec.scaling_alpha()) + " is not in (0, 1] (0 = default 0.8)");
   }
@@ -469,16 +477,16 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
     const std::string ff = Path(field, "fidelity");
     const v1::TrainingFidelity& f = spec.fidelity();
     PEAKNAS_RETURN_IF_ERROR(Defaulted(f.steps(), 200, 1, 10000000, Path(ff, "steps")).status());
-    PEAKNAS_ASSIGN_OR_RETURN(
-        int train_batch,
-        Defaulted(f.train_batch(), budget.patch.batch, 1, search::kMaxBatch, Path(ff, "train_batch")));
+    PEAKNAS_ASSIGN_OR_RETURN(int train_batch,
+                             Defaulted(f.train_batch(), budget.patch.batch, 1, search::kMaxBatch,
+                                       Path(ff, "train_batch")));
     PEAKNAS_ASSIGN_OR_RETURN(
         int patch, Defaulted(f.patch(), budget.patch.size, 8, search::kMaxSide, Path(ff, "patch")));
     search::Architecture deepest;
     deepest.levels = space.levels.max;
-    PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(
-        deepest, search::Shape{.batch = train_batch, .size = patch}, Path(ff, "train_batch"),
-        Path(ff, "patch")));
+    PEAKNAS_RETURN_IF_ERROR(
+        search::ValidateShape(deepest, search::Shape{.batch = train_batch, .size = patch},
+                              Path(ff, "train_batch"), Path(ff, "patch")));
     const double lr = f.learning_rate();
     if (lr != 0.0 && !(std::isfinite(lr) && lr > 0.0 && lr <= 1.0)) {
       return Invalid(Path(ff, "learning_rate"),
@@ -494,8 +502,9 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
     });
     if (d.empty() || d.size() > 64 || !chars_ok) {
       return Invalid(Path(field, "dataset"),
-                     "\"" + d + "\" is not a dataset name (1 to 64 characters of [a-z0-9_.-], "
-                                "e.g. \"sidd\", \"synthetic\")");
+                     "\"" + d +
+                         "\" is not a dataset name (1 to 64 characters of [a-z0-9_.-], "
+                         "e.g. \"sidd\", \"synthetic\")");
     }
   }
 
@@ -545,8 +554,7 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
       return Invalid(Path(pf, "start_budget_multiple"),
                      Number(m) + " is not in (1, 1024] (0 = default 4)");
     }
-    PEAKNAS_RETURN_IF_ERROR(
-        Defaulted(p.iterations(), 4, 1, 100, Path(pf, "iterations")).status());
+    PEAKNAS_RETURN_IF_ERROR(Defaulted(p.iterations(), 4, 1, 100, Path(pf, "iterations")).status());
     if (p.has_below_budget_iterations() &&
         (p.below_budget_iterations() < 0 || p.below_budget_iterations() > 100)) {
       return Invalid(Path(pf, "below_budget_iterations"),
@@ -567,9 +575,8 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
                      std::to_string(p.max_total_steps()) + " is negative (0 = no limit)");
     }
     if (!v1::Importance_IsValid(p.importance())) {
-      return Invalid(Path(pf, "importance"),
-                     std::to_string(static_cast<int>(p.importance())) +
-                         " is not a known value; allowed: L1, GROUP_L1");
+      return Invalid(Path(pf, "importance"), std::to_string(static_cast<int>(p.importance())) +
+                                                 " is not a known value; allowed: L1, GROUP_L1");
     }
   } else if (spec.has_pruning()) {
     return Invalid(pf, "only allowed with strategy PRUNING");
@@ -607,16 +614,15 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
   }
   if (best > budget.bytes) {
     const search::Shape& shape = budget.training ? budget.patch : budget.tile;
-    return Invalid(
-        Path(Path(field, "budget"), "bytes"),
-        std::to_string(budget.bytes) + " (" + search::FormatBytes(budget.bytes) +
-            ") is below the cheapest architecture of the space: predicted " +
-            (budget.training ? "training-step" : "inference") + " peak " +
-            std::to_string(best) + " (" + search::FormatBytes(best) + ") at batch " +
-            std::to_string(shape.batch) + ", " + (budget.training ? "patch " : "tile ") +
-            std::to_string(shape.size) + ", " + std::string(search::Name(budget.dtype)) + " on " +
-            budget.device->name + " for " + Describe(cheapest) + "; allowed: >= " +
-            std::to_string(best));
+    return Invalid(Path(Path(field, "budget"), "bytes"),
+                   std::to_string(budget.bytes) + " (" + search::FormatBytes(budget.bytes) +
+                       ") is below the cheapest architecture of the space: predicted " +
+                       (budget.training ? "training-step" : "inference") + " peak " +
+                       std::to_string(best) + " (" + search::FormatBytes(best) + ") at batch " +
+                       std::to_string(shape.batch) + ", " + (budget.training ? "patch " : "tile ") +
+                       std::to_string(shape.size) + ", " + std::string(search::Name(budget.dtype)) +
+                       " on " + budget.device->name + " for " + Describe(cheapest) +
+                       "; allowed: >= " + std::to_string(best));
   }
   return Status::Ok();
 }

@@ -17,13 +17,13 @@
 #include <cstdint>
 #include <string_view>
 
+#include "base/status.h"
 #include "peaknas/v1/peaknas.pb.h"
 #include "search/architecture.h"
 #include "search/budget.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/space.h"
-#include "search/status.h"
 
 namespace peaknas::proto {
 
@@ -42,7 +42,8 @@ v1::DType ToProto(search::DType dtype);
 StatusOr<search::DType> FromProto(v1::DType dtype, std::string_view field);
 
 // --- Architecture. FromProto checks list lengths against `levels`, the kinds, and then
-// search::Validate (its field names prefixed with `field`, e.g. "spec.base_architecture.widths[2]").
+// search::Validate (its field names prefixed with `field`, e.g.
+// "spec.base_architecture.widths[2]").
 v1::Architecture ToProto(const search::Architecture& arch);
 StatusOr<search::Architecture> FromProto(const v1::Architecture& message,
                                          std::string_view field = "architecture");
@@ -58,8 +59,7 @@ StatusOr<search::SearchSpace> FromProto(const v1::SearchSpace& message,
 // patch 64, fp32, profile "cpu"). Checks bytes >= 1, the mode, shapes within [1, 4096] and
 // [8, 16384] and the dtype; shapes are checked against an architecture's levels only by
 // ValidateJobSpec (which knows the space). `field` is the JobSpec's path ("spec").
-StatusOr<search::Budget> BudgetFromProto(const v1::JobSpec& spec,
-                                         std::string_view field = "spec");
+StatusOr<search::Budget> BudgetFromProto(const v1::JobSpec& spec, std::string_view field = "spec");
 
 // --- JobSpec. OK, or INVALID_ARGUMENT naming the first offending field (rooted at `field`)
 // and its allowed range. Checks, in order: strategy (required, known); budget (bytes >= 1,

@@ -1,9 +1,15 @@
 #include "search/architecture.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace peaknas::search {
@@ -38,8 +44,8 @@ Status CheckList(std::string_view field, std::span<const int> values, int lo, in
   for (std::size_t i = 0; i < values.size(); ++i) {
     const int v = values[i];
     if (v < lo || v > hi || v % multiple != 0) {
-      std::string what = std::string(field) + "[" + std::to_string(i) + "]: " +
-                         std::to_string(v) + " is not ";
+      std::string what =
+          std::string(field) + "[" + std::to_string(i) + "]: " + std::to_string(v) + " is not ";
       what += multiple > 1 ? "a multiple of " + std::to_string(multiple) + " in " : "in ";
       return Status::InvalidArgument(what + Range(lo, hi));
     }
@@ -47,10 +53,11 @@ Status CheckList(std::string_view field, std::span<const int> values, int lo, in
   return Status::Ok();
 }
 
-Status ReadIntList(const Json& obj, const char* field, int expected, std::array<int, kMaxLevels>& out) {
+Status ReadIntList(const Json& obj, const char* field, int expected,
+                   std::array<int, kMaxLevels>& out) {
   const auto it = obj.find(field);
-  const std::string want = "expected an array of " + std::to_string(expected) + " integer" +
-                           (expected == 1 ? "" : "s");
+  const std::string want =
+      "expected an array of " + std::to_string(expected) + " integer" + (expected == 1 ? "" : "s");
   if (it == obj.end()) return Status::InvalidArgument(std::string(field) + ": missing; " + want);
   if (!it->is_array() || it->size() != static_cast<std::size_t>(expected)) {
     return Status::InvalidArgument(std::string(field) + ": " + want + ", got " + it->dump());
@@ -64,8 +71,8 @@ Status ReadIntList(const Json& obj, const char* field, int expected, std::array<
     const bool huge = v.is_number_unsigned() && v.get<std::uint64_t>() > 1'000'000;
     const auto x = huge ? std::int64_t{0} : v.get<std::int64_t>();
     if (huge || x < -1'000'000 || x > 1'000'000) {
-      return Status::InvalidArgument(std::string(field) + "[" + std::to_string(i) + "]: " +
-                                     v.dump() + " is out of range");
+      return Status::InvalidArgument(std::string(field) + "[" + std::to_string(i) +
+                                     "]: " + v.dump() + " is out of range");
     }
     out[i] = static_cast<int>(x);
   }
@@ -81,14 +88,52 @@ StatusOr<std::string> ReadString(const Json& obj, const char* field) {
   return it->get<std::string>();
 }
 
+constexpr std::string_view kWhitespace = " \t\r\n\f\v";
+
+// The text of the architecture (inline JSON or the named file's content) and a prefix for
+// messages about it: "arch" or "arch \"FILE\"".
+struct ArchSource {
+  std::string json;
+  std::string field;
+};
+
+StatusOr<ArchSource> ReadArchSource(const std::string& arg) {
+  const std::size_t first = arg.find_first_not_of(kWhitespace);
+  if (first == std::string::npos) {
+    return Status::InvalidArgument(
+        "arch: empty; expected a path to an architecture JSON file or the JSON object itself");
+  }
+  if (arg[first] == '{') return ArchSource{arg, "arch"};
+
+  const std::string field = "arch \"" + arg + "\"";
+  std::error_code ec;
+  if (std::filesystem::is_directory(arg, ec)) {
+    return Status::InvalidArgument(field + ": is a directory; expected an architecture JSON file");
+  }
+  std::ifstream in(arg, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    return Status::NotFound(
+        field + ": cannot open: " + (error != 0 ? std::strerror(error) : "unknown error") +
+        " (--arch takes a file path or inline JSON starting with '{')");
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad()) return Status::InvalidArgument(field + ": read error");
+  return ArchSource{content.str(), field};
+}
+
 }  // namespace
 
 std::string_view Name(SkipKind kind) { return kind == SkipKind::kConcat ? "concat" : "add"; }
 std::string_view Name(UpsampleKind kind) {
   switch (kind) {
-    case UpsampleKind::kTransposed: return "transposed";
-    case UpsampleKind::kBilinear: return "bilinear";
-    case UpsampleKind::kPixelShuffle: return "pixelshuffle";
+    case UpsampleKind::kTransposed:
+      return "transposed";
+    case UpsampleKind::kBilinear:
+      return "bilinear";
+    case UpsampleKind::kPixelShuffle:
+      return "pixelshuffle";
   }
   return "?";
 }
@@ -112,7 +157,8 @@ StatusOr<ActivationKind> ParseActivationKind(std::string_view name) {
   return ParseKind("activation", name, kAllActivationKinds);
 }
 
-StatusOr<Architecture> MakeArchitecture(std::span<const int> widths, std::span<const int> enc_blocks,
+StatusOr<Architecture> MakeArchitecture(std::span<const int> widths,
+                                        std::span<const int> enc_blocks,
                                         std::span<const int> dec_blocks, SkipKind skip,
                                         UpsampleKind upsample, DownsampleKind downsample,
                                         ActivationKind activation) {
@@ -192,11 +238,13 @@ StatusOr<Architecture> ParseArchitecture(std::string_view text) {
                                    std::string(j.type_name()));
   }
   static constexpr std::array<std::string_view, 8> kKeys = {
-      "activation", "dec_blocks", "downsample", "enc_blocks", "levels", "skip", "upsample", "widths"};
+      "activation", "dec_blocks", "downsample", "enc_blocks",
+      "levels",     "skip",       "upsample",   "widths"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
-      return Status::InvalidArgument(key + ": unknown field; allowed: activation, dec_blocks, "
-                                           "downsample, enc_blocks, levels, skip, upsample, widths");
+      return Status::InvalidArgument(key +
+                                     ": unknown field; allowed: activation, dec_blocks, "
+                                     "downsample, enc_blocks, levels, skip, upsample, widths");
     }
   }
   Architecture a;
@@ -243,6 +291,18 @@ std::string CanonicalHashHex(const Architecture& arch) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(CanonicalHash(arch)));
   return buf;
+}
+
+StatusOr<Architecture> LoadArchitectureArgument(const std::string& arg) {
+  PEAKNAS_ASSIGN_OR_RETURN(const ArchSource source, ReadArchSource(arg));
+  StatusOr<Architecture> arch = ParseArchitecture(source.json);
+  if (arch.ok()) return arch;
+  // ParseArchitecture names the field ("widths[2]: ...") or says "architecture: malformed
+  // JSON ..."; say where the architecture came from instead of "architecture".
+  std::string_view message = arch.status().message();
+  constexpr std::string_view kOwnPrefix = "architecture: ";
+  if (message.substr(0, kOwnPrefix.size()) == kOwnPrefix) message.remove_prefix(kOwnPrefix.size());
+  return Status(arch.status().code(), source.field + ": " + std::string(message));
 }
 
 }  // namespace peaknas::search

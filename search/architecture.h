@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace peaknas::search {
 
@@ -79,7 +79,8 @@ struct Architecture {
 
 // Builds an architecture from per-level lists, zero-filling unused entries. Fails if a list
 // is longer than the maximum; call Validate for the full check.
-StatusOr<Architecture> MakeArchitecture(std::span<const int> widths, std::span<const int> enc_blocks,
+StatusOr<Architecture> MakeArchitecture(std::span<const int> widths,
+                                        std::span<const int> enc_blocks,
                                         std::span<const int> dec_blocks, SkipKind skip,
                                         UpsampleKind upsample, DownsampleKind downsample,
                                         ActivationKind activation);
@@ -99,6 +100,14 @@ std::string ToCanonicalJson(const Architecture& arch);
 // the JSON syntax problem with its byte offset. Unknown keys are rejected, so a typo cannot
 // silently fall back to a default.
 StatusOr<Architecture> ParseArchitecture(std::string_view json);
+
+// The architecture named by a command's --arch argument: the JSON object itself when the
+// argument starts with '{' (after whitespace), else a path to a file holding it. Errors name
+// where the architecture came from, "arch" or "arch \"FILE\"", then the problem:
+//   INVALID_ARGUMENT  an empty argument; a directory; a read error; malformed JSON or an invalid
+//                     field (ParseArchitecture's message: "arch \"FILE\": widths[1]: ...");
+//   NOT_FOUND         a file that cannot be opened (with the system's reason).
+StatusOr<Architecture> LoadArchitectureArgument(const std::string& arg);
 
 // FNV-1a 64 over ToCanonicalJson(arch).
 std::uint64_t CanonicalHash(const Architecture& arch);

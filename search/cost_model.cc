@@ -51,7 +51,8 @@ struct OpDesc {
 // Generates the exact forward schedule of DESIGN.md ("The U-Net family") in order.
 // `visit` is called once per op; the walk allocates nothing.
 template <typename Visit>
-inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_bytes, Visit&& visit) {
+inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_bytes,
+                        Visit&& visit) {
   int next_id = 1;  // 0 is x
   int index = 0;
   const i64 d = dtype_bytes;
@@ -80,9 +81,8 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
     op.params = static_cast<i64>(cin) * cout * k * k + cout;
     op.weight_bytes = op.params * d;
     // Transposed 2x2/s2: every input pixel feeds a 2x2 output block, one MAC per weight.
-    op.macs = kind == OpKind::kConvTranspose2x2
-                  ? elems(cin, level_in) * cout * k * k
-                  : op.out_elems * cin * k * k;
+    op.macs = kind == OpKind::kConvTranspose2x2 ? elems(cin, level_in) * cout * k * k
+                                                : op.out_elems * cin * k * k;
     op.traffic_bytes = op.in0_bytes + op.weight_bytes + op.out_bytes;
     op.release_in0 = release_in;
     op.saves_in0 = true;
@@ -225,10 +225,9 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
 
 inline i64 Workspace(const WorkspaceTerm& t, i64 in_bytes, i64 weight_bytes, i64 out_bytes,
                      i64 out_elems) {
-  const double ws = t.in * static_cast<double>(in_bytes) +
-                    t.weight * static_cast<double>(weight_bytes) +
-                    t.out * static_cast<double>(out_bytes) +
-                    t.out_index * 8.0 * static_cast<double>(out_elems);
+  const double ws =
+      t.in * static_cast<double>(in_bytes) + t.weight * static_cast<double>(weight_bytes) +
+      t.out * static_cast<double>(out_bytes) + t.out_index * 8.0 * static_cast<double>(out_elems);
   return static_cast<i64>(std::ceil(ws)) + t.constant;
 }
 
@@ -258,8 +257,8 @@ Extra CpuConvForward(const OpDesc& op, const CpuConvRules& r) {
   const i64 out = op.out_bytes;
   if (op.kind == OpKind::kConvTranspose2x2) {
     // slow_conv_transpose2d: per-sample columns (cout*k*k x input pixels) and a row of ones.
-    const i64 ws = static_cast<i64>(op.cout) * op.kernel * op.kernel * op.in_plane * d +
-                   op.out_plane * d;
+    const i64 ws =
+        static_cast<i64>(op.cout) * op.kernel * op.kernel * op.in_plane * d + op.out_plane * d;
     return {out + ws, ws};
   }
   if (!UsesOneDnn(op, r)) {
@@ -314,8 +313,8 @@ Extra CpuConvBackward(const OpDesc& op, const CpuConvRules& r) {
   const i64 gw_blk = RoundUp(op.cout, b) * (reorder_src ? RoundUp(op.cin, b) : op.cin) * k2 * d;
   const i64 gbias = (op.cout % b != 0 ? (RoundUp(op.cout, b) + r.bias_padding_extra) * d : 0) +
                     static_cast<i64>(op.cout) * d;
-  const i64 weight_phase =
-      gin + std::max(gout_blk + src_blk + gw_blk + gbias, gw_blk + gw + static_cast<i64>(op.cout) * d);
+  const i64 weight_phase = gin + std::max(gout_blk + src_blk + gw_blk + gbias,
+                                          gw_blk + gw + static_cast<i64>(op.cout) * d);
   const i64 total = std::max(data_phase, weight_phase);
   return {total, total - gin - gw};
 }
@@ -342,8 +341,8 @@ i64 InputBytes(const Shape& shape, int dtype_bytes) {
 }
 
 PeakLocation LocationOf(const OpDesc& op, Phase phase) {
-  return {.op = op.kind, .stage = op.stage, .level = op.level, .phase = phase,
-          .op_index = op.index};
+  return {
+      .op = op.kind, .stage = op.stage, .level = op.level, .phase = phase, .op_index = op.index};
 }
 
 // The inference liveness sweep. `kWithLocation` keeps where the peak is; the bytes are the same.
@@ -615,9 +614,9 @@ class TrainSweep {
     step.kind = OpKind::kAdamStep;
     step.stage = Stage::kOptimizer;
     step.index = schedule_.num_ops + 1;
-    const i64 ws = static_cast<i64>(
-        std::ceil(device_.workspace.adam_temporaries *
-                  static_cast<double>(schedule_.max_param_tensor_bytes)));
+    const i64 ws =
+        static_cast<i64>(std::ceil(device_.workspace.adam_temporaries *
+                                   static_cast<double>(schedule_.max_param_tensor_bytes)));
     Consider(ws, ws, step, Phase::kOptimizer);
   }
 
@@ -643,24 +642,36 @@ class TrainSweep {
 
 std::string_view Name(Stage stage) {
   switch (stage) {
-    case Stage::kStem: return "stem";
-    case Stage::kEncoder: return "encoder";
-    case Stage::kDownsample: return "downsample";
-    case Stage::kUpsample: return "upsample";
-    case Stage::kFuse: return "fuse";
-    case Stage::kDecoder: return "decoder";
-    case Stage::kHead: return "head";
-    case Stage::kLoss: return "loss";
-    case Stage::kOptimizer: return "optimizer";
+    case Stage::kStem:
+      return "stem";
+    case Stage::kEncoder:
+      return "encoder";
+    case Stage::kDownsample:
+      return "downsample";
+    case Stage::kUpsample:
+      return "upsample";
+    case Stage::kFuse:
+      return "fuse";
+    case Stage::kDecoder:
+      return "decoder";
+    case Stage::kHead:
+      return "head";
+    case Stage::kLoss:
+      return "loss";
+    case Stage::kOptimizer:
+      return "optimizer";
   }
   return "?";
 }
 
 std::string_view Name(Phase phase) {
   switch (phase) {
-    case Phase::kForward: return "forward";
-    case Phase::kBackward: return "backward";
-    case Phase::kOptimizer: return "optimizer";
+    case Phase::kForward:
+      return "forward";
+    case Phase::kBackward:
+      return "backward";
+    case Phase::kOptimizer:
+      return "optimizer";
   }
   return "?";
 }
@@ -763,14 +774,16 @@ int MaxBatchBy(std::int64_t budget_bytes, PeakFn&& peak) {
 
 int MaxInferenceBatch(const Architecture& arch, std::int64_t budget_bytes, int tile, DType dtype,
                       const DeviceProfile& device) {
-  return MaxBatchBy(budget_bytes,
-                    [&](int b) { return InferencePeakBytes(arch, {b, tile}, dtype, device); });
+  return MaxBatchBy(budget_bytes, [&](int b) {
+    return InferencePeakBytes(arch, {b, tile}, dtype, device);
+  });
 }
 
 int MaxTrainBatch(const Architecture& arch, std::int64_t budget_bytes, int patch, DType dtype,
                   const DeviceProfile& device) {
-  return MaxBatchBy(budget_bytes,
-                    [&](int b) { return TrainPeakBytes(arch, {b, patch}, dtype, device); });
+  return MaxBatchBy(budget_bytes, [&](int b) {
+    return TrainPeakBytes(arch, {b, patch}, dtype, device);
+  });
 }
 
 double Latency100MpSeconds(const Architecture& arch, int tile, int batch, DType dtype,

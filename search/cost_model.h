@@ -25,9 +25,9 @@
 #include <cstdint>
 #include <string_view>
 
+#include "base/status.h"
 #include "search/architecture.h"
 #include "search/device_profile.h"
-#include "search/status.h"
 
 namespace peaknas::search {
 
@@ -47,7 +47,15 @@ Status ValidateShape(const Architecture& arch, const Shape& shape, std::string_v
                      std::string_view size_field);
 
 enum class Stage : std::uint8_t {
-  kStem, kEncoder, kDownsample, kUpsample, kFuse, kDecoder, kHead, kLoss, kOptimizer
+  kStem,
+  kEncoder,
+  kDownsample,
+  kUpsample,
+  kFuse,
+  kDecoder,
+  kHead,
+  kLoss,
+  kOptimizer
 };
 enum class Phase : std::uint8_t { kForward, kBackward, kOptimizer };
 std::string_view Name(Stage stage);  // "stem", "encoder", ...

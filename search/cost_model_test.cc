@@ -33,8 +33,8 @@ constexpr std::int64_t ConvParams(int cin, int cout, int k) { return cin * cout 
 // --- One level: stem, one encoder block, head. -------------------------------------------------
 
 TEST(CostModelHand, OneLevelParamsMacsAndInferencePeak) {
-  const Architecture a = Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
-                              DownsampleKind::kStrided);
+  const Architecture a =
+      Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
   const std::int64_t params = ConvParams(3, 8, 3) + ConvParams(8, 8, 3) + ConvParams(8, 3, 3);
   EXPECT_EQ(params, 224 + 584 + 219);
   EXPECT_EQ(Parameters(a), params);
@@ -62,8 +62,8 @@ TEST(CostModelHand, OneLevelParamsMacsAndInferencePeak) {
 TEST(CostModelHand, OneLevelInferenceWithCpuNativeConvolution) {
   // Batch 1 and small inputs: LibTorch's native kernel, whose im2col columns are
   // cin*k*k x output pixels.
-  const Architecture a = Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
-                              DownsampleKind::kStrided);
+  const Architecture a =
+      Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
   const DeviceProfile& cpu = DefaultDeviceProfile();
   ASSERT_TRUE(cpu.cpu_conv.enabled);
   const std::int64_t weights = 1027 * 4, x = 768, h = 2048;
@@ -80,8 +80,8 @@ TEST(CostModelHand, OneLevelInferenceWithCpuNativeConvolution) {
 TEST(CostModelHand, OneLevelInferenceWithCpuBlockedConvolution) {
   // Batch 2: oneDNN. The 8-channel source stays plain; weights, bias and the destination are
   // padded to blocks of 16 channels; the blocked destination is then copied into the output.
-  const Architecture a = Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
-                              DownsampleKind::kStrided);
+  const Architecture a =
+      Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
   const DeviceProfile& cpu = DefaultDeviceProfile();
   const std::int64_t weights = 1027 * 4, x = 2 * 768, h = 2 * 2048;
   const std::int64_t bias = (16 + 32) * 4;
@@ -99,8 +99,8 @@ TEST(CostModelHand, OneLevelInferenceWithCpuBlockedConvolution) {
 }
 
 TEST(CostModelHand, OneLevelTrainingStep) {
-  const Architecture a = Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
-                              DownsampleKind::kStrided);
+  const Architecture a =
+      Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
   const std::int64_t W = 1027 * 4, x = 768, h = 2048;
   // Persistent: weights, gradients, Adam's two moments, input and target.
   const std::int64_t persistent = 4 * W + 2 * x;
@@ -166,7 +166,8 @@ TEST_P(CostModelTwoLevels, HandComputedParamsMacsPeak) {
 // head 8->3 (3x3). MACs of a k x k conv: out pixels * cout * cin * k^2.
 constexpr std::int64_t kSharedParams =
     ConvParams(3, 8, 3) + ConvParams(8, 8, 3) + ConvParams(16, 16, 3) + ConvParams(8, 3, 3);
-constexpr std::int64_t kSharedMacs = 16 * 8 * 3 * 9 + 16 * 8 * 8 * 9 + 4 * 16 * 16 * 9 + 16 * 3 * 8 * 9;
+constexpr std::int64_t kSharedMacs =
+    16 * 8 * 3 * 9 + 16 * 8 * 8 * 9 + 4 * 16 * 16 * 9 + 16 * 3 * 8 * 9;
 
 INSTANTIATE_TEST_SUITE_P(
     Kinds, CostModelTwoLevels,
@@ -174,35 +175,35 @@ INSTANTIATE_TEST_SUITE_P(
         // concat / transposed / strided. Live beyond W+x after each op:
         //   stem h0; enc h0+h0'; down s0+d1; enc1 s0+d1+e1; convT s0+e1+u; cat s0+u+c;
         //   dec c+o; head o+y. The concat is the peak: s0 + u + c = A0(8)+A0(8)+A0(16).
-        TwoLevelCase{SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided,
-                     kSharedParams + ConvParams(8, 16, 2) + ConvParams(16, 8, 2) +
-                         ConvParams(16, 8, 3),
-                     kSharedMacs + 4 * 16 * 8 * 4 + 4 * 16 * 8 * 4 + 16 * 8 * 16 * 9,
-                     A0(8) + A0(8) + A0(16), OpKind::kConcat, Stage::kFuse},
+        TwoLevelCase{
+            SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided,
+            kSharedParams + ConvParams(8, 16, 2) + ConvParams(16, 8, 2) + ConvParams(16, 8, 3),
+            kSharedMacs + 4 * 16 * 8 * 4 + 4 * 16 * 8 * 4 + 16 * 8 * 16 * 9, A0(8) + A0(8) + A0(16),
+            OpKind::kConcat, Stage::kFuse},
         // add / bilinear / maxpool:
         //   maxpool s0+p; conv1x1 s0+p+d1; enc1 s0+d1+e1; bilinear s0+e1+b(16ch at level 0);
         //   conv1x1 s0+b+u; add (in place) s0+u; dec u+o (8ch); head o+y.
         //   Peak: bilinear's conv1x1, s0 + b + u = A0(8) + A0(16) + A0(8).
-        TwoLevelCase{SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool,
-                     kSharedParams + ConvParams(8, 16, 1) + ConvParams(16, 8, 1) +
-                         ConvParams(8, 8, 3),
-                     kSharedMacs + 4 * 16 * 8 + 16 * 8 * 16 + 16 * 8 * 8 * 9,
-                     A0(8) + A0(16) + A0(8), OpKind::kConv1x1, Stage::kUpsample},
+        TwoLevelCase{
+            SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool,
+            kSharedParams + ConvParams(8, 16, 1) + ConvParams(16, 8, 1) + ConvParams(8, 8, 3),
+            kSharedMacs + 4 * 16 * 8 + 16 * 8 * 16 + 16 * 8 * 8 * 9, A0(8) + A0(16) + A0(8),
+            OpKind::kConv1x1, Stage::kUpsample},
         // concat / pixelshuffle / maxpool:
         //   conv1x1 16->32 at level 1: s0+e1+c (A1(32) = A0(8)); shuffle s0+c+u; cat s0+u+cat.
         //   Peak: the concat, A0(8) + A0(8) + A0(16).
-        TwoLevelCase{SkipKind::kConcat, UpsampleKind::kPixelShuffle, DownsampleKind::kMaxPool,
-                     kSharedParams + ConvParams(8, 16, 1) + ConvParams(16, 32, 1) +
-                         ConvParams(16, 8, 3),
-                     kSharedMacs + 4 * 16 * 8 + 4 * 32 * 16 + 16 * 8 * 16 * 9,
-                     A0(8) + A0(8) + A0(16), OpKind::kConcat, Stage::kFuse},
+        TwoLevelCase{
+            SkipKind::kConcat, UpsampleKind::kPixelShuffle, DownsampleKind::kMaxPool,
+            kSharedParams + ConvParams(8, 16, 1) + ConvParams(16, 32, 1) + ConvParams(16, 8, 3),
+            kSharedMacs + 4 * 16 * 8 + 4 * 32 * 16 + 16 * 8 * 16 * 9, A0(8) + A0(8) + A0(16),
+            OpKind::kConcat, Stage::kFuse},
         // add / transposed / strided: convT s0+e1+u = A0(8)+A1(16)+A0(8) is the peak
         //   (dec conv: u + o = 2*A0(8) is smaller).
-        TwoLevelCase{SkipKind::kAdd, UpsampleKind::kTransposed, DownsampleKind::kStrided,
-                     kSharedParams + ConvParams(8, 16, 2) + ConvParams(16, 8, 2) +
-                         ConvParams(8, 8, 3),
-                     kSharedMacs + 4 * 16 * 8 * 4 + 4 * 16 * 8 * 4 + 16 * 8 * 8 * 9,
-                     A0(8) + A1(16) + A0(8), OpKind::kConvTranspose2x2, Stage::kUpsample}));
+        TwoLevelCase{
+            SkipKind::kAdd, UpsampleKind::kTransposed, DownsampleKind::kStrided,
+            kSharedParams + ConvParams(8, 16, 2) + ConvParams(16, 8, 2) + ConvParams(8, 8, 3),
+            kSharedMacs + 4 * 16 * 8 * 4 + 4 * 16 * 8 * 4 + 16 * 8 * 8 * 9, A0(8) + A1(16) + A0(8),
+            OpKind::kConvTranspose2x2, Stage::kUpsample}));
 
 TEST(CostModelHand, Fp16HalvesEveryByte) {
   // Strided downsampling: max pooling's int64 indices would not halve.
@@ -247,8 +248,8 @@ TEST(CostModelProfiles, ShippedProfilesAreFoundAndUnknownIsNotFound) {
 }
 
 TEST(CostModelLatency, RooflineAndHundredMegapixelTiling) {
-  const Architecture a = Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
-                              DownsampleKind::kStrided);
+  const Architecture a =
+      Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
   DeviceProfile dev = NoWorkspace();
   dev.peak_flops_fp32 = 1e9;
   dev.bandwidth_bytes_per_s = 1e18;  // compute bound
@@ -296,8 +297,8 @@ TEST(CostModelCpu, BatchOneCrossesTheNativeThreshold) {
   // One level of 32 channels at batch 1: the encoder conv's input has 32*H*W elements. At 24x24
   // (18432 <= 20480) LibTorch runs the native kernel with 32*9*576 floats of columns; at 32x32
   // it runs oneDNN, whose buffers are the padded weights, bias and a blocked destination.
-  const Architecture a = Arch({32}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
-                              DownsampleKind::kStrided);
+  const Architecture a =
+      Arch({32}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
   const DeviceProfile& cpu = DefaultDeviceProfile();
   const PeakEstimate small = EstimateInferencePeak(a, {1, 24}, DType::kFp32, cpu);
   EXPECT_EQ(small.location.stage, Stage::kEncoder);

@@ -26,8 +26,8 @@ WorkspaceTable CpuOneDnnWorkspace() {
 // one output (forward) and one input plus one output (backward) per convolution.
 WorkspaceTable CudaCudnnWorkspace() {
   WorkspaceTable t;
-  for (OpKind k : {OpKind::kConv3x3, OpKind::kConv2x2Stride2, OpKind::kConv1x1,
-                   OpKind::kConvTranspose2x2}) {
+  for (OpKind k :
+       {OpKind::kConv3x3, OpKind::kConv2x2Stride2, OpKind::kConv1x1, OpKind::kConvTranspose2x2}) {
     t.forward[static_cast<int>(k)] = {.out = 1};
     t.backward[static_cast<int>(k)] = {.in = 1, .out = 1};
   }
@@ -92,9 +92,12 @@ const std::vector<DeviceProfile>& Profiles() {
 
 std::string_view Name(DType d) {
   switch (d) {
-    case DType::kFp32: return "fp32";
-    case DType::kFp16: return "fp16";
-    case DType::kBf16: return "bf16";
+    case DType::kFp32:
+      return "fp32";
+    case DType::kFp16:
+      return "fp16";
+    case DType::kBf16:
+      return "bf16";
   }
   return "?";
 }
@@ -109,19 +112,32 @@ StatusOr<DType> ParseDType(std::string_view name) {
 
 std::string_view Name(OpKind op) {
   switch (op) {
-    case OpKind::kConv3x3: return "conv3x3";
-    case OpKind::kConv2x2Stride2: return "conv2x2s2";
-    case OpKind::kConv1x1: return "conv1x1";
-    case OpKind::kConvTranspose2x2: return "conv_transpose2x2s2";
-    case OpKind::kMaxPool2: return "maxpool2";
-    case OpKind::kBilinear2x: return "bilinear2x";
-    case OpKind::kPixelShuffle: return "pixel_shuffle";
-    case OpKind::kConcat: return "concat";
-    case OpKind::kAddSkip: return "add_skip";
-    case OpKind::kActivation: return "activation";
-    case OpKind::kAddInput: return "add_input";
-    case OpKind::kL1Loss: return "l1_loss";
-    case OpKind::kAdamStep: return "adam_step";
+    case OpKind::kConv3x3:
+      return "conv3x3";
+    case OpKind::kConv2x2Stride2:
+      return "conv2x2s2";
+    case OpKind::kConv1x1:
+      return "conv1x1";
+    case OpKind::kConvTranspose2x2:
+      return "conv_transpose2x2s2";
+    case OpKind::kMaxPool2:
+      return "maxpool2";
+    case OpKind::kBilinear2x:
+      return "bilinear2x";
+    case OpKind::kPixelShuffle:
+      return "pixel_shuffle";
+    case OpKind::kConcat:
+      return "concat";
+    case OpKind::kAddSkip:
+      return "add_skip";
+    case OpKind::kActivation:
+      return "activation";
+    case OpKind::kAddInput:
+      return "add_input";
+    case OpKind::kL1Loss:
+      return "l1_loss";
+    case OpKind::kAdamStep:
+      return "adam_step";
   }
   return "?";
 }

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace peaknas::search {
 
@@ -29,19 +29,19 @@ StatusOr<DType> ParseDType(std::string_view name);
 
 // Every op of the U-Net schedule (DESIGN.md), plus the loss and the optimizer step.
 enum class OpKind : std::uint8_t {
-  kConv3x3,            // conv3x3, stride 1, padding 1
-  kConv2x2Stride2,     // strided downsampling
-  kConv1x1,            // channel change after maxpool / bilinear, or before pixel shuffle
-  kConvTranspose2x2,   // transposed upsampling, stride 2
-  kMaxPool2,           // 2x2 max pooling, stride 2
-  kBilinear2x,         // bilinear x2 interpolation, align_corners = false
-  kPixelShuffle,       // pixel_shuffle(., 2)
-  kConcat,             // cat([u, skip], channels)
-  kAddSkip,            // u += skip (in place)
-  kActivation,         // relu_ / leaky_relu_(0.2) (in place)
-  kAddInput,           // y += x, global residual (in place)
-  kL1Loss,             // mean |y - target| (training only)
-  kAdamStep,           // one Adam update of all parameters (training only)
+  kConv3x3,           // conv3x3, stride 1, padding 1
+  kConv2x2Stride2,    // strided downsampling
+  kConv1x1,           // channel change after maxpool / bilinear, or before pixel shuffle
+  kConvTranspose2x2,  // transposed upsampling, stride 2
+  kMaxPool2,          // 2x2 max pooling, stride 2
+  kBilinear2x,        // bilinear x2 interpolation, align_corners = false
+  kPixelShuffle,      // pixel_shuffle(., 2)
+  kConcat,            // cat([u, skip], channels)
+  kAddSkip,           // u += skip (in place)
+  kActivation,        // relu_ / leaky_relu_(0.2) (in place)
+  kAddInput,          // y += x, global residual (in place)
+  kL1Loss,            // mean |y - target| (training only)
+  kAdamStep,          // one Adam update of all parameters (training only)
 };
 inline constexpr int kOpKindCount = 13;
 std::string_view Name(OpKind op);  // "conv3x3", "conv2x2s2", ...
@@ -80,11 +80,11 @@ struct WorkspaceTable {
 // the result into a blocked tensor before copying it to the dense output.
 struct CpuConvRules {
   bool enabled = false;
-  int channel_block = 16;                      // nChw16c with AVX-512; 8 with AVX2
-  int intra_op_threads = 1;                    // at::get_num_threads() of the worker
-  std::int64_t small_input_elements = 20480;   // batch-1 inputs up to this use the native path
-  int plain_source_max_channels = 15;          // 3x3 and 2x2 kernels read <= this many plain
-  int bias_padding_extra = 32;                 // oneDNN pads a bias to block + this many elements
+  int channel_block = 16;                     // nChw16c with AVX-512; 8 with AVX2
+  int intra_op_threads = 1;                   // at::get_num_threads() of the worker
+  std::int64_t small_input_elements = 20480;  // batch-1 inputs up to this use the native path
+  int plain_source_max_channels = 15;         // 3x3 and 2x2 kernels read <= this many plain
+  int bias_padding_extra = 32;                // oneDNN pads a bias to block + this many elements
 };
 
 struct DeviceProfile {

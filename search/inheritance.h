@@ -33,8 +33,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "search/architecture.h"
-#include "search/status.h"
 
 namespace peaknas::search {
 

@@ -14,8 +14,8 @@
 #include <random>
 #include <vector>
 
+#include "base/status.h"
 #include "search/architecture.h"
-#include "search/status.h"
 
 namespace peaknas::search {
 

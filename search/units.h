@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace peaknas::search {
 

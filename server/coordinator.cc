@@ -26,7 +26,9 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-google::protobuf::Timestamp Timestamp(std::int64_t ms) { return TimeUtil::MillisecondsToTimestamp(ms); }
+google::protobuf::Timestamp Timestamp(std::int64_t ms) {
+  return TimeUtil::MillisecondsToTimestamp(ms);
+}
 
 std::string ToJson(const google::protobuf::Message& message) {
   std::string json;
@@ -69,11 +71,16 @@ std::string HashHex(std::uint64_t hash) {
 
 v1::JobState ToProto(storage::JobState state) {
   switch (state) {
-    case storage::JobState::kPending: return v1::JOB_STATE_PENDING;
-    case storage::JobState::kRunning: return v1::JOB_STATE_RUNNING;
-    case storage::JobState::kSucceeded: return v1::JOB_STATE_SUCCEEDED;
-    case storage::JobState::kFailed: return v1::JOB_STATE_FAILED;
-    case storage::JobState::kCancelled: return v1::JOB_STATE_CANCELLED;
+    case storage::JobState::kPending:
+      return v1::JOB_STATE_PENDING;
+    case storage::JobState::kRunning:
+      return v1::JOB_STATE_RUNNING;
+    case storage::JobState::kSucceeded:
+      return v1::JOB_STATE_SUCCEEDED;
+    case storage::JobState::kFailed:
+      return v1::JOB_STATE_FAILED;
+    case storage::JobState::kCancelled:
+      return v1::JOB_STATE_CANCELLED;
   }
   return v1::JOB_STATE_UNSPECIFIED;
 }
@@ -87,22 +94,30 @@ v1::TrialState ToProto(storage::TrialState state, bool job_cancelled) {
   switch (state) {
     case storage::TrialState::kPending:
       return job_cancelled ? v1::TRIAL_STATE_CANCELLED : v1::TRIAL_STATE_PENDING;
-    case storage::TrialState::kRejected: return v1::TRIAL_STATE_REJECTED;
+    case storage::TrialState::kRejected:
+      return v1::TRIAL_STATE_REJECTED;
     case storage::TrialState::kLeased:
       return job_cancelled ? v1::TRIAL_STATE_CANCELLED : v1::TRIAL_STATE_RUNNING;
-    case storage::TrialState::kSucceeded: return v1::TRIAL_STATE_SUCCEEDED;
-    case storage::TrialState::kFailed: return v1::TRIAL_STATE_FAILED;
+    case storage::TrialState::kSucceeded:
+      return v1::TRIAL_STATE_SUCCEEDED;
+    case storage::TrialState::kFailed:
+      return v1::TRIAL_STATE_FAILED;
   }
   return v1::TRIAL_STATE_UNSPECIFIED;
 }
 
 StatusOr<StrategyKind> KindOf(v1::Strategy strategy) {
   switch (strategy) {
-    case v1::STRATEGY_EVOLUTION: return StrategyKind::kEvolution;
-    case v1::STRATEGY_RANDOM: return StrategyKind::kRandom;
-    case v1::STRATEGY_SCALING: return StrategyKind::kScaling;
-    case v1::STRATEGY_PRUNING: return StrategyKind::kPruning;
-    default: return Status::InvalidArgument("spec.strategy: unknown strategy");
+    case v1::STRATEGY_EVOLUTION:
+      return StrategyKind::kEvolution;
+    case v1::STRATEGY_RANDOM:
+      return StrategyKind::kRandom;
+    case v1::STRATEGY_SCALING:
+      return StrategyKind::kScaling;
+    case v1::STRATEGY_PRUNING:
+      return StrategyKind::kPruning;
+    default:
+      return Status::InvalidArgument("spec.strategy: unknown strategy");
   }
 }
 
@@ -209,8 +224,8 @@ double ReferenceLatency(const StrategyConfig& config) {
   double latency = Check(scaled.ok() ? *scaled : narrowest, config).latency_100mp_s;
   if (!(latency > 0)) {
     // Not even the narrowest fits at the budget's tile: its latency at a 256 tile stands in.
-    latency = search::Latency100MpSeconds(narrowest, 256, 1, config.budget.dtype,
-                                          *config.budget.device);
+    latency =
+        search::Latency100MpSeconds(narrowest, 256, 1, config.budget.dtype, *config.budget.device);
   }
   return 10.0 * std::max(latency, 1e-6);
 }
@@ -275,11 +290,11 @@ struct Coordinator::JobRuntime {
   std::unordered_set<std::uint64_t> seen;  // candidate hashes of every trial, rejected included
   // Trained trials: ids, lineage and objectives.
   std::vector<Evaluated> done;
-  double noisy_psnr = 0;  // the largest noisy-input PSNR reported (hypervolume reference)
-  int admitted = 0;       // trials ever admitted (pending, leased, succeeded, failed)
-  int open = 0;           // admitted trials pending or leased
-  bool exhausted = false; // the strategy ran dry
-  bool running = false;   // stored as running (its first lease was granted)
+  double noisy_psnr = 0;   // the largest noisy-input PSNR reported (hypervolume reference)
+  int admitted = 0;        // trials ever admitted (pending, leased, succeeded, failed)
+  int open = 0;            // admitted trials pending or leased
+  bool exhausted = false;  // the strategy ran dry
+  bool running = false;    // stored as running (its first lease was granted)
   std::vector<std::size_t> frontier;  // the current frontier: indices into done
 };
 
@@ -305,8 +320,7 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_p
   storage::SqliteStore::Options store_options;
   store_options.synchronous = options.synchronous;
   PEAKNAS_ASSIGN_OR_RETURN(auto store, storage::SqliteStore::Open(db_path, store_options));
-  return Open(std::unique_ptr<storage::Store>(std::move(store)), artifacts_dir,
-              std::move(options));
+  return Open(std::unique_ptr<storage::Store>(std::move(store)), artifacts_dir, std::move(options));
 }
 
 StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(std::unique_ptr<storage::Store> store,
@@ -319,7 +333,8 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(std::unique_ptr<storage
   }
   std::unique_ptr<Coordinator> coordinator(
       new Coordinator(std::move(store), artifacts_dir, std::move(options)));
-  PEAKNAS_RETURN_IF_ERROR(coordinator->WithStore(true, [&] { return coordinator->ResumeLocked(); }));
+  PEAKNAS_RETURN_IF_ERROR(
+      coordinator->WithStore(true, [&] { return coordinator->ResumeLocked(); }));
   return coordinator;
 }
 
@@ -406,7 +421,8 @@ void Coordinator::CommitLocked(std::unique_lock<std::mutex>& lock) {
     ++stats_.failed_commits;
     spdlog::error("commit of {} change(s) failed: {}; reloading the jobs from the database",
                   target - durable_, committed.ToString());
-    failed_.push_back({.after = durable_, .through = target,
+    failed_.push_back({.after = durable_,
+                       .through = target,
                        .status = Status::Internal("not committed: " + committed.ToString())});
     if (failed_.size() > 16) failed_.erase(failed_.begin());
     // The in-memory state ran ahead of the database: rebuild it as a restart would.
@@ -469,8 +485,7 @@ Status Coordinator::EmitLocked(std::int64_t job_id, v1::JobEvent event) {
 }
 
 StatusOr<std::vector<v1::JobEvent>> Coordinator::WatchEvents(std::string_view job_id,
-                                                             std::int64_t after_sequence,
-                                                             int limit,
+                                                             std::int64_t after_sequence, int limit,
                                                              std::chrono::milliseconds wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   while (true) {
@@ -545,8 +560,8 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
     const v1::PruningOptions& p = spec.pruning();
     PruningConfig& c = runtime->config.pruning;
     if (p.has_start_architecture()) {
-      PEAKNAS_ASSIGN_OR_RETURN(c.start, proto::FromProto(p.start_architecture(),
-                                                         "spec.pruning.start_architecture"));
+      PEAKNAS_ASSIGN_OR_RETURN(
+          c.start, proto::FromProto(p.start_architecture(), "spec.pruning.start_architecture"));
     }
     if (p.start_budget_multiple() > 0) c.start_multiple = p.start_budget_multiple();
     if (p.iterations() > 0) c.iterations = p.iterations();
@@ -673,8 +688,9 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
     queued = queued || admitted > 0;
     if (admitted == 0 && ++barren >= options_.max_barren_rounds) {
       job.exhausted = true;
-      spdlog::warn("job {}: {} proposal rounds without an admissible candidate; stopping the search",
-                   JobId(job.id), barren);
+      spdlog::warn(
+          "job {}: {} proposal rounds without an admissible candidate; stopping the search",
+          JobId(job.id), barren);
     }
   }
   if (queued) queued_.notify_all();
@@ -714,8 +730,8 @@ StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& spec) {
                                                   runtime.status().message(), Now()));
       return runtime.status();
     }
-    spdlog::info("job {}: submitted ({} trials, parallelism {})", JobId(job_id),
-                 resolved.trials(), resolved.parallelism());
+    spdlog::info("job {}: submitted ({} trials, parallelism {})", JobId(job_id), resolved.trials(),
+                 resolved.parallelism());
     PEAKNAS_RETURN_IF_ERROR(RefillLocked(**runtime));
     PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(**runtime));
     return JobMessageLocked(job_id);
@@ -819,8 +835,7 @@ StatusOr<v1::Frontier> Coordinator::GetFrontier(std::string_view job_id) {
 StatusOr<v1::Trial> Coordinator::TrialMessageLocked(std::int64_t trial_id, bool job_cancelled) {
   PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_id));
   v1::Trial out = TrialProto(trial, job_cancelled, /*with_architecture=*/true);
-  if (trial.spec.predicted_latency_100mp_s == 0 &&
-      trial.state != storage::TrialState::kRejected) {
+  if (trial.spec.predicted_latency_100mp_s == 0 && trial.state != storage::TrialState::kRejected) {
     // Stored before schema version 2: compute it as the strategy did.
     auto runtime = jobs_.find(trial.job_id);
     auto arch = search::ParseArchitecture(trial.spec.architecture_json);
@@ -927,7 +942,9 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   if (!lease) return std::optional<v1::TrialAssignment>();
   const storage::Trial& trial = lease->trial;
   auto it = jobs_.find(trial.job_id);
-  if (it == jobs_.end()) return Status::Internal("leased a trial of job " + JobId(trial.job_id) + " that is not running");
+  if (it == jobs_.end())
+    return Status::Internal("leased a trial of job " + JobId(trial.job_id) +
+                            " that is not running");
   JobRuntime* job = it->second.get();
   if (!job->running) {
     PEAKNAS_RETURN_IF_ERROR(
@@ -978,8 +995,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
     std::string_view worker_id, std::chrono::milliseconds wait) {
   const auto id = ParseId(worker_id, "w-");
   if (!id) return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::min(wait, options_.max_lease_wait);
+  const auto deadline = std::chrono::steady_clock::now() + std::min(wait, options_.max_lease_wait);
   std::unique_lock lock(mu_);
   bool seen = false;  // the worker's last sighting is recorded once per call
   while (true) {
@@ -1169,11 +1185,11 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
         .psnr = noisy_psnr,
         .peak_bytes = static_cast<double>(job.config.budget.bytes),
         .latency_100mp_s = job.spec.hypervolume_reference_latency_s()};
-    snapshot = storage::FrontierSnapshot{.job_id = job.id,
-                                         .hypervolume =
-                                             NormalizedHypervolume(front_points, reference),
-                                         .members_json = ToJson(frontier),
-                                         .created_ms = now};
+    snapshot =
+        storage::FrontierSnapshot{.job_id = job.id,
+                                  .hypervolume = NormalizedHypervolume(front_points, reference),
+                                  .members_json = ToJson(frontier),
+                                  .created_ms = now};
   }
 
   storage::TrialMetrics metrics{.psnr = m.psnr(),
@@ -1186,9 +1202,9 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
                                 .steps_per_second = m.train_steps_per_s(),
                                 .device = m.device(),
                                 .report_json = ToJson(m)};
-  PEAKNAS_ASSIGN_OR_RETURN(auto version,
-                           store_->CompleteTrial(request.lease_id(), request.fencing_token(), now,
-                                                 metrics, snapshot));
+  PEAKNAS_ASSIGN_OR_RETURN(
+      auto version,
+      store_->CompleteTrial(request.lease_id(), request.fencing_token(), now, metrics, snapshot));
   // Stored (the group's commit makes it durable): the in-memory state follows.
   job.done.push_back(fresh);
   job.noisy_psnr = noisy_psnr;
@@ -1242,22 +1258,22 @@ StatusOr<std::int64_t> Coordinator::CurrentLeaseLocked(std::string_view lease_id
 StatusOr<ArtifactUpload> Coordinator::BeginArtifactUpload(std::string_view lease_id,
                                                           std::int64_t fencing_token) {
   return WithStore(false, [&]() -> StatusOr<ArtifactUpload> {
-  PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_row, CurrentLeaseLocked(lease_id, fencing_token));
-  PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_row));
-  ArtifactUpload upload;
-  upload.lease_id = std::string(lease_id);
-  upload.fencing_token = fencing_token;
-  upload.trial_row = trial_row;
-  upload.job_id = JobId(trial.job_id);
-  upload.trial_id = TrialId(trial.id);
-  const std::filesystem::path dir = std::filesystem::path(artifacts_dir_) / upload.job_id;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::Internal("artifacts \"" + dir.string() + "\": " + ec.message());
-  upload.final_path = (dir / (upload.trial_id + ".pt")).string();
-  upload.partial_path = (dir / (upload.trial_id + ".pt." + std::to_string(fencing_token) +
-                                ".partial")).string();
-  return upload;
+    PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_row, CurrentLeaseLocked(lease_id, fencing_token));
+    PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(trial_row));
+    ArtifactUpload upload;
+    upload.lease_id = std::string(lease_id);
+    upload.fencing_token = fencing_token;
+    upload.trial_row = trial_row;
+    upload.job_id = JobId(trial.job_id);
+    upload.trial_id = TrialId(trial.id);
+    const std::filesystem::path dir = std::filesystem::path(artifacts_dir_) / upload.job_id;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Status::Internal("artifacts \"" + dir.string() + "\": " + ec.message());
+    upload.final_path = (dir / (upload.trial_id + ".pt")).string();
+    upload.partial_path =
+        (dir / (upload.trial_id + ".pt." + std::to_string(fencing_token) + ".partial")).string();
+    return upload;
   });
 }
 
@@ -1265,45 +1281,47 @@ StatusOr<v1::UploadArtifactResponse> Coordinator::CommitArtifactUpload(
     const ArtifactUpload& upload, std::int64_t size_bytes, std::string_view actual_sha256,
     std::string_view claimed_sha256) {
   return WithStore(true, [&]() -> StatusOr<v1::UploadArtifactResponse> {
-  auto refuse = [&](Status status) {
-    std::error_code ignored;
-    std::filesystem::remove(upload.partial_path, ignored);
-    spdlog::warn("artifact of trial {} refused: {}", upload.trial_id, status.message());
-    return status;
-  };
-  {
-    auto current = CurrentLeaseLocked(upload.lease_id, upload.fencing_token);
-    if (!current.ok()) return refuse(current.status());
-  }
-  const bool hex = claimed_sha256.size() == 64 &&
-                   claimed_sha256.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-  if (!hex) {
-    return refuse(Status::InvalidArgument("sha256: must be 64 lower-case hex digits, got \"" +
-                                          std::string(claimed_sha256) + "\""));
-  }
-  std::error_code ec;
-  const auto on_disk = std::filesystem::file_size(upload.partial_path, ec);
-  if (ec || static_cast<std::int64_t>(on_disk) != size_bytes) {
-    return refuse(Status(StatusCode::kDataLoss,
-                         "artifact: stored " + (ec ? ec.message() : std::to_string(on_disk)) +
-                             " bytes, received " + std::to_string(size_bytes)));
-  }
-  if (actual_sha256 != claimed_sha256) {
-    return refuse(Status(StatusCode::kDataLoss, "sha256: the upload hashes to " +
-                                                    std::string(actual_sha256) + ", not " +
-                                                    std::string(claimed_sha256)));
-  }
-  std::filesystem::rename(upload.partial_path, upload.final_path, ec);
-  if (ec) return refuse(Status::Internal("artifact \"" + upload.final_path + "\": " + ec.message()));
-  PEAKNAS_RETURN_IF_ERROR(store_->RecordArtifact(upload.trial_row, upload.final_path, size_bytes,
-                                                 claimed_sha256, Now())
-                              .status());
-  spdlog::info("artifact of trial {} stored: {} ({} bytes)", upload.trial_id, upload.final_path,
-               size_bytes);
-  v1::UploadArtifactResponse response;
-  response.set_size(size_bytes);
-  response.set_sha256(std::string(claimed_sha256));
-  return response;
+    auto refuse = [&](Status status) {
+      std::error_code ignored;
+      std::filesystem::remove(upload.partial_path, ignored);
+      spdlog::warn("artifact of trial {} refused: {}", upload.trial_id, status.message());
+      return status;
+    };
+    {
+      auto current = CurrentLeaseLocked(upload.lease_id, upload.fencing_token);
+      if (!current.ok()) return refuse(current.status());
+    }
+    const bool hex = claimed_sha256.size() == 64 &&
+                     claimed_sha256.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+    if (!hex) {
+      return refuse(Status::InvalidArgument("sha256: must be 64 lower-case hex digits, got \"" +
+                                            std::string(claimed_sha256) + "\""));
+    }
+    std::error_code ec;
+    const auto on_disk = std::filesystem::file_size(upload.partial_path, ec);
+    if (ec || static_cast<std::int64_t>(on_disk) != size_bytes) {
+      return refuse(Status(StatusCode::kDataLoss,
+                           "artifact: stored " + (ec ? ec.message() : std::to_string(on_disk)) +
+                               " bytes, received " + std::to_string(size_bytes)));
+    }
+    if (actual_sha256 != claimed_sha256) {
+      return refuse(Status(StatusCode::kDataLoss, "sha256: the upload hashes to " +
+                                                      std::string(actual_sha256) + ", not " +
+                                                      std::string(claimed_sha256)));
+    }
+    std::filesystem::rename(upload.partial_path, upload.final_path, ec);
+    if (ec)
+      return refuse(Status::Internal("artifact \"" + upload.final_path + "\": " + ec.message()));
+    PEAKNAS_RETURN_IF_ERROR(
+        store_
+            ->RecordArtifact(upload.trial_row, upload.final_path, size_bytes, claimed_sha256, Now())
+            .status());
+    spdlog::info("artifact of trial {} stored: {} ({} bytes)", upload.trial_id, upload.final_path,
+                 size_bytes);
+    v1::UploadArtifactResponse response;
+    response.set_size(size_bytes);
+    response.set_sha256(std::string(claimed_sha256));
+    return response;
   });
 }
 
@@ -1314,28 +1332,28 @@ StatusOr<ArtifactFile> Coordinator::GetArtifact(std::string_view job_id,
   if (!job) return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
   if (!trial) return Status::NotFound("trial_id: unknown trial \"" + std::string(trial_id) + "\"");
   return WithStore(false, [&]() -> StatusOr<ArtifactFile> {
-  auto stored = store_->GetTrial(*trial);
-  if (!stored.ok() || stored->job_id != *job) {
-    if (stored.ok() || stored.status().code() == StatusCode::kNotFound) {
-      return Status::NotFound("trial_id: job " + std::string(job_id) + " has no trial \"" +
-                              std::string(trial_id) + "\"");
+    auto stored = store_->GetTrial(*trial);
+    if (!stored.ok() || stored->job_id != *job) {
+      if (stored.ok() || stored.status().code() == StatusCode::kNotFound) {
+        return Status::NotFound("trial_id: job " + std::string(job_id) + " has no trial \"" +
+                                std::string(trial_id) + "\"");
+      }
+      return stored.status();
     }
-    return stored.status();
-  }
-  PEAKNAS_ASSIGN_OR_RETURN(auto artifacts, store_->ListArtifacts(*trial));
-  if (artifacts.empty()) {
-    return Status::NotFound("trial " + std::string(trial_id) + " has no artifact");
-  }
-  const storage::Artifact* newest = &artifacts.front();
-  for (const auto& a : artifacts) {
-    if (a.id > newest->id) newest = &a;
-  }
-  ArtifactFile out;
-  out.path = newest->path;
-  out.filename = TrialId(*trial) + ".pt";
-  out.size_bytes = newest->size_bytes;
-  out.sha256 = newest->sha256;
-  return out;
+    PEAKNAS_ASSIGN_OR_RETURN(auto artifacts, store_->ListArtifacts(*trial));
+    if (artifacts.empty()) {
+      return Status::NotFound("trial " + std::string(trial_id) + " has no artifact");
+    }
+    const storage::Artifact* newest = &artifacts.front();
+    for (const auto& a : artifacts) {
+      if (a.id > newest->id) newest = &a;
+    }
+    ArtifactFile out;
+    out.path = newest->path;
+    out.filename = TrialId(*trial) + ".pt";
+    out.size_bytes = newest->size_bytes;
+    out.sha256 = newest->sha256;
+    return out;
   });
 }
 

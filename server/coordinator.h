@@ -58,8 +58,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "peaknas/v1/peaknas.pb.h"
-#include "search/status.h"
 #include "storage/sqlite_store.h"
 
 namespace peaknas::server {
@@ -84,10 +84,10 @@ struct CoordinatorOptions {
 
 // Counters for tests and benchmarks.
 struct CoordinatorStats {
-  std::int64_t commits = 0;        // groups committed
-  std::int64_t writes = 0;         // state-changing calls those groups held
+  std::int64_t commits = 0;  // groups committed
+  std::int64_t writes = 0;   // state-changing calls those groups held
   std::int64_t failed_commits = 0;
-  int waiting_for_commit = 0;      // calls waiting, now, for a running commit to end
+  int waiting_for_commit = 0;  // calls waiting, now, for a running commit to end
 };
 
 // An upload in progress: where its bytes go until CommitArtifactUpload.
@@ -106,7 +106,7 @@ struct ArtifactFile {
   std::string path;      // absolute or relative to the working directory
   std::string filename;  // suggested name, "t-N.pt"
   std::int64_t size_bytes = 0;
-  std::string sha256;    // 64 lower-case hex digits
+  std::string sha256;  // 64 lower-case hex digits
 };
 
 class Coordinator {
@@ -243,28 +243,28 @@ class Coordinator {
   const CoordinatorOptions options_;
 
   std::mutex mu_;
-  std::condition_variable queued_;                     // signalled when trials are queued
+  std::condition_variable queued_;  // signalled when trials are queued
   // Guarded by mu_, except that the thread committing a group (committing_ set) calls
   // CommitGroup with mu_ released; committing_ keeps every other call out meanwhile.
   std::unique_ptr<storage::Store> store_;
-  std::map<std::int64_t, std::unique_ptr<JobRuntime>> jobs_;  // unfinished jobs; guarded by mu_
+  std::map<std::int64_t, std::unique_ptr<JobRuntime>> jobs_;     // unfinished jobs; guarded by mu_
   std::map<std::int64_t, std::unique_ptr<WorkerCaps>> workers_;  // cache; guarded by mu_
-  bool shutdown_ = false;                              // guarded by mu_
+  bool shutdown_ = false;                                        // guarded by mu_
 
   // Group commit; all guarded by mu_.
-  bool group_open_ = false;     // the store has an open group
-  bool committing_ = false;     // a thread is committing it, with mu_ released
-  int gate_waiters_ = 0;        // calls waiting for that commit to end
-  int cohort_ = 0;              // of those, released at its end and not yet done
-  int in_flight_ = 0;           // calls between EnterLocked and LeaveLocked
-  std::uint64_t applied_ = 0;   // writes applied to the store
-  std::uint64_t durable_ = 0;   // writes committed (or failed: see failed_)
+  bool group_open_ = false;    // the store has an open group
+  bool committing_ = false;    // a thread is committing it, with mu_ released
+  int gate_waiters_ = 0;       // calls waiting for that commit to end
+  int cohort_ = 0;             // of those, released at its end and not yet done
+  int in_flight_ = 0;          // calls between EnterLocked and LeaveLocked
+  std::uint64_t applied_ = 0;  // writes applied to the store
+  std::uint64_t durable_ = 0;  // writes committed (or failed: see failed_)
   struct FailedCommit {
     std::uint64_t after = 0, through = 0;  // the writes (after, through]
     Status status;
   };
-  std::vector<FailedCommit> failed_;  // the most recent few
-  std::condition_variable gate_;      // committing_ went false
+  std::vector<FailedCommit> failed_;    // the most recent few
+  std::condition_variable gate_;        // committing_ went false
   std::condition_variable durable_cv_;  // durable_ advanced
   CoordinatorStats stats_;
 

@@ -2,26 +2,26 @@
 // strategies and cost model, and an injected clock.
 #include "server/coordinator.h"
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
 #include "proto/convert.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/inheritance.h"
 #include "storage/testing/controlled_store.h"
 #include "storage/testing/powerloss_vfs.h"
-
-#include <gtest/gtest.h>
-
-#include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <memory>
-#include <set>
-#include <string>
-#include <thread>
 
 namespace peaknas::server {
 namespace {
@@ -144,7 +144,8 @@ TEST_F(CoordinatorTest, RefusesBadSpecsNamingTheField) {
     const char* field;
   };
   const Case cases[] = {
-      {"unknown strategy", [](v1::JobSpec& s) { s.set_strategy(v1::Strategy(42)); }, "spec.strategy"},
+      {"unknown strategy", [](v1::JobSpec& s) { s.set_strategy(v1::Strategy(42)); },
+       "spec.strategy"},
       {"budget 0", [](v1::JobSpec& s) { s.mutable_budget()->set_bytes(0); }, "spec.budget.bytes"},
       {"inverted range",
        [](v1::JobSpec& s) {
@@ -452,7 +453,6 @@ TEST_F(CoordinatorTest, ArtifactCommitRecordsTheFileForGetArtifact) {
             StatusCode::kNotFound);
 }
 
-
 // --- Retries, worker matching, events, group commit ------------------------------------------
 
 TEST_F(CoordinatorTest, RetryableFailureGoesBackToTheQueueUntilMaxAttempts) {
@@ -596,13 +596,26 @@ std::string Kinds(const std::vector<v1::JobEvent>& events) {
   std::string out;
   for (const auto& e : events) {
     switch (e.event_case()) {
-      case v1::JobEvent::kTrialRejected: out += 'R'; break;
-      case v1::JobEvent::kTrialStarted: out += 'S'; break;
-      case v1::JobEvent::kTrialProgress: out += 'P'; break;
-      case v1::JobEvent::kTrialFinished: out += 'F'; break;
-      case v1::JobEvent::kFrontierChanged: out += 'C'; break;
-      case v1::JobEvent::kJobFinished: out += 'J'; break;
-      default: out += '?';
+      case v1::JobEvent::kTrialRejected:
+        out += 'R';
+        break;
+      case v1::JobEvent::kTrialStarted:
+        out += 'S';
+        break;
+      case v1::JobEvent::kTrialProgress:
+        out += 'P';
+        break;
+      case v1::JobEvent::kTrialFinished:
+        out += 'F';
+        break;
+      case v1::JobEvent::kFrontierChanged:
+        out += 'C';
+        break;
+      case v1::JobEvent::kJobFinished:
+        out += 'J';
+        break;
+      default:
+        out += '?';
     }
   }
   return out;
@@ -666,8 +679,7 @@ TEST_F(CoordinatorTest, EventLogReplaysAndFollowsAcrossARestart) {
   reporter.join();
   EXPECT_EQ(followed.substr(0, 2), "SF") << followed;
   EXPECT_EQ(followed.back(), 'J') << followed;
-  EXPECT_EQ(coordinator_->WatchEvents("j-999", 0, 10, {}).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->WatchEvents("j-999", 0, 10, {}).status().code(), StatusCode::kNotFound);
 }
 
 class ControlledCoordinatorTest : public CoordinatorTest {
@@ -766,7 +778,7 @@ TEST_F(ControlledCoordinatorTest, FailedCommitFailsItsCallsAndReloadsFromTheData
 // Power loss: the coordinator runs on the VFS that keeps unsynced writes in memory; at the
 // "cut" the files on disk are copied and opened as a restarted machine would find them.
 struct PowerCut {
-  int acknowledged = 0;     // ReportResult returned true
+  int acknowledged = 0;       // ReportResult returned true
   std::int64_t survived = 0;  // succeeded trials in the copy
 };
 
@@ -802,7 +814,8 @@ PowerCut ReportThenCutPower(storage::Synchronous synchronous) {
   EXPECT_TRUE(reopened.ok()) << reopened.status().ToString();
   if (!reopened.ok()) return cut;
   auto jobs = (*reopened)->ListJobs();
-  if (jobs.ok() && !jobs->empty()) cut.survived = (*reopened)->CountTrials(jobs->front().id)->succeeded;
+  if (jobs.ok() && !jobs->empty())
+    cut.survived = (*reopened)->CountTrials(jobs->front().id)->succeeded;
   return cut;
 }
 
@@ -893,9 +906,8 @@ TEST_F(CoordinatorTest, PruningJobChainsInheritingTrials) {
       R"({"activation":"relu","dec_blocks":[1],"downsample":"strided","enc_blocks":[1,1],)"
       R"("levels":2,"skip":"concat","upsample":"transposed","widths":[32,64]})");
   ASSERT_TRUE(start.ok());
-  const std::int64_t start_peak =
-      search::InferencePeakBytes(*start, {.batch = 1, .size = 256}, search::DType::kFp32,
-                                 search::DefaultDeviceProfile());
+  const std::int64_t start_peak = search::InferencePeakBytes(
+      *start, {.batch = 1, .size = 256}, search::DType::kFp32, search::DefaultDeviceProfile());
   v1::JobSpec spec = RandomSpec(/*trials=*/100, /*parallelism=*/8);
   spec.set_strategy(v1::STRATEGY_PRUNING);
   spec.mutable_budget()->set_bytes(start_peak / 3);

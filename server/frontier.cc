@@ -106,8 +106,7 @@ double Hypervolume(const std::vector<Evaluated>& points, const HypervolumeRefere
   };
   std::vector<Gain> gains;
   for (const Evaluated& e : points) {
-    const Gain g{e.psnr - reference.psnr,
-                 reference.peak_bytes - static_cast<double>(e.peak_bytes),
+    const Gain g{e.psnr - reference.psnr, reference.peak_bytes - static_cast<double>(e.peak_bytes),
                  reference.latency_100mp_s - e.latency_100mp_s};
     if (g.a > 0 && g.b > 0 && g.c > 0) gains.push_back(g);
   }

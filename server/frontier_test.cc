@@ -115,9 +115,9 @@ TEST(Hypervolume, HandComputedSets) {
 TEST(Hypervolume, NormalizedAxesScoreGainTimesFreedPeakTimesFreedLatency) {
   const HypervolumeReference ref{.psnr = 30, .peak_bytes = 1000, .latency_100mp_s = 8};
   Evaluated p;
-  p.psnr = 33;             // gain 3 dB
-  p.peak_bytes = 500;      // half the budget
-  p.latency_100mp_s = 0.8; // a tenth of the reference latency
+  p.psnr = 33;              // gain 3 dB
+  p.peak_bytes = 500;       // half the budget
+  p.latency_100mp_s = 0.8;  // a tenth of the reference latency
   EXPECT_NEAR(NormalizedHypervolume({p}, ref), 3 * 0.5 * 0.9, 1e-12);
   EXPECT_NEAR(NormalizedHypervolume({p}, ref), Hypervolume({p}, ref) / (1000 * 8), 1e-12);
   // Units cancel: the same points in other units of bytes and seconds score the same.

@@ -11,21 +11,21 @@
 //
 // Errors follow cli/app.h's convention: one line on stderr "peaknas-server: message", exit 2
 // for usage errors, 1 for anything else.
-#include <CLI/CLI.hpp>
-#include <csignal>
 #include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <exception>
 #include <iostream>
 #include <mutex>
 #include <string>
 #include <thread>
 
-#include "cli/app.h"
+#include "base/app.h"
 #include "server/coordinator.h"
 #include "server/service.h"
 
@@ -35,8 +35,8 @@ namespace {
 constexpr std::string_view kProgram = "peaknas-server";
 
 int Fail(const Status& status) {
-  std::cerr << kProgram << ": " << cli::OneLine(status.message()) << "\n";
-  return cli::kExitError;
+  std::cerr << kProgram << ": " << base::OneLine(status.message()) << "\n";
+  return base::kExitError;
 }
 
 int Main(int argc, char** argv) {
@@ -80,9 +80,9 @@ int Main(int argc, char** argv) {
     std::cout << app.help();
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::cerr << kProgram << ": " << cli::OneLine(e.what()) << " (see " << kProgram
+    std::cerr << kProgram << ": " << base::OneLine(e.what()) << " (see " << kProgram
               << " --help)\n";
-    return cli::kExitUsage;
+    return base::kExitUsage;
   }
 
   auto logger = spdlog::stderr_color_mt("peaknas-server");
@@ -137,8 +137,7 @@ int Main(int argc, char** argv) {
       stopping = true;
     }
     stop_cv.notify_all();
-    (*server)->Shutdown(
-        std::chrono::milliseconds(static_cast<std::int64_t>(grace_seconds * 1000)));
+    (*server)->Shutdown(std::chrono::milliseconds(static_cast<std::int64_t>(grace_seconds * 1000)));
   });
 
   (*server)->Wait();
@@ -161,6 +160,6 @@ int main(int argc, char** argv) {
   try {
     return peaknas::server::Main(argc, argv);
   } catch (const std::exception& e) {
-    return peaknas::cli::ReportInternalError("peaknas-server", e);
+    return peaknas::base::ReportInternalError("peaknas-server", e);
   }
 }

@@ -11,7 +11,7 @@
 #include <map>
 #include <thread>
 
-#include "storage/sha256.h"
+#include "base/sha256.h"
 #ifdef PEAKNAS_HAVE_GRPC_REFLECTION
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #endif
@@ -26,7 +26,7 @@ constexpr std::chrono::milliseconds kWatchWait{500};
 
 using google::protobuf::util::TimeUtil;
 
-constexpr std::size_t kChunkBytes = 1 << 20;                // GetArtifact's chunks
+constexpr std::size_t kChunkBytes = 1 << 20;                       // GetArtifact's chunks
 constexpr std::int64_t kMaxArtifactBytes = std::int64_t{4} << 30;  // UploadArtifact's limit
 
 // Paging over an already materialized list: the token is the offset of the next item.
@@ -127,9 +127,9 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
                                       const v1::WatchJobRequest* request,
                                       grpc::ServerWriter<v1::JobEvent>* writer) {
   if (request->after_sequence() < 0) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "after_sequence: must be >= 0, got " +
-                            std::to_string(request->after_sequence()));
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "after_sequence: must be >= 0, got " + std::to_string(request->after_sequence()));
   }
   std::int64_t after = request->after_sequence();
   bool ended = false;  // the job was seen finished: one more read, then the stream ends
@@ -167,7 +167,7 @@ grpc::Status JobServiceImpl::GetArtifact(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::DATA_LOSS,
                         "artifact of " + request->trial_id() + ": cannot read " + file->path);
   }
-  storage::Sha256 hash;
+  base::Sha256 hash;
   std::string buffer(kChunkBytes, '\0');
   std::int64_t offset = 0;
   bool first = true;
@@ -192,9 +192,9 @@ grpc::Status JobServiceImpl::GetArtifact(grpc::ServerContext* context,
     const bool last = in.eof() || offset >= file->size_bytes;
     if (last) {
       if (offset != file->size_bytes || hash.HexDigest() != file->sha256) {
-        return grpc::Status(grpc::StatusCode::DATA_LOSS,
-                            "artifact: " + file->path + " no longer matches its recorded size "
-                            "and sha256");
+        return grpc::Status(grpc::StatusCode::DATA_LOSS, "artifact: " + file->path +
+                                                             " no longer matches its recorded size "
+                                                             "and sha256");
       }
       chunk.set_last(true);
     }
@@ -232,8 +232,7 @@ grpc::Status WorkerServiceImpl::LeaseTrial(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
-                                          const v1::HeartbeatRequest* request,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
   auto answer = coordinator_.Heartbeat(*request);
   if (!answer.ok()) return ToGrpcStatus(answer.status());
@@ -253,9 +252,9 @@ grpc::Status WorkerServiceImpl::ReportResult(grpc::ServerContext*,
 // The first message must carry lease_id, fencing_token and sha256 (or chunk.sha256); chunks
 // must come in order (offset = bytes so far). The bytes go to the coordinator's partial file,
 // which the coordinator checks and renames, or removes.
-grpc::Status WorkerServiceImpl::UploadArtifact(grpc::ServerContext* context,
-                                               grpc::ServerReader<v1::UploadArtifactRequest>* reader,
-                                               v1::UploadArtifactResponse* response) {
+grpc::Status WorkerServiceImpl::UploadArtifact(
+    grpc::ServerContext* context, grpc::ServerReader<v1::UploadArtifactRequest>* reader,
+    v1::UploadArtifactResponse* response) {
   v1::UploadArtifactRequest message;
   if (!reader->Read(&message)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "upload: no message");
@@ -271,14 +270,14 @@ grpc::Status WorkerServiceImpl::UploadArtifact(grpc::ServerContext* context,
   };
   std::ofstream out(upload->partial_path, std::ios::binary | std::ios::trunc);
   if (!out) return abandon(grpc::StatusCode::INTERNAL, "artifact: cannot create the file");
-  storage::Sha256 hash;
+  base::Sha256 hash;
   std::int64_t size = 0;
   do {
     const v1::ArtifactChunk& chunk = message.chunk();
     if (chunk.offset() != size) {
-      return abandon(grpc::StatusCode::INVALID_ARGUMENT,
-                     "chunk.offset: " + std::to_string(chunk.offset()) + ", expected " +
-                         std::to_string(size));
+      return abandon(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "chunk.offset: " + std::to_string(chunk.offset()) + ", expected " + std::to_string(size));
     }
     size += static_cast<std::int64_t>(chunk.data().size());
     if (size > kMaxArtifactBytes) {

@@ -23,8 +23,8 @@
 #include <memory>
 #include <string>
 
+#include "base/status.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
-#include "search/status.h"
 #include "server/coordinator.h"
 
 namespace peaknas::server {
@@ -38,8 +38,7 @@ class JobServiceImpl final : public v1::JobService::Service {
 
   grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest*,
                          v1::SubmitJobResponse*) override;
-  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest*,
-                      v1::GetJobResponse*) override;
+  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest*, v1::GetJobResponse*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*,
                         v1::ListJobsResponse*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const v1::CancelJobRequest*,
@@ -99,8 +98,8 @@ class GrpcServer {
   void Wait() { server_->Wait(); }
 
  private:
-  GrpcServer(Coordinator& coordinator) : jobs_(coordinator), workers_(coordinator),
-                                         coordinator_(coordinator) {}
+  GrpcServer(Coordinator& coordinator)
+      : jobs_(coordinator), workers_(coordinator), coordinator_(coordinator) {}
   JobServiceImpl jobs_;
   WorkerServiceImpl workers_;
   Coordinator& coordinator_;

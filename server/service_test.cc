@@ -2,8 +2,8 @@
 // SQLite file, driven by generated client stubs as a worker and the CLI would.
 #include "server/service.h"
 
-#include <grpcpp/grpcpp.h>
 #include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -12,16 +12,15 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <vector>
-
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "base/sha256.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
-#include "storage/sha256.h"
 
 namespace peaknas::server {
 namespace {
@@ -153,8 +152,7 @@ TEST_F(ServiceTest, WorkerLeasesReportsAndTheFrontierIsServed) {
   list.set_job_id(job_id);
   v1::ListTrialsResponse trials;
   ASSERT_TRUE(jobs_->ListTrials(Context().get(), list, &trials).ok());
-  EXPECT_EQ(trials.trials_size(),
-            job.job().counts().succeeded() + job.job().counts().rejected());
+  EXPECT_EQ(trials.trials_size(), job.job().counts().succeeded() + job.job().counts().rejected());
 
   // WatchJob on a finished job: the events so far, then job_finished, then the stream ends.
   v1::WatchJobRequest watch;
@@ -325,9 +323,17 @@ TEST(ServerProcess, AnnouncesItsPortServesHealthAndStopsOnSigterm) {
   posix_spawn_file_actions_addclose(&actions, out[0]);
   const std::string db = (dir / "db.sqlite").string();
   const std::string art = (dir / "art").string();
-  std::vector<std::string> args = {PEAKNAS_SERVER_BINARY, "--listen", "127.0.0.1:0", "--db", db,
-                                   "--artifacts", art, "--log-level", "warn",
-                                   "--shutdown-grace-seconds", "0.5"};
+  std::vector<std::string> args = {PEAKNAS_SERVER_BINARY,
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--db",
+                                   db,
+                                   "--artifacts",
+                                   art,
+                                   "--log-level",
+                                   "warn",
+                                   "--shutdown-grace-seconds",
+                                   "0.5"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -353,7 +359,8 @@ TEST(ServerProcess, AnnouncesItsPortServesHealthAndStopsOnSigterm) {
   grpc::CompletionQueue cq;
   grpc::Slice empty("", 0);
   request_buffer = grpc::ByteBuffer(&empty, 1);
-  auto call = generic.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request_buffer, &cq);
+  auto call =
+      generic.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request_buffer, &cq);
   call->StartCall();
   grpc::Status status;
   call->Finish(&response_buffer, &status, reinterpret_cast<void*>(1));
@@ -379,7 +386,6 @@ TEST(ServerProcess, AnnouncesItsPortServesHealthAndStopsOnSigterm) {
   std::error_code ec;
   fs::remove_all(dir, ec);
 }
-
 
 // --- Artifacts ---
 
@@ -463,14 +469,15 @@ TEST_F(ServiceTest, ArtifactUploadThenDownloadIsByteIdentical) {
   const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
   ASSERT_TRUE(a.export_model());
   const std::string bytes = artifacts::Bytes((2 << 20) + 12345);  // three 1 MiB-ish chunks
-  const std::string sha = storage::Sha256Hex(bytes);
+  const std::string sha = base::Sha256Hex(bytes);
   v1::UploadArtifactResponse stored;
   auto status = artifacts::Upload(*workers_, a, a.fencing_token(), bytes, sha, 1 << 20, &stored);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(stored.size(), static_cast<std::int64_t>(bytes.size()));
   EXPECT_EQ(stored.sha256(), sha);
-  EXPECT_EQ(artifacts::FilesUnder(dir_ / "art"),
-            std::vector<std::string>{(dir_ / "art" / a.job_id() / (a.trial_id() + ".pt")).string()});
+  EXPECT_EQ(
+      artifacts::FilesUnder(dir_ / "art"),
+      std::vector<std::string>{(dir_ / "art" / a.job_id() / (a.trial_id() + ".pt")).string()});
 
   v1::GetArtifactRequest get;
   get.set_job_id(a.job_id());
@@ -528,7 +535,7 @@ TEST_F(ServiceTest, ArtifactUploadWithStaleTokenIsRefusedAndLeavesNoFile) {
   const std::string bytes = artifacts::Bytes(5000);
   v1::UploadArtifactResponse stored;
   auto status = artifacts::Upload(*workers_, a, a.fencing_token() - 1, bytes,
-                                  storage::Sha256Hex(bytes), 1024, &stored);
+                                  base::Sha256Hex(bytes), 1024, &stored);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
   EXPECT_TRUE(artifacts::FilesUnder(dir_ / "art").empty());
   v1::GetArtifactRequest get;
@@ -546,7 +553,7 @@ TEST_F(ServiceTest, ArtifactUploadWithWrongHashIsRefusedAndLeavesNoFile) {
   const std::string bytes = artifacts::Bytes(5000);
   v1::UploadArtifactResponse stored;
   auto status = artifacts::Upload(*workers_, a, a.fencing_token(), bytes,
-                                  storage::Sha256Hex("something else"), 1024, &stored);
+                                  base::Sha256Hex("something else"), 1024, &stored);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
   EXPECT_TRUE(artifacts::FilesUnder(dir_ / "art").empty());
   // Not hex at all: INVALID_ARGUMENT, still no file.
@@ -558,7 +565,10 @@ TEST_F(ServiceTest, ArtifactUploadWithWrongHashIsRefusedAndLeavesNoFile) {
 TEST_F(ServiceTest, GetArtifactOfUnknownJobOrTrialIsNotFound) {
   const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
   for (auto [job, trial] : std::vector<std::pair<std::string, std::string>>{
-           {"j-999", "t-1"}, {"bogus", "t-1"}, {a.job_id(), "t-999"}, {a.job_id(), "x"},
+           {"j-999", "t-1"},
+           {"bogus", "t-1"},
+           {a.job_id(), "t-999"},
+           {a.job_id(), "x"},
            {a.job_id(), a.trial_id()} /* leased, no artifact yet */}) {
     v1::GetArtifactRequest get;
     get.set_job_id(job);

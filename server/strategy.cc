@@ -21,9 +21,7 @@ namespace {
 std::size_t UniformIndex(std::size_t n, std::mt19937_64& rng) {
   return static_cast<std::size_t>(rng() % n);
 }
-double UniformUnit(std::mt19937_64& rng) {
-  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
-}
+double UniformUnit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
 std::string BytesText(std::int64_t bytes) {
   return search::FormatBytes(bytes) + " (" + std::to_string(bytes) + " bytes)";
@@ -289,7 +287,7 @@ class ScalingStrategy final : public Strategy {
   }
 
   StrategyConfig config_;
-  std::vector<Proposal> sweep_;  // in increasing predicted peak
+  std::vector<Proposal> sweep_;                   // in increasing predicted peak
   std::vector<std::vector<std::size_t>> donors_;  // inherit: per point, nearest donor first
   int open_ = 0;
   bool waiting_ = false;
@@ -397,8 +395,8 @@ class EvolutionStrategy final : public Strategy {
     search::Architecture arch = child.arch;
     std::int64_t peak = search::BudgetedPeakBytes(config_.budget, arch);
     for (int i = 0; i < kRepairTries; ++i) {
-      const double ratio =
-          static_cast<double>(config_.budget.bytes) / static_cast<double>(std::max<std::int64_t>(peak, 1));
+      const double ratio = static_cast<double>(config_.budget.bytes) /
+                           static_cast<double>(std::max<std::int64_t>(peak, 1));
       // Peak is roughly linear in width (activations) and widths scale as factor^(1/2).
       const double factor = std::clamp(0.9 * ratio * ratio, 1.0 / 64, 0.95);
       search::Architecture next = search::ScaleArchitecture(
@@ -413,8 +411,8 @@ class EvolutionStrategy final : public Strategy {
       if (p.admitted) return p;
       peak = search::BudgetedPeakBytes(config_.budget, arch);
     }
-    child.rejection += "; repair by shrinking widths and depth reached " + BytesText(peak) +
-                       ", still over budget";
+    child.rejection +=
+        "; repair by shrinking widths and depth reached " + BytesText(peak) + ", still over budget";
     return child;
   }
 
@@ -453,7 +451,8 @@ search::Architecture DefaultBase(const search::SearchSpace& space) {
   for (int i = 0; i < a.levels; ++i) {
     a.widths[i] = std::clamp(32 << i, space.width.min, space.width.max);
     a.enc_blocks[i] = std::clamp(1, space.enc_blocks.min, space.enc_blocks.max);
-    if (i + 1 < a.levels) a.dec_blocks[i] = std::clamp(1, space.dec_blocks.min, space.dec_blocks.max);
+    if (i + 1 < a.levels)
+      a.dec_blocks[i] = std::clamp(1, space.dec_blocks.min, space.dec_blocks.max);
   }
   a.skip = space.skips.front();
   a.upsample = space.upsamples.front();
@@ -485,9 +484,8 @@ Proposal Check(const search::Architecture& arch, const StrategyConfig& config,
   const std::int64_t peak = search::BudgetedPeakBytes(budget, arch);
   if (peak > budget.bytes) {
     return Rejected(std::move(p), std::string("predicted ") +
-                                      (budget.training ? "training-step" : "inference") +
-                                      " peak " + BytesText(peak) + " > budget " +
-                                      BytesText(budget.bytes));
+                                      (budget.training ? "training-step" : "inference") + " peak " +
+                                      BytesText(peak) + " > budget " + BytesText(budget.bytes));
   }
   p.admitted = true;
   const int tile = search::MaxTile(arch, budget.bytes, budget.tile.batch, budget.dtype, device);
@@ -508,8 +506,7 @@ StatusOr<std::unique_ptr<Strategy>> MakeStrategy(StrategyKind kind, const Strate
       return std::unique_ptr<Strategy>(new RandomStrategy(config));
     case StrategyKind::kEvolution:
       if (config.population < 2) {
-        return Status::InvalidArgument("population: " + std::to_string(config.population) +
-                                       " < 2");
+        return Status::InvalidArgument("population: " + std::to_string(config.population) + " < 2");
       }
       return std::unique_ptr<Strategy>(new EvolutionStrategy(config));
     case StrategyKind::kScaling:

@@ -20,10 +20,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/status.h"
 #include "search/architecture.h"
 #include "search/budget.h"
 #include "search/space.h"
-#include "search/status.h"
 
 namespace peaknas::server {
 
@@ -34,14 +34,14 @@ struct Lineage {
   // pruning: "start", "level", "peak", "uniform", "final"; evolution: "mutation"; scaling:
   // "scaling"; empty for a trial trained from scratch.
   std::string role;
-  int iteration = 0;              // pruning: 0 for the start, k for the k-th shrink
-  int level = -1;                 // "level": the level whose width was shrunk; else -1
+  int iteration = 0;  // pruning: 0 for the start, k for the k-th shrink
+  int level = -1;     // "level": the level whose width was shrunk; else -1
   // Trained although its budgeted peak is over an inference budget (a pruning ancestor): it
   // must fit the worker, it is recorded as such, and it never enters the frontier.
   bool over_budget = false;
-  int steps = 0;                  // its own training steps; 0: the job's fidelity.steps
-  std::int64_t total_steps = 0;   // its steps plus every ancestor's (equal-compute accounting)
-  std::string parent_peak;        // where the parent's budgeted peak sits, for the record
+  int steps = 0;                 // its own training steps; 0: the job's fidelity.steps
+  std::int64_t total_steps = 0;  // its steps plus every ancestor's (equal-compute accounting)
+  std::string parent_peak;       // where the parent's budgeted peak sits, for the record
 
   friend bool operator==(const Lineage&, const Lineage&) = default;
 };
@@ -54,23 +54,23 @@ std::uint64_t CandidateHash(const search::Architecture& arch, const Lineage& lin
 // A trained trial as the strategies see it: the frontier objectives.
 struct Evaluated {
   search::Architecture arch;
-  std::int64_t trial_id = 0;        // the stored trial (0 in unit tests that need none)
+  std::int64_t trial_id = 0;  // the stored trial (0 in unit tests that need none)
   Lineage lineage;
-  double psnr = 0;                  // maximize
-  std::int64_t peak_bytes = 0;      // predicted budgeted peak; minimize
-  double latency_100mp_s = 0;       // predicted 100-MP latency at the largest fitting tile; minimize
+  double psnr = 0;              // maximize
+  std::int64_t peak_bytes = 0;  // predicted budgeted peak; minimize
+  double latency_100mp_s = 0;   // predicted 100-MP latency at the largest fitting tile; minimize
 };
 
 // One proposed architecture after the cost model's check.
 struct Proposal {
   search::Architecture arch;
-  std::uint64_t hash = 0;                  // CandidateHash(arch, lineage)
+  std::uint64_t hash = 0;  // CandidateHash(arch, lineage)
   Lineage lineage;
-  bool admitted = false;                   // false: rejected, never trained
-  std::string rejection;                   // why, when rejected ("predicted peak 3.1 GiB > budget 2 GiB")
+  bool admitted = false;  // false: rejected, never trained
+  std::string rejection;  // why, when rejected ("predicted peak 3.1 GiB > budget 2 GiB")
   std::int64_t predicted_inference_peak_bytes = 0;
   std::int64_t predicted_train_peak_bytes = 0;
-  double latency_100mp_s = 0;              // at the largest tile that fits the budget (0: none)
+  double latency_100mp_s = 0;  // at the largest tile that fits the budget (0: none)
 };
 
 // The pruning strategy's schedule (DESIGN.md, "Search": NetAdapt on the exact cost model).
@@ -109,10 +109,10 @@ struct StrategyConfig {
   // scaling: the sweep runs from its largest point down, each point inheriting from the
   // nearest larger one it can (role "scaling"; CanInherit: same levels, blocks and kinds).
   bool inherit = false;
-  double scaling_alpha = 0.8;                // scaling: dWr width weight
-  int trials = 0;                            // admitted trials the job wants in all
-  int steps = 200;                           // the job's training steps per trial
-  PruningConfig pruning;                     // pruning only
+  double scaling_alpha = 0.8;  // scaling: dWr width weight
+  int trials = 0;              // admitted trials the job wants in all
+  int steps = 200;             // the job's training steps per trial
+  PruningConfig pruning;       // pruning only
 };
 
 class Strategy {

@@ -99,8 +99,7 @@ TEST(Check, AdmitsExactlyAtTheBoundary) {
     const Proposal below = Check(a, c);
     EXPECT_FALSE(below.admitted);
     EXPECT_NE(below.rejection.find(std::to_string(peak)), std::string::npos) << below.rejection;
-    EXPECT_NE(below.rejection.find(std::to_string(peak - 1)), std::string::npos)
-        << below.rejection;
+    EXPECT_NE(below.rejection.find(std::to_string(peak - 1)), std::string::npos) << below.rejection;
     EXPECT_NE(below.rejection.find("budget"), std::string::npos) << below.rejection;
     EXPECT_EQ(below.predicted_inference_peak_bytes, at.predicted_inference_peak_bytes);
     EXPECT_EQ(below.predicted_train_peak_bytes, at.predicted_train_peak_bytes);
@@ -110,10 +109,10 @@ TEST(Check, AdmitsExactlyAtTheBoundary) {
 
 TEST(Check, LatencyIsAtTheLargestFittingTile) {
   const search::Architecture a = Arch(kUNet);
-  StrategyConfig c = Config(search::InferencePeakBytes(a, {.batch = 1, .size = 256},
-                                                       search::DType::kFp32,
-                                                       search::DefaultDeviceProfile()) *
-                            3);
+  StrategyConfig c =
+      Config(search::InferencePeakBytes(a, {.batch = 1, .size = 256}, search::DType::kFp32,
+                                        search::DefaultDeviceProfile()) *
+             3);
   const Proposal p = Check(a, c);
   ASSERT_TRUE(p.admitted) << p.rejection;
   const int tile = search::MaxTile(a, c.budget.bytes, 1, c.budget.dtype, *c.budget.device);
@@ -225,7 +224,8 @@ TEST(RandomStrategy, StratifiedDrawsCoverTheBudgetFromSmallToTheTop) {
     }
   }
   const auto share_above = [](const std::vector<double>& f, double x) {
-    return static_cast<double>(std::count_if(f.begin(), f.end(), [&](double v) { return v >= x; })) /
+    return static_cast<double>(
+               std::count_if(f.begin(), f.end(), [&](double v) { return v >= x; })) /
            static_cast<double>(std::max<std::size_t>(f.size(), 1));
   };
   std::cout << "admitted of 64: uniform " << fractions[0].size() << ", stratified "
@@ -253,8 +253,8 @@ TEST(Strategies, EveryAdmittedProposalFitsATightBudget) {
     c.base = Arch(kUNet);
     for (StrategyKind kind :
          {StrategyKind::kRandom, StrategyKind::kEvolution, StrategyKind::kScaling}) {
-      SCOPED_TRACE(::testing::Message() << "kind " << static_cast<int>(kind) << " training "
-                                      << training);
+      SCOPED_TRACE(::testing::Message()
+                   << "kind " << static_cast<int>(kind) << " training " << training);
       auto s = MakeStrategy(kind, c);
       ASSERT_TRUE(s.ok()) << s.status().ToString();
       const History run = Drive(**s, 30, 10, 11);
@@ -338,8 +338,8 @@ TEST(EvolutionStrategy, RejectsWhatRepairCannotFixWithTheReason) {
       }
     }
   }
-  std::cout << "tight budget: evolution children admitted " << admitted_children << "/"
-            << children << "\n";
+  std::cout << "tight budget: evolution children admitted " << admitted_children << "/" << children
+            << "\n";
   ASSERT_GT(children, 50);
   EXPECT_GT(admitted_children, children / 2);
 }
@@ -540,8 +540,9 @@ TEST(ScalingStrategy, InheritingSweepRunsFromTheLargestDownAlongChains) {
         EXPECT_TRUE(search::CanInherit(parent.arch, p.arch));
         EXPECT_GT(parent.peak_bytes, p.predicted_inference_peak_bytes);
         EXPECT_EQ(p.lineage.steps, c.steps);
-        EXPECT_EQ(p.lineage.total_steps,
-                  (parent.lineage.total_steps > 0 ? parent.lineage.total_steps : c.steps) + c.steps);
+        EXPECT_EQ(
+            p.lineage.total_steps,
+            (parent.lineage.total_steps > 0 ? parent.lineage.total_steps : c.steps) + c.steps);
         EXPECT_EQ(p.hash, CandidateHash(p.arch, p.lineage));
       }
       proposed.push_back(p);

@@ -30,8 +30,8 @@ StatusOr<std::vector<std::string>> Migrations() {
     }
     const std::size_t body = static_cast<std::size_t>(end - all.data());
     const std::size_t next = all.find(kMarker, body);
-    steps.emplace_back(all.substr(body, next == std::string_view::npos ? all.size() - body
-                                                                       : next - body));
+    steps.emplace_back(
+        all.substr(body, next == std::string_view::npos ? all.size() - body : next - body));
     at = next;
   }
   if (static_cast<int>(steps.size()) != kSchemaVersion) {
@@ -87,12 +87,12 @@ class Use {
   Use& Bind(int v) { return Check(sqlite3_bind_int64(stmt_, ++n_, v)); }
   Use& Bind(double v) { return Check(sqlite3_bind_double(stmt_, ++n_, v)); }
   Use& Bind(std::string_view v) {
-    return Check(sqlite3_bind_text(stmt_, ++n_, v.data(), static_cast<int>(v.size()),
-                                   SQLITE_TRANSIENT));
+    return Check(
+        sqlite3_bind_text(stmt_, ++n_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
   Use& BindBlob(std::string_view v) {
-    return Check(sqlite3_bind_blob(stmt_, ++n_, v.data(), static_cast<int>(v.size()),
-                                   SQLITE_TRANSIENT));
+    return Check(
+        sqlite3_bind_blob(stmt_, ++n_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
   Use& BindNull() { return Check(sqlite3_bind_null(stmt_, ++n_)); }
 
@@ -202,7 +202,8 @@ class Transaction {
 constexpr const char* kTrialColumns =
     "id, job_id, architecture, arch_hash, state, predicted_inference_peak_bytes, "
     "predicted_train_peak_bytes, reason, attempts, lease_id, fencing_token, lease_deadline_ms, "
-    "worker_id, created_ms, updated_ms, predicted_latency_100mp_s, parent_trial_id, lineage, over_budget";
+    "worker_id, created_ms, updated_ms, predicted_latency_100mp_s, parent_trial_id, lineage, "
+    "over_budget";
 constexpr const char* kJobColumns = "id, spec, state, created_ms, updated_ms, error";
 
 StatusOr<Trial> ReadTrial(const Use& u) {
@@ -262,8 +263,7 @@ struct SqliteStore::Impl {
 
   Status Prepare(StmtPtr& out, const std::string& sql) {
     sqlite3_stmt* s = nullptr;
-    int rc = sqlite3_prepare_v3(db.get(), sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s,
-                                nullptr);
+    int rc = sqlite3_prepare_v3(db.get(), sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
     if (rc != SQLITE_OK) return SqliteError(db.get(), rc, "prepare: " + sql);
     out.reset(s);
     return Status::Ok();
@@ -273,93 +273,113 @@ struct SqliteStore::Impl {
     const std::string tc = kTrialColumns;
     const std::string jc = kJobColumns;
     PEAKNAS_RETURN_IF_ERROR(Prepare(user_version, "PRAGMA user_version"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(insert_job,
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        insert_job,
         "INSERT INTO jobs (spec, state, created_ms, updated_ms) VALUES (?, 'pending', ?, ?)"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(get_job, "SELECT " + jc + " FROM jobs WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(list_jobs, "SELECT " + jc + " FROM jobs ORDER BY id"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(set_job_state,
-        "UPDATE jobs SET state = ?, error = ?, updated_ms = ? WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(insert_worker,
-        "INSERT INTO workers (name, device, memory_bytes, datasets, dtypes, registered_ms, "
-        "last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(touch_worker,
-        "UPDATE workers SET last_seen_ms = ? WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(get_worker,
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        set_job_state, "UPDATE jobs SET state = ?, error = ?, updated_ms = ? WHERE id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(insert_worker,
+                "INSERT INTO workers (name, device, memory_bytes, datasets, dtypes, registered_ms, "
+                "last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(touch_worker, "UPDATE workers SET last_seen_ms = ? WHERE id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        get_worker,
         "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes "
         "FROM workers WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(job_exists, "SELECT 1 FROM jobs WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(insert_trial,
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        insert_trial,
         "INSERT INTO trials (job_id, architecture, arch_hash, state, "
         "predicted_inference_peak_bytes, predicted_train_peak_bytes, predicted_latency_100mp_s, "
         "reason, created_ms, updated_ms, parent_trial_id, lineage, over_budget) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?, ?)"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(get_trial, "SELECT " + tc + " FROM trials WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(list_trials,
-        "SELECT " + tc + " FROM trials WHERE job_id = ? ORDER BY id"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(count_trials,
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(list_trials, "SELECT " + tc + " FROM trials WHERE job_id = ? ORDER BY id"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        count_trials,
         "SELECT state, COUNT(*), MAX(updated_ms), SUM(over_budget) FROM trials WHERE job_id = ? "
         "GROUP BY state"));
     // ?1: the allowed job ids as a JSON array, NULL = any; ?2: the peak limit, 0 = none.
-    PEAKNAS_RETURN_IF_ERROR(Prepare(next_pending,
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        next_pending,
         "SELECT t.id FROM trials t JOIN jobs j ON j.id = t.job_id "
         "WHERE t.state = 'pending' AND j.state IN ('pending', 'running') "
         "AND (?1 IS NULL OR t.job_id IN (SELECT value FROM json_each(?1))) "
         "AND (?2 = 0 OR MAX(t.predicted_inference_peak_bytes, t.predicted_train_peak_bytes) <= ?2) "
         "ORDER BY t.id LIMIT 1"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(lease_trial,
-        "UPDATE trials SET state = 'leased', attempts = attempts + 1, "
-        "fencing_token = fencing_token + 1, lease_id = id || '.' || (fencing_token + 1), "
-        "lease_deadline_ms = ?, worker_id = ?, updated_ms = ? "
-        "WHERE id = ? AND state = 'pending'"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(lease_trial,
+                "UPDATE trials SET state = 'leased', attempts = attempts + 1, "
+                "fencing_token = fencing_token + 1, lease_id = id || '.' || (fencing_token + 1), "
+                "lease_deadline_ms = ?, worker_id = ?, updated_ms = ? "
+                "WHERE id = ? AND state = 'pending'"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(trial_by_lease,
-        "SELECT id, fencing_token, lease_deadline_ms FROM trials "
-        "WHERE lease_id = ? AND state = 'leased'"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(renew_lease,
-        "UPDATE trials SET lease_deadline_ms = ?, updated_ms = ? WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(expired_leases,
-        "SELECT id, attempts FROM trials WHERE state = 'leased' AND lease_deadline_ms < ? "
-        "ORDER BY id"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(requeue_trial,
-        "UPDATE trials SET state = 'pending', lease_id = NULL, lease_deadline_ms = NULL, "
-        "updated_ms = ? WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(retry_trial,
-        "UPDATE trials SET state = 'pending', reason = ?, lease_id = NULL, "
-        "lease_deadline_ms = NULL, updated_ms = ? WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(fail_trial,
-        "UPDATE trials SET state = 'failed', reason = ?, lease_id = NULL, "
-        "lease_deadline_ms = NULL, updated_ms = ? WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(succeed_trial,
-        "UPDATE trials SET state = 'succeeded', lease_id = NULL, lease_deadline_ms = NULL, "
-        "updated_ms = ? WHERE id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(insert_metrics,
+                                    "SELECT id, fencing_token, lease_deadline_ms FROM trials "
+                                    "WHERE lease_id = ? AND state = 'leased'"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        renew_lease, "UPDATE trials SET lease_deadline_ms = ?, updated_ms = ? WHERE id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(expired_leases,
+                "SELECT id, attempts FROM trials WHERE state = 'leased' AND lease_deadline_ms < ? "
+                "ORDER BY id"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(requeue_trial,
+                "UPDATE trials SET state = 'pending', lease_id = NULL, lease_deadline_ms = NULL, "
+                "updated_ms = ? WHERE id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(retry_trial,
+                "UPDATE trials SET state = 'pending', reason = ?, lease_id = NULL, "
+                "lease_deadline_ms = NULL, updated_ms = ? WHERE id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(fail_trial,
+                "UPDATE trials SET state = 'failed', reason = ?, lease_id = NULL, "
+                "lease_deadline_ms = NULL, updated_ms = ? WHERE id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(succeed_trial,
+                "UPDATE trials SET state = 'succeeded', lease_id = NULL, lease_deadline_ms = NULL, "
+                "updated_ms = ? WHERE id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        insert_metrics,
         "INSERT INTO metrics (trial_id, psnr, ssim, noisy_psnr, measured_inference_peak_bytes, "
         "measured_train_peak_bytes, latency_100mp_s, measured_latency_ms, steps_per_second, "
         "device, report_json, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(get_metrics,
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        get_metrics,
         "SELECT psnr, ssim, noisy_psnr, measured_inference_peak_bytes, "
         "measured_train_peak_bytes, latency_100mp_s, measured_latency_ms, steps_per_second, "
         "device, report_json FROM metrics WHERE trial_id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(next_frontier_version,
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM frontier_snapshots WHERE job_id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(insert_frontier,
-        "INSERT INTO frontier_snapshots (job_id, version, hypervolume, members_json, "
-        "created_ms) VALUES (?, ?, ?, ?, ?)"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(latest_frontier,
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(next_frontier_version,
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM frontier_snapshots WHERE job_id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(insert_frontier,
+                "INSERT INTO frontier_snapshots (job_id, version, hypervolume, members_json, "
+                "created_ms) VALUES (?, ?, ?, ?, ?)"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        latest_frontier,
         "SELECT job_id, version, hypervolume, members_json, created_ms FROM frontier_snapshots "
         "WHERE job_id = ? ORDER BY version DESC LIMIT 1"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(insert_event,
-        "INSERT INTO events (job_id, sequence, created_ms, event) VALUES (?, ?, ?, ?)"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(insert_event,
+                "INSERT INTO events (job_id, sequence, created_ms, event) VALUES (?, ?, ?, ?)"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(list_events,
-        "SELECT job_id, sequence, created_ms, event FROM events "
-        "WHERE job_id = ? AND sequence > ? ORDER BY sequence LIMIT ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(last_event,
-        "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE job_id = ?"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(insert_artifact,
-        "INSERT INTO artifacts (trial_id, path, size_bytes, sha256, created_ms) "
-        "VALUES (?, ?, ?, ?, ?)"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(list_artifacts,
-        "SELECT id, trial_id, path, size_bytes, sha256, created_ms FROM artifacts "
-        "WHERE trial_id = ? ORDER BY id"));
+                                    "SELECT job_id, sequence, created_ms, event FROM events "
+                                    "WHERE job_id = ? AND sequence > ? ORDER BY sequence LIMIT ?"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(last_event, "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE job_id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(insert_artifact,
+                "INSERT INTO artifacts (trial_id, path, size_bytes, sha256, created_ms) "
+                "VALUES (?, ?, ?, ?, ?)"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(list_artifacts,
+                "SELECT id, trial_id, path, size_bytes, sha256, created_ms FROM artifacts "
+                "WHERE trial_id = ? ORDER BY id"));
     return Status::Ok();
   }
 
@@ -410,17 +430,24 @@ struct SqliteStore::Impl {
     }
     {
       Use u = U(insert_trial);
-      u.Bind(job_id).Bind(std::string_view(spec.architecture_json))
-          .Bind(static_cast<std::int64_t>(spec.arch_hash)).Bind(Name(state))
-          .Bind(spec.predicted_inference_peak_bytes).Bind(spec.predicted_train_peak_bytes)
-          .Bind(spec.predicted_latency_100mp_s).Bind(reason).Bind(now_ms).Bind(now_ms)
-          .Bind(spec.parent_trial_id).Bind(std::string_view(spec.lineage))
+      u.Bind(job_id)
+          .Bind(std::string_view(spec.architecture_json))
+          .Bind(static_cast<std::int64_t>(spec.arch_hash))
+          .Bind(Name(state))
+          .Bind(spec.predicted_inference_peak_bytes)
+          .Bind(spec.predicted_train_peak_bytes)
+          .Bind(spec.predicted_latency_100mp_s)
+          .Bind(reason)
+          .Bind(now_ms)
+          .Bind(now_ms)
+          .Bind(spec.parent_trial_id)
+          .Bind(std::string_view(spec.lineage))
           .Bind(spec.over_budget ? 1 : 0);
       Status s = u.Run();
       if (s.code() == StatusCode::kAlreadyExists) {
-        return Status(StatusCode::kAlreadyExists,
-                      "job " + std::to_string(job_id) + " already has candidate hash " +
-                          std::to_string(spec.arch_hash));
+        return Status(StatusCode::kAlreadyExists, "job " + std::to_string(job_id) +
+                                                      " already has candidate hash " +
+                                                      std::to_string(spec.arch_hash));
       }
       PEAKNAS_RETURN_IF_ERROR(s);
     }
@@ -462,10 +489,10 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
   PEAKNAS_RETURN_IF_ERROR(impl->Prepare(impl->user_version, "PRAGMA user_version"));
   PEAKNAS_ASSIGN_OR_RETURN(int version, impl->UserVersion());
   if (version > kSchemaVersion) {
-    return Status::FailedPrecondition(
-        path + ": database schema version " + std::to_string(version) +
-        " is newer than this build knows (" + std::to_string(kSchemaVersion) +
-        "); upgrade peaknas");
+    return Status::FailedPrecondition(path + ": database schema version " +
+                                      std::to_string(version) +
+                                      " is newer than this build knows (" +
+                                      std::to_string(kSchemaVersion) + "); upgrade peaknas");
   }
   if (version < 0) {
     return Status::FailedPrecondition(path + ": negative schema version " +
@@ -514,7 +541,8 @@ Status SqliteStore::CommitGroup() {
   int rc = sqlite3_exec(c.db, "COMMIT", nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) {
     Status error = SqliteError(c.db, rc, "COMMIT (group)");
-    if (sqlite3_get_autocommit(c.db) == 0) sqlite3_exec(c.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (sqlite3_get_autocommit(c.db) == 0)
+      sqlite3_exec(c.db, "ROLLBACK", nullptr, nullptr, nullptr);
     c.in_group = false;
     return error;
   }
@@ -620,9 +648,13 @@ StatusOr<std::int64_t> SqliteStore::RegisterWorker(const Worker& worker, std::in
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   {
     Use u = impl_->U(impl_->insert_worker);
-    u.Bind(std::string_view(worker.name)).Bind(std::string_view(worker.device))
-        .Bind(worker.memory_bytes).Bind(std::string_view(JoinNames(worker.datasets)))
-        .Bind(std::string_view(JoinNames(worker.dtypes))).Bind(now_ms).Bind(now_ms);
+    u.Bind(std::string_view(worker.name))
+        .Bind(std::string_view(worker.device))
+        .Bind(worker.memory_bytes)
+        .Bind(std::string_view(JoinNames(worker.datasets)))
+        .Bind(std::string_view(JoinNames(worker.dtypes)))
+        .Bind(now_ms)
+        .Bind(now_ms);
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
   const auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->raw()));
@@ -664,8 +696,8 @@ StatusOr<Worker> SqliteStore::GetWorker(std::int64_t worker_id) {
 // --- Trials --------------------------------------------------------------------------------
 
 StatusOr<std::vector<std::int64_t>> SqliteStore::AddTrials(std::int64_t job_id,
-                                                    const std::vector<NewTrial>& trials,
-                                                    std::int64_t now_ms) {
+                                                           const std::vector<NewTrial>& trials,
+                                                           std::int64_t now_ms) {
   Transaction txn(impl_->conn);
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   std::vector<std::int64_t> ids;
@@ -673,8 +705,9 @@ StatusOr<std::vector<std::int64_t>> SqliteStore::AddTrials(std::int64_t job_id,
   for (const NewTrial& t : trials) {
     PEAKNAS_ASSIGN_OR_RETURN(
         std::int64_t id,
-        impl_->InsertTrialRow(job_id, t.spec, t.rejected ? TrialState::kRejected : TrialState::kPending,
-                              t.reason, now_ms));
+        impl_->InsertTrialRow(job_id, t.spec,
+                              t.rejected ? TrialState::kRejected : TrialState::kPending, t.reason,
+                              now_ms));
     ids.push_back(id);
   }
   PEAKNAS_RETURN_IF_ERROR(txn.Commit());
@@ -706,11 +739,21 @@ StatusOr<TrialCounts> SqliteStore::CountTrials(std::int64_t job_id) {
     PEAKNAS_ASSIGN_OR_RETURN(TrialState state, ParseTrialState(u.Text(0)));
     const std::int64_t n = u.Int(1);
     switch (state) {
-      case TrialState::kPending: counts.pending = n; break;
-      case TrialState::kRejected: counts.rejected = n; break;
-      case TrialState::kLeased: counts.leased = n; break;
-      case TrialState::kSucceeded: counts.succeeded = n; break;
-      case TrialState::kFailed: counts.failed = n; break;
+      case TrialState::kPending:
+        counts.pending = n;
+        break;
+      case TrialState::kRejected:
+        counts.rejected = n;
+        break;
+      case TrialState::kLeased:
+        counts.leased = n;
+        break;
+      case TrialState::kSucceeded:
+        counts.succeeded = n;
+        break;
+      case TrialState::kFailed:
+        counts.failed = n;
+        break;
     }
     counts.updated_ms = std::max(counts.updated_ms, u.Int(2));
     if (state != TrialState::kRejected) counts.over_budget += u.Int(3);
@@ -769,7 +812,7 @@ StatusOr<std::optional<Lease>> SqliteStore::LeaseNextPendingTrial(const LeaseFil
 }
 
 Status SqliteStore::RenewLease(std::string_view lease_id, std::int64_t fencing_token,
-                         std::int64_t now_ms, std::int64_t new_deadline_ms) {
+                               std::int64_t now_ms, std::int64_t new_deadline_ms) {
   Transaction txn(impl_->conn);
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
@@ -816,9 +859,9 @@ StatusOr<ReleasedLeases> SqliteStore::ReleaseExpiredLeases(std::int64_t now_ms, 
 }
 
 StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
-                                            std::int64_t fencing_token, std::int64_t now_ms,
-                                            const TrialMetrics& m,
-                                            const std::optional<FrontierSnapshot>& frontier) {
+                                                  std::int64_t fencing_token, std::int64_t now_ms,
+                                                  const TrialMetrics& m,
+                                                  const std::optional<FrontierSnapshot>& frontier) {
   Transaction txn(impl_->conn);
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
@@ -830,10 +873,18 @@ StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
   }
   {
     Use u = impl_->U(impl_->insert_metrics);
-    u.Bind(trial_id).Bind(m.psnr).Bind(m.ssim).Bind(m.noisy_psnr)
-        .Bind(m.measured_inference_peak_bytes).Bind(m.measured_train_peak_bytes)
-        .Bind(m.latency_100mp_s).Bind(m.measured_latency_ms).Bind(m.steps_per_second)
-        .Bind(std::string_view(m.device)).Bind(std::string_view(m.report_json)).Bind(now_ms);
+    u.Bind(trial_id)
+        .Bind(m.psnr)
+        .Bind(m.ssim)
+        .Bind(m.noisy_psnr)
+        .Bind(m.measured_inference_peak_bytes)
+        .Bind(m.measured_train_peak_bytes)
+        .Bind(m.latency_100mp_s)
+        .Bind(m.measured_latency_ms)
+        .Bind(m.steps_per_second)
+        .Bind(std::string_view(m.device))
+        .Bind(std::string_view(m.report_json))
+        .Bind(now_ms);
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
   std::int64_t version = 0;
@@ -851,8 +902,11 @@ StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
       version = u.Int(0);
     }
     Use u = impl_->U(impl_->insert_frontier);
-    u.Bind(t.job_id).Bind(version).Bind(frontier->hypervolume)
-        .Bind(std::string_view(frontier->members_json)).Bind(now_ms);
+    u.Bind(t.job_id)
+        .Bind(version)
+        .Bind(frontier->hypervolume)
+        .Bind(std::string_view(frontier->members_json))
+        .Bind(now_ms);
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
   PEAKNAS_RETURN_IF_ERROR(txn.Commit());
@@ -860,7 +914,7 @@ StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
 }
 
 Status SqliteStore::FailTrial(std::string_view lease_id, std::int64_t fencing_token,
-                        std::int64_t now_ms, std::string_view reason) {
+                              std::int64_t now_ms, std::string_view reason) {
   Transaction txn(impl_->conn);
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
@@ -873,9 +927,9 @@ Status SqliteStore::FailTrial(std::string_view lease_id, std::int64_t fencing_to
   return txn.Commit();
 }
 
-StatusOr<TrialState> SqliteStore::RetryTrial(std::string_view lease_id,
-                                             std::int64_t fencing_token, std::int64_t now_ms,
-                                             std::string_view reason, int max_attempts) {
+StatusOr<TrialState> SqliteStore::RetryTrial(std::string_view lease_id, std::int64_t fencing_token,
+                                             std::int64_t now_ms, std::string_view reason,
+                                             int max_attempts) {
   Transaction txn(impl_->conn);
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
@@ -942,8 +996,8 @@ StatusOr<std::vector<Event>> SqliteStore::ListEvents(std::int64_t job_id,
   while (true) {
     PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
     if (!row) break;
-    out.push_back({.job_id = u.Int(0), .sequence = u.Int(1), .created_ms = u.Int(2),
-                   .payload = u.Blob(3)});
+    out.push_back(
+        {.job_id = u.Int(0), .sequence = u.Int(1), .created_ms = u.Int(2), .payload = u.Blob(3)});
   }
   return out;
 }
@@ -972,8 +1026,8 @@ StatusOr<std::optional<FrontierSnapshot>> SqliteStore::LatestFrontier(std::int64
 }
 
 StatusOr<std::int64_t> SqliteStore::RecordArtifact(std::int64_t trial_id, std::string_view path,
-                                                   std::int64_t size_bytes,
-                                                   std::string_view sha256, std::int64_t now_ms) {
+                                                   std::int64_t size_bytes, std::string_view sha256,
+                                                   std::int64_t now_ms) {
   Transaction txn(impl_->conn);
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   {

@@ -33,7 +33,7 @@
 #include <string_view>
 #include <vector>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace peaknas::storage {
 
@@ -141,7 +141,7 @@ struct Artifact {
 struct TrialCounts {
   std::int64_t pending = 0, rejected = 0, leased = 0, succeeded = 0, failed = 0;
   std::int64_t over_budget = 0;  // of the admitted ones, how many are over_budget
-  std::int64_t updated_ms = 0;  // the latest updated_ms of any of the job's trials; 0 if none
+  std::int64_t updated_ms = 0;   // the latest updated_ms of any of the job's trials; 0 if none
 };
 
 // Which pending trials a lease may take.

@@ -1,8 +1,5 @@
 // Tests of Store on real SQLite files in a fresh temporary directory; no mocks.
-#include "storage/sqlite_store.h"
-
-#include "storage/schema_sql.h"
-
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -13,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
+#include "storage/schema_sql.h"
+#include "storage/sqlite_store.h"
 
 namespace peaknas::storage {
 namespace {
@@ -174,8 +172,10 @@ TEST_F(StoreTest, FailedMigrationChangesNothing) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version), "
-                               "(SELECT count(*) FROM sqlite_master)", -1, &st, nullptr),
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT (SELECT user_version FROM pragma_user_version), "
+                               "(SELECT count(*) FROM sqlite_master)",
+                               -1, &st, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_EQ(sqlite3_column_int(st, 0), 0);
@@ -189,8 +189,7 @@ TEST_F(StoreTest, RefusesFutureSchemaVersion) {
   auto store = SqliteStore::Open(path_);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(store.status().message().find("newer"), std::string::npos)
-      << store.status().message();
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos) << store.status().message();
 }
 
 TEST_F(StoreTest, DeduplicatesByHashWithinJob) {
@@ -326,10 +325,9 @@ TEST_F(StoreTest, StaleTokenRefusedAndNothingChanged) {
   f.members_json = "[1]";
   auto r = store->CompleteTrial(l.lease_id, l.fencing_token + 1, 20, Metrics(30), f);
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store->CompleteTrial("no-such-lease", l.fencing_token, 20, Metrics(30), f)
-                .status()
-                .code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(
+      store->CompleteTrial("no-such-lease", l.fencing_token, 20, Metrics(30), f).status().code(),
+      StatusCode::kFailedPrecondition);
   EXPECT_EQ(store->RenewLease(l.lease_id, l.fencing_token - 1, 20, 5000).code(),
             StatusCode::kFailedPrecondition);
   EXPECT_EQ(store->FailTrial(l.lease_id, l.fencing_token + 1, 20, "x").code(),
@@ -368,8 +366,9 @@ TEST_F(StoreTest, ExpiredLeaseRequeuedWithHigherTokenOldRefused) {
   EXPECT_EQ(fresh.trial.worker_id, w2);
 
   // The presumed-dead worker's late result: refused, nothing changed.
-  EXPECT_EQ(store->CompleteTrial(old.lease_id, old.fencing_token, 120, Metrics(99),
-                                 std::nullopt).status().code(),
+  EXPECT_EQ(store->CompleteTrial(old.lease_id, old.fencing_token, 120, Metrics(99), std::nullopt)
+                .status()
+                .code(),
             StatusCode::kFailedPrecondition);
   EXPECT_EQ(store->GetTrial(t1)->state, TrialState::kLeased);
   EXPECT_EQ(store->GetMetrics(t1).status().code(), StatusCode::kNotFound);
@@ -431,10 +430,9 @@ TEST_F(StoreTest, FrontierCommittedWithResultVisibleAfterReopen) {
     std::int64_t t3 = *AddTrial(*store, job, Spec(3), 50);
     Lease l3 = **store->LeaseNextPendingTrial(Only(job), w, 50, 100);
     f.job_id = job + 1;
-    EXPECT_EQ(store->CompleteTrial(l3.lease_id, l3.fencing_token, 60, Metrics(1), f)
-                  .status()
-                  .code(),
-              StatusCode::kInvalidArgument);
+    EXPECT_EQ(
+        store->CompleteTrial(l3.lease_id, l3.fencing_token, 60, Metrics(1), f).status().code(),
+        StatusCode::kInvalidArgument);
     EXPECT_EQ(store->GetTrial(t3)->state, TrialState::kLeased);
     EXPECT_EQ(store->GetMetrics(t3).status().code(), StatusCode::kNotFound);
   }
@@ -545,7 +543,8 @@ TEST_F(StoreTest, ConcurrentProcessesNeverLeaseTheSameTrial) {
   {
     auto store = OpenOrDie();
     job = *store->CreateJob("{}", 1);
-    for (int i = 0; i < kProcs; ++i) workers.push_back(*store->RegisterWorker(NewWorker("w", "cpu", 1), 1));
+    for (int i = 0; i < kProcs; ++i)
+      workers.push_back(*store->RegisterWorker(NewWorker("w", "cpu", 1), 1));
     for (int i = 0; i < kTrials; ++i) ASSERT_TRUE(AddTrial(*store, job, Spec(100 + i), 2).ok());
   }
   std::vector<pid_t> pids;
@@ -559,8 +558,9 @@ TEST_F(StoreTest, ConcurrentProcessesNeverLeaseTheSameTrial) {
         auto l = (*store)->LeaseNextPendingTrial(Only(job), workers[p], 10, 1000);
         if (!l.ok()) _exit(3);
         if (!l->has_value()) _exit(0);
-        if (!(*store)->CompleteTrial((*l)->lease_id, (*l)->fencing_token, 20, Metrics(p),
-                                     std::nullopt).ok()) {
+        if (!(*store)
+                 ->CompleteTrial((*l)->lease_id, (*l)->fencing_token, 20, Metrics(p), std::nullopt)
+                 .ok()) {
           _exit(4);
         }
       }
@@ -590,13 +590,14 @@ TEST_F(StoreTest, MigratesVersionOneFileKeepingItsRows) {
   const std::size_t second = all.find("\n-- @migration 2");
   ASSERT_NE(second, std::string::npos);
   RawExec(all.substr(0, second) + "; PRAGMA user_version = 1;");
-  RawExec("INSERT INTO jobs (id, spec, state, created_ms, updated_ms) VALUES (1, '{}', "
-          "'running', 1, 1);"
-          "INSERT INTO workers (id, name, device, memory_bytes, registered_ms, last_seen_ms) "
-          "VALUES (1, 'old', 'cpu', 7, 1, 1);"
-          "INSERT INTO trials (id, job_id, architecture, arch_hash, state, "
-          "predicted_inference_peak_bytes, predicted_train_peak_bytes, created_ms, updated_ms) "
-          "VALUES (1, 1, '{}', 5, 'pending', 10, 20, 1, 1);");
+  RawExec(
+      "INSERT INTO jobs (id, spec, state, created_ms, updated_ms) VALUES (1, '{}', "
+      "'running', 1, 1);"
+      "INSERT INTO workers (id, name, device, memory_bytes, registered_ms, last_seen_ms) "
+      "VALUES (1, 'old', 'cpu', 7, 1, 1);"
+      "INSERT INTO trials (id, job_id, architecture, arch_hash, state, "
+      "predicted_inference_peak_bytes, predicted_train_peak_bytes, created_ms, updated_ms) "
+      "VALUES (1, 1, '{}', 5, 'pending', 10, 20, 1, 1);");
   auto store = OpenOrDie();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(*store->SchemaVersion(), kSchemaVersion);
@@ -677,13 +678,13 @@ TEST_F(StoreTest, LeaseFilterByJobAndPeak) {
   ASSERT_TRUE(l.ok() && l->has_value());
   EXPECT_EQ((*l)->trial.id, b_small);
   // Job a under a peak limit between the two: the big trial is skipped, not leased.
-  l = store->LeaseNextPendingTrial({.job_ids = std::vector<std::int64_t>{a}, .max_peak_bytes = 5003},
-                                   w, 3, 100);
+  l = store->LeaseNextPendingTrial(
+      {.job_ids = std::vector<std::int64_t>{a}, .max_peak_bytes = 5003}, w, 3, 100);
   ASSERT_TRUE(l.ok() && l->has_value());
   EXPECT_EQ((*l)->trial.id, a_small);
-  EXPECT_FALSE(store->LeaseNextPendingTrial({.job_ids = std::nullopt, .max_peak_bytes = 8999}, w,
-                                            3, 100)
-                   ->has_value());
+  EXPECT_FALSE(
+      store->LeaseNextPendingTrial({.job_ids = std::nullopt, .max_peak_bytes = 8999}, w, 3, 100)
+          ->has_value());
   l = store->LeaseNextPendingTrial(Any(), w, 3, 100);
   ASSERT_TRUE(l.ok() && l->has_value());
   EXPECT_EQ((*l)->trial.id, a_big);
@@ -758,9 +759,11 @@ TEST_F(StoreTest, GroupCommitsOnceAndFailedCallsUndoOnlyThemselves) {
   ASSERT_TRUE(AddTrial(*store, job, Spec(1), 2).ok());
   ASSERT_TRUE(AddTrial(*store, job, Spec(2), 2).ok());
   // A failing call inside the group (a duplicate in its batch) undoes only itself.
-  EXPECT_EQ(store->AddTrials(job, {{.spec = Spec(3), .rejected = false, .reason = ""},
-                                   {.spec = Spec(1), .rejected = false, .reason = ""}},
-                             2)
+  EXPECT_EQ(store
+                ->AddTrials(job,
+                            {{.spec = Spec(3), .rejected = false, .reason = ""},
+                             {.spec = Spec(1), .rejected = false, .reason = ""}},
+                            2)
                 .status()
                 .code(),
             StatusCode::kAlreadyExists);
@@ -796,15 +799,21 @@ TEST_F(StoreTest, EventLogAppendsAndReplaysInOrder) {
   EXPECT_EQ(*store->LastEventSequence(a), 0);
   const std::string binary("\0\x01payload", 9);  // blobs keep NUL bytes
   for (std::int64_t seq = 1; seq <= 5; ++seq) {
-    ASSERT_TRUE(store->AppendEvent({.job_id = a, .sequence = seq, .created_ms = 10 + seq,
-                                    .payload = binary + std::to_string(seq)})
+    ASSERT_TRUE(store
+                    ->AppendEvent({.job_id = a,
+                                   .sequence = seq,
+                                   .created_ms = 10 + seq,
+                                   .payload = binary + std::to_string(seq)})
                     .ok());
   }
-  ASSERT_TRUE(store->AppendEvent({.job_id = b, .sequence = 1, .created_ms = 1, .payload = "b"}).ok());
-  EXPECT_EQ(store->AppendEvent({.job_id = a, .sequence = 3, .created_ms = 1, .payload = "x"}).code(),
-            StatusCode::kAlreadyExists);
-  EXPECT_EQ(store->AppendEvent({.job_id = 99, .sequence = 1, .created_ms = 1, .payload = "x"}).code(),
-            StatusCode::kNotFound);
+  ASSERT_TRUE(
+      store->AppendEvent({.job_id = b, .sequence = 1, .created_ms = 1, .payload = "b"}).ok());
+  EXPECT_EQ(
+      store->AppendEvent({.job_id = a, .sequence = 3, .created_ms = 1, .payload = "x"}).code(),
+      StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      store->AppendEvent({.job_id = 99, .sequence = 1, .created_ms = 1, .payload = "x"}).code(),
+      StatusCode::kNotFound);
   EXPECT_EQ(*store->LastEventSequence(a), 5);
   auto events = store->ListEvents(a, 2, 2);
   ASSERT_TRUE(events.ok());

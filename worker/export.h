@@ -21,8 +21,8 @@
 
 #include <string>
 
+#include "base/status.h"
 #include "search/architecture.h"
-#include "search/status.h"
 #include "worker/unet.h"
 
 namespace peaknas::worker {

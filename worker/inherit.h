@@ -23,9 +23,9 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "search/architecture.h"
 #include "search/inheritance.h"
-#include "search/status.h"
 #include "worker/unet.h"
 
 namespace peaknas::worker {

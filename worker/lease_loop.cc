@@ -23,9 +23,9 @@
 #include <stop_token>
 #include <thread>
 
+#include "base/sha256.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "proto/convert.h"
-#include "storage/sha256.h"
 #include "worker/measure.h"
 #include "worker/precision.h"
 #include "worker/trial.h"
@@ -42,7 +42,7 @@ constexpr double kHeartbeatMax = 2.0;
 constexpr double kReportRetrySeconds = 120.0;
 constexpr double kCallSeconds = 10.0;  // deadline of every unary call but the long poll
 constexpr std::size_t kUploadChunkBytes = 1 << 20;
-constexpr double kUploadSeconds = 300.0;  // deadline of one UploadArtifact stream
+constexpr double kUploadSeconds = 300.0;      // deadline of one UploadArtifact stream
 constexpr std::size_t kParentCacheFiles = 8;  // parents' models kept for later children
 
 // Log lines from several threads, one at a time.
@@ -155,15 +155,19 @@ std::string Seconds(double s) {
 
 std::string DefaultName() {
   char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "worker");
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+    std::snprintf(host, sizeof host, "worker");
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
 Precision PrecisionOf(v1::DType dtype) {
   switch (dtype) {
-    case v1::DTYPE_BF16: return Precision::kBf16;
-    case v1::DTYPE_FP16: return Precision::kFp16;
-    default: return Precision::kFp32;
+    case v1::DTYPE_BF16:
+      return Precision::kBf16;
+    case v1::DTYPE_FP16:
+      return Precision::kFp16;
+    default:
+      return Precision::kFp32;
   }
 }
 
@@ -171,16 +175,18 @@ Precision PrecisionOf(v1::DType dtype) {
 StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions& options,
                            torch::Device device) {
   TrialSpec spec;
-  PEAKNAS_ASSIGN_OR_RETURN(spec.arch, proto::FromProto(a.architecture(), "assignment.architecture"));
+  PEAKNAS_ASSIGN_OR_RETURN(spec.arch,
+                           proto::FromProto(a.architecture(), "assignment.architecture"));
   const auto data = options.data.find(a.dataset());
   if (data == options.data.end()) {
     std::string known;
     for (const auto& [name, path] : options.data) known += (known.empty() ? "" : ", ") + name;
-    return Status::NotFound("dataset \"" + a.dataset() + "\": this worker has no --data for it (it has: " +
-                            known + ")");
+    return Status::NotFound("dataset \"" + a.dataset() +
+                            "\": this worker has no --data for it (it has: " + known + ")");
   }
   spec.data_dir = data->second;
-  spec.train_shape = search::Shape{.batch = a.fidelity().train_batch(), .size = a.fidelity().patch()};
+  spec.train_shape =
+      search::Shape{.batch = a.fidelity().train_batch(), .size = a.fidelity().patch()};
   spec.tile = search::Shape{.batch = a.batch(), .size = a.tile()};
   spec.steps = a.fidelity().steps();
   if (a.fidelity().learning_rate() > 0) spec.learning_rate = a.fidelity().learning_rate();
@@ -284,7 +290,7 @@ class LeaseClient {
     bool written = false;
     const grpc::Status status = Retry("GetArtifact failed", {}, [&] {
       auto context = CallContext(kUploadSeconds);
-      storage::Sha256 hash;
+      base::Sha256 hash;
       std::ofstream out(partial, std::ios::binary | std::ios::trunc);
       auto reader = jobs_->GetArtifact(context.get(), request);
       v1::ArtifactChunk chunk;
@@ -326,7 +332,7 @@ class LeaseClient {
   // kReportRetrySeconds, even after a signal. FAILED_PRECONDITION: the lease is lost. Other
   // refusals: an error naming the code.
   Status Upload(const v1::TrialAssignment& a, const std::string& path) {
-    const auto sha256 = storage::Sha256OfFile(path);
+    const auto sha256 = base::Sha256OfFile(path);
     if (!sha256) return Status::Internal("export: cannot read " + path);
     std::error_code ec;
     const auto size = std::filesystem::file_size(path, ec);
@@ -363,8 +369,8 @@ class LeaseClient {
       return writer->Finish();
     });
     if (status.ok()) {
-      log_("uploaded the model of trial " + a.trial_id() + " (" +
-           std::to_string(response.size()) + " B, sha256 " + response.sha256() + ")");
+      log_("uploaded the model of trial " + a.trial_id() + " (" + std::to_string(response.size()) +
+           " B, sha256 " + response.sha256() + ")");
       return Status::Ok();
     }
     const grpc::StatusCode code = status.error_code();
@@ -373,8 +379,7 @@ class LeaseClient {
            "): the lease is lost");
       return Status::FailedPrecondition(status.error_message());
     }
-    log_("model of trial " + a.trial_id() + " refused or undeliverable (" + Describe(status) +
-         ")");
+    log_("model of trial " + a.trial_id() + " refused or undeliverable (" + Describe(status) + ")");
     return Status(static_cast<StatusCode>(static_cast<int>(code)),
                   "UploadArtifact: " + status.error_message());
   }
@@ -427,8 +432,7 @@ class LeaseClient {
       const grpc::Status status = attempt();
       if (status.ok()) return status;
       if (!(policy.any_error || Transient(status.error_code())) ||
-          (!forever && Clock::now() > give_up) ||
-          (policy.interruptible && shutdown_.requested())) {
+          (!forever && Clock::now() > give_up) || (policy.interruptible && shutdown_.requested())) {
         return status;
       }
       const double wait = backoff.Next();
@@ -542,9 +546,9 @@ class Worker {
         client_.Report(a, report);
         return;
       }
-      spec->export_path =
-          (std::filesystem::path(*dir) / (a.trial_id() + "." + std::to_string(a.fencing_token()) +
-                                          ".pt")).string();
+      spec->export_path = (std::filesystem::path(*dir) /
+                           (a.trial_id() + "." + std::to_string(a.fencing_token()) + ".pt"))
+                              .string();
     }
     // The exported file is ours to remove, whatever happens.
     struct RemoveFile {
@@ -660,7 +664,8 @@ class Worker {
       const auto dir = std::filesystem::temp_directory_path(ec) /
                        ("peaknas-worker-" + std::to_string(::getpid()));
       if (!ec) std::filesystem::create_directories(dir, ec);
-      if (ec) return Status::Internal("export: cannot create " + dir.string() + ": " + ec.message());
+      if (ec)
+        return Status::Internal("export: cannot create " + dir.string() + ": " + ec.message());
       temp_dir_ = dir.string();
     }
     return temp_dir_;
@@ -688,8 +693,7 @@ class Worker {
     if (Status s = client_.Download(a.job_id(), a.parent_trial_id(), path); !s.ok()) {
       return Status(s.code(), "parent " + a.parent_trial_id() + ": " + s.message());
     }
-    log_("fetched the model of parent trial " + a.parent_trial_id() + " for trial " +
-         a.trial_id());
+    log_("fetched the model of parent trial " + a.parent_trial_id() + " for trial " + a.trial_id());
     return path.string();
   }
 
@@ -723,8 +727,8 @@ class Worker {
   Logger& log_;
   Shutdown& shutdown_;
   LeaseClient client_;
-  std::string parents_dir_;                     // the parent cache; created on first use
-  std::string temp_dir_;  // ExportDir's private directory when there is no --work-dir
+  std::string parents_dir_;  // the parent cache; created on first use
+  std::string temp_dir_;     // ExportDir's private directory when there is no --work-dir
   std::string worker_id_;
 };
 

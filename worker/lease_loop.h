@@ -41,7 +41,7 @@
 #include <ostream>
 #include <string>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace peaknas::worker {
 

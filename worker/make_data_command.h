@@ -11,7 +11,7 @@
 
 #include <ostream>
 
-#include "search/status.h"
+#include "base/status.h"
 #include "worker/data/make_data.h"
 
 namespace CLI {

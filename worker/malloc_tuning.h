@@ -12,7 +12,7 @@
 #ifndef PEAKNAS_WORKER_MALLOC_TUNING_H_
 #define PEAKNAS_WORKER_MALLOC_TUNING_H_
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace peaknas::worker {
 

@@ -121,8 +121,8 @@ PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch
   net->eval();
   const std::int64_t weights = TensorBytes(net->parameters());
   const PeakMeasurement m = MeasurePass(device, weights, [&] {
-    torch::Tensor x = torch::rand({tile.batch, 3, tile.size, tile.size},
-                                  torch::TensorOptions().device(device));
+    torch::Tensor x =
+        torch::rand({tile.batch, 3, tile.size, tile.size}, torch::TensorOptions().device(device));
     torch::Tensor y = net->forward(x);
   });
   net->train(was_training);
@@ -157,8 +157,8 @@ LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::D
   torch::NoGradGuard no_grad;
   const bool was_training = net->is_training();
   net->eval();
-  const torch::Tensor x = torch::rand({tile.batch, 3, tile.size, tile.size},
-                                      torch::TensorOptions().device(device));
+  const torch::Tensor x =
+      torch::rand({tile.batch, 3, tile.size, tile.size}, torch::TensorOptions().device(device));
   for (int k = 0; k < warmup; ++k) {
     net->forward(x);
     Synchronize(device);
@@ -191,8 +191,7 @@ std::int64_t DeviceMemoryBytes(torch::Device device) {
   }
 #if PEAKNAS_WITH_CUDA
   if (device.is_cuda()) {
-    const auto* properties =
-        at::cuda::getDeviceProperties(device.has_index() ? device.index() : 0);
+    const auto* properties = at::cuda::getDeviceProperties(device.has_index() ? device.index() : 0);
     return static_cast<std::int64_t>(properties->totalGlobalMem);
   }
 #endif

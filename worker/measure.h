@@ -45,8 +45,8 @@ PeakMeasurement MeasureTrainStepPeak(Trainer& trainer, const search::Shape& patc
                                      torch::Device device, int warmup = 2);
 
 struct LatencyMeasurement {
-  double ms_per_tile = 0;         // median of `runs` timed forward passes of one batch
-  double ms_per_megapixel = 0;    // ms_per_tile / megapixels in the batch
+  double ms_per_tile = 0;       // median of `runs` timed forward passes of one batch
+  double ms_per_megapixel = 0;  // ms_per_tile / megapixels in the batch
   int runs = 0;
 };
 

@@ -102,8 +102,8 @@ struct Row {
 
 void ExpectContract(const Row& r, const Architecture& a) {
   EXPECT_LE(r.measured, r.predicted)
-      << r.what << " under-predicted by " << (r.measured - r.predicted) << " bytes: "
-      << search::ToCanonicalJson(a);
+      << r.what << " under-predicted by " << (r.measured - r.predicted)
+      << " bytes: " << search::ToCanonicalJson(a);
   const bool tight = r.predicted <= kMaxRatio * static_cast<double>(r.measured) ||
                      r.predicted - r.measured <= kMiB;
   EXPECT_TRUE(tight) << r.what << " predicted " << r.predicted << " > 1.10 x measured "
@@ -121,11 +121,14 @@ void PrintDistribution(const char* name, const std::vector<Row>& rows) {
     max_over = std::max(max_over, r.predicted - r.measured);
   }
   std::sort(ratios.begin(), ratios.end());
-  const auto q = [&](double p) { return ratios[static_cast<std::size_t>(p * (ratios.size() - 1))]; };
-  std::printf("%s predicted/measured over %zu passes: min %.6f  p25 %.6f  median %.6f  p75 %.6f"
-              "  max %.6f; largest predicted - measured %lld bytes\n",
-              name, ratios.size(), ratios.front(), q(0.25), q(0.5), q(0.75), ratios.back(),
-              static_cast<long long>(max_over));
+  const auto q = [&](double p) {
+    return ratios[static_cast<std::size_t>(p * (ratios.size() - 1))];
+  };
+  std::printf(
+      "%s predicted/measured over %zu passes: min %.6f  p25 %.6f  median %.6f  p75 %.6f"
+      "  max %.6f; largest predicted - measured %lld bytes\n",
+      name, ratios.size(), ratios.front(), q(0.25), q(0.5), q(0.75), ratios.back(),
+      static_cast<long long>(max_over));
 }
 
 class MemoryContract : public ::testing::Test {
@@ -182,7 +185,8 @@ TEST_F(MemoryContract, TrainingStepOnCpu) {
     for (const Shape& patch : c.patches) {
       Trainer trainer(UNet(c.arch), TrainOptions{}, device);
       Row r;
-      r.what = "training step B=" + std::to_string(patch.batch) + " P=" + std::to_string(patch.size);
+      r.what =
+          "training step B=" + std::to_string(patch.batch) + " P=" + std::to_string(patch.size);
       r.predicted = search::TrainPeakBytes(c.arch, patch, DType::kFp32, cpu);
       r.measured = MeasureTrainStepPeak(trainer, patch, device).allocator_peak_bytes;
       ExpectContract(r, c.arch);

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "cli/app.h"
+#include "base/app.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
@@ -23,7 +23,7 @@ using Json = nlohmann::json;
 
 StatusOr<TrialSpec> MakeSpec(const OnceOptions& o) {
   TrialSpec spec;
-  PEAKNAS_ASSIGN_OR_RETURN(spec.arch, cli::LoadArchitectureArgument(o.arch));
+  PEAKNAS_ASSIGN_OR_RETURN(spec.arch, search::LoadArchitectureArgument(o.arch));
   spec.data_dir = o.data;
   spec.train_shape = search::Shape{.batch = o.train_batch, .size = o.patch};
   spec.tile = search::Shape{.batch = o.batch, .size = o.tile};
@@ -150,7 +150,7 @@ constexpr const char* kFooter =
 CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
   CLI::App* cmd = root.add_subcommand("once", kDescription);
   cmd->footer(kFooter);
-  cli::AddArchOption(*cmd, options.arch, "Required.");
+  base::AddArchOption(*cmd, options.arch, "Required.");
   cmd->add_option("--data", options.data,
                   "Dataset directory in SIDD's sRGB layout (Data/<scene>/NOISY_SRGB_*.PNG and "
                   "GT_SRGB_*.PNG, ValidationNoisyBlocksSrgb.mat, ValidationGtBlocksSrgb.mat), as "

@@ -14,7 +14,7 @@
 #include <ostream>
 #include <string>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace CLI {
 class App;

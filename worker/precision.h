@@ -6,7 +6,7 @@
 
 #include <string_view>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace peaknas::worker {
 

@@ -48,19 +48,16 @@ CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
       ->take_all()
       ->allow_extra_args(false)
       ->type_name("NAME=PATH");
-  cmd->add_option("--device", options.device,
-                  "Where trials run: cpu, cuda (= cuda:0) or cuda:N.")
+  cmd->add_option("--device", options.device, "Where trials run: cpu, cuda (= cuda:0) or cuda:N.")
       ->type_name("cpu|cuda:N")
       ->capture_default_str();
-  cmd->add_option("--name", options.name,
-                  "Name shown by the coordinator. Default: HOSTNAME-PID.")
+  cmd->add_option("--name", options.name, "Name shown by the coordinator. Default: HOSTNAME-PID.")
       ->type_name("NAME");
   cmd->add_option("--threads", options.threads,
                   "LibTorch intra-op threads; 0: LibTorch's default (one per core).")
       ->type_name("N")
       ->capture_default_str();
-  cmd->add_option("--work-dir", options.work_dir,
-                  "Scratch directory (must exist). Default: none.")
+  cmd->add_option("--work-dir", options.work_dir, "Scratch directory (must exist). Default: none.")
       ->type_name("DIR");
   cmd->add_option("--lease-wait", options.lease_wait,
                   "Seconds each LeaseTrial long poll waits for work (the server caps it).")

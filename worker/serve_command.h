@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace CLI {
 class App;

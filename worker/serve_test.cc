@@ -2,9 +2,9 @@
 // SQLite file, a tiny generated dataset (`peaknas-worker make-data`), jobs submitted through
 // the JobService stub, and one worker process leasing, training and reporting over loopback
 // gRPC. Waits are polls of the coordinator with deadlines, never fixed sleeps.
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -36,8 +36,8 @@ using Clock = std::chrono::steady_clock;
 
 using testing::PollUntil;
 using testing::ReadFile;
-using testing::Wait;
 using testing::Spawn;
+using testing::Wait;
 
 class WorkerServe : public ::testing::Test {
  protected:
@@ -56,18 +56,18 @@ class WorkerServe : public ::testing::Test {
 
   // Starts peaknas-server on `listen` with the test's database; sets address_ and jobs_.
   void StartServer(const std::string& listen) {
-    const testing::SpawnedServer server = testing::SpawnServer(
-        {PEAKNAS_SERVER_BINARY, "--listen", listen, "--db", (dir_ / "db.sqlite").string(),
-         "--artifacts", (dir_ / "art").string(), "--log-level", "warn",
-         "--shutdown-grace-seconds", "0.5"},
-        (dir_ / "server.log").string());
+    const testing::SpawnedServer server =
+        testing::SpawnServer({PEAKNAS_SERVER_BINARY, "--listen", listen, "--db",
+                              (dir_ / "db.sqlite").string(), "--artifacts", (dir_ / "art").string(),
+                              "--log-level", "warn", "--shutdown-grace-seconds", "0.5"},
+                             (dir_ / "server.log").string());
     server_ = server.pid;
     ASSERT_GT(server_, 0);
     address_ = server.address;
     ASSERT_FALSE(address_.empty()) << "first line: \"" << server.first_line << "\"\n"
                                    << ReadFile(dir_ / "server.log");
-    jobs_ = v1::JobService::NewStub(
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    jobs_ =
+        v1::JobService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
@@ -128,8 +128,8 @@ class WorkerServe : public ::testing::Test {
   }
 
   void StartWorker(const std::string& data_flag) {
-    worker_ = Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data",
-                     data_flag, "--threads", "1", "--name", "serve-test", "--lease-wait", "5"},
+    worker_ = Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data", data_flag,
+                     "--threads", "1", "--name", "serve-test", "--lease-wait", "5"},
                     -1, (dir_ / "worker.log").string());
     ASSERT_GT(worker_, 0);
   }
@@ -152,7 +152,8 @@ class WorkerServe : public ::testing::Test {
     }
     out.close();
     const grpc::Status status = reader->Finish();
-    if (!status.ok()) std::cerr << "GetArtifact " << trial << ": " << status.error_message() << "\n";
+    if (!status.ok())
+      std::cerr << "GetArtifact " << trial << ": " << status.error_message() << "\n";
     return status.ok() && !first && static_cast<bool>(out);
   }
 
@@ -174,8 +175,8 @@ TEST_F(WorkerServe, RunsAJobToTheEnd) {
   const std::string job = Submit(/*trials=*/3, /*steps=*/5);
   ASSERT_FALSE(job.empty());
   StartWorker("synthetic=" + data_.string());
-  ASSERT_TRUE(PollUntil(150, [&] { return JobEnded(job); }))
-      << "job did not end; worker log:\n" << ReadFile(dir_ / "worker.log");
+  ASSERT_TRUE(PollUntil(150, [&] { return JobEnded(job); })) << "job did not end; worker log:\n"
+                                                             << ReadFile(dir_ / "worker.log");
   const v1::Job ended = GetJob(job);
   EXPECT_EQ(ended.state(), v1::JOB_STATE_SUCCEEDED) << ended.error();
   EXPECT_EQ(ended.counts().succeeded(), 3);
@@ -206,8 +207,9 @@ TEST_F(WorkerServe, RunsAJobToTheEnd) {
   EXPECT_EQ(succeeded, 3);
   // Each one is a TorchScript module that Python's torch loads.
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0) {
-    std::string command = "/usr/bin/python3 -c 'import sys, torch\n"
-                          "for p in sys.argv[1:]: torch.jit.load(p)'";
+    std::string command =
+        "/usr/bin/python3 -c 'import sys, torch\n"
+        "for p in sys.argv[1:]: torch.jit.load(p)'";
     for (const auto& m : models) command += " '" + m + "'";
     EXPECT_EQ(std::system(command.c_str()), 0) << command;
   } else {
@@ -251,8 +253,7 @@ TEST_F(WorkerServe, SkipsJobsOnDatasetsItLacks) {
   const std::string sidd = Submit(/*trials=*/1, /*steps=*/5, "sidd");
   const std::string synthetic = Submit(/*trials=*/1, /*steps=*/5, "synthetic");
   StartWorker("synthetic=" + data_.string());
-  ASSERT_TRUE(PollUntil(120, [&] { return JobEnded(synthetic); }))
-      << ReadFile(dir_ / "worker.log");
+  ASSERT_TRUE(PollUntil(120, [&] { return JobEnded(synthetic); })) << ReadFile(dir_ / "worker.log");
   EXPECT_EQ(GetJob(synthetic).state(), v1::JOB_STATE_SUCCEEDED);
   const std::vector<v1::Trial> waiting = Trials(sidd);
   ASSERT_EQ(waiting.size(), 1u);
@@ -288,9 +289,8 @@ TEST_F(WorkerServe, StopsACancelledTrial) {
   ASSERT_TRUE(PollUntil(60, [&] { return GetJob(job).counts().running() == 1; }))
       << ReadFile(dir_ / "worker.log");
   // Into training, so that the stop comes from the progress callback.
-  ASSERT_TRUE(PollUntil(60, [&] {
-    return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos;
-  }));
+  ASSERT_TRUE(PollUntil(
+      60, [&] { return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos; }));
   v1::CancelJobRequest cancel;
   cancel.set_job_id(job);
   v1::CancelJobResponse cancelled;
@@ -309,9 +309,8 @@ TEST_F(WorkerServe, SecondSignalExitsAtOnce) {
     return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos;
   })) << ReadFile(dir_ / "worker.log");
   kill(worker_, SIGTERM);
-  ASSERT_TRUE(PollUntil(30, [&] {
-    return ReadFile(dir_ / "worker.log").find("signal 15") != std::string::npos;
-  }));
+  ASSERT_TRUE(PollUntil(
+      30, [&] { return ReadFile(dir_ / "worker.log").find("signal 15") != std::string::npos; }));
   kill(worker_, SIGTERM);
   EXPECT_EQ(Wait(worker_), 128 + SIGTERM);
   worker_ = -1;

@@ -46,8 +46,8 @@ double CosineLearningRate(const TrainOptions& o, int k) {
 
 torch::Tensor ToTensor(const std::vector<float>& chw, int batch, int size, torch::Device device) {
   // from_blob does not own the buffer: clone (or copy to the device) before the buffer is reused.
-  torch::Tensor t = torch::from_blob(const_cast<float*>(chw.data()), {batch, 3, size, size},
-                                     torch::kFloat32);
+  torch::Tensor t =
+      torch::from_blob(const_cast<float*>(chw.data()), {batch, 3, size, size}, torch::kFloat32);
   return device.is_cpu() ? t.clone() : t.to(device);
 }
 
@@ -91,15 +91,15 @@ StatusOr<TrainResult> Trainer::Run(data::PatchSampler& sampler, const ProgressCa
   for (int k = 0; k < options_.steps; ++k) {
     if (stop.stop_requested()) {
       return Status(StatusCode::kCancelled, "training stopped after " + std::to_string(k) + " of " +
-                               std::to_string(options_.steps) + " steps");
+                                                std::to_string(options_.steps) + " steps");
     }
     if (Status s = sampler.Next(&batch); !s.ok()) return s;
     const torch::Tensor noisy = ToTensor(batch.noisy, batch.batch, batch.patch, device_);
     const torch::Tensor clean = ToTensor(batch.clean, batch.batch, batch.patch, device_);
     const double loss = Step(noisy, clean, k);
     if (!std::isfinite(loss)) {
-      return Status::Internal("training diverged: loss is " + std::to_string(loss) +
-                              " at step " + std::to_string(k + 1));
+      return Status::Internal("training diverged: loss is " + std::to_string(loss) + " at step " +
+                              std::to_string(k + 1));
     }
     loss_since_report += loss;
     ++steps_since_report;

@@ -13,10 +13,10 @@
 
 #include <cstdint>
 #include <functional>
-#include <stop_token>
 #include <memory>
+#include <stop_token>
 
-#include "search/status.h"
+#include "base/status.h"
 #include "worker/data/patch_sampler.h"
 #include "worker/precision.h"
 #include "worker/unet.h"
@@ -24,30 +24,30 @@
 namespace peaknas::worker {
 
 struct TrainOptions {
-  int steps = 200;                   // optimizer steps (>= 1)
-  double learning_rate = 1e-3;       // initial; decays by a half cosine to min_learning_rate
-  double min_learning_rate = 1e-5;   // at the last step
+  int steps = 200;                         // optimizer steps (>= 1)
+  double learning_rate = 1e-3;             // initial; decays by a half cosine to min_learning_rate
+  double min_learning_rate = 1e-5;         // at the last step
   Precision precision = Precision::kFp32;  // autocast dtype for the forward and the loss
-  int progress_every = 10;           // steps between progress callbacks (>= 1); the last always
+  int progress_every = 10;  // steps between progress callbacks (>= 1); the last always
 };
 
 // Checks every field; INVALID_ARGUMENT names the first bad one and its range.
 Status ValidateTrainOptions(const TrainOptions& options);
 
 struct TrainProgress {
-  int step = 0;                  // steps done
-  int steps = 0;                 // steps in all
-  double loss = 0;               // mean L1 loss over the steps since the last report
-  double learning_rate = 0;      // of the last step
-  double steps_per_second = 0;   // since the last report
-  double elapsed_seconds = 0;    // since training began
+  int step = 0;                 // steps done
+  int steps = 0;                // steps in all
+  double loss = 0;              // mean L1 loss over the steps since the last report
+  double learning_rate = 0;     // of the last step
+  double steps_per_second = 0;  // since the last report
+  double elapsed_seconds = 0;   // since training began
 };
 using ProgressCallback = std::function<void(const TrainProgress&)>;
 
 struct TrainResult {
   int steps = 0;
-  double final_loss = 0;         // mean over the last min(steps, 20) steps
-  double seconds = 0;            // training wall time, data sampling included
+  double final_loss = 0;  // mean over the last min(steps, 20) steps
+  double seconds = 0;     // training wall time, data sampling included
   double steps_per_second = 0;
 };
 

@@ -14,9 +14,9 @@ namespace {
 
 search::Architecture Small() {
   const std::vector<int> widths = {8, 16}, enc = {1, 1}, dec = {1};
-  auto a = search::MakeArchitecture(widths, enc, dec, search::SkipKind::kConcat,
-                                    search::UpsampleKind::kTransposed,
-                                    search::DownsampleKind::kStrided, search::ActivationKind::kRelu);
+  auto a = search::MakeArchitecture(
+      widths, enc, dec, search::SkipKind::kConcat, search::UpsampleKind::kTransposed,
+      search::DownsampleKind::kStrided, search::ActivationKind::kRelu);
   EXPECT_TRUE(a.ok());
   return *a;
 }

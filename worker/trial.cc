@@ -97,9 +97,10 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   PEAKNAS_ASSIGN_OR_RETURN(data::PatchSampler sampler,
                            data::PatchSampler::Create(dataset.train, sampling));
   // Reported once the data is known good, so that a bad dataset is a one-line error.
-  PEAKNAS_RETURN_IF_ERROR(stage("data", spec.data_dir + ": " + std::to_string(dataset.train.size()) + " training pairs, " +
-                    std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
-                    Side(dataset.val_noisy.block_size)));
+  PEAKNAS_RETURN_IF_ERROR(
+      stage("data", spec.data_dir + ": " + std::to_string(dataset.train.size()) +
+                        " training pairs, " + std::to_string(dataset.val_noisy.num_blocks()) +
+                        " validation blocks of " + Side(dataset.val_noisy.block_size)));
 
   torch::manual_seed(spec.seed);
   UNet net(spec.arch);
@@ -110,11 +111,11 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     if (!parent.ok()) {
       return Status(parent.status().code(), "parent: " + parent.status().message());
     }
-    PEAKNAS_RETURN_IF_ERROR(InheritWeights(*parent, spec.importance, net,
-                                           "parent \"" + spec.parent_model + "\""));
+    PEAKNAS_RETURN_IF_ERROR(
+        InheritWeights(*parent, spec.importance, net, "parent \"" + spec.parent_model + "\""));
     PEAKNAS_RETURN_IF_ERROR(stage("inherit", spec.parent_model + ": top channels by " +
-                         std::string(Name(spec.importance)) + " of " +
-                         search::ToCanonicalJson(parent->arch)));
+                                                 std::string(Name(spec.importance)) + " of " +
+                                                 search::ToCanonicalJson(parent->arch)));
     r.parent_arch = parent->arch;
   }  // the parent's tensors are freed here: they are part of no measured peak
   net->to(device);
@@ -136,8 +137,9 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
       1e3 * search::InferenceLatencySeconds(spec.arch, spec.tile, r.dtype, profile);
 
   // 2. Inference peak and latency, on the fresh net.
-  PEAKNAS_RETURN_IF_ERROR(stage("measure-inference", "batch " + std::to_string(spec.tile.batch) + ", tile " +
-                                 Side(spec.tile.size) + ", " + std::string(Name(spec.precision))));
+  PEAKNAS_RETURN_IF_ERROR(stage("measure-inference", "batch " + std::to_string(spec.tile.batch) +
+                                                         ", tile " + Side(spec.tile.size) + ", " +
+                                                         std::string(Name(spec.precision))));
   {
     AutocastGuard autocast(spec.precision, device);
     const PeakMeasurement peak = MeasureInferencePeak(net, spec.tile, device);
@@ -151,9 +153,10 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
 
   // 3. Training.
   PEAKNAS_RETURN_IF_ERROR(stage("train", std::to_string(spec.steps) + " steps, batch " +
-                     std::to_string(spec.train_shape.batch) + ", patch " +
-                     Side(spec.train_shape.size) + ", " + std::to_string(dataset.train.size()) +
-                     " training pairs"));
+                                             std::to_string(spec.train_shape.batch) + ", patch " +
+                                             Side(spec.train_shape.size) + ", " +
+                                             std::to_string(dataset.train.size()) +
+                                             " training pairs"));
   TrainOptions train;
   train.steps = spec.steps;
   train.learning_rate = spec.learning_rate;
@@ -170,14 +173,16 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     }
     if (callbacks.train) callbacks.train(p);
   };
-  PEAKNAS_ASSIGN_OR_RETURN(const TrainResult trained, trainer.Run(sampler, progress, callbacks.stop));
+  PEAKNAS_ASSIGN_OR_RETURN(const TrainResult trained,
+                           trainer.Run(sampler, progress, callbacks.stop));
   r.final_loss = trained.final_loss;
   r.train_seconds = trained.seconds;
   r.train_steps_per_s = trained.steps_per_second;
 
   // 4. Evaluation.
-  PEAKNAS_RETURN_IF_ERROR(stage("evaluate", std::to_string(dataset.val_noisy.num_blocks()) + " validation blocks of " +
-                        Side(dataset.val_noisy.block_size)));
+  PEAKNAS_RETURN_IF_ERROR(stage("evaluate", std::to_string(dataset.val_noisy.num_blocks()) +
+                                                " validation blocks of " +
+                                                Side(dataset.val_noisy.block_size)));
   const auto eval_start = Clock::now();
   r.scores =
       Evaluate(net, dataset.val_noisy, dataset.val_clean, device, spec.eval_batch, spec.precision);
@@ -192,8 +197,8 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   }
 
   // 6. Training-step peak, in the trainer's steady state; changes the weights (see trial.h).
-  PEAKNAS_RETURN_IF_ERROR(stage("measure-train", "batch " + std::to_string(spec.train_shape.batch) + ", patch " +
-                             Side(spec.train_shape.size)));
+  PEAKNAS_RETURN_IF_ERROR(stage("measure-train", "batch " + std::to_string(spec.train_shape.batch) +
+                                                     ", patch " + Side(spec.train_shape.size)));
   const PeakMeasurement train_peak = MeasureTrainStepPeak(trainer, spec.train_shape, device);
   r.measured_train_peak_bytes = train_peak.allocator_peak_bytes;
   r.process_train_peak_bytes = train_peak.process_peak_bytes;

@@ -47,9 +47,9 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
-#include "search/status.h"
 #include "worker/data/metrics.h"
 #include "worker/inherit.h"
 #include "worker/precision.h"

@@ -217,13 +217,11 @@ TEST(RunTrial, InheritsAParentsWeightsAndKeepsTheMemoryContract) {
   const data::MakeDataOptions made = TinyData(dir);
   ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
 
-  const std::vector<int> parent_widths = {16, 32}, child_widths = {8, 16}, enc = {1, 1},
-                         dec = {1};
+  const std::vector<int> parent_widths = {16, 32}, child_widths = {8, 16}, enc = {1, 1}, dec = {1};
   const auto make = [&](const std::vector<int>& widths) {
-    auto a = search::MakeArchitecture(widths, enc, dec, search::SkipKind::kAdd,
-                                      search::UpsampleKind::kPixelShuffle,
-                                      search::DownsampleKind::kMaxPool,
-                                      search::ActivationKind::kLeakyRelu);
+    auto a = search::MakeArchitecture(
+        widths, enc, dec, search::SkipKind::kAdd, search::UpsampleKind::kPixelShuffle,
+        search::DownsampleKind::kMaxPool, search::ActivationKind::kLeakyRelu);
     EXPECT_TRUE(a.ok());
     return *a;
   };
@@ -266,8 +264,7 @@ TEST(RunTrial, InheritsAParentsWeightsAndKeepsTheMemoryContract) {
   EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(refused.status().message().rfind("parent \"" + parent.export_path + "\"", 0), 0u)
       << refused.status().message();
-  EXPECT_NE(refused.status().message().find("widths[1]: child 40 > parent 32"),
-            std::string::npos);
+  EXPECT_NE(refused.status().message().find("widths[1]: child 40 > parent 32"), std::string::npos);
 }
 
 }  // namespace

@@ -20,7 +20,8 @@ std::string Named(ConvKind kind, int level = 0, int index = 0) {
 }
 
 nn::Conv2d Conv(int cin, int cout, int kernel, int stride, int padding) {
-  return nn::Conv2d(nn::Conv2dOptions(cin, cout, kernel).stride(stride).padding(padding).bias(true));
+  return nn::Conv2d(
+      nn::Conv2dOptions(cin, cout, kernel).stride(stride).padding(padding).bias(true));
 }
 
 }  // namespace
@@ -37,13 +38,15 @@ UNetImpl::UNetImpl(const search::Architecture& arch) : arch_(arch) {
     }
     if (i < L - 1) {
       const int wn = arch.widths[i + 1];
-      lv.down = register_module(Named(ConvKind::kDown, i), arch.downsample == search::DownsampleKind::kStrided
-                                                ? Conv(w, wn, 2, 2, 0)
-                                                : Conv(w, wn, 1, 1, 0));
+      lv.down = register_module(Named(ConvKind::kDown, i),
+                                arch.downsample == search::DownsampleKind::kStrided
+                                    ? Conv(w, wn, 2, 2, 0)
+                                    : Conv(w, wn, 1, 1, 0));
       switch (arch.upsample) {
         case search::UpsampleKind::kTransposed:
-          lv.up_t = register_module(
-              Named(ConvKind::kUp, i), nn::ConvTranspose2d(nn::ConvTranspose2dOptions(wn, w, 2).stride(2)));
+          lv.up_t =
+              register_module(Named(ConvKind::kUp, i),
+                              nn::ConvTranspose2d(nn::ConvTranspose2dOptions(wn, w, 2).stride(2)));
           break;
         case search::UpsampleKind::kBilinear:
           lv.up_conv = register_module(Named(ConvKind::kUp, i), Conv(wn, w, 1, 1, 0));

@@ -30,9 +30,9 @@ class UNetImpl : public torch::nn::Module {
  private:
   struct Level {
     std::vector<torch::nn::Conv2d> enc;
-    torch::nn::Conv2d down{nullptr};        // strided 2x2/s2, or 1x1 after max pooling
+    torch::nn::Conv2d down{nullptr};           // strided 2x2/s2, or 1x1 after max pooling
     torch::nn::ConvTranspose2d up_t{nullptr};  // transposed upsampling into this level
-    torch::nn::Conv2d up_conv{nullptr};     // 1x1 for bilinear / pixel shuffle
+    torch::nn::Conv2d up_conv{nullptr};        // 1x1 for bilinear / pixel shuffle
     std::vector<torch::nn::Conv2d> dec;
   };
 

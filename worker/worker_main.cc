@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/app.h"
+#include "base/app.h"
 #include "worker/counting_allocator.h"
 #include "worker/data/make_data.h"
 #include "worker/make_data_command.h"
@@ -31,12 +31,12 @@ int Main(int argc, char** argv) {
   CLI::App app(
       "peaknas-worker: trains, evaluates and measures U-Net denoisers for peaknas (LibTorch).",
       "peaknas-worker");
-  cli::ConfigureRootApp(app);
+  base::ConfigureRootApp(app);
 
   OnceOptions once;
   data::MakeDataOptions make_data;
   ServeOptions serve;
-  const std::vector<cli::Subcommand> commands = {
+  const std::vector<base::Subcommand> commands = {
       {AddOnceCommand(app, once), [&] { return RunOnce(once, std::cout, std::cerr); }},
       {AddMakeDataCommand(app, make_data),
        [&] { return RunMakeData(make_data, std::cout, std::cerr); }},
@@ -51,7 +51,7 @@ int Main(int argc, char** argv) {
       args.insert(args.begin() + 1, serve_name);
     }
   }
-  return cli::RunSubcommands(app, commands, static_cast<int>(args.size()), args.data());
+  return base::RunSubcommands(app, commands, static_cast<int>(args.size()), args.data());
 }
 
 }  // namespace
@@ -67,6 +67,6 @@ int main(int argc, char** argv) {
   try {
     return peaknas::worker::Main(argc, argv);
   } catch (const std::exception& e) {  // a bug, not bad input: still one line
-    return peaknas::cli::ReportInternalError("peaknas-worker", e);
+    return peaknas::base::ReportInternalError("peaknas-worker", e);
   }
 }

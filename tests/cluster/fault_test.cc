@@ -92,11 +92,11 @@ class ClusterFault : public ::testing::Test {
   // Starts peaknas-server on `listen` with the test's database and `lease_seconds`; sets
   // address_ and the stubs. Logs of every start go (appended) to server.log.
   void StartServer(const std::string& listen, const std::string& lease_seconds) {
-    const testing::SpawnedServer server = testing::SpawnServer(
-        {PEAKNAS_SERVER_BINARY, "--listen", listen, "--db", db().string(), "--artifacts",
-         (dir_ / "art").string(), "--log-level", "info", "--lease-seconds", lease_seconds,
-         "--shutdown-grace-seconds", "0.5"},
-        (dir_ / "server.log").string(), /*append_stderr=*/true);
+    const testing::SpawnedServer server =
+        testing::SpawnServer({PEAKNAS_SERVER_BINARY, "--listen", listen, "--db", db().string(),
+                              "--artifacts", (dir_ / "art").string(), "--log-level", "info",
+                              "--lease-seconds", lease_seconds, "--shutdown-grace-seconds", "0.5"},
+                             (dir_ / "server.log").string(), /*append_stderr=*/true);
     server_ = server.pid;
     ASSERT_GT(server_, 0);
     address_ = server.address;
@@ -422,8 +422,7 @@ TEST_F(ClusterFault, StaleFencingTokenRefused) {
     beat.set_fencing_token(stale.fencing_token());
     v1::HeartbeatResponse response;
     status = workers_stub_->Heartbeat(Context().get(), beat, &response);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
-        << status.error_message();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
   }
   const v1::Trial unchanged = FindTrial(job, stale.trial_id());
   EXPECT_EQ(unchanged.state(), v1::TRIAL_STATE_RUNNING);

@@ -4,8 +4,11 @@
 Rules, over every tracked C++ file (*.h, *.cc) of the source tree, by its #include "..." lines
 and its <...> headers:
 
-  * search/ (the space and the cost model) includes only search/ headers and the C++ standard
-    library; nlohmann-json only in search/*.cc, never in a header (tests add GoogleTest);
+  * base/ includes only base/ and the C++ standard library (CLI11 in app.cc, OpenSSL in
+    sha256.cc; tests add GoogleTest);
+  * search/ (the space and the cost model) includes only search/ and base/ headers and the
+    C++ standard library; nlohmann-json only in search/*.cc, never in a header (tests add
+    GoogleTest);
   * the coordinator's strategies and frontier arithmetic (server/strategy*, server/pruning*,
     server/frontier*) include only search/ and each other: no protobuf, gRPC or SQLite;
   * nothing outside cli/ includes cli/: the client program is a leaf;
@@ -22,7 +25,7 @@ import sys
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 STD_HEADERS = {
     "algorithm", "any", "array", "atomic", "bit", "bitset", "cassert", "cctype", "cerrno",
-    "cfloat", "charconv", "chrono", "cinttypes", "climits", "cmath", "compare", "concepts",
+    "cfloat", "charconv", "stdlib.h", "chrono", "cinttypes", "climits", "cmath", "compare", "concepts",
     "condition_variable", "cstddef", "cstdint", "cstdio", "cstdlib", "cstring", "ctime",
     "deque", "exception", "filesystem", "fstream", "functional", "initializer_list", "iomanip",
     "ios", "iosfwd", "iostream", "istream", "iterator", "limits", "list", "map", "memory",
@@ -62,19 +65,28 @@ def check(root):
                 problems.append(f"{where}: LibTorch only in worker/ and bench/")
             if kind == "<" and header.startswith("boost/beast") and path not in BEAST_ALLOWED:
                 problems.append(f"{where}: Boost.Beast only in {sorted(BEAST_ALLOWED)}")
+            if top == "base":
+                if kind == '"' and not header.startswith("base/"):
+                    problems.append(f"{where}: base/ includes only base/")
+                if kind == "<" and header not in STD_HEADERS and not (
+                        (header.startswith("CLI/") and name in ("app.cc", "app_test.cc")) or
+                        (header.startswith("openssl/") and name == "sha256.cc") or
+                        (test and header.startswith("gtest/"))):
+                    problems.append(f"{where}: base/ includes only the standard library (CLI11 "
+                                    "in app.cc, OpenSSL in sha256.cc)")
             if top == "search":
-                if kind == '"' and not header.startswith("search/"):
-                    problems.append(f"{where}: search/ includes only search/")
+                if kind == '"' and not header.startswith(("search/", "base/")):
+                    problems.append(f"{where}: search/ includes only search/ and base/")
                 if kind == "<" and header not in STD_HEADERS and not (
                         header.startswith("nlohmann/") and path.endswith(".cc")) and not (
                         test and header.startswith("gtest/")):
                     problems.append(f"{where}: search/ includes only the standard library "
                                     "(nlohmann-json in its .cc files)")
             if strategies:
-                if kind == '"' and not header.startswith(("search/", "server/strategy",
+                if kind == '"' and not header.startswith(("search/", "base/", "server/strategy",
                                                           "server/frontier")):
-                    problems.append(f"{where}: the strategies include only search/ and each "
-                                    "other (no protobuf, gRPC, SQLite)")
+                    problems.append(f"{where}: the strategies include only search/, base/ and "
+                                    "each other (no protobuf, gRPC, SQLite)")
                 if kind == "<" and header not in STD_HEADERS and not (
                         test and header.startswith("gtest/")):
                     problems.append(f"{where}: the strategies include only the standard library")

@@ -7,8 +7,9 @@ build tree (read back from `ctest --show-only=json-v1`):
 
   * a GoogleTest command (one with --gtest_filter=PATTERN) must match at least one test that
     its binary lists (--gtest_list_tests, matched as GoogleTest matches a filter);
-  * a shell test driver (bash SCRIPT ARGS... CASE, the case last) must have a branch for CASE
-    (the drivers also exit 2 on an unknown case, so this finds it before the run does).
+  * a shell test driver (bash SCRIPT ARGS... CASE, the case last, dispatched by a `case`
+    statement) must have a branch for CASE (the drivers also exit 2 on an unknown case, so
+    this finds it before the run does).
 
 Usage: check_registered_tests.py CTEST BUILD_DIR
 """
@@ -60,10 +61,12 @@ def main():
                 problems.append(f"{name}: --gtest_filter={filters[-1]} matches no test of "
                                 f"{command[0]}")
         elif len(command) >= 3 and command[0].endswith("bash") and command[1].endswith(".sh"):
-            cases += 1
-            case = command[-1]
             with open(command[1], encoding="utf-8") as f:
                 script = f.read()
+            if not re.search(r"^\s*esac\b", script, re.MULTILINE):
+                continue  # a script that takes no case (it runs whole on its arguments)
+            cases += 1
+            case = command[-1]
             branch = re.compile(r"^\s*(?:[\w|\s]*\|\s*)?" + re.escape(case) + r"\s*(?:\|[\w|\s]*)?\)",
                                 re.MULTILINE)
             if not branch.search(script):

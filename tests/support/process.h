@@ -117,9 +117,9 @@ inline SpawnedServer SpawnServer(std::vector<std::string> args, const std::strin
 // validation blocks: seconds to make and to train on.
 inline std::vector<std::string> TinyMakeDataArgs(const std::string& worker_binary,
                                                  const std::string& out_dir) {
-  return {worker_binary, "make-data", "--out", out_dir, "--scenes", "2", "--pairs-per-scene", "1",
-          "--size", "32", "--val-images", "1", "--val-blocks", "2", "--block-size", "16",
-          "--threads", "1"};
+  return {worker_binary,       "make-data", "--out",        out_dir, "--scenes",     "2",
+          "--pairs-per-scene", "1",         "--size",       "32",    "--val-images", "1",
+          "--val-blocks",      "2",         "--block-size", "16",    "--threads",    "1"};
 }
 
 // Runs `peaknas-worker make-data` with TinyMakeDataArgs into `out_dir`, stderr to `log_path`;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "search/status.h"
+#include "base/status.h"
 
 namespace peaknas::data {
 

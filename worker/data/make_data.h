@@ -40,7 +40,7 @@
 #include <string>
 #include <string_view>
 
-#include "search/status.h"
+#include "base/status.h"
 #include "worker/data/dead_leaves.h"
 #include "worker/data/noise.h"
 

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "search/status.h"
+#include "base/status.h"
 #include "worker/data/image.h"
 
 namespace peaknas::data {

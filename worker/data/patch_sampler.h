@@ -25,7 +25,7 @@
 #include <memory>
 #include <vector>
 
-#include "search/status.h"
+#include "base/status.h"
 #include "worker/data/sidd.h"
 
 namespace peaknas::data {

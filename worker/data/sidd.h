@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "search/status.h"
+#include "base/status.h"
 #include "worker/data/image.h"
 #include "worker/data/mat.h"
 

@@ -1,7 +1,7 @@
-// The command-line scaffolding shared by peaknas's executables (`peaknas`, `peaknas-worker`):
-// a program of subcommands parsed by CLI11, help wrapped to a 100-column terminal, one error
-// convention, and the `--arch FILE|JSON` argument. Library `peaknas_cli_app`: search/ and CLI11
-// only, never LibTorch, so the worker may link it.
+// The command-line scaffolding shared by peaknas's executables (`peaknas`, `peaknas-server`,
+// `peaknas-worker`): a program of subcommands parsed by CLI11, help wrapped to a 100-column
+// terminal, one error convention and its exit codes, and the `--arch FILE|JSON` option. Library
+// `peaknas_base_app`: base/status.h and CLI11 only.
 //
 // The error convention (DESIGN.md, "Command line"): every error is one line on stderr,
 // "PROGRAM SUBCOMMAND: message", and a non-zero exit status: 2 (kExitUsage) for command-line
@@ -21,9 +21,9 @@
 // inside `try { ... } catch (const std::exception& e) { return ReportInternalError("prog", e); }`.
 //
 // Thread-safety: RunSubcommands and ReportInternalError write to std::cout / std::cerr and are
-// meant for main() only; OneLine and LoadArchitectureArgument are safe from any thread.
-#ifndef PEAKNAS_CLI_APP_H_
-#define PEAKNAS_CLI_APP_H_
+// meant for main() only; OneLine is safe from any thread.
+#ifndef PEAKNAS_BASE_APP_H_
+#define PEAKNAS_BASE_APP_H_
 
 #include <exception>
 #include <functional>
@@ -31,15 +31,14 @@
 #include <string_view>
 #include <vector>
 
-#include "search/architecture.h"
-#include "search/status.h"
+#include "base/status.h"
 
 namespace CLI {
 class App;
 class Option;
 }  // namespace CLI
 
-namespace peaknas::cli {
+namespace peaknas::base {
 
 inline constexpr int kExitError = 1;  // input the subcommand rejects, or an internal error
 inline constexpr int kExitUsage = 2;  // a command-line usage error
@@ -69,18 +68,11 @@ int RunSubcommands(CLI::App& root, const std::vector<Subcommand>& commands, int 
 // stderr, "PROGRAM: internal error: what". Returns kExitError.
 int ReportInternalError(std::string_view program, const std::exception& e);
 
-// The architecture named by an --arch argument: the JSON object itself when the argument starts
-// with '{' (after whitespace), else a path to a file holding it. Errors name where the
-// architecture came from, "arch" or "arch \"FILE\"", then the problem:
-//   INVALID_ARGUMENT  an empty argument; a directory; a read error; malformed JSON or an invalid
-//                     field (search::ParseArchitecture's message: "arch \"FILE\": widths[1]: ...");
-//   NOT_FOUND         a file that cannot be opened (with the system's reason).
-StatusOr<search::Architecture> LoadArchitectureArgument(const std::string& arg);
-
-// Adds the required `--arch FILE|JSON` option to `command`, read by LoadArchitectureArgument;
+// Adds the required `--arch FILE|JSON` option to `command` (read by
+// search::LoadArchitectureArgument);
 // `extra` is appended to its help text.
 CLI::Option* AddArchOption(CLI::App& command, std::string& arch, std::string_view extra = "");
 
-}  // namespace peaknas::cli
+}  // namespace peaknas::base
 
-#endif  // PEAKNAS_CLI_APP_H_
+#endif  // PEAKNAS_BASE_APP_H_

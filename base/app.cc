@@ -1,19 +1,13 @@
-#include "cli/app.h"
+#include "base/app.h"
 
 #include <CLI/CLI.hpp>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
-namespace peaknas::cli {
+namespace peaknas::base {
 namespace {
 
 // CLI11's formatter, with descriptions wrapped to fit a 100-column terminal (CLI11 2.1 does not
@@ -98,41 +92,6 @@ std::string UsageMessage(const CLI::App& root, const CLI::ParseError& e, int arg
   return "unknown subcommand \"" + OneLine(first) + "\"; one of: " + known;
 }
 
-constexpr std::string_view kWhitespace = " \t\r\n\f\v";
-
-// The text of the architecture (inline JSON or the named file's content) and a prefix for
-// messages about it: "arch" or "arch \"FILE\"".
-struct ArchSource {
-  std::string json;
-  std::string field;
-};
-
-StatusOr<ArchSource> ReadArchSource(const std::string& arg) {
-  const std::size_t first = arg.find_first_not_of(kWhitespace);
-  if (first == std::string::npos) {
-    return Status::InvalidArgument(
-        "arch: empty; expected a path to an architecture JSON file or the JSON object itself");
-  }
-  if (arg[first] == '{') return ArchSource{arg, "arch"};
-
-  const std::string field = "arch \"" + arg + "\"";
-  std::error_code ec;
-  if (std::filesystem::is_directory(arg, ec)) {
-    return Status::InvalidArgument(field + ": is a directory; expected an architecture JSON file");
-  }
-  std::ifstream in(arg, std::ios::binary);
-  if (!in) {
-    const int error = errno;
-    return Status::NotFound(
-        field + ": cannot open: " + (error != 0 ? std::strerror(error) : "unknown error") +
-        " (--arch takes a file path or inline JSON starting with '{')");
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (in.bad()) return Status::InvalidArgument(field + ": read error");
-  return ArchSource{content.str(), field};
-}
-
 }  // namespace
 
 std::string OneLine(std::string message) {
@@ -178,18 +137,6 @@ int ReportInternalError(std::string_view program, const std::exception& e) {
   return kExitError;
 }
 
-StatusOr<search::Architecture> LoadArchitectureArgument(const std::string& arg) {
-  PEAKNAS_ASSIGN_OR_RETURN(const ArchSource source, ReadArchSource(arg));
-  StatusOr<search::Architecture> arch = search::ParseArchitecture(source.json);
-  if (arch.ok()) return arch;
-  // ParseArchitecture names the field ("widths[2]: ...") or says "architecture: malformed
-  // JSON ..."; say where the architecture came from instead of "architecture".
-  std::string_view message = arch.status().message();
-  constexpr std::string_view kOwnPrefix = "architecture: ";
-  if (message.substr(0, kOwnPrefix.size()) == kOwnPrefix) message.remove_prefix(kOwnPrefix.size());
-  return Status(arch.status().code(), source.field + ": " + std::string(message));
-}
-
 CLI::Option* AddArchOption(CLI::App& command, std::string& arch, std::string_view extra) {
   return command
       .add_option("--arch", arch,
@@ -200,4 +147,4 @@ CLI::Option* AddArchOption(CLI::App& command, std::string& arch, std::string_vie
       ->type_name("FILE|JSON");
 }
 
-}  // namespace peaknas::cli
+}  // namespace peaknas::base

@@ -5,8 +5,8 @@
 //   Sha256 h; h.Update(bytes); ...; std::string hex = h.HexDigest();  // 64 lower-case digits
 //
 // Thread-safety: a Sha256 object is not thread-safe; distinct objects are independent.
-#ifndef PEAKNAS_STORAGE_SHA256_H_
-#define PEAKNAS_STORAGE_SHA256_H_
+#ifndef PEAKNAS_BASE_SHA256_H_
+#define PEAKNAS_BASE_SHA256_H_
 
 #include <cstddef>
 #include <memory>
@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace peaknas::storage {
+namespace peaknas::base {
 
 class Sha256 {
  public:
@@ -41,6 +41,6 @@ std::string Sha256Hex(std::string_view bytes);
 // The hex digest of the file at `path`; nullopt if it cannot be read.
 std::optional<std::string> Sha256OfFile(const std::string& path);
 
-}  // namespace peaknas::storage
+}  // namespace peaknas::base
 
-#endif  // PEAKNAS_STORAGE_SHA256_H_
+#endif  // PEAKNAS_BASE_SHA256_H_

@@ -1,11 +1,11 @@
-#include "storage/sha256.h"
+#include "base/sha256.h"
 
 #include <openssl/evp.h>
 
 #include <cstdlib>
 #include <fstream>
 
-namespace peaknas::storage {
+namespace peaknas::base {
 
 struct Sha256::Context {
   EVP_MD_CTX* ctx = nullptr;
@@ -58,4 +58,4 @@ std::optional<std::string> Sha256OfFile(const std::string& path) {
   return h.HexDigest();
 }
 
-}  // namespace peaknas::storage
+}  // namespace peaknas::base

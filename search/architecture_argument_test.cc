@@ -1,5 +1,5 @@
-#include "cli/app.h"
-
+// search::LoadArchitectureArgument: the --arch argument of `peaknas estimate` and
+// `peaknas-worker once`, inline JSON or a file, with errors that say where it came from.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -8,10 +8,10 @@
 #include <string>
 #include <system_error>
 
+#include "base/status.h"
 #include "search/architecture.h"
-#include "search/status.h"
 
-namespace peaknas::cli {
+namespace peaknas::search {
 namespace {
 
 constexpr char kUnet2[] =
@@ -31,7 +31,7 @@ constexpr char kUnet2Canonical[] =
 class LoadArchitectureArgumentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "peaknas_cli_app_XXXXXX";
+    std::string pattern = ::testing::TempDir() + "peaknas_arch_arg_XXXXXX";
     ASSERT_NE(mkdtemp(pattern.data()), nullptr) << "mkdtemp(" << pattern << ") failed";
     dir_ = pattern;
   }
@@ -51,28 +51,26 @@ class LoadArchitectureArgumentTest : public ::testing::Test {
 };
 
 TEST_F(LoadArchitectureArgumentTest, ReadsInlineJson) {
-  const StatusOr<search::Architecture> arch = LoadArchitectureArgument(kUnet2);
+  const StatusOr<Architecture> arch = LoadArchitectureArgument(kUnet2);
   ASSERT_TRUE(arch.ok()) << arch.status().ToString();
-  EXPECT_EQ(search::ToCanonicalJson(*arch), kUnet2Canonical);
+  EXPECT_EQ(ToCanonicalJson(*arch), kUnet2Canonical);
 }
 
 TEST_F(LoadArchitectureArgumentTest, InlineJsonMayStartWithWhitespace) {
-  const StatusOr<search::Architecture> arch =
-      LoadArchitectureArgument(std::string(" \n\t") + kUnet2);
+  const StatusOr<Architecture> arch = LoadArchitectureArgument(std::string(" \n\t") + kUnet2);
   ASSERT_TRUE(arch.ok()) << arch.status().ToString();
-  EXPECT_EQ(search::ToCanonicalJson(*arch), kUnet2Canonical);
+  EXPECT_EQ(ToCanonicalJson(*arch), kUnet2Canonical);
 }
 
 TEST_F(LoadArchitectureArgumentTest, ReadsAFile) {
-  const StatusOr<search::Architecture> arch =
-      LoadArchitectureArgument(WriteFile("unet2.json", kUnet2));
+  const StatusOr<Architecture> arch = LoadArchitectureArgument(WriteFile("unet2.json", kUnet2));
   ASSERT_TRUE(arch.ok()) << arch.status().ToString();
-  EXPECT_EQ(search::ToCanonicalJson(*arch), kUnet2Canonical);
+  EXPECT_EQ(ToCanonicalJson(*arch), kUnet2Canonical);
 }
 
 TEST_F(LoadArchitectureArgumentTest, MissingFileIsNotFoundAndNamesThePath) {
   const std::string path = (dir_ / "absent.json").string();
-  const StatusOr<search::Architecture> arch = LoadArchitectureArgument(path);
+  const StatusOr<Architecture> arch = LoadArchitectureArgument(path);
   ASSERT_FALSE(arch.ok());
   EXPECT_EQ(arch.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(arch.status().message(),
@@ -82,7 +80,7 @@ TEST_F(LoadArchitectureArgumentTest, MissingFileIsNotFoundAndNamesThePath) {
 }
 
 TEST_F(LoadArchitectureArgumentTest, DirectoryIsRejected) {
-  const StatusOr<search::Architecture> arch = LoadArchitectureArgument(dir_.string());
+  const StatusOr<Architecture> arch = LoadArchitectureArgument(dir_.string());
   ASSERT_FALSE(arch.ok());
   EXPECT_EQ(arch.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(arch.status().message(),
@@ -91,7 +89,7 @@ TEST_F(LoadArchitectureArgumentTest, DirectoryIsRejected) {
 
 TEST_F(LoadArchitectureArgumentTest, EmptyOrBlankArgumentIsRejected) {
   for (const std::string arg : {"", "  \t\n"}) {
-    const StatusOr<search::Architecture> arch = LoadArchitectureArgument(arg);
+    const StatusOr<Architecture> arch = LoadArchitectureArgument(arg);
     ASSERT_FALSE(arch.ok()) << "\"" << arg << "\"";
     EXPECT_EQ(arch.status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(arch.status().message(),
@@ -105,23 +103,18 @@ TEST_F(LoadArchitectureArgumentTest, InvalidFieldInAFileNamesTheFileThenTheField
       WriteFile("bad.json", R"({"levels": 2, "widths": [16, 12], "enc_blocks": [1, 1],
  "dec_blocks": [1], "skip": "add", "upsample": "bilinear", "downsample": "maxpool",
  "activation": "lrelu"})");
-  const StatusOr<search::Architecture> arch = LoadArchitectureArgument(path);
+  const StatusOr<Architecture> arch = LoadArchitectureArgument(path);
   ASSERT_FALSE(arch.ok());
   EXPECT_EQ(arch.status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(StartsWith(arch.status().message(), "arch \"" + path + "\": widths[1]: "));
 }
 
 TEST_F(LoadArchitectureArgumentTest, MalformedInlineJsonSaysArchNotArchitecture) {
-  const StatusOr<search::Architecture> arch = LoadArchitectureArgument("{bad");
+  const StatusOr<Architecture> arch = LoadArchitectureArgument("{bad");
   ASSERT_FALSE(arch.ok());
   EXPECT_EQ(arch.status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(StartsWith(arch.status().message(), "arch: malformed JSON"));
 }
 
-TEST(OneLineTest, JoinsLinesAndDropsTrailingSpaces) {
-  EXPECT_EQ(OneLine("a\nb\r\nc \n"), "a b  c");
-  EXPECT_EQ(OneLine(""), "");
-}
-
 }  // namespace
-}  // namespace peaknas::cli
+}  // namespace peaknas::search

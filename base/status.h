@@ -5,8 +5,8 @@
 // names the offending field and the allowed range where there is one.
 //
 // Thread-safety: values; distinct objects may be used from distinct threads.
-#ifndef PEAKNAS_SEARCH_STATUS_H_
-#define PEAKNAS_SEARCH_STATUS_H_
+#ifndef PEAKNAS_BASE_STATUS_H_
+#define PEAKNAS_BASE_STATUS_H_
 
 #include <cassert>
 #include <optional>
@@ -43,7 +43,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status OutOfRange(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
   static Status ResourceExhausted(std::string m) {
@@ -73,7 +75,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok() && "StatusOr constructed from an OK status without a value");
   }
@@ -81,9 +83,18 @@ class [[nodiscard]] StatusOr {
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
 
-  const T& value() const& { assert(ok()); return *value_; }
-  T& value() & { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   const T& operator*() const& { return value(); }
   T& operator*() & { return value(); }
   const T* operator->() const { return &value(); }
@@ -114,4 +125,4 @@ class [[nodiscard]] StatusOr {
   if (!tmp.ok()) return tmp.status();                  \
   lhs = std::move(tmp).value()
 
-#endif  // PEAKNAS_SEARCH_STATUS_H_
+#endif  // PEAKNAS_BASE_STATUS_H_

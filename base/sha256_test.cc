@@ -1,10 +1,10 @@
-#include "storage/sha256.h"
+#include "base/sha256.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace peaknas::storage {
+namespace peaknas::base {
 namespace {
 
 TEST(Sha256, KnownVectors) {
@@ -29,4 +29,4 @@ TEST(Sha256, IncrementalEqualsOneShot) {
 }
 
 }  // namespace
-}  // namespace peaknas::storage
+}  // namespace peaknas::base
