@@ -338,16 +338,16 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
     // The base scaled across sizes: two levels (one if the space has only one), the widest widths
     // allowed.
     const int levels = std::min(2, o.max_levels);
-    std::string widths = levels == 2 ? std::to_string(std::max(8, o.max_width / 2)) + ", " +
-                                           std::to_string(o.max_width)
-                                     : std::to_string(o.max_width);
-    const std::string json =
-        "{\"levels\": " + std::to_string(levels) + ", \"widths\": [" + widths +
-        "], \"enc_blocks\": [" + (levels == 2 ? "1, 1" : "1") + "], \"dec_blocks\": [" +
-        (levels == 2 ? "1" : "") +
-        "], \"skip\": \"add\", \"upsample\": \"bilinear\", \"downsample\": \"maxpool\", "
-        "\"activation\": \"lrelu\"}";
-    PEAKNAS_ASSIGN_OR_RETURN(const search::Architecture base, search::ParseArchitecture(json));
+    const std::vector<int> widths =
+        levels == 2 ? std::vector<int>{std::max(8, o.max_width / 2), o.max_width}
+                    : std::vector<int>{o.max_width};
+    const std::vector<int> enc(static_cast<std::size_t>(levels), 1);
+    const std::vector<int> dec(static_cast<std::size_t>(levels - 1), 1);
+    PEAKNAS_ASSIGN_OR_RETURN(
+        const search::Architecture base,
+        search::MakeArchitecture(widths, enc, dec, search::SkipKind::kAdd,
+                                 search::UpsampleKind::kBilinear, search::DownsampleKind::kMaxPool,
+                                 search::ActivationKind::kLeakyRelu));
     *spec.mutable_base_architecture() = proto::ToProto(base);
   }
   v1::Budget* b = spec.mutable_budget();
@@ -381,6 +381,26 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
   return spec;
 }
 
+// A job-spec validator's message ("spec.budget.bytes: ...") with the field named by the flag
+// that sets it ("--budget: ..."); other fields keep their path.
+std::string InFlagTerms(const std::string& message) {
+  static const std::pair<std::string_view, std::string_view> kFlags[] = {
+      {"spec.budget.bytes", "--budget"},
+      {"spec.budget.tile", "--tile"},
+      {"spec.trials", "--trials"},
+      {"spec.parallelism", "--workers"},
+      {"spec.fidelity.steps", "--steps"},
+      {"spec.space.levels", "--max-levels"},
+      {"spec.space.width", "--max-width"},
+      {"spec.base_architecture", "--max-width"},
+      {"spec.pruning.max_total_steps", "--max-steps"},
+  };
+  for (const auto& [field, flag] : kFlags) {
+    if (message.starts_with(field)) return std::string(flag) + message.substr(field.size());
+  }
+  return message;
+}
+
 bool EmptyOrAbsent(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return true;
@@ -388,7 +408,7 @@ bool EmptyOrAbsent(const fs::path& dir) {
 }
 
 // The run once every flag is checked; `children` stops what it started on every path.
-Status RunSearch(const RunOptions& o, std::int64_t budget, int workers, std::ostream& out,
+Status RunSearch(const RunOptions& o, const v1::JobSpec& spec, int workers, std::ostream& out,
                  std::ostream& progress, bool live) {
   PEAKNAS_ASSIGN_OR_RETURN(const std::string server_bin,
                            FindProgram(o.server_bin, "--server-bin", "peaknas-server", "server"));
@@ -505,7 +525,6 @@ Status RunSearch(const RunOptions& o, std::int64_t budget, int workers, std::ost
   }
 
   // The job.
-  PEAKNAS_ASSIGN_OR_RETURN(v1::JobSpec spec, BuildSpec(o, budget, workers));
   std::string id;
   {
     auto stub = NewJobServiceStub(*listen);
@@ -525,7 +544,8 @@ Status RunSearch(const RunOptions& o, std::int64_t budget, int workers, std::ost
   progress << "job " << id << " on peaknas-server " << *listen << ": " << o.strategy << ", "
            << o.trials << " trials of " << o.steps << " steps, " << workers
            << (workers == 1 ? " worker" : " workers") << ", inference budget "
-           << search::FormatBytes(budget) << " at " << o.tile << "x" << o.tile << std::endl;
+           << search::FormatBytes(spec.budget().bytes()) << " at " << o.tile << "x" << o.tile
+           << std::endl;
   if (interrupted) children.Terminate("peaknas-server");  // a signal raced the submit
 
   // Follow it; a child that dies on its own ends the watch through the server's exit, or is
@@ -665,9 +685,15 @@ Status RunRun(const RunOptions& options, std::ostream& out) {
   const int workers = options.workers > 0
                           ? options.workers
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  // The job as the server will see it, checked by the server's own validator before anything
+  // starts, its errors in terms of the flags.
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::JobSpec spec, BuildSpec(options, budget, workers));
+  if (Status valid = proto::ValidateJobSpec(spec, "spec"); !valid.ok()) {
+    return Status(valid.code(), InFlagTerms(valid.message()));
+  }
   std::ostream& progress = options.json ? std::cerr : out;
   const bool live = isatty(options.json ? STDERR_FILENO : STDOUT_FILENO) == 1;
-  return RunSearch(options, budget, workers, out, progress, live);
+  return RunSearch(options, spec, workers, out, progress, live);
 }
 
 }  // namespace peaknas::cli

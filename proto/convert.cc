@@ -1,12 +1,14 @@
 #include "proto/convert.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "search/job_defaults.h"
 #include "search/units.h"
 
 namespace peaknas::proto {
@@ -394,14 +396,15 @@ StatusOr<search::Budget> BudgetFromProto(const v1::JobSpec& spec, std::string_vi
                           : std::to_string(static_cast<int>(b.mode())) + " is not a known value") +
                          "; allowed: INFERENCE, TRAINING");
   }
-  PEAKNAS_ASSIGN_OR_RETURN(out.tile.batch,
-                           Defaulted(b.batch(), 1, 1, search::kMaxBatch, Path(bf, "batch")));
-  PEAKNAS_ASSIGN_OR_RETURN(out.tile.size,
-                           Defaulted(b.tile(), 256, 8, search::kMaxSide, Path(bf, "tile")));
-  PEAKNAS_ASSIGN_OR_RETURN(out.patch.batch, Defaulted(b.train_batch(), 8, 1, search::kMaxBatch,
-                                                      Path(bf, "train_batch")));
-  PEAKNAS_ASSIGN_OR_RETURN(out.patch.size,
-                           Defaulted(b.patch(), 64, 8, search::kMaxSide, Path(bf, "patch")));
+  PEAKNAS_ASSIGN_OR_RETURN(out.tile.batch, Defaulted(b.batch(), search::defaults::kTileBatch, 1,
+                                                     search::kMaxBatch, Path(bf, "batch")));
+  PEAKNAS_ASSIGN_OR_RETURN(out.tile.size, Defaulted(b.tile(), search::defaults::kTile, 8,
+                                                    search::kMaxSide, Path(bf, "tile")));
+  PEAKNAS_ASSIGN_OR_RETURN(out.patch.batch,
+                           Defaulted(b.train_batch(), search::defaults::kTrainBatch, 1,
+                                     search::kMaxBatch, Path(bf, "train_batch")));
+  PEAKNAS_ASSIGN_OR_RETURN(out.patch.size, Defaulted(b.patch(), search::defaults::kPatch, 8,
+                                                     search::kMaxSide, Path(bf, "patch")));
   PEAKNAS_ASSIGN_OR_RETURN(out.dtype, FromProto(b.dtype(), Path(bf, "dtype")));
   if (spec.device_profile().empty()) {
     out.device = &search::DefaultDeviceProfile();
@@ -415,6 +418,100 @@ StatusOr<search::Budget> BudgetFromProto(const v1::JobSpec& spec, std::string_vi
     out.device = *found;
   }
   return out;
+}
+
+// --- Ids.
+
+std::string JobId(std::int64_t id) { return "j-" + std::to_string(id); }
+std::string TrialId(std::int64_t id) { return "t-" + std::to_string(id); }
+std::string WorkerId(std::int64_t id) { return "w-" + std::to_string(id); }
+
+std::optional<std::int64_t> ParseId(std::string_view id, std::string_view prefix) {
+  if (!id.starts_with(prefix)) return std::nullopt;
+  id.remove_prefix(prefix.size());
+  std::int64_t value = 0;
+  auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), value);
+  if (ec != std::errc() || end != id.data() + id.size() || value <= 0) return std::nullopt;
+  return value;
+}
+
+// --- Lineage.
+
+v1::Lineage ToProto(const search::Lineage& l) {
+  v1::Lineage out;
+  if (l.parent_trial != 0) out.set_parent_trial_id(TrialId(l.parent_trial));
+  out.set_role(l.role);
+  out.set_iteration(l.iteration);
+  out.set_level(l.level);
+  out.set_over_budget(l.over_budget);
+  out.set_steps(l.steps);
+  out.set_total_steps(l.total_steps);
+  out.set_parent_peak(l.parent_peak);
+  return out;
+}
+
+StatusOr<search::Lineage> FromProto(const v1::Lineage& m, std::string_view field) {
+  search::Lineage l;
+  if (!m.parent_trial_id().empty()) {
+    const std::optional<std::int64_t> parent = ParseId(m.parent_trial_id(), "t-");
+    if (!parent) {
+      return Invalid(Path(field, "parent_trial_id"),
+                     "\"" + m.parent_trial_id() + "\" is not a trial id (t-N)");
+    }
+    l.parent_trial = *parent;
+  }
+  l.role = m.role();
+  l.iteration = m.iteration();
+  l.level = m.level();
+  l.over_budget = m.over_budget();
+  l.steps = m.steps();
+  l.total_steps = m.total_steps();
+  l.parent_peak = m.parent_peak();
+  return l;
+}
+
+// --- Resolved spec.
+
+v1::JobSpec ResolveJobSpec(v1::JobSpec spec, const search::Budget& budget) {
+  namespace d = search::defaults;
+  auto* b = spec.mutable_budget();
+  b->set_batch(budget.tile.batch);
+  b->set_tile(budget.tile.size);
+  b->set_train_batch(budget.patch.batch);
+  b->set_patch(budget.patch.size);
+  b->set_dtype(ToProto(budget.dtype));
+  if (spec.device_profile().empty()) spec.set_device_profile(budget.device->name);
+  auto* f = spec.mutable_fidelity();
+  if (f->steps() == 0) f->set_steps(d::kSteps);
+  if (f->train_batch() == 0) f->set_train_batch(budget.patch.batch);
+  if (f->patch() == 0) f->set_patch(budget.patch.size);
+  if (f->learning_rate() == 0) f->set_learning_rate(d::kLearningRate);
+  if (spec.strategy() == v1::STRATEGY_EVOLUTION && spec.population() == 0)
+    spec.set_population(d::kPopulation);
+  if ((spec.strategy() == v1::STRATEGY_EVOLUTION || spec.strategy() == v1::STRATEGY_RANDOM) &&
+      spec.sampling() == v1::SAMPLING_UNSPECIFIED) {
+    spec.set_sampling(v1::SAMPLING_STRATIFIED);
+  }
+  if (spec.strategy() == v1::STRATEGY_SCALING && spec.scaling_alpha() == 0) {
+    spec.set_scaling_alpha(d::kScalingAlpha);
+  }
+  if (!spec.has_inherit() &&
+      (spec.strategy() == v1::STRATEGY_SCALING || spec.strategy() == v1::STRATEGY_EVOLUTION)) {
+    spec.set_inherit(spec.strategy() == v1::STRATEGY_SCALING);
+  }
+  if (spec.strategy() == v1::STRATEGY_PRUNING) {
+    auto* p = spec.mutable_pruning();
+    if (p->start_budget_multiple() == 0) p->set_start_budget_multiple(d::kPruningStartMultiple);
+    if (p->iterations() == 0) p->set_iterations(d::kPruningIterations);
+    if (!p->has_below_budget_iterations())
+      p->set_below_budget_iterations(d::kPruningBelowIterations);
+    if (p->finetune_steps() == 0) {
+      p->set_finetune_steps(std::max(1, f->steps() / d::kPruningFinetuneDivisor));
+    }
+    if (p->final_finetune_steps() == 0) p->set_final_finetune_steps(f->steps());
+    if (p->importance() == v1::IMPORTANCE_UNSPECIFIED) p->set_importance(v1::IMPORTANCE_L1);
+  }
+  return spec;
 }
 
 // --- JobSpec.
@@ -464,19 +561,22 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
     return Invalid(Path(field, "parallelism"),
                    std::to_string(spec.parallelism()) + " is not in " + RangeText(1, 1024));
   }
-  PEAKNAS_RETURN_IF_ERROR(
-      Defaulted(spec.population(), 16, 2, 10000, Path(field, "population")).status());
+  PEAKNAS_RETURN_IF_ERROR(Defaulted(spec.population(), search::defaults::kPopulation, 2, 10000,
+                                    Path(field, "population"))
+                              .status());
   if (spec.scaling_alpha() != 0.0 && !(std::isfinite(spec.scaling_alpha()) &&
                                        spec.scaling_alpha() > 0.0 && spec.scaling_alpha() <= 1.0)) {
-    return Invalid(Path(field, "scaling_alpha"),
-                   Number(spec.scaling_alpha()) + " is not in (0, 1] (0 = default 0.8)");
+    return Invalid(Path(field, "scaling_alpha"), Number(spec.scaling_alpha()) +
+                                                     " is not in (0, 1] (0 = default " +
+                                                     Number(search::defaults::kScalingAlpha) + ")");
   }
 
   // Training fidelity.
   {
     const std::string ff = Path(field, "fidelity");
     const v1::TrainingFidelity& f = spec.fidelity();
-    PEAKNAS_RETURN_IF_ERROR(Defaulted(f.steps(), 200, 1, 10000000, Path(ff, "steps")).status());
+    PEAKNAS_RETURN_IF_ERROR(
+        Defaulted(f.steps(), search::defaults::kSteps, 1, 10000000, Path(ff, "steps")).status());
     PEAKNAS_ASSIGN_OR_RETURN(int train_batch,
                              Defaulted(f.train_batch(), budget.patch.batch, 1, search::kMaxBatch,
                                        Path(ff, "train_batch")));
@@ -489,8 +589,8 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
                               Path(ff, "train_batch"), Path(ff, "patch")));
     const double lr = f.learning_rate();
     if (lr != 0.0 && !(std::isfinite(lr) && lr > 0.0 && lr <= 1.0)) {
-      return Invalid(Path(ff, "learning_rate"),
-                     Number(lr) + " is not in (0, 1] (0 = default 0.001)");
+      return Invalid(Path(ff, "learning_rate"), Number(lr) + " is not in (0, 1] (0 = default " +
+                                                    Number(search::defaults::kLearningRate) + ")");
     }
   }
 
@@ -552,9 +652,12 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
     const double m = p.start_budget_multiple();
     if (m != 0.0 && !(std::isfinite(m) && m > 1.0 && m <= 1024.0)) {
       return Invalid(Path(pf, "start_budget_multiple"),
-                     Number(m) + " is not in (1, 1024] (0 = default 4)");
+                     Number(m) + " is not in (1, 1024] (0 = default " +
+                         Number(search::defaults::kPruningStartMultiple) + ")");
     }
-    PEAKNAS_RETURN_IF_ERROR(Defaulted(p.iterations(), 4, 1, 100, Path(pf, "iterations")).status());
+    PEAKNAS_RETURN_IF_ERROR(Defaulted(p.iterations(), search::defaults::kPruningIterations, 1, 100,
+                                      Path(pf, "iterations"))
+                                .status());
     if (p.has_below_budget_iterations() &&
         (p.below_budget_iterations() < 0 || p.below_budget_iterations() > 100)) {
       return Invalid(Path(pf, "below_budget_iterations"),

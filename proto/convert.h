@@ -15,6 +15,8 @@
 #define PEAKNAS_PROTO_CONVERT_H_
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "base/status.h"
@@ -23,6 +25,7 @@
 #include "search/budget.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
+#include "search/lineage.h"
 #include "search/space.h"
 
 namespace peaknas::proto {
@@ -54,12 +57,32 @@ v1::SearchSpace ToProto(const search::SearchSpace& space);
 StatusOr<search::SearchSpace> FromProto(const v1::SearchSpace& message,
                                         std::string_view field = "space");
 
+// --- Ids on the wire: "j-12", "t-345", "w-6" for the job, trial and worker with that number.
+std::string JobId(std::int64_t id);
+std::string TrialId(std::int64_t id);
+std::string WorkerId(std::int64_t id);
+// The number of an id with `prefix` ("j-", "t-", "w-"); nullopt when malformed or not > 0.
+std::optional<std::int64_t> ParseId(std::string_view id, std::string_view prefix);
+
+// --- Lineage. The parent is named by its trial id ("t-3"); FromProto refuses a malformed one,
+// naming `field`.
+v1::Lineage ToProto(const search::Lineage& lineage);
+StatusOr<search::Lineage> FromProto(const v1::Lineage& message, std::string_view field);
+
 // --- Budget (search/budget.h), with its defaults resolved and its device profile found.
 // Resolves spec.budget and spec.device_profile (defaults: batch 1, tile 256, train batch 8,
 // patch 64, fp32, profile "cpu"). Checks bytes >= 1, the mode, shapes within [1, 4096] and
 // [8, 16384] and the dtype; shapes are checked against an architecture's levels only by
 // ValidateJobSpec (which knows the space). `field` is the JobSpec's path ("spec").
 StatusOr<search::Budget> BudgetFromProto(const v1::JobSpec& spec, std::string_view field = "spec");
+
+// --- Resolved spec: `spec` (valid, ValidateJobSpec) with every default written in
+// (search/job_defaults.h), as the coordinator stores it and the Job message shows it: the
+// budget's shapes, dtype and device profile from `budget` (BudgetFromProto), the fidelity's
+// steps, batch, patch and learning rate, evolution's population, random and evolution's
+// sampling (stratified), scaling's alpha, inherit (true for scaling, false for evolution), and
+// pruning's options.
+v1::JobSpec ResolveJobSpec(v1::JobSpec spec, const search::Budget& budget);
 
 // --- JobSpec. OK, or INVALID_ARGUMENT naming the first offending field (rooted at `field`)
 // and its allowed range. Checks, in order: strategy (required, known); budget (bytes >= 1,

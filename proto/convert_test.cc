@@ -164,6 +164,46 @@ v1::JobSpec GoodSpec() {
   return spec;
 }
 
+TEST(ConvertIds, FormatAndParse) {
+  EXPECT_EQ(JobId(12), "j-12");
+  EXPECT_EQ(TrialId(345), "t-345");
+  EXPECT_EQ(WorkerId(6), "w-6");
+  EXPECT_EQ(ParseId("t-345", "t-"), 345);
+  EXPECT_EQ(ParseId(TrialId(9'000'000'000), "t-"), 9'000'000'000);
+  for (const char* bad : {"t-", "t-0", "t--3", "t-3x", "j-3", "T-3", "t- 3", ""}) {
+    EXPECT_FALSE(ParseId(bad, "t-").has_value()) << bad;
+  }
+}
+
+TEST(ConvertLineage, RoundTripsAndRefusesABadParent) {
+  search::Lineage l;
+  l.parent_trial = 17;
+  l.role = "level";
+  l.iteration = 3;
+  l.level = 1;
+  l.over_budget = true;
+  l.steps = 50;
+  l.total_steps = 450;
+  l.parent_peak = "encoder level 0 forward";
+  const v1::Lineage m = ToProto(l);
+  EXPECT_EQ(m.parent_trial_id(), "t-17");
+  auto back = FromProto(m, "trial.lineage");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, l);
+
+  EXPECT_TRUE(ToProto(search::Lineage{}).parent_trial_id().empty()) << "from scratch: no parent";
+  auto scratch = FromProto(ToProto(search::Lineage{}), "trial.lineage");
+  ASSERT_TRUE(scratch.ok());
+  EXPECT_EQ(*scratch, search::Lineage{});
+
+  v1::Lineage bad = m;
+  bad.set_parent_trial_id("17");
+  auto refused = FromProto(bad, "trial.lineage");
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message().rfind("trial.lineage.parent_trial_id", 0), 0u)
+      << refused.status().message();
+}
+
 TEST(ValidateJobSpec, AcceptsGoodSpecs) {
   EXPECT_TRUE(ValidateJobSpec(GoodSpec()).ok()) << ValidateJobSpec(GoodSpec()).ToString();
 

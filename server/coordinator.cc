@@ -45,22 +45,13 @@ Status FromJson(std::string_view json, google::protobuf::Message* message) {
   return Status::Ok();
 }
 
-// "j-12" -> 12 for prefix "j-"; nullopt when malformed.
-std::optional<std::int64_t> ParseId(std::string_view id, std::string_view prefix) {
-  if (!id.starts_with(prefix)) return std::nullopt;
-  id.remove_prefix(prefix.size());
-  std::int64_t value = 0;
-  auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), value);
-  if (ec != std::errc() || end != id.data() + id.size() || value <= 0) return std::nullopt;
-  return value;
-}
-
 // How stale a worker's stored last_seen_ms may be.
 constexpr std::int64_t kLastSeenResolutionMs = 1000;
 
-std::string JobId(std::int64_t id) { return "j-" + std::to_string(id); }
-std::string TrialId(std::int64_t id) { return "t-" + std::to_string(id); }
-std::string WorkerId(std::int64_t id) { return "w-" + std::to_string(id); }
+using proto::JobId;
+using proto::ParseId;
+using proto::TrialId;
+using proto::WorkerId;
 
 std::string HashHex(std::uint64_t hash) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -121,75 +112,14 @@ StatusOr<StrategyKind> KindOf(v1::Strategy strategy) {
   }
 }
 
-// The spec with its documented defaults written in (the Job message shows them).
-v1::JobSpec WithDefaults(v1::JobSpec spec, const search::Budget& budget) {
-  auto* b = spec.mutable_budget();
-  b->set_batch(budget.tile.batch);
-  b->set_tile(budget.tile.size);
-  b->set_train_batch(budget.patch.batch);
-  b->set_patch(budget.patch.size);
-  b->set_dtype(proto::ToProto(budget.dtype));
-  if (spec.device_profile().empty()) spec.set_device_profile(budget.device->name);
-  auto* f = spec.mutable_fidelity();
-  if (f->steps() == 0) f->set_steps(200);
-  if (f->train_batch() == 0) f->set_train_batch(budget.patch.batch);
-  if (f->patch() == 0) f->set_patch(budget.patch.size);
-  if (f->learning_rate() == 0) f->set_learning_rate(1e-3);
-  if (spec.strategy() == v1::STRATEGY_EVOLUTION && spec.population() == 0) spec.set_population(16);
-  if ((spec.strategy() == v1::STRATEGY_EVOLUTION || spec.strategy() == v1::STRATEGY_RANDOM) &&
-      spec.sampling() == v1::SAMPLING_UNSPECIFIED) {
-    spec.set_sampling(v1::SAMPLING_STRATIFIED);
-  }
-  if (spec.strategy() == v1::STRATEGY_SCALING && spec.scaling_alpha() == 0) {
-    spec.set_scaling_alpha(0.8);
-  }
-  if (!spec.has_inherit() &&
-      (spec.strategy() == v1::STRATEGY_SCALING || spec.strategy() == v1::STRATEGY_EVOLUTION)) {
-    spec.set_inherit(spec.strategy() == v1::STRATEGY_SCALING);
-  }
-  if (spec.strategy() == v1::STRATEGY_PRUNING) {
-    const PruningConfig defaults;
-    auto* p = spec.mutable_pruning();
-    if (p->start_budget_multiple() == 0) p->set_start_budget_multiple(defaults.start_multiple);
-    if (p->iterations() == 0) p->set_iterations(defaults.iterations);
-    if (!p->has_below_budget_iterations()) {
-      p->set_below_budget_iterations(defaults.below_iterations);
-    }
-    if (p->finetune_steps() == 0) p->set_finetune_steps(std::max(1, f->steps() / 4));
-    if (p->final_finetune_steps() == 0) p->set_final_finetune_steps(f->steps());
-    if (p->importance() == v1::IMPORTANCE_UNSPECIFIED) p->set_importance(v1::IMPORTANCE_L1);
-  }
-  return spec;
-}
-
-// Lineage as stored (a peaknas.v1.Lineage in JSON, parent ids as "t-N") and as strategies see
-// it (server/strategy.h).
-v1::Lineage LineageProto(const Lineage& l) {
-  v1::Lineage out;
-  if (l.parent_trial != 0) out.set_parent_trial_id(TrialId(l.parent_trial));
-  out.set_role(l.role);
-  out.set_iteration(l.iteration);
-  out.set_level(l.level);
-  out.set_over_budget(l.over_budget);
-  out.set_steps(l.steps);
-  out.set_total_steps(l.total_steps);
-  out.set_parent_peak(l.parent_peak);
-  return out;
-}
-
+// A trial's lineage as stored: a peaknas.v1.Lineage in JSON, its parent also in the
+// parent_trial_id column (the one the database's foreign key checks).
 StatusOr<Lineage> LineageFromStored(const storage::TrialSpec& spec) {
-  Lineage l;
-  if (spec.lineage.empty()) return l;
+  if (spec.lineage.empty()) return Lineage{};
   v1::Lineage stored;
   PEAKNAS_RETURN_IF_ERROR(FromJson(spec.lineage, &stored));
+  PEAKNAS_ASSIGN_OR_RETURN(Lineage l, proto::FromProto(stored, "stored lineage"));
   l.parent_trial = spec.parent_trial_id;
-  l.role = stored.role();
-  l.iteration = stored.iteration();
-  l.level = stored.level();
-  l.over_budget = stored.over_budget();
-  l.steps = stored.steps();
-  l.total_steps = stored.total_steps();
-  l.parent_peak = stored.parent_peak();
   return l;
 }
 
@@ -643,17 +573,18 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
       if (p.admitted && (job.admitted + admitted >= target || job.open + admitted >= parallelism)) {
         break;
       }
-      batch.push_back({.spec = {.architecture_json = search::ToCanonicalJson(p.arch),
-                                .arch_hash = p.hash,
-                                .predicted_inference_peak_bytes = p.predicted_inference_peak_bytes,
-                                .predicted_train_peak_bytes = p.predicted_train_peak_bytes,
-                                .predicted_latency_100mp_s = p.latency_100mp_s,
-                                .parent_trial_id = p.lineage.parent_trial,
-                                .lineage = p.lineage == Lineage{} ? std::string()
-                                                                  : ToJson(LineageProto(p.lineage)),
-                                .over_budget = p.admitted && p.lineage.over_budget},
-                       .rejected = !p.admitted,
-                       .reason = p.admitted ? "" : p.rejection});
+      batch.push_back(
+          {.spec = {.architecture_json = search::ToCanonicalJson(p.arch),
+                    .arch_hash = p.hash,
+                    .predicted_inference_peak_bytes = p.predicted_inference_peak_bytes,
+                    .predicted_train_peak_bytes = p.predicted_train_peak_bytes,
+                    .predicted_latency_100mp_s = p.latency_100mp_s,
+                    .parent_trial_id = p.lineage.parent_trial,
+                    .lineage =
+                        p.lineage == Lineage{} ? std::string() : ToJson(proto::ToProto(p.lineage)),
+                    .over_budget = p.admitted && p.lineage.over_budget},
+           .rejected = !p.admitted,
+           .reason = p.admitted ? "" : p.rejection});
       stored.push_back(&p);
       in_batch.insert(p.hash);
       admitted += p.admitted ? 1 : 0;
@@ -713,7 +644,7 @@ Status Coordinator::MaybeFinishLocked(JobRuntime& job) {
 StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& spec) {
   PEAKNAS_RETURN_IF_ERROR(proto::ValidateJobSpec(spec, "spec"));
   PEAKNAS_ASSIGN_OR_RETURN(auto budget, proto::BudgetFromProto(spec, "spec"));
-  v1::JobSpec resolved = WithDefaults(spec, budget);
+  v1::JobSpec resolved = proto::ResolveJobSpec(spec, budget);
   if (resolved.hypervolume_reference_latency_s() == 0) {
     StrategyConfig config;
     config.budget = budget;
@@ -1179,7 +1110,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
       point->set_psnr(e.psnr);
       point->set_peak_bytes(e.peak_bytes);
       point->set_latency_100mp_s(e.latency_100mp_s);
-      if (e.lineage != Lineage{}) *point->mutable_lineage() = LineageProto(e.lineage);
+      if (e.lineage != Lineage{}) *point->mutable_lineage() = proto::ToProto(e.lineage);
     }
     const HypervolumeReference reference{
         .psnr = noisy_psnr,

@@ -23,28 +23,13 @@
 #include "base/status.h"
 #include "search/architecture.h"
 #include "search/budget.h"
+#include "search/job_defaults.h"
+#include "search/lineage.h"
 #include "search/space.h"
 
 namespace peaknas::server {
 
-// Where a candidate comes from. A trial trained from scratch has parent_trial 0 and a default
-// lineage; one that inherits its weights (pruning) names the trained trial it starts from.
-struct Lineage {
-  std::int64_t parent_trial = 0;  // the trained trial whose weights it inherits; 0: none
-  // pruning: "start", "level", "peak", "uniform", "final"; evolution: "mutation"; scaling:
-  // "scaling"; empty for a trial trained from scratch.
-  std::string role;
-  int iteration = 0;  // pruning: 0 for the start, k for the k-th shrink
-  int level = -1;     // "level": the level whose width was shrunk; else -1
-  // Trained although its budgeted peak is over an inference budget (a pruning ancestor): it
-  // must fit the worker, it is recorded as such, and it never enters the frontier.
-  bool over_budget = false;
-  int steps = 0;                 // its own training steps; 0: the job's fidelity.steps
-  std::int64_t total_steps = 0;  // its steps plus every ancestor's (equal-compute accounting)
-  std::string parent_peak;       // where the parent's budgeted peak sits, for the record
-
-  friend bool operator==(const Lineage&, const Lineage&) = default;
-};
+using search::Lineage;
 
 // A candidate's identity within a job: the architecture's canonical hash for a trial trained
 // from scratch, a hash of it with the parent and role for an inheriting one (a pruned child is
@@ -79,9 +64,11 @@ struct PruningConfig {
   // space) scaled so its budgeted peak is `start_multiple` x the budget (inference budget), or
   // the largest such scaling that fits (training budget).
   std::optional<search::Architecture> start;
-  double start_multiple = 4.0;   // > 1
-  int iterations = 4;            // K: shrinks that bring the peak from the start to the budget
-  int below_iterations = 2;      // further shrinks below the budget, each to 0.7 x the peak
+  double start_multiple = search::defaults::kPruningStartMultiple;  // > 1
+  // K: shrinks that bring the peak from the start to the budget.
+  int iterations = search::defaults::kPruningIterations;
+  // Further shrinks below the budget, each to 0.7 x the peak.
+  int below_iterations = search::defaults::kPruningBelowIterations;
   int finetune_steps = 0;        // each proposal's fine-tune; 0: a quarter of the job's steps
   int final_finetune_steps = 0;  // the last node's long fine-tune; 0: the job's steps
   // Training steps the whole chain may spend, the final fine-tune included (equal-compute
@@ -93,9 +80,9 @@ struct PruningConfig {
 struct StrategyConfig {
   search::SearchSpace space;
   search::Budget budget;
-  std::optional<search::Architecture> base;  // scaling: the architecture to sweep
-  int population = 16;                       // evolution: parents kept for selection
-  int parallelism = 1;                       // trials the job trains at once
+  std::optional<search::Architecture> base;        // scaling: the architecture to sweep
+  int population = search::defaults::kPopulation;  // evolution: parents kept for selection
+  int parallelism = 1;                             // trials the job trains at once
   // random, and evolution's first draws: true draws a shape uniformly, then scales it (dWr) so
   // its budgeted peak lands on a low-discrepancy sequence over [lo, budget] in log space, lo
   // being the larger of budget / 16 and the shape's smallest scaling, so the candidates cover
@@ -109,10 +96,10 @@ struct StrategyConfig {
   // scaling: the sweep runs from its largest point down, each point inheriting from the
   // nearest larger one it can (role "scaling"; CanInherit: same levels, blocks and kinds).
   bool inherit = false;
-  double scaling_alpha = 0.8;  // scaling: dWr width weight
-  int trials = 0;              // admitted trials the job wants in all
-  int steps = 200;             // the job's training steps per trial
-  PruningConfig pruning;       // pruning only
+  double scaling_alpha = search::defaults::kScalingAlpha;  // scaling: dWr width weight
+  int trials = 0;                                          // admitted trials the job wants in all
+  int steps = search::defaults::kSteps;                    // the job's training steps per trial
+  PruningConfig pruning;                                   // pruning only
 };
 
 class Strategy {

@@ -8,7 +8,7 @@
 namespace peaknas::worker {
 
 data::SiddScores Evaluate(UNet& net, const data::SiddBlocks& noisy, const data::SiddBlocks& clean,
-                          torch::Device device, int batch, Precision precision) {
+                          torch::Device device, int batch, search::DType precision) {
   assert(noisy.num_images == clean.num_images && noisy.blocks_per_image == clean.blocks_per_image &&
          noisy.block_size == clean.block_size);
   assert(batch >= 1);

@@ -24,7 +24,7 @@ namespace peaknas::worker {
 // LibTorch's errors (e.g. out of memory) propagate as c10::Error.
 data::SiddScores Evaluate(UNet& net, const data::SiddBlocks& noisy, const data::SiddBlocks& clean,
                           torch::Device device, int batch = 8,
-                          Precision precision = Precision::kFp32);
+                          search::DType precision = search::DType::kFp32);
 
 // The noisy-input baseline: the noisy blocks themselves scored against the clean ones
 // (data::EvaluateBlocks), the figure Evaluate's PSNR gain is measured from.

@@ -130,8 +130,8 @@ TEST_F(EvaluateTest, Bf16AutocastScoresCloseToFp32) {
       if (item.key() == "head.weight") item.value().normal_(0.0, 1e-3);
     }
   }
-  const data::SiddScores fp32 = Evaluate(net, noisy_, clean_, kCpu, 8, Precision::kFp32);
-  const data::SiddScores bf16 = Evaluate(net, noisy_, clean_, kCpu, 8, Precision::kBf16);
+  const data::SiddScores fp32 = Evaluate(net, noisy_, clean_, kCpu, 8, search::DType::kFp32);
+  const data::SiddScores bf16 = Evaluate(net, noisy_, clean_, kCpu, 8, search::DType::kBf16);
   EXPECT_NEAR(bf16.psnr, fp32.psnr, 0.5);
 }
 

@@ -160,17 +160,6 @@ std::string DefaultName() {
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
-Precision PrecisionOf(v1::DType dtype) {
-  switch (dtype) {
-    case v1::DTYPE_BF16:
-      return Precision::kBf16;
-    case v1::DTYPE_FP16:
-      return Precision::kFp16;
-    default:
-      return Precision::kFp32;
-  }
-}
-
 // The assignment as a TrialSpec; NOT_FOUND for a dataset this worker has no path for.
 StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions& options,
                            torch::Device device) {
@@ -190,7 +179,10 @@ StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions&
   spec.tile = search::Shape{.batch = a.batch(), .size = a.tile()};
   spec.steps = a.fidelity().steps();
   if (a.fidelity().learning_rate() > 0) spec.learning_rate = a.fidelity().learning_rate();
-  spec.precision = PrecisionOf(a.dtype());
+  // An assignment without a dtype (from an older coordinator) trains at fp32.
+  if (a.dtype() != v1::DTYPE_UNSPECIFIED) {
+    PEAKNAS_ASSIGN_OR_RETURN(spec.precision, proto::FromProto(a.dtype(), "assignment.dtype"));
+  }
   spec.device = device;
   spec.seed = a.seed();
   spec.progress_every = std::max(1, std::min(10, spec.steps));
@@ -503,8 +495,8 @@ class Worker {
     request.set_memory_bytes(DeviceMemoryBytes(device_));
     for (const auto& [name, path] : options_.data) request.add_datasets(name);
     request.add_dtypes(v1::DTYPE_FP32);
-    if (CheckPrecision(Precision::kBf16, device_).ok()) request.add_dtypes(v1::DTYPE_BF16);
-    if (CheckPrecision(Precision::kFp16, device_).ok()) request.add_dtypes(v1::DTYPE_FP16);
+    if (CheckPrecision(search::DType::kBf16, device_).ok()) request.add_dtypes(v1::DTYPE_BF16);
+    if (CheckPrecision(search::DType::kFp16, device_).ok()) request.add_dtypes(v1::DTYPE_FP16);
     request.set_threads(at::get_num_threads());
     request.set_version("peaknas-worker " __DATE__);
     std::optional<std::string> id = client_.Register(request, options_.coordinator);

@@ -6,37 +6,23 @@
 
 namespace peaknas::worker {
 
-std::string_view Name(Precision p) {
-  switch (p) {
-    case Precision::kFp32:
-      return "fp32";
-    case Precision::kBf16:
-      return "bf16";
-    case Precision::kFp16:
-      return "fp16";
-  }
-  return "?";
-}
-
-StatusOr<Precision> ParsePrecision(std::string_view s) {
-  if (s == "fp32") return Precision::kFp32;
-  if (s == "bf16") return Precision::kBf16;
-  if (s == "fp16") return Precision::kFp16;
+StatusOr<search::DType> ParsePrecision(std::string_view s) {
+  if (StatusOr<search::DType> dtype = search::ParseDType(s); dtype.ok()) return dtype;
   return Status::InvalidArgument("precision: '" + std::string(s) +
                                  "' is not one of fp32, bf16, fp16");
 }
 
-Status CheckPrecision(Precision p, torch::Device device) {
-  if (p == Precision::kFp16 && !device.is_cuda()) {
+Status CheckPrecision(search::DType p, torch::Device device) {
+  if (p == search::DType::kFp16 && !device.is_cuda()) {
     return Status::InvalidArgument("precision: fp16 autocast needs a CUDA device, not " +
                                    device.str() + " (use bf16 or fp32)");
   }
   return Status::Ok();
 }
 
-AutocastGuard::AutocastGuard(Precision p, torch::Device device) {
-  if (p == Precision::kFp32) return;
-  const at::ScalarType dtype = p == Precision::kBf16 ? at::kBFloat16 : at::kHalf;
+AutocastGuard::AutocastGuard(search::DType p, torch::Device device) {
+  if (p == search::DType::kFp32) return;
+  const at::ScalarType dtype = p == search::DType::kBf16 ? at::kBFloat16 : at::kHalf;
   if (device.is_cuda()) {
     cuda_ = true;
     at::autocast::set_autocast_gpu_dtype(dtype);

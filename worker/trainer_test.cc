@@ -50,7 +50,7 @@ TEST(ValidateTrainOptions, NamesTheBadField) {
 
 // Repeated steps on one batch must drive its loss down: a broken backward, optimizer wiring or
 // learning-rate update cannot.
-void ExpectFitsOneBatch(Precision precision) {
+void ExpectFitsOneBatch(search::DType precision) {
   torch::manual_seed(3);
   TrainOptions o;
   o.steps = 60;
@@ -71,21 +71,21 @@ void ExpectFitsOneBatch(Precision precision) {
                    CosineLearningRate(o, o.steps - 1));
 }
 
-TEST(Trainer, Fp32StepsFitOneBatch) { ExpectFitsOneBatch(Precision::kFp32); }
-TEST(Trainer, Bf16AutocastStepsFitOneBatch) { ExpectFitsOneBatch(Precision::kBf16); }
+TEST(Trainer, Fp32StepsFitOneBatch) { ExpectFitsOneBatch(search::DType::kFp32); }
+TEST(Trainer, Bf16AutocastStepsFitOneBatch) { ExpectFitsOneBatch(search::DType::kBf16); }
 
 TEST(Precision, ParsesAndChecksTheDevice) {
-  EXPECT_EQ(*ParsePrecision("bf16"), Precision::kBf16);
+  EXPECT_EQ(*ParsePrecision("bf16"), search::DType::kBf16);
   EXPECT_NE(ParsePrecision("fp8").status().message().find("fp8"), std::string::npos);
-  EXPECT_TRUE(CheckPrecision(Precision::kBf16, torch::Device(torch::kCPU)).ok());
-  EXPECT_FALSE(CheckPrecision(Precision::kFp16, torch::Device(torch::kCPU)).ok());
+  EXPECT_TRUE(CheckPrecision(search::DType::kBf16, torch::Device(torch::kCPU)).ok());
+  EXPECT_FALSE(CheckPrecision(search::DType::kFp16, torch::Device(torch::kCPU)).ok());
 }
 
 TEST(AutocastGuard, RunsConvolutionsInBf16OnCpuAndRestores) {
   UNet net(Small());
   const torch::Tensor x = torch::rand({1, 3, 16, 16});
   {
-    AutocastGuard guard(Precision::kBf16, torch::Device(torch::kCPU));
+    AutocastGuard guard(search::DType::kBf16, torch::Device(torch::kCPU));
     EXPECT_EQ(net->forward(x).scalar_type(), torch::kBFloat16);
   }
   EXPECT_EQ(net->forward(x).scalar_type(), torch::kFloat32);

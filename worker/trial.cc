@@ -34,18 +34,6 @@ std::string FirstLine(const std::string& message) {
   return end == std::string::npos ? message : message.substr(0, end);
 }
 
-search::DType DTypeOf(Precision p) {
-  switch (p) {
-    case Precision::kFp32:
-      return search::DType::kFp32;
-    case Precision::kBf16:
-      return search::DType::kBf16;
-    case Precision::kFp16:
-      return search::DType::kFp16;
-  }
-  return search::DType::kFp32;
-}
-
 std::string Side(int side) { return std::to_string(side) + "x" + std::to_string(side); }
 
 std::string DeviceName(torch::Device device) {
@@ -83,7 +71,7 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   TrialResult r;
   r.arch = spec.arch;
   r.device = DeviceName(device);
-  r.dtype = DTypeOf(spec.precision);
+  r.dtype = spec.precision;
   r.intra_op_threads = at::get_num_threads();
   r.steps = spec.steps;
 

@@ -68,7 +68,7 @@ struct TrialSpec {
   search::Shape tile{.batch = 1, .size = 256};        // inference batch and tile side
   int steps = 200;                                    // training steps, [1, 10000000]
   double learning_rate = 1e-3;                        // initial; cosine decay to 1e-5 (trainer.h)
-  Precision precision = Precision::kFp32;             // autocast for training, evaluation, measures
+  search::DType precision = search::DType::kFp32;     // autocast for training, evaluation, measures
   int eval_batch = 8;                                 // validation blocks per forward pass, >= 1
   torch::Device device = torch::Device(torch::kCPU);
   std::uint64_t seed = 0;   // weights' init, patch sampling, measures

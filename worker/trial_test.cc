@@ -97,7 +97,7 @@ TEST(ValidateTrialSpec, NamesEachBadFlag) {
   s.latency_runs = 0;
   ExpectNames(s, "latency-runs: 0");
   s = good;
-  s.precision = Precision::kFp16;  // needs CUDA
+  s.precision = search::DType::kFp16;  // needs CUDA
   ExpectNames(s, "precision: ");
   s = good;
   s.export_path = "/nonexistent/dir/unet.pt";

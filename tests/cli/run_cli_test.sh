@@ -205,6 +205,15 @@ PY
     rc=$?
     [[ $rc -eq 1 || $rc -eq 2 ]] || fail "budget 0: exit status $rc, expected 1 or 2"
     [[ $(wc -l <"$err") -eq 1 ]] && grep -q -- '--budget' "$err" || fail "budget 0: bad error"
+    # Below the space's cheapest architecture: refused by the server's own validator, before
+    # anything starts, in terms of the flag.
+    "$peaknas" run --budget 1KiB --data "$work/data" --db "$work/r.db" >"$out" 2>"$err"
+    rc=$?
+    [[ $rc -eq 1 || $rc -eq 2 ]] || fail "budget 1KiB: exit status $rc, expected 1 or 2"
+    [[ $(wc -l <"$err") -eq 1 ]] || fail "budget 1KiB: expected one line on stderr"
+    grep -q -- '--budget: 1024 (' "$err" && grep -q 'is below the cheapest architecture' "$err" ||
+      fail "budget 1KiB: the error does not say --budget is below the cheapest architecture"
+    [[ -e $work/r.db || -e $work/data || -e $work/logs ]] && fail "budget 1KiB: something started"
     ;;
   bad_inherit)
     "$peaknas" run --strategy random --inherit --data "$work/data" --db "$work/r.db" \
