@@ -34,9 +34,9 @@
 // faster); a summary line gives the geometric means (the figure held against the target) and
 // the worst architecture. The exit status is non-zero when the peer fails or disagrees, not
 // when the target is missed. docs/benchmarks.md has the command and the figures.
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/csrc/jit/serialization/pickle.h>
@@ -61,6 +61,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/subprocess.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "worker/counting_allocator.h"
@@ -218,27 +219,22 @@ class PeerProcess {
   StatusOr<json> Start(const std::vector<std::string>& argv) {
     int to_child[2];
     int from_child[2];
-    if (pipe(to_child) != 0 || pipe(from_child) != 0) return Status::Internal("pipe failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, to_child[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, from_child[1], STDOUT_FILENO);
-    for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) {
-      posix_spawn_file_actions_addclose(&actions, fd);
+    if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0) {
+      return Status::Internal("pipe failed");
     }
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
+    base::SpawnOptions options;
+    options.stdin_fd = to_child[0];
+    options.stdout_fd = from_child[1];
+    const StatusOr<pid_t> pid = base::Spawn(argv, options);
     close(to_child[0]);
     close(from_child[1]);
-    if (rc != 0) {
+    if (!pid.ok()) {
       close(to_child[1]);
       close(from_child[0]);
       pid_ = -1;
-      return Status::FailedPrecondition("cannot start " + argv[0] + ": " + std::strerror(rc));
+      return pid.status();
     }
+    pid_ = *pid;
     in_ = fdopen(to_child[1], "w");
     out_ = fdopen(from_child[0], "r");
     PEAKNAS_ASSIGN_OR_RETURN(json ready, ReadReply("start"));

@@ -26,6 +26,7 @@
 
 #include "base/app.h"
 #include "base/status.h"
+#include "base/subprocess.h"
 #include "cli/client.h"
 #include "cli/job_commands.h"
 #include "peaknas/v1/peaknas.pb.h"
@@ -57,69 +58,13 @@ struct Child {
 // child gets its own process group (a terminal's Ctrl-C reaches only peaknas), the default
 // signal mask, and SIGTERM when peaknas dies.
 StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int stdout_fd, const std::string& log) {
-  const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    return Status::InvalidArgument("cannot write \"" + log + "\": " + std::strerror(errno));
-  }
-  const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  // A pipe that closes on a successful exec reports an exec failure's errno.
-  int status_pipe[2];
-  if (pipe2(status_pipe, O_CLOEXEC) != 0) {
-    close(log_fd);
-    close(null_fd);
-    return Status::Internal(std::string("pipe: ") + std::strerror(errno));
-  }
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid == 0) {  // async-signal-safe calls only
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    pthread_sigmask(SIG_SETMASK, &none, nullptr);
-    dup2(null_fd, STDIN_FILENO);
-    dup2(stdout_fd >= 0 ? stdout_fd : null_fd, STDOUT_FILENO);
-    dup2(log_fd, STDERR_FILENO);
-    execv(args[0], args.data());
-    const int e = errno;
-    (void)!write(status_pipe[1], &e, sizeof e);
-    _exit(127);
-  }
-  const int fork_errno = errno;
-  close(status_pipe[1]);
-  close(log_fd);
-  close(null_fd);
-  if (pid < 0) {
-    close(status_pipe[0]);
-    return Status::Internal(std::string("fork: ") + std::strerror(fork_errno));
-  }
-  int exec_errno = 0;
-  ssize_t n;
-  do {
-    n = read(status_pipe[0], &exec_errno, sizeof exec_errno);
-  } while (n < 0 && errno == EINTR);
-  close(status_pipe[0]);
-  if (n == static_cast<ssize_t>(sizeof exec_errno)) {
-    waitpid(pid, nullptr, 0);
-    return Status::FailedPrecondition("cannot run \"" + argv[0] +
-                                      "\": " + std::strerror(exec_errno));
-  }
-  return pid;
-}
-
-// Waits up to `grace` for `pid`; true when it was reaped.
-bool WaitFor(pid_t pid, Clock::duration grace, int* status) {
-  const auto deadline = Clock::now() + grace;
-  while (true) {
-    const pid_t r = waitpid(pid, status, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  base::SpawnOptions options;
+  options.stdin_fd = base::kDevNull;
+  options.stdout_fd = stdout_fd >= 0 ? stdout_fd : base::kDevNull;
+  options.stderr_path = log;
+  options.own_process_group = true;
+  options.die_with_parent = true;
+  return base::Spawn(argv, options);
 }
 
 // The children of one run. Stops every child still running when destroyed.
@@ -173,18 +118,12 @@ class Children {
       int status = 0;
       if (waitpid(it->pid, &status, WNOHANG) == it->pid) {
         const std::string what =
-            it->name + " exited (" + Describe(status) + "; see " + it->log + ")";
+            it->name + " exited (" + base::DescribeExit(status) + "; see " + it->log + ")";
         children_.erase(it);
         return what;
       }
     }
     return "";
-  }
-
-  static std::string Describe(int status) {
-    if (WIFEXITED(status)) return "status " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
-    return "status " + std::to_string(status);
   }
 
  private:
@@ -194,7 +133,7 @@ class Children {
     for (const Child& c : children) {
       int status = 0;
       const auto left = std::max(Clock::duration::zero(), deadline - Clock::now());
-      if (!WaitFor(c.pid, left, &status)) {
+      if (!base::WaitExitFor(c.pid, left, &status)) {
         kill(c.pid, SIGKILL);
         waitpid(c.pid, &status, 0);
       }
@@ -204,48 +143,6 @@ class Children {
   std::mutex mu_;
   std::vector<Child> children_;  // guarded by mu_
 };
-
-// Reads the server's first stdout line ("listening on HOST:PORT") within the timeout.
-StatusOr<std::string> ReadListenAddress(int fd, Children& children, const std::string& log) {
-  const auto deadline = Clock::now() + kServerStartTimeout;
-  std::string line;
-  while (true) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) {
-      return Status(StatusCode::kDeadlineExceeded,
-                    "peaknas-server did not report its address within 30 s (see " + log + ")");
-    }
-    pollfd p{fd, POLLIN, 0};
-    const int r = poll(&p, 1, static_cast<int>(std::min<long long>(left, 200)));
-    if (r < 0 && errno != EINTR) return Status::Internal(std::string("poll: ") + strerror(errno));
-    if (r > 0) {
-      char c;
-      const ssize_t n = read(fd, &c, 1);
-      if (n == 1) {
-        if (c == '\n') break;
-        line += c;
-        continue;
-      }
-      if (n == 0) {
-        const std::string exited = children.Exited();
-        return Status::FailedPrecondition(
-            exited.empty()
-                ? "peaknas-server closed its output before reporting its address (see " + log + ")"
-                : exited);
-      }
-    }
-    if (std::string exited = children.Exited(); !exited.empty()) {
-      return Status::FailedPrecondition(exited);
-    }
-  }
-  const std::string prefix = "listening on ";
-  if (line.rfind(prefix, 0) != 0) {
-    return Status::FailedPrecondition("peaknas-server printed \"" + base::OneLine(line) +
-                                      "\" instead of \"listening on HOST:PORT\"");
-  }
-  return line.substr(prefix.size());
-}
 
 // ---------------------------------------------------------------------------------------------
 // Finding the programs
@@ -285,42 +182,6 @@ StatusOr<std::string> FindProgram(const std::string& flag_value, const std::stri
   return Status::NotFound(name + " not found beside peaknas, in its build tree or on PATH; pass " +
                           flag + " PATH");
 }
-
-// ---------------------------------------------------------------------------------------------
-// Signals: a thread waits for SIGINT/SIGTERM/SIGHUP (blocked everywhere else) and runs the
-// handler; SIGUSR2 sent to it ends it.
-
-class SignalThread {
- public:
-  explicit SignalThread(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
-    sigemptyset(&set_);
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR2}) sigaddset(&set_, s);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-    thread_ = std::thread([this] {
-      while (true) {
-        int sig = 0;
-        if (sigwait(&set_, &sig) != 0) continue;
-        if (sig == SIGUSR2) return;
-        on_signal_(sig);
-      }
-    });
-  }
-  SignalThread(const SignalThread&) = delete;
-  SignalThread& operator=(const SignalThread&) = delete;
-  ~SignalThread() {
-    pthread_kill(thread_.native_handle(), SIGUSR2);
-    thread_.join();
-    // A signal that arrived after the thread ended stays pending; it is handled (default action)
-    // when the mask is restored, which is what a late Ctrl-C should do.
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-
- private:
-  std::function<void(int)> on_signal_;
-  sigset_t set_;
-  sigset_t old_;
-  std::thread thread_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // The job
@@ -430,7 +291,7 @@ Status RunSearch(const RunOptions& o, const v1::JobSpec& spec, int workers, std:
   std::atomic<int> signals{0};
   std::mutex job_mu;
   std::string address, job_id;  // guarded by job_mu
-  SignalThread signal_thread([&](int sig) {
+  base::SignalThread signal_thread({SIGINT, SIGTERM, SIGHUP}, [&](int sig) {
     interrupted = true;
     if (signals.fetch_add(1) > 0) {
       children.KillNow();
@@ -478,14 +339,14 @@ Status RunSearch(const RunOptions& o, const v1::JobSpec& spec, int workers, std:
                              Spawn({worker_bin, "make-data", "--out", data.string()}, -1, log));
     children.Add({"make-data", log, pid});
     int status = 0;
-    while (!WaitFor(pid, std::chrono::milliseconds(200), &status)) {
+    while (!base::WaitExitFor(pid, std::chrono::milliseconds(200), &status)) {
       if (interrupted) break;
     }
     PEAKNAS_RETURN_IF_ERROR(check_interrupted());
     children.Forget(pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       return Status::FailedPrecondition("peaknas-worker make-data --out " + data.string() +
-                                        " failed (" + Children::Describe(status) + "; see " + log +
+                                        " failed (" + base::DescribeExit(status) + "; see " + log +
                                         ")");
     }
   }
@@ -504,7 +365,13 @@ Status RunSearch(const RunOptions& o, const v1::JobSpec& spec, int workers, std:
     return server.status();
   }
   children.Add({"peaknas-server", server_log, *server});
-  StatusOr<std::string> listen = ReadListenAddress(out_pipe[0], children, server_log);
+  StatusOr<std::string> listen =
+      base::ReadListenAddress(out_pipe[0], kServerStartTimeout, "peaknas-server",
+                              [&children] { return children.Exited(); });
+  if (!listen.ok() && listen.status().message().rfind("peaknas-server", 0) == 0) {
+    listen =
+        Status(listen.status().code(), listen.status().message() + " (see " + server_log + ")");
+  }
   close(out_pipe[0]);  // the server writes nothing more on stdout
   PEAKNAS_RETURN_IF_ERROR(check_interrupted());
   PEAKNAS_RETURN_IF_ERROR(listen.status());

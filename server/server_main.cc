@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "base/app.h"
+#include "base/subprocess.h"
 #include "server/coordinator.h"
 #include "server/service.h"
 
@@ -89,13 +90,23 @@ int Main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
-  // SIGINT/SIGTERM are handled by one thread with sigwait: block them everywhere first, so
-  // every thread started from here on (gRPC's included) inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGINT/SIGTERM are taken by one thread (base::SignalThread), started before any other so
+  // that every thread started from here on (gRPC's included) has them blocked. The first one
+  // stops the expiry loop and shuts the server down with the grace period.
+  std::mutex mu;
+  std::condition_variable stop_cv;
+  bool stopping = false;          // guarded by mu
+  GrpcServer* serving = nullptr;  // guarded by mu; set once the server runs
+  const auto grace = std::chrono::milliseconds(static_cast<std::int64_t>(grace_seconds * 1000));
+  base::SignalThread signals({SIGINT, SIGTERM}, [&](int signal) {
+    spdlog::info("{}: shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    // Under mu for the whole shutdown: main() clears `serving` only after it.
+    std::lock_guard lock(mu);
+    if (stopping) return;
+    stopping = true;
+    stop_cv.notify_all();
+    if (serving != nullptr) serving->Shutdown(grace);
+  });
 
   CoordinatorOptions options;
   options.lease_duration =
@@ -110,10 +121,6 @@ int Main(int argc, char** argv) {
   std::cout << "listening on " << (*server)->address() << std::endl;
   spdlog::info("serving on {} (db {}, artifacts {})", (*server)->address(), db, artifacts);
 
-  std::mutex mu;
-  std::condition_variable stop_cv;
-  bool stopping = false;
-
   std::thread expirer([&] {
     auto next = std::chrono::steady_clock::now();
     std::unique_lock lock(mu);
@@ -127,18 +134,11 @@ int Main(int argc, char** argv) {
     }
   });
 
-  std::thread signal_waiter([&] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    spdlog::info("{}: shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
-    {
-      std::lock_guard lock(mu);
-      if (stopping) return;  // woken by main() below
-      stopping = true;
-    }
-    stop_cv.notify_all();
-    (*server)->Shutdown(std::chrono::milliseconds(static_cast<std::int64_t>(grace_seconds * 1000)));
-  });
+  {
+    std::lock_guard lock(mu);
+    serving = server->get();
+    if (stopping) serving->Shutdown(grace);  // a signal came while it started
+  }
 
   (*server)->Wait();
   {
@@ -147,8 +147,10 @@ int Main(int argc, char** argv) {
   }
   stop_cv.notify_all();
   expirer.join();
-  pthread_kill(signal_waiter.native_handle(), SIGTERM);  // no-op if it already returned
-  signal_waiter.join();
+  {
+    std::lock_guard lock(mu);
+    serving = nullptr;
+  }
   spdlog::info("stopped");
   return 0;
 }

@@ -2,11 +2,11 @@
 // SQLite file, driven by generated client stubs as a worker and the CLI would.
 #include "server/service.h"
 
+#include <fcntl.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/sha256.h"
+#include "base/subprocess.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
 
@@ -316,38 +317,23 @@ TEST(ServerProcess, AnnouncesItsPortServesHealthAndStopsOnSigterm) {
   std::string pattern = (fs::temp_directory_path() / "peaknas-server-XXXXXX").string();
   const fs::path dir = mkdtemp(pattern.data());
   int out[2];
-  ASSERT_EQ(pipe(out), 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
   const std::string db = (dir / "db.sqlite").string();
   const std::string art = (dir / "art").string();
-  std::vector<std::string> args = {PEAKNAS_SERVER_BINARY,
-                                   "--listen",
-                                   "127.0.0.1:0",
-                                   "--db",
-                                   db,
-                                   "--artifacts",
-                                   art,
-                                   "--log-level",
-                                   "warn",
-                                   "--shutdown-grace-seconds",
-                                   "0.5"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, PEAKNAS_SERVER_BINARY, &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
+  base::SpawnOptions options;
+  options.stdout_fd = out[1];
+  const StatusOr<pid_t> spawned =
+      base::Spawn({PEAKNAS_SERVER_BINARY, "--listen", "127.0.0.1:0", "--db", db, "--artifacts", art,
+                   "--log-level", "warn", "--shutdown-grace-seconds", "0.5"},
+                  options);
   close(out[1]);
-  FILE* stream = fdopen(out[0], "r");
-  char line[256] = {};
-  ASSERT_NE(fgets(line, sizeof line, stream), nullptr);
-  std::string first(line);
-  ASSERT_EQ(first.rfind("listening on 127.0.0.1:", 0), 0u) << first;
-  const std::string address = first.substr(std::string("listening on ").size(),
-                                           first.size() - std::string("listening on ").size() - 1);
+  ASSERT_TRUE(spawned.ok()) << spawned.status().ToString();
+  const pid_t pid = *spawned;
+  const StatusOr<std::string> listening =
+      base::ReadListenAddress(out[0], std::chrono::seconds(60), "peaknas-server");
+  ASSERT_TRUE(listening.ok()) << listening.status().ToString();
+  const std::string address = *listening;
+  ASSERT_EQ(address.rfind("127.0.0.1:", 0), 0u) << address;
   EXPECT_NE(address, "127.0.0.1:0");
 
   auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
@@ -382,7 +368,7 @@ TEST(ServerProcess, AnnouncesItsPortServesHealthAndStopsOnSigterm) {
   ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
   EXPECT_TRUE(WIFEXITED(wstatus));
   EXPECT_EQ(WEXITSTATUS(wstatus), 0);
-  fclose(stream);
+  close(out[0]);
   std::error_code ec;
   fs::remove_all(dir, ec);
 }

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "base/sha256.h"
+#include "base/subprocess.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "proto/convert.h"
 #include "worker/measure.h"
@@ -59,35 +60,26 @@ class Logger {
   std::ostream& out_;
 };
 
-// SIGTERM / SIGINT, taken by a helper thread with sigwait (the signals are blocked in every
-// thread, so no handler runs in an arbitrary context).
+// SIGTERM / SIGINT, taken by a base::SignalThread (the signals are blocked in every thread, so
+// no handler runs in an arbitrary context).
 class Shutdown {
  public:
   explicit Shutdown(Logger& log) : log_(log) {}
 
   // Blocks the signals in the calling thread (and so in every thread it starts later) and
-  // starts the waiting thread. Call before any other thread exists.
+  // starts the thread that takes them. Call before any other thread exists.
   void Start() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    std::thread([this, set] {
-      for (;;) {
-        int signo = 0;
-        if (sigwait(&set, &signo) != 0) continue;
-        if (requested_.exchange(true)) {
-          log_("second signal " + std::to_string(signo) + ": exiting now");
-          std::_Exit(128 + signo);
-        }
-        log_("signal " + std::to_string(signo) +
-             ": finishing the current trial, then exiting (again to exit now)");
-        std::lock_guard lock(mu_);
-        if (poll_ != nullptr) poll_->TryCancel();
-        cv_.notify_all();
+    signals_.emplace(std::initializer_list<int>{SIGTERM, SIGINT}, [this](int signo) {
+      if (requested_.exchange(true)) {
+        log_("second signal " + std::to_string(signo) + ": exiting now");
+        std::_Exit(128 + signo);
       }
-    }).detach();
+      log_("signal " + std::to_string(signo) +
+           ": finishing the current trial, then exiting (again to exit now)");
+      std::lock_guard lock(mu_);
+      if (poll_ != nullptr) poll_->TryCancel();
+      cv_.notify_all();
+    });
   }
 
   bool requested() const { return requested_.load(); }
@@ -114,6 +106,7 @@ class Shutdown {
   std::mutex mu_;
   std::condition_variable cv_;
   grpc::ClientContext* poll_ = nullptr;
+  std::optional<base::SignalThread> signals_;  // last: stopped before the members it uses
 };
 
 class Backoff {
@@ -758,9 +751,8 @@ Status ValidateLeaseLoopOptions(const LeaseLoopOptions& options) {
 Status RunLeaseLoop(const LeaseLoopOptions& options, std::ostream& out) {
   PEAKNAS_RETURN_IF_ERROR(ValidateLeaseLoopOptions(options));
   PEAKNAS_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(options.device, "device"));
-  // Never freed: the signal thread outlives this call.
-  Logger& log = *new Logger(out);
-  Shutdown& shutdown = *new Shutdown(log);
+  Logger log(out);
+  Shutdown shutdown(log);
   shutdown.Start();  // before gRPC or LibTorch start threads
   if (options.threads > 0) at::set_num_threads(options.threads);
   Worker worker(options, device, log, shutdown);

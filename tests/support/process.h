@@ -7,9 +7,6 @@
 #ifndef PEAKNAS_TESTS_SUPPORT_PROCESS_H_
 #define PEAKNAS_TESTS_SUPPORT_PROCESS_H_
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/status.h"
+#include "base/subprocess.h"
+
 namespace peaknas::testing {
 
 // Spawns `args` (args[0] a path), stdout to `stdout_fd` (inherited when -1), stderr to the file
@@ -29,29 +29,16 @@ namespace peaknas::testing {
 // Returns the pid, or -1 when the program cannot be started.
 inline pid_t Spawn(std::vector<std::string> args, int stdout_fd, const std::string& stderr_path,
                    bool append_stderr = false) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (stdout_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
-  if (!stderr_path.empty()) {
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
-                                     O_WRONLY | O_CREAT | (append_stderr ? O_APPEND : O_TRUNC),
-                                     0644);
-  }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
+  base::SpawnOptions options;
+  options.stdout_fd = stdout_fd >= 0 ? stdout_fd : base::kInherit;
+  options.stderr_path = stderr_path;
+  options.append_stderr = append_stderr;
+  const StatusOr<pid_t> pid = base::Spawn(args, options);
+  return pid.ok() ? *pid : -1;
 }
 
 // The exit status of `pid`, or 128 + the signal that ended it; -1 if it is not our child.
-inline int Wait(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+inline int Wait(pid_t pid) { return base::WaitExit(pid); }
 
 inline std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -71,29 +58,11 @@ inline bool PollUntil(double seconds, const std::function<bool()>& done) {
   return done();
 }
 
-// Reads the first line a `peaknas-server --listen HOST:0` writes on `read_fd` ("listening on
-// HOST:PORT") and closes the fd. Returns HOST:PORT, or empty when the line is missing or
-// different; `first_line` gets what was read, for the failure message.
-inline std::string ReadListeningAddress(int read_fd, std::string* first_line) {
-  FILE* stream = fdopen(read_fd, "r");
-  char line[256] = {};
-  const bool got = stream != nullptr && fgets(line, sizeof line, stream) != nullptr;
-  if (stream != nullptr) fclose(stream);
-  *first_line = got ? line : "";
-  const std::string prefix = "listening on ";
-  if (first_line->rfind(prefix, 0) != 0) return "";
-  std::string address = first_line->substr(prefix.size());
-  while (!address.empty() && (address.back() == '\n' || address.back() == '\r')) {
-    address.pop_back();
-  }
-  return address;
-}
-
 // A peaknas-server started by SpawnServer.
 struct SpawnedServer {
   pid_t pid = -1;          // -1 when it could not be started
   std::string address;     // HOST:PORT it serves on; empty when no "listening on" line came
-  std::string first_line;  // what it printed first, for the failure message
+  std::string first_line;  // when there is no address: why, for the failure message
 };
 
 // Spawns `args` (a peaknas-server command line), stderr to `stderr_path` (appended to with
@@ -109,7 +78,14 @@ inline SpawnedServer SpawnServer(std::vector<std::string> args, const std::strin
     close(out[0]);
     return server;
   }
-  server.address = ReadListeningAddress(out[0], &server.first_line);
+  StatusOr<std::string> address =
+      base::ReadListenAddress(out[0], std::chrono::seconds(60), "peaknas-server");
+  close(out[0]);
+  if (address.ok()) {
+    server.address = *address;
+  } else {
+    server.first_line = address.status().message();
+  }
   return server;
 }
 
