@@ -40,6 +40,7 @@
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
 #include "server/service.h"
+#include "storage/sqlite_store.h"
 
 namespace peaknas::bench {
 namespace {
@@ -114,10 +115,11 @@ struct CoordinatorResult {
 CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, int parallelism,
                                  double warmup_s, double window_s,
                                  storage::Synchronous synchronous) {
-  server::CoordinatorOptions options;
-  options.synchronous = synchronous;
-  auto coordinator =
-      server::Coordinator::Open((dir / "bench.db").string(), (dir / "artifacts").string(), options);
+  auto store =
+      storage::SqliteStore::Open((dir / "bench.db").string(), {.synchronous = synchronous});
+  if (!store.ok()) Die("open: " + store.status().ToString());
+  auto coordinator = server::Coordinator::Open(
+      std::unique_ptr<storage::Store>(std::move(store).value()), (dir / "artifacts").string());
   if (!coordinator.ok()) Die("open: " + coordinator.status().ToString());
   auto server = server::GrpcServer::Start(**coordinator, "127.0.0.1:0");
   if (!server.ok()) Die("start: " + server.status().ToString());

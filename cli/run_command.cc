@@ -191,13 +191,12 @@ StatusOr<v1::JobSpec> BuildSpec(const RunOptions& o, std::int64_t budget, int wo
   spec.set_name("peaknas run");
   if (o.strategy == "evolution") spec.set_strategy(v1::STRATEGY_EVOLUTION);
   if (o.strategy == "random") spec.set_strategy(v1::STRATEGY_RANDOM);
-  // Pruning starts from the space's default U-Net scaled to 4x the budget (the strategy's
-  // default start).
   if (o.strategy == "pruning") spec.set_strategy(v1::STRATEGY_PRUNING);
-  if (o.strategy == "scaling") {
-    spec.set_strategy(v1::STRATEGY_SCALING);
-    // The base scaled across sizes: two levels (one if the space has only one), the widest widths
-    // allowed.
+  if (o.strategy == "scaling") spec.set_strategy(v1::STRATEGY_SCALING);
+  if (o.strategy == "scaling" || o.strategy == "pruning") {
+    // One base for both, so that their fronts compare: scaling sweeps it across sizes, pruning
+    // starts from it scaled to 4x the budget and shrinks it where its peak sits. Two levels (one
+    // if the space has only one), the widest widths allowed.
     const int levels = std::min(2, o.max_levels);
     const std::vector<int> widths =
         levels == 2 ? std::vector<int>{std::max(8, o.max_width / 2), o.max_width}
@@ -458,8 +457,9 @@ CLI::App* AddRunCommand(CLI::App& root, RunOptions& options) {
       ->capture_default_str();
   c->add_option("--strategy", options.strategy,
                 "Search strategy: evolution (NSGA-II), random, scaling (uniform shrinking of a "
-                "base U-Net) or pruning (a large U-Net trained once, then shrunk where its "
-                "peak sits, each step inheriting the trained weights; --trials caps the chain)")
+                "2-level base U-Net of the space's widest widths) or pruning (the same base "
+                "scaled to 4x the budget, trained once, then shrunk where its peak sits, each "
+                "step inheriting the trained weights; --trials caps the chain)")
       ->check(CLI::IsMember({"evolution", "random", "scaling", "pruning"}))
       ->type_name("evolution|random|scaling|pruning")
       ->capture_default_str();

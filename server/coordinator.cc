@@ -123,21 +123,6 @@ StatusOr<Lineage> LineageFromStored(const storage::TrialSpec& spec) {
   return l;
 }
 
-// The frontier of trained trials: indices into `done` of the non-dominated ones, leaving out
-// ancestors trained over an inference budget.
-std::vector<std::size_t> FrontierOf(const std::vector<Evaluated>& done) {
-  std::vector<std::size_t> eligible;
-  std::vector<Evaluated> points;
-  for (std::size_t i = 0; i < done.size(); ++i) {
-    if (done[i].lineage.over_budget) continue;
-    eligible.push_back(i);
-    points.push_back(done[i]);
-  }
-  std::vector<std::size_t> out;
-  for (std::size_t k : ParetoFront(points)) out.push_back(eligible[k]);
-  return out;
-}
-
 // The fixed latency reference of a job's hypervolume (JobSpec.hypervolume_reference_latency_s):
 // 10x the 100-MP latency of the space's default U-Net scaled to the budget; when nothing of it
 // fits, 10x that of the space's narrowest version of it.
@@ -165,13 +150,6 @@ double ReferenceLatency(const StrategyConfig& config) {
 std::int64_t BudgetedPeak(const StrategyConfig& config, const storage::TrialSpec& spec) {
   return config.budget.training ? spec.predicted_train_peak_bytes
                                 : spec.predicted_inference_peak_bytes;
-}
-
-// Lease "12.3" -> trial 12; nullopt when malformed.
-std::optional<std::int64_t> LeaseTrialId(std::string_view lease_id) {
-  const auto dot = lease_id.find('.');
-  if (dot == std::string_view::npos) return std::nullopt;
-  return ParseId(lease_id.substr(0, dot), "");
 }
 
 // The trial as far as its stored row tells (no metrics, no artifact flag).
@@ -238,29 +216,16 @@ struct Coordinator::WorkerCaps {
 
 Coordinator::Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
                          CoordinatorOptions options)
-    : artifacts_dir_(std::move(artifacts_dir)),
+    : artifacts_(std::move(artifacts_dir)),
       options_(std::move(options)),
       store_(std::move(store)) {}
 
 Coordinator::~Coordinator() { Shutdown(); }
 
-StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path,
-                                                         const std::string& artifacts_dir,
-                                                         CoordinatorOptions options) {
-  storage::SqliteStore::Options store_options;
-  store_options.synchronous = options.synchronous;
-  PEAKNAS_ASSIGN_OR_RETURN(auto store, storage::SqliteStore::Open(db_path, store_options));
-  return Open(std::unique_ptr<storage::Store>(std::move(store)), artifacts_dir, std::move(options));
-}
-
 StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(std::unique_ptr<storage::Store> store,
                                                          const std::string& artifacts_dir,
                                                          CoordinatorOptions options) {
-  std::error_code ec;
-  std::filesystem::create_directories(artifacts_dir, ec);
-  if (ec) {
-    return Status::Internal("artifacts \"" + artifacts_dir + "\": " + ec.message());
-  }
+  PEAKNAS_RETURN_IF_ERROR(ArtifactStore(artifacts_dir).Create());
   std::unique_ptr<Coordinator> coordinator(
       new Coordinator(std::move(store), artifacts_dir, std::move(options)));
   PEAKNAS_RETURN_IF_ERROR(
@@ -283,6 +248,7 @@ auto Coordinator::WithStore(bool write, Call&& call) -> decltype(call()) {
   auto turn = EnterLocked(lock, write);
   if (!turn.ok()) return turn.status();
   auto result = call();
+  retired_.clear();  // jobs finished by the call: no reference to them outlives it
   Status durable = LeaveLocked(lock, *turn);
   if (!durable.ok()) return durable;
   return result;
@@ -536,7 +502,7 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
                              .latency_100mp_s = metrics.latency_100mp_s});
     runtime->noisy_psnr = std::max(runtime->noisy_psnr, metrics.noisy_psnr);
   }
-  runtime->frontier = FrontierOf(runtime->done);
+  runtime->frontier = FrontOfResults(runtime->done);
   JobRuntime* raw = runtime.get();
   jobs_[job_id] = std::move(runtime);
   return raw;
@@ -635,7 +601,10 @@ Status Coordinator::MaybeFinishLocked(JobRuntime& job) {
   PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(id, storage::JobState::kSucceeded, "", Now()));
   spdlog::info("job {}: finished ({} trials admitted, {} trained)", JobId(id), job.admitted,
                job.done.size());
-  jobs_.erase(id);  // `job` dangles from here on
+  // Out of the running jobs, kept alive until the call ends: callers still hold `job`.
+  auto it = jobs_.find(id);
+  retired_.push_back(std::move(it->second));
+  jobs_.erase(it);
   v1::JobEvent event;
   PEAKNAS_ASSIGN_OR_RETURN(*event.mutable_job_finished()->mutable_job(), JobMessageLocked(id));
   return EmitLocked(id, std::move(event));
@@ -957,7 +926,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
 
 StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
   const std::string& lease_id = request.lease_id();
-  const auto trial_id = LeaseTrialId(lease_id);
+  const auto trial_id = storage::LeaseTrialId(lease_id);
   if (!trial_id) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
   return WithStore(true, [&]() -> StatusOr<v1::HeartbeatResponse> {
     const std::int64_t now = Now();
@@ -994,7 +963,7 @@ StatusOr<bool> Coordinator::ReportResult(const v1::ReportResultRequest& request)
     return Status::InvalidArgument("outcome: set metrics or failure");
   }
   const std::string& lease_id = request.lease_id();
-  const auto trial_id = LeaseTrialId(lease_id);
+  const auto trial_id = storage::LeaseTrialId(lease_id);
   if (!trial_id) return Status::FailedPrecondition("lease_id: unknown lease \"" + lease_id + "\"");
   return WithStore(true, [&]() -> StatusOr<bool> {
     auto trial = store_->GetTrial(*trial_id);
@@ -1061,10 +1030,8 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
                              ? trial.spec.predicted_latency_100mp_s
                              : Check(arch, job.config).latency_100mp_s;
 
-  // The frontier with this result, computed before the commit and stored in the same
-  // transaction as the result. A result that was dominated once stays dominated, so the front
-  // of all results is the front of the current front and the new one: the work per report is
-  // the size of the front, not of the job.
+  // The frontier with this result (AddToFront: the work is the size of the front), computed
+  // before the commit and stored in the same transaction as the result.
   PEAKNAS_ASSIGN_OR_RETURN(Lineage lineage, LineageFromStored(trial.spec));
   const Evaluated fresh{.arch = arch,
                         .trial_id = trial_id,
@@ -1076,35 +1043,19 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
   const auto point_at = [&](std::size_t i) -> const Evaluated& {
     return i == fresh_index ? fresh : job.done[i];
   };
-  const auto id_at = [&](std::size_t i) { return point_at(i).trial_id; };
   const double noisy_psnr = std::max(job.noisy_psnr, m.noisy_psnr());
-  std::vector<std::size_t> candidates = job.frontier;
-  if (!fresh.lineage.over_budget) candidates.push_back(fresh_index);  // ancestors never enter
-  std::vector<Evaluated> candidate_points;
-  candidate_points.reserve(candidates.size());
-  for (std::size_t i : candidates) candidate_points.push_back(point_at(i));
-  std::vector<std::size_t> front;
-  for (std::size_t k : ParetoFront(candidate_points)) front.push_back(candidates[k]);
-  std::sort(front.begin(), front.end(), [&](std::size_t a, std::size_t b) {
-    if (point_at(a).peak_bytes != point_at(b).peak_bytes) {
-      return point_at(a).peak_bytes < point_at(b).peak_bytes;
-    }
-    return id_at(a) < id_at(b);
-  });
-  std::vector<std::size_t> sorted_new = front, sorted_old = job.frontier;
-  std::sort(sorted_new.begin(), sorted_new.end());
-  std::sort(sorted_old.begin(), sorted_old.end());
+  std::vector<std::size_t> front = AddToFront(job.done, job.frontier, fresh);
 
   std::optional<storage::FrontierSnapshot> snapshot;
   v1::Frontier frontier;
-  if (sorted_new != sorted_old) {
+  if (!SameMembers(front, job.frontier)) {
     std::vector<Evaluated> front_points;
     frontier.set_job_id(JobId(job.id));
     for (std::size_t i : front) {
       const Evaluated& e = point_at(i);
       front_points.push_back(e);
       auto* point = frontier.add_points();
-      point->set_trial_id(TrialId(id_at(i)));
+      point->set_trial_id(TrialId(e.trial_id));
       *point->mutable_architecture() = proto::ToProto(e.arch);
       point->set_arch_hash(search::CanonicalHashHex(e.arch));
       point->set_psnr(e.psnr);
@@ -1170,7 +1121,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
 StatusOr<std::int64_t> Coordinator::CurrentLeaseLocked(std::string_view lease_id,
                                                        std::int64_t fencing_token) {
   const std::string id(lease_id);
-  const auto trial_id = LeaseTrialId(id);
+  const auto trial_id = storage::LeaseTrialId(id);
   if (!trial_id) return Status::FailedPrecondition("lease_id: unknown lease \"" + id + "\"");
   auto trial = store_->GetTrial(*trial_id);
   if (!trial.ok()) return Status::FailedPrecondition("lease_id: unknown lease \"" + id + "\"");
@@ -1197,13 +1148,7 @@ StatusOr<ArtifactUpload> Coordinator::BeginArtifactUpload(std::string_view lease
     upload.trial_row = trial_row;
     upload.job_id = JobId(trial.job_id);
     upload.trial_id = TrialId(trial.id);
-    const std::filesystem::path dir = std::filesystem::path(artifacts_dir_) / upload.job_id;
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return Status::Internal("artifacts \"" + dir.string() + "\": " + ec.message());
-    upload.final_path = (dir / (upload.trial_id + ".pt")).string();
-    upload.partial_path =
-        (dir / (upload.trial_id + ".pt." + std::to_string(fencing_token) + ".partial")).string();
+    PEAKNAS_RETURN_IF_ERROR(artifacts_.Place(upload));
     return upload;
   });
 }
@@ -1213,8 +1158,7 @@ StatusOr<v1::UploadArtifactResponse> Coordinator::CommitArtifactUpload(
     std::string_view claimed_sha256) {
   return WithStore(true, [&]() -> StatusOr<v1::UploadArtifactResponse> {
     auto refuse = [&](Status status) {
-      std::error_code ignored;
-      std::filesystem::remove(upload.partial_path, ignored);
+      ArtifactStore::Discard(upload);
       spdlog::warn("artifact of trial {} refused: {}", upload.trial_id, status.message());
       return status;
     };
@@ -1222,27 +1166,10 @@ StatusOr<v1::UploadArtifactResponse> Coordinator::CommitArtifactUpload(
       auto current = CurrentLeaseLocked(upload.lease_id, upload.fencing_token);
       if (!current.ok()) return refuse(current.status());
     }
-    const bool hex = claimed_sha256.size() == 64 &&
-                     claimed_sha256.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-    if (!hex) {
-      return refuse(Status::InvalidArgument("sha256: must be 64 lower-case hex digits, got \"" +
-                                            std::string(claimed_sha256) + "\""));
+    if (Status committed = artifacts_.Commit(upload, size_bytes, actual_sha256, claimed_sha256);
+        !committed.ok()) {
+      return refuse(committed);
     }
-    std::error_code ec;
-    const auto on_disk = std::filesystem::file_size(upload.partial_path, ec);
-    if (ec || static_cast<std::int64_t>(on_disk) != size_bytes) {
-      return refuse(Status(StatusCode::kDataLoss,
-                           "artifact: stored " + (ec ? ec.message() : std::to_string(on_disk)) +
-                               " bytes, received " + std::to_string(size_bytes)));
-    }
-    if (actual_sha256 != claimed_sha256) {
-      return refuse(Status(StatusCode::kDataLoss, "sha256: the upload hashes to " +
-                                                      std::string(actual_sha256) + ", not " +
-                                                      std::string(claimed_sha256)));
-    }
-    std::filesystem::rename(upload.partial_path, upload.final_path, ec);
-    if (ec)
-      return refuse(Status::Internal("artifact \"" + upload.final_path + "\": " + ec.message()));
     PEAKNAS_RETURN_IF_ERROR(
         store_
             ->RecordArtifact(upload.trial_row, upload.final_path, size_bytes, claimed_sha256, Now())

@@ -60,7 +60,8 @@
 
 #include "base/status.h"
 #include "peaknas/v1/peaknas.pb.h"
-#include "storage/sqlite_store.h"
+#include "server/artifact_store.h"
+#include "storage/store.h"
 
 namespace peaknas::server {
 
@@ -78,8 +79,6 @@ struct CoordinatorOptions {
   int max_barren_rounds = 50;
   // Whether assignments ask workers to upload the trained model (TrialAssignment.export_model).
   bool export_models = true;
-  // The SQLite file's durability (Open with a path): kFull survives power loss.
-  storage::Synchronous synchronous = storage::Synchronous::kFull;
 };
 
 // Counters for tests and benchmarks.
@@ -90,33 +89,11 @@ struct CoordinatorStats {
   int waiting_for_commit = 0;  // calls waiting, now, for a running commit to end
 };
 
-// An upload in progress: where its bytes go until CommitArtifactUpload.
-struct ArtifactUpload {
-  std::string lease_id;
-  std::int64_t fencing_token = 0;
-  std::int64_t trial_row = 0;  // the store's trial id
-  std::string job_id;          // "j-N"
-  std::string trial_id;        // "t-N"
-  std::string partial_path;    // <artifacts_dir>/<job>/<trial>.pt.<token>.partial
-  std::string final_path;      // <artifacts_dir>/<job>/<trial>.pt
-};
-
-// A stored artifact, for GetArtifact.
-struct ArtifactFile {
-  std::string path;      // absolute or relative to the working directory
-  std::string filename;  // suggested name, "t-N.pt"
-  std::int64_t size_bytes = 0;
-  std::string sha256;  // 64 lower-case hex digits
-};
-
 class Coordinator {
  public:
-  // Opens (creating) the database at `db_path` and resumes every unfinished job. Artifacts are
-  // kept under `artifacts_dir` (created if absent). INTERNAL/FAILED_PRECONDITION from the store.
-  static StatusOr<std::unique_ptr<Coordinator>> Open(const std::string& db_path,
-                                                     const std::string& artifacts_dir,
-                                                     CoordinatorOptions options = {});
-  // The same over any Store (tests wrap the SQLite one).
+  // Resumes every unfinished job of `store` (the program chooses the database: peaknas-server
+  // opens storage::SqliteStore; tests wrap it). Artifacts are kept under `artifacts_dir`
+  // (created if absent). INTERNAL/FAILED_PRECONDITION from the store.
   static StatusOr<std::unique_ptr<Coordinator>> Open(std::unique_ptr<storage::Store> store,
                                                      const std::string& artifacts_dir,
                                                      CoordinatorOptions options = {});
@@ -190,7 +167,7 @@ class Coordinator {
 
   CoordinatorStats stats();
 
-  const std::string& artifacts_dir() const { return artifacts_dir_; }
+  const std::string& artifacts_dir() const { return artifacts_.dir(); }
 
  private:
   struct JobRuntime;
@@ -239,7 +216,7 @@ class Coordinator {
   // The job's frontier snapshot as a message (version 0 and no points before the first).
   StatusOr<v1::Frontier> FrontierMessageLocked(std::int64_t job_id);
 
-  const std::string artifacts_dir_;
+  const ArtifactStore artifacts_;
   const CoordinatorOptions options_;
 
   std::mutex mu_;
@@ -247,7 +224,10 @@ class Coordinator {
   // Guarded by mu_, except that the thread committing a group (committing_ set) calls
   // CommitGroup with mu_ released; committing_ keeps every other call out meanwhile.
   std::unique_ptr<storage::Store> store_;
-  std::map<std::int64_t, std::unique_ptr<JobRuntime>> jobs_;     // unfinished jobs; guarded by mu_
+  std::map<std::int64_t, std::unique_ptr<JobRuntime>> jobs_;  // unfinished jobs; guarded by mu_
+  // Jobs finished during the current call, destroyed when it ends (MaybeFinishLocked's callers
+  // still hold them); guarded by mu_.
+  std::vector<std::unique_ptr<JobRuntime>> retired_;
   std::map<std::int64_t, std::unique_ptr<WorkerCaps>> workers_;  // cache; guarded by mu_
   bool shutdown_ = false;                                        // guarded by mu_
 

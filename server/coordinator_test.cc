@@ -20,6 +20,7 @@
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/inheritance.h"
+#include "storage/sqlite_store.h"
 #include "storage/testing/controlled_store.h"
 #include "storage/testing/powerloss_vfs.h"
 
@@ -89,7 +90,10 @@ class CoordinatorTest : public ::testing::Test {
 
   void Reopen() {
     coordinator_.reset();
-    auto opened = Coordinator::Open(db_path(), (dir_.path() / "artifacts").string(), Options());
+    auto store = storage::SqliteStore::Open(db_path(), {});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto opened = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                    (dir_.path() / "artifacts").string(), Options());
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     coordinator_ = std::move(opened).value();
   }
@@ -792,7 +796,6 @@ PowerCut ReportThenCutPower(storage::Synchronous synchronous) {
   EXPECT_TRUE(store.ok()) << store.status().ToString();
   if (!store.ok()) return cut;
   CoordinatorOptions options;
-  options.synchronous = synchronous;
   auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
                                        (dir.path() / "artifacts").string(), options);
   EXPECT_TRUE(coordinator.ok()) << coordinator.status().ToString();

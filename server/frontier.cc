@@ -38,6 +38,50 @@ std::vector<std::size_t> ParetoFront(const std::vector<Evaluated>& points) {
   return front;
 }
 
+namespace {
+
+// The non-dominated members of `indices` (into the results, `at` reading one), in increasing
+// peak, ties by trial id.
+template <typename At>
+std::vector<std::size_t> FrontOf(const std::vector<std::size_t>& indices, const At& at) {
+  std::vector<Evaluated> points;
+  points.reserve(indices.size());
+  for (std::size_t i : indices) points.push_back(at(i));
+  std::vector<std::size_t> front;
+  for (std::size_t k : ParetoFront(points)) front.push_back(indices[k]);
+  std::sort(front.begin(), front.end(), [&](std::size_t a, std::size_t b) {
+    if (at(a).peak_bytes != at(b).peak_bytes) return at(a).peak_bytes < at(b).peak_bytes;
+    return at(a).trial_id < at(b).trial_id;
+  });
+  return front;
+}
+
+}  // namespace
+
+std::vector<std::size_t> FrontOfResults(const std::vector<Evaluated>& done) {
+  std::vector<std::size_t> eligible;
+  for (std::size_t i = 0; i < done.size(); ++i) {
+    if (!done[i].lineage.over_budget) eligible.push_back(i);
+  }
+  return FrontOf(eligible, [&](std::size_t i) -> const Evaluated& { return done[i]; });
+}
+
+std::vector<std::size_t> AddToFront(const std::vector<Evaluated>& done,
+                                    const std::vector<std::size_t>& front, const Evaluated& fresh) {
+  const std::size_t fresh_index = done.size();
+  std::vector<std::size_t> candidates = front;
+  if (!fresh.lineage.over_budget) candidates.push_back(fresh_index);
+  return FrontOf(candidates, [&](std::size_t i) -> const Evaluated& {
+    return i == fresh_index ? fresh : done[i];
+  });
+}
+
+bool SameMembers(std::vector<std::size_t> a, std::vector<std::size_t> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
+}
+
 std::vector<int> NondominatedSort(const std::vector<Evaluated>& points) {
   const std::size_t n = points.size();
   std::vector<std::vector<std::size_t>> dominates(n);  // i dominates these

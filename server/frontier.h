@@ -24,6 +24,21 @@ bool Dominates(const Evaluated& a, const Evaluated& b);
 // Indices (ascending) of the non-dominated points.
 std::vector<std::size_t> ParetoFront(const std::vector<Evaluated>& points);
 
+// The frontier of a job's results: indices into `done` of its non-dominated results, leaving
+// out ancestors trained over an inference budget (Lineage::over_budget), in increasing peak
+// bytes (ties: lower trial id first).
+std::vector<std::size_t> FrontOfResults(const std::vector<Evaluated>& done);
+
+// The frontier once `fresh` joins the results (at index done.size()), from the current one,
+// `front` (as FrontOfResults returns it). A result dominated once stays dominated, so the front
+// of all results is the front of `front` and `fresh`: the work is the size of the front, not
+// of the job. Equal to FrontOfResults of the results with `fresh` appended, in the same order.
+std::vector<std::size_t> AddToFront(const std::vector<Evaluated>& done,
+                                    const std::vector<std::size_t>& front, const Evaluated& fresh);
+
+// Whether two fronts have the same members, in whatever order.
+bool SameMembers(std::vector<std::size_t> a, std::vector<std::size_t> b);
+
 // NSGA-II rank of every point: 0 for the non-dominated front, 1 for the front of what remains,
 // and so on. Same size and order as `points`.
 std::vector<int> NondominatedSort(const std::vector<Evaluated>& points);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <vector>
 
 namespace peaknas::server {
@@ -145,6 +146,36 @@ TEST(Hypervolume, GrowsWithANonDominatedPointAndIgnoresADominatedOne) {
   // Order does not matter.
   std::vector<Evaluated> reversed(points.rbegin(), points.rend());
   EXPECT_DOUBLE_EQ(Hypervolume(reversed, ref), base);
+}
+
+// The incremental front equals the front of every result, after each of a few hundred random
+// results (with ties, duplicates and ancestors over the budget), in the same order; it changes
+// exactly when its members do.
+TEST(AddToFront, FollowsTheFrontOfAllResults) {
+  std::mt19937_64 rng(5);
+  std::vector<Evaluated> done;
+  std::vector<std::size_t> front;
+  int unchanged = 0;
+  for (int i = 0; i < 300; ++i) {
+    Evaluated e;
+    e.trial_id = i + 1;
+    e.psnr = 25.0 + static_cast<double>(rng() % 40) / 10.0;
+    e.peak_bytes = static_cast<std::int64_t>(1 + rng() % 30) << 20;
+    e.latency_100mp_s = static_cast<double>(1 + rng() % 20);
+    e.lineage.over_budget = rng() % 10 == 0;
+    const std::vector<std::size_t> next = AddToFront(done, front, e);
+    done.push_back(e);
+    const std::vector<std::size_t> full = FrontOfResults(done);
+    ASSERT_EQ(next, full) << "after result " << i;
+    for (std::size_t k : next) EXPECT_FALSE(done[k].lineage.over_budget);
+    if (SameMembers(next, front)) ++unchanged;
+    front = next;
+  }
+  EXPECT_GT(unchanged, 0) << "dominated results leave the front as it is";
+  EXPECT_LT(unchanged, 300);
+  for (std::size_t k = 1; k < front.size(); ++k) {
+    EXPECT_LE(done[front[k - 1]].peak_bytes, done[front[k]].peak_bytes) << "in increasing peak";
+  }
 }
 
 }  // namespace

@@ -266,7 +266,8 @@ class PruningStrategy final : public Strategy {
   // Once the last node has its long fine-tune, the same for other nodes of the chain within
   // the budget, nearest the budget first (the short fine-tunes of the larger nodes are what
   // the smaller, long-tuned last node otherwise dominates): one more without max_total_steps,
-  // as many as the steps left allow with it.
+  // as many as the steps left allow with it, and then the steps still left for the
+  // fine-tuned model nearest the budget.
   std::vector<Proposal> ExtraFinals(const std::vector<const Evaluated*>& chain,
                                     const Evaluated& last, const std::vector<Evaluated>& done,
                                     int count, const std::unordered_set<std::uint64_t>& seen) {
@@ -298,6 +299,28 @@ class PruningStrategy final : public Strategy {
       spent += final_steps_;
       ++extras;
       out.push_back(std::move(p));
+    }
+    // With max_total_steps, what no further fine-tune fits into goes to the model nearest the
+    // budget: its fine-tuned trial trains on for the steps left (at least a proposal's worth).
+    if (out.empty() && open_ == 0 && cap > 0 && cap - spent >= finetune_steps_) {
+      const Evaluated* nearest = nullptr;
+      for (const Evaluated& e : done) {
+        if (e.lineage.role != "final" || e.lineage.over_budget ||
+            e.peak_bytes > config_.budget.bytes) {
+          continue;
+        }
+        if (nearest == nullptr || e.peak_bytes > nearest->peak_bytes ||
+            (e.peak_bytes == nearest->peak_bytes &&
+             e.lineage.total_steps > nearest->lineage.total_steps)) {
+          nearest = &e;
+        }
+      }
+      if (nearest != nullptr) {
+        const int left = static_cast<int>(std::min<std::int64_t>(cap - spent, 10'000'000));
+        Proposal p = Admit(nearest->arch, ChildLineage(*nearest, nearest->lineage.iteration + 1,
+                                                       "final", -1, left));
+        if (!seen.contains(p.hash) && count > 0) out.push_back(std::move(p));
+      }
     }
     waiting_ = out.empty() && open_ > 0;
     return out;

@@ -68,6 +68,21 @@ struct Chain {
                       .peak_bytes = budgeted(p)});
     }
   }
+  // Rounds proposed and trained one after the other until the strategy has nothing left.
+  void RunToEnd(Strategy& s) {
+    for (int guard = 0; guard < 50; ++guard) {
+      const std::vector<Proposal> round = Round(s);
+      if (round.empty()) return;
+      Train(round);
+    }
+    ADD_FAILURE() << "the chain did not end";
+  }
+  // Training steps of every trained trial.
+  std::int64_t Steps() const {
+    std::int64_t spent = 0;
+    for (const Evaluated& e : done) spent += e.lineage.steps;
+    return spent;
+  }
   // The peak the budget limits, as the coordinator stores it with the trial.
   std::function<std::int64_t(const Proposal&)> budgeted = [](const Proposal& p) {
     return p.predicted_inference_peak_bytes;
@@ -237,16 +252,40 @@ TEST(PruningStrategy, SpendsAtMostMaxTotalStepsAndStillEndsWithTheFinalFineTune)
   auto made = MakeStrategy(StrategyKind::kPruning, c);
   ASSERT_TRUE(made.ok());
   Chain chain;
-  for (int guard = 0; guard < 50; ++guard) {
-    auto round = chain.Round(**made);
-    if (round.empty()) break;
-    chain.Train(round);
-  }
-  std::int64_t spent = 0;
-  for (const Evaluated& e : chain.done) spent += e.lineage.steps;
+  chain.RunToEnd(**made);
+  const std::int64_t spent = chain.Steps();
   EXPECT_LE(spent, c.pruning.max_total_steps);
   EXPECT_GE(spent, c.pruning.max_total_steps - 100) << "the rounds use what there is";
   EXPECT_EQ(chain.proposed.back().lineage.role, "final");
+  EXPECT_FALSE((*made)->Waiting());
+}
+
+// With steps left once the schedule's rounds and fine-tunes are done, the fine-tuned model
+// nearest the budget trains on for exactly what is left: the chain spends all of
+// max_total_steps.
+TEST(PruningStrategy, SpendsWhatIsLeftOnTheModelNearestTheBudget) {
+  StrategyConfig c = Config(0);
+  const search::Architecture start = Arch(kStart);
+  c.budget.bytes = Peak(c, start) / 5;
+  c.pruning.start = start;
+  c.pruning.max_total_steps = 20'000;  // more than every round and fine-tune of the schedule
+  auto made = MakeStrategy(StrategyKind::kPruning, c);
+  ASSERT_TRUE(made.ok());
+  Chain chain;
+  chain.RunToEnd(**made);
+  const std::int64_t spent = chain.Steps();
+  EXPECT_EQ(spent, c.pruning.max_total_steps);
+  const Proposal& last = chain.proposed.back();
+  EXPECT_EQ(last.lineage.role, "final");
+  const Evaluated& parent = chain.done[static_cast<std::size_t>(last.lineage.parent_trial - 1)];
+  EXPECT_EQ(parent.lineage.role, "final") << "it trains on from a fine-tuned model";
+  EXPECT_EQ(parent.arch, last.arch);
+  EXPECT_LE(parent.peak_bytes, c.budget.bytes);
+  for (const Evaluated& e : chain.done) {
+    if (e.lineage.role == "final" && !e.lineage.over_budget && e.peak_bytes <= c.budget.bytes) {
+      EXPECT_LE(e.peak_bytes, parent.peak_bytes) << "the fine-tuned model nearest the budget";
+    }
+  }
   EXPECT_FALSE((*made)->Waiting());
 }
 

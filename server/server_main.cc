@@ -29,6 +29,7 @@
 #include "base/subprocess.h"
 #include "server/coordinator.h"
 #include "server/service.h"
+#include "storage/sqlite_store.h"
 
 namespace peaknas::server {
 namespace {
@@ -112,9 +113,13 @@ int Main(int argc, char** argv) {
   options.lease_duration =
       std::chrono::milliseconds(static_cast<std::int64_t>(lease_seconds * 1000));
   options.max_attempts = max_attempts;
-  options.synchronous =
-      synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal;
-  auto coordinator = Coordinator::Open(db, artifacts, options);
+  // The database: SQLite at --db, fsynced per --synchronous.
+  auto store = storage::SqliteStore::Open(
+      db, {.synchronous = synchronous == "full" ? storage::Synchronous::kFull
+                                                : storage::Synchronous::kNormal});
+  if (!store.ok()) return Fail(store.status());
+  auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                       artifacts, options);
   if (!coordinator.ok()) return Fail(coordinator.status());
   auto server = GrpcServer::Start(**coordinator, listen);
   if (!server.ok()) return Fail(server.status());

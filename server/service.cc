@@ -162,45 +162,26 @@ grpc::Status JobServiceImpl::GetArtifact(grpc::ServerContext* context,
                                          grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   auto file = coordinator_.GetArtifact(request->job_id(), request->trial_id());
   if (!file.ok()) return ToGrpcStatus(file.status());
-  std::ifstream in(file->path, std::ios::binary);
-  if (!in) {
-    return grpc::Status(grpc::StatusCode::DATA_LOSS,
-                        "artifact of " + request->trial_id() + ": cannot read " + file->path);
-  }
-  base::Sha256 hash;
-  std::string buffer(kChunkBytes, '\0');
-  std::int64_t offset = 0;
-  bool first = true;
-  for (;;) {
-    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client left");
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const auto got = static_cast<std::size_t>(in.gcount());
-    if (in.bad()) {
-      return grpc::Status(grpc::StatusCode::DATA_LOSS, "artifact: read error in " + file->path);
-    }
-    v1::ArtifactChunk chunk;
-    chunk.set_data(buffer.data(), got);
-    chunk.set_offset(offset);
-    if (first) {
-      chunk.set_total_size(file->size_bytes);
-      chunk.set_sha256(file->sha256);
-      chunk.set_filename(file->filename);
-      first = false;
-    }
-    hash.Update(buffer.data(), got);
-    offset += static_cast<std::int64_t>(got);
-    const bool last = in.eof() || offset >= file->size_bytes;
-    if (last) {
-      if (offset != file->size_bytes || hash.HexDigest() != file->sha256) {
-        return grpc::Status(grpc::StatusCode::DATA_LOSS, "artifact: " + file->path +
-                                                             " no longer matches its recorded size "
-                                                             "and sha256");
-      }
-      chunk.set_last(true);
-    }
-    if (!writer->Write(chunk)) return grpc::Status::OK;  // the client left
-    if (last) return grpc::Status::OK;
-  }
+  bool cancelled = false;
+  const Status sent = ArtifactStore::Stream(
+      *file, kChunkBytes, [&](std::string_view data, std::int64_t offset, bool last) {
+        if (context->IsCancelled()) {
+          cancelled = true;
+          return false;
+        }
+        v1::ArtifactChunk chunk;
+        chunk.set_data(data.data(), data.size());
+        chunk.set_offset(offset);
+        if (offset == 0) {
+          chunk.set_total_size(file->size_bytes);
+          chunk.set_sha256(file->sha256);
+          chunk.set_filename(file->filename);
+        }
+        chunk.set_last(last);
+        return writer->Write(chunk);  // false: the client left
+      });
+  if (cancelled) return grpc::Status(grpc::StatusCode::CANCELLED, "client left");
+  return ToGrpcStatus(sent);
 }
 
 // --- WorkerService ---
@@ -263,34 +244,19 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
   if (!upload.ok()) return ToGrpcStatus(upload.status());
   const std::string claimed =
       !message.sha256().empty() ? message.sha256() : message.chunk().sha256();
-  auto abandon = [&](grpc::StatusCode code, const std::string& why) {
-    std::error_code ignored;
-    std::filesystem::remove(upload->partial_path, ignored);
-    return grpc::Status(code, why);
+  ArtifactWriter out(*upload, kMaxArtifactBytes);
+  const auto abandon = [&](const Status& why) {
+    ArtifactStore::Discard(*upload);
+    return ToGrpcStatus(why);
   };
-  std::ofstream out(upload->partial_path, std::ios::binary | std::ios::trunc);
-  if (!out) return abandon(grpc::StatusCode::INTERNAL, "artifact: cannot create the file");
-  base::Sha256 hash;
-  std::int64_t size = 0;
   do {
-    const v1::ArtifactChunk& chunk = message.chunk();
-    if (chunk.offset() != size) {
-      return abandon(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          "chunk.offset: " + std::to_string(chunk.offset()) + ", expected " + std::to_string(size));
-    }
-    size += static_cast<std::int64_t>(chunk.data().size());
-    if (size > kMaxArtifactBytes) {
-      return abandon(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                     "artifact: larger than " + std::to_string(kMaxArtifactBytes) + " bytes");
-    }
-    out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-    hash.Update(chunk.data());
+    const Status appended = out.Append(message.chunk().data(), message.chunk().offset());
+    if (!appended.ok()) return abandon(appended);
   } while (reader->Read(&message));
-  out.close();
-  if (!out) return abandon(grpc::StatusCode::INTERNAL, "artifact: write error");
-  if (context->IsCancelled()) return abandon(grpc::StatusCode::CANCELLED, "upload cancelled");
-  auto stored = coordinator_.CommitArtifactUpload(*upload, size, hash.HexDigest(), claimed);
+  if (Status closed = out.Close(); !closed.ok()) return abandon(closed);
+  if (context->IsCancelled()) return abandon(Status(StatusCode::kCancelled, "upload cancelled"));
+  const std::int64_t size = out.size();
+  auto stored = coordinator_.CommitArtifactUpload(*upload, size, out.HexDigest(), claimed);
   if (!stored.ok()) return ToGrpcStatus(stored.status());
   *response = std::move(stored).value();
   return grpc::Status::OK;

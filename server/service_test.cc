@@ -22,6 +22,7 @@
 #include "base/subprocess.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
+#include "storage/sqlite_store.h"
 
 namespace peaknas::server {
 namespace {
@@ -50,7 +51,10 @@ class ServiceTest : public ::testing::Test {
   void SetUp() override {
     std::string pattern = (fs::temp_directory_path() / "peaknas-service-XXXXXX").string();
     dir_ = mkdtemp(pattern.data());
-    auto coordinator = Coordinator::Open((dir_ / "db.sqlite").string(), (dir_ / "art").string());
+    auto store = storage::SqliteStore::Open((dir_ / "db.sqlite").string(), {});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                         (dir_ / "art").string());
     ASSERT_TRUE(coordinator.ok()) << coordinator.status().ToString();
     coordinator_ = std::move(coordinator).value();
     auto server = GrpcServer::Start(*coordinator_, "127.0.0.1:0");

@@ -89,6 +89,12 @@ struct Trial {
   std::int64_t updated_ms = 0;
 };
 
+// A lease's id: "<trial id>.<fencing token>", unique across the trial's leases (the SQLite
+// store composes it in its lease statement the same way).
+std::string LeaseId(std::int64_t trial_id, std::int64_t fencing_token);
+// The trial of a lease id; nullopt when malformed.
+std::optional<std::int64_t> LeaseTrialId(std::string_view lease_id);
+
 struct Lease {
   Trial trial;  // as it is after the lease was granted
   std::string lease_id;

@@ -261,7 +261,11 @@ TEST_F(StoreTest, LeaseThenComplete) {
   EXPECT_EQ(l.trial.attempts, 1);
   EXPECT_EQ(l.trial.worker_id, w);
   EXPECT_EQ(l.deadline_ms, 1000);
-  EXPECT_FALSE(l.lease_id.empty());
+  EXPECT_EQ(l.lease_id, LeaseId(t1, 1)) << "the store composes the id as LeaseId does";
+  EXPECT_EQ(LeaseTrialId(l.lease_id), t1);
+  for (const char* bad : {"", "12", ".3", "x.3", "-2.3", "0.1"}) {
+    EXPECT_FALSE(LeaseTrialId(bad).has_value()) << bad;
+  }
 
   ASSERT_TRUE(store->RenewLease(l.lease_id, l.fencing_token, 500, 2000).ok());
   EXPECT_EQ(store->GetTrial(t1)->lease_deadline_ms, 2000);
