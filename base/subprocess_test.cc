@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+#include "base/temp_dir.h"
+
 namespace peaknas::base {
 namespace {
 
@@ -21,15 +23,7 @@ using namespace std::chrono_literals;
 // Each test gets a fresh directory under testing::TempDir(), removed afterwards.
 class SubprocessTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "peaknas_subprocess_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  void SetUp() override { ASSERT_TRUE(temp_.ok()); }
   static std::string Read(const std::filesystem::path& path) {
     std::ifstream in(path);
     std::stringstream s;
@@ -45,7 +39,8 @@ class SubprocessTest : public ::testing::Test {
       out.append(buffer, static_cast<std::size_t>(n));
     return out;
   }
-  std::filesystem::path dir_;
+  base::TempDir temp_{"peaknas-subprocess"};
+  const std::filesystem::path& dir_ = temp_.path();
 };
 
 TEST_F(SubprocessTest, RedirectsTheStreamsAndReportsTheExitStatus) {

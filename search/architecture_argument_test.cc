@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "base/status.h"
+#include "base/temp_dir.h"
 #include "search/architecture.h"
 
 namespace peaknas::search {
@@ -30,15 +31,7 @@ constexpr char kUnet2Canonical[] =
 // Each test gets a fresh directory under testing::TempDir(), removed afterwards.
 class LoadArchitectureArgumentTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "peaknas_arch_arg_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << "mkdtemp(" << pattern << ") failed";
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  void SetUp() override { ASSERT_TRUE(temp_.ok()); }
 
   // Writes `content` to `name` in the test's directory; returns its path.
   std::string WriteFile(const std::string& name, const std::string& content) const {
@@ -47,7 +40,8 @@ class LoadArchitectureArgumentTest : public ::testing::Test {
     return path;
   }
 
-  std::filesystem::path dir_;
+  base::TempDir temp_{"peaknas-arch-arg"};
+  const std::filesystem::path& dir_ = temp_.path();
 };
 
 TEST_F(LoadArchitectureArgumentTest, ReadsInlineJson) {

@@ -4,7 +4,6 @@
 #include "server/artifact_store.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "base/sha256.h"
+#include "base/temp_dir.h"
 
 namespace peaknas::server {
 namespace {
@@ -20,15 +20,7 @@ namespace fs = std::filesystem;
 
 class ArtifactStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "peaknas_artifacts_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
+  void SetUp() override { ASSERT_TRUE(dir_.ok()); }
 
   // An upload of trial t-7 of job j-2 under lease token 3, placed in a fresh store.
   ArtifactUpload Placed(const ArtifactStore& store) {
@@ -53,7 +45,8 @@ class ArtifactStoreTest : public ::testing::Test {
     return out.HexDigest();
   }
 
-  fs::path root_;
+  base::TempDir dir_{"peaknas-artifacts"};
+  const fs::path& root_ = dir_.path();
 };
 
 TEST_F(ArtifactStoreTest, ACommittedUploadBecomesTheFinalFileAndStreamsBack) {

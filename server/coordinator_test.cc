@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "base/temp_dir.h"
 #include "proto/convert.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
@@ -29,21 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "peaknas-coordinator-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using base::TempDir;
 
 // Inference budget of 32 MiB at 256x256 tiles over widths [8, 512]: many random candidates are
 // far over budget, the narrow ones fit.

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/temp_dir.h"
 #include "storage/schema_sql.h"
 #include "storage/sqlite_store.h"
 
@@ -47,12 +48,9 @@ LeaseFilter Only(std::int64_t job) { return {.job_ids = std::vector<std::int64_t
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "peaknas_store_test_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_TRUE(temp_.ok());
     path_ = (dir_ / "peaknas.db").string();
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::unique_ptr<SqliteStore> OpenOrDie() {
     auto s = SqliteStore::Open(path_);
@@ -95,7 +93,8 @@ class StoreTest : public ::testing::Test {
     return m;
   }
 
-  fs::path dir_;
+  base::TempDir temp_{"peaknas-store"};
+  const fs::path& dir_ = temp_.path();
   std::string path_;
 };
 

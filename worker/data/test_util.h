@@ -13,31 +13,14 @@
 #include <system_error>
 #include <vector>
 
+#include "base/temp_dir.h"
+
 namespace peaknas::data::testing {
 
-// mkdtemp under testing::TempDir(); removed with its contents on destruction.
-class ScopedTempDir {
+// A fresh directory per test, removed with its contents (base::TempDir).
+class ScopedTempDir : public base::TempDir {
  public:
-  ScopedTempDir() {
-    std::string pattern = ::testing::TempDir() + "peaknas_data_XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    const char* made = mkdtemp(buf.data());
-    EXPECT_NE(made, nullptr) << "mkdtemp(" << pattern << ") failed";
-    path_ = made != nullptr ? made : pattern;
-  }
-  ~ScopedTempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScopedTempDir(const ScopedTempDir&) = delete;
-  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
+  ScopedTempDir() : base::TempDir("peaknas-data") { EXPECT_TRUE(ok()) << "mkdtemp failed"; }
 };
 
 inline std::vector<char> ReadFileBytes(const std::filesystem::path& path) {
