@@ -1,6 +1,7 @@
 // A job's defaults, named once: what a JobSpec field left at 0 (or unset) means. The job-spec
 // validator and proto::ResolveJobSpec (proto/convert.h), the strategies' configs
-// (server/strategy.h) and `peaknas run` all read them from here.
+// (server/strategy.h) and the worker's trial and trainer options (worker/trial.h, trainer.h)
+// read them from here.
 #ifndef PEAKNAS_SEARCH_JOB_DEFAULTS_H_
 #define PEAKNAS_SEARCH_JOB_DEFAULTS_H_
 

@@ -39,6 +39,7 @@
 
 #include "search/cost_model.h"
 #include "search/inheritance.h"
+#include "search/job_defaults.h"
 #include "search/space.h"
 #include "server/strategy.h"
 
@@ -52,7 +53,9 @@ class PruningStrategy final : public Strategy {
  public:
   explicit PruningStrategy(StrategyConfig config) : config_(std::move(config)) {
     const PruningConfig& c = config_.pruning;
-    finetune_steps_ = c.finetune_steps > 0 ? c.finetune_steps : std::max(1, config_.steps / 4);
+    finetune_steps_ = c.finetune_steps > 0
+                          ? c.finetune_steps
+                          : std::max(1, config_.steps / search::defaults::kPruningFinetuneDivisor);
     final_steps_ = c.final_finetune_steps > 0 ? c.final_finetune_steps : config_.steps;
     start_ = MakeStart();
     start_peak_ = Peak(start_.arch);

@@ -47,21 +47,33 @@ double BudgetedPeak(const StrategyConfig& config, const search::Architecture& a)
   return static_cast<double>(search::BudgetedPeakBytes(config.budget, a));
 }
 
-// `shape` scaled (dWr) to the largest size whose budgeted peak is at most `target`, `target`
-// clamped to [the peak of the shape's smallest scaling, budget]. A shape whose smallest scaling
-// is over the budget comes back as that scaling (to be rejected with its figure).
-search::Architecture ScaledTo(const search::Architecture& shape, double target,
-                              const StrategyConfig& config) {
-  const search::ScalingOptions scaling{.alpha = config.scaling_alpha};
-  const search::Architecture smallest =
-      search::ScaleArchitecture(shape, kSmallestScale, scaling, config.space);
+// A shape to be scaled (dWr), with its smallest scaling and that scaling's budgeted peak: the
+// least a scaling of it can cost.
+struct Scalable {
+  search::Architecture shape;
+  search::Architecture smallest;
+  double floor = 0;
+};
+
+Scalable Prepare(search::Architecture shape, const StrategyConfig& config) {
+  Scalable s{.shape = std::move(shape)};
+  s.smallest = search::ScaleArchitecture(
+      s.shape, kSmallestScale, search::ScalingOptions{.alpha = config.scaling_alpha}, config.space);
+  s.floor = BudgetedPeak(config, s.smallest);
+  return s;
+}
+
+// The shape scaled to the largest size whose budgeted peak is at most `target`, `target`
+// clamped to [floor, budget]. A shape whose smallest scaling is over the budget comes back as
+// that scaling (to be rejected with its figure).
+search::Architecture ScaledTo(const Scalable& s, double target, const StrategyConfig& config) {
   const double budget = static_cast<double>(config.budget.bytes);
-  const double floor = BudgetedPeak(config, smallest);
-  if (floor >= budget) return smallest;
+  if (s.floor >= budget) return s.smallest;
   const auto peak = [&](const search::Architecture& a) { return BudgetedPeak(config, a); };
   StatusOr<search::Architecture> scaled =
-      search::ScaleToCost(shape, std::clamp(target, floor, budget), peak, scaling, config.space);
-  return scaled.ok() ? *scaled : smallest;
+      search::ScaleToCost(s.shape, std::clamp(target, s.floor, budget), peak,
+                          search::ScalingOptions{.alpha = config.scaling_alpha}, config.space);
+  return scaled.ok() ? *scaled : s.smallest;
 }
 
 // One draw of the space for the k-th proposal of a job (see StrategyConfig::stratified): the
@@ -69,14 +81,13 @@ search::Architecture ScaledTo(const search::Architecture& shape, double target,
 // larger of budget / 16 and the peak of the shape's smallest scaling (so every draw lands in
 // the range the shape can reach).
 search::Architecture Draw(const StrategyConfig& config, std::uint64_t k, std::mt19937_64& rng) {
-  const search::Architecture shape = search::Sample(config.space, rng);
+  search::Architecture shape = search::Sample(config.space, rng);
   if (!config.stratified) return shape;
-  const search::Architecture smallest = search::ScaleArchitecture(
-      shape, kSmallestScale, search::ScalingOptions{.alpha = config.scaling_alpha}, config.space);
+  const Scalable s = Prepare(std::move(shape), config);
   const double budget = static_cast<double>(config.budget.bytes);
-  const double lo = std::max(BudgetedPeak(config, smallest), kMinFraction * budget);
-  if (lo >= budget) return smallest;
-  return ScaledTo(shape, lo * std::pow(budget / lo, LowDiscrepancy(k)), config);
+  const double lo = std::max(s.floor, kMinFraction * budget);
+  if (lo >= budget) return s.smallest;
+  return ScaledTo(s, lo * std::pow(budget / lo, LowDiscrepancy(k)), config);
 }
 
 // Where the next child of a stratified evolution goes: the middle of the widest gap between
@@ -364,7 +375,9 @@ class EvolutionStrategy final : public Strategy {
       }
       child = search::Mutate(child, config_.space, rng);
       // The mutated shape, sized to the widest gap of the front.
-      if (config_.stratified) child = ScaledTo(child, GapTarget(config_, placed), config_);
+      if (config_.stratified) {
+        child = ScaledTo(Prepare(std::move(child), config_), GapTarget(config_, placed), config_);
+      }
       Proposal p = Check(child, config_);
       if (!p.admitted) p = Repair(std::move(p));
       // A child that only narrows its first parent starts from its trained weights.

@@ -601,20 +601,19 @@ class Worker {
       progress.loss = p.loss;
     };
 
-    std::optional<StatusOr<TrialResult>> result;
-    result.emplace(RunTrial(*spec, callbacks));
+    StatusOr<TrialResult> result = RunTrial(*spec, callbacks);
     // The model goes up before the result, while the heartbeats keep the lease alive. A model
     // that cannot be stored fails the trial (a frontier point must be downloadable), unless the
     // lease is gone, in which case nothing is reported.
-    if (result->ok() && !progress.stop.stop_requested() && a.export_model()) {
-      if (!(*result)->export_path) {
-        result.emplace(Status::Internal("export: the trial produced no model file"));
+    if (result.ok() && !progress.stop.stop_requested() && a.export_model()) {
+      if (!result->export_path) {
+        result = Status::Internal("export: the trial produced no model file");
       } else {
-        const Status uploaded = client_.Upload(a, *(*result)->export_path);
+        const Status uploaded = client_.Upload(a, *result->export_path);
         if (uploaded.code() == StatusCode::kFailedPrecondition) {
           progress.stop.request_stop();
         } else if (!uploaded.ok()) {
-          result.emplace(uploaded);
+          result = uploaded;
         }
       }
     }
@@ -628,14 +627,13 @@ class Worker {
       log_("trial " + a.trial_id() + " stopped; nothing reported");
       return;
     }
-    if (result->ok()) {
-      *report.mutable_metrics() = MetricsOf(**result);
-      log_("trial " + a.trial_id() + " done: psnr " + std::to_string((*result)->scores.psnr) +
-           " dB, measured inference peak " +
-           std::to_string((*result)->measured_inference_peak_bytes) + " B (predicted " +
-           std::to_string((*result)->predicted_inference_peak_bytes) + ")");
+    if (result.ok()) {
+      *report.mutable_metrics() = MetricsOf(*result);
+      log_("trial " + a.trial_id() + " done: psnr " + std::to_string(result->scores.psnr) +
+           " dB, measured inference peak " + std::to_string(result->measured_inference_peak_bytes) +
+           " B (predicted " + std::to_string(result->predicted_inference_peak_bytes) + ")");
     } else {
-      Fail(result->status(), report);
+      Fail(result.status(), report);
     }
     client_.Report(a, report);
   }

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "search/job_defaults.h"
 
 namespace CLI {
 class App;
@@ -25,11 +26,11 @@ namespace peaknas::worker {
 struct OnceOptions {
   // A path to an architecture JSON file, or the JSON itself (when it starts with '{').
   std::string arch;
-  std::string data;                // SIDD-layout dataset directory (make-data writes one)
-  int steps = 200;                 // training steps
-  int train_batch = 8;             // training batch
-  int patch = 64;                  // training patch side
-  int batch = 1;                   // inference batch for the peak and latency measurements
+  std::string data;                      // SIDD-layout dataset directory (make-data writes one)
+  int steps = search::defaults::kSteps;  // training steps
+  int train_batch = 8;                   // training batch
+  int patch = 64;                        // training patch side
+  int batch = 1;                         // inference batch for the peak and latency measurements
   int tile = 256;                  // inference tile side for the peak and latency measurements
   std::string device = "cpu";      // cpu, cuda, cuda:N
   std::string export_path;         // TorchScript file; empty: no export
@@ -37,11 +38,11 @@ struct OnceOptions {
   std::string importance = "l1";   // l1, group-l1: how the parent's channels are ranked
   std::uint64_t seed = 0;          // weights' init, patch sampling
   std::string precision = "fp32";  // fp32, bf16, fp16 (autocast)
-  double lr = 1e-3;                // initial learning rate (cosine decay)
-  int eval_batch = 8;              // validation blocks per forward pass
-  int threads = 1;                 // LibTorch intra-op threads; 0: LibTorch's default
-  int progress_every = 10;         // steps between progress lines on stderr
-  int latency_runs = 10;           // timed passes for the median latency
+  double lr = search::defaults::kLearningRate;  // initial learning rate (cosine decay)
+  int eval_batch = 8;                           // validation blocks per forward pass
+  int threads = 1;                              // LibTorch intra-op threads; 0: LibTorch's default
+  int progress_every = 10;                      // steps between progress lines on stderr
+  int latency_runs = 10;                        // timed passes for the median latency
 };
 
 // Adds the `once` subcommand to `root`, its flags bound to `options` (which must outlive the

@@ -17,6 +17,7 @@
 #include <stop_token>
 
 #include "base/status.h"
+#include "search/job_defaults.h"
 #include "worker/data/patch_sampler.h"
 #include "worker/precision.h"
 #include "worker/unet.h"
@@ -24,9 +25,10 @@
 namespace peaknas::worker {
 
 struct TrainOptions {
-  int steps = 200;                  // optimizer steps (>= 1)
-  double learning_rate = 1e-3;      // initial; decays by a half cosine to min_learning_rate
-  double min_learning_rate = 1e-5;  // at the last step
+  int steps = search::defaults::kSteps;  // optimizer steps (>= 1)
+  double learning_rate =
+      search::defaults::kLearningRate;  // initial; decays by a half cosine to min_learning_rate
+  double min_learning_rate = 1e-5;      // at the last step
   search::DType precision = search::DType::kFp32;  // autocast dtype for the forward and the loss
   int progress_every = 10;  // steps between progress callbacks (>= 1); the last always
 };

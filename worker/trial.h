@@ -50,6 +50,7 @@
 #include "base/status.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
+#include "search/job_defaults.h"
 #include "worker/data/metrics.h"
 #include "worker/inherit.h"
 #include "worker/precision.h"
@@ -66,10 +67,11 @@ struct TrialSpec {
   std::string data_dir;                               // a SIDD-layout directory (data/sidd.h)
   search::Shape train_shape{.batch = 8, .size = 64};  // training batch and patch side
   search::Shape tile{.batch = 1, .size = 256};        // inference batch and tile side
-  int steps = 200;                                    // training steps, [1, 10000000]
-  double learning_rate = 1e-3;                        // initial; cosine decay to 1e-5 (trainer.h)
-  search::DType precision = search::DType::kFp32;     // autocast for training, evaluation, measures
-  int eval_batch = 8;                                 // validation blocks per forward pass, >= 1
+  int steps = search::defaults::kSteps;               // training steps, [1, 10000000]
+  double learning_rate =
+      search::defaults::kLearningRate;             // initial; cosine decay to 1e-5 (trainer.h)
+  search::DType precision = search::DType::kFp32;  // autocast for training, evaluation, measures
+  int eval_batch = 8;                              // validation blocks per forward pass, >= 1
   torch::Device device = torch::Device(torch::kCPU);
   std::uint64_t seed = 0;   // weights' init, patch sampling, measures
   std::string export_path;  // TorchScript file; empty: no export
