@@ -27,11 +27,13 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -102,7 +104,75 @@ v1::TrialMetrics FakeMetrics() {
   return m;
 }
 
+// Threads of this process now.
+int ThreadCount() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Workers that register for a dataset no job uses and keep a long poll parked at the server
+// the whole time, re-issued whenever one ends: what a large idle cluster costs the server.
+class IdleWorkers {
+ public:
+  IdleWorkers(const std::string& address, int n) : calls_(n) {
+    auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    stub_ = v1::WorkerService::NewStub(channel);
+    for (int i = 0; i < n; ++i) {
+      grpc::ClientContext context;
+      context.set_wait_for_ready(true);
+      v1::RegisterWorkerRequest request;
+      request.set_name("idle-" + std::to_string(i));
+      request.add_datasets("no-such-dataset");
+      v1::RegisterWorkerResponse response;
+      const grpc::Status status = stub_->RegisterWorker(&context, request, &response);
+      if (!status.ok()) Die("RegisterWorker: " + status.error_message());
+      calls_[i].request.set_worker_id(response.worker_id());
+      calls_[i].request.set_wait_seconds(30);
+    }
+    for (int i = 0; i < n; ++i) Poll(i);
+  }
+  // Stops re-issuing; waits for the polls still open (the server's shutdown ends them).
+  void Drain() {
+    std::unique_lock lock(mu_);
+    stop_ = true;
+    done_.wait(lock, [&] { return open_ == 0; });
+  }
+
+ private:
+  struct Call {
+    v1::LeaseTrialRequest request;
+    v1::LeaseTrialResponse response;
+    std::unique_ptr<grpc::ClientContext> context;
+  };
+  void Poll(int i) {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    ++open_;
+    Call& call = calls_[i];
+    call.context = std::make_unique<grpc::ClientContext>();
+    call.response.Clear();
+    stub_->async()->LeaseTrial(call.context.get(), &call.request, &call.response,
+                               [this, i](const grpc::Status&) {
+                                 {
+                                   std::lock_guard lock(mu_);
+                                   --open_;
+                                 }
+                                 done_.notify_all();
+                                 Poll(i);
+                               });
+  }
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::vector<Call> calls_;
+  std::mutex mu_;
+  std::condition_variable done_;
+  int open_ = 0;
+  bool stop_ = false;
+};
+
 struct CoordinatorResult {
+  int threads = 0;         // of the process during the window
+  std::size_t parked = 0;  // calls parked at the server during the window
   long cycles = 0;
   long commits = 0;  // groups committed in the window
   long writes = 0;   // state-changing calls they held
@@ -113,8 +183,8 @@ struct CoordinatorResult {
 };
 
 CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, int parallelism,
-                                 double warmup_s, double window_s,
-                                 storage::Synchronous synchronous) {
+                                 double warmup_s, double window_s, storage::Synchronous synchronous,
+                                 int idle_workers) {
   auto store =
       storage::SqliteStore::Open((dir / "bench.db").string(), {.synchronous = synchronous});
   if (!store.ok()) Die("open: " + store.status().ToString());
@@ -135,6 +205,9 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
     const grpc::Status status = jobs->SubmitJob(&context, request, &response);
     if (!status.ok()) Die("SubmitJob: " + status.error_message());
   }
+
+  std::unique_ptr<IdleWorkers> idle;
+  if (idle_workers > 0) idle = std::make_unique<IdleWorkers>(address, idle_workers);
 
   std::atomic<long> cycles{0};
   std::atomic<long> errors{0};
@@ -200,7 +273,10 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
   const auto t0 = Clock::now();
   const double cpu0 = CpuSeconds();
   const server::CoordinatorStats stats0 = (*coordinator)->stats();
-  std::this_thread::sleep_for(std::chrono::duration<double>(window_s));
+  std::this_thread::sleep_for(std::chrono::duration<double>(window_s / 2));
+  const int window_threads = ThreadCount();
+  const std::size_t window_parked = (*server)->parked_calls();
+  std::this_thread::sleep_for(std::chrono::duration<double>(window_s / 2));
   const long cycles1 = cycles.load();
   const auto t1 = Clock::now();
   const double cpu1 = CpuSeconds();
@@ -208,9 +284,12 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
   stop = true;
   for (auto& t : threads) t.join();
   (*server)->Shutdown(std::chrono::milliseconds(100));
+  if (idle) idle->Drain();
   (*coordinator)->Shutdown();
 
   CoordinatorResult result;
+  result.threads = window_threads;
+  result.parked = window_parked;
   result.cycles = cycles1 - cycles0;
   result.commits = stats1.commits - stats0.commits;
   result.writes = stats1.writes - stats0.writes;
@@ -251,6 +330,7 @@ int Main(int argc, char** argv) {
   std::string peer = std::string(PEAKNAS_SOURCE_DIR) + "/bench/optuna_peer.py";
   bool skip_optuna = false;
   std::string synchronous = "full";
+  int idle_workers = 0;
   app.add_option("--workers", workers, "Concurrent fake workers (threads, one channel each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
@@ -271,6 +351,11 @@ int Main(int argc, char** argv) {
                  "loss; the server's default) or normal (survives a process crash)")
       ->capture_default_str()
       ->check(CLI::IsMember({"full", "normal"}));
+  app.add_option("--idle-workers", idle_workers,
+                 "Extra registered workers, for a dataset no job uses, each keeping a long poll "
+                 "parked at the server during the run (what a large idle cluster costs)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::warn);
@@ -280,7 +365,8 @@ int Main(int argc, char** argv) {
 
   const CoordinatorResult c = RunCoordinator(
       dir, workers, trials, parallelism, warmup_s, window_s,
-      synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal);
+      synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal,
+      idle_workers);
   const double rate = c.cycles / c.seconds;
   std::printf(
       "coordinator: %ld lease->report cycles in %.2f s = %.1f cycles/s "
@@ -290,6 +376,8 @@ int Main(int argc, char** argv) {
       1e6 * c.cpu_seconds / std::max<long>(c.cycles, 1), c.commits,
       static_cast<double>(c.writes) / std::max<long>(c.commits, 1), c.errors,
       c.starved ? " [job ran out of trials: raise --trials]" : "");
+  std::printf("process threads during the window: %d, with %zu calls parked (%d idle workers)\n",
+              c.threads, c.parked, idle_workers);
   std::fflush(stdout);
   if (!skip_optuna) {
     const nlohmann::json o = RunPeer(python, peer, dir, optuna_s);

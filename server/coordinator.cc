@@ -310,9 +310,7 @@ void Coordinator::CommitLocked(std::unique_lock<std::mutex>& lock) {
   if (committed.ok()) {
     ++stats_.commits;
     stats_.writes += static_cast<std::int64_t>(target - durable_);
-    for (const auto& [job, sequence] : unpublished_) published_[job] = sequence;
-    unpublished_.clear();
-    events_cv_.notify_all();
+    PublishLocked();
   } else {
     ++stats_.failed_commits;
     spdlog::error("commit of {} change(s) failed: {}; reloading the jobs from the database",
@@ -336,8 +334,7 @@ void Coordinator::CommitLocked(std::unique_lock<std::mutex>& lock) {
       }
     }
     if (resumed.ok()) {
-      for (const auto& [job, sequence] : unpublished_) published_[job] = sequence;
-      events_cv_.notify_all();
+      PublishLocked();
     } else {
       spdlog::error("reloading the jobs failed: {}", resumed.ToString());
       jobs_.clear();
@@ -350,6 +347,25 @@ void Coordinator::CommitLocked(std::unique_lock<std::mutex>& lock) {
   cohort_ = gate_waiters_;  // everyone who waited goes next, as one group
   gate_.notify_all();
   durable_cv_.notify_all();
+}
+
+void Coordinator::PublishLocked() {
+  for (const auto& [job, sequence] : unpublished_) {
+    published_[job] = sequence;
+    if (signals_.events_published) signals_.events_published(JobId(job), sequence);
+  }
+  unpublished_.clear();
+  events_cv_.notify_all();
+}
+
+void Coordinator::SignalQueuedLocked() {
+  queued_.notify_all();
+  if (signals_.trials_queued) signals_.trials_queued();
+}
+
+void Coordinator::SetSignals(Signals signals) {
+  std::lock_guard lock(mu_);
+  signals_ = std::move(signals);
 }
 
 CoordinatorStats Coordinator::stats() {
@@ -590,7 +606,7 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
           JobId(job.id), barren);
     }
   }
-  if (queued) queued_.notify_all();
+  if (queued) SignalQueuedLocked();
   return Status::Ok();
 }
 
@@ -836,6 +852,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
     if (!caps->dtypes.contains(job->spec.budget().dtype())) continue;
     filter.job_ids->push_back(id);
   }
+  if (filter.job_ids->empty()) return std::optional<v1::TrialAssignment>();  // nothing it can run
   filter.max_peak_bytes = caps->memory_bytes;
   PEAKNAS_ASSIGN_OR_RETURN(auto lease,
                            store_->LeaseNextPendingTrial(filter, worker_id, now, deadline));
@@ -891,37 +908,62 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   return std::optional<v1::TrialAssignment>(std::move(a));
 }
 
-StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
-    std::string_view worker_id, std::chrono::milliseconds wait) {
+StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseForLocked(std::string_view worker_id,
+                                                                         bool touch) {
   const auto id = ParseId(worker_id, "w-");
   if (!id) return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
+  auto leased = [&]() -> StatusOr<std::optional<v1::TrialAssignment>> {
+    if (touch) {
+      // To the second: a worker leasing many times a second writes its row once.
+      PEAKNAS_ASSIGN_OR_RETURN(WorkerCaps* const caps, WorkerLocked(*id));
+      const std::int64_t now = Now();
+      if (now - caps->last_seen_ms >= kLastSeenResolutionMs) {
+        PEAKNAS_RETURN_IF_ERROR(store_->TouchWorker(*id, now));
+        caps->last_seen_ms = now;
+      }
+    }
+    return TryLeaseLocked(*id);
+  }();
+  if (!leased.ok() && leased.status().code() == StatusCode::kNotFound) {
+    return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) +
+                            "\"; register again");
+  }
+  return leased;
+}
+
+StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
+    std::string_view worker_id, std::chrono::milliseconds wait) {
+  if (!ParseId(worker_id, "w-")) {
+    return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
+  }
   const auto deadline = std::chrono::steady_clock::now() + std::min(wait, options_.max_lease_wait);
   std::unique_lock lock(mu_);
   bool seen = false;  // the worker's last sighting is recorded once per call
   while (true) {
     PEAKNAS_ASSIGN_OR_RETURN(const Turn turn, EnterLocked(lock, true));
-    auto leased = [&]() -> StatusOr<std::optional<v1::TrialAssignment>> {
-      if (!seen) {
-        // To the second: a worker leasing many times a second writes its row once.
-        PEAKNAS_ASSIGN_OR_RETURN(WorkerCaps* const caps, WorkerLocked(*id));
-        const std::int64_t now = Now();
-        if (now - caps->last_seen_ms >= kLastSeenResolutionMs) {
-          PEAKNAS_RETURN_IF_ERROR(store_->TouchWorker(*id, now));
-          caps->last_seen_ms = now;
-        }
-        seen = true;
-      }
-      return TryLeaseLocked(*id);
-    }();
-    if (!leased.ok() && leased.status().code() == StatusCode::kNotFound) {
-      leased = Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) +
-                                "\"; register again");
-    }
+    auto leased = LeaseForLocked(worker_id, /*touch=*/!seen);
+    seen = true;
     PEAKNAS_RETURN_IF_ERROR(LeaveLocked(lock, turn));
     if (!leased.ok() || leased->has_value()) return leased;
     if (shutdown_ || std::chrono::steady_clock::now() >= deadline) return leased;
     queued_.wait_until(lock, deadline);
   }
+}
+
+std::vector<StatusOr<std::optional<v1::TrialAssignment>>> Coordinator::LeaseTrials(
+    const std::vector<std::string>& worker_ids) {
+  using Result = StatusOr<std::optional<v1::TrialAssignment>>;
+  std::vector<Result> out;
+  out.reserve(worker_ids.size());
+  if (worker_ids.empty()) return out;
+  std::unique_lock lock(mu_);
+  auto turn = EnterLocked(lock, true);
+  if (!turn.ok()) return std::vector<Result>(worker_ids.size(), turn.status());
+  for (const std::string& worker : worker_ids) out.push_back(LeaseForLocked(worker, true));
+  if (Status durable = LeaveLocked(lock, *turn); !durable.ok()) {
+    return std::vector<Result>(worker_ids.size(), durable);
+  }
+  return out;
 }
 
 StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
@@ -998,7 +1040,7 @@ StatusOr<bool> Coordinator::ReportResult(const v1::ReportResultRequest& request)
       }
       if (ended == storage::TrialState::kPending) {
         spdlog::warn("trial {} failed, will be retried: {}", TrialId(trial->id), reason);
-        queued_.notify_all();
+        SignalQueuedLocked();
         return true;
       }
       spdlog::warn("trial {} failed: {}", TrialId(trial->id), reason);
@@ -1242,7 +1284,7 @@ StatusOr<int> Coordinator::ExpireLeases() {
       PEAKNAS_RETURN_IF_ERROR(RefillLocked(*it->second));
       PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(*it->second));
     }
-    if (!released.requeued.empty()) queued_.notify_all();
+    if (!released.requeued.empty()) SignalQueuedLocked();
     return static_cast<int>(released.requeued.size() + released.failed.size());
   });
 }

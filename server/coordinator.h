@@ -131,6 +131,11 @@ class Coordinator {
   // `wait` (capped at options.max_lease_wait; 0 = at once). NOT_FOUND for an unknown worker.
   StatusOr<std::optional<v1::TrialAssignment>> LeaseTrial(std::string_view worker_id,
                                                           std::chrono::milliseconds wait = {});
+  // LeaseTrial without a wait for each worker in turn, all in one group commit: what parked
+  // long-polls (server/parked_calls.h) ask for when trials are queued. One result per worker;
+  // a failed commit fails them all.
+  std::vector<StatusOr<std::optional<v1::TrialAssignment>>> LeaseTrials(
+      const std::vector<std::string>& worker_ids);
   // KEEP_GOING with the new deadline, or CANCEL when the job was cancelled.
   // FAILED_PRECONDITION for an unknown/expired lease or a stale token.
   StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
@@ -164,6 +169,23 @@ class Coordinator {
   // Wakes every LeaseTrial and WatchEvents waiter (they return empty) and makes later waits
   // return at once.
   void Shutdown();
+
+  // What callers waiting without a thread of their own (server/parked_calls.h) are told,
+  // instead of blocking on the coordinator's condition variables. Each is called with the
+  // coordinator's lock held, by whichever call made the change: it must return quickly and
+  // must not call the Coordinator.
+  struct Signals {
+    // Trials were queued (submitted, refilled, retried or released by an expired lease); they
+    // are leasable once the call that queued them commits.
+    std::function<void()> trials_queued;
+    // The job's events through `sequence` are committed: WatchEvents returns them.
+    std::function<void(const std::string& job_id, std::int64_t sequence)> events_published;
+  };
+  // Replaces the signals; set them before any call that may fire them is running.
+  void SetSignals(Signals signals);
+
+  // The longest wait LeaseTrial honours (options.max_lease_wait).
+  std::chrono::milliseconds max_lease_wait() const { return options_.max_lease_wait; }
 
   CoordinatorStats stats();
 
@@ -204,6 +226,13 @@ class Coordinator {
   StatusOr<v1::Job> JobMessageLocked(std::int64_t job_id);
   StatusOr<v1::Trial> TrialMessageLocked(std::int64_t trial_id, bool job_cancelled);
   StatusOr<std::optional<v1::TrialAssignment>> TryLeaseLocked(std::int64_t worker_id);
+  // TryLeaseLocked for a wire worker id, recording the worker's last sighting when `touch`.
+  StatusOr<std::optional<v1::TrialAssignment>> LeaseForLocked(std::string_view worker_id,
+                                                              bool touch);
+  // Makes the open group's events visible to watchers (after its commit).
+  void PublishLocked();
+  // Wakes LeaseTrial waiters and fires signals_.trials_queued.
+  void SignalQueuedLocked();
   StatusOr<WorkerCaps*> WorkerLocked(std::int64_t worker_id);
   // FAILED_PRECONDITION unless `lease_id`/`fencing_token` is the trial's current, unexpired
   // lease; returns the trial.
@@ -254,6 +283,7 @@ class Coordinator {
   std::map<std::int64_t, std::int64_t> unpublished_;
   std::map<std::int64_t, std::int64_t> published_;
   std::condition_variable events_cv_;  // published_ advanced, or Shutdown
+  Signals signals_;                    // guarded by mu_
 };
 
 }  // namespace peaknas::server

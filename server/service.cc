@@ -9,7 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <thread>
+#include <mutex>
+#include <optional>
 
 #include "base/sha256.h"
 #ifdef PEAKNAS_HAVE_GRPC_REFLECTION
@@ -18,11 +19,6 @@
 
 namespace peaknas::server {
 namespace {
-
-// WatchJob: events per read of the log, and how long one read waits for new ones (the stream
-// notices a cancelled client or a shutdown at least this often).
-constexpr int kWatchBatch = 256;
-constexpr std::chrono::milliseconds kWatchWait{500};
 
 using google::protobuf::util::TimeUtil;
 
@@ -51,6 +47,13 @@ grpc::Status Page(const std::vector<T>& items, int page_size, int default_size, 
   if (offset + size < items.size()) *next_token = std::to_string(offset + size);
   return grpc::Status::OK;
 }
+
+// A stream that is finished before it starts (a request refused by its arguments).
+template <typename T>
+class FinishedWriteReactor final : public grpc::ServerWriteReactor<T> {
+ public:
+  void OnDone() override { delete this; }
+};
 
 }  // namespace
 
@@ -117,42 +120,71 @@ grpc::Status JobServiceImpl::ListTrials(grpc::ServerContext*, const v1::ListTria
       response->mutable_next_page_token());
 }
 
-// Simplified: polls the coordinator every 200 ms and turns what changed into events. Sequence
-// numbers count this stream's events (after_sequence skips that many); intermediate states
-// between two polls are not seen.
-// Replays the job's event log after request->after_sequence, then follows it: the coordinator
-// wakes this stream when a commit adds events, so nothing is polled and nothing is missed. The
-// stream ends after job_finished, or when the job has ended and its log has nothing more.
-grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
-                                      const v1::WatchJobRequest* request,
-                                      grpc::ServerWriter<v1::JobEvent>* writer) {
-  if (request->after_sequence() < 0) {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        "after_sequence: must be >= 0, got " + std::to_string(request->after_sequence()));
+// Replays the job's event log after request->after_sequence, then follows it: ParkedCalls
+// completes the stream's next read when a commit adds events, so nothing is polled, nothing is
+// missed and a waiting stream holds no thread. The stream ends after job_finished, or when the
+// job has ended and its log has nothing more. One write is in flight at a time.
+class WatchJobReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
+ public:
+  WatchJobReactor(ParkedCalls& parked, std::string job_id, std::int64_t after)
+      : parked_(parked), job_id_(std::move(job_id)), after_(after) {
+    ReadMore();
   }
-  std::int64_t after = request->after_sequence();
-  bool ended = false;  // the job was seen finished: one more read, then the stream ends
-  while (!context->IsCancelled() && !shutdown_) {
-    auto events = coordinator_.WatchEvents(request->job_id(), after, kWatchBatch,
-                                           ended ? std::chrono::milliseconds(0) : kWatchWait);
-    if (!events.ok()) return ToGrpcStatus(events.status());
-    for (const v1::JobEvent& event : *events) {
-      if (!writer->Write(event)) return grpc::Status::OK;  // the client left
-      after = event.sequence();
-      if (event.has_job_finished()) return grpc::Status::OK;
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::OK);  // the client left
+    const v1::JobEvent& sent = events_[next_++];
+    after_ = sent.sequence();
+    if (sent.has_job_finished()) return Finish(grpc::Status::OK);
+    if (next_ < events_.size()) return StartWrite(&events_[next_]);
+    ReadMore();
+  }
+
+  void OnCancel() override {
+    std::uint64_t ticket;
+    {
+      std::lock_guard lock(mu_);
+      cancelled_ = true;
+      ticket = ticket_;
     }
-    if (!events->empty()) continue;
-    if (ended) return grpc::Status::OK;  // finished, and its log has nothing more
-    // Nothing new for a while: has the job ended? Its job_finished event is committed with the
-    // state, so it may have arrived since the read above; the next read (at once) sends it.
-    auto job = coordinator_.GetJob(request->job_id());
-    if (!job.ok()) return ToGrpcStatus(job.status());
-    const auto state = job->state();
-    ended = state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-            state == v1::JOB_STATE_CANCELLED;
+    parked_.Cancel(ticket);
   }
-  return grpc::Status::OK;
+
+  void OnDone() override { delete this; }
+
+ private:
+  void ReadMore() {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client left"));
+    ticket_ = parked_.Events(job_id_, after_, [this](StatusOr<ParkedCalls::EventBatch> batch) {
+      if (!batch.ok()) return Finish(ToGrpcStatus(batch.status()));
+      if (batch->events.empty()) return Finish(grpc::Status::OK);  // ended
+      events_ = std::move(batch->events);
+      next_ = 0;
+      StartWrite(&events_[0]);
+    });
+  }
+
+  ParkedCalls& parked_;
+  const std::string job_id_;
+  std::int64_t after_;
+  std::vector<v1::JobEvent> events_;  // the batch being written
+  std::size_t next_ = 0;              // its event in flight
+  std::mutex mu_;
+  bool cancelled_ = false;    // guarded by mu_
+  std::uint64_t ticket_ = 0;  // guarded by mu_: the pending read
+};
+
+grpc::ServerWriteReactor<v1::JobEvent>* JobServiceImpl::WatchJob(
+    grpc::CallbackServerContext*, const v1::WatchJobRequest* request) {
+  if (request->after_sequence() < 0) {
+    auto* reactor = new FinishedWriteReactor<v1::JobEvent>;
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "after_sequence: must be >= 0, got " + std::to_string(request->after_sequence())));
+    return reactor;
+  }
+  return new WatchJobReactor(parked_, request->job_id(), request->after_sequence());
 }
 
 // Streams the file in 1 MiB chunks; the first carries size, hash and name. The bytes sent are
@@ -195,22 +227,60 @@ grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::LeaseTrial(grpc::ServerContext* context,
-                                           const v1::LeaseTrialRequest* request,
-                                           v1::LeaseTrialResponse* response) {
+// Parks the call in ParkedCalls until a trial is leased to the worker or the wait ends; the
+// reactor finishes from ParkedCalls' thread, so a waiting poll holds no thread.
+class LeaseTrialReactor final : public grpc::ServerUnaryReactor {
+ public:
+  LeaseTrialReactor(ParkedCalls& parked, const std::string& worker_id,
+                    ParkedCalls::Clock::time_point deadline, v1::LeaseTrialResponse* response)
+      : parked_(parked), response_(response) {
+    std::lock_guard lock(mu_);
+    ticket_ = parked_.Lease(worker_id, deadline,
+                            [this](StatusOr<std::optional<v1::TrialAssignment>> assignment) {
+                              if (!assignment.ok())
+                                return Finish(ToGrpcStatus(assignment.status()));
+                              if (*assignment)
+                                *response_->mutable_assignment() = std::move(**assignment);
+                              Finish(grpc::Status::OK);
+                            });
+  }
+
+  void OnCancel() override {
+    std::uint64_t ticket;
+    {
+      std::lock_guard lock(mu_);
+      ticket = ticket_;
+    }
+    parked_.Cancel(ticket);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  ParkedCalls& parked_;
+  v1::LeaseTrialResponse* const response_;
+  std::mutex mu_;
+  std::uint64_t ticket_ = 0;  // guarded by mu_
+};
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTrial(grpc::CallbackServerContext* context,
+                                                        const v1::LeaseTrialRequest* request,
+                                                        v1::LeaseTrialResponse* response) {
   if (!(request->wait_seconds() >= 0)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wait_seconds: must be >= 0");
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wait_seconds: must be >= 0"));
+    return reactor;
   }
   auto wait = std::chrono::milliseconds(
       static_cast<std::int64_t>(std::min(request->wait_seconds(), 3600.0) * 1000));
   // Never wait past the client's own deadline (minus a margin to answer in time).
   const auto client_left = std::chrono::duration_cast<std::chrono::milliseconds>(
       context->deadline() - std::chrono::system_clock::now());
-  wait = std::min(wait, client_left - std::chrono::milliseconds(100));
-  auto assignment = coordinator_.LeaseTrial(request->worker_id(), wait);
-  if (!assignment.ok()) return ToGrpcStatus(assignment.status());
-  if (*assignment) *response->mutable_assignment() = std::move(**assignment);
-  return grpc::Status::OK;
+  wait = std::max(std::chrono::milliseconds(0),
+                  std::min({wait, client_left - std::chrono::milliseconds(100),
+                            coordinator_.max_lease_wait()}));
+  return new LeaseTrialReactor(parked_, request->worker_id(), ParkedCalls::Clock::now() + wait,
+                               response);
 }
 
 grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
@@ -287,8 +357,8 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Coordinator& coordinator
 void GrpcServer::Shutdown(std::chrono::milliseconds grace) {
   if (stopped_) return;
   stopped_ = true;
-  jobs_.Shutdown();
-  coordinator_.Shutdown();  // long polls return now
+  parked_.Shutdown();       // parked long polls and watches finish now
+  coordinator_.Shutdown();  // and blocking ones too
   server_->Shutdown(std::chrono::system_clock::now() + grace);
 }
 

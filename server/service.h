@@ -2,9 +2,11 @@
 // handlers over server::Coordinator, plus the server's assembly (health checking, reflection).
 //
 // Each handler converts the request, calls the core and converts the Status with ToGrpcStatus
-// (one mapping, since search::StatusCode uses gRPC's canonical codes). The synchronous gRPC API
-// is used: a long-polling LeaseTrial blocks one server thread on the coordinator's condition
-// variable, never the coordinator's lock.
+// (one mapping, since search::StatusCode uses gRPC's canonical codes). The unary calls and the
+// artifact streams use the synchronous API: each is short, or busy moving bytes. The two calls
+// that mostly wait, a long-polling LeaseTrial and a WatchJob stream, use the callback API
+// (reactors, as gRPC's route_guide_callback_server): they park in ParkedCalls and hold no
+// thread while they wait; its threads do the coordinator calls, so no reaction blocks.
 //
 // Artifacts: UploadArtifact writes the stream to the coordinator's partial file while hashing
 // it, then lets the coordinator check and commit it (Coordinator::CommitArtifactUpload);
@@ -12,13 +14,12 @@
 // (Coordinator::WatchEvents): a replay from after_sequence, then every event as it commits.
 //
 // Thread-safety: the services are called concurrently by gRPC; they hold no state of their
-// own besides the Coordinator (thread-safe) and a shutdown flag.
+// own besides the Coordinator and ParkedCalls (both thread-safe).
 #ifndef PEAKNAS_SERVER_SERVICE_H_
 #define PEAKNAS_SERVER_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -26,15 +27,18 @@
 #include "base/status.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
+#include "server/parked_calls.h"
 
 namespace peaknas::server {
 
 // The one Status -> grpc::Status conversion.
 grpc::Status ToGrpcStatus(const Status& status);
 
-class JobServiceImpl final : public v1::JobService::Service {
+class JobServiceImpl final
+    : public v1::JobService::WithCallbackMethod_WatchJob<v1::JobService::Service> {
  public:
-  explicit JobServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+  JobServiceImpl(Coordinator& coordinator, ParkedCalls& parked)
+      : coordinator_(coordinator), parked_(parked) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest*,
                          v1::SubmitJobResponse*) override;
@@ -43,8 +47,8 @@ class JobServiceImpl final : public v1::JobService::Service {
                         v1::ListJobsResponse*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const v1::CancelJobRequest*,
                          v1::CancelJobResponse*) override;
-  grpc::Status WatchJob(grpc::ServerContext*, const v1::WatchJobRequest*,
-                        grpc::ServerWriter<v1::JobEvent>*) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext*,
+                                                   const v1::WatchJobRequest*) override;
   grpc::Status GetFrontier(grpc::ServerContext*, const v1::GetFrontierRequest*,
                            v1::GetFrontierResponse*) override;
   grpc::Status ListTrials(grpc::ServerContext*, const v1::ListTrialsRequest*,
@@ -52,22 +56,21 @@ class JobServiceImpl final : public v1::JobService::Service {
   grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest*,
                            grpc::ServerWriter<v1::ArtifactChunk>*) override;
 
-  // Makes running WatchJob streams end (with the events they have sent) within half a second.
-  void Shutdown() { shutdown_ = true; }
-
  private:
   Coordinator& coordinator_;
-  std::atomic<bool> shutdown_{false};
+  ParkedCalls& parked_;
 };
 
-class WorkerServiceImpl final : public v1::WorkerService::Service {
+class WorkerServiceImpl final
+    : public v1::WorkerService::WithCallbackMethod_LeaseTrial<v1::WorkerService::Service> {
  public:
-  explicit WorkerServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+  WorkerServiceImpl(Coordinator& coordinator, ParkedCalls& parked)
+      : coordinator_(coordinator), parked_(parked) {}
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*,
                               v1::RegisterWorkerResponse*) override;
-  grpc::Status LeaseTrial(grpc::ServerContext*, const v1::LeaseTrialRequest*,
-                          v1::LeaseTrialResponse*) override;
+  grpc::ServerUnaryReactor* LeaseTrial(grpc::CallbackServerContext*, const v1::LeaseTrialRequest*,
+                                       v1::LeaseTrialResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
                          v1::HeartbeatResponse*) override;
   grpc::Status ReportResult(grpc::ServerContext*, const v1::ReportResultRequest*,
@@ -77,6 +80,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
  private:
   Coordinator& coordinator_;
+  ParkedCalls& parked_;
 };
 
 // A running gRPC server with both services, health checking and (when built with it)
@@ -96,10 +100,17 @@ class GrpcServer {
   // Stops accepting calls; calls still running after `grace` are cancelled.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
   void Wait() { server_->Wait(); }
+  // Long polls and watch streams waiting now.
+  std::size_t parked_calls() { return parked_.size(); }
 
  private:
-  GrpcServer(Coordinator& coordinator)
-      : jobs_(coordinator), workers_(coordinator), coordinator_(coordinator) {}
+  explicit GrpcServer(Coordinator& coordinator)
+      : parked_(coordinator),
+        jobs_(coordinator, parked_),
+        workers_(coordinator, parked_),
+        coordinator_(coordinator) {}
+  // Declared first, destroyed last: the server's reactors hold on to it until they finish.
+  ParkedCalls parked_;
   JobServiceImpl jobs_;
   WorkerServiceImpl workers_;
   Coordinator& coordinator_;

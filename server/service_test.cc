@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -274,6 +277,138 @@ TEST_F(ServiceTest, LongPollReturnsEmptyWhenThereIsNoWork) {
   ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
   EXPECT_FALSE(leased.has_assignment());
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));
+}
+
+// Threads of this process now (server and client share it).
+int ThreadCount() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Counts callback-API client calls as they complete.
+struct Completions {
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  std::vector<grpc::Status> failures;
+  void Add(const grpc::Status& status) {
+    std::lock_guard lock(mu);
+    ++done;
+    if (!status.ok()) failures.push_back(status);
+    cv.notify_all();
+  }
+  bool WaitFor(int n, std::chrono::seconds limit) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, limit, [&] { return done >= n; });
+  }
+};
+
+// A parked long poll holds no thread: with a few thousand waiting the process runs tens of
+// threads, a unary call is still answered, and when work arrives every poll gets a trial.
+TEST_F(ServiceTest, ThousandsOfParkedLongPollsHoldNoThreadsAndAreAllAnswered) {
+  constexpr int kWorkers = 2000;
+  std::vector<v1::RegisterWorkerRequest> registrations(kWorkers);
+  std::vector<v1::RegisterWorkerResponse> registered(kWorkers);
+  std::vector<grpc::ClientContext> register_contexts(kWorkers);
+  Completions registering;
+  for (int i = 0; i < kWorkers; ++i) {
+    registrations[i].set_name("idle-" + std::to_string(i));
+    workers_->async()->RegisterWorker(&register_contexts[i], &registrations[i], &registered[i],
+                                      [&](grpc::Status s) { registering.Add(s); });
+  }
+  ASSERT_TRUE(registering.WaitFor(kWorkers, std::chrono::seconds(120)));
+  ASSERT_TRUE(registering.failures.empty()) << registering.failures[0].error_message();
+
+  const int threads_before = ThreadCount();
+  std::vector<v1::LeaseTrialRequest> polls(kWorkers);
+  std::vector<v1::LeaseTrialResponse> answers(kWorkers);
+  std::vector<grpc::ClientContext> poll_contexts(kWorkers);
+  Completions polling;
+  for (int i = 0; i < kWorkers; ++i) {
+    polls[i].set_worker_id(registered[i].worker_id());
+    polls[i].set_wait_seconds(120);
+    poll_contexts[i].set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(180));
+    workers_->async()->LeaseTrial(&poll_contexts[i], &polls[i], &answers[i],
+                                  [&](grpc::Status s) { polling.Add(s); });
+  }
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (server_->parked_calls() < kWorkers && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(server_->parked_calls(), static_cast<std::size_t>(kWorkers));
+  const int threads_parked = ThreadCount();
+  EXPECT_LT(threads_parked, 100) << "before the polls: " << threads_before;
+  EXPECT_EQ(polling.done, 0);
+
+  v1::ListJobsResponse listed;
+  ASSERT_TRUE(jobs_->ListJobs(Context().get(), {}, &listed).ok());
+
+  // Two jobs (parallelism is at most 1024), each queueing half the trials at once.
+  for (int job = 0; job < 2; ++job) {
+    v1::SubmitJobRequest submit;
+    *submit.mutable_spec() = Spec(kWorkers / 2, kWorkers / 2);
+    v1::SubmitJobResponse submitted;
+    const grpc::Status status = jobs_->SubmitJob(Context(60).get(), submit, &submitted);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  ASSERT_TRUE(polling.WaitFor(kWorkers, std::chrono::seconds(120)));
+  ASSERT_TRUE(polling.failures.empty()) << polling.failures[0].error_message();
+  std::set<std::string> trials;
+  for (const auto& answer : answers) {
+    ASSERT_TRUE(answer.has_assignment());
+    trials.insert(answer.assignment().trial_id());
+  }
+  EXPECT_EQ(trials.size(), static_cast<std::size_t>(kWorkers));
+  EXPECT_EQ(server_->parked_calls(), 0u);
+  std::printf("threads: %d before %d parked long polls, %d with them\n", threads_before, kWorkers,
+              threads_parked);
+}
+
+// A client that leaves ends its parked poll and its parked watch at once.
+TEST_F(ServiceTest, ParkedCallsEndWhenTheClientLeaves) {
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("leaving");
+  v1::RegisterWorkerResponse worker;
+  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1, 1);
+  v1::SubmitJobResponse submitted;
+  ASSERT_TRUE(jobs_->SubmitJob(Context().get(), submit, &submitted).ok());
+  // The job's one trial is leased, so a second poll waits.
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(worker.worker_id());
+  v1::LeaseTrialResponse leased;
+  ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
+  ASSERT_TRUE(leased.has_assignment());
+
+  lease.set_wait_seconds(60);
+  grpc::ClientContext poll_context;
+  Completions polling;
+  workers_->async()->LeaseTrial(&poll_context, &lease, &leased,
+                                [&](grpc::Status s) { polling.Add(s); });
+  v1::WatchJobRequest watch;
+  watch.set_job_id(submitted.job().id());
+  watch.set_after_sequence(1000);  // past the end: the watch parks
+  grpc::ClientContext watch_context;
+  auto reader = jobs_->WatchJob(&watch_context, watch);
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server_->parked_calls() < 2 && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(server_->parked_calls(), 2u);
+  poll_context.TryCancel();
+  watch_context.TryCancel();
+  ASSERT_TRUE(polling.WaitFor(1, std::chrono::seconds(30)));
+  ASSERT_EQ(polling.failures.size(), 1u);
+  EXPECT_EQ(polling.failures[0].error_code(), grpc::StatusCode::CANCELLED);
+  v1::JobEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  while (server_->parked_calls() > 0 && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(server_->parked_calls(), 0u);
 }
 
 TEST_F(ServiceTest, BadInputGetsTheRightCodes) {
