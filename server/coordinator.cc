@@ -218,7 +218,8 @@ Coordinator::Coordinator(std::unique_ptr<storage::Store> store, std::string arti
                          CoordinatorOptions options)
     : artifacts_(std::move(artifacts_dir)),
       options_(std::move(options)),
-      store_(std::move(store)) {}
+      store_(std::move(store)),
+      commits_(*store_, [this](const Status& committed) { CommittedLocked(committed); }) {}
 
 Coordinator::~Coordinator() { Shutdown(); }
 
@@ -245,108 +246,43 @@ std::int64_t Coordinator::Now() const {
 template <typename Call>
 auto Coordinator::WithStore(bool write, Call&& call) -> decltype(call()) {
   std::unique_lock lock(mu_);
-  auto turn = EnterLocked(lock, write);
+  auto turn = commits_.Enter(lock, write);
   if (!turn.ok()) return turn.status();
   auto result = call();
   retired_.clear();  // jobs finished by the call: no reference to them outlives it
-  Status durable = LeaveLocked(lock, *turn);
+  Status durable = commits_.Leave(lock, *turn);
   if (!durable.ok()) return durable;
   return result;
 }
 
-StatusOr<Coordinator::Turn> Coordinator::EnterLocked(std::unique_lock<std::mutex>& lock,
-                                                     bool write) {
-  Turn turn;
-  if (committing_) {
-    ++gate_waiters_;
-    gate_.wait(lock, [&] { return !committing_; });
-    --gate_waiters_;
-    turn.cohort = true;
-  }
-  if (write && !group_open_) {
-    Status begun = store_->BeginGroup();
-    if (!begun.ok()) {
-      if (turn.cohort) --cohort_;
-      return begun;
-    }
-    group_open_ = true;
-  }
-  ++in_flight_;
-  turn.changes = store_->ChangeCount();
-  return turn;
-}
-
-Status Coordinator::LeaveLocked(std::unique_lock<std::mutex>& lock, Turn turn) {
-  --in_flight_;
-  if (store_->ChangeCount() != turn.changes) ++applied_;
-  if (turn.cohort) --cohort_;
-  const std::uint64_t mine = applied_;
-  if (mine == durable_) {
-    // Nothing written since the last commit: close an empty group once nobody is using it.
-    if (group_open_ && in_flight_ == 0 && !committing_) {
-      store_->RollbackGroup();
-      group_open_ = false;
-    }
-    return Status::Ok();
-  }
-  if (cohort_ == 0 && !committing_) CommitLocked(lock);
-  durable_cv_.wait(lock, [&] { return durable_ >= mine; });
-  for (const FailedCommit& f : failed_) {
-    if (mine > f.after && mine <= f.through) return f.status;
-  }
-  return Status::Ok();
-}
-
-void Coordinator::CommitLocked(std::unique_lock<std::mutex>& lock) {
-  committing_ = true;
-  const std::uint64_t target = applied_;
-  Status committed = Status::Ok();
-  if (group_open_) {
-    lock.unlock();
-    committed = store_->CommitGroup();
-    lock.lock();
-    group_open_ = false;
-  }
+void Coordinator::CommittedLocked(const Status& committed) {
   if (committed.ok()) {
-    ++stats_.commits;
-    stats_.writes += static_cast<std::int64_t>(target - durable_);
+    PublishLocked();
+    return;
+  }
+  spdlog::error("a commit failed: {}; reloading the jobs from the database", committed.ToString());
+  // The in-memory state ran ahead of the database: rebuild it as a restart would.
+  jobs_.clear();
+  workers_.clear();
+  last_sequence_.clear();
+  unpublished_.clear();
+  Status resumed = store_->BeginGroup();
+  if (resumed.ok()) {
+    resumed = ResumeLocked();
+    if (resumed.ok()) {
+      resumed = store_->CommitGroup();
+    } else {
+      store_->RollbackGroup();
+    }
+  }
+  if (resumed.ok()) {
     PublishLocked();
   } else {
-    ++stats_.failed_commits;
-    spdlog::error("commit of {} change(s) failed: {}; reloading the jobs from the database",
-                  target - durable_, committed.ToString());
-    failed_.push_back({.after = durable_,
-                       .through = target,
-                       .status = Status::Internal("not committed: " + committed.ToString())});
-    if (failed_.size() > 16) failed_.erase(failed_.begin());
-    // The in-memory state ran ahead of the database: rebuild it as a restart would.
+    spdlog::error("reloading the jobs failed: {}", resumed.ToString());
     jobs_.clear();
-    workers_.clear();
     last_sequence_.clear();
-    unpublished_.clear();
-    Status resumed = store_->BeginGroup();
-    if (resumed.ok()) {
-      resumed = ResumeLocked();
-      if (resumed.ok()) {
-        resumed = store_->CommitGroup();
-      } else {
-        store_->RollbackGroup();
-      }
-    }
-    if (resumed.ok()) {
-      PublishLocked();
-    } else {
-      spdlog::error("reloading the jobs failed: {}", resumed.ToString());
-      jobs_.clear();
-      last_sequence_.clear();
-    }
-    unpublished_.clear();
   }
-  durable_ = target;
-  committing_ = false;
-  cohort_ = gate_waiters_;  // everyone who waited goes next, as one group
-  gate_.notify_all();
-  durable_cv_.notify_all();
+  unpublished_.clear();
 }
 
 void Coordinator::PublishLocked() {
@@ -370,9 +306,11 @@ void Coordinator::SetSignals(Signals signals) {
 
 CoordinatorStats Coordinator::stats() {
   std::lock_guard lock(mu_);
-  CoordinatorStats out = stats_;
-  out.waiting_for_commit = gate_waiters_;
-  return out;
+  const GroupCommit::Stats group = commits_.stats();
+  return {.commits = group.commits,
+          .writes = group.writes,
+          .failed_commits = group.failed_commits,
+          .waiting_for_commit = group.waiting_at_gate};
 }
 
 // --- Events ----------------------------------------------------------------------------------
@@ -940,10 +878,10 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
   std::unique_lock lock(mu_);
   bool seen = false;  // the worker's last sighting is recorded once per call
   while (true) {
-    PEAKNAS_ASSIGN_OR_RETURN(const Turn turn, EnterLocked(lock, true));
+    PEAKNAS_ASSIGN_OR_RETURN(const GroupCommit::Turn turn, commits_.Enter(lock, true));
     auto leased = LeaseForLocked(worker_id, /*touch=*/!seen);
     seen = true;
-    PEAKNAS_RETURN_IF_ERROR(LeaveLocked(lock, turn));
+    PEAKNAS_RETURN_IF_ERROR(commits_.Leave(lock, turn));
     if (!leased.ok() || leased->has_value()) return leased;
     if (shutdown_ || std::chrono::steady_clock::now() >= deadline) return leased;
     queued_.wait_until(lock, deadline);
@@ -957,10 +895,10 @@ std::vector<StatusOr<std::optional<v1::TrialAssignment>>> Coordinator::LeaseTria
   out.reserve(worker_ids.size());
   if (worker_ids.empty()) return out;
   std::unique_lock lock(mu_);
-  auto turn = EnterLocked(lock, true);
+  auto turn = commits_.Enter(lock, true);
   if (!turn.ok()) return std::vector<Result>(worker_ids.size(), turn.status());
   for (const std::string& worker : worker_ids) out.push_back(LeaseForLocked(worker, true));
-  if (Status durable = LeaveLocked(lock, *turn); !durable.ok()) {
+  if (Status durable = commits_.Leave(lock, *turn); !durable.ok()) {
     return std::vector<Result>(worker_ids.size(), durable);
   }
   return out;

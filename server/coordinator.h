@@ -37,7 +37,8 @@
 // fsync), the calls that arrive wait; when it ends they all run, and the last of them commits
 // them as the next group. One commit thus serves every worker that reported meanwhile. If a
 // commit fails, every call of its group fails with the store's error, and the in-memory state
-// (strategies, frontiers, queues) is rebuilt from the database as on a restart.
+// (strategies, frontiers, queues) is rebuilt from the database as on a restart. The queue of
+// waiting calls is server/group_commit.h.
 //
 // Ids on the wire: jobs "j-N", trials "t-N", workers "w-N" (N the database row id).
 //
@@ -61,6 +62,7 @@
 #include "base/status.h"
 #include "peaknas/v1/peaknas.pb.h"
 #include "server/artifact_store.h"
+#include "server/group_commit.h"
 #include "storage/store.h"
 
 namespace peaknas::server {
@@ -194,27 +196,17 @@ class Coordinator {
  private:
   struct JobRuntime;
   struct WorkerCaps;
-  // A call's turn at the store (group commit): see EnterLocked / LeaveLocked.
-  struct Turn {
-    bool cohort = false;       // it waited out a commit, and the next group waits for it
-    std::int64_t changes = 0;  // the store's ChangeCount when the turn began
-  };
   Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
               CoordinatorOptions options);
 
-  // Runs `call` (returning a StatusOr or Status) as one turn at the store and returns its
-  // result once everything it wrote or read is committed; `write` for calls that may change
-  // state (they open a group).
+  // Runs `call` (returning a StatusOr or Status) as one turn at the store (commits_) and
+  // returns its result once everything it wrote or read is committed; `write` for calls that
+  // may change state (they open a group).
   template <typename Call>
   auto WithStore(bool write, Call&& call) -> decltype(call());
-  // Waits out a running commit; opens a group for a writer when none is open.
-  StatusOr<Turn> EnterLocked(std::unique_lock<std::mutex>& lock, bool write);
-  // Ends the turn (it wrote if the store's ChangeCount moved) and waits until everything
-  // applied so far is committed, committing the group itself if it is the last of its cohort.
-  // Returns the commit's error when the group failed.
-  Status LeaveLocked(std::unique_lock<std::mutex>& lock, Turn turn);
-  // Commits the open group with mu_ released; on failure rebuilds the in-memory state.
-  void CommitLocked(std::unique_lock<std::mutex>& lock);
+  // After each group commit (commits_' callback): publishes its events, or, when it failed,
+  // rebuilds the in-memory state from the database as a restart would.
+  void CommittedLocked(const Status& committed);
 
   std::int64_t Now() const;
   Status ResumeLocked();
@@ -250,8 +242,8 @@ class Coordinator {
 
   std::mutex mu_;
   std::condition_variable queued_;  // signalled when trials are queued
-  // Guarded by mu_, except that the thread committing a group (committing_ set) calls
-  // CommitGroup with mu_ released; committing_ keeps every other call out meanwhile.
+  // Guarded by mu_, except that the leader of a group commit (commits_) commits it with mu_
+  // released while its gate keeps every other call out.
   std::unique_ptr<storage::Store> store_;
   std::map<std::int64_t, std::unique_ptr<JobRuntime>> jobs_;  // unfinished jobs; guarded by mu_
   // Jobs finished during the current call, destroyed when it ends (MaybeFinishLocked's callers
@@ -260,22 +252,7 @@ class Coordinator {
   std::map<std::int64_t, std::unique_ptr<WorkerCaps>> workers_;  // cache; guarded by mu_
   bool shutdown_ = false;                                        // guarded by mu_
 
-  // Group commit; all guarded by mu_.
-  bool group_open_ = false;    // the store has an open group
-  bool committing_ = false;    // a thread is committing it, with mu_ released
-  int gate_waiters_ = 0;       // calls waiting for that commit to end
-  int cohort_ = 0;             // of those, released at its end and not yet done
-  int in_flight_ = 0;          // calls between EnterLocked and LeaveLocked
-  std::uint64_t applied_ = 0;  // writes applied to the store
-  std::uint64_t durable_ = 0;  // writes committed (or failed: see failed_)
-  struct FailedCommit {
-    std::uint64_t after = 0, through = 0;  // the writes (after, through]
-    Status status;
-  };
-  std::vector<FailedCommit> failed_;    // the most recent few
-  std::condition_variable gate_;        // committing_ went false
-  std::condition_variable durable_cv_;  // durable_ advanced
-  CoordinatorStats stats_;
+  GroupCommit commits_;  // over store_, under mu_
 
   // Event logs, guarded by mu_: the last sequence per job (loaded lazily), sequences appended
   // in the open group and not yet committed, and the committed ones watchers may see.
