@@ -435,6 +435,40 @@ std::optional<std::int64_t> ParseId(std::string_view id, std::string_view prefix
   return value;
 }
 
+// --- Trial metrics.
+
+v1::TrialMetrics ToProto(const search::TrialMetrics& r) {
+  v1::TrialMetrics m;
+  m.set_device(r.device);
+  m.set_device_profile(r.device_profile);
+  m.set_dtype(ToProto(r.dtype));
+  m.set_intra_op_threads(r.intra_op_threads);
+  m.set_steps(r.steps);
+  m.set_initial_loss(r.initial_loss);
+  m.set_final_loss(r.final_loss);
+  m.set_train_seconds(r.train_seconds);
+  m.set_train_steps_per_s(r.train_steps_per_s);
+  m.set_psnr(r.scores.psnr);
+  m.set_ssim(r.scores.ssim);
+  m.set_noisy_psnr(r.noisy.psnr);
+  m.set_noisy_ssim(r.noisy.ssim);
+  m.set_eval_blocks(static_cast<std::int32_t>(r.scores.blocks));
+  m.set_eval_seconds(r.eval_seconds);
+  m.set_params(r.params);
+  m.set_macs(r.macs);
+  m.set_predicted_inference_peak_bytes(r.predicted_inference_peak_bytes);
+  m.set_measured_inference_peak_bytes(r.measured_inference_peak_bytes);
+  m.set_process_inference_peak_bytes(r.process_inference_peak_bytes);
+  m.set_predicted_train_peak_bytes(r.predicted_train_peak_bytes);
+  m.set_measured_train_peak_bytes(r.measured_train_peak_bytes);
+  m.set_process_train_peak_bytes(r.process_train_peak_bytes);
+  m.set_latency_ms_per_tile(r.latency_ms_per_tile);
+  m.set_latency_ms_per_mp(r.latency_ms_per_mp);
+  m.set_predicted_latency_ms_per_tile(r.predicted_latency_ms_per_tile);
+  m.set_latency_100mp_s(r.latency_100mp_s());
+  return m;
+}
+
 // --- Lineage.
 
 v1::Lineage ToProto(const search::Lineage& l) {

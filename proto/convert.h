@@ -27,6 +27,7 @@
 #include "search/device_profile.h"
 #include "search/lineage.h"
 #include "search/space.h"
+#include "search/trial_metrics.h"
 
 namespace peaknas::proto {
 
@@ -63,6 +64,9 @@ std::string TrialId(std::int64_t id);
 std::string WorkerId(std::int64_t id);
 // The number of an id with `prefix` ("j-", "t-", "w-"); nullopt when malformed or not > 0.
 std::optional<std::int64_t> ParseId(std::string_view id, std::string_view prefix);
+
+// --- A trial's measurements, as a worker reports them (latency_100mp_s derived).
+v1::TrialMetrics ToProto(const search::TrialMetrics& metrics);
 
 // --- Lineage. The parent is named by its trial id ("t-3"); FromProto refuses a malformed one,
 // naming `field`.

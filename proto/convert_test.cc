@@ -7,6 +7,8 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "search/cost_model.h"
@@ -472,6 +474,71 @@ TEST(GeneratedCode, ServicesExist) {
   // The gRPC stubs are generated and link.
   EXPECT_STREQ(v1::JobService::service_full_name(), "peaknas.v1.JobService");
   EXPECT_STREQ(v1::WorkerService::service_full_name(), "peaknas.v1.WorkerService");
+}
+
+// Every measurement lands in its own field: distinct values in, each found where it belongs,
+// and no field of the message left unset.
+TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
+  search::TrialMetrics r;
+  r.device = "cuda:1";
+  r.device_profile = "h200";
+  r.dtype = search::DType::kBf16;
+  r.intra_op_threads = 3;
+  r.steps = 4;
+  r.initial_loss = 5;
+  r.final_loss = 6;
+  r.train_seconds = 7;
+  r.train_steps_per_s = 8;
+  r.scores = {.psnr = 9, .ssim = 10, .blocks = 11};
+  r.noisy = {.psnr = 12, .ssim = 13, .blocks = 11};
+  r.eval_seconds = 14;
+  r.params = 15;
+  r.macs = 16;
+  r.predicted_inference_peak_bytes = 17;
+  r.measured_inference_peak_bytes = 18;
+  r.process_inference_peak_bytes = 19;
+  r.predicted_train_peak_bytes = 20;
+  r.measured_train_peak_bytes = 21;
+  r.process_train_peak_bytes = 22;
+  r.latency_ms_per_tile = 23;
+  r.latency_ms_per_mp = 240;
+  r.predicted_latency_ms_per_tile = 25;
+  const v1::TrialMetrics m = ToProto(r);
+  EXPECT_EQ(m.device(), "cuda:1");
+  EXPECT_EQ(m.device_profile(), "h200");
+  EXPECT_EQ(m.dtype(), v1::DTYPE_BF16);
+  const std::vector<std::pair<double, double>> pairs = {
+      {m.intra_op_threads(), 3},
+      {m.steps(), 4},
+      {m.initial_loss(), 5},
+      {m.final_loss(), 6},
+      {m.train_seconds(), 7},
+      {m.train_steps_per_s(), 8},
+      {m.psnr(), 9},
+      {m.ssim(), 10},
+      {m.eval_blocks(), 11},
+      {m.noisy_psnr(), 12},
+      {m.noisy_ssim(), 13},
+      {m.eval_seconds(), 14},
+      {static_cast<double>(m.params()), 15},
+      {static_cast<double>(m.macs()), 16},
+      {static_cast<double>(m.predicted_inference_peak_bytes()), 17},
+      {static_cast<double>(m.measured_inference_peak_bytes()), 18},
+      {static_cast<double>(m.process_inference_peak_bytes()), 19},
+      {static_cast<double>(m.predicted_train_peak_bytes()), 20},
+      {static_cast<double>(m.measured_train_peak_bytes()), 21},
+      {static_cast<double>(m.process_train_peak_bytes()), 22},
+      {m.latency_ms_per_tile(), 23},
+      {m.latency_ms_per_mp(), 240},
+      {m.predicted_latency_ms_per_tile(), 25},
+      {m.latency_100mp_s(), 24},  // 100 MP at 240 ms/MP
+  };
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    EXPECT_EQ(pairs[i].first, pairs[i].second) << "entry " << i;
+  }
+  // Every field of the message was checked above: a new field must be added here too.
+  EXPECT_EQ(static_cast<std::size_t>(v1::TrialMetrics::descriptor()->field_count()),
+            pairs.size() + 3);
 }
 
 }  // namespace

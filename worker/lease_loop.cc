@@ -183,38 +183,6 @@ StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions&
   return spec;
 }
 
-v1::TrialMetrics MetricsOf(const TrialResult& r) {
-  v1::TrialMetrics m;
-  m.set_device(r.device);
-  m.set_device_profile(r.device_profile);
-  m.set_dtype(proto::ToProto(r.dtype));
-  m.set_intra_op_threads(r.intra_op_threads);
-  m.set_steps(r.steps);
-  m.set_initial_loss(r.initial_loss);
-  m.set_final_loss(r.final_loss);
-  m.set_train_seconds(r.train_seconds);
-  m.set_train_steps_per_s(r.train_steps_per_s);
-  m.set_psnr(r.scores.psnr);
-  m.set_ssim(r.scores.ssim);
-  m.set_noisy_psnr(r.noisy.psnr);
-  m.set_noisy_ssim(r.noisy.ssim);
-  m.set_eval_blocks(r.scores.blocks);
-  m.set_eval_seconds(r.eval_seconds);
-  m.set_params(r.params);
-  m.set_macs(r.macs);
-  m.set_predicted_inference_peak_bytes(r.predicted_inference_peak_bytes);
-  m.set_measured_inference_peak_bytes(r.measured_inference_peak_bytes);
-  m.set_process_inference_peak_bytes(r.process_inference_peak_bytes);
-  m.set_predicted_train_peak_bytes(r.predicted_train_peak_bytes);
-  m.set_measured_train_peak_bytes(r.measured_train_peak_bytes);
-  m.set_process_train_peak_bytes(r.process_train_peak_bytes);
-  m.set_latency_ms_per_tile(r.latency_ms_per_tile);
-  m.set_latency_ms_per_mp(r.latency_ms_per_mp);
-  m.set_predicted_latency_ms_per_tile(r.predicted_latency_ms_per_tile);
-  m.set_latency_100mp_s(r.latency_ms_per_mp * 100.0 / 1000.0);  // 100 MP at ms/MP, in seconds
-  return m;
-}
-
 // The coordinator as the worker sees it: WorkerService, and JobService.GetArtifact for
 // parents' models, on one channel; every call has a deadline, and transport errors are retried
 // with backoff (Retry).
@@ -628,7 +596,7 @@ class Worker {
       return;
     }
     if (result.ok()) {
-      *report.mutable_metrics() = MetricsOf(*result);
+      *report.mutable_metrics() = proto::ToProto(*result);
       log_("trial " + a.trial_id() + " done: psnr " + std::to_string(result->scores.psnr) +
            " dB, measured inference peak " + std::to_string(result->measured_inference_peak_bytes) +
            " B (predicted " + std::to_string(result->predicted_inference_peak_bytes) + ")");

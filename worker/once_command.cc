@@ -1,6 +1,7 @@
 #include "worker/once_command.h"
 
 #include <ATen/Parallel.h>
+#include <google/protobuf/message.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <string_view>
 
 #include "base/app.h"
+#include "proto/convert.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
@@ -50,18 +52,46 @@ double Ratio(std::int64_t predicted, std::int64_t measured) {
   return measured > 0 ? static_cast<double>(predicted) / static_cast<double>(measured) : 0.0;
 }
 
+// Every field of the TrialMetrics message, under its proto name, numbers as JSON numbers (the
+// message's own JSON mapping would write 64-bit integers as strings); enums are left out.
+Json MetricsJson(const google::protobuf::Message& m) {
+  using google::protobuf::FieldDescriptor;
+  Json j = Json::object();
+  const auto* descriptor = m.GetDescriptor();
+  const auto* reflection = m.GetReflection();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const FieldDescriptor* f = descriptor->field(i);
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        j[f->name()] = reflection->GetString(m, f);
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        j[f->name()] = reflection->GetDouble(m, f);
+        break;
+      case FieldDescriptor::CPPTYPE_INT32:
+        j[f->name()] = reflection->GetInt32(m, f);
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        j[f->name()] = reflection->GetInt64(m, f);
+        break;
+      default:
+        break;
+    }
+  }
+  return j;
+}
+
+// What the trial measured, exactly as `serve` reports it (proto::ToProto), plus what only a
+// local run knows: the spec it ran, the architecture and the ratios of prediction to measurement.
 Json Report(const TrialSpec& spec, const TrialResult& r) {
-  Json j;
+  Json j = MetricsJson(proto::ToProto(r));
   j["arch"] = Json::parse(search::ToCanonicalJson(r.arch));
   j["arch_hash"] = search::CanonicalHashHex(r.arch);
-  j["device"] = r.device;
-  j["device_profile"] = r.device_profile;
   j["precision"] = Name(spec.precision);
   j["dtype"] = search::Name(r.dtype);
   j["threads"] = r.intra_op_threads;
   j["seed"] = spec.seed;
   j["data"] = spec.data_dir;
-  j["steps"] = r.steps;
   j["lr"] = spec.learning_rate;
   j["train_batch"] = spec.train_shape.batch;
   j["patch"] = spec.train_shape.size;
@@ -73,30 +103,9 @@ Json Report(const TrialSpec& spec, const TrialResult& r) {
     j["parent_arch"] = Json::parse(search::ToCanonicalJson(*r.parent_arch));
     j["importance"] = Name(spec.importance);
   }
-  j["initial_loss"] = r.initial_loss;
-  j["final_loss"] = r.final_loss;
-  j["psnr"] = r.scores.psnr;
-  j["ssim"] = r.scores.ssim;
-  j["noisy_psnr"] = r.noisy.psnr;
-  j["noisy_ssim"] = r.noisy.ssim;
   j["psnr_gain"] = r.scores.psnr - r.noisy.psnr;
-  j["eval_blocks"] = r.scores.blocks;
-  j["params"] = r.params;
-  j["macs"] = r.macs;
-  j["predicted_inference_peak_bytes"] = r.predicted_inference_peak_bytes;
-  j["measured_inference_peak_bytes"] = r.measured_inference_peak_bytes;
-  j["process_inference_peak_bytes"] = r.process_inference_peak_bytes;
-  j["predicted_train_peak_bytes"] = r.predicted_train_peak_bytes;
-  j["measured_train_peak_bytes"] = r.measured_train_peak_bytes;
-  j["process_train_peak_bytes"] = r.process_train_peak_bytes;
   j["inference_ratio"] = Ratio(r.predicted_inference_peak_bytes, r.measured_inference_peak_bytes);
   j["train_ratio"] = Ratio(r.predicted_train_peak_bytes, r.measured_train_peak_bytes);
-  j["latency_ms_per_tile"] = r.latency_ms_per_tile;
-  j["latency_ms_per_mp"] = r.latency_ms_per_mp;
-  j["predicted_latency_ms_per_tile"] = r.predicted_latency_ms_per_tile;
-  j["train_steps_per_s"] = r.train_steps_per_s;
-  j["train_seconds"] = r.train_seconds;
-  j["eval_seconds"] = r.eval_seconds;
   j["export"] = r.export_path.has_value() ? Json(*r.export_path) : Json();
   return j;
 }
@@ -123,7 +132,9 @@ constexpr const char* kFooter =
     "  process_inference_peak_bytes, predicted_train_peak_bytes, measured_train_peak_bytes,\n"
     "  process_train_peak_bytes, inference_ratio and train_ratio (predicted / measured),\n"
     "  latency_ms_per_tile, latency_ms_per_mp, predicted_latency_ms_per_tile (roofline),\n"
-    "  train_steps_per_s, train_seconds, eval_seconds, export (the file, or null).\n"
+    "  latency_100mp_s, train_steps_per_s, train_seconds, eval_seconds, intra_op_threads\n"
+    "  (= threads), export (the file, or null). The measurements are the fields of the\n"
+    "  TrialMetrics message that `serve` reports, under the same names.\n"
     "\"measured\" is the allocator's peak bytes of live tensors (the cost model's contract);\n"
     "\"process\" is the process's resident-set high-water mark on CPU (cumulative over the run)\n"
     "or the caching allocator's peak reserved bytes on CUDA. The inference figures are taken on\n"

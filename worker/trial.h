@@ -51,6 +51,7 @@
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/job_defaults.h"
+#include "search/trial_metrics.h"
 #include "worker/data/metrics.h"
 #include "worker/inherit.h"
 #include "worker/precision.h"
@@ -89,42 +90,9 @@ struct TrialSpec {
 // INVALID_ARGUMENT naming the flag ("patch: 20 is not a multiple of 16 ...").
 Status ValidateTrialSpec(const TrialSpec& spec);
 
-struct TrialResult {
+// What RunTrial measured (search::TrialMetrics, reported as is) and what it made.
+struct TrialResult : search::TrialMetrics {
   search::Architecture arch;
-  std::string device;                          // "cpu", "cuda:0"
-  std::string device_profile;                  // the cost model's profile used for the predictions
-  search::DType dtype = search::DType::kFp32;  // the dtype the cost model was asked at
-  int intra_op_threads = 0;  // at::get_num_threads() (CPU convolution paths depend on it)
-
-  // Training.
-  int steps = 0;
-  double initial_loss = 0;  // mean L1 loss of the first min(steps, progress_every) steps
-  double final_loss = 0;    // mean of the last min(steps, 20) steps (TrainResult)
-  double train_seconds = 0;
-  double train_steps_per_s = 0;
-
-  // Evaluation (SIDD protocol).
-  data::SiddScores scores;
-  data::SiddScores noisy;  // the noisy input scored as an output
-  double eval_seconds = 0;
-
-  // Size and work at the inference tile.
-  std::int64_t params = 0;
-  std::int64_t macs = 0;
-
-  // Peak bytes: predicted by the cost model, measured in the allocator, process level.
-  std::int64_t predicted_inference_peak_bytes = 0;
-  std::int64_t measured_inference_peak_bytes = 0;
-  std::int64_t process_inference_peak_bytes = 0;
-  std::int64_t predicted_train_peak_bytes = 0;
-  std::int64_t measured_train_peak_bytes = 0;
-  std::int64_t process_train_peak_bytes = 0;
-
-  // Latency of one inference batch at the tile.
-  double latency_ms_per_tile = 0;
-  double latency_ms_per_mp = 0;
-  double predicted_latency_ms_per_tile = 0;  // roofline, search::InferenceLatencySeconds
-
   std::optional<std::string> export_path;  // set when exported
   // Set when the net inherited its weights: the parent's architecture.
   std::optional<search::Architecture> parent_arch;

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "search/trial_metrics.h"
 #include "worker/data/mat.h"
 
 namespace peaknas::data {
@@ -46,11 +47,8 @@ void HwcToChw(const std::uint8_t* hwc, int height, int width, float* chw);
 // ready to become a tensor. Requires first + count <= blocks.num_blocks() (asserted).
 std::vector<float> BlocksToChw(const SiddBlocks& blocks, std::size_t first, std::size_t count);
 
-struct SiddScores {
-  double psnr = 0.0;  // mean over blocks of per-block PSNR, dB
-  double ssim = 0.0;  // mean over blocks of per-block SSIM (0 when not computed)
-  std::size_t blocks = 0;
-};
+// Means over blocks of per-block PSNR (dB) and SSIM (0 when not computed).
+using SiddScores = search::QualityScores;
 
 // Accumulates per-block scores in the SIDD protocol; feed every validation block once.
 class SiddScoreAccumulator {
