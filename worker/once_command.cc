@@ -1,7 +1,6 @@
 #include "worker/once_command.h"
 
 #include <ATen/Parallel.h>
-#include <google/protobuf/message.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -11,11 +10,11 @@
 #include <string_view>
 
 #include "base/app.h"
-#include "proto/convert.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "worker/precision.h"
+#include "worker/report.h"
 #include "worker/trial.h"
 
 namespace peaknas::worker {
@@ -46,68 +45,6 @@ StatusOr<TrialSpec> MakeSpec(const OnceOptions& o) {
     return Status::NotFound("data \"" + o.data + "\": no such directory");
   }
   return spec;
-}
-
-double Ratio(std::int64_t predicted, std::int64_t measured) {
-  return measured > 0 ? static_cast<double>(predicted) / static_cast<double>(measured) : 0.0;
-}
-
-// Every field of the TrialMetrics message, under its proto name, numbers as JSON numbers (the
-// message's own JSON mapping would write 64-bit integers as strings); enums are left out.
-Json MetricsJson(const google::protobuf::Message& m) {
-  using google::protobuf::FieldDescriptor;
-  Json j = Json::object();
-  const auto* descriptor = m.GetDescriptor();
-  const auto* reflection = m.GetReflection();
-  for (int i = 0; i < descriptor->field_count(); ++i) {
-    const FieldDescriptor* f = descriptor->field(i);
-    switch (f->cpp_type()) {
-      case FieldDescriptor::CPPTYPE_STRING:
-        j[f->name()] = reflection->GetString(m, f);
-        break;
-      case FieldDescriptor::CPPTYPE_DOUBLE:
-        j[f->name()] = reflection->GetDouble(m, f);
-        break;
-      case FieldDescriptor::CPPTYPE_INT32:
-        j[f->name()] = reflection->GetInt32(m, f);
-        break;
-      case FieldDescriptor::CPPTYPE_INT64:
-        j[f->name()] = reflection->GetInt64(m, f);
-        break;
-      default:
-        break;
-    }
-  }
-  return j;
-}
-
-// What the trial measured, exactly as `serve` reports it (proto::ToProto), plus what only a
-// local run knows: the spec it ran, the architecture and the ratios of prediction to measurement.
-Json Report(const TrialSpec& spec, const TrialResult& r) {
-  Json j = MetricsJson(proto::ToProto(r));
-  j["arch"] = Json::parse(search::ToCanonicalJson(r.arch));
-  j["arch_hash"] = search::CanonicalHashHex(r.arch);
-  j["precision"] = Name(spec.precision);
-  j["dtype"] = search::Name(r.dtype);
-  j["threads"] = r.intra_op_threads;
-  j["seed"] = spec.seed;
-  j["data"] = spec.data_dir;
-  j["lr"] = spec.learning_rate;
-  j["train_batch"] = spec.train_shape.batch;
-  j["patch"] = spec.train_shape.size;
-  j["batch"] = spec.tile.batch;
-  j["tile"] = spec.tile.size;
-  j["eval_batch"] = spec.eval_batch;
-  if (r.parent_arch.has_value()) {
-    j["parent"] = spec.parent_model;
-    j["parent_arch"] = Json::parse(search::ToCanonicalJson(*r.parent_arch));
-    j["importance"] = Name(spec.importance);
-  }
-  j["psnr_gain"] = r.scores.psnr - r.noisy.psnr;
-  j["inference_ratio"] = Ratio(r.predicted_inference_peak_bytes, r.measured_inference_peak_bytes);
-  j["train_ratio"] = Ratio(r.predicted_train_peak_bytes, r.measured_train_peak_bytes);
-  j["export"] = r.export_path.has_value() ? Json(*r.export_path) : Json();
-  return j;
 }
 
 std::string Format(const char* format, double value) {
@@ -275,7 +212,7 @@ Status RunOnce(const OnceOptions& options, std::ostream& out, std::ostream& prog
            << Format("%.3f", result.noisy.psnr) << " dB, gain "
            << Format("%+.3f", result.scores.psnr - result.noisy.psnr) << " dB)\n";
   progress.flush();
-  out << Report(spec, result).dump() << '\n';
+  out << TrialReport(spec, result).dump() << '\n';
   out.flush();
   return Status::Ok();
 }
