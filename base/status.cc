@@ -2,6 +2,16 @@
 
 namespace peaknas {
 
+// Built by appending: GCC 12 warns falsely (-Wrestrict) on "[" + std::to_string(...).
+std::string RangeText(std::int64_t lo, std::int64_t hi) {
+  std::string out = "[";
+  out += std::to_string(lo);
+  out += ", ";
+  out += std::to_string(hi);
+  out += "]";
+  return out;
+}
+
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
     case StatusCode::kOk:

@@ -9,6 +9,7 @@
 #define PEAKNAS_BASE_STATUS_H_
 
 #include <cassert>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,9 @@ enum class StatusCode : int {
 };
 
 std::string_view StatusCodeName(StatusCode code);
+
+// "[lo, hi]": an allowed range, as error messages name it.
+std::string RangeText(std::int64_t lo, std::int64_t hi);
 
 class [[nodiscard]] Status {
  public:

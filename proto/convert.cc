@@ -25,15 +25,6 @@ std::string Indexed(std::string_view field, int i) {
   return std::string(field) + "[" + std::to_string(i) + "]";
 }
 
-std::string RangeText(std::int64_t lo, std::int64_t hi) {
-  std::string s = "[";
-  s += std::to_string(lo);
-  s += ", ";
-  s += std::to_string(hi);
-  s += ']';
-  return s;
-}
-
 Status Invalid(std::string_view field, std::string_view what) {
   return Status::InvalidArgument(std::string(field) + ": " + std::string(what));
 }

@@ -30,15 +30,6 @@ StatusOr<Kind> ParseKind(std::string_view field, std::string_view name,
                                  "\" is not one of {" + allowed + "}");
 }
 
-std::string Range(int lo, int hi) {
-  std::string out = "[";
-  out += std::to_string(lo);
-  out += ", ";
-  out += std::to_string(hi);
-  out += "]";
-  return out;
-}
-
 Status CheckList(std::string_view field, std::span<const int> values, int lo, int hi,
                  int multiple) {
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -47,7 +38,7 @@ Status CheckList(std::string_view field, std::span<const int> values, int lo, in
       std::string what =
           std::string(field) + "[" + std::to_string(i) + "]: " + std::to_string(v) + " is not ";
       what += multiple > 1 ? "a multiple of " + std::to_string(multiple) + " in " : "in ";
-      return Status::InvalidArgument(what + Range(lo, hi));
+      return Status::InvalidArgument(what + RangeText(lo, hi));
     }
   }
   return Status::Ok();
@@ -164,7 +155,8 @@ StatusOr<Architecture> MakeArchitecture(std::span<const int> widths,
                                         ActivationKind activation) {
   if (widths.size() > kMaxLevels) {
     return Status::InvalidArgument("levels: " + std::to_string(widths.size()) +
-                                   " (one per width) is not in " + Range(kMinLevels, kMaxLevels));
+                                   " (one per width) is not in " +
+                                   RangeText(kMinLevels, kMaxLevels));
   }
   if (enc_blocks.size() > kMaxLevels) {
     return Status::InvalidArgument("enc_blocks: more than " + std::to_string(kMaxLevels) +
@@ -199,7 +191,7 @@ StatusOr<Architecture> MakeArchitecture(std::span<const int> widths,
 Status Validate(const Architecture& arch) {
   if (arch.levels < kMinLevels || arch.levels > kMaxLevels) {
     return Status::InvalidArgument("levels: " + std::to_string(arch.levels) + " is not in " +
-                                   Range(kMinLevels, kMaxLevels));
+                                   RangeText(kMinLevels, kMaxLevels));
   }
   PEAKNAS_RETURN_IF_ERROR(CheckList("widths", arch.Widths(), kMinWidth, kMaxWidth, kWidthMultiple));
   PEAKNAS_RETURN_IF_ERROR(CheckList("enc_blocks", arch.EncBlocks(), kMinBlocks, kMaxBlocks, 1));
@@ -257,7 +249,7 @@ StatusOr<Architecture> ParseArchitecture(std::string_view text) {
   const auto levels = huge_levels ? std::int64_t{0} : lv->get<std::int64_t>();
   if (levels < kMinLevels || levels > kMaxLevels) {
     return Status::InvalidArgument("levels: " + lv->dump() + " is not in " +
-                                   Range(kMinLevels, kMaxLevels));
+                                   RangeText(kMinLevels, kMaxLevels));
   }
   a.levels = static_cast<int>(levels);
   PEAKNAS_RETURN_IF_ERROR(ReadIntList(j, "widths", a.levels, a.widths));

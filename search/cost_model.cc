@@ -67,8 +67,10 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
     visit(static_cast<const OpDesc&>(op));
   };
   // A convolution with k x k kernel from (cin, level_in) to (cout, level_out); returns the id.
-  auto conv = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out, int k,
-                  int in_id, bool release_in) -> int {
+  // An op from (cin, level_in) to a new (cout, level_out) tensor: what every non-in-place op
+  // fills the same way.
+  auto unary = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out,
+                   int in_id) {
     OpDesc op;
     op.kind = kind;
     op.stage = stage;
@@ -78,6 +80,11 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
     op.in0_bytes = elems(cin, level_in) * d;
     op.out_elems = elems(cout, level_out);
     op.out_bytes = op.out_elems * d;
+    return op;
+  };
+  auto conv = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out, int k,
+                  int in_id, bool release_in) -> int {
+    OpDesc op = unary(kind, stage, cin, level_in, cout, level_out, in_id);
     op.params = static_cast<i64>(cin) * cout * k * k + cout;
     op.weight_bytes = op.params * d;
     // Transposed 2x2/s2: every input pixel feeds a 2x2 output block, one MAC per weight.
@@ -114,15 +121,7 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
   // A parameter-free op from (cin, level_in) to (cout, level_out).
   auto reshape_op = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out,
                         int in_id, bool release_in, bool saves_in) -> int {
-    OpDesc op;
-    op.kind = kind;
-    op.stage = stage;
-    op.level = level_out;
-    op.in0 = in_id;
-    op.out = next_id++;
-    op.in0_bytes = elems(cin, level_in) * d;
-    op.out_elems = elems(cout, level_out);
-    op.out_bytes = op.out_elems * d;
+    OpDesc op = unary(kind, stage, cin, level_in, cout, level_out, in_id);
     op.traffic_bytes = op.in0_bytes + op.out_bytes;
     op.release_in0 = release_in;
     op.saves_in0 = saves_in;

@@ -70,16 +70,6 @@ int LogUniformWidth(std::mt19937_64& rng, int lo, int hi) {
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
 
-// Built by appending: GCC 12 warns falsely (-Wrestrict) on "[" + std::to_string(...).
-std::string RangeText(int lo, int hi) {
-  std::string out = "[";
-  out += std::to_string(lo);
-  out += ", ";
-  out += std::to_string(hi);
-  out += "]";
-  return out;
-}
-
 int RoundUpToMultiple(int v, int m) { return (v + m - 1) / m * m; }
 
 Status ValidateRange(std::string_view field, const IntRange& range, int lo, int hi, int multiple) {

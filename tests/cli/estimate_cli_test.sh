@@ -9,25 +9,16 @@
 # JSON cases need a Python 3 interpreter ($PYTHON, else python3); without one they exit 77,
 # which CTest reports as skipped.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
-if [[ $# -ne 3 ]]; then
-  echo "usage: $0 PEAKNAS EXAMPLES_DIR CASE" >&2
-  exit 2
-fi
+cli_test_args "PEAKNAS EXAMPLES_DIR CASE" 3 "$@"
 peaknas=$1
 examples=$2
-case_name=$3
 unet4="$examples/unet4.json"
 unet5="$examples/unet5-add-bilinear.json"
-python=${PYTHON:-python3}
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-out="$work/stdout"
-err="$work/stderr"
-
+cli_test_workdir
 program=$peaknas
-source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
 # expect_error REGEX ARGS...: one stderr line "peaknas estimate: ..." matching REGEX, exit 1-127.
 expect_error() { expect_one_line_error nonzero "peaknas estimate: " "$@"; }
@@ -40,35 +31,9 @@ expect_ok() {
   [[ ! -s "$err" ]] || fail "expected nothing on stderr"
 }
 
-stdout_has() {
-  grep -qE -- "$1" "$out" || fail "stdout does not match /$1/"
-}
-
-need_python() {
-  command -v "$python" >/dev/null 2>&1 || {
-    echo "SKIP [$case_name]: no Python interpreter ($python)"
-    exit 77
-  }
-}
-
-# check_json PYTHON_CODE: runs the code with `d`, the parsed stdout, in scope; an assertion
-# failure fails the case.
-check_json() {
-  need_python
-  "$python" -c '
-import json, sys
-text = open(sys.argv[1]).read()
-d = json.loads(text)
-assert isinstance(d, dict), "not one JSON object"
-exec(sys.argv[2])
-' "$out" "$1" 2>"$work/python" || {
-    cat "$work/python" >&2
-    fail "JSON check failed"
-  }
-}
-
 # Keys and types every `estimate --json` object has, and those --budget adds.
 readonly json_common='
+assert isinstance(d, dict), "not one JSON object"
 def is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 def is_num(v): return is_int(v) or isinstance(v, float)
 for k in ["params", "macs", "activations", "memory_traffic_bytes", "inference_peak_bytes",
@@ -229,9 +194,6 @@ assert d["fits_inference"] is False and d["fits_training"] is False, d
     grep -qE '^peaknas: .*estimate' "$err" || fail "stderr does not name the subcommands"
     ;;
 
-  *)
-    echo "unknown case: $case_name" >&2
-    exit 2
-    ;;
+  *) unknown_case ;;
 esac
 exit 0

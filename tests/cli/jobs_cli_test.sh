@@ -11,34 +11,19 @@
 # (usage). The server is killed on every exit path. JSON cases need Python 3 ($PYTHON, else
 # python3); without one they exit 77, which CTest reports as skipped.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
-if [[ $# -ne 4 ]]; then
-  echo "usage: $0 PEAKNAS PEAKNAS_SERVER EXAMPLES_DIR CASE" >&2
-  exit 2
-fi
+cli_test_args "PEAKNAS PEAKNAS_SERVER EXAMPLES_DIR CASE" 4 "$@"
 peaknas=$1
 server=$2
-examples=$3
-case_name=$4
-spec="$examples/job-small.json"
-python=${PYTHON:-python3}
+spec="$3/job-small.json"  # in EXAMPLES_DIR
 
-work=$(mktemp -d)
+# The server start_server started, killed on every exit.
 server_pid=
-cleanup() {
-  if [[ -n $server_pid ]]; then
-    kill -KILL "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+stop_server() { stop_process "$server_pid"; }
+cli_test_workdir stop_server
 trap 'exit 130' INT TERM
-out="$work/stdout"
-err="$work/stderr"
-
 program=$peaknas
-source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 log_files=("$work/server.err")
 
 # Starts peaknas-server on 127.0.0.1:0 and sets $addr from its first stdout line.
@@ -72,26 +57,6 @@ expect_error() {
   local code=$1 cmd=$2
   shift 2
   expect_one_line_error "$code" "peaknas $cmd: " "$@"
-}
-
-stdout_has() {
-  grep -qE -- "$1" "$out" || fail "stdout does not match /$1/"
-}
-
-# check_json PYTHON_CODE: runs the code with `d`, the parsed stdout, in scope.
-check_json() {
-  command -v "$python" >/dev/null 2>&1 || {
-    echo "SKIP [$case_name]: no Python interpreter ($python)"
-    exit 77
-  }
-  "$python" -c '
-import json, sys
-d = json.loads(open(sys.argv[1]).read())
-exec(sys.argv[2])
-' "$out" "$1" 2>"$work/python" || {
-    cat "$work/python" >&2
-    fail "JSON check failed"
-  }
 }
 
 # Submits the example spec; sets $job.
@@ -326,9 +291,6 @@ for t in d:
     for cmd in submit jobs status watch frontier trials cancel export; do stdout_has "$cmd"; done
     ;;
 
-  *)
-    echo "unknown case: $case_name" >&2
-    exit 2
-    ;;
+  *) unknown_case ;;
 esac
 exit 0

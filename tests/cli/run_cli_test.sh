@@ -15,36 +15,25 @@
 # on stderr naming --budget, exit 1 or 2, nothing started), bad_inherit (--inherit where no
 # strategy inherits, and --inherit with --no-inherit: refused naming the flag, nothing started).
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
-if [[ $# -ne 4 ]]; then
-  echo "usage: $0 PEAKNAS PEAKNAS_SERVER PEAKNAS_WORKER CASE" >&2
-  exit 2
-fi
+cli_test_args "PEAKNAS PEAKNAS_SERVER PEAKNAS_WORKER CASE" 4 "$@"
 peaknas=$1
 server=$2
 worker=$3
-case_name=$4
-python=${PYTHON:-python3}
 budget_bytes=16777216
 
-work=$(mktemp -d)
+# On every exit, peaknas run, where it still runs, is killed, and so is whatever it started and
+# left behind (a failure of the test's subject).
 run_pid=
-cleanup() {
-  if [[ -n $run_pid ]]; then
-    kill -KILL "$run_pid" 2>/dev/null
-    wait "$run_pid" 2>/dev/null
-  fi
-  # Whatever peaknas started and left behind (a failure of the test's subject) is killed too.
+stop_run() {
+  stop_process "$run_pid"
+  local pid
   for pid in $(children_of_run); do kill -KILL "$pid" 2>/dev/null; done
-  rm -rf "$work"
 }
-trap cleanup EXIT
+cli_test_workdir stop_run
 trap 'exit 130' INT TERM
-out="$work/stdout"
-err="$work/stderr"
-
 program=$peaknas
-source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 log_files=("$work/logs/*.log")
 
 # Pids of live processes whose command line names this test's folder (the server's --db, the
@@ -230,9 +219,6 @@ PY
     grep -q -- '--no-inherit' "$err" || fail "--inherit --no-inherit: not named"
     [[ -e $work/r.db || -e $work/data || -e $work/logs ]] && fail "something was started"
     ;;
-  *)
-    echo "unknown case: $case_name" >&2
-    exit 2
-    ;;
+  *) unknown_case ;;
 esac
 exit 0

@@ -1,11 +1,57 @@
-# What the command-line test drivers share (tests/cli/*.sh, tests/worker/*.sh). Source it after
-# setting:
-#   case_name  the case being run, for messages
-#   out, err   the files that take the program's stdout and stderr
-#   program    the program `run` starts
-# and, optionally, the array log_files: more files (glob patterns, expanded when `fail` runs)
-# whose tails `fail` prints.
+# What the command-line test drivers share (tests/cli/*.sh, tests/worker/*.sh). A driver is a
+# `set -uo pipefail` script run as `DRIVER ARGS... CASE`, one named case per call, that
+# dispatches CASE with a `case` statement. It sources this file first, then
+#   cli_test_args USAGE COUNT "$@"   checks its arguments and sets case_name, the case being run
+#   cli_test_workdir [HOOK]          makes the folder $work and the files $out and $err in it
+# and sets program, the program `run` starts. Optionally it sets the array log_files: more files
+# (glob patterns, expanded when `fail` runs) whose tails `fail` prints; and python, the Python
+# interpreter that check_json runs ($PYTHON, else python3, unless the driver sets another).
 # shellcheck shell=bash
+
+# cli_test_args USAGE COUNT ARGS...: exits 2 with "usage: DRIVER USAGE" on stderr unless there
+# are COUNT ARGS; else sets case_name to the last of them (every driver takes the case last).
+cli_test_args() {
+  local usage=$1 count=$2
+  shift 2
+  if [[ $# -ne $count ]]; then
+    echo "usage: $0 $usage" >&2
+    exit 2
+  fi
+  case_name=${!#}
+}
+
+# cli_test_workdir [HOOK]: makes a temporary folder, $work, and names the files in it that take
+# the program's stdout and stderr, $out and $err. On every exit the folder is removed (read-only
+# files a case left in it too); HOOK, a function of the driver, runs first, to stop what the case
+# started.
+cli_test_workdir() {
+  cli_test_exit_hook=${1:-}
+  work=$(mktemp -d)
+  out="$work/stdout"
+  err="$work/stderr"
+  trap cli_test_cleanup EXIT
+}
+
+# cli_test_cleanup: the EXIT trap that cli_test_workdir sets (the exit status stays the
+# driver's).
+cli_test_cleanup() {
+  [[ -z $cli_test_exit_hook ]] || "$cli_test_exit_hook"
+  chmod -R u+w "$work" 2>/dev/null
+  rm -rf "$work"
+}
+
+# stop_process PID: kills the driver's child PID (nothing when PID is empty) and reaps it.
+stop_process() {
+  [[ -n $1 ]] || return 0
+  kill -KILL "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+
+# unknown_case: the `*)` branch of a driver's case statement; says so on stderr and exits 2.
+unknown_case() {
+  echo "unknown case: $case_name" >&2
+  exit 2
+}
 
 # fail MESSAGE: prints the case, the program's stdout and stderr and the logs; exits 1.
 fail() {
@@ -53,4 +99,35 @@ expect_one_line_error() {
   grep -qE -- "$regex" "$err" || fail "stderr does not match /$regex/"
 }
 
+# stdout_has REGEX: fails unless a line of the program's stdout matches REGEX (grep -E).
+stdout_has() {
+  grep -qE -- "$1" "$out" || fail "stdout does not match /$1/"
+}
+
+# need_python: exits 77, which CTest reports as skipped, unless $python names an interpreter. A
+# driver whose cases must not be skipped defines its own after sourcing this file.
+need_python() {
+  command -v "$python" >/dev/null 2>&1 || {
+    echo "SKIP [$case_name]: no Python interpreter ($python)"
+    exit 77
+  }
+}
+
+# check_json PYTHON_CODE [ARGS...]: runs PYTHON_CODE in $python (need_python first) with `text`,
+# the program's stdout, `d`, that text parsed as JSON, and the modules json, math and sys in
+# scope; ARGS are sys.argv[3:]. Stdout that is not JSON, or a failed assertion, fails the case.
+check_json() {
+  need_python
+  "$python" -c '
+import json, math, sys
+text = open(sys.argv[1]).read()
+d = json.loads(text)
+exec(sys.argv[2])
+' "$out" "$@" 2>"$work/python" || {
+    cat "$work/python" >&2
+    fail "JSON check failed"
+  }
+}
+
 log_files=()
+python=${PYTHON:-python3}

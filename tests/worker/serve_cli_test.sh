@@ -5,21 +5,13 @@
 #
 #   serve_cli_test.sh PEAKNAS_WORKER CASE
 set -uo pipefail
-
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 PEAKNAS_WORKER CASE" >&2
-  exit 2
-fi
-worker=$1
-case_name=$2
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-out="$work/stdout"
-err="$work/stderr"
-
-program=$worker
 source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
+
+cli_test_args "PEAKNAS_WORKER CASE" 2 "$@"
+worker=$1
+
+cli_test_workdir
+program=$worker
 
 # expect_error STATUS REGEX ARGS...: exit STATUS, one stderr line "peaknas-worker serve: ..."
 # matching REGEX.
@@ -61,9 +53,6 @@ case "$case_name" in
   # DESIGN.md's form, without the subcommand name, is `serve`.
   root_form) expect_error 1 'data: "nopath" is not NAME=PATH' \
     --coordinator 127.0.0.1:1 --data nopath ;;
-  *)
-    echo "unknown case: $case_name" >&2
-    exit 2
-    ;;
+  *) unknown_case ;;
 esac
 exit 0

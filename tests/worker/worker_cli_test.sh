@@ -10,22 +10,14 @@
 # problem>". JSON checks and the TorchScript load use $PYTHON (Debian's /usr/bin/python3, which
 # has torch); without it the case fails and says so.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 PEAKNAS_WORKER CASE" >&2
-  exit 2
-fi
+cli_test_args "PEAKNAS_WORKER CASE" 2 "$@"
 worker=$1
-case_name=$2
 python=${PYTHON:-/usr/bin/python3}
 
-work=$(mktemp -d)
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-out="$work/stdout"
-err="$work/stderr"
-
+cli_test_workdir
 program=$worker
-source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
 # expect_error SUBCOMMAND REGEX ARGS...: one stderr line "peaknas-worker SUBCOMMAND: ..."
 # matching REGEX, exit 1-127.
@@ -41,25 +33,9 @@ expect_ok() {
   [[ -s "$out" ]] || fail "expected output on stdout"
 }
 
+# need_python: fails the case (the lib's would skip it) unless $python is there.
 need_python() {
   [[ -x "$python" ]] || fail "no Python interpreter at $python (Debian's python3 with python3-torch; scripts/bootstrap installs it)"
-}
-
-# check_json PYTHON_CODE [ARGS...]: runs the code with `d`, the parsed stdout, in scope; ARGS
-# are sys.argv[3:].
-check_json() {
-  need_python
-  "$python" -c '
-import json, math, sys
-lines = open(sys.argv[1]).read().splitlines()
-assert len(lines) == 1, "expected one line of JSON on stdout, got %d" % len(lines)
-d = json.loads(lines[0])
-assert isinstance(d, dict), "not one JSON object"
-exec(sys.argv[2])
-' "$out" "$@" 2>"$work/python" || {
-    cat "$work/python" >&2
-    fail "JSON check failed"
-  }
 }
 
 # A tiny dataset: 1 scene x 2 pairs of 64x64, 2 x 2 validation blocks of 32x32.
@@ -72,7 +48,11 @@ make_tiny_data() {
 tiny='{"levels": 2, "widths": [8, 16], "enc_blocks": [1, 1], "dec_blocks": [1], "skip": "add", "upsample": "bilinear", "downsample": "maxpool", "activation": "lrelu"}'
 three='{"levels": 3, "widths": [8, 16, 32], "enc_blocks": [1, 1, 1], "dec_blocks": [1, 1], "skip": "concat", "upsample": "transposed", "downsample": "strided", "activation": "relu"}'
 
+# What every report of `once` is: one line of JSON, one object with these keys and values.
 readonly once_keys='
+lines = text.splitlines()
+assert len(lines) == 1, "expected one line of JSON on stdout, got %d" % len(lines)
+assert isinstance(d, dict), "not one JSON object"
 def is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 def is_num(v): return is_int(v) or isinstance(v, float)
 keys = ["arch", "arch_hash", "device", "device_profile", "precision", "steps", "train_batch",
@@ -256,9 +236,6 @@ assert tuple(y.shape) == (1, 3, 32, 32), y.shape
     ;;
   unknown_flag) expect_error once '--frobnicate' once --arch "$tiny" --data "$work" --frobnicate ;;
 
-  *)
-    echo "unknown case: $case_name" >&2
-    exit 2
-    ;;
+  *) unknown_case ;;
 esac
 exit 0
