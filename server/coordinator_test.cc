@@ -21,6 +21,7 @@
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/inheritance.h"
+#include "server/test_job_spec.h"
 #include "storage/sqlite_store.h"
 #include "storage/testing/controlled_store.h"
 #include "storage/testing/powerloss_vfs.h"
@@ -32,25 +33,8 @@ namespace fs = std::filesystem;
 
 using base::TempDir;
 
-// Inference budget of 32 MiB at 256x256 tiles over widths [8, 512]: many random candidates are
-// far over budget, the narrow ones fit.
 v1::JobSpec RandomSpec(int trials = 4, int parallelism = 2) {
-  v1::JobSpec spec;
-  spec.set_name("test");
-  spec.set_strategy(v1::STRATEGY_RANDOM);
-  spec.set_sampling(v1::SAMPLING_UNIFORM);  // uniform draws: some are over the budget
-  spec.mutable_budget()->set_bytes(std::int64_t{32} << 20);
-  spec.mutable_budget()->set_mode(v1::BUDGET_MODE_INFERENCE);
-  spec.mutable_space()->mutable_levels()->set_min(1);
-  spec.mutable_space()->mutable_levels()->set_max(4);
-  spec.mutable_space()->mutable_width()->set_min(8);
-  spec.mutable_space()->mutable_width()->set_max(512);
-  spec.set_trials(trials);
-  spec.set_parallelism(parallelism);
-  spec.mutable_fidelity()->set_steps(10);
-  spec.set_dataset("synthetic");
-  spec.set_seed(7);
-  return spec;
+  return testing::RandomJobSpec(trials, parallelism);
 }
 
 v1::ReportResultRequest Result(const v1::TrialAssignment& a, double psnr) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "base/temp_dir.h"
+#include "server/test_job_spec.h"
 #include "storage/sqlite_store.h"
 
 namespace peaknas::server {
@@ -20,22 +21,6 @@ using base::TempDir;
 using Assignment = StatusOr<std::optional<v1::TrialAssignment>>;
 using Batch = StatusOr<ParkedCalls::EventBatch>;
 constexpr auto kLimit = std::chrono::seconds(30);
-
-v1::JobSpec Spec(int trials) {
-  v1::JobSpec spec;
-  spec.set_name("parked");
-  spec.set_strategy(v1::STRATEGY_RANDOM);
-  spec.mutable_budget()->set_bytes(std::int64_t{32} << 20);
-  spec.mutable_budget()->set_mode(v1::BUDGET_MODE_INFERENCE);
-  spec.mutable_space()->mutable_levels()->set_min(1);
-  spec.mutable_space()->mutable_levels()->set_max(2);
-  spec.mutable_space()->mutable_width()->set_min(8);
-  spec.mutable_space()->mutable_width()->set_max(32);
-  spec.set_trials(trials);
-  spec.set_parallelism(trials);
-  spec.set_dataset("synthetic");
-  return spec;
-}
 
 class ParkedCallsTest : public ::testing::Test {
  protected:
@@ -88,7 +73,7 @@ class ParkedCallsTest : public ::testing::Test {
     return true;
   }
   std::string Submit(int trials) {
-    auto job = coordinator_->SubmitJob(Spec(trials));
+    auto job = coordinator_->SubmitJob(testing::RandomJobSpec(trials, trials));
     EXPECT_TRUE(job.ok()) << job.status().ToString();
     return job.ok() ? job->id() : "";
   }

@@ -25,6 +25,7 @@
 #include "base/subprocess.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
+#include "server/test_job_spec.h"
 #include "storage/sqlite_store.h"
 
 namespace peaknas::server {
@@ -32,20 +33,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The shared test job with the default fidelity (200 steps).
 v1::JobSpec Spec(int trials, int parallelism) {
-  v1::JobSpec spec;
-  spec.set_name("service-test");
-  spec.set_strategy(v1::STRATEGY_RANDOM);
-  spec.mutable_budget()->set_bytes(std::int64_t{32} << 20);
-  spec.mutable_budget()->set_mode(v1::BUDGET_MODE_INFERENCE);
-  spec.mutable_space()->mutable_levels()->set_min(1);
-  spec.mutable_space()->mutable_levels()->set_max(3);
-  spec.mutable_space()->mutable_width()->set_min(8);
-  spec.mutable_space()->mutable_width()->set_max(256);
-  spec.set_trials(trials);
-  spec.set_parallelism(parallelism);
-  spec.set_dataset("synthetic");
-  spec.set_seed(3);
+  v1::JobSpec spec = testing::RandomJobSpec(trials, parallelism);
+  spec.clear_fidelity();
   return spec;
 }
 
@@ -73,6 +64,16 @@ class ServiceTest : public ::testing::Test {
     coordinator_.reset();
     std::error_code ec;
     fs::remove_all(dir_, ec);
+  }
+
+  // Waits (up to a minute) until exactly `n` calls are parked at the server.
+  bool ParkedReaches(std::size_t n) {
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (server_->parked_calls() != n) {
+      if (std::chrono::steady_clock::now() > limit) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
   }
 
   static std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
@@ -332,11 +333,7 @@ TEST_F(ServiceTest, ThousandsOfParkedLongPollsHoldNoThreadsAndAreAllAnswered) {
     workers_->async()->LeaseTrial(&poll_contexts[i], &polls[i], &answers[i],
                                   [&](grpc::Status s) { polling.Add(s); });
   }
-  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (server_->parked_calls() < kWorkers && std::chrono::steady_clock::now() < limit) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(server_->parked_calls(), static_cast<std::size_t>(kWorkers));
+  ASSERT_TRUE(ParkedReaches(kWorkers)) << server_->parked_calls();
   const int threads_parked = ThreadCount();
   EXPECT_LT(threads_parked, 100) << "before the polls: " << threads_before;
   EXPECT_EQ(polling.done, 0);
@@ -392,11 +389,7 @@ TEST_F(ServiceTest, ParkedCallsEndWhenTheClientLeaves) {
   watch.set_after_sequence(1000);  // past the end: the watch parks
   grpc::ClientContext watch_context;
   auto reader = jobs_->WatchJob(&watch_context, watch);
-  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (server_->parked_calls() < 2 && std::chrono::steady_clock::now() < limit) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_EQ(server_->parked_calls(), 2u);
+  ASSERT_TRUE(ParkedReaches(2)) << server_->parked_calls();
   poll_context.TryCancel();
   watch_context.TryCancel();
   ASSERT_TRUE(polling.WaitFor(1, std::chrono::seconds(30)));
@@ -405,10 +398,7 @@ TEST_F(ServiceTest, ParkedCallsEndWhenTheClientLeaves) {
   v1::JobEvent event;
   EXPECT_FALSE(reader->Read(&event));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  while (server_->parked_calls() > 0 && std::chrono::steady_clock::now() < limit) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_EQ(server_->parked_calls(), 0u);
+  EXPECT_TRUE(ParkedReaches(0)) << server_->parked_calls();
 }
 
 TEST_F(ServiceTest, BadInputGetsTheRightCodes) {

@@ -12,6 +12,7 @@
 #include "worker/data/metrics.h"
 #include "worker/data/sidd.h"
 #include "worker/data/test_util.h"
+#include "worker/test_nets.h"
 
 namespace peaknas::worker {
 namespace {
@@ -20,14 +21,7 @@ using data::testing::ScopedTempDir;
 
 const torch::Device kCpu(torch::kCPU);
 
-search::Architecture Small() {
-  const std::vector<int> widths = {8, 16}, enc = {1, 1}, dec = {1};
-  auto a = search::MakeArchitecture(
-      widths, enc, dec, search::SkipKind::kConcat, search::UpsampleKind::kTransposed,
-      search::DownsampleKind::kStrided, search::ActivationKind::kRelu);
-  EXPECT_TRUE(a.ok());
-  return *a;
-}
+search::Architecture Small() { return testing::TwoLevelNet(); }
 
 // 2 validation images x 5 blocks of 32x32 (10 blocks: batches of 8 leave a remainder).
 class EvaluateTest : public ::testing::Test {

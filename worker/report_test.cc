@@ -4,19 +4,24 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "search/architecture.h"
+#include "worker/test_nets.h"
 
 namespace peaknas::worker {
 namespace {
 
-constexpr const char* kArch =
-    R"({"levels": 2, "widths": [8, 16], "enc_blocks": [1, 1], "dec_blocks": [1],)"
-    R"( "skip": "add", "upsample": "bilinear", "downsample": "maxpool", "activation": "lrelu"})";
+search::Architecture Net(std::vector<int> widths = {8, 16}) {
+  return testing::TwoLevelNet(search::SkipKind::kAdd, search::UpsampleKind::kBilinear,
+                              search::DownsampleKind::kMaxPool, search::ActivationKind::kLeakyRelu,
+                              std::move(widths));
+}
 
 TrialSpec Spec() {
   TrialSpec spec;
-  spec.arch = search::ParseArchitecture(kArch).value();
+  spec.arch = Net();
   spec.data_dir = "/data/syn";
   spec.train_shape = {.batch = 4, .size = 32};
   spec.tile = {.batch = 1, .size = 64};

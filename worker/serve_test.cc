@@ -70,20 +70,9 @@ class WorkerServe : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (worker_ > 0) {
-      kill(worker_, SIGKILL);
-      Wait(worker_);
-    }
-    if (server_ > 0) {
-      kill(server_, SIGTERM);
-      Wait(server_);
-    }
-    if (!HasFailure()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-    } else {
-      std::cerr << "kept " << dir_ << "\nworker log:\n" << ReadFile(dir_ / "worker.log");
-    }
+    testing::StopAndReap(worker_, SIGKILL);
+    testing::StopAndReap(server_, SIGTERM);
+    testing::RemoveOrReport(dir_, HasFailure(), {{"worker", dir_ / "worker.log"}});
   }
 
   static std::unique_ptr<grpc::ClientContext> Context() {

@@ -8,18 +8,12 @@
 #include <vector>
 
 #include "search/architecture.h"
+#include "worker/test_nets.h"
 
 namespace peaknas::worker {
 namespace {
 
-search::Architecture Small() {
-  const std::vector<int> widths = {8, 16}, enc = {1, 1}, dec = {1};
-  auto a = search::MakeArchitecture(
-      widths, enc, dec, search::SkipKind::kConcat, search::UpsampleKind::kTransposed,
-      search::DownsampleKind::kStrided, search::ActivationKind::kRelu);
-  EXPECT_TRUE(a.ok());
-  return *a;
-}
+search::Architecture Small() { return testing::TwoLevelNet(); }
 
 TEST(CosineLearningRate, StartsAtTheRateEndsAtTheMinimumHalfwayBetween) {
   TrainOptions o;

@@ -16,6 +16,7 @@
 #include "worker/data/make_data.h"
 #include "worker/data/test_util.h"
 #include "worker/export.h"
+#include "worker/test_nets.h"
 
 namespace peaknas::worker {
 namespace {
@@ -23,12 +24,8 @@ namespace {
 using data::testing::ScopedTempDir;
 
 search::Architecture Tiny() {
-  const std::vector<int> widths = {8, 16}, enc = {1, 1}, dec = {1};
-  auto a = search::MakeArchitecture(
-      widths, enc, dec, search::SkipKind::kAdd, search::UpsampleKind::kPixelShuffle,
-      search::DownsampleKind::kMaxPool, search::ActivationKind::kLeakyRelu);
-  EXPECT_TRUE(a.ok());
-  return *a;
+  return testing::TwoLevelNet(search::SkipKind::kAdd, search::UpsampleKind::kPixelShuffle,
+                              search::DownsampleKind::kMaxPool, search::ActivationKind::kLeakyRelu);
 }
 
 TrialSpec TinySpec(const std::string& data_dir) {

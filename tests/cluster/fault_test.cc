@@ -67,25 +67,13 @@ class ClusterFault : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (pid_t& w : workers_) {
-      if (w > 0) {
-        kill(w, SIGKILL);
-        Wait(w);
-      }
+    for (pid_t& w : workers_) testing::StopAndReap(w, SIGKILL);
+    testing::StopAndReap(server_, SIGKILL);
+    std::vector<std::pair<std::string, fs::path>> logs = {{"server", dir_ / "server.log"}};
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      logs.emplace_back("worker " + std::to_string(i), WorkerLog(i));
     }
-    if (server_ > 0) {
-      kill(server_, SIGKILL);
-      Wait(server_);
-    }
-    if (!HasFailure()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-    } else {
-      std::cerr << "kept " << dir_ << "\nserver log:\n" << ReadFile(dir_ / "server.log");
-      for (std::size_t i = 0; i < workers_.size(); ++i) {
-        std::cerr << "worker " << i << " log:\n" << ReadFile(WorkerLog(i));
-      }
-    }
+    testing::RemoveOrReport(dir_, HasFailure(), logs);
   }
 
   // Starts peaknas-server on `listen` with the test's database and `lease_seconds`; sets

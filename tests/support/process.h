@@ -7,6 +7,7 @@
 #ifndef PEAKNAS_TESTS_SUPPORT_PROCESS_H_
 #define PEAKNAS_TESTS_SUPPORT_PROCESS_H_
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,9 +15,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -40,11 +43,32 @@ inline pid_t Spawn(std::vector<std::string> args, int stdout_fd, const std::stri
 // The exit status of `pid`, or 128 + the signal that ended it; -1 if it is not our child.
 inline int Wait(pid_t pid) { return base::WaitExit(pid); }
 
+// Signals `pid` (when > 0) and reaps it; `pid` becomes 0.
+inline void StopAndReap(pid_t& pid, int signal) {
+  if (pid <= 0) return;
+  kill(pid, signal);
+  Wait(pid);
+  pid = 0;
+}
+
 inline std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// A test's folder at its end: removed when the test passed; otherwise kept, and its path and
+// the named logs printed to stderr for whoever reads the failure.
+inline void RemoveOrReport(const std::filesystem::path& dir, bool failed,
+                           const std::vector<std::pair<std::string, std::filesystem::path>>& logs) {
+  if (!failed) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    return;
+  }
+  std::cerr << "kept " << dir << "\n";
+  for (const auto& [name, path] : logs) std::cerr << name << " log:\n" << ReadFile(path);
 }
 
 // Polls `done` every 50 ms until it holds or `seconds` pass; returns its last value.
