@@ -66,6 +66,27 @@ class ServiceTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
 
+  // GetArtifact's stream, with the context it lives in.
+  struct Download {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::ClientReader<v1::ArtifactChunk>> reader;
+  };
+  Download OpenArtifact(const std::string& job, const std::string& trial) {
+    v1::GetArtifactRequest get;
+    get.set_job_id(job);
+    get.set_trial_id(trial);
+    Download download{Context(), nullptr};
+    download.reader = jobs_->GetArtifact(download.context.get(), get);
+    return download;
+  }
+  // The status of a download that must send nothing.
+  grpc::StatusCode DownloadStatus(const std::string& job, const std::string& trial) {
+    Download download = OpenArtifact(job, trial);
+    v1::ArtifactChunk chunk;
+    EXPECT_FALSE(download.reader->Read(&chunk));
+    return download.reader->Finish().error_code();
+  }
+
   // Waits (up to a minute) until exactly `n` calls are parked at the server.
   bool ParkedReaches(std::size_t n) {
     const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -594,11 +615,8 @@ TEST_F(ServiceTest, ArtifactUploadThenDownloadIsByteIdentical) {
       artifacts::FilesUnder(dir_ / "art"),
       std::vector<std::string>{(dir_ / "art" / a.job_id() / (a.trial_id() + ".pt")).string()});
 
-  v1::GetArtifactRequest get;
-  get.set_job_id(a.job_id());
-  get.set_trial_id(a.trial_id());
-  auto context = Context();
-  auto reader = jobs_->GetArtifact(context.get(), get);
+  Download download = OpenArtifact(a.job_id(), a.trial_id());
+  auto& reader = download.reader;
   v1::ArtifactChunk chunk;
   std::string received;
   int chunks = 0;
@@ -653,14 +671,7 @@ TEST_F(ServiceTest, ArtifactUploadWithStaleTokenIsRefusedAndLeavesNoFile) {
                                   base::Sha256Hex(bytes), 1024, &stored);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
   EXPECT_TRUE(artifacts::FilesUnder(dir_ / "art").empty());
-  v1::GetArtifactRequest get;
-  get.set_job_id(a.job_id());
-  get.set_trial_id(a.trial_id());
-  auto context = Context();
-  auto reader = jobs_->GetArtifact(context.get(), get);
-  v1::ArtifactChunk chunk;
-  EXPECT_FALSE(reader->Read(&chunk));
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(DownloadStatus(a.job_id(), a.trial_id()), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(ServiceTest, ArtifactUploadWithWrongHashIsRefusedAndLeavesNoFile) {
@@ -685,14 +696,7 @@ TEST_F(ServiceTest, GetArtifactOfUnknownJobOrTrialIsNotFound) {
            {a.job_id(), "t-999"},
            {a.job_id(), "x"},
            {a.job_id(), a.trial_id()} /* leased, no artifact yet */}) {
-    v1::GetArtifactRequest get;
-    get.set_job_id(job);
-    get.set_trial_id(trial);
-    auto context = Context();
-    auto reader = jobs_->GetArtifact(context.get(), get);
-    v1::ArtifactChunk chunk;
-    EXPECT_FALSE(reader->Read(&chunk));
-    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND) << job << " " << trial;
+    EXPECT_EQ(DownloadStatus(job, trial), grpc::StatusCode::NOT_FOUND) << job << " " << trial;
   }
 }
 

@@ -65,48 +65,21 @@ class WorkerServe : public ::testing::Test {
     address_ = server.address;
     ASSERT_FALSE(address_.empty()) << "first line: \"" << server.first_line << "\"\n"
                                    << ReadFile(dir_ / "server.log");
-    jobs_ =
-        v1::JobService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    jobs_.Connect(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   }
+
+  // A random search over a tiny space: levels 1-2, widths 8-16, one block, 16-pixel shapes.
+  std::string Submit(int trials, int steps, const std::string& dataset = "synthetic") {
+    return jobs_.Submit(testing::TinyRandomJob("serve-test", trials, steps, dataset, 7));
+  }
+  v1::Job GetJob(const std::string& id) { return jobs_.GetJob(id); }
+  std::vector<v1::Trial> Trials(const std::string& id) { return jobs_.Trials(id); }
+  static std::unique_ptr<grpc::ClientContext> Context() { return testing::CallContext(); }
 
   void TearDown() override {
     testing::StopAndReap(worker_, SIGKILL);
     testing::StopAndReap(server_, SIGTERM);
     testing::RemoveOrReport(dir_, HasFailure(), {{"worker", dir_ / "worker.log"}});
-  }
-
-  static std::unique_ptr<grpc::ClientContext> Context() {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return c;
-  }
-
-  // A random search over a tiny space: levels 1-2, widths 8-16, one block, 16-pixel shapes.
-  std::string Submit(int trials, int steps, const std::string& dataset = "synthetic") {
-    v1::SubmitJobRequest request;
-    *request.mutable_spec() = testing::TinyRandomJob("serve-test", trials, steps, dataset, 7);
-    v1::SubmitJobResponse response;
-    const grpc::Status status = jobs_->SubmitJob(Context().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.job().id();
-  }
-
-  v1::Job GetJob(const std::string& id) {
-    v1::GetJobRequest request;
-    request.set_job_id(id);
-    v1::GetJobResponse response;
-    const grpc::Status status = jobs_->GetJob(Context().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.job();
-  }
-
-  std::vector<v1::Trial> Trials(const std::string& id) {
-    v1::ListTrialsRequest request;
-    request.set_job_id(id);
-    v1::ListTrialsResponse response;
-    const grpc::Status status = jobs_->ListTrials(Context().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return {response.trials().begin(), response.trials().end()};
   }
 
   bool JobEnded(const std::string& id) {
@@ -156,7 +129,7 @@ class WorkerServe : public ::testing::Test {
   fs::path dir_, data_;
   pid_t server_ = -1, worker_ = -1;
   std::string address_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
+  testing::JobClient jobs_;
 };
 
 TEST_F(WorkerServe, RunsAJobToTheEnd) {

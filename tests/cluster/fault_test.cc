@@ -90,8 +90,18 @@ class ClusterFault : public ::testing::Test {
     ASSERT_FALSE(address_.empty()) << "first line: \"" << server.first_line << "\"\n"
                                    << ReadFile(dir_ / "server.log");
     auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
-    jobs_ = v1::JobService::NewStub(channel);
+    jobs_.Connect(channel);
     workers_stub_ = v1::WorkerService::NewStub(channel);
+  }
+
+  std::string Submit(int trials, int steps) {
+    return jobs_.Submit(testing::TinyRandomJob("fault-test", trials, steps, "synthetic", 11));
+  }
+  // A failed call (e.g. the coordinator is restarting) reads as an unspecified state.
+  v1::Job GetJob(const std::string& id) { return jobs_.GetJob(id, /*may_fail=*/true); }
+  std::vector<v1::Trial> Trials(const std::string& id) { return jobs_.Trials(id); }
+  static std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
+    return testing::CallContext(seconds);
   }
 
   void KillServer() {
@@ -115,40 +125,6 @@ class ClusterFault : public ::testing::Test {
     EXPECT_GT(pid, 0);
     workers_.push_back(pid);
     return i;
-  }
-
-  static std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-    return c;
-  }
-
-  // A random search over a tiny space: levels 1-2, widths 8-16, one block, 16-pixel shapes.
-  std::string Submit(int trials, int steps) {
-    v1::SubmitJobRequest request;
-    *request.mutable_spec() = testing::TinyRandomJob("fault-test", trials, steps, "synthetic", 11);
-    v1::SubmitJobResponse response;
-    const grpc::Status status = jobs_->SubmitJob(Context().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.job().id();
-  }
-
-  // GetJob; a failed call (e.g. the coordinator is restarting) reads as an unspecified state.
-  v1::Job GetJob(const std::string& id) {
-    v1::GetJobRequest request;
-    request.set_job_id(id);
-    v1::GetJobResponse response;
-    if (!jobs_->GetJob(Context().get(), request, &response).ok()) return {};
-    return response.job();
-  }
-
-  std::vector<v1::Trial> Trials(const std::string& id) {
-    v1::ListTrialsRequest request;
-    request.set_job_id(id);
-    v1::ListTrialsResponse response;
-    const grpc::Status status = jobs_->ListTrials(Context().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return {response.trials().begin(), response.trials().end()};
   }
 
   v1::Trial FindTrial(const std::string& job, const std::string& trial) {
@@ -200,7 +176,7 @@ class ClusterFault : public ::testing::Test {
   pid_t server_ = -1;
   std::vector<pid_t> workers_;
   std::string address_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
+  testing::JobClient jobs_;
   std::unique_ptr<v1::WorkerService::Stub> workers_stub_;
 };
 

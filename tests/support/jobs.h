@@ -1,13 +1,20 @@
-// Job specs for tests that drive a real coordinator: a random search over a tiny space (levels
-// 1-2, widths 8-16, one block, 16-pixel tiles and patches, a 1 GiB budget) that trains in
-// seconds on the data of TinyMakeDataArgs (process.h).
+// For tests that drive a real coordinator over gRPC: a job spec, a random search over a tiny
+// space (levels 1-2, widths 8-16, one block, 16-pixel tiles and patches, a 1 GiB budget) that
+// trains in seconds on the data of TinyMakeDataArgs (process.h), and JobClient, the JobService
+// calls such tests make.
 #ifndef PEAKNAS_TESTS_SUPPORT_JOBS_H_
 #define PEAKNAS_TESTS_SUPPORT_JOBS_H_
 
-#include <cstdint>
-#include <string>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
-#include "peaknas/v1/peaknas.pb.h"
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "peaknas/v1/peaknas.grpc.pb.h"
 
 namespace peaknas::testing {
 
@@ -39,6 +46,53 @@ inline v1::JobSpec TinyRandomJob(const std::string& name, int trials, int steps,
   spec.set_seed(seed);
   return spec;
 }
+
+// A deadline of `seconds` for one call.
+inline std::unique_ptr<grpc::ClientContext> CallContext(int seconds = 10) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  return context;
+}
+
+// JobService over a channel to `address`; each call has a 10-second deadline, and a failed call
+// is a test failure unless said otherwise.
+class JobClient {
+ public:
+  void Connect(const std::shared_ptr<grpc::Channel>& channel) {
+    stub_ = v1::JobService::NewStub(channel);
+  }
+  v1::JobService::Stub* operator->() { return stub_.get(); }
+
+  // The new job's id ("" when refused).
+  std::string Submit(const v1::JobSpec& spec) {
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    v1::SubmitJobResponse response;
+    const grpc::Status status = stub_->SubmitJob(CallContext().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().id();
+  }
+  // With `may_fail` (a coordinator that is restarting), a failed call reads as an empty job.
+  v1::Job GetJob(const std::string& id, bool may_fail = false) {
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::GetJobResponse response;
+    const grpc::Status status = stub_->GetJob(CallContext().get(), request, &response);
+    if (!may_fail) EXPECT_TRUE(status.ok()) << status.error_message();
+    return status.ok() ? response.job() : v1::Job();
+  }
+  std::vector<v1::Trial> Trials(const std::string& id) {
+    v1::ListTrialsRequest request;
+    request.set_job_id(id);
+    v1::ListTrialsResponse response;
+    const grpc::Status status = stub_->ListTrials(CallContext().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return {response.trials().begin(), response.trials().end()};
+  }
+
+ private:
+  std::unique_ptr<v1::JobService::Stub> stub_;
+};
 
 }  // namespace peaknas::testing
 
