@@ -224,10 +224,14 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
 
 inline i64 Workspace(const WorkspaceTerm& t, i64 in_bytes, i64 weight_bytes, i64 out_bytes,
                      i64 out_elems) {
+  if (t.in == 0 && t.weight == 0 && t.out == 0 && t.out_index == 0) return t.constant;
   const double ws =
       t.in * static_cast<double>(in_bytes) + t.weight * static_cast<double>(weight_bytes) +
       t.out * static_cast<double>(out_bytes) + t.out_index * 8.0 * static_cast<double>(out_elems);
-  return static_cast<i64>(std::ceil(ws)) + t.constant;
+  // ceil of a non-negative sum, inline (std::ceil is a library call without SSE4.1).
+  i64 bytes = static_cast<i64>(ws);
+  if (static_cast<double>(bytes) < ws) ++bytes;
+  return bytes + t.constant;
 }
 
 inline bool IsConv(OpKind k) {
@@ -235,7 +239,12 @@ inline bool IsConv(OpKind k) {
          k == OpKind::kConvTranspose2x2;
 }
 
-inline i64 RoundUp(i64 v, i64 block) { return (v + block - 1) / block * block; }
+// `v` rounded up to a multiple of `block` (> 0). Channel blocks are powers of two (8, 16): a
+// mask then, not a 64-bit division, which would dominate the estimate's cost.
+inline i64 RoundUp(i64 v, i64 block) {
+  if ((block & (block - 1)) == 0) return (v + block - 1) & -block;
+  return (v + block - 1) / block * block;
+}
 
 // The path LibTorch takes for a (non-transposed) convolution on the CPU.
 inline bool UsesOneDnn(const OpDesc& op, const CpuConvRules& r) {
@@ -272,7 +281,8 @@ Extra CpuConvForward(const OpDesc& op, const CpuConvRules& r) {
   const i64 src = reorder_src ? RoundUp(op.cin, b) * op.batch * op.in_plane * d : 0;
   const i64 weights =
       RoundUp(op.cout, b) * (reorder_src ? RoundUp(op.cin, b) : op.cin) * op.kernel * op.kernel * d;
-  const i64 bias = op.cout % b != 0 ? (RoundUp(op.cout, b) + r.bias_padding_extra) * d : 0;
+  const i64 bias =
+      RoundUp(op.cout, b) != op.cout ? (RoundUp(op.cout, b) + r.bias_padding_extra) * d : 0;
   const i64 dst = RoundUp(op.cout, b) * op.batch * op.out_plane * d;
   // Compute into the blocked dst beside the reordered source and weights; then copy the
   // blocked dst into the dense output.
@@ -310,15 +320,16 @@ Extra CpuConvBackward(const OpDesc& op, const CpuConvRules& r) {
   const bool reorder_src = op.kernel == 1 || op.cin > r.plain_source_max_channels;
   const i64 src_blk = reorder_src ? RoundUp(op.cin, b) * op.batch * op.in_plane * d : 0;
   const i64 gw_blk = RoundUp(op.cout, b) * (reorder_src ? RoundUp(op.cin, b) : op.cin) * k2 * d;
-  const i64 gbias = (op.cout % b != 0 ? (RoundUp(op.cout, b) + r.bias_padding_extra) * d : 0) +
-                    static_cast<i64>(op.cout) * d;
+  const i64 gbias =
+      (RoundUp(op.cout, b) != op.cout ? (RoundUp(op.cout, b) + r.bias_padding_extra) * d : 0) +
+      static_cast<i64>(op.cout) * d;
   const i64 weight_phase = gin + std::max(gout_blk + src_blk + gw_blk + gbias,
                                           gw_blk + gw + static_cast<i64>(op.cout) * d);
   const i64 total = std::max(data_phase, weight_phase);
   return {total, total - gin - gw};
 }
 
-Extra ForwardExtra(const OpDesc& op, const DeviceProfile& device) {
+inline Extra ForwardExtra(const OpDesc& op, const DeviceProfile& device) {
   if (device.cpu_conv.enabled && IsConv(op.kind)) return CpuConvForward(op, device.cpu_conv);
   const i64 ws = Workspace(device.workspace.forward[static_cast<int>(op.kind)], op.in0_bytes,
                            op.weight_bytes, op.out_bytes, op.out_elems);
@@ -349,19 +360,24 @@ template <bool kWithLocation>
 PeakEstimate InferenceSweep(const Architecture& arch, const Shape& tile, DType dtype,
                             const DeviceProfile& device) {
   const int d = DTypeBytes(dtype);
-  const i64 weights = Parameters(arch) * d;
-  i64 live = weights + InputBytes(tile, d);
+  // The weights are live throughout: the sweep runs without them (summing them as it goes, so
+  // the schedule is walked once) and adds them at the end. With the location, the breakdown
+  // needs them up front.
+  const i64 weights_known = kWithLocation ? Parameters(arch) * d : 0;
+  i64 weights = 0;
+  i64 live = weights_known + InputBytes(tile, d);
   PeakEstimate best;
   best.bytes = live;
   WalkForward(arch, tile.batch, tile.size, d, [&](const OpDesc& op) {
+    weights += op.weight_bytes;
     const Extra extra = ForwardExtra(op, device);
     const i64 at = live + extra.total;
     if (at > best.bytes) {
       best.bytes = at;
       if constexpr (kWithLocation) {
         best.location = LocationOf(op, Phase::kForward);
-        best.breakdown = {.weights = weights,
-                          .activations = at - weights - extra.workspace,
+        best.breakdown = {.weights = weights_known,
+                          .activations = at - weights_known - extra.workspace,
                           .workspace = extra.workspace};
       }
     }
@@ -369,6 +385,7 @@ PeakEstimate InferenceSweep(const Architecture& arch, const Shape& tile, DType d
     if (op.release_in0) live -= op.in0_bytes;
     if (op.release_in1) live -= op.in1_bytes;
   });
+  if constexpr (!kWithLocation) best.bytes += weights;
   return best;
 }
 

@@ -345,6 +345,22 @@ TEST_F(CostModelInvariants, PeakCoversResidentTensorsAndBreakdownAddsUp) {
   }
 }
 
+// InferencePeakBytes (the search's hot path: one walk, the weights summed as it goes) and
+// EstimateInferencePeak (with where and why) agree to the byte, on every profile and dtype.
+TEST_F(CostModelInvariants, TheFastPeakEqualsTheLocatedPeak) {
+  for (const DeviceProfile& dev : DeviceProfiles()) {
+    for (const Architecture& a : SampleMany(400, 17)) {
+      const int m = SpatialMultiple(a);
+      for (const Shape s : {Shape{1, 8 * m}, Shape{2, 4 * m}}) {
+        for (const DType t : {DType::kFp32, DType::kFp16}) {
+          EXPECT_EQ(InferencePeakBytes(a, s, t, dev), EstimateInferencePeak(a, s, t, dev).bytes)
+              << dev.name << " " << ToCanonicalJson(a);
+        }
+      }
+    }
+  }
+}
+
 TEST_F(CostModelInvariants, WorkScalesWithBatchAndArea) {
   for (const Architecture& a : SampleMany(1000, 14)) {
     const int m = SpatialMultiple(a);
