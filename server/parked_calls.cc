@@ -97,7 +97,7 @@ void ParkedCalls::Shutdown() {
   watches_cv_.notify_all();
 }
 
-std::size_t ParkedCalls::size() {
+std::size_t ParkedCalls::size() const {
   std::lock_guard lock(mu_);
   return lease_arrivals_.size() + lease_parked_.size() + watch_ready_.size() + watch_parked_.size();
 }

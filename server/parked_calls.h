@@ -79,7 +79,7 @@ class ParkedCalls {
   void Shutdown();
 
   // Calls waiting now: parked, or queued for their thread (tests and benchmarks).
-  std::size_t size();
+  std::size_t size() const;
 
  private:
   struct LeaseCall {
@@ -106,7 +106,7 @@ class ParkedCalls {
   Coordinator& coordinator_;
   const int event_batch_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   bool shutdown_ = false;          // guarded by mu_
   bool stop_ = false;              // guarded by mu_: the threads exit
   std::uint64_t next_ticket_ = 1;  // guarded by mu_

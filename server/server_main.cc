@@ -1,13 +1,16 @@
 // peaknas-server: the coordinator process.
 //
-//   peaknas-server [--listen HOST:PORT] --db FILE --artifacts DIR [--lease-seconds S]
-//                  [--max-attempts N] [--shutdown-grace-seconds S] [--log-level LEVEL]
+//   peaknas-server [--listen HOST:PORT] [--http-listen HOST:PORT] --db FILE --artifacts DIR
+//                  [--lease-seconds S] [--max-attempts N] [--shutdown-grace-seconds S]
+//                  [--log-level LEVEL]
 //
 // Prints "listening on HOST:PORT" (the port actually bound; --listen with port 0 picks one) as
-// the first line of stdout once it serves; logs go to stderr (spdlog). SIGTERM or SIGINT stops
-// it gracefully: no new calls, running calls get --shutdown-grace-seconds (5), long polls return
-// empty at once. (With gRPC 1.51, a client that keeps its connection open makes the stop take
-// the whole grace period.) A background thread releases expired leases every second.
+// the first line of stdout once it serves, then "http on http://HOST:PORT/" when --http-listen
+// is given (the JSON API, /metrics, /livez, /readyz: server/http_api.h); logs go to stderr
+// (spdlog). SIGTERM or SIGINT stops it gracefully: no new calls, running calls get
+// --shutdown-grace-seconds (5), long polls return empty at once. (With gRPC 1.51, a client that
+// keeps its connection open makes the stop take the whole grace period.) A background thread
+// releases expired leases every second.
 //
 // Errors follow cli/app.h's convention: one line on stderr "peaknas-server: message", exit 2
 // for usage errors, 1 for anything else.
@@ -28,6 +31,8 @@
 #include "base/app.h"
 #include "base/subprocess.h"
 #include "server/coordinator.h"
+#include "server/http_api.h"
+#include "server/http_server.h"
 #include "server/service.h"
 #include "storage/sqlite_store.h"
 
@@ -45,6 +50,7 @@ int Main(int argc, char** argv) {
   CLI::App app("peaknas-server: the peaknas coordinator (search, leases, frontier; gRPC).",
                std::string(kProgram));
   std::string listen = "127.0.0.1:50051";
+  std::string http_listen;
   std::string db;
   std::string artifacts;
   double lease_seconds = 60;
@@ -54,6 +60,11 @@ int Main(int argc, char** argv) {
   std::string synchronous = "full";
   app.add_option("--listen", listen, "Address to serve on, HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
+  app.add_option(
+      "--http-listen", http_listen,
+      "Also serve HTTP on HOST:PORT (port 0 picks a free one): the JSON API under /v1/, "
+      "Prometheus metrics at /metrics, probes at /livez and /readyz. Off when not given; "
+      "keep it on a loopback address unless the network is trusted");
   app.add_option("--db", db, "SQLite database file (created if absent)")->required();
   app.add_option("--artifacts", artifacts, "Directory for trained models (created if absent)")
       ->required();
@@ -125,6 +136,16 @@ int Main(int argc, char** argv) {
   if (!server.ok()) return Fail(server.status());
   std::cout << "listening on " << (*server)->address() << std::endl;
   spdlog::info("serving on {} (db {}, artifacts {})", (*server)->address(), db, artifacts);
+  HttpApi api(**coordinator, (*server)->jobs(), &(*server)->parked());
+  std::unique_ptr<HttpServer> http;
+  if (!http_listen.empty()) {
+    auto started =
+        HttpServer::Start(http_listen, [&api](const HttpRequest& r) { return api.Handle(r); });
+    if (!started.ok()) return Fail(started.status());
+    http = std::move(started).value();
+    std::cout << "http on http://" << http->address() << "/" << std::endl;
+    spdlog::info("http on http://{}/", http->address());
+  }
 
   std::thread expirer([&] {
     auto next = std::chrono::steady_clock::now();
@@ -146,6 +167,7 @@ int Main(int argc, char** argv) {
   }
 
   (*server)->Wait();
+  if (http) http->Stop();
   {
     std::lock_guard lock(mu);
     stopping = true;

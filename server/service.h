@@ -101,7 +101,10 @@ class GrpcServer {
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
   void Wait() { server_->Wait(); }
   // Long polls and watch streams waiting now.
-  std::size_t parked_calls() { return parked_.size(); }
+  std::size_t parked_calls() const { return parked_.size(); }
+  // The services themselves, for the HTTP API (server/http_api.h), which answers with them.
+  JobServiceImpl& jobs() { return jobs_; }
+  const ParkedCalls& parked() const { return parked_; }
 
  private:
   explicit GrpcServer(Coordinator& coordinator)

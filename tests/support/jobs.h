@@ -78,7 +78,9 @@ class JobClient {
     request.set_job_id(id);
     v1::GetJobResponse response;
     const grpc::Status status = stub_->GetJob(CallContext().get(), request, &response);
-    if (!may_fail) EXPECT_TRUE(status.ok()) << status.error_message();
+    if (!may_fail) {
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    }
     return status.ok() ? response.job() : v1::Job();
   }
   std::vector<v1::Trial> Trials(const std::string& id) {

@@ -1,0 +1,320 @@
+#include "server/http_api.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <cctype>
+#include <map>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "server/metrics.h"
+
+namespace peaknas::server {
+namespace {
+
+namespace pb = google::protobuf;
+
+std::string StatusName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+HttpResponse Error(grpc::StatusCode code, std::string_view message) {
+  HttpResponse r;
+  r.status = HttpStatusOf(code);
+  r.body = "{\"code\": " + std::to_string(static_cast<int>(code)) +
+           ", \"message\": " + JsonString(message) + ", \"status\": \"" + StatusName(code) +
+           "\"}\n";
+  return r;
+}
+
+HttpResponse Text(int status, std::string body) {
+  return {.status = status, .content_type = "text/plain; charset=utf-8", .body = std::move(body)};
+}
+
+HttpResponse Json(const pb::Message& message) {
+  pb::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  HttpResponse r;
+  const auto printed = pb::util::MessageToJsonString(message, &r.body, options);
+  if (!printed.ok()) return Error(grpc::StatusCode::INTERNAL, std::string(printed.message()));
+  r.body += '\n';
+  return r;
+}
+
+// The gRPC answer as JSON, or its error.
+HttpResponse Answer(const grpc::Status& status, const pb::Message& response) {
+  if (!status.ok()) return Error(status.error_code(), status.error_message());
+  return Json(response);
+}
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+struct Target {
+  std::string path;
+  std::map<std::string, std::string> query;
+};
+
+Target ParseTarget(std::string_view target) {
+  Target t;
+  const auto q = target.find('?');
+  t.path = PercentDecode(target.substr(0, q));
+  if (q == std::string_view::npos) return t;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    const auto eq = pair.find('=');
+    t.query[PercentDecode(pair.substr(0, eq))] =
+        eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return t;
+}
+
+// page_size from the query: INVALID_ARGUMENT naming it when it is not a number.
+bool ReadPageSize(const Target& t, int* out, HttpResponse* error) {
+  const auto it = t.query.find("page_size");
+  if (it == t.query.end()) return true;
+  try {
+    std::size_t used = 0;
+    *out = std::stoi(it->second, &used);
+    if (used == it->second.size()) return true;
+  } catch (const std::exception&) {
+  }
+  *error = Error(grpc::StatusCode::INVALID_ARGUMENT,
+                 "page_size: \"" + it->second + "\" is not a number");
+  return false;
+}
+
+std::string QueryValue(const Target& t, const std::string& key) {
+  const auto it = t.query.find(key);
+  return it == t.query.end() ? "" : it->second;
+}
+
+}  // namespace
+
+int HttpStatusOf(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return 200;
+    case grpc::StatusCode::CANCELLED:
+      return 499;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return 400;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return 504;
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::ABORTED:
+      return 409;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 429;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return 501;
+    case grpc::StatusCode::UNAVAILABLE:
+      return 503;
+    default:
+      return 500;  // UNKNOWN, INTERNAL, DATA_LOSS
+  }
+}
+
+HttpResponse HttpApi::Handle(const HttpRequest& request) {
+  const Target t = ParseTarget(request.target);
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  const bool post = request.method == "POST";
+  const auto wrong_method = [&] {
+    HttpResponse r =
+        Error(grpc::StatusCode::UNIMPLEMENTED, request.method + " is not allowed on " + t.path);
+    r.status = 405;
+    return r;
+  };
+  if (t.path == "/livez") return get ? Text(200, "ok\n") : wrong_method();
+  if (t.path == "/readyz") {
+    if (!get) return wrong_method();
+    const auto jobs = coordinator_.ListJobs();
+    return jobs.ok() ? Text(200, "ready\n") : Text(503, jobs.status().ToString() + "\n");
+  }
+  if (t.path == "/metrics") return get ? Metrics() : wrong_method();
+
+  constexpr std::string_view kJobs = "/v1/jobs";
+  if (t.path == kJobs) {
+    if (get) {
+      v1::ListJobsRequest req;
+      HttpResponse error;
+      int size = 0;
+      if (!ReadPageSize(t, &size, &error)) return error;
+      req.set_page_size(size);
+      req.set_page_token(QueryValue(t, "page_token"));
+      v1::ListJobsResponse resp;
+      return Answer(jobs_.ListJobs(nullptr, &req, &resp), resp);
+    }
+    if (post) {
+      v1::SubmitJobRequest req;
+      const auto parsed = pb::util::JsonStringToMessage(request.body, &req);
+      if (!parsed.ok()) {
+        return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                     "body: not a SubmitJobRequest: " + std::string(parsed.message()));
+      }
+      v1::SubmitJobResponse resp;
+      return Answer(jobs_.SubmitJob(nullptr, &req, &resp), resp);
+    }
+    return wrong_method();
+  }
+  if (t.path.rfind(std::string(kJobs) + "/", 0) != 0) {
+    return Error(grpc::StatusCode::NOT_FOUND, "no such path: " + t.path);
+  }
+  // /v1/jobs/{id}[:cancel | /frontier | /trials]
+  std::string rest = t.path.substr(kJobs.size() + 1);
+  std::string sub;
+  if (const auto slash = rest.find('/'); slash != std::string::npos) {
+    sub = rest.substr(slash + 1);
+    rest.resize(slash);
+  }
+  if (rest.size() > 7 && rest.ends_with(":cancel") && sub.empty()) {
+    if (!post) return wrong_method();
+    v1::CancelJobRequest req;
+    req.set_job_id(rest.substr(0, rest.size() - 7));
+    v1::CancelJobResponse resp;
+    return Answer(jobs_.CancelJob(nullptr, &req, &resp), resp);
+  }
+  const std::string& id = rest;
+  if (sub.empty()) {
+    if (!get) return wrong_method();
+    v1::GetJobRequest req;
+    req.set_job_id(id);
+    v1::GetJobResponse resp;
+    return Answer(jobs_.GetJob(nullptr, &req, &resp), resp);
+  }
+  if (sub == "frontier") {
+    if (!get) return wrong_method();
+    v1::GetFrontierRequest req;
+    req.set_job_id(id);
+    v1::GetFrontierResponse resp;
+    return Answer(jobs_.GetFrontier(nullptr, &req, &resp), resp);
+  }
+  if (sub == "trials") {
+    if (!get) return wrong_method();
+    v1::ListTrialsRequest req;
+    req.set_job_id(id);
+    HttpResponse error;
+    int size = 0;
+    if (!ReadPageSize(t, &size, &error)) return error;
+    req.set_page_size(size);
+    req.set_page_token(QueryValue(t, "page_token"));
+    // states=SUCCEEDED,FAILED (with or without the TRIAL_STATE_ prefix).
+    const std::string states_text = QueryValue(t, "states");
+    std::string_view states = states_text;
+    while (!states.empty()) {
+      const auto comma = states.find(',');
+      std::string name(states.substr(0, comma));
+      for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (name.rfind("TRIAL_STATE_", 0) != 0) name = "TRIAL_STATE_" + name;
+      v1::TrialState state;
+      if (!v1::TrialState_Parse(name, &state) || state == v1::TRIAL_STATE_UNSPECIFIED) {
+        return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                     "states: \"" + std::string(states.substr(0, comma)) +
+                         "\" is not a trial state (pending, running, succeeded, failed, "
+                         "rejected, cancelled)");
+      }
+      req.add_states(state);
+      if (comma == std::string_view::npos) break;
+      states = states.substr(comma + 1);
+    }
+    v1::ListTrialsResponse resp;
+    return Answer(jobs_.ListTrials(nullptr, &req, &resp), resp);
+  }
+  return Error(grpc::StatusCode::NOT_FOUND, "no such path: " + t.path);
+}
+
+HttpResponse HttpApi::Metrics() {
+  MetricsSnapshot snapshot;
+  auto jobs = coordinator_.ListJobs();
+  if (!jobs.ok()) return Text(503, jobs.status().ToString() + "\n");
+  snapshot.jobs = std::move(jobs).value();
+  snapshot.stats = coordinator_.stats();
+  snapshot.parked_calls = parked_ != nullptr ? parked_->size() : 0;
+  return {.status = 200,
+          .content_type = "text/plain; version=0.0.4; charset=utf-8",
+          .body = PrometheusText(snapshot)};
+}
+
+}  // namespace peaknas::server

@@ -1,0 +1,67 @@
+// HttpApi: the coordinator over HTTP, as plain requests and responses (no sockets here: the
+// server is http_server.h). JobService mirrored under /v1/ through protobuf's JSON mapping —
+// the handlers are the gRPC service's own methods, so the JSON is the gRPC answer — plus the
+// probes and metrics operators expect:
+//
+//   GET  /livez                        200 "ok": the process serves
+//   GET  /readyz                       200 "ready" once the database answers, 503 otherwise
+//   GET  /metrics                      Prometheus text format 0.0.4 (server/metrics.h)
+//   GET  /v1/jobs                      ListJobs; ?page_size=N&page_token=T
+//   POST /v1/jobs                      SubmitJob; the body is a SubmitJobRequest ({"spec": ...})
+//   GET  /v1/jobs/{id}                 GetJob
+//   POST /v1/jobs/{id}:cancel          CancelJob
+//   GET  /v1/jobs/{id}/frontier        GetFrontier
+//   GET  /v1/jobs/{id}/trials          ListTrials; ?page_size, page_token, states=SUCCEEDED,...
+//
+// JSON as grpc-gateway writes it: lowerCamelCase names, zero values included. Errors are
+// {"code": N, "message": "...", "status": "NOT_FOUND"} with grpc-gateway's HTTP status for
+// the gRPC code (404, 400, 409, 503, ...); an unknown path is 404, a known one with the wrong
+// method 405.
+//
+// Thread-safety: Handle may be called from several threads at once.
+#ifndef PEAKNAS_SERVER_HTTP_API_H_
+#define PEAKNAS_SERVER_HTTP_API_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+#include "server/coordinator.h"
+#include "server/service.h"
+
+namespace peaknas::server {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST"
+  std::string target;  // path and query: "/v1/jobs?page_size=10"
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// grpc-gateway's HTTP status for a gRPC code (OK 200, NOT_FOUND 404, INVALID_ARGUMENT 400, ...).
+int HttpStatusOf(grpc::StatusCode code);
+
+class HttpApi {
+ public:
+  // `parked` for the metrics (calls waiting now); may be null.
+  HttpApi(Coordinator& coordinator, JobServiceImpl& jobs, const ParkedCalls* parked = nullptr)
+      : coordinator_(coordinator), jobs_(jobs), parked_(parked) {}
+
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  HttpResponse Metrics();
+
+  Coordinator& coordinator_;
+  JobServiceImpl& jobs_;
+  const ParkedCalls* parked_;
+};
+
+}  // namespace peaknas::server
+
+#endif  // PEAKNAS_SERVER_HTTP_API_H_

@@ -1,0 +1,224 @@
+// The HTTP API end to end in one process: a real coordinator on a real SQLite file, the gRPC
+// server and the HTTP server on 127.0.0.1:0, requests over real sockets. Each JSON answer is
+// checked against the gRPC answer to the same call.
+#include "server/http_api.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/temp_dir.h"
+#include "server/http_server.h"
+#include "server/service.h"
+#include "server/test_job_spec.h"
+#include "storage/sqlite_store.h"
+#include "tests/support/http_client.h"
+#include "tests/support/jobs.h"
+
+namespace peaknas::server {
+namespace {
+
+namespace pb = google::protobuf;
+using peaknas::testing::Http;
+using peaknas::testing::HttpExchange;
+using peaknas::testing::HttpReply;
+using peaknas::testing::RequestText;
+
+// The gRPC answer as the HTTP API must print it.
+std::string JsonOf(const pb::Message& m) {
+  pb::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  EXPECT_TRUE(pb::util::MessageToJsonString(m, &out, options).ok());
+  return out + "\n";
+}
+
+class HttpApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = storage::SqliteStore::Open((dir_.path() / "db.sqlite").string(), {});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                         (dir_.path() / "art").string());
+    ASSERT_TRUE(coordinator.ok()) << coordinator.status().ToString();
+    coordinator_ = std::move(coordinator).value();
+    auto grpc_server = GrpcServer::Start(*coordinator_, "127.0.0.1:0");
+    ASSERT_TRUE(grpc_server.ok()) << grpc_server.status().ToString();
+    grpc_ = std::move(grpc_server).value();
+    api_ = std::make_unique<HttpApi>(*coordinator_, grpc_->jobs(), &grpc_->parked());
+    auto http =
+        HttpServer::Start("127.0.0.1:0", [this](const HttpRequest& r) { return api_->Handle(r); });
+    ASSERT_TRUE(http.ok()) << http.status().ToString();
+    http_ = std::move(http).value();
+    jobs_.Connect(grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    http_.reset();
+    grpc_.reset();
+    coordinator_.reset();
+  }
+
+  HttpReply Get(const std::string& target) { return Http(http_->address(), "GET", target); }
+  HttpReply Post(const std::string& target, const std::string& body = "") {
+    return Http(http_->address(), "POST", target, body);
+  }
+  // Submits the shared test job over HTTP; its id.
+  std::string SubmitOverHttp(int trials) {
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = testing::RandomJobSpec(trials, 2);
+    const HttpReply reply = Post("/v1/jobs", JsonOf(request));
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    v1::SubmitJobResponse response;
+    EXPECT_TRUE(pb::util::JsonStringToMessage(reply.body, &response).ok()) << reply.body;
+    return response.job().id();
+  }
+
+  base::TempDir dir_{"peaknas-http"};
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<GrpcServer> grpc_;
+  std::unique_ptr<HttpApi> api_;
+  std::unique_ptr<HttpServer> http_;
+  peaknas::testing::JobClient jobs_;
+};
+
+TEST_F(HttpApiTest, ProbesAnswer) {
+  const HttpReply live = Get("/livez");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_EQ(live.body, "ok\n");
+  EXPECT_EQ(live.headers.at("content-type"), "text/plain; charset=utf-8");
+  EXPECT_EQ(Get("/readyz").status, 200);
+  EXPECT_EQ(Http(http_->address(), "HEAD", "/livez").status, 200);
+}
+
+TEST_F(HttpApiTest, JobsAreTheGrpcAnswersAsJson) {
+  const std::string id = SubmitOverHttp(4);
+  ASSERT_EQ(id, "j-1");
+  v1::GetJobRequest get;
+  get.set_job_id(id);
+  v1::GetJobResponse job;
+  ASSERT_TRUE(jobs_->GetJob(peaknas::testing::CallContext().get(), get, &job).ok());
+  EXPECT_EQ(Get("/v1/jobs/" + id).body, JsonOf(job));
+
+  v1::ListJobsResponse listed;
+  ASSERT_TRUE(jobs_->ListJobs(peaknas::testing::CallContext().get(), {}, &listed).ok());
+  const HttpReply list = Get("/v1/jobs");
+  EXPECT_EQ(list.status, 200);
+  EXPECT_EQ(list.headers.at("content-type"), "application/json");
+  EXPECT_EQ(list.body, JsonOf(listed));
+
+  v1::GetFrontierRequest fr;
+  fr.set_job_id(id);
+  v1::GetFrontierResponse frontier;
+  ASSERT_TRUE(jobs_->GetFrontier(peaknas::testing::CallContext().get(), fr, &frontier).ok());
+  EXPECT_EQ(Get("/v1/jobs/" + id + "/frontier").body, JsonOf(frontier));
+
+  // Zero values are printed (grpc-gateway's default): an empty frontier still has its version.
+  EXPECT_NE(Get("/v1/jobs/" + id + "/frontier").body.find("\"version\""), std::string::npos);
+}
+
+TEST_F(HttpApiTest, TrialsPageAndFilterByState) {
+  const std::string id = SubmitOverHttp(6);
+  const std::vector<v1::Trial> all = jobs_.Trials(id);
+  ASSERT_GE(all.size(), 3u);  // 2 admitted (parallelism 2), and the rejected ones
+  v1::ListTrialsResponse page;
+  const HttpReply first = Get("/v1/jobs/" + id + "/trials?page_size=2");
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_TRUE(pb::util::JsonStringToMessage(first.body, &page).ok());
+  ASSERT_EQ(page.trials_size(), 2);
+  EXPECT_EQ(page.trials(0).id(), all[0].id());
+  EXPECT_FALSE(page.next_page_token().empty());
+  const HttpReply second =
+      Get("/v1/jobs/" + id + "/trials?page_size=2&page_token=" + page.next_page_token());
+  ASSERT_TRUE(pb::util::JsonStringToMessage(second.body, &page).ok());
+  EXPECT_EQ(page.trials(0).id(), all[2].id());
+
+  int rejected = 0;
+  for (const v1::Trial& t : all) rejected += t.state() == v1::TRIAL_STATE_REJECTED ? 1 : 0;
+  ASSERT_TRUE(pb::util::JsonStringToMessage(
+                  Get("/v1/jobs/" + id + "/trials?states=rejected&page_size=1000").body, &page)
+                  .ok());
+  EXPECT_EQ(page.trials_size(), rejected);
+  for (const v1::Trial& t : page.trials()) EXPECT_EQ(t.state(), v1::TRIAL_STATE_REJECTED);
+  const HttpReply both = Get("/v1/jobs/" + id + "/trials?states=PENDING,TRIAL_STATE_REJECTED");
+  ASSERT_TRUE(pb::util::JsonStringToMessage(both.body, &page).ok()) << both.body;
+  EXPECT_EQ(page.trials_size(), static_cast<int>(all.size()));  // nothing leased yet
+}
+
+TEST_F(HttpApiTest, CancelIsACustomVerb) {
+  const std::string id = SubmitOverHttp(4);
+  const HttpReply cancelled = Post("/v1/jobs/" + id + ":cancel");
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  v1::CancelJobResponse response;
+  ASSERT_TRUE(pb::util::JsonStringToMessage(cancelled.body, &response).ok());
+  EXPECT_EQ(response.job().state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(jobs_.GetJob(id).state(), v1::JOB_STATE_CANCELLED);
+}
+
+TEST_F(HttpApiTest, ErrorsCarryTheGrpcCodeAndTheMatchingHttpStatus) {
+  const HttpReply unknown = Get("/v1/jobs/j-99");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.body,
+            "{\"code\": 5, \"message\": \"job_id: unknown job \\\"j-99\\\"\", \"status\": "
+            "\"NOT_FOUND\"}\n");
+  // A spec the validator refuses: 400 with the field named.
+  const HttpReply bad = Post("/v1/jobs", R"({"spec": {"name": "x", "parallelism": 0}})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("\"code\": 3"), std::string::npos) << bad.body;
+  EXPECT_NE(bad.body.find("spec."), std::string::npos) << bad.body;
+  // Not JSON at all.
+  const HttpReply garbage = Post("/v1/jobs", "{not json");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_NE(garbage.body.find("body: not a SubmitJobRequest"), std::string::npos);
+  EXPECT_EQ(Get("/v1/jobs?page_size=ten").status, 400);
+  EXPECT_EQ(Get("/v1/jobs?page_size=-1").status, 400);
+  EXPECT_EQ(Get("/v1/jobs/j-1/trials?states=sleeping").status, 400);
+  EXPECT_EQ(Get("/nowhere").status, 404);
+  EXPECT_EQ(Get("/v1/jobs/j-1/nowhere").status, 404);
+  EXPECT_EQ(Post("/livez").status, 405);
+  EXPECT_EQ(Http(http_->address(), "DELETE", "/v1/jobs").status, 405);
+  EXPECT_EQ(HttpStatusOf(grpc::StatusCode::FAILED_PRECONDITION), 400);
+  EXPECT_EQ(HttpStatusOf(grpc::StatusCode::UNAVAILABLE), 503);
+  EXPECT_EQ(HttpStatusOf(grpc::StatusCode::ABORTED), 409);
+  EXPECT_EQ(HttpStatusOf(grpc::StatusCode::DATA_LOSS), 500);
+}
+
+TEST_F(HttpApiTest, MetricsCountWhatTheCoordinatorHolds) {
+  SubmitOverHttp(4);
+  const HttpReply metrics = Get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.headers.at("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(metrics.body.find("peaknas_jobs{state=\"pending\"} 1\n"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("peaknas_trials{state=\"pending\"} 2\n"), std::string::npos)
+      << metrics.body;  // parallelism 2
+  EXPECT_NE(metrics.body.find("peaknas_group_commits_total "), std::string::npos);
+}
+
+TEST_F(HttpApiTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  const auto replies = HttpExchange(http_->address(), {RequestText("GET", "/livez", "", true),
+                                                       RequestText("GET", "/readyz", "", true),
+                                                       RequestText("GET", "/v1/jobs", "", false)});
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_EQ(replies[0].body, "ok\n");
+  EXPECT_EQ(replies[1].body, "ready\n");
+  EXPECT_EQ(replies[2].status, 200);
+}
+
+TEST(HttpServer, RefusesAMalformedAddressAndABusyPort) {
+  const auto handler = [](const HttpRequest&) { return HttpResponse{}; };
+  EXPECT_EQ(HttpServer::Start("nonsense", handler).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(HttpServer::Start("127.0.0.1:99999", handler).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(HttpServer::Start("not-an-ip:0", handler).status().code(),
+            StatusCode::kInvalidArgument);
+  auto first = HttpServer::Start("127.0.0.1:0", handler);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(HttpServer::Start((*first)->address(), handler).status().code(),
+            StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace peaknas::server

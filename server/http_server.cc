@@ -1,0 +1,171 @@
+#include "server/http_server.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace peaknas::server {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+constexpr std::uint64_t kMaxBody = std::uint64_t{16} << 20;
+constexpr auto kIdle = std::chrono::seconds(60);
+
+// One connection: read a request, have the pool answer it, write the answer, repeat while the
+// client keeps the connection alive.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, asio::thread_pool& pool, const HttpServer::Handler& handler)
+      : stream_(std::move(socket)), pool_(pool), handler_(handler) {}
+
+  void Start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(kMaxBody);
+    stream_.expires_after(kIdle);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec) return Close();  // the client left, timed out or sent garbage
+    auto request = std::make_shared<http::request<http::string_body>>(parser_->release());
+    asio::post(pool_, [self = shared_from_this(), request] {
+      HttpRequest in{.method = std::string(request->method_string()),
+                     .target = std::string(request->target()),
+                     .body = std::move(request->body())};
+      HttpResponse out = self->handler_(in);
+      auto response = std::make_shared<http::response<http::string_body>>(
+          static_cast<http::status>(out.status), request->version());
+      response->set(http::field::server, "peaknas-server");
+      response->set(http::field::content_type, out.content_type);
+      response->keep_alive(request->keep_alive());
+      if (request->method() != http::verb::head) response->body() = std::move(out.body);
+      response->prepare_payload();
+      asio::dispatch(self->stream_.get_executor(), [self, response] { self->Write(response); });
+    });
+  }
+
+  void Write(std::shared_ptr<http::response<http::string_body>> response) {
+    stream_.expires_after(kIdle);
+    http::async_write(stream_, *response,
+                      [self = shared_from_this(), response](beast::error_code ec, std::size_t) {
+                        if (ec || !response->keep_alive()) return self->Close();
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  asio::thread_pool& pool_;
+  const HttpServer::Handler& handler_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(Handler h, int threads) : handler(std::move(h)), pool(threads) {}
+
+  void Accept() {
+    acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec) return;  // stopped
+      std::make_shared<Session>(std::move(socket), pool, handler)->Start();
+      Accept();
+    });
+  }
+
+  Handler handler;
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  asio::thread_pool pool;
+  std::thread runner;
+  std::string address;
+  bool stopped = false;
+};
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& address, Handler handler,
+                                                        int handler_threads) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument("http-listen: \"" + address + "\" is not HOST:PORT");
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  int port = 0;
+  try {
+    std::size_t used = 0;
+    port = std::stoi(address.substr(colon + 1), &used);
+    if (used != address.size() - colon - 1 || port < 0 || port > 65535) throw std::out_of_range("");
+  } catch (const std::exception&) {
+    return Status::InvalidArgument("http-listen: \"" + address +
+                                   "\": the port is not in [0, 65535]");
+  }
+  auto impl = std::make_unique<Impl>(std::move(handler), handler_threads);
+  beast::error_code ec;
+  const auto ip = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return Status::InvalidArgument("http-listen: \"" + host + "\" is not an IP address");
+  const tcp::endpoint endpoint(ip, static_cast<unsigned short>(port));
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status(StatusCode::kUnavailable,
+                  "http-listen: cannot bind \"" + address + "\": " + ec.message());
+  }
+  const auto bound = impl->acceptor.local_endpoint();
+  const std::string shown = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+                                                    : bound.address().to_string();
+  impl->address = shown + ":" + std::to_string(bound.port());
+  impl->Accept();
+  impl->runner = std::thread([io = &impl->io] { io->run(); });
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+const std::string& HttpServer::address() const { return impl_->address; }
+
+void HttpServer::Stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  asio::post(impl_->io, [impl = impl_.get()] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+  });
+  impl_->io.stop();  // no read completes any more, so nothing new reaches the pool
+  impl_->runner.join();
+  impl_->pool.join();  // answers being computed finish (their writes are dropped)
+}
+
+}  // namespace peaknas::server

@@ -1,0 +1,112 @@
+#include "server/metrics.h"
+
+#include <array>
+#include <cstdint>
+#include <utility>
+
+namespace peaknas::server {
+namespace {
+
+void Family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void Sample(std::string& out, std::string_view name, std::string_view label, std::string_view value,
+            std::int64_t number) {
+  out += name;
+  if (!label.empty()) {
+    out += '{';
+    out += label;
+    out += "=\"";
+    out += EscapeLabelValue(value);
+    out += "\"}";
+  }
+  out += ' ';
+  out += std::to_string(number);
+  out += '\n';
+}
+
+}  // namespace
+
+std::string EscapeLabelValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string PrometheusText(const MetricsSnapshot& s) {
+  // Every state is written, zeros included: a series that disappears reads as "no data".
+  constexpr std::array<std::pair<v1::JobState, std::string_view>, 5> kJobStates = {{
+      {v1::JOB_STATE_PENDING, "pending"},
+      {v1::JOB_STATE_RUNNING, "running"},
+      {v1::JOB_STATE_SUCCEEDED, "succeeded"},
+      {v1::JOB_STATE_FAILED, "failed"},
+      {v1::JOB_STATE_CANCELLED, "cancelled"},
+  }};
+  std::array<std::int64_t, kJobStates.size()> jobs{};
+  std::int64_t pending = 0, running = 0, succeeded = 0, failed = 0, rejected = 0, cancelled = 0;
+  for (const v1::Job& job : s.jobs) {
+    for (std::size_t i = 0; i < kJobStates.size(); ++i) {
+      if (job.state() == kJobStates[i].first) ++jobs[i];
+    }
+    const v1::TrialCounts& c = job.counts();
+    pending += c.pending();
+    running += c.running();
+    succeeded += c.succeeded();
+    failed += c.failed();
+    rejected += c.rejected();
+    cancelled += c.cancelled();
+  }
+  std::string out;
+  Family(out, "peaknas_jobs", "gauge", "Jobs by state.");
+  for (std::size_t i = 0; i < kJobStates.size(); ++i) {
+    Sample(out, "peaknas_jobs", "state", kJobStates[i].second, jobs[i]);
+  }
+  Family(out, "peaknas_trials", "gauge",
+         "Trials of every job by state; rejected ones were refused by the cost model before "
+         "any training.");
+  for (const auto& [state, n] : std::array<std::pair<std::string_view, std::int64_t>, 6>{{
+           {"pending", pending},
+           {"running", running},
+           {"succeeded", succeeded},
+           {"failed", failed},
+           {"rejected", rejected},
+           {"cancelled", cancelled},
+       }}) {
+    Sample(out, "peaknas_trials", "state", state, n);
+  }
+  Family(out, "peaknas_group_commits_total", "counter",
+         "Store commits, each carrying every call that arrived during the previous one.");
+  Sample(out, "peaknas_group_commits_total", "", "", s.stats.commits);
+  Family(out, "peaknas_group_commit_writes_total", "counter",
+         "State-changing calls the committed groups carried.");
+  Sample(out, "peaknas_group_commit_writes_total", "", "", s.stats.writes);
+  Family(out, "peaknas_group_commit_failures_total", "counter",
+         "Commits that failed (their calls failed, the state was reloaded).");
+  Sample(out, "peaknas_group_commit_failures_total", "", "", s.stats.failed_commits);
+  Family(out, "peaknas_parked_calls", "gauge",
+         "Long-polling leases and event watches waiting now (no thread each).");
+  Sample(out, "peaknas_parked_calls", "", "", static_cast<std::int64_t>(s.parked_calls));
+  return out;
+}
+
+}  // namespace peaknas::server
