@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -163,6 +165,61 @@ std::string QueryValue(const Target& t, const std::string& key) {
   return it == t.query.end() ? "" : it->second;
 }
 
+// A job's events as Server-Sent Events, from ParkedCalls: each batch is one write.
+class JobEventStream final : public EventStream,
+                             public std::enable_shared_from_this<JobEventStream> {
+ public:
+  JobEventStream(ParkedCalls& parked, std::string job_id, std::int64_t after)
+      : parked_(parked), job_id_(std::move(job_id)), after_(after) {}
+
+  void Next(Send send) override {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return send("", true);
+    ticket_ = parked_.Events(
+        job_id_, after_,
+        [self = shared_from_this(), send = std::move(send)](StatusOr<ParkedCalls::EventBatch> b) {
+          if (!b.ok()) {
+            return send(
+                "event: error\ndata: " +
+                    Error(static_cast<grpc::StatusCode>(b.status().code()), b.status().message())
+                        .body +
+                    "\n",
+                true);
+          }
+          std::string text;
+          bool end = b->ended;
+          pb::util::JsonPrintOptions options;
+          options.always_print_primitive_fields = true;
+          for (const v1::JobEvent& event : b->events) {
+            std::string json;
+            (void)pb::util::MessageToJsonString(event, &json, options);
+            text += "id: " + std::to_string(event.sequence()) + "\ndata: " + json + "\n\n";
+            self->after_ = event.sequence();
+            if (event.has_job_finished()) end = true;
+          }
+          send(std::move(text), end);
+        });
+  }
+
+  void Cancel() override {
+    std::uint64_t ticket;
+    {
+      std::lock_guard lock(mu_);
+      cancelled_ = true;
+      ticket = ticket_;
+    }
+    parked_.Cancel(ticket);
+  }
+
+ private:
+  ParkedCalls& parked_;
+  const std::string job_id_;
+  std::int64_t after_;  // written by the completion, read by the next Next: never at once
+  std::mutex mu_;
+  bool cancelled_ = false;    // guarded by mu_
+  std::uint64_t ticket_ = 0;  // guarded by mu_
+};
+
 }  // namespace
 
 int HttpStatusOf(grpc::StatusCode code) {
@@ -271,6 +328,33 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     v1::GetFrontierResponse resp;
     return Answer(jobs_.GetFrontier(nullptr, &req, &resp), resp);
   }
+  if (sub == "events") {
+    if (!get) return wrong_method();
+    std::string after_text =
+        !request.last_event_id.empty() ? request.last_event_id : QueryValue(t, "after");
+    std::int64_t after = 0;
+    if (!after_text.empty()) {
+      try {
+        std::size_t used = 0;
+        after = std::stoll(after_text, &used);
+        if (used != after_text.size() || after < 0) throw std::invalid_argument("");
+      } catch (const std::exception&) {
+        return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                     "after: \"" + after_text + "\" is not an event sequence (>= 0)");
+      }
+    }
+    // An unknown job is a 404 now, not an error event later.
+    v1::GetJobRequest req;
+    req.set_job_id(id);
+    v1::GetJobResponse resp;
+    if (const grpc::Status known = jobs_.GetJob(nullptr, &req, &resp); !known.ok()) {
+      return Answer(known, resp);
+    }
+    HttpResponse r;
+    r.content_type = "text/event-stream";
+    r.stream = std::make_shared<JobEventStream>(parked_, id, after);
+    return r;
+  }
   if (sub == "trials") {
     if (!get) return wrong_method();
     v1::ListTrialsRequest req;
@@ -311,7 +395,7 @@ HttpResponse HttpApi::Metrics() {
   if (!jobs.ok()) return Text(503, jobs.status().ToString() + "\n");
   snapshot.jobs = std::move(jobs).value();
   snapshot.stats = coordinator_.stats();
-  snapshot.parked_calls = parked_ != nullptr ? parked_->size() : 0;
+  snapshot.parked_calls = parked_.size();
   return {.status = 200,
           .content_type = "text/plain; version=0.0.4; charset=utf-8",
           .body = PrometheusText(snapshot)};

@@ -12,6 +12,10 @@
 //   POST /v1/jobs/{id}:cancel          CancelJob
 //   GET  /v1/jobs/{id}/frontier        GetFrontier
 //   GET  /v1/jobs/{id}/trials          ListTrials; ?page_size, page_token, states=SUCCEEDED,...
+//   GET  /v1/jobs/{id}/events          WatchJob as Server-Sent Events: "id: SEQ" and "data:
+//                                      JobEvent JSON" per event; resumes after the request's
+//                                      Last-Event-ID header (or ?after=SEQ); ends after
+//                                      jobFinished. The stream waits in ParkedCalls: no thread.
 //
 // JSON as grpc-gateway writes it: lowerCamelCase names, zero values included. Errors are
 // {"code": N, "message": "...", "status": "NOT_FOUND"} with grpc-gateway's HTTP status for
@@ -24,6 +28,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "server/coordinator.h"
@@ -35,12 +41,27 @@ struct HttpRequest {
   std::string method;  // "GET", "POST"
   std::string target;  // path and query: "/v1/jobs?page_size=10"
   std::string body;
+  std::string last_event_id;  // the Last-Event-ID header (an SSE client resuming)
+};
+
+// A response that stays open: text the server writes as it comes (Server-Sent Events).
+class EventStream {
+ public:
+  // `text` to write; `end`: the stream is over once it is written.
+  using Send = std::function<void(std::string text, bool end)>;
+  virtual ~EventStream() = default;
+  // Produces the next text, now or later, on any thread, by calling `send` exactly once. The
+  // server calls Next again once that text is written, unless it was the end.
+  virtual void Next(Send send) = 0;
+  // The client left: a pending Next may end at once (its `send` is then ignored).
+  virtual void Cancel() = 0;
 };
 
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::shared_ptr<EventStream> stream;  // set: the body is this stream, not `body`
 };
 
 // grpc-gateway's HTTP status for a gRPC code (OK 200, NOT_FOUND 404, INVALID_ARGUMENT 400, ...).
@@ -48,8 +69,8 @@ int HttpStatusOf(grpc::StatusCode code);
 
 class HttpApi {
  public:
-  // `parked` for the metrics (calls waiting now); may be null.
-  HttpApi(Coordinator& coordinator, JobServiceImpl& jobs, const ParkedCalls* parked = nullptr)
+  // `parked` serves the event streams and counts the waiting calls for the metrics.
+  HttpApi(Coordinator& coordinator, JobServiceImpl& jobs, ParkedCalls& parked)
       : coordinator_(coordinator), jobs_(jobs), parked_(parked) {}
 
   HttpResponse Handle(const HttpRequest& request);
@@ -59,7 +80,7 @@ class HttpApi {
 
   Coordinator& coordinator_;
   JobServiceImpl& jobs_;
-  const ParkedCalls* parked_;
+  ParkedCalls& parked_;
 };
 
 }  // namespace peaknas::server

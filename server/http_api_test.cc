@@ -5,9 +5,14 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/temp_dir.h"
@@ -48,7 +53,7 @@ class HttpApiTest : public ::testing::Test {
     auto grpc_server = GrpcServer::Start(*coordinator_, "127.0.0.1:0");
     ASSERT_TRUE(grpc_server.ok()) << grpc_server.status().ToString();
     grpc_ = std::move(grpc_server).value();
-    api_ = std::make_unique<HttpApi>(*coordinator_, grpc_->jobs(), &grpc_->parked());
+    api_ = std::make_unique<HttpApi>(*coordinator_, grpc_->jobs(), grpc_->parked());
     auto http =
         HttpServer::Start("127.0.0.1:0", [this](const HttpRequest& r) { return api_->Handle(r); });
     ASSERT_TRUE(http.ok()) << http.status().ToString();
@@ -205,6 +210,112 @@ TEST_F(HttpApiTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_EQ(replies[0].body, "ok\n");
   EXPECT_EQ(replies[1].body, "ready\n");
   EXPECT_EQ(replies[2].status, 200);
+}
+
+// Reads from `fd` until `done(text so far)` holds, the peer closes, or 30 s pass.
+std::string ReadUntil(int fd, const std::function<bool(const std::string&)>& done) {
+  std::string text;
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done(text) && std::chrono::steady_clock::now() < limit) {
+    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  return text;
+}
+
+// The "id: N" lines of an event stream's text, in order.
+std::vector<std::int64_t> EventIds(const std::string& text) {
+  std::vector<std::int64_t> ids;
+  for (std::size_t at = text.find("\nid: "); at != std::string::npos;
+       at = text.find("\nid: ", at + 1)) {
+    ids.push_back(std::stoll(text.substr(at + 5)));
+  }
+  return ids;
+}
+
+TEST_F(HttpApiTest, EventsStreamLiveThenResumeAfterLastEventId) {
+  auto workers = v1::WorkerService::NewStub(
+      grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("w");
+  v1::RegisterWorkerResponse worker;
+  ASSERT_TRUE(workers->RegisterWorker(peaknas::testing::CallContext().get(), reg, &worker).ok());
+  const std::string id = SubmitOverHttp(1);
+
+  // Live: the stream is open before the trial starts.
+  const int fd = peaknas::testing::ConnectTo(http_->address());
+  ASSERT_GE(fd, 0);
+  const std::string request = RequestText("GET", "/v1/jobs/" + id + "/events", "", true);
+  ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  std::string seen =
+      ReadUntil(fd, [](const std::string& t) { return t.find("\r\n\r\n") != t.npos; });
+  ASSERT_NE(seen.find("HTTP/1.1 200"), std::string::npos) << seen;
+  ASSERT_NE(seen.find("text/event-stream"), std::string::npos) << seen;
+
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(worker.worker_id());
+  v1::LeaseTrialResponse leased;
+  ASSERT_TRUE(workers->LeaseTrial(peaknas::testing::CallContext().get(), lease, &leased).ok());
+  ASSERT_TRUE(leased.has_assignment());
+  seen += ReadUntil(fd, [](const std::string& t) { return t.find("trialStarted") != t.npos; });
+  ASSERT_NE(seen.find("trialStarted"), std::string::npos) << seen;
+
+  v1::ReportResultRequest report;
+  report.set_lease_id(leased.assignment().lease_id());
+  report.set_fencing_token(leased.assignment().fencing_token());
+  report.mutable_metrics()->set_psnr(31);
+  report.mutable_metrics()->set_noisy_psnr(20);
+  v1::ReportResultResponse ack;
+  ASSERT_TRUE(workers->ReportResult(peaknas::testing::CallContext().get(), report, &ack).ok());
+  // The stream ends after jobFinished: the server closes the connection.
+  seen += ReadUntil(fd, [](const std::string&) { return false; });
+  close(fd);
+  ASSERT_NE(seen.find("jobFinished"), std::string::npos) << seen;
+  const std::vector<std::int64_t> ids = EventIds(seen);
+  ASSERT_GE(ids.size(), 3u) << seen;  // started, finished, frontier, job finished
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], ids[0] + static_cast<int>(i));
+
+  // Resumed after the second event: exactly the rest, the same text.
+  const int again = peaknas::testing::ConnectTo(http_->address());
+  ASSERT_GE(again, 0);
+  const std::string resume =
+      "GET /v1/jobs/" + id +
+      "/events HTTP/1.1\r\nHost: test\r\nLast-Event-ID: " + std::to_string(ids[1]) + "\r\n\r\n";
+  ASSERT_EQ(write(again, resume.data(), resume.size()), static_cast<ssize_t>(resume.size()));
+  const std::string rest = ReadUntil(again, [](const std::string&) { return false; });
+  close(again);
+  EXPECT_EQ(EventIds(rest), std::vector<std::int64_t>(ids.begin() + 2, ids.end())) << rest;
+  const std::string tail = seen.substr(seen.find("id: " + std::to_string(ids[2]) + "\n"));
+  EXPECT_EQ(rest.substr(rest.find("\r\n\r\n") + 4), tail);
+
+  EXPECT_EQ(Get("/v1/jobs/j-404/events").status, 404);
+  EXPECT_EQ(Get("/v1/jobs/" + id + "/events?after=minus").status, 400);
+}
+
+// A client that closes an idle event stream frees its parked call at once.
+TEST_F(HttpApiTest, AnEventStreamWhoseClientLeavesIsReleased) {
+  const std::string id = SubmitOverHttp(2);
+  const std::size_t before = grpc_->parked_calls();
+  const int fd = peaknas::testing::ConnectTo(http_->address());
+  ASSERT_GE(fd, 0);
+  const std::string request =
+      RequestText("GET", "/v1/jobs/" + id + "/events?after=100000", "", true);
+  ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  ReadUntil(fd, [](const std::string& t) { return t.find("\r\n\r\n") != t.npos; });
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (grpc_->parked_calls() != before + 1 && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(grpc_->parked_calls(), before + 1);
+  close(fd);
+  while (grpc_->parked_calls() != before && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(grpc_->parked_calls(), before);
 }
 
 TEST(HttpServer, RefusesAMalformedAddressAndABusyPort) {

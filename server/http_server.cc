@@ -1,11 +1,13 @@
 #include "server/http_server.h"
 
+#include <array>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -53,8 +55,15 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::post(pool_, [self = shared_from_this(), request] {
       HttpRequest in{.method = std::string(request->method_string()),
                      .target = std::string(request->target()),
-                     .body = std::move(request->body())};
+                     .body = std::move(request->body()),
+                     .last_event_id = std::string((*request)["Last-Event-ID"])};
       HttpResponse out = self->handler_(in);
+      if (out.stream) {
+        auto stream = std::move(out.stream);
+        return asio::dispatch(self->stream_.get_executor(), [self, stream, request] {
+          self->StartEvents(stream, request->version());
+        });
+      }
       auto response = std::make_shared<http::response<http::string_body>>(
           static_cast<http::status>(out.status), request->version());
       response->set(http::field::server, "peaknas-server");
@@ -75,6 +84,59 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
+  // An event stream: the header (no length; the connection closes at the end), then each text
+  // the stream produces, written as it comes. A read that completes means the client left.
+  void StartEvents(std::shared_ptr<EventStream> events, unsigned version) {
+    events_ = std::move(events);
+    auto header = std::make_shared<http::response<http::empty_body>>(http::status::ok, version);
+    header->set(http::field::server, "peaknas-server");
+    header->set(http::field::content_type, "text/event-stream");
+    header->set(http::field::cache_control, "no-cache");
+    header->keep_alive(false);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
+    stream_.expires_never();
+    http::async_write_header(
+        stream_, *serializer,
+        [self = shared_from_this(), header, serializer](beast::error_code ec, std::size_t) {
+          if (ec) return self->EndEvents();
+          self->WatchForLeaving();
+          self->NextEvents();
+        });
+  }
+
+  void NextEvents() {
+    events_->Next([self = shared_from_this()](std::string text, bool end) {
+      asio::dispatch(self->stream_.get_executor(), [self, text = std::move(text), end]() mutable {
+        self->WriteEvents(std::move(text), end);
+      });
+    });
+  }
+
+  void WriteEvents(std::string text, bool end) {
+    if (left_) return EndEvents();
+    auto data = std::make_shared<std::string>(std::move(text));
+    asio::async_write(stream_.socket(), asio::buffer(*data),
+                      [self = shared_from_this(), data, end](beast::error_code ec, std::size_t) {
+                        if (ec || end) return self->EndEvents();
+                        self->NextEvents();
+                      });
+  }
+
+  void WatchForLeaving() {
+    stream_.socket().async_read_some(asio::buffer(leaving_byte_),
+                                     [self = shared_from_this()](beast::error_code, std::size_t) {
+                                       self->left_ = true;
+                                       self->events_->Cancel();
+                                     });
+  }
+
+  void EndEvents() {
+    if (events_) events_->Cancel();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
   void Close() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -85,6 +147,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   asio::thread_pool& pool_;
   const HttpServer::Handler& handler_;
+  std::shared_ptr<EventStream> events_;  // an event stream being served
+  std::array<char, 1> leaving_byte_{};
+  bool left_ = false;  // the event stream's client closed the connection
 };
 
 }  // namespace

@@ -104,7 +104,7 @@ class GrpcServer {
   std::size_t parked_calls() const { return parked_.size(); }
   // The services themselves, for the HTTP API (server/http_api.h), which answers with them.
   JobServiceImpl& jobs() { return jobs_; }
-  const ParkedCalls& parked() const { return parked_; }
+  ParkedCalls& parked() { return parked_; }
 
  private:
   explicit GrpcServer(Coordinator& coordinator)
