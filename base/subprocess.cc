@@ -131,6 +131,12 @@ std::string DescribeExit(int wait_status) {
 StatusOr<std::string> ReadListenAddress(int fd, std::chrono::milliseconds timeout,
                                         const std::string& who,
                                         const std::function<std::string()>& failed) {
+  return ReadAnnouncement(fd, "listening on ", timeout, who, failed);
+}
+
+StatusOr<std::string> ReadAnnouncement(int fd, std::string_view prefix,
+                                       std::chrono::milliseconds timeout, const std::string& who,
+                                       const std::function<std::string()>& failed) {
   const auto deadline = Clock::now() + timeout;
   std::string line;
   while (true) {
@@ -163,10 +169,9 @@ StatusOr<std::string> ReadListenAddress(int fd, std::chrono::milliseconds timeou
     }
   }
   if (!line.empty() && line.back() == '\r') line.pop_back();
-  const std::string prefix = "listening on ";
   if (line.rfind(prefix, 0) != 0) {
-    return Status::FailedPrecondition(who + " printed \"" + line +
-                                      "\" instead of \"listening on HOST:PORT\"");
+    return Status::FailedPrecondition(who + " printed \"" + line + "\" instead of \"" +
+                                      std::string(prefix) + "...\"");
   }
   return line.substr(prefix.size());
 }

@@ -17,6 +17,7 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -63,6 +64,12 @@ std::string DescribeExit(int wait_status);
 StatusOr<std::string> ReadListenAddress(int fd, std::chrono::milliseconds timeout,
                                         const std::string& who,
                                         const std::function<std::string()>& failed = {});
+
+// The next line a child writes on `fd` that starts with `prefix`, without it (the line must
+// start so; FAILED_PRECONDITION otherwise), with ReadListenAddress's waiting and errors.
+StatusOr<std::string> ReadAnnouncement(int fd, std::string_view prefix,
+                                       std::chrono::milliseconds timeout, const std::string& who,
+                                       const std::function<std::string()>& failed = {});
 
 // Takes `signals` (SIGINT, SIGTERM, ...) on a thread of its own with sigwait, so that no
 // handler ever runs in an arbitrary thread's context: the constructor blocks them in the

@@ -354,10 +354,10 @@ Status RunSearch(const RunOptions& o, const v1::JobSpec& spec, int workers, std:
   int out_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return Status::Internal("pipe failed");
   const std::string server_log = (logs / "server.log").string();
-  StatusOr<pid_t> server =
-      Spawn({server_bin, "--listen", "127.0.0.1:0", "--db", db.string(), "--artifacts",
-             (run_dir / "artifacts").string(), "--shutdown-grace-seconds", "1"},
-            out_pipe[1], server_log);
+  StatusOr<pid_t> server = Spawn(
+      {server_bin, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--db", db.string(),
+       "--artifacts", (run_dir / "artifacts").string(), "--shutdown-grace-seconds", "1"},
+      out_pipe[1], server_log);
   close(out_pipe[1]);
   if (!server.ok()) {
     close(out_pipe[0]);
@@ -371,9 +371,16 @@ Status RunSearch(const RunOptions& o, const v1::JobSpec& spec, int workers, std:
     listen =
         Status(listen.status().code(), listen.status().message() + " (see " + server_log + ")");
   }
+  // Its second line: the HTTP address (the JSON API and the live event stream).
+  StatusOr<std::string> http =
+      listen.ok()
+          ? base::ReadAnnouncement(out_pipe[0], "http on ", kServerStartTimeout, "peaknas-server",
+                                   [&children] { return children.Exited(); })
+          : listen.status();
   close(out_pipe[0]);  // the server writes nothing more on stdout
   PEAKNAS_RETURN_IF_ERROR(check_interrupted());
   PEAKNAS_RETURN_IF_ERROR(listen.status());
+  PEAKNAS_RETURN_IF_ERROR(http.status());
   {
     std::lock_guard<std::mutex> lock(job_mu);
     address = *listen;
@@ -412,6 +419,8 @@ Status RunSearch(const RunOptions& o, const v1::JobSpec& spec, int workers, std:
            << (workers == 1 ? " worker" : " workers") << ", inference budget "
            << search::FormatBytes(spec.budget().bytes()) << " at " << o.tile << "x" << o.tile
            << std::endl;
+  progress << "follow it over HTTP: " << *http << "v1/jobs/" << id << " (events: " << *http
+           << "v1/jobs/" << id << "/events; metrics: " << *http << "metrics)" << std::endl;
   if (interrupted) children.Terminate("peaknas-server");  // a signal raced the submit
 
   // Follow it; a child that dies on its own ends the watch through the server's exit, or is

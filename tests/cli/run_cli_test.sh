@@ -91,6 +91,8 @@ case $case_name in
     grep -Eq '^t-[0-9]+  ' "$out" || fail "no frontier point"
     grep -q 'SUCCEEDED' "$out" || fail "no finished trial reported"
     grep -q "database: $work/r.db" "$out" || fail "the database is not named"
+    grep -Eq '^follow it over HTTP: http://127\.0\.0\.1:[0-9]+/v1/jobs/j-1 ' "$out" ||
+      fail "no HTTP address of the job"
     [[ -s $err ]] && fail "unexpected stderr"
     [[ -n $seen_children ]] || fail "no child process seen"
     check_no_children
