@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/dashboard_assets.h"
 #include "server/metrics.h"
 
 namespace peaknas::server {
@@ -86,7 +87,10 @@ HttpResponse Error(grpc::StatusCode code, std::string_view message) {
 }
 
 HttpResponse Text(int status, std::string body) {
-  return {.status = status, .content_type = "text/plain; charset=utf-8", .body = std::move(body)};
+  return {.status = status,
+          .content_type = "text/plain; charset=utf-8",
+          .body = std::move(body),
+          .stream = nullptr};
 }
 
 HttpResponse Json(const pb::Message& message) {
@@ -271,6 +275,20 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     return jobs.ok() ? Text(200, "ready\n") : Text(503, jobs.status().ToString() + "\n");
   }
   if (t.path == "/metrics") return get ? Metrics() : wrong_method();
+  // The dashboard: "/" is its page, "/assets/NAME" its files.
+  if (t.path == "/" || t.path.rfind("/assets/", 0) == 0) {
+    if (!get) return wrong_method();
+    const std::string name = t.path == "/" ? "index.html" : t.path.substr(8);
+    for (const DashboardAsset& asset : DashboardAssets()) {
+      if (asset.name == name) {
+        return {.status = 200,
+                .content_type = std::string(asset.content_type),
+                .body = std::string(asset.data),
+                .stream = nullptr};
+      }
+    }
+    return Error(grpc::StatusCode::NOT_FOUND, "no such file: " + t.path);
+  }
 
   constexpr std::string_view kJobs = "/v1/jobs";
   if (t.path == kJobs) {
@@ -398,7 +416,8 @@ HttpResponse HttpApi::Metrics() {
   snapshot.parked_calls = parked_.size();
   return {.status = 200,
           .content_type = "text/plain; version=0.0.4; charset=utf-8",
-          .body = PrometheusText(snapshot)};
+          .body = PrometheusText(snapshot),
+          .stream = nullptr};
 }
 
 }  // namespace peaknas::server

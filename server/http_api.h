@@ -3,6 +3,7 @@
 // the handlers are the gRPC service's own methods, so the JSON is the gRPC answer — plus the
 // probes and metrics operators expect:
 //
+//   GET  /                             the dashboard (server/dashboard/), its files under /assets/
 //   GET  /livez                        200 "ok": the process serves
 //   GET  /readyz                       200 "ready" once the database answers, 503 otherwise
 //   GET  /metrics                      Prometheus text format 0.0.4 (server/metrics.h)
