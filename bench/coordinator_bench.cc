@@ -20,6 +20,7 @@
 // status is non-zero when a side fails, not when the target is missed. docs/benchmarks.md has
 // the command and the figures.
 #include <grpcpp/grpcpp.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -41,8 +42,11 @@
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
+#include "server/http_api.h"
+#include "server/http_server.h"
 #include "server/service.h"
 #include "storage/sqlite_store.h"
+#include "tests/support/http_client.h"
 
 namespace peaknas::bench {
 namespace {
@@ -170,7 +174,61 @@ class IdleWorkers {
   bool stop_ = false;
 };
 
+// A dashboard left open on the bench's job: `streams` Server-Sent-Event connections to its
+// events (read and discarded as they come, by one thread), and the job page's fetches (the job
+// and its frontier) four times a second.
+class DashboardLoad {
+ public:
+  DashboardLoad(const std::string& http, const std::string& job, int streams) {
+    for (int i = 0; i < streams; ++i) {
+      const int fd = testing::ConnectTo(http);
+      if (fd < 0) Die("cannot connect to " + http);
+      const std::string request =
+          testing::RequestText("GET", "/v1/jobs/" + job + "/events", "", true);
+      if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+        Die("cannot write to " + http);
+      }
+      fds_.push_back(fd);
+    }
+    reader_ = std::thread([this] {
+      std::vector<pollfd> polls;
+      for (int fd : fds_) polls.push_back({.fd = fd, .events = POLLIN, .revents = 0});
+      char buffer[65536];
+      while (!stop_) {
+        if (poll(polls.data(), polls.size(), 100) <= 0) continue;
+        for (pollfd& p : polls) {
+          if ((p.revents & POLLIN) != 0 && read(p.fd, buffer, sizeof buffer) > 0) {
+            bytes_ += 1;
+          }
+        }
+      }
+    });
+    page_ = std::thread([this, http, job] {
+      while (!stop_) {
+        testing::Http(http, "GET", "/v1/jobs/" + job);
+        testing::Http(http, "GET", "/v1/jobs/" + job + "/frontier");
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+    });
+  }
+  ~DashboardLoad() {
+    stop_ = true;
+    reader_.join();
+    page_.join();
+    for (int fd : fds_) close(fd);
+  }
+  long reads() const { return bytes_; }
+
+ private:
+  std::vector<int> fds_;
+  std::atomic<bool> stop_{false};
+  std::atomic<long> bytes_{0};
+  std::thread reader_;
+  std::thread page_;
+};
+
 struct CoordinatorResult {
+  long stream_reads = 0;   // reads of event-stream data by the dashboard load
   int threads = 0;         // of the process during the window
   std::size_t parked = 0;  // calls parked at the server during the window
   long cycles = 0;
@@ -184,7 +242,7 @@ struct CoordinatorResult {
 
 CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, int parallelism,
                                  double warmup_s, double window_s, storage::Synchronous synchronous,
-                                 int idle_workers) {
+                                 int idle_workers, int http_streams) {
   auto store =
       storage::SqliteStore::Open((dir / "bench.db").string(), {.synchronous = synchronous});
   if (!store.ok()) Die("open: " + store.status().ToString());
@@ -208,6 +266,18 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
 
   std::unique_ptr<IdleWorkers> idle;
   if (idle_workers > 0) idle = std::make_unique<IdleWorkers>(address, idle_workers);
+  // The HTTP side, as peaknas-server assembles it, with a dashboard's load on it.
+  std::unique_ptr<server::HttpApi> api;
+  std::unique_ptr<server::HttpServer> http;
+  std::unique_ptr<DashboardLoad> dashboard;
+  if (http_streams >= 0) {
+    api = std::make_unique<server::HttpApi>(**coordinator, (*server)->jobs(), (*server)->parked());
+    auto started = server::HttpServer::Start(
+        "127.0.0.1:0", [&api](const server::HttpRequest& r) { return api->Handle(r); });
+    if (!started.ok()) Die("http: " + started.status().ToString());
+    http = std::move(started).value();
+    dashboard = std::make_unique<DashboardLoad>(http->address(), "j-1", http_streams);
+  }
 
   std::atomic<long> cycles{0};
   std::atomic<long> errors{0};
@@ -283,11 +353,15 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
   const server::CoordinatorStats stats1 = (*coordinator)->stats();
   stop = true;
   for (auto& t : threads) t.join();
+  const long stream_reads = dashboard ? dashboard->reads() : 0;
+  dashboard.reset();
   (*server)->Shutdown(std::chrono::milliseconds(100));
+  if (http) http->Stop();
   if (idle) idle->Drain();
   (*coordinator)->Shutdown();
 
   CoordinatorResult result;
+  result.stream_reads = stream_reads;
   result.threads = window_threads;
   result.parked = window_parked;
   result.cycles = cycles1 - cycles0;
@@ -331,6 +405,7 @@ int Main(int argc, char** argv) {
   bool skip_optuna = false;
   std::string synchronous = "full";
   int idle_workers = 0;
+  int http_streams = 0;
   app.add_option("--workers", workers, "Concurrent fake workers (threads, one channel each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
@@ -356,6 +431,12 @@ int Main(int argc, char** argv) {
                  "parked at the server during the run (what a large idle cluster costs)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
+  app.add_option("--http-streams", http_streams,
+                 "Also run the coordinator a second time with its HTTP side on and a dashboard "
+                 "open: this many event streams on the job and the job page's fetches four times "
+                 "a second; prints the rate with it against the rate without (0: skip)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::warn);
@@ -366,7 +447,7 @@ int Main(int argc, char** argv) {
   const CoordinatorResult c = RunCoordinator(
       dir, workers, trials, parallelism, warmup_s, window_s,
       synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal,
-      idle_workers);
+      idle_workers, /*http_streams=*/-1);
   const double rate = c.cycles / c.seconds;
   std::printf(
       "coordinator: %ld lease->report cycles in %.2f s = %.1f cycles/s "
@@ -379,6 +460,20 @@ int Main(int argc, char** argv) {
   std::printf("process threads during the window: %d, with %zu calls parked (%d idle workers)\n",
               c.threads, c.parked, idle_workers);
   std::fflush(stdout);
+  if (http_streams > 0) {
+    fs::create_directories(dir / "with-dashboard");
+    const CoordinatorResult d = RunCoordinator(
+        dir / "with-dashboard", workers, trials, parallelism, warmup_s, window_s,
+        synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal,
+        idle_workers, http_streams);
+    const double with = d.cycles / d.seconds;
+    std::printf(
+        "with the dashboard open (%d event streams, the job page 4x/s): %.1f cycles/s "
+        "(%.0f us CPU/cycle, %ld stream reads); with/without: %.3f (target >= 0.95: %s)\n",
+        http_streams, with, 1e6 * d.cpu_seconds / std::max<long>(d.cycles, 1), d.stream_reads,
+        with / rate, with / rate >= 0.95 ? "met" : "NOT met");
+    std::fflush(stdout);
+  }
   if (!skip_optuna) {
     const nlohmann::json o = RunPeer(python, peer, dir, optuna_s);
     const double optuna_rate = o.at("trials_per_s").get<double>();

@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cctype>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -169,6 +170,45 @@ std::string QueryValue(const Target& t, const std::string& key) {
   return it == t.query.end() ? "" : it->second;
 }
 
+// Event texts ("id: N\ndata: JSON\n\n") by job and sequence: a dashboard's viewers all stream
+// the same events, and protobuf's JSON printer is the dearest step of sending one. Keeps the
+// most recent `capacity` texts.
+class EventTextCache {
+ public:
+  std::string Text(const std::string& job, const v1::JobEvent& event) {
+    const auto key = std::make_pair(job, event.sequence());
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = texts_.find(key); it != texts_.end()) return it->second;
+    }
+    pb::util::JsonPrintOptions options;
+    options.always_print_primitive_fields = true;
+    std::string json;
+    (void)pb::util::MessageToJsonString(event, &json, options);
+    std::string text = "id: " + std::to_string(event.sequence()) + "\ndata: " + json + "\n\n";
+    std::lock_guard lock(mu_);
+    if (texts_.emplace(key, text).second) {
+      order_.push_back(key);
+      if (order_.size() > kCapacity) {
+        texts_.erase(order_.front());
+        order_.pop_front();
+      }
+    }
+    return text;
+  }
+
+ private:
+  static constexpr std::size_t kCapacity = 4096;
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::int64_t>, std::string> texts_;  // guarded by mu_
+  std::deque<std::pair<std::string, std::int64_t>> order_;             // guarded by mu_
+};
+
+EventTextCache& EventTexts() {
+  static EventTextCache* cache = new EventTextCache;  // shared by every stream; never destroyed
+  return *cache;
+}
+
 // A job's events as Server-Sent Events, from ParkedCalls: each batch is one write.
 class JobEventStream final : public EventStream,
                              public std::enable_shared_from_this<JobEventStream> {
@@ -177,8 +217,11 @@ class JobEventStream final : public EventStream,
       : parked_(parked), job_id_(std::move(job_id)), after_(after) {}
 
   void Next(Send send) override {
-    std::lock_guard lock(mu_);
-    if (cancelled_) return send("", true);
+    std::unique_lock lock(mu_);
+    if (cancelled_) {
+      lock.unlock();  // `send` may run the server's next step at once, which may Cancel
+      return send("", true);
+    }
     ticket_ = parked_.Events(
         job_id_, after_,
         [self = shared_from_this(), send = std::move(send)](StatusOr<ParkedCalls::EventBatch> b) {
@@ -192,12 +235,8 @@ class JobEventStream final : public EventStream,
           }
           std::string text;
           bool end = b->ended;
-          pb::util::JsonPrintOptions options;
-          options.always_print_primitive_fields = true;
           for (const v1::JobEvent& event : b->events) {
-            std::string json;
-            (void)pb::util::MessageToJsonString(event, &json, options);
-            text += "id: " + std::to_string(event.sequence()) + "\ndata: " + json + "\n\n";
+            text += EventTexts().Text(self->job_id_, event);
             self->after_ = event.sequence();
             if (event.has_job_finished()) end = true;
           }

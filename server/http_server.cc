@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -28,12 +29,20 @@ using tcp = asio::ip::tcp;
 constexpr std::uint64_t kMaxBody = std::uint64_t{16} << 20;
 constexpr auto kIdle = std::chrono::seconds(60);
 
+// Whether the server's sockets may still be used from outside its thread: an event stream's
+// text arrives on another thread (ParkedCalls'), and must not reach a stopped io_context.
+struct Gate {
+  std::mutex mu;
+  bool open = true;  // guarded by mu
+};
+
 // One connection: read a request, have the pool answer it, write the answer, repeat while the
 // client keeps the connection alive.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, asio::thread_pool& pool, const HttpServer::Handler& handler)
-      : stream_(std::move(socket)), pool_(pool), handler_(handler) {}
+  Session(tcp::socket socket, asio::thread_pool& pool, const HttpServer::Handler& handler,
+          std::shared_ptr<Gate> gate)
+      : stream_(std::move(socket)), pool_(pool), handler_(handler), gate_(std::move(gate)) {}
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
@@ -104,9 +113,17 @@ class Session : public std::enable_shared_from_this<Session> {
         });
   }
 
+  // The stream's callback holds the session weakly: the session belongs to the io_context's
+  // handlers, so it is destroyed on that thread (or with the io_context), never by the thread
+  // that produced the text; and nothing reaches a stopped server (the gate).
   void NextEvents() {
-    events_->Next([self = shared_from_this()](std::string text, bool end) {
-      asio::dispatch(self->stream_.get_executor(), [self, text = std::move(text), end]() mutable {
+    events_->Next([weak = weak_from_this(), gate = gate_](std::string text, bool end) {
+      std::lock_guard lock(gate->mu);
+      if (!gate->open) return;
+      auto self = weak.lock();
+      if (!self) return;
+      auto executor = self->stream_.get_executor();
+      asio::dispatch(executor, [self = std::move(self), text = std::move(text), end]() mutable {
         self->WriteEvents(std::move(text), end);
       });
     });
@@ -147,6 +164,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   asio::thread_pool& pool_;
   const HttpServer::Handler& handler_;
+  const std::shared_ptr<Gate> gate_;
   std::shared_ptr<EventStream> events_;  // an event stream being served
   std::array<char, 1> leaving_byte_{};
   bool left_ = false;  // the event stream's client closed the connection
@@ -160,12 +178,13 @@ struct HttpServer::Impl {
   void Accept() {
     acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
       if (ec) return;  // stopped
-      std::make_shared<Session>(std::move(socket), pool, handler)->Start();
+      std::make_shared<Session>(std::move(socket), pool, handler, gate)->Start();
       Accept();
     });
   }
 
   Handler handler;
+  std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::thread_pool pool;
@@ -228,6 +247,10 @@ void HttpServer::Stop() {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
   });
+  {
+    std::lock_guard lock(impl_->gate->mu);
+    impl_->gate->open = false;  // event streams' texts are dropped from here on
+  }
   impl_->io.stop();  // no read completes any more, so nothing new reaches the pool
   impl_->runner.join();
   impl_->pool.join();  // answers being computed finish (their writes are dropped)

@@ -265,8 +265,14 @@ void ParkedCalls::RunWatches() {
     for (const auto& [ticket, call] : batch) serving_.insert(ticket);
     lock.unlock();
     for (auto& [done, result] : complete) done(std::move(result));
+    // Watchers of one job at one position (a dashboard's many viewers, after the same
+    // commit) share one read of the log.
+    std::map<std::pair<std::string, std::int64_t>, std::optional<StatusOr<EventBatch>>> reads;
     for (auto& [ticket, call] : batch) {
-      std::optional<StatusOr<EventBatch>> read = ReadEvents(call);
+      const auto key = std::make_pair(call.job_id, call.after);
+      auto known = reads.find(key);
+      if (known == reads.end()) known = reads.emplace(key, ReadEvents(call)).first;
+      std::optional<StatusOr<EventBatch>> read = known->second;
       lock.lock();
       serving_.erase(ticket);
       const bool cancelled = cancel_on_park_.erase(ticket) > 0;

@@ -10,9 +10,9 @@
 //     just arrived and, whenever the coordinator signals that trials were queued, for every
 //     parked one (oldest first); calls that got nothing park again until their deadline.
 //   * the watch thread reads a job's events for each call that arrived or whose job's log
-//     grew (Coordinator::Signals::events_published); a call with nothing to read parks until
-//     its job publishes, or completes as ended when the job has ended and its log has nothing
-//     more.
+//     grew (Coordinator::Signals::events_published), once for all the calls at the same place
+//     of the same log; a call with nothing to read parks until its job publishes, or completes
+//     as ended when the job has ended and its log has nothing more.
 //
 // Every callback runs exactly once, on one of these two threads, never inside Lease, Events or
 // Cancel, and never with a lock of this object held: it may start the next call at once.
