@@ -46,8 +46,8 @@ v1::JobSpec Job(int trials) {
 
 // Mean seconds per call of `request` over `seconds`.
 double MeanSeconds(server::HttpApi& api, const std::string& target, double seconds) {
-  const server::HttpRequest request{.method = "GET", .target = target, .body = "",
-                                    .last_event_id = ""};
+  const server::HttpRequest request{
+      .method = "GET", .target = target, .body = "", .last_event_id = ""};
   long n = 0;
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration<double>(seconds);
@@ -59,8 +59,8 @@ double MeanSeconds(server::HttpApi& api, const std::string& target, double secon
     ++n;
   }
   const double mean = std::chrono::duration<double>(Clock::now() - start).count() / n;
-  std::printf("  GET %-24s %9.3f ms  (%ld requests, %zu bytes each)\n", target.c_str(),
-              mean * 1e3, n, bytes);
+  std::printf("  GET %-24s %9.3f ms  (%ld requests, %zu bytes each)\n", target.c_str(), mean * 1e3,
+              n, bytes);
   return mean;
 }
 
@@ -81,9 +81,9 @@ int Main(int argc, char** argv) {
   auto store = storage::SqliteStore::Open((dir / "db.sqlite").string(),
                                           {.synchronous = storage::Synchronous::kNormal});
   if (!store.ok()) Die(store.status().ToString());
-  auto coordinator = server::Coordinator::Open(
-      std::unique_ptr<storage::Store>(std::move(store).value()), (dir / "art").string(),
-      {.export_models = false});
+  auto coordinator =
+      server::Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                (dir / "art").string(), {.export_models = false});
   if (!coordinator.ok()) Die(coordinator.status().ToString());
   auto grpc_server = server::GrpcServer::Start(**coordinator, "127.0.0.1:0");
   if (!grpc_server.ok()) Die(grpc_server.status().ToString());
@@ -112,10 +112,11 @@ int Main(int argc, char** argv) {
   const double scrape = MeanSeconds(api, "/metrics", seconds);
   const double get_job = MeanSeconds(api, "/v1/jobs/" + job->id(), seconds);
   MeanSeconds(api, "/v1/jobs/" + job->id() + "/frontier", seconds);
-  std::printf("metrics scrape: %.3f ms = %.2fx GET /v1/jobs/%s (the same trial counts); vs the "
-              "5 ms target: %.2fx (%s)\n",
-              scrape * 1e3, scrape / get_job, job->id().c_str(), scrape / 5e-3,
-              scrape < 5e-3 ? "met" : "NOT met");
+  std::printf(
+      "metrics scrape: %.3f ms = %.2fx GET /v1/jobs/%s (the same trial counts); vs the "
+      "5 ms target: %.2fx (%s)\n",
+      scrape * 1e3, scrape / get_job, job->id().c_str(), scrape / 5e-3,
+      scrape < 5e-3 ? "met" : "NOT met");
   grpc_server->reset();
   coordinator->reset();
   std::error_code ec;
