@@ -78,12 +78,14 @@ int Main(int argc, char** argv) {
   char tmpl[] = "/tmp/peaknas-http-bench-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) Die("mkdtemp failed");
   const fs::path dir(tmpl);
-  auto store = storage::SqliteStore::Open((dir / "db.sqlite").string(),
-                                          {.synchronous = storage::Synchronous::kNormal});
+  storage::SqliteStore::Options store_options;
+  store_options.synchronous = storage::Synchronous::kNormal;  // fills the job quickly
+  auto store = storage::SqliteStore::Open((dir / "db.sqlite").string(), store_options);
   if (!store.ok()) Die(store.status().ToString());
-  auto coordinator =
-      server::Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                (dir / "art").string(), {.export_models = false});
+  server::CoordinatorOptions options;
+  options.export_models = false;  // nothing is uploaded here
+  auto coordinator = server::Coordinator::Open(
+      std::unique_ptr<storage::Store>(std::move(store).value()), (dir / "art").string(), options);
   if (!coordinator.ok()) Die(coordinator.status().ToString());
   auto grpc_server = server::GrpcServer::Start(**coordinator, "127.0.0.1:0");
   if (!grpc_server.ok()) Die(grpc_server.status().ToString());

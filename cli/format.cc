@@ -5,16 +5,19 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <set>
 #include <sstream>
 #include <system_error>
 
 #include "base/app.h"
 #include "proto/convert.h"
 #include "search/architecture.h"
+#include "search/units.h"
 
 namespace peaknas::cli {
 namespace {
@@ -169,6 +172,157 @@ StatusOr<v1::JobSpec> ReadJobSpec(const std::string& path) {
     return Status::InvalidArgument(where + "spec: " + base::OneLine(std::string(status.message())));
   }
   return spec;
+}
+
+namespace {
+
+std::string XmlEscape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string Num(double v) { return Fixed(v, 1); }
+
+}  // namespace
+
+std::string FrontierSvg(const v1::Job& job, const v1::Frontier& frontier,
+                        const std::vector<v1::Trial>& trials) {
+  constexpr double kWidth = 760, kHeight = 460, kLeft = 70, kRight = 20, kTop = 50, kBottom = 60;
+  const bool training = job.spec().budget().mode() == v1::BUDGET_MODE_TRAINING;
+  const double budget = static_cast<double>(job.spec().budget().bytes());
+  double noisy = 0;
+  for (const v1::Trial& t : trials) noisy = std::max(noisy, t.metrics().noisy_psnr());
+  std::set<std::string> on_front;
+  for (const auto& p : frontier.points()) on_front.insert(p.trial_id());
+  struct Point {
+    double peak, gain;
+    std::string id;
+  };
+  std::vector<Point> front, other, rejected;
+  for (const auto& p : frontier.points()) {
+    front.push_back({static_cast<double>(p.peak_bytes()), p.psnr() - noisy, p.trial_id()});
+  }
+  for (const v1::Trial& t : trials) {
+    const double peak = static_cast<double>(training ? t.predicted_train_peak_bytes()
+                                                     : t.predicted_inference_peak_bytes());
+    if (peak <= 0) continue;
+    if (t.state() == v1::TRIAL_STATE_REJECTED) rejected.push_back({peak, 0, t.id()});
+    if (t.state() == v1::TRIAL_STATE_SUCCEEDED && !on_front.contains(t.id())) {
+      other.push_back({peak, t.metrics().psnr() - noisy, t.id()});
+    }
+  }
+  // Axes: peak on a log scale around everything drawn and the budget; gain from 0 (or lower).
+  double lo = budget > 0 ? budget : 1, hi = lo, gain_lo = 0, gain_hi = 1;
+  for (const auto* group : {&front, &other, &rejected}) {
+    for (const Point& p : *group) {
+      lo = std::min(lo, p.peak);
+      hi = std::max(hi, p.peak);
+      gain_lo = std::min(gain_lo, p.gain);
+      gain_hi = std::max(gain_hi, p.gain);
+    }
+  }
+  lo /= 1.5;
+  hi *= 1.5;
+  gain_hi += 0.1 * (gain_hi - gain_lo);
+  const auto x = [&](double peak) {
+    return kLeft + (std::log(peak) - std::log(lo)) / (std::log(hi) - std::log(lo)) *
+                       (kWidth - kLeft - kRight);
+  };
+  const auto y = [&](double gain) {
+    return kHeight - kBottom - (gain - gain_lo) / (gain_hi - gain_lo) * (kHeight - kTop - kBottom);
+  };
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + Num(kWidth) +
+                    "\" height=\"" + Num(kHeight) + "\" viewBox=\"0 0 " + Num(kWidth) + " " +
+                    Num(kHeight) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  svg += "<text x=\"" + Num(kLeft) + "\" y=\"24\" font-size=\"15\" font-weight=\"bold\">" +
+         XmlEscape(job.id() + " " + job.spec().name()) + ": " + std::to_string(front.size()) +
+         " frontier models, hypervolume " + Fixed(frontier.hypervolume(), 3) + "</text>\n";
+  // Axes, with ticks at 1-2-5 steps of MiB and whole dB.
+  svg += "<g stroke=\"#98a2b3\">\n<line x1=\"" + Num(kLeft) + "\" y1=\"" + Num(kHeight - kBottom) +
+         "\" x2=\"" + Num(kWidth - kRight) + "\" y2=\"" + Num(kHeight - kBottom) +
+         "\"/>\n<line x1=\"" + Num(kLeft) + "\" y1=\"" + Num(kTop) + "\" x2=\"" + Num(kLeft) +
+         "\" y2=\"" + Num(kHeight - kBottom) + "\"/>\n</g>\n";
+  for (double decade = std::pow(10, std::floor(std::log10(lo / 1048576.0)));
+       decade * 1048576.0 < hi; decade *= 10) {
+    for (double step : {1.0, 2.0, 5.0}) {
+      const double mib = decade * step, bytes = mib * 1048576.0;
+      if (bytes < lo || bytes > hi) continue;
+      svg += "<text x=\"" + Num(x(bytes)) + "\" y=\"" + Num(kHeight - kBottom + 16) +
+             "\" text-anchor=\"middle\" fill=\"#667085\">" +
+             search::FormatBytes(static_cast<std::int64_t>(bytes)) + "</text>\n";
+    }
+  }
+  const double gain_step = gain_hi - gain_lo > 8 ? 2 : 1;
+  for (double g = std::ceil(gain_lo / gain_step) * gain_step; g <= gain_hi; g += gain_step) {
+    svg += "<text x=\"" + Num(kLeft - 8) + "\" y=\"" + Num(y(g) + 4) +
+           "\" text-anchor=\"end\" fill=\"#667085\">" + Fixed(g, 0) + "</text>\n";
+  }
+  svg += "<text x=\"" + Num((kLeft + kWidth - kRight) / 2) + "\" y=\"" + Num(kHeight - 18) +
+         "\" text-anchor=\"middle\">predicted " + (training ? "training" : "inference") +
+         " peak</text>\n";
+  svg += "<text transform=\"translate(18 " + Num((kTop + kHeight - kBottom) / 2) +
+         ") rotate(-90)\" text-anchor=\"middle\">PSNR gain over the noisy input (dB)</text>\n";
+  if (budget > 0) {
+    svg += "<line class=\"budget\" x1=\"" + Num(x(budget)) + "\" y1=\"" + Num(kTop) + "\" x2=\"" +
+           Num(x(budget)) + "\" y2=\"" + Num(kHeight - kBottom) +
+           "\" stroke=\"#b54708\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n<text x=\"" +
+           Num(x(budget) + 4) + "\" y=\"" + Num(kTop + 12) + "\" fill=\"#b54708\">budget " +
+           search::FormatBytes(job.spec().budget().bytes()) + "</text>\n";
+  }
+  for (const Point& p : other) {
+    svg += "<circle class=\"dominated\" cx=\"" + Num(x(p.peak)) + "\" cy=\"" + Num(y(p.gain)) +
+           "\" r=\"3.5\" fill=\"#98a2b3\" fill-opacity=\"0.6\"><title>" + XmlEscape(p.id) +
+           "</title></circle>\n";
+  }
+  for (const Point& p : rejected) {
+    const double cx = x(p.peak), cy = y(gain_lo);
+    svg += "<path class=\"rejected\" d=\"M" + Num(cx - 4) + " " + Num(cy - 4) + "L" + Num(cx + 4) +
+           " " + Num(cy + 4) + "M" + Num(cx - 4) + " " + Num(cy + 4) + "L" + Num(cx + 4) + " " +
+           Num(cy - 4) + "\" stroke=\"#b42318\" stroke-width=\"1.5\"><title>" + XmlEscape(p.id) +
+           " rejected before training</title></path>\n";
+  }
+  if (!front.empty()) {
+    std::string path = "M" + Num(x(front[0].peak)) + " " + Num(y(front[0].gain));
+    for (std::size_t i = 1; i < front.size(); ++i) {
+      path += "H" + Num(x(front[i].peak)) + "V" + Num(y(front[i].gain));
+    }
+    svg += "<path d=\"" + path + "\" fill=\"none\" stroke=\"#2e6bd6\" stroke-width=\"2\"/>\n";
+  }
+  for (const Point& p : front) {
+    svg += "<circle class=\"front\" cx=\"" + Num(x(p.peak)) + "\" cy=\"" + Num(y(p.gain)) +
+           "\" r=\"5\" fill=\"#2e6bd6\"><title>" + XmlEscape(p.id) + ": " + Fixed(p.gain, 2) +
+           " dB at " + search::FormatBytes(static_cast<std::int64_t>(p.peak)) +
+           "</title></circle>\n";
+  }
+  // Legend.
+  const double ly = kTop - 14;
+  svg += "<g font-size=\"11\"><circle cx=\"" + Num(kWidth - 330) + "\" cy=\"" + Num(ly - 4) +
+         "\" r=\"4\" fill=\"#2e6bd6\"/><text x=\"" + Num(kWidth - 322) + "\" y=\"" + Num(ly) +
+         "\">frontier</text><circle cx=\"" + Num(kWidth - 262) + "\" cy=\"" + Num(ly - 4) +
+         "\" r=\"3.5\" fill=\"#98a2b3\"/><text x=\"" + Num(kWidth - 254) + "\" y=\"" + Num(ly) +
+         "\">other trained</text><text x=\"" + Num(kWidth - 170) + "\" y=\"" + Num(ly) +
+         "\" fill=\"#b42318\">x rejected before training</text></g>\n";
+  svg += "</svg>\n";
+  return svg;
 }
 
 }  // namespace peaknas::cli

@@ -48,6 +48,14 @@ int Done(const v1::TrialCounts& c);
 // "t-3 level 1, step 2" for an inheriting trial; "-" for one trained from scratch.
 std::string LineageText(bool has_lineage, const v1::Lineage& l);
 
+// The job's Pareto picture as a standalone SVG (for papers and reports): PSNR gain over the
+// noisy input against the predicted peak (log scale), the frontier's points joined by its
+// staircase, the other trained trials faded, the budget as a dashed line, and the candidates
+// the cost model rejected (never trained) as crosses beyond it. `trials` are the job's
+// (ListTrials); the gain is measured against the largest noisy-input PSNR they report.
+std::string FrontierSvg(const v1::Job& job, const v1::Frontier& frontier,
+                        const std::vector<v1::Trial>& trials);
+
 // A JobSpec from a JSON file (protobuf's JSON mapping). Errors start with the quoted path:
 // NOT_FOUND when it cannot be opened; INVALID_ARGUMENT for a directory, malformed JSON (with
 // the byte offset), a value that is not an object, an unknown key ("spec.budget.bytez: unknown

@@ -105,5 +105,54 @@ TEST(ReadJobSpec, ReadsAFileAndNamesWhatIsWrong) {
   EXPECT_EQ(ReadJobSpec(dir.path().string()).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(FrontierSvg, DrawsTheFrontTheBudgetAndTheRejected) {
+  v1::Job job;
+  job.set_id("j-7");
+  job.mutable_spec()->set_name("a <small> & quick job");
+  job.mutable_spec()->mutable_budget()->set_bytes(std::int64_t{32} << 20);
+  v1::Frontier frontier;
+  frontier.set_hypervolume(1.25);
+  std::vector<v1::Trial> trials;
+  const auto trial = [&](const std::string& id, v1::TrialState state, std::int64_t peak,
+                         double psnr) {
+    v1::Trial t;
+    t.set_id(id);
+    t.set_state(state);
+    t.set_predicted_inference_peak_bytes(peak);
+    if (state == v1::TRIAL_STATE_SUCCEEDED) {
+      t.mutable_metrics()->set_psnr(psnr);
+      t.mutable_metrics()->set_noisy_psnr(20);
+    }
+    trials.push_back(t);
+  };
+  trial("t-1", v1::TRIAL_STATE_SUCCEEDED, 4 << 20, 26);
+  trial("t-2", v1::TRIAL_STATE_SUCCEEDED, 16 << 20, 28);
+  trial("t-3", v1::TRIAL_STATE_SUCCEEDED, 20 << 20, 27);  // dominated by t-2
+  trial("t-4", v1::TRIAL_STATE_REJECTED, std::int64_t{300} << 20, 0);
+  trial("t-5", v1::TRIAL_STATE_PENDING, 8 << 20, 0);
+  for (const char* id : {"t-1", "t-2"}) {
+    auto* p = frontier.add_points();
+    p->set_trial_id(id);
+    p->set_peak_bytes(std::string(id) == "t-1" ? 4 << 20 : 16 << 20);
+    p->set_psnr(std::string(id) == "t-1" ? 26 : 28);
+  }
+  const std::string svg = FrontierSvg(job, frontier, trials);
+  const auto count = [&](const std::string& needle) {
+    int n = 0;
+    for (auto at = svg.find(needle); at != std::string::npos; at = svg.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
+  EXPECT_EQ(svg.substr(svg.size() - 7), "</svg>\n");
+  EXPECT_EQ(count("class=\"front\""), 2);
+  EXPECT_EQ(count("class=\"dominated\""), 1);
+  EXPECT_EQ(count("class=\"rejected\""), 1);
+  EXPECT_EQ(count("class=\"budget\""), 1);
+  EXPECT_NE(svg.find("t-2: 8.00 dB at 16.00 MiB"), std::string::npos) << svg;  // gain, not PSNR
+  EXPECT_NE(svg.find("a &lt;small&gt; &amp; quick job"), std::string::npos);
+  EXPECT_EQ(svg.find("<small>"), std::string::npos);
+  EXPECT_EQ(count("<"), count(">"));
+}
+
 }  // namespace
 }  // namespace peaknas::cli

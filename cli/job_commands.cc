@@ -46,10 +46,12 @@ CLI::App* AddJobArgument(CLI::App* command, JobCommandOptions& options) {
   return command;
 }
 
-void AddFormatOption(CLI::App* command, JobCommandOptions& options) {
+void AddFormatOption(CLI::App* command, JobCommandOptions& options, bool svg = false) {
+  std::vector<std::string> formats = {"table", "csv", "json"};
+  if (svg) formats.push_back("svg");
   command->add_option("--format", options.format, "Output format")
-      ->check(CLI::IsMember({"table", "csv", "json"}))
-      ->type_name("table|csv|json")
+      ->check(CLI::IsMember(formats))
+      ->type_name(svg ? "table|csv|json|svg" : "table|csv|json")
       ->capture_default_str();
 }
 
@@ -204,10 +206,11 @@ CLI::App* AddFrontierCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand(
       "frontier",
       "Print a job's Pareto frontier (PSNR up, predicted peak down, 100-MP latency down), sorted "
-      "by peak bytes. json: a list of {trial, arch, arch_hash, psnr, peak_bytes, "
-      "latency_100mp_s}.");
+      "by peak bytes; the table shows each model's PSNR gain over the noisy input. json: a list "
+      "of {trial, arch, arch_hash, psnr, peak_bytes, latency_100mp_s}. svg: the Pareto picture "
+      "as a standalone SVG (gain against peak, the budget line, the rejected candidates).");
   AddJobArgument(c, options);
-  AddFormatOption(c, options);
+  AddFormatOption(c, options, /*svg=*/true);
   AddCoordinatorOption(*c, options.coordinator);
   return c;
 }
@@ -378,14 +381,25 @@ Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
     PrintCsv(out, rows);
     return Status::Ok();
   }
+  PEAKNAS_ASSIGN_OR_RETURN(const std::vector<v1::Trial> trials, ListTrials(call, options.job));
+  if (options.format == "svg") {
+    PEAKNAS_ASSIGN_OR_RETURN(const v1::Job job, GetJob(call, options.job));
+    out << FrontierSvg(job, frontier, trials);
+    return Status::Ok();
+  }
+  // The gain is against the noisy input's PSNR (the largest the trials report: one dataset).
+  double noisy = 0;
+  for (const v1::Trial& t : trials) noisy = std::max(noisy, t.metrics().noisy_psnr());
   out << "job " << frontier.job_id() << ": " << points.size() << " points, version "
       << frontier.version() << ", hypervolume " << Fixed(frontier.hypervolume(), 4) << "\n";
   std::vector<std::vector<std::string>> rows = {
-      {"TRIAL", "PSNR", "PEAK", "LATENCY_100MP", "ARCH_HASH", "LINEAGE", "ARCH"}};
+      {"TRIAL", "PSNR", "GAIN", "PEAK", "LATENCY_100MP", "ARCH_HASH", "LINEAGE", "ARCH"}};
   for (const auto& p : points) {
-    rows.push_back({p.trial_id(), Fixed(p.psnr(), 2) + " dB", search::FormatBytes(p.peak_bytes()),
-                    Fixed(p.latency_100mp_s(), 2) + " s", p.arch_hash(),
-                    LineageText(p.has_lineage(), p.lineage()), ArchJson(p.architecture())});
+    rows.push_back({p.trial_id(), Fixed(p.psnr(), 2) + " dB",
+                    (p.psnr() >= noisy ? "+" : "") + Fixed(p.psnr() - noisy, 2) + " dB",
+                    search::FormatBytes(p.peak_bytes()), Fixed(p.latency_100mp_s(), 2) + " s",
+                    p.arch_hash(), LineageText(p.has_lineage(), p.lineage()),
+                    ArchJson(p.architecture())});
   }
   PrintTable(out, rows);
   return Status::Ok();

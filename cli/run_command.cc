@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <mutex>
@@ -437,7 +438,17 @@ Status RunSearch(const RunOptions& o, const v1::JobSpec& spec, int workers, std:
   frontier.format = o.json ? "json" : "table";
   if (!o.json) out << "\n";
   PEAKNAS_RETURN_IF_ERROR(RunFrontier(frontier, out));
-  progress << (o.json ? "" : "\n") << "database: " << db.string() << " (job " << id
+  // The Pareto picture beside the database, for reports.
+  const fs::path svg = db.parent_path() / (db.stem().string() + "-frontier.svg");
+  {
+    std::ofstream file(svg);
+    JobCommandOptions picture = frontier;
+    picture.format = "svg";
+    PEAKNAS_RETURN_IF_ERROR(RunFrontier(picture, file));
+    if (!file) return Status::Internal("writing \"" + svg.string() + "\" failed");
+  }
+  progress << (o.json ? "" : "\n") << "frontier picture: " << svg.string() << "\n"
+           << "database: " << db.string() << " (job " << id
            << "); models: " << (run_dir / "artifacts").string() << "/; logs: " << logs.string()
            << "/" << std::endl;
   progress << "inspect later: peaknas-server --db " << db.string() << " --artifacts "

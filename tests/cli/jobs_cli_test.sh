@@ -139,7 +139,15 @@ for t in d:
     submit_example
     expect_ok frontier "$job" --coordinator "$addr"
     stdout_has "^job $job: 0 points, version 0"
-    stdout_has '^TRIAL +PSNR +PEAK'
+    stdout_has '^TRIAL +PSNR +GAIN +PEAK'
+    ;;
+  frontier_svg)
+    start_server
+    submit_example
+    expect_ok frontier "$job" --coordinator "$addr" --format svg
+    [[ $(head -c 4 "$out") == "<svg" ]] || fail "expected an SVG document"
+    grep -q '</svg>' "$out" || fail "the SVG is not closed"
+    grep -q 'class="budget"' "$out" || fail "no budget line"
     ;;
   frontier_csv)
     start_server

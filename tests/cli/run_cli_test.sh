@@ -87,12 +87,15 @@ case $case_name in
   table)
     run_search
     [[ $rc -eq 0 ]] || fail "exit status $rc, expected 0"
-    grep -q '^TRIAL  *PSNR  *PEAK' "$out" || fail "no frontier table"
+    grep -q '^TRIAL  *PSNR  *GAIN  *PEAK' "$out" || fail "no frontier table"
     grep -Eq '^t-[0-9]+  ' "$out" || fail "no frontier point"
     grep -q 'SUCCEEDED' "$out" || fail "no finished trial reported"
     grep -q "database: $work/r.db" "$out" || fail "the database is not named"
     grep -Eq '^follow it over HTTP: http://127\.0\.0\.1:[0-9]+/v1/jobs/j-1 ' "$out" ||
       fail "no HTTP address of the job"
+    grep -q "^frontier picture: $work/r-frontier.svg" "$out" || fail "the picture is not named"
+    [[ $(head -c 4 "$work/r-frontier.svg") == "<svg" ]] || fail "no SVG beside the database"
+    grep -q 'class="front"' "$work/r-frontier.svg" || fail "no frontier point in the SVG"
     [[ -s $err ]] && fail "unexpected stderr"
     [[ -n $seen_children ]] || fail "no child process seen"
     check_no_children
