@@ -304,13 +304,21 @@ void Coordinator::SetSignals(Signals signals) {
   signals_ = std::move(signals);
 }
 
+const std::vector<double>& CoordinatorStats::PeakRatioBounds() {
+  static const std::vector<double> bounds = {0.5, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0};
+  return bounds;
+}
+
 CoordinatorStats Coordinator::stats() {
   std::lock_guard lock(mu_);
   const GroupCommit::Stats group = commits_.stats();
-  return {.commits = group.commits,
-          .writes = group.writes,
-          .failed_commits = group.failed_commits,
-          .waiting_for_commit = group.waiting_at_gate};
+  CoordinatorStats out = counters_;
+  out.commits = group.commits;
+  out.writes = group.writes;
+  out.failed_commits = group.failed_commits;
+  out.waiting_for_commit = group.waiting_at_gate;
+  out.peak_ratio_buckets.resize(CoordinatorStats::PeakRatioBounds().size() + 1);
+  return out;
 }
 
 // --- Events ----------------------------------------------------------------------------------
@@ -520,6 +528,7 @@ Status Coordinator::RefillLocked(JobRuntime& job) {
         continue;
       }
       spdlog::info("job {}: rejected trial {}: {}", JobId(job.id), TrialId(ids[k]), p.rejection);
+      ++counters_.candidates_rejected;
       // The row as stored, without reading it back.
       storage::Trial row;
       row.id = ids[k];
@@ -833,6 +842,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
                      spec.inherit());
   *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
+  ++counters_.leases_granted;
   spdlog::info("trial {} of job {} leased to {} (attempt {}, token {})", TrialId(trial.id),
                JobId(trial.job_id), WorkerId(worker_id), trial.attempts, lease->fencing_token);
   v1::JobEvent event;
@@ -978,10 +988,12 @@ StatusOr<bool> Coordinator::ReportResult(const v1::ReportResultRequest& request)
       }
       if (ended == storage::TrialState::kPending) {
         spdlog::warn("trial {} failed, will be retried: {}", TrialId(trial->id), reason);
+        ++counters_.retries;
         SignalQueuedLocked();
         return true;
       }
       spdlog::warn("trial {} failed: {}", TrialId(trial->id), reason);
+      ++counters_.trials_failed;
       --job.open;
       PEAKNAS_ASSIGN_OR_RETURN(const storage::Trial failed, store_->GetTrial(trial->id));
       v1::JobEvent event;
@@ -1068,6 +1080,16 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
       auto version,
       store_->CompleteTrial(request.lease_id(), request.fencing_token(), now, metrics, snapshot));
   // Stored (the group's commit makes it durable): the in-memory state follows.
+  ++counters_.trials_succeeded;
+  if (m.measured_inference_peak_bytes() > 0 && trial.spec.predicted_inference_peak_bytes > 0) {
+    const double ratio = static_cast<double>(m.measured_inference_peak_bytes()) /
+                         static_cast<double>(trial.spec.predicted_inference_peak_bytes);
+    const auto& bounds = CoordinatorStats::PeakRatioBounds();
+    counters_.peak_ratio_buckets.resize(bounds.size() + 1);
+    const auto bucket = std::lower_bound(bounds.begin(), bounds.end(), ratio) - bounds.begin();
+    ++counters_.peak_ratio_buckets[static_cast<std::size_t>(bucket)];
+    counters_.peak_ratio_sum += ratio;
+  }
   job.done.push_back(fresh);
   job.noisy_psnr = noisy_psnr;
   if (snapshot) job.frontier = std::move(front);
@@ -1223,6 +1245,9 @@ StatusOr<int> Coordinator::ExpireLeases() {
       PEAKNAS_RETURN_IF_ERROR(MaybeFinishLocked(*it->second));
     }
     if (!released.requeued.empty()) SignalQueuedLocked();
+    counters_.lease_expiries +=
+        static_cast<std::int64_t>(released.requeued.size() + released.failed.size());
+    counters_.trials_failed += static_cast<std::int64_t>(released.failed.size());
     return static_cast<int>(released.requeued.size() + released.failed.size());
   });
 }

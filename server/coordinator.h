@@ -83,12 +83,26 @@ struct CoordinatorOptions {
   bool export_models = true;
 };
 
-// Counters for tests and benchmarks.
+// Counters since the coordinator opened, for /metrics, tests and benchmarks. The event counts
+// are counted as the calls apply them (a call whose group then fails to commit was counted).
 struct CoordinatorStats {
   std::int64_t commits = 0;  // groups committed
   std::int64_t writes = 0;   // state-changing calls those groups held
   std::int64_t failed_commits = 0;
   int waiting_for_commit = 0;  // calls waiting, now, for a running commit to end
+
+  std::int64_t candidates_rejected = 0;  // proposals the cost model refused before training
+  std::int64_t leases_granted = 0;
+  std::int64_t lease_expiries = 0;  // leases whose deadline passed without a report
+  std::int64_t retries = 0;         // failed trials queued again (retryable failures)
+  std::int64_t trials_succeeded = 0;
+  std::int64_t trials_failed = 0;
+  // Measured / predicted inference peak of each successful report with both: how well the
+  // cost model holds in production. Counts per bucket of PeakRatioBounds() (each <= bound) and
+  // the +Inf bucket last; the sum of the ratios.
+  std::vector<std::int64_t> peak_ratio_buckets;
+  double peak_ratio_sum = 0;
+  static const std::vector<double>& PeakRatioBounds();
 };
 
 class Coordinator {
@@ -252,7 +266,8 @@ class Coordinator {
   std::map<std::int64_t, std::unique_ptr<WorkerCaps>> workers_;  // cache; guarded by mu_
   bool shutdown_ = false;                                        // guarded by mu_
 
-  GroupCommit commits_;  // over store_, under mu_
+  GroupCommit commits_;        // over store_, under mu_
+  CoordinatorStats counters_;  // the event counts; guarded by mu_
 
   // Event logs, guarded by mu_: the last sequence per job (loaded lazily), sequences appended
   // in the open group and not yet committed, and the committed ones watchers may see.

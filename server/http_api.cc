@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <deque>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -411,6 +413,30 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     r.content_type = "text/event-stream";
     r.stream = std::make_shared<JobEventStream>(parked_, id, after);
     return r;
+  }
+  if (sub.rfind("trials/", 0) == 0 && sub.size() > 13 && sub.ends_with("/model")) {
+    if (!get) return wrong_method();
+    const std::string trial = sub.substr(7, sub.size() - 13);
+    auto file = coordinator_.GetArtifact(id, trial);
+    if (!file.ok()) {
+      return Error(static_cast<grpc::StatusCode>(file.status().code()), file.status().message());
+    }
+    std::ifstream in(file->path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      return Error(grpc::StatusCode::DATA_LOSS, "cannot read the model of " + trial);
+    }
+    if (static_cast<std::int64_t>(bytes.size()) != file->size_bytes) {
+      return Error(grpc::StatusCode::DATA_LOSS,
+                   "the model of " + trial + " changed on disk (" + std::to_string(bytes.size()) +
+                       " bytes, recorded " + std::to_string(file->size_bytes) + ")");
+    }
+    return {.status = 200,
+            .content_type = "application/octet-stream",
+            .body = std::move(bytes),
+            .stream = nullptr,
+            .headers = {{"Content-Disposition", "attachment; filename=\"" + file->filename + "\""},
+                        {"X-Checksum-SHA256", file->sha256}}};
   }
   if (sub == "trials") {
     if (!get) return wrong_method();

@@ -13,6 +13,9 @@
 //   POST /v1/jobs/{id}:cancel          CancelJob
 //   GET  /v1/jobs/{id}/frontier        GetFrontier
 //   GET  /v1/jobs/{id}/trials          ListTrials; ?page_size, page_token, states=SUCCEEDED,...
+//   GET  /v1/jobs/{id}/trials/{t}/model  the trained model (GetArtifact): TorchScript bytes,
+//                                      as an attachment named t-N.pt, its SHA-256 in
+//                                      X-Checksum-SHA256
 //   GET  /v1/jobs/{id}/events          WatchJob as Server-Sent Events: "id: SEQ" and "data:
 //                                      JobEvent JSON" per event; resumes after the request's
 //                                      Last-Event-ID header (or ?after=SEQ); ends after
@@ -32,6 +35,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "server/coordinator.h"
 #include "server/service.h"
@@ -63,6 +68,7 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::shared_ptr<EventStream> stream;  // set: the body is this stream, not `body`
+  std::vector<std::pair<std::string, std::string>> headers = {};  // more header fields
 };
 
 // grpc-gateway's HTTP status for a gRPC code (OK 200, NOT_FOUND 404, INVALID_ARGUMENT 400, ...).

@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/sha256.h"
 #include "base/temp_dir.h"
 #include "server/http_server.h"
 #include "server/service.h"
@@ -200,6 +202,47 @@ TEST_F(HttpApiTest, MetricsCountWhatTheCoordinatorHolds) {
   EXPECT_NE(metrics.body.find("peaknas_trials{state=\"pending\"} 2\n"), std::string::npos)
       << metrics.body;  // parallelism 2
   EXPECT_NE(metrics.body.find("peaknas_group_commits_total "), std::string::npos);
+
+  // The counters follow what happens: the rejections at submit, a lease, a report whose
+  // measured peak is half the prediction.
+  const v1::Job job = jobs_.GetJob("j-1");
+  EXPECT_NE(metrics.body.find("peaknas_candidates_rejected_total " +
+                              std::to_string(job.counts().rejected()) + "\n"),
+            std::string::npos)
+      << metrics.body;
+  auto workers = v1::WorkerService::NewStub(
+      grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("w");
+  v1::RegisterWorkerResponse worker;
+  ASSERT_TRUE(workers->RegisterWorker(peaknas::testing::CallContext().get(), reg, &worker).ok());
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(worker.worker_id());
+  v1::LeaseTrialResponse leased;
+  ASSERT_TRUE(workers->LeaseTrial(peaknas::testing::CallContext().get(), lease, &leased).ok());
+  ASSERT_TRUE(leased.has_assignment());
+  const std::vector<v1::Trial> trials = jobs_.Trials("j-1");
+  std::int64_t predicted = 0;
+  for (const v1::Trial& t : trials) {
+    if (t.id() == leased.assignment().trial_id()) predicted = t.predicted_inference_peak_bytes();
+  }
+  ASSERT_GT(predicted, 0);
+  v1::ReportResultRequest report;
+  report.set_lease_id(leased.assignment().lease_id());
+  report.set_fencing_token(leased.assignment().fencing_token());
+  report.mutable_metrics()->set_psnr(30);
+  report.mutable_metrics()->set_noisy_psnr(20);
+  report.mutable_metrics()->set_measured_inference_peak_bytes(predicted / 2);
+  v1::ReportResultResponse ack;
+  ASSERT_TRUE(workers->ReportResult(peaknas::testing::CallContext().get(), report, &ack).ok());
+  const std::string after = Get("/metrics").body;
+  EXPECT_NE(after.find("peaknas_leases_granted_total 1\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("peaknas_trials_finished_total{outcome=\"succeeded\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(after.find("peaknas_peak_measured_over_predicted_bucket{le=\"0.5\"} 1\n"),
+            std::string::npos)
+      << after;
+  EXPECT_NE(after.find("peaknas_peak_measured_over_predicted_count 1\n"), std::string::npos);
 }
 
 TEST_F(HttpApiTest, KeepAliveServesSeveralRequestsOnOneConnection) {
@@ -210,6 +253,44 @@ TEST_F(HttpApiTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_EQ(replies[0].body, "ok\n");
   EXPECT_EQ(replies[1].body, "ready\n");
   EXPECT_EQ(replies[2].status, 200);
+}
+
+TEST_F(HttpApiTest, ModelsDownloadWithTheirNameAndChecksum) {
+  const std::string id = SubmitOverHttp(1);
+  auto workers = v1::WorkerService::NewStub(
+      grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("w");
+  v1::RegisterWorkerResponse worker;
+  ASSERT_TRUE(workers->RegisterWorker(peaknas::testing::CallContext().get(), reg, &worker).ok());
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(worker.worker_id());
+  v1::LeaseTrialResponse leased;
+  ASSERT_TRUE(workers->LeaseTrial(peaknas::testing::CallContext().get(), lease, &leased).ok());
+  const v1::TrialAssignment& a = leased.assignment();
+  EXPECT_EQ(Get("/v1/jobs/" + id + "/trials/" + a.trial_id() + "/model").status, 404);
+
+  std::string bytes(70000, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + 3);
+  auto upload = coordinator_->BeginArtifactUpload(a.lease_id(), a.fencing_token());
+  ASSERT_TRUE(upload.ok()) << upload.status().ToString();
+  {
+    std::ofstream out(upload->partial_path, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  const std::string sha = base::Sha256Hex(bytes);
+  ASSERT_TRUE(
+      coordinator_->CommitArtifactUpload(*upload, static_cast<std::int64_t>(bytes.size()), sha, sha)
+          .ok());
+
+  const HttpReply model = Get("/v1/jobs/" + id + "/trials/" + a.trial_id() + "/model");
+  ASSERT_EQ(model.status, 200) << model.body;
+  EXPECT_EQ(model.body, bytes);
+  EXPECT_EQ(model.headers.at("content-type"), "application/octet-stream");
+  EXPECT_EQ(model.headers.at("content-disposition"),
+            "attachment; filename=\"" + a.trial_id() + ".pt\"");
+  EXPECT_EQ(model.headers.at("x-checksum-sha256"), sha);
+  EXPECT_EQ(Get("/v1/jobs/" + id + "/trials/t-999/model").status, 404);
 }
 
 // Reads from `fd` until `done(text so far)` holds, the peer closes, or 30 s pass.

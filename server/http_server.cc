@@ -77,6 +77,7 @@ class Session : public std::enable_shared_from_this<Session> {
           static_cast<http::status>(out.status), request->version());
       response->set(http::field::server, "peaknas-server");
       response->set(http::field::content_type, out.content_type);
+      for (const auto& [name, value] : out.headers) response->set(name, value);
       response->keep_alive(request->keep_alive());
       if (request->method() != http::verb::head) response->body() = std::move(out.body);
       response->prepare_payload();

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <utility>
 
 namespace peaknas::server {
@@ -103,6 +104,41 @@ std::string PrometheusText(const MetricsSnapshot& s) {
   Family(out, "peaknas_group_commit_failures_total", "counter",
          "Commits that failed (their calls failed, the state was reloaded).");
   Sample(out, "peaknas_group_commit_failures_total", "", "", s.stats.failed_commits);
+  const auto counter = [&](std::string_view name, std::string_view help, std::int64_t value) {
+    Family(out, name, "counter", help);
+    Sample(out, name, "", "", value);
+  };
+  counter("peaknas_candidates_rejected_total",
+          "Candidates the cost model refused before any training (over the budget).",
+          s.stats.candidates_rejected);
+  counter("peaknas_leases_granted_total", "Trials leased to workers.", s.stats.leases_granted);
+  counter("peaknas_lease_expiries_total", "Leases whose deadline passed without a report.",
+          s.stats.lease_expiries);
+  counter("peaknas_trial_retries_total", "Failed trials queued again (retryable failures).",
+          s.stats.retries);
+  Family(out, "peaknas_trials_finished_total", "counter", "Trials that ended, by outcome.");
+  Sample(out, "peaknas_trials_finished_total", "outcome", "succeeded", s.stats.trials_succeeded);
+  Sample(out, "peaknas_trials_finished_total", "outcome", "failed", s.stats.trials_failed);
+  // The cost model in production: measured over predicted inference peak, per report.
+  Family(out, "peaknas_peak_measured_over_predicted", "histogram",
+         "Measured allocator peak over the cost model's prediction, per successful trial (the "
+         "contract: at most 1).");
+  const auto& bounds = CoordinatorStats::PeakRatioBounds();
+  std::int64_t cumulative = 0;
+  for (std::size_t i = 0; i <= bounds.size(); ++i) {
+    cumulative += i < s.stats.peak_ratio_buckets.size() ? s.stats.peak_ratio_buckets[i] : 0;
+    std::string le = "+Inf";
+    if (i < bounds.size()) {
+      le = std::to_string(bounds[i]);
+      le.erase(le.find_last_not_of('0') + 1);  // "0.950000" -> "0.95", "1.000000" -> "1."
+      if (le.back() == '.') le.pop_back();
+    }
+    Sample(out, "peaknas_peak_measured_over_predicted_bucket", "le", le, cumulative);
+  }
+  char sum[32];
+  std::snprintf(sum, sizeof sum, "%.9g", s.stats.peak_ratio_sum);
+  out += std::string("peaknas_peak_measured_over_predicted_sum ") + sum + "\n";
+  Sample(out, "peaknas_peak_measured_over_predicted_count", "", "", cumulative);
   Family(out, "peaknas_parked_calls", "gauge",
          "Long-polling leases and event watches waiting now (no thread each).");
   Sample(out, "peaknas_parked_calls", "", "", static_cast<std::int64_t>(s.parked_calls));

@@ -20,7 +20,18 @@ TEST(Metrics, GoldenText) {
   MetricsSnapshot s;
   s.jobs = {JobIn(v1::JOB_STATE_RUNNING, 3, 5, 2), JobIn(v1::JOB_STATE_SUCCEEDED, 4, 1, 0),
             JobIn(v1::JOB_STATE_RUNNING, 0, 0, 1)};
-  s.stats = {.commits = 12, .writes = 30, .failed_commits = 1, .waiting_for_commit = 0};
+  s.stats.commits = 12;
+  s.stats.writes = 30;
+  s.stats.failed_commits = 1;
+  s.stats.candidates_rejected = 6;
+  s.stats.leases_granted = 9;
+  s.stats.lease_expiries = 1;
+  s.stats.retries = 2;
+  s.stats.trials_succeeded = 7;
+  s.stats.trials_failed = 0;
+  // Ratios 0.7 (<= 0.8), 0.85 and 0.9 (<= 0.9), 1.0 three times (<= 1), 1.02 (<= 1.05).
+  s.stats.peak_ratio_buckets = {0, 1, 2, 0, 3, 1, 0, 0, 0, 0, 0};
+  s.stats.peak_ratio_sum = 0.7 + 0.85 + 0.9 + 3.0 + 1.02;
   s.parked_calls = 7;
   EXPECT_EQ(PrometheusText(s),
             "# HELP peaknas_jobs Jobs by state.\n"
@@ -51,6 +62,39 @@ TEST(Metrics, GoldenText) {
             "failed, the state was reloaded).\n"
             "# TYPE peaknas_group_commit_failures_total counter\n"
             "peaknas_group_commit_failures_total 1\n"
+            "# HELP peaknas_candidates_rejected_total Candidates the cost model refused before "
+            "any training (over the budget).\n"
+            "# TYPE peaknas_candidates_rejected_total counter\n"
+            "peaknas_candidates_rejected_total 6\n"
+            "# HELP peaknas_leases_granted_total Trials leased to workers.\n"
+            "# TYPE peaknas_leases_granted_total counter\n"
+            "peaknas_leases_granted_total 9\n"
+            "# HELP peaknas_lease_expiries_total Leases whose deadline passed without a report.\n"
+            "# TYPE peaknas_lease_expiries_total counter\n"
+            "peaknas_lease_expiries_total 1\n"
+            "# HELP peaknas_trial_retries_total Failed trials queued again (retryable failures).\n"
+            "# TYPE peaknas_trial_retries_total counter\n"
+            "peaknas_trial_retries_total 2\n"
+            "# HELP peaknas_trials_finished_total Trials that ended, by outcome.\n"
+            "# TYPE peaknas_trials_finished_total counter\n"
+            "peaknas_trials_finished_total{outcome=\"succeeded\"} 7\n"
+            "peaknas_trials_finished_total{outcome=\"failed\"} 0\n"
+            "# HELP peaknas_peak_measured_over_predicted Measured allocator peak over the cost "
+            "model's prediction, per successful trial (the contract: at most 1).\n"
+            "# TYPE peaknas_peak_measured_over_predicted histogram\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"0.5\"} 0\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"0.8\"} 1\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"0.9\"} 3\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"0.95\"} 3\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"1\"} 6\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"1.05\"} 7\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"1.1\"} 7\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"1.25\"} 7\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"1.5\"} 7\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"2\"} 7\n"
+            "peaknas_peak_measured_over_predicted_bucket{le=\"+Inf\"} 7\n"
+            "peaknas_peak_measured_over_predicted_sum 6.47\n"
+            "peaknas_peak_measured_over_predicted_count 7\n"
             "# HELP peaknas_parked_calls Long-polling leases and event watches waiting now (no "
             "thread each).\n"
             "# TYPE peaknas_parked_calls gauge\n"

@@ -133,6 +133,9 @@ async function showJob(id) {
         el("td", { class: "num" }, formatBytes(p.peak)),
         el("td", { class: "num" }, formatDb(p.gain, true)),
         el("td", { class: "num" }, formatSeconds(p.latency)),
+        el("td", {}, p.hasModel
+          ? el("a", { href: `/v1/jobs/${id}/trials/${p.id}/model`, download: `${p.id}.pt` }, "model")
+          : ""),
         el("td", { class: "muted" }, p.reason))));
   };
   filter.addEventListener("change", fill);
@@ -162,7 +165,8 @@ async function showJob(id) {
     el("div", { class: "controls" }, filter, csv),
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "trial"), el("th", {}, "state"),
       el("th", { class: "num" }, "predicted peak"), el("th", { class: "num" }, "PSNR gain"),
-      el("th", { class: "num" }, "100 MP"), el("th", {}, "reason"))), tbody));
+      el("th", { class: "num" }, "100 MP"), el("th", {}, "TorchScript"), el("th", {}, "reason"))),
+      tbody));
   if (chart) chart.destroy();
   chart = drawChart(canvas, view);
   return job;

@@ -55,6 +55,7 @@ export function trialPoint(trial, budgetMode) {
     latency: Number(trial.predictedLatency100mpS) > 0 ? Number(trial.predictedLatency100mpS) : NaN,
     measuredLatency: m.latency100mpS ?? NaN,
     overBudgetAncestor: Boolean(trial.lineage?.overBudget),
+    hasModel: Boolean(trial.hasArtifact),
     reason: trial.reason ?? "",
   };
 }
