@@ -48,7 +48,7 @@ std::string RunChromium(const std::vector<std::string>& extra, const std::string
                                    "--no-first-run",
                                    "--user-data-dir=" + (dir / "profile").string(),
                                    "--virtual-time-budget=10000",
-                                   "--window-size=1200,1100"};
+                                   "--window-size=1200,1400"};
   args.insert(args.end(), extra.begin(), extra.end());
   args.push_back(url);
   const fs::path out = dir / "chromium.out";
@@ -133,6 +133,11 @@ TEST(Dashboard, TheRenderedJobPageShowsTheApisFrontier) {
   EXPECT_NE(dom.find(">" + std::to_string(job.counts().succeeded()) + "</div>"),
             std::string::npos);  // the "trained" card
   EXPECT_NE(dom.find("id=\"count-rejected\">" + std::to_string(job.counts().rejected()) + "<"),
+            std::string::npos);
+
+  // The hypervolume chart has one point per frontier version.
+  EXPECT_NE(dom.find("hypervolume of " + id + " at " +
+                     std::to_string(frontier.frontier().version()) + " frontier versions"),
             std::string::npos);
 
   // A screenshot for people (and the README), kept in the build folder.

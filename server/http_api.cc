@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cctype>
+#include <cstdio>
 #include <deque>
 #include <fstream>
 #include <iterator>
@@ -414,6 +415,10 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     r.stream = std::make_shared<JobEventStream>(parked_, id, after);
     return r;
   }
+  if (sub == "hypervolume") {
+    if (!get) return wrong_method();
+    return HypervolumeHistory(id);
+  }
   if (sub.rfind("trials/", 0) == 0 && sub.size() > 13 && sub.ends_with("/model")) {
     if (!get) return wrong_method();
     const std::string trial = sub.substr(7, sub.size() - 13);
@@ -470,6 +475,39 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     return Answer(jobs_.ListTrials(nullptr, &req, &resp), resp);
   }
   return Error(grpc::StatusCode::NOT_FOUND, "no such path: " + t.path);
+}
+
+// The frontier's hypervolume at each of its versions, against the trials finished by then,
+// read from the job's event log (every frontier change is an event).
+HttpResponse HttpApi::HypervolumeHistory(const std::string& job_id) {
+  std::string points;
+  std::int64_t after = 0;
+  int finished = 0;
+  while (true) {
+    auto events = coordinator_.WatchEvents(job_id, after, 1000, {});
+    if (!events.ok()) {
+      return Error(static_cast<grpc::StatusCode>(events.status().code()),
+                   events.status().message());
+    }
+    if (events->empty()) break;
+    for (const v1::JobEvent& e : *events) {
+      after = e.sequence();
+      if (e.has_trial_finished()) ++finished;
+      if (!e.has_frontier_changed()) continue;
+      const v1::Frontier& f = e.frontier_changed().frontier();
+      char hv[32];
+      std::snprintf(hv, sizeof hv, "%.9g", f.hypervolume());
+      if (!points.empty()) points += ", ";
+      points += "{\"version\": " + std::to_string(f.version()) + ", \"hypervolume\": " + hv +
+                ", \"trialsFinished\": " + std::to_string(finished) +
+                ", \"frontierSize\": " + std::to_string(f.points_size()) +
+                ", \"sequence\": " + std::to_string(e.sequence()) + "}";
+    }
+  }
+  return {.status = 200,
+          .content_type = "application/json",
+          .body = "{\"jobId\": " + JsonString(job_id) + ", \"points\": [" + points + "]}\n",
+          .stream = nullptr};
 }
 
 HttpResponse HttpApi::Metrics() {

@@ -13,6 +13,8 @@
 //   POST /v1/jobs/{id}:cancel          CancelJob
 //   GET  /v1/jobs/{id}/frontier        GetFrontier
 //   GET  /v1/jobs/{id}/trials          ListTrials; ?page_size, page_token, states=SUCCEEDED,...
+//   GET  /v1/jobs/{id}/hypervolume     the frontier's hypervolume at each version, with the
+//                                      trials finished by then (from the event log)
 //   GET  /v1/jobs/{id}/trials/{t}/model  the trained model (GetArtifact): TorchScript bytes,
 //                                      as an attachment named t-N.pt, its SHA-256 in
 //                                      X-Checksum-SHA256
@@ -84,6 +86,7 @@ class HttpApi {
 
  private:
   HttpResponse Metrics();
+  HttpResponse HypervolumeHistory(const std::string& job_id);
 
   Coordinator& coordinator_;
   JobServiceImpl& jobs_;

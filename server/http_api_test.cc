@@ -373,6 +373,14 @@ TEST_F(HttpApiTest, EventsStreamLiveThenResumeAfterLastEventId) {
   const std::string tail = seen.substr(seen.find("id: " + std::to_string(ids[2]) + "\n"));
   EXPECT_EQ(rest.substr(rest.find("\r\n\r\n") + 4), tail);
 
+  // The hypervolume's history: one point per frontier version, with the trials finished then.
+  const HttpReply history = Get("/v1/jobs/" + id + "/hypervolume");
+  ASSERT_EQ(history.status, 200) << history.body;
+  EXPECT_EQ(history.body.rfind("{\"jobId\": \"" + id + "\", \"points\": [{\"version\": 1, ", 0), 0u)
+      << history.body;
+  EXPECT_NE(history.body.find("\"trialsFinished\": 1, \"frontierSize\": 1"), std::string::npos)
+      << history.body;
+  EXPECT_EQ(Get("/v1/jobs/j-404/hypervolume").status, 404);
   EXPECT_EQ(Get("/v1/jobs/j-404/events").status, 404);
   EXPECT_EQ(Get("/v1/jobs/" + id + "/events?after=minus").status, 400);
 }

@@ -8,6 +8,7 @@ const liveDot = document.getElementById("live");
 const live = new URLSearchParams(location.search).get("live") !== "0";
 let source = null;   // the job page's EventSource
 let chart = null;
+let historyChart = null;
 let pollTimer = null;
 
 async function api(path) {
@@ -35,6 +36,8 @@ function stop() {
   pollTimer = null;
   if (chart) chart.destroy();
   chart = null;
+  if (historyChart) historyChart.destroy();
+  historyChart = null;
   liveDot.classList.remove("on");
 }
 
@@ -109,9 +112,9 @@ function drawChart(canvas, view) {
 }
 
 async function showJob(id) {
-  const [{ job }, { trials = [] }, { frontier = {} }] = await Promise.all([
+  const [{ job }, { trials = [] }, { frontier = {} }, { points: history = [] }] = await Promise.all([
     api(`/v1/jobs/${id}`), api(`/v1/jobs/${id}/trials?page_size=10000`),
-    api(`/v1/jobs/${id}/frontier`)]);
+    api(`/v1/jobs/${id}/frontier`), api(`/v1/jobs/${id}/hypervolume`)]);
   const view = jobView(job, trials);
   const points = trials.map((t) => view.front.find((p) => p.id === t.id) ??
     [...view.dominated, ...view.rejected].find((p) => p.id === t.id) ??
@@ -145,6 +148,8 @@ async function showJob(id) {
                         download: `${id}-trials.csv` });
     a.click();
   } }, "CSV");
+  const historyCanvas = el("canvas", { id: "history", role: "img",
+    "aria-label": `hypervolume of ${id} at ${history.length} frontier versions` });
   const canvas = el("canvas", { id: "front", role: "img",
     "aria-label": `Pareto front of ${id}: ${view.front.length} points` });
   const c = view.counts;
@@ -161,6 +166,8 @@ async function showJob(id) {
       card("hypervolume", Number(frontier.hypervolume ?? 0).toFixed(3), "hypervolume")),
     el("h2", {}, "Quality against memory"),
     el("div", { class: "chart" }, canvas),
+    el("h2", {}, "Hypervolume as trials finish"),
+    el("div", { class: "chart small" }, historyCanvas),
     el("h2", {}, "Trials"),
     el("div", { class: "controls" }, filter, csv),
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "trial"), el("th", {}, "state"),
@@ -169,6 +176,16 @@ async function showJob(id) {
       tbody));
   if (chart) chart.destroy();
   chart = drawChart(canvas, view);
+  if (historyChart) historyChart.destroy();
+  historyChart = typeof Chart === "undefined" ? null : new Chart(historyCanvas, {
+    type: "line",
+    data: { datasets: [{ label: "hypervolume", stepped: "after", borderColor: "#2e6bd6",
+                         pointRadius: 2,
+                         data: history.map((h) => ({ x: h.trialsFinished, y: h.hypervolume })) }] },
+    options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } },
+               scales: { x: { type: "linear", title: { display: true, text: "trials finished" } },
+                         y: { beginAtZero: true, title: { display: true, text: "hypervolume" } } } },
+  });
   return job;
 }
 
