@@ -266,6 +266,7 @@ void Coordinator::CommittedLocked(const Status& committed) {
   workers_.clear();
   last_sequence_.clear();
   unpublished_.clear();
+  unpublished_events_.clear();
   Status resumed = store_->BeginGroup();
   if (resumed.ok()) {
     resumed = ResumeLocked();
@@ -286,6 +287,18 @@ void Coordinator::CommittedLocked(const Status& committed) {
 }
 
 void Coordinator::PublishLocked() {
+  // The committed events join their job's tail, which followers read without the store.
+  for (auto& [job, events] : unpublished_events_) {
+    std::deque<v1::JobEvent>& tail = tails_[job];
+    if (!tail.empty() && !events.empty() &&
+        events.front().sequence() != tail.back().sequence() + 1) {
+      tail.clear();  // a gap (a reload in between): the tail restarts here
+    }
+    for (v1::JobEvent& e : events) tail.push_back(std::move(e));
+    while (tail.size() > kTailEvents) tail.pop_front();
+  }
+  unpublished_events_.clear();
+  while (tails_.size() > kTailJobs) tails_.erase(tails_.begin());  // the oldest jobs
   for (const auto& [job, sequence] : unpublished_) {
     published_[job] = sequence;
     if (signals_.events_published) signals_.events_published(JobId(job), sequence);
@@ -339,13 +352,37 @@ Status Coordinator::EmitLocked(std::int64_t job_id, v1::JobEvent event) {
                                                .payload = event.SerializeAsString()}));
   last->second = event.sequence();
   unpublished_[job_id] = event.sequence();
+  unpublished_events_[job_id].push_back(std::move(event));
   return Status::Ok();
+}
+
+bool Coordinator::IsRunning(std::string_view job_id) {
+  const auto id = ParseId(job_id, "j-");
+  if (!id) return false;
+  std::lock_guard lock(mu_);
+  return jobs_.contains(*id);
 }
 
 StatusOr<std::vector<v1::JobEvent>> Coordinator::WatchEvents(std::string_view job_id,
                                                              std::int64_t after_sequence, int limit,
                                                              std::chrono::milliseconds wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
+  // Followers at the end of the log read its tail in memory: no store, no turn at the group
+  // commit. Anything older than the tail comes from the store.
+  if (const auto id = ParseId(job_id, "j-")) {
+    std::unique_lock lock(mu_);
+    const auto tail = tails_.find(*id);
+    if (tail != tails_.end() && !tail->second.empty() &&
+        tail->second.front().sequence() <= after_sequence + 1) {
+      std::vector<v1::JobEvent> out;
+      for (const v1::JobEvent& e : tail->second) {
+        if (e.sequence() <= after_sequence) continue;
+        if (static_cast<int>(out.size()) >= limit) break;
+        out.push_back(e);
+      }
+      if (!out.empty() || wait.count() <= 0) return out;
+    }
+  }
   while (true) {
     std::int64_t id = 0;
     auto stored = WithStore(false, [&]() -> StatusOr<std::vector<storage::Event>> {

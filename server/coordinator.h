@@ -50,6 +50,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -138,6 +139,10 @@ class Coordinator {
   StatusOr<std::vector<v1::JobEvent>> WatchEvents(std::string_view job_id,
                                                   std::int64_t after_sequence, int limit,
                                                   std::chrono::milliseconds wait);
+
+  // Whether the job is running (not finished), from memory: no store access. False for an
+  // unknown or malformed id too.
+  bool IsRunning(std::string_view job_id);
 
   // --- Workers.
   // INVALID_ARGUMENT for a name outside 1..200 characters or a dataset name that is empty or
@@ -274,6 +279,12 @@ class Coordinator {
   std::map<std::int64_t, std::int64_t> last_sequence_;
   std::map<std::int64_t, std::int64_t> unpublished_;
   std::map<std::int64_t, std::int64_t> published_;
+  // The events of the open group, by job (published with it), and the last kTailEvents
+  // committed events of the kTailJobs most recent jobs: what WatchEvents serves from memory.
+  static constexpr std::size_t kTailEvents = 4096;
+  static constexpr std::size_t kTailJobs = 64;
+  std::map<std::int64_t, std::vector<v1::JobEvent>> unpublished_events_;
+  std::map<std::int64_t, std::deque<v1::JobEvent>> tails_;
   std::condition_variable events_cv_;  // published_ advanced, or Shutdown
   Signals signals_;                    // guarded by mu_
 };

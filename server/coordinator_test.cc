@@ -632,11 +632,19 @@ TEST_F(CoordinatorTest, EventLogReplaysAndFollowsAcrossARestart) {
   EXPECT_EQ(finished.metrics().psnr(), 30);
   const std::int64_t last = events->back().sequence();
 
-  // The log survives a restart; a watcher waiting after it is woken by the next commit.
+  EXPECT_TRUE(coordinator_->IsRunning(job->id()));
+
+  // The log survives a restart; a watcher waiting after it is woken by the next commit. The
+  // events above came from the in-memory tail; after the restart they come from the store, and
+  // must be the same to the byte.
   Reopen();
   auto replay = coordinator_->WatchEvents(job->id(), 0, 1000, {});
   ASSERT_TRUE(replay.ok());
   EXPECT_EQ(Kinds(*replay), kinds);
+  ASSERT_EQ(replay->size(), events->size());
+  for (std::size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*replay)[i].SerializeAsString(), (*events)[i].SerializeAsString()) << i;
+  }
   std::thread reporter([&] {
     auto b = Lease(worker);
     ASSERT_TRUE(*coordinator_->ReportResult(Result(b, 29)));
@@ -654,6 +662,8 @@ TEST_F(CoordinatorTest, EventLogReplaysAndFollowsAcrossARestart) {
   reporter.join();
   EXPECT_EQ(followed.substr(0, 2), "SF") << followed;
   EXPECT_EQ(followed.back(), 'J') << followed;
+  EXPECT_FALSE(coordinator_->IsRunning(job->id()));  // finished
+  EXPECT_FALSE(coordinator_->IsRunning("j-999"));
   EXPECT_EQ(coordinator_->WatchEvents("j-999", 0, 10, {}).status().code(), StatusCode::kNotFound);
 }
 

@@ -238,7 +238,7 @@ class JobEventStream final : public EventStream,
           }
           std::string text;
           bool end = b->ended;
-          for (const v1::JobEvent& event : b->events) {
+          for (const v1::JobEvent& event : *b->events) {
             text += EventTexts().Text(self->job_id_, event);
             self->after_ = event.sequence();
             if (event.has_job_finished()) end = true;

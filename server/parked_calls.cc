@@ -220,9 +220,13 @@ void ParkedCalls::RunLeases() {
 std::optional<StatusOr<ParkedCalls::EventBatch>> ParkedCalls::ReadEvents(const WatchCall& call) {
   auto events = coordinator_.WatchEvents(call.job_id, call.after, event_batch_, {});
   if (!events.ok()) return StatusOr<EventBatch>(events.status());
-  if (!events->empty()) return StatusOr<EventBatch>(EventBatch{std::move(events).value(), false});
+  if (!events->empty()) {
+    return StatusOr<EventBatch>(EventBatch{
+        std::make_shared<const std::vector<v1::JobEvent>>(std::move(events).value()), false});
+  }
   // Nothing after `after`: a job that has ended adds nothing more. Its job_finished event
   // commits with its state, so a read after seeing the state has every event there will be.
+  if (coordinator_.IsRunning(call.job_id)) return std::nullopt;  // from memory: no store
   auto job = coordinator_.GetJob(call.job_id);
   if (!job.ok()) return StatusOr<EventBatch>(job.status());
   const auto state = job->state();
@@ -233,16 +237,23 @@ std::optional<StatusOr<ParkedCalls::EventBatch>> ParkedCalls::ReadEvents(const W
   events = coordinator_.WatchEvents(call.job_id, call.after, event_batch_, {});
   if (!events.ok()) return StatusOr<EventBatch>(events.status());
   const bool ended = events->empty();
-  return StatusOr<EventBatch>(EventBatch{std::move(events).value(), ended});
+  return StatusOr<EventBatch>(EventBatch{
+      std::make_shared<const std::vector<v1::JobEvent>>(std::move(events).value()), ended});
 }
 
 void ParkedCalls::RunWatches() {
   std::unique_lock lock(mu_);
+  auto last_round = Clock::now() - kWatchRound;
   while (true) {
     watches_cv_.wait(lock, [&] {
       return stop_ || !watch_ready_.empty() || !watch_cancelled_.empty() ||
              (shutdown_ && !watch_parked_.empty());
     });
+    // At most one round of reads per kWatchRound: the commits in between reach each watcher
+    // as one batch (one write to each stream) instead of one each.
+    watches_cv_.wait_until(lock, last_round + kWatchRound,
+                           [&] { return stop_ || shutdown_ || !watch_cancelled_.empty(); });
+    last_round = Clock::now();
     if (stop_ && watch_ready_.empty() && watch_parked_.empty() && watch_cancelled_.empty()) {
       return;
     }
@@ -254,7 +265,7 @@ void ParkedCalls::RunWatches() {
     if (shutdown_) {
       for (auto* calls : {&watch_parked_, &watch_ready_}) {
         for (auto& [ticket, call] : *calls) {
-          complete.emplace_back(std::move(call.done), EventBatch{{}, true});
+          complete.emplace_back(std::move(call.done), EventBatch{.ended = true});
         }
         calls->clear();
       }
@@ -283,7 +294,7 @@ void ParkedCalls::RunWatches() {
         } else if (cancelled) {
           call.done(Status(StatusCode::kCancelled, "the caller left"));
         } else {
-          call.done(EventBatch{{}, true});
+          call.done(EventBatch{.ended = true});
         }
         continue;
       }

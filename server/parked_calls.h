@@ -11,7 +11,8 @@
 //     parked one (oldest first); calls that got nothing park again until their deadline.
 //   * the watch thread reads a job's events for each call that arrived or whose job's log
 //     grew (Coordinator::Signals::events_published), once for all the calls at the same place
-//     of the same log; a call with nothing to read parks until its job publishes, or completes
+//     of the same log, at most one round every 50 ms (the commits in between reach a watcher
+//     as one batch); a call with nothing to read parks until its job publishes, or completes
 //     as ended when the job has ended and its log has nothing more.
 //
 // Every callback runs exactly once, on one of these two threads, never inside Lease, Events or
@@ -29,6 +30,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -47,7 +49,10 @@ class ParkedCalls {
   using Clock = std::chrono::steady_clock;
   using LeaseDone = std::function<void(StatusOr<std::optional<v1::TrialAssignment>>)>;
   struct EventBatch {
-    std::vector<v1::JobEvent> events;  // oldest first; empty only when `ended`
+    // Oldest first; empty only when `ended`. Shared, read-only, by every call served by the
+    // same read of the log (a dashboard's viewers get one copy between them).
+    std::shared_ptr<const std::vector<v1::JobEvent>> events =
+        std::make_shared<const std::vector<v1::JobEvent>>();
     bool ended = false;  // the job has ended and its log has nothing more (or Shutdown)
   };
   using EventsDone = std::function<void(StatusOr<EventBatch>)>;
@@ -102,6 +107,9 @@ class ParkedCalls {
   void RunWatches();
   // One read of the call's job log: the batch to complete it with, or nullopt to park it.
   std::optional<StatusOr<EventBatch>> ReadEvents(const WatchCall& call);
+
+  // The shortest time between two rounds of event reads (a watcher's latency at most this).
+  static constexpr std::chrono::milliseconds kWatchRound{50};
 
   Coordinator& coordinator_;
   const int event_batch_;

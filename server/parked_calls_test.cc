@@ -141,8 +141,8 @@ TEST_F(ParkedCallsTest, WatchesReadTheLogInBatchesThenParkUntilItGrows) {
   const Batch batch = first.get();
   ASSERT_TRUE(batch.ok());
   EXPECT_FALSE(batch->ended);
-  ASSERT_EQ(batch->events.size(), 4u);
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(batch->events[i].sequence(), i + 1);
+  ASSERT_EQ(batch->events->size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ((*batch->events)[i].sequence(), i + 1);
 
   // At the end of the log: parked until the lease adds trial_started.
   auto next = Events(job, end);
@@ -153,9 +153,9 @@ TEST_F(ParkedCallsTest, WatchesReadTheLogInBatchesThenParkUntilItGrows) {
   ASSERT_EQ(next.wait_for(kLimit), std::future_status::ready);
   const Batch grown = next.get();
   ASSERT_TRUE(grown.ok());
-  ASSERT_FALSE(grown->events.empty());
-  EXPECT_EQ(grown->events[0].sequence(), end + 1);
-  EXPECT_TRUE(grown->events[0].has_trial_started());
+  ASSERT_FALSE(grown->events->empty());
+  EXPECT_EQ((*grown->events)[0].sequence(), end + 1);
+  EXPECT_TRUE((*grown->events)[0].has_trial_started());
 }
 
 TEST_F(ParkedCallsTest, AWatchOfAnEndedJobEndsAfterItsLastEvent) {
@@ -168,7 +168,7 @@ TEST_F(ParkedCallsTest, AWatchOfAnEndedJobEndsAfterItsLastEvent) {
   const Batch batch = last.get();
   ASSERT_TRUE(batch.ok());
   EXPECT_TRUE(batch->ended);
-  EXPECT_TRUE(batch->events.empty());
+  EXPECT_TRUE(batch->events->empty());
 
   auto unknown = Events("j-999", 0);
   ASSERT_EQ(unknown.wait_for(kLimit), std::future_status::ready);

@@ -133,10 +133,10 @@ class WatchJobReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
   void OnWriteDone(bool ok) override {
     if (!ok) return Finish(grpc::Status::OK);  // the client left
-    const v1::JobEvent& sent = events_[next_++];
+    const v1::JobEvent& sent = (*events_)[next_++];
     after_ = sent.sequence();
     if (sent.has_job_finished()) return Finish(grpc::Status::OK);
-    if (next_ < events_.size()) return StartWrite(&events_[next_]);
+    if (next_ < events_->size()) return StartWrite(&(*events_)[next_]);
     ReadMore();
   }
 
@@ -158,18 +158,18 @@ class WatchJobReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     if (cancelled_) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client left"));
     ticket_ = parked_.Events(job_id_, after_, [this](StatusOr<ParkedCalls::EventBatch> batch) {
       if (!batch.ok()) return Finish(ToGrpcStatus(batch.status()));
-      if (batch->events.empty()) return Finish(grpc::Status::OK);  // ended
+      if (batch->events->empty()) return Finish(grpc::Status::OK);  // ended
       events_ = std::move(batch->events);
       next_ = 0;
-      StartWrite(&events_[0]);
+      StartWrite(&(*events_)[0]);
     });
   }
 
   ParkedCalls& parked_;
   const std::string job_id_;
   std::int64_t after_;
-  std::vector<v1::JobEvent> events_;  // the batch being written
-  std::size_t next_ = 0;              // its event in flight
+  std::shared_ptr<const std::vector<v1::JobEvent>> events_;  // the batch being written
+  std::size_t next_ = 0;                                     // its event in flight
   std::mutex mu_;
   bool cancelled_ = false;    // guarded by mu_
   std::uint64_t ticket_ = 0;  // guarded by mu_: the pending read
