@@ -72,6 +72,21 @@ class HttpApiTest : public ::testing::Test {
   HttpReply Post(const std::string& target, const std::string& body = "") {
     return Http(http_->address(), "POST", target, body);
   }
+  std::unique_ptr<v1::WorkerService::Stub> Workers() {
+    return v1::WorkerService::NewStub(
+        grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
+  }
+  // Registers a worker and leases one trial with it.
+  void LeaseOne(v1::WorkerService::Stub& workers, v1::LeaseTrialResponse* leased) {
+    v1::RegisterWorkerRequest reg;
+    reg.set_name("w");
+    v1::RegisterWorkerResponse worker;
+    ASSERT_TRUE(workers.RegisterWorker(peaknas::testing::CallContext().get(), reg, &worker).ok());
+    v1::LeaseTrialRequest lease;
+    lease.set_worker_id(worker.worker_id());
+    ASSERT_TRUE(workers.LeaseTrial(peaknas::testing::CallContext().get(), lease, leased).ok());
+    ASSERT_TRUE(leased->has_assignment());
+  }
   // Submits the shared test job over HTTP; its id.
   std::string SubmitOverHttp(int trials) {
     v1::SubmitJobRequest request;
@@ -210,17 +225,9 @@ TEST_F(HttpApiTest, MetricsCountWhatTheCoordinatorHolds) {
                               std::to_string(job.counts().rejected()) + "\n"),
             std::string::npos)
       << metrics.body;
-  auto workers = v1::WorkerService::NewStub(
-      grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("w");
-  v1::RegisterWorkerResponse worker;
-  ASSERT_TRUE(workers->RegisterWorker(peaknas::testing::CallContext().get(), reg, &worker).ok());
-  v1::LeaseTrialRequest lease;
-  lease.set_worker_id(worker.worker_id());
+  auto workers = Workers();
   v1::LeaseTrialResponse leased;
-  ASSERT_TRUE(workers->LeaseTrial(peaknas::testing::CallContext().get(), lease, &leased).ok());
-  ASSERT_TRUE(leased.has_assignment());
+  ASSERT_NO_FATAL_FAILURE(LeaseOne(*workers, &leased));
   const std::vector<v1::Trial> trials = jobs_.Trials("j-1");
   std::int64_t predicted = 0;
   for (const v1::Trial& t : trials) {
@@ -257,16 +264,9 @@ TEST_F(HttpApiTest, KeepAliveServesSeveralRequestsOnOneConnection) {
 
 TEST_F(HttpApiTest, ModelsDownloadWithTheirNameAndChecksum) {
   const std::string id = SubmitOverHttp(1);
-  auto workers = v1::WorkerService::NewStub(
-      grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("w");
-  v1::RegisterWorkerResponse worker;
-  ASSERT_TRUE(workers->RegisterWorker(peaknas::testing::CallContext().get(), reg, &worker).ok());
-  v1::LeaseTrialRequest lease;
-  lease.set_worker_id(worker.worker_id());
+  auto workers = Workers();
   v1::LeaseTrialResponse leased;
-  ASSERT_TRUE(workers->LeaseTrial(peaknas::testing::CallContext().get(), lease, &leased).ok());
+  ASSERT_NO_FATAL_FAILURE(LeaseOne(*workers, &leased));
   const v1::TrialAssignment& a = leased.assignment();
   EXPECT_EQ(Get("/v1/jobs/" + id + "/trials/" + a.trial_id() + "/model").status, 404);
 
@@ -319,12 +319,7 @@ std::vector<std::int64_t> EventIds(const std::string& text) {
 }
 
 TEST_F(HttpApiTest, EventsStreamLiveThenResumeAfterLastEventId) {
-  auto workers = v1::WorkerService::NewStub(
-      grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("w");
-  v1::RegisterWorkerResponse worker;
-  ASSERT_TRUE(workers->RegisterWorker(peaknas::testing::CallContext().get(), reg, &worker).ok());
+  auto workers = Workers();
   const std::string id = SubmitOverHttp(1);
 
   // Live: the stream is open before the trial starts.
@@ -337,11 +332,8 @@ TEST_F(HttpApiTest, EventsStreamLiveThenResumeAfterLastEventId) {
   ASSERT_NE(seen.find("HTTP/1.1 200"), std::string::npos) << seen;
   ASSERT_NE(seen.find("text/event-stream"), std::string::npos) << seen;
 
-  v1::LeaseTrialRequest lease;
-  lease.set_worker_id(worker.worker_id());
   v1::LeaseTrialResponse leased;
-  ASSERT_TRUE(workers->LeaseTrial(peaknas::testing::CallContext().get(), lease, &leased).ok());
-  ASSERT_TRUE(leased.has_assignment());
+  ASSERT_NO_FATAL_FAILURE(LeaseOne(*workers, &leased));
   seen += ReadUntil(fd, [](const std::string& t) { return t.find("trialStarted") != t.npos; });
   ASSERT_NE(seen.find("trialStarted"), std::string::npos) << seen;
 
