@@ -506,7 +506,8 @@ HttpResponse HttpApi::HypervolumeHistory(const std::string& job_id) {
   }
   return {.status = 200,
           .content_type = "application/json",
-          .body = "{\"jobId\": " + JsonString(job_id) + ", \"points\": [" + points + "]}\n",
+          .body = "{\"jobId\": " + JsonString(job_id) + ", \"lastSequence\": " +
+                  std::to_string(after) + ", \"points\": [" + points + "]}\n",
           .stream = nullptr};
 }
 

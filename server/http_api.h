@@ -14,7 +14,8 @@
 //   GET  /v1/jobs/{id}/frontier        GetFrontier
 //   GET  /v1/jobs/{id}/trials          ListTrials; ?page_size, page_token, states=SUCCEEDED,...
 //   GET  /v1/jobs/{id}/hypervolume     the frontier's hypervolume at each version, with the
-//                                      trials finished by then (from the event log)
+//                                      trials finished by then (from the event log), and the
+//                                      log's last sequence (where a live page resumes)
 //   GET  /v1/jobs/{id}/trials/{t}/model  the trained model (GetArtifact): TorchScript bytes,
 //                                      as an attachment named t-N.pt, its SHA-256 in
 //                                      X-Checksum-SHA256

@@ -368,7 +368,10 @@ TEST_F(HttpApiTest, EventsStreamLiveThenResumeAfterLastEventId) {
   // The hypervolume's history: one point per frontier version, with the trials finished then.
   const HttpReply history = Get("/v1/jobs/" + id + "/hypervolume");
   ASSERT_EQ(history.status, 200) << history.body;
-  EXPECT_EQ(history.body.rfind("{\"jobId\": \"" + id + "\", \"points\": [{\"version\": 1, ", 0), 0u)
+  EXPECT_EQ(history.body.rfind("{\"jobId\": \"" + id + "\", \"lastSequence\": " +
+                                   std::to_string(ids.back()) + ", \"points\": [{\"version\": 1, ",
+                               0),
+            0u)
       << history.body;
   EXPECT_NE(history.body.find("\"trialsFinished\": 1, \"frontierSize\": 1"), std::string::npos)
       << history.body;

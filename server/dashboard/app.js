@@ -1,12 +1,15 @@
 // The dashboard page: a job list, and a job page with its Pareto front against the budget,
 // live over Server-Sent Events (/v1/jobs/{id}/events). `?live=0` turns the live stream off
 // (headless renders, which wait for the network to go quiet).
-import { formatBytes, formatDb, formatSeconds, jobView, stateName, trialsCsv } from "./logic.js";
+import { applyEvent, formatBytes, formatDb, formatSeconds, jobView, pageState, stateName,
+         trialsCsv } from "./logic.js";
 
 const main = document.getElementById("main");
 const liveDot = document.getElementById("live");
 const live = new URLSearchParams(location.search).get("live") !== "0";
 let source = null;   // the job page's EventSource
+let state = null;    // the job page's data, kept current by its events (logic.js pageState)
+let shownFilter = "all";
 let chart = null;
 let historyChart = null;
 let pollTimer = null;
@@ -111,10 +114,20 @@ function drawChart(canvas, view) {
   });
 }
 
-async function showJob(id) {
-  const [{ job }, { trials = [] }, { frontier = {} }, { points: history = [] }] = await Promise.all([
+// Fetches the job once; its events keep it current from then on. Returns the log's last
+// sequence, where the live stream starts (the fetches that follow already include it).
+async function loadJob(id) {
+  const { points: history = [], lastSequence = 0 } = await api(`/v1/jobs/${id}/hypervolume`);
+  const [{ job }, { trials = [] }, { frontier = {} }] = await Promise.all([
     api(`/v1/jobs/${id}`), api(`/v1/jobs/${id}/trials?page_size=10000`),
-    api(`/v1/jobs/${id}/frontier`), api(`/v1/jobs/${id}/hypervolume`)]);
+    api(`/v1/jobs/${id}/frontier`)]);
+  state = pageState(job, trials, frontier, history);
+  return lastSequence;
+}
+
+function showJob(id) {
+  const { job, frontier, history } = state;
+  const trials = [...state.trials.values()];
   const view = jobView(job, trials);
   const points = trials.map((t) => view.front.find((p) => p.id === t.id) ??
     [...view.dominated, ...view.rejected].find((p) => p.id === t.id) ??
@@ -124,6 +137,7 @@ async function showJob(id) {
   const filter = el("select", { id: "filter", "aria-label": "show trials" },
     ...["all", "frontier", "succeeded", "rejected", "failed", "pending", "running"]
       .map((s) => el("option", { value: s }, s)));
+  filter.value = shownFilter;
   const tbody = el("tbody");
   const fill = () => {
     const f = filter.value;
@@ -141,7 +155,7 @@ async function showJob(id) {
           : ""),
         el("td", { class: "muted" }, p.reason))));
   };
-  filter.addEventListener("change", fill);
+  filter.addEventListener("change", () => { shownFilter = filter.value; fill(); });
   fill();
   const csv = el("button", { onclick: () => {
     const a = el("a", { href: URL.createObjectURL(new Blob([trialsCsv(points)], { type: "text/csv" })),
@@ -189,16 +203,18 @@ async function showJob(id) {
   return job;
 }
 
-function follow(id) {
+// Follows the job's events after `after`, folding each into the page's state; redraws at most
+// four times a second. EventSource reconnects by itself, resuming after the last event id.
+function follow(id, after) {
   if (!live || source) return;
   let pending = null;
-  source = new EventSource(`/v1/jobs/${id}/events`);
+  source = new EventSource(`/v1/jobs/${id}/events?after=${after}`);
   source.onopen = () => liveDot.classList.add("on");
   source.onerror = () => liveDot.classList.remove("on");
-  source.onmessage = () => {
-    // Many events arrive together (a commit carries several): redraw once for them.
+  source.onmessage = (message) => {
+    applyEvent(state, JSON.parse(message.data));
     if (pending) return;
-    pending = setTimeout(() => { pending = null; showJob(id).catch(showError); }, 250);
+    pending = setTimeout(() => { pending = null; showJob(id); }, 250);
   };
 }
 
@@ -211,8 +227,9 @@ async function route() {
   const match = location.hash.match(/^#\/jobs\/([^/]+)$/);
   try {
     if (match) {
-      await showJob(match[1]);
-      follow(match[1]);
+      const after = await loadJob(match[1]);
+      showJob(match[1]);
+      follow(match[1], after);
     } else {
       await showJobs();
       if (live) pollTimer = setInterval(() => showJobs().catch(showError), 5000);

@@ -107,3 +107,38 @@ export function trialsCsv(points) {
   }
   return rows.map((r) => r.map(field).join(",")).join("\n") + "\n";
 }
+
+// A job page's live state: the job, its trials by id, the frontier and the hypervolume's
+// history. applyEvent folds one event of /v1/jobs/{id}/events (a JobEvent as JSON) into it, so
+// the page follows the job without fetching its trials again. Events may repeat what a fetch
+// already gave: each is merged, not added.
+export function pageState(job, trials, frontier, history) {
+  return { job, trials: new Map(trials.map((t) => [t.id, t])), frontier, history: [...history],
+           progress: new Map() };
+}
+
+export function applyEvent(state, event) {
+  const merge = (trial) => state.trials.set(trial.id, { ...(state.trials.get(trial.id) ?? {}), ...trial });
+  if (event.trialStarted) merge(event.trialStarted.trial);
+  if (event.trialRejected) merge(event.trialRejected.trial);
+  if (event.trialFinished) {
+    merge(event.trialFinished.trial);
+    state.progress.delete(event.trialFinished.trial.id);
+  }
+  if (event.trialProgress) {
+    const p = event.trialProgress;
+    state.progress.set(p.trialId, { step: p.step, steps: p.steps });
+  }
+  if (event.frontierChanged) {
+    const f = event.frontierChanged.frontier;
+    if (Number(f.version) > Number(state.frontier?.version ?? 0)) {
+      state.frontier = f;
+      const finished = [...state.trials.values()].filter(
+        (t) => t.state === "TRIAL_STATE_SUCCEEDED" || t.state === "TRIAL_STATE_FAILED").length;
+      state.history.push({ version: Number(f.version), hypervolume: f.hypervolume ?? 0,
+                           trialsFinished: finished, frontierSize: (f.points ?? []).length });
+    }
+  }
+  if (event.jobFinished) state.job = { ...state.job, ...event.jobFinished.job };
+  return state;
+}

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { formatBytes, formatDb, formatSeconds, jobView, paretoFront, stateName, trialPoint,
-         trialsCsv } from "./logic.js";
+import { applyEvent, formatBytes, formatDb, formatSeconds, jobView, pageState, paretoFront,
+         stateName, trialPoint, trialsCsv } from "./logic.js";
 
 test("bytes in binary units", () => {
   assert.equal(formatBytes(512), "512 B");
@@ -68,4 +68,29 @@ test("CSV quotes what needs quoting", () => {
                            reason: 'over "budget", by 3' }]);
   assert.equal(csv, 'trial,state,peak_bytes,psnr_gain_db,latency_100mp_s,reason\n' +
                     't-1,rejected,5,,,"over ""budget"", by 3"\n');
+});
+
+test("events fold into the page's state without refetching", () => {
+  const job = { id: "j-1", state: "JOB_STATE_RUNNING" };
+  const state = pageState(job, [{ id: "t-1", state: "TRIAL_STATE_PENDING",
+                                  architecture: { levels: 2 } }],
+                          { version: "0" }, []);
+  applyEvent(state, { trialStarted: { trial: { id: "t-1", state: "TRIAL_STATE_RUNNING" } } });
+  applyEvent(state, { trialProgress: { trialId: "t-1", step: 5, steps: 10 } });
+  assert.deepEqual(state.progress.get("t-1"), { step: 5, steps: 10 });
+  applyEvent(state, { trialFinished: { trial: { id: "t-1", state: "TRIAL_STATE_SUCCEEDED",
+                                                metrics: { psnr: 30 } } } });
+  const t1 = state.trials.get("t-1");
+  assert.equal(t1.state, "TRIAL_STATE_SUCCEEDED");
+  assert.deepEqual(t1.architecture, { levels: 2 });  // kept: the event does not carry it
+  assert.equal(state.progress.has("t-1"), false);
+  applyEvent(state, { trialRejected: { trial: { id: "t-2", state: "TRIAL_STATE_REJECTED" } } });
+  assert.equal(state.trials.size, 2);
+  const frontier = { version: "1", hypervolume: 2.5, points: [{ trialId: "t-1" }] };
+  applyEvent(state, { frontierChanged: { frontier } });
+  applyEvent(state, { frontierChanged: { frontier } });  // a repeat changes nothing
+  assert.deepEqual(state.history, [{ version: 1, hypervolume: 2.5, trialsFinished: 1,
+                                     frontierSize: 1 }]);
+  applyEvent(state, { jobFinished: { job: { id: "j-1", state: "JOB_STATE_SUCCEEDED" } } });
+  assert.equal(state.job.state, "JOB_STATE_SUCCEEDED");
 });
