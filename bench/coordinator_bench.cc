@@ -271,7 +271,8 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
   std::unique_ptr<server::HttpServer> http;
   std::unique_ptr<DashboardLoad> dashboard;
   if (http_streams >= 0) {
-    api = std::make_unique<server::HttpApi>(**coordinator, (*server)->jobs(), (*server)->parked());
+    api = std::make_unique<server::HttpApi>(**coordinator, (*server)->jobs(), (*server)->parked(),
+                                            &(*server)->rpc_metrics());
     auto started = server::HttpServer::Start(
         "127.0.0.1:0", [&api](const server::HttpRequest& r) { return api->Handle(r); });
     if (!started.ok()) Die("http: " + started.status().ToString());

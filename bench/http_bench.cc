@@ -89,7 +89,8 @@ int Main(int argc, char** argv) {
   if (!coordinator.ok()) Die(coordinator.status().ToString());
   auto grpc_server = server::GrpcServer::Start(**coordinator, "127.0.0.1:0");
   if (!grpc_server.ok()) Die(grpc_server.status().ToString());
-  server::HttpApi api(**coordinator, (*grpc_server)->jobs(), (*grpc_server)->parked());
+  server::HttpApi api(**coordinator, (*grpc_server)->jobs(), (*grpc_server)->parked(),
+                      &(*grpc_server)->rpc_metrics());
 
   const auto job = (*coordinator)->SubmitJob(Job(trials));
   if (!job.ok()) Die(job.status().ToString());

@@ -71,7 +71,8 @@ TEST(Dashboard, TheRenderedJobPageShowsTheApisFrontier) {
   ASSERT_TRUE(coordinator.ok());
   auto grpc_server = GrpcServer::Start(**coordinator, "127.0.0.1:0");
   ASSERT_TRUE(grpc_server.ok());
-  HttpApi api(**coordinator, (*grpc_server)->jobs(), (*grpc_server)->parked());
+  HttpApi api(**coordinator, (*grpc_server)->jobs(), (*grpc_server)->parked(),
+              &(*grpc_server)->rpc_metrics());
   auto http =
       HttpServer::Start("127.0.0.1:0", [&api](const HttpRequest& r) { return api.Handle(r); });
   ASSERT_TRUE(http.ok());

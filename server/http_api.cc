@@ -520,7 +520,7 @@ HttpResponse HttpApi::Metrics() {
   snapshot.parked_calls = parked_.size();
   return {.status = 200,
           .content_type = "text/plain; version=0.0.4; charset=utf-8",
-          .body = PrometheusText(snapshot),
+          .body = PrometheusText(snapshot) + (rpc_ != nullptr ? rpc_->Text() : std::string()),
           .stream = nullptr};
 }
 

@@ -6,7 +6,8 @@
 //   GET  /                             the dashboard (server/dashboard/), its files under /assets/
 //   GET  /livez                        200 "ok": the process serves
 //   GET  /readyz                       200 "ready" once the database answers, 503 otherwise
-//   GET  /metrics                      Prometheus text format 0.0.4 (server/metrics.h)
+//   GET  /metrics                      Prometheus text format 0.0.4 (server/metrics.h, and the
+//                                      per-RPC series of server/rpc_metrics.h)
 //   GET  /v1/jobs                      ListJobs; ?page_size=N&page_token=T
 //   POST /v1/jobs                      SubmitJob; the body is a SubmitJobRequest ({"spec": ...})
 //   GET  /v1/jobs/{id}                 GetJob
@@ -80,8 +81,10 @@ int HttpStatusOf(grpc::StatusCode code);
 class HttpApi {
  public:
   // `parked` serves the event streams and counts the waiting calls for the metrics.
-  HttpApi(Coordinator& coordinator, JobServiceImpl& jobs, ParkedCalls& parked)
-      : coordinator_(coordinator), jobs_(jobs), parked_(parked) {}
+  // `rpc` (may be null) adds the gRPC server's per-RPC series to /metrics.
+  HttpApi(Coordinator& coordinator, JobServiceImpl& jobs, ParkedCalls& parked,
+          const RpcMetrics* rpc = nullptr)
+      : coordinator_(coordinator), jobs_(jobs), parked_(parked), rpc_(rpc) {}
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -92,6 +95,7 @@ class HttpApi {
   Coordinator& coordinator_;
   JobServiceImpl& jobs_;
   ParkedCalls& parked_;
+  const RpcMetrics* rpc_;
 };
 
 }  // namespace peaknas::server

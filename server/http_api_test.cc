@@ -55,7 +55,8 @@ class HttpApiTest : public ::testing::Test {
     auto grpc_server = GrpcServer::Start(*coordinator_, "127.0.0.1:0");
     ASSERT_TRUE(grpc_server.ok()) << grpc_server.status().ToString();
     grpc_ = std::move(grpc_server).value();
-    api_ = std::make_unique<HttpApi>(*coordinator_, grpc_->jobs(), grpc_->parked());
+    api_ = std::make_unique<HttpApi>(*coordinator_, grpc_->jobs(), grpc_->parked(),
+                                     &grpc_->rpc_metrics());
     auto http =
         HttpServer::Start("127.0.0.1:0", [this](const HttpRequest& r) { return api_->Handle(r); });
     ASSERT_TRUE(http.ok()) << http.status().ToString();
@@ -250,6 +251,28 @@ TEST_F(HttpApiTest, MetricsCountWhatTheCoordinatorHolds) {
             std::string::npos)
       << after;
   EXPECT_NE(after.find("peaknas_peak_measured_over_predicted_count 1\n"), std::string::npos);
+
+  // Per-RPC series under go-grpc-prometheus's names: the calls above, a refused one, and the
+  // long poll (a callback reactor) alike.
+  jobs_.GetJob("j-99", /*may_fail=*/true);
+  const std::string rpc = Get("/metrics").body;
+  const std::string worker_service =
+      "grpc_service=\"peaknas.v1.WorkerService\",grpc_type=\"unary\"";
+  EXPECT_NE(rpc.find("grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"RegisterWorker\"," +
+                     worker_service + "} 1\n"),
+            std::string::npos)
+      << rpc;
+  EXPECT_NE(rpc.find("grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"LeaseTrial\"," +
+                     worker_service + "} 1\n"),
+            std::string::npos);
+  EXPECT_NE(rpc.find("grpc_server_handled_total{grpc_code=\"NotFound\",grpc_method=\"GetJob\","
+                     "grpc_service=\"peaknas.v1.JobService\",grpc_type=\"unary\"} 1\n"),
+            std::string::npos)
+      << rpc;
+  EXPECT_NE(rpc.find("grpc_server_handling_seconds_count{grpc_method=\"ReportResult\"," +
+                     worker_service + "} 1\n"),
+            std::string::npos);
+  EXPECT_NE(rpc.find("# TYPE grpc_server_handling_seconds histogram\n"), std::string::npos);
 }
 
 TEST_F(HttpApiTest, KeepAliveServesSeveralRequestsOnOneConnection) {

@@ -136,7 +136,7 @@ int Main(int argc, char** argv) {
   if (!server.ok()) return Fail(server.status());
   std::cout << "listening on " << (*server)->address() << std::endl;
   spdlog::info("serving on {} (db {}, artifacts {})", (*server)->address(), db, artifacts);
-  HttpApi api(**coordinator, (*server)->jobs(), (*server)->parked());
+  HttpApi api(**coordinator, (*server)->jobs(), (*server)->parked(), &(*server)->rpc_metrics());
   std::unique_ptr<HttpServer> http;
   if (!http_listen.empty()) {
     auto started =

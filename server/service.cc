@@ -345,6 +345,7 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Coordinator& coordinator
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(&server->jobs_);
   builder.RegisterService(&server->workers_);
+  builder.experimental().SetInterceptorCreators(server->rpc_metrics_.Interceptors());
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || server->port_ == 0) {
     return Status(StatusCode::kUnavailable, "listen: cannot bind \"" + address + "\"");

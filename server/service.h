@@ -28,6 +28,7 @@
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
 #include "server/parked_calls.h"
+#include "server/rpc_metrics.h"
 
 namespace peaknas::server {
 
@@ -104,6 +105,8 @@ class GrpcServer {
   std::size_t parked_calls() const { return parked_.size(); }
   // The services themselves, for the HTTP API (server/http_api.h), which answers with them.
   JobServiceImpl& jobs() { return jobs_; }
+  // Per-RPC counts and latencies (go-grpc-prometheus names), for /metrics.
+  const RpcMetrics& rpc_metrics() const { return rpc_metrics_; }
   ParkedCalls& parked() { return parked_; }
 
  private:
@@ -112,7 +115,9 @@ class GrpcServer {
         jobs_(coordinator, parked_),
         workers_(coordinator, parked_),
         coordinator_(coordinator) {}
-  // Declared first, destroyed last: the server's reactors hold on to it until they finish.
+  // Declared first, destroyed last: the server's reactors and interceptors hold on to them
+  // until they finish.
+  RpcMetrics rpc_metrics_;
   ParkedCalls parked_;
   JobServiceImpl jobs_;
   WorkerServiceImpl workers_;
