@@ -203,13 +203,18 @@ std::string Num(double v) { return Fixed(v, 1); }
 
 }  // namespace
 
+double NoisyPsnr(const std::vector<v1::Trial>& trials) {
+  double noisy = 0;
+  for (const v1::Trial& t : trials) noisy = std::max(noisy, t.metrics().noisy_psnr());
+  return noisy;
+}
+
 std::string FrontierSvg(const v1::Job& job, const v1::Frontier& frontier,
                         const std::vector<v1::Trial>& trials) {
   constexpr double kWidth = 760, kHeight = 460, kLeft = 70, kRight = 20, kTop = 50, kBottom = 60;
   const bool training = job.spec().budget().mode() == v1::BUDGET_MODE_TRAINING;
   const double budget = static_cast<double>(job.spec().budget().bytes());
-  double noisy = 0;
-  for (const v1::Trial& t : trials) noisy = std::max(noisy, t.metrics().noisy_psnr());
+  const double noisy = NoisyPsnr(trials);
   std::set<std::string> on_front;
   for (const auto& p : frontier.points()) on_front.insert(p.trial_id());
   struct Point {

@@ -48,6 +48,10 @@ int Done(const v1::TrialCounts& c);
 // "t-3 level 1, step 2" for an inheriting trial; "-" for one trained from scratch.
 std::string LineageText(bool has_lineage, const v1::Lineage& l);
 
+// The noisy input's PSNR of a job (the largest its trials report: one dataset), what a model's
+// gain is measured against; 0 before any report.
+double NoisyPsnr(const std::vector<v1::Trial>& trials);
+
 // The job's Pareto picture as a standalone SVG (for papers and reports): PSNR gain over the
 // noisy input against the predicted peak (log scale), the frontier's points joined by its
 // staircase, the other trained trials faded, the budget as a dashed line, and the candidates

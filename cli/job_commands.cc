@@ -387,9 +387,7 @@ Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
     out << FrontierSvg(job, frontier, trials);
     return Status::Ok();
   }
-  // The gain is against the noisy input's PSNR (the largest the trials report: one dataset).
-  double noisy = 0;
-  for (const v1::Trial& t : trials) noisy = std::max(noisy, t.metrics().noisy_psnr());
+  const double noisy = NoisyPsnr(trials);
   out << "job " << frontier.job_id() << ": " << points.size() << " points, version "
       << frontier.version() << ", hypervolume " << Fixed(frontier.hypervolume(), 4) << "\n";
   std::vector<std::vector<std::string>> rows = {

@@ -22,47 +22,6 @@ namespace {
 
 namespace pb = google::protobuf;
 
-std::string StatusName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "UNKNOWN";
-  }
-}
-
 std::string JsonString(std::string_view text) {
   std::string out = "\"";
   for (unsigned char c : text) {
@@ -85,8 +44,8 @@ HttpResponse Error(grpc::StatusCode code, std::string_view message) {
   HttpResponse r;
   r.status = HttpStatusOf(code);
   r.body = "{\"code\": " + std::to_string(static_cast<int>(code)) +
-           ", \"message\": " + JsonString(message) + ", \"status\": \"" + StatusName(code) +
-           "\"}\n";
+           ", \"message\": " + JsonString(message) + ", \"status\": \"" +
+           std::string(StatusCodeName(static_cast<StatusCode>(code))) + "\"}\n";
   return r;
 }
 
@@ -173,6 +132,8 @@ std::string QueryValue(const Target& t, const std::string& key) {
   return it == t.query.end() ? "" : it->second;
 }
 
+}  // namespace
+
 // Event texts ("id: N\ndata: JSON\n\n") by job and sequence: a dashboard's viewers all stream
 // the same events, and protobuf's JSON printer is the dearest step of sending one. Keeps the
 // most recent `capacity` texts.
@@ -207,17 +168,17 @@ class EventTextCache {
   std::deque<std::pair<std::string, std::int64_t>> order_;             // guarded by mu_
 };
 
-EventTextCache& EventTexts() {
-  static EventTextCache* cache = new EventTextCache;  // shared by every stream; never destroyed
-  return *cache;
-}
+std::shared_ptr<EventTextCache> NewEventTextCache() { return std::make_shared<EventTextCache>(); }
+
+namespace {
 
 // A job's events as Server-Sent Events, from ParkedCalls: each batch is one write.
 class JobEventStream final : public EventStream,
                              public std::enable_shared_from_this<JobEventStream> {
  public:
-  JobEventStream(ParkedCalls& parked, std::string job_id, std::int64_t after)
-      : parked_(parked), job_id_(std::move(job_id)), after_(after) {}
+  JobEventStream(ParkedCalls& parked, std::shared_ptr<EventTextCache> texts, std::string job_id,
+                 std::int64_t after)
+      : parked_(parked), texts_(std::move(texts)), job_id_(std::move(job_id)), after_(after) {}
 
   void Next(Send send) override {
     std::unique_lock lock(mu_);
@@ -239,7 +200,7 @@ class JobEventStream final : public EventStream,
           std::string text;
           bool end = b->ended;
           for (const v1::JobEvent& event : *b->events) {
-            text += EventTexts().Text(self->job_id_, event);
+            text += self->texts_->Text(self->job_id_, event);
             self->after_ = event.sequence();
             if (event.has_job_finished()) end = true;
           }
@@ -259,6 +220,7 @@ class JobEventStream final : public EventStream,
 
  private:
   ParkedCalls& parked_;
+  const std::shared_ptr<EventTextCache> texts_;  // the API's, shared by its streams
   const std::string job_id_;
   std::int64_t after_;  // written by the completion, read by the next Next: never at once
   std::mutex mu_;
@@ -412,7 +374,7 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     }
     HttpResponse r;
     r.content_type = "text/event-stream";
-    r.stream = std::make_shared<JobEventStream>(parked_, id, after);
+    r.stream = std::make_shared<JobEventStream>(parked_, event_texts_, id, after);
     return r;
   }
   if (sub == "hypervolume") {

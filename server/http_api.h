@@ -78,13 +78,20 @@ struct HttpResponse {
 // grpc-gateway's HTTP status for a gRPC code (OK 200, NOT_FOUND 404, INVALID_ARGUMENT 400, ...).
 int HttpStatusOf(grpc::StatusCode code);
 
+class EventTextCache;
+std::shared_ptr<EventTextCache> NewEventTextCache();
+
 class HttpApi {
  public:
   // `parked` serves the event streams and counts the waiting calls for the metrics.
   // `rpc` (may be null) adds the gRPC server's per-RPC series to /metrics.
   HttpApi(Coordinator& coordinator, JobServiceImpl& jobs, ParkedCalls& parked,
           const RpcMetrics* rpc = nullptr)
-      : coordinator_(coordinator), jobs_(jobs), parked_(parked), rpc_(rpc) {}
+      : coordinator_(coordinator),
+        jobs_(jobs),
+        parked_(parked),
+        rpc_(rpc),
+        event_texts_(NewEventTextCache()) {}
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -96,6 +103,9 @@ class HttpApi {
   JobServiceImpl& jobs_;
   ParkedCalls& parked_;
   const RpcMetrics* rpc_;
+  // The SSE texts of recent events, made once for all of this API's streams (they may outlive
+  // the call that opened them, hence shared).
+  const std::shared_ptr<EventTextCache> event_texts_;
 };
 
 }  // namespace peaknas::server

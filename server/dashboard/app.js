@@ -129,10 +129,7 @@ function showJob(id) {
   const { job, frontier, history } = state;
   const trials = [...state.trials.values()];
   const view = jobView(job, trials);
-  const points = trials.map((t) => view.front.find((p) => p.id === t.id) ??
-    [...view.dominated, ...view.rejected].find((p) => p.id === t.id) ??
-    { id: t.id, state: stateName(t.state), peak: Number(t.predictedInferencePeakBytes), gain: NaN,
-      latency: NaN, reason: t.reason ?? "" });
+  const points = view.points;
   const frontIds = new Set(view.front.map((p) => p.id));
   const filter = el("select", { id: "filter", "aria-label": "show trials" },
     ...["all", "frontier", "succeeded", "rejected", "failed", "pending", "running"]

@@ -86,6 +86,7 @@ export function jobView(job, trials) {
   for (const p of points) counts[p.state] = (counts[p.state] ?? 0) + 1;
   return {
     budget,
+    points,  // every trial, in the order given
     front: front.sort((a, b) => a.peak - b.peak),
     dominated: trained.filter((p) => !frontIds.has(p.id)),
     rejected: points.filter((p) => p.state === "rejected"),

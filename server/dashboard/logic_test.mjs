@@ -51,6 +51,7 @@ test("a job view splits trials by the budget and the front", () => {
     trial("t-6", "PENDING", 300, undefined),
   ]);
   assert.equal(view.budget, 1000);
+  assert.deepEqual(view.points.map((p) => p.id), ["t-1", "t-2", "t-3", "t-4", "t-5", "t-6"]);
   assert.deepEqual(view.front.map((p) => p.id), ["t-1", "t-2"]);
   assert.deepEqual(view.dominated.map((p) => p.id), ["t-3", "t-5"]);
   assert.deepEqual(view.rejected.map((p) => p.id), ["t-4"]);
