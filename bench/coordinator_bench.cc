@@ -243,8 +243,9 @@ struct CoordinatorResult {
 CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, int parallelism,
                                  double warmup_s, double window_s, storage::Synchronous synchronous,
                                  int idle_workers, int http_streams, int page_hz) {
-  auto store =
-      storage::SqliteStore::Open((dir / "bench.db").string(), {.synchronous = synchronous});
+  storage::SqliteStore::Options store_options;
+  store_options.synchronous = synchronous;
+  auto store = storage::SqliteStore::Open((dir / "bench.db").string(), store_options);
   if (!store.ok()) Die("open: " + store.status().ToString());
   auto coordinator = server::Coordinator::Open(
       std::unique_ptr<storage::Store>(std::move(store).value()), (dir / "artifacts").string());

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "proto/convert.h"
+#include "proto/json.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/space.h"
@@ -31,11 +32,7 @@ google::protobuf::Timestamp Timestamp(std::int64_t ms) {
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
-  return json;
+  return proto::ToJson(message, {.preserve_proto_field_names = true});
 }
 
 Status FromJson(std::string_view json, google::protobuf::Message* message) {

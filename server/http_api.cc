@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "proto/json.h"
 #include "server/dashboard_assets.h"
 #include "server/metrics.h"
 
@@ -21,6 +22,10 @@ namespace peaknas::server {
 namespace {
 
 namespace pb = google::protobuf;
+
+// grpc-gateway's defaults: zero values printed, lowerCamelCase names.
+constexpr proto::JsonOptions kJsonOptions{.always_print_primitive_fields = true,
+                                          .preserve_proto_field_names = false};
 
 std::string JsonString(std::string_view text) {
   std::string out = "\"";
@@ -57,11 +62,9 @@ HttpResponse Text(int status, std::string body) {
 }
 
 HttpResponse Json(const pb::Message& message) {
-  pb::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
   HttpResponse r;
-  const auto printed = pb::util::MessageToJsonString(message, &r.body, options);
-  if (!printed.ok()) return Error(grpc::StatusCode::INTERNAL, std::string(printed.message()));
+  const Status printed = proto::AppendJson(message, kJsonOptions, &r.body);
+  if (!printed.ok()) return Error(grpc::StatusCode::INTERNAL, printed.message());
   r.body += '\n';
   return r;
 }
@@ -145,11 +148,9 @@ class EventTextCache {
       std::lock_guard lock(mu_);
       if (auto it = texts_.find(key); it != texts_.end()) return it->second;
     }
-    pb::util::JsonPrintOptions options;
-    options.always_print_primitive_fields = true;
-    std::string json;
-    (void)pb::util::MessageToJsonString(event, &json, options);
-    std::string text = "id: " + std::to_string(event.sequence()) + "\ndata: " + json + "\n\n";
+    std::string text = "id: " + std::to_string(event.sequence()) + "\ndata: ";
+    (void)proto::AppendJson(event, kJsonOptions, &text);
+    text += "\n\n";
     std::lock_guard lock(mu_);
     if (texts_.emplace(key, text).second) {
       order_.push_back(key);

@@ -125,9 +125,10 @@ int Main(int argc, char** argv) {
       std::chrono::milliseconds(static_cast<std::int64_t>(lease_seconds * 1000));
   options.max_attempts = max_attempts;
   // The database: SQLite at --db, fsynced per --synchronous.
-  auto store = storage::SqliteStore::Open(
-      db, {.synchronous = synchronous == "full" ? storage::Synchronous::kFull
-                                                : storage::Synchronous::kNormal});
+  storage::SqliteStore::Options store_options;
+  store_options.synchronous =
+      synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal;
+  auto store = storage::SqliteStore::Open(db, store_options);
   if (!store.ok()) return Fail(store.status());
   auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
                                        artifacts, options);

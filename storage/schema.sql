@@ -109,3 +109,42 @@ ALTER TABLE trials ADD COLUMN parent_trial_id INTEGER REFERENCES trials(id);
 ALTER TABLE trials ADD COLUMN lineage TEXT NOT NULL DEFAULT '';
 -- 1: admitted although over an inference budget (a pruning ancestor; never on the frontier).
 ALTER TABLE trials ADD COLUMN over_budget INTEGER NOT NULL DEFAULT 0;
+
+-- @migration 4
+-- Trial counts per job and state, kept by triggers in the same transaction as every change to
+-- trials, so a job's counts (GetJob, /metrics) cost one indexed read instead of a scan of its
+-- trials. updated_ms is the latest updated_ms any trial had while in that state (a trial's
+-- updated_ms only grows, so the job's maximum over the states is its trials' latest change).
+CREATE TABLE trial_counts (
+  job_id      INTEGER NOT NULL,
+  state       TEXT    NOT NULL,
+  n           INTEGER NOT NULL,
+  over_budget INTEGER NOT NULL,
+  updated_ms  INTEGER NOT NULL,
+  PRIMARY KEY (job_id, state)
+) WITHOUT ROWID;
+INSERT INTO trial_counts (job_id, state, n, over_budget, updated_ms)
+  SELECT job_id, state, COUNT(*), SUM(over_budget), MAX(updated_ms) FROM trials
+  GROUP BY job_id, state;
+CREATE TRIGGER trial_counts_insert AFTER INSERT ON trials BEGIN
+  INSERT INTO trial_counts (job_id, state, n, over_budget, updated_ms)
+    VALUES (NEW.job_id, NEW.state, 1, NEW.over_budget, NEW.updated_ms)
+    ON CONFLICT (job_id, state) DO UPDATE SET
+      n = n + 1, over_budget = over_budget + excluded.over_budget,
+      updated_ms = max(updated_ms, excluded.updated_ms);
+END;
+CREATE TRIGGER trial_counts_update AFTER UPDATE OF state, over_budget, updated_ms ON trials
+WHEN OLD.state IS NOT NEW.state OR OLD.over_budget IS NOT NEW.over_budget
+     OR OLD.updated_ms IS NOT NEW.updated_ms BEGIN
+  UPDATE trial_counts SET n = n - 1, over_budget = over_budget - OLD.over_budget
+    WHERE job_id = OLD.job_id AND state = OLD.state;
+  INSERT INTO trial_counts (job_id, state, n, over_budget, updated_ms)
+    VALUES (NEW.job_id, NEW.state, 1, NEW.over_budget, NEW.updated_ms)
+    ON CONFLICT (job_id, state) DO UPDATE SET
+      n = n + 1, over_budget = over_budget + excluded.over_budget,
+      updated_ms = max(updated_ms, excluded.updated_ms);
+END;
+CREATE TRIGGER trial_counts_delete AFTER DELETE ON trials BEGIN
+  UPDATE trial_counts SET n = n - 1, over_budget = over_budget - OLD.over_budget
+    WHERE job_id = OLD.job_id AND state = OLD.state;
+END;

@@ -302,8 +302,7 @@ struct SqliteStore::Impl {
         Prepare(list_trials, "SELECT " + tc + " FROM trials WHERE job_id = ? ORDER BY id"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         count_trials,
-        "SELECT state, COUNT(*), MAX(updated_ms), SUM(over_budget) FROM trials WHERE job_id = ? "
-        "GROUP BY state"));
+        "SELECT state, n, updated_ms, over_budget FROM trial_counts WHERE job_id = ? AND n > 0"));
     // ?1: the allowed job ids as a JSON array, NULL = any; ?2: the peak limit, 0 = none.
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         next_pending,

@@ -38,7 +38,7 @@
 namespace peaknas::storage {
 
 // The newest schema version this build knows (user_version after opening a SQLite file).
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 enum class JobState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
 enum class TrialState { kPending, kRejected, kLeased, kSucceeded, kFailed };

@@ -5,8 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -484,7 +486,12 @@ void CrashAfterComplete(const std::string& path, bool self_exit) {
     ASSERT_TRUE(store.ok());
     job = *(*store)->CreateJob("{}", 1);
     worker = *(*store)->RegisterWorker(NewWorker("w", "cpu", 1), 1);
-    trial = *AddTrial(**store, job, TrialSpec{"{}", 77, 1, 2}, 2);
+    TrialSpec spec;
+    spec.architecture_json = "{}";
+    spec.arch_hash = 77;
+    spec.predicted_inference_peak_bytes = 1;
+    spec.predicted_train_peak_bytes = 2;
+    trial = *AddTrial(**store, job, spec, 2);
   }
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
@@ -615,6 +622,9 @@ TEST_F(StoreTest, MigratesVersionOneFileKeepingItsRows) {
   EXPECT_EQ(trial->spec.predicted_latency_100mp_s, 0);
   EXPECT_EQ(trial->spec.parent_trial_id, 0);
   EXPECT_EQ(trial->spec.lineage, "");
+  // The trial counts kept since version 4 include the rows written before it.
+  EXPECT_EQ(store->CountTrials(1)->pending, 1);
+  EXPECT_EQ(store->CountTrials(1)->updated_ms, 1);
   // The migrated file takes the current version's writes.
   TrialSpec spec = Spec(6);
   spec.predicted_latency_100mp_s = 4.5;
@@ -711,6 +721,122 @@ TEST_F(StoreTest, CountTrialsByState) {
   EXPECT_EQ(counts->failed, 0);
   EXPECT_EQ(counts->updated_ms, 8);
   EXPECT_EQ(store->CountTrials(job + 1)->pending, 0);
+}
+
+// What CountTrials must equal: the job's trials counted one by one.
+TrialCounts CountByScan(Store& store, std::int64_t job) {
+  TrialCounts c;
+  const auto trials = store.ListTrials(job);
+  for (const Trial& t : *trials) {
+    switch (t.state) {
+      case TrialState::kPending:
+        ++c.pending;
+        break;
+      case TrialState::kRejected:
+        ++c.rejected;
+        break;
+      case TrialState::kLeased:
+        ++c.leased;
+        break;
+      case TrialState::kSucceeded:
+        ++c.succeeded;
+        break;
+      case TrialState::kFailed:
+        ++c.failed;
+        break;
+    }
+    if (t.state != TrialState::kRejected && t.spec.over_budget) ++c.over_budget;
+    c.updated_ms = std::max(c.updated_ms, t.updated_ms);
+  }
+  return c;
+}
+
+void ExpectSameCounts(const TrialCounts& got, const TrialCounts& want, const std::string& when) {
+  EXPECT_EQ(got.pending, want.pending) << when;
+  EXPECT_EQ(got.rejected, want.rejected) << when;
+  EXPECT_EQ(got.leased, want.leased) << when;
+  EXPECT_EQ(got.succeeded, want.succeeded) << when;
+  EXPECT_EQ(got.failed, want.failed) << when;
+  EXPECT_EQ(got.over_budget, want.over_budget) << when;
+  EXPECT_EQ(got.updated_ms, want.updated_ms) << when;
+}
+
+TEST_F(StoreTest, CountTrialsEqualsAScanThroughEveryKindOfChange) {
+  // Random adds (rejected, over budget), leases, completions, failures, retries, renewals and
+  // expiries over two jobs, some inside a rolled-back group: after each step the counts kept
+  // by the database equal a count of the trials themselves.
+  auto store = OpenOrDie();
+  const std::int64_t jobs[] = {*store->CreateJob("{}", 1), *store->CreateJob("{}", 1)};
+  const std::int64_t w = *store->RegisterWorker(NewWorker("w", "cpu", 1), 1);
+  std::mt19937 rng(7);
+  std::vector<Lease> leases;
+  std::uint64_t next_hash = 1;
+  std::int64_t now = 10;
+  for (int step = 0; step < 400; ++step) {
+    now += 1 + static_cast<std::int64_t>(rng() % 3);
+    const std::int64_t job = jobs[rng() % 2];
+    const bool rollback = rng() % 10 == 0;
+    if (rollback) {
+      ASSERT_TRUE(store->BeginGroup().ok());
+    }
+    switch (rng() % 7) {
+      case 0:
+      case 1: {
+        TrialSpec spec = Spec(next_hash++);
+        spec.over_budget = rng() % 4 == 0;
+        if (rng() % 3 == 0) {
+          ASSERT_TRUE(AddRejectedTrial(*store, job, spec, "over budget", now).ok());
+        } else {
+          ASSERT_TRUE(AddTrial(*store, job, spec, now).ok());
+        }
+        break;
+      }
+      case 2: {
+        auto l = store->LeaseNextPendingTrial(Only(job), w, now, now + 5);
+        ASSERT_TRUE(l.ok());
+        if (l->has_value()) leases.push_back(**l);
+        break;
+      }
+      case 3:
+      case 4: {
+        if (leases.empty()) break;
+        const Lease l = leases[rng() % leases.size()];
+        // Stale or expired leases are refused and change nothing; that is part of the test.
+        if (rng() % 2 == 0) {
+          (void)store->CompleteTrial(l.lease_id, l.fencing_token, now, Metrics(30), std::nullopt);
+        } else if (rng() % 2 == 0) {
+          (void)store->FailTrial(l.lease_id, l.fencing_token, now, "x");
+        } else {
+          (void)store->RetryTrial(l.lease_id, l.fencing_token, now, "again", 2);
+        }
+        break;
+      }
+      case 5:
+        if (!leases.empty()) {
+          const Lease& l = leases[rng() % leases.size()];
+          (void)store->RenewLease(l.lease_id, l.fencing_token, now, now + 5);
+        }
+        break;
+      case 6:
+        ASSERT_TRUE(store->ReleaseExpiredLeases(now, 2).ok());
+        break;
+    }
+    if (rollback) store->RollbackGroup();
+    for (std::int64_t j : jobs) {
+      auto counts = store->CountTrials(j);
+      ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+      ExpectSameCounts(*counts, CountByScan(*store, j),
+                       "job " + std::to_string(j) + " after step " + std::to_string(step));
+    }
+    if (HasFailure()) return;
+  }
+  // The walk reached every state.
+  const TrialCounts a = CountByScan(*store, jobs[0]);
+  EXPECT_GT(a.pending + a.leased, 0);
+  EXPECT_GT(a.succeeded, 0);
+  EXPECT_GT(a.failed, 0);
+  EXPECT_GT(a.rejected, 0);
+  EXPECT_GT(a.over_budget, 0);
 }
 
 TEST_F(StoreTest, RetryableFailureRequeuesUntilMaxAttempts) {
