@@ -4,11 +4,13 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <unordered_map>
 #include <vector>
 
 namespace peaknas::proto {
@@ -125,9 +127,12 @@ void AppendDouble(double v, std::string* out) {
     return;
   }
   char buffer[32];
-  int n = std::snprintf(buffer, sizeof buffer, "%.15g", v);
-  if (std::strtod(buffer, nullptr) != v) n = std::snprintf(buffer, sizeof buffer, "%.17g", v);
-  out->append(buffer, static_cast<std::size_t>(n));
+  auto r = std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, 15);
+  double back = 0;
+  std::from_chars(buffer, r.ptr, back);
+  if (back != v)
+    r = std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, 17);
+  out->append(buffer, r.ptr);
 }
 
 void AppendFloat(float v, std::string* out) {
@@ -143,14 +148,9 @@ void AppendFloat(float v, std::string* out) {
 template <typename Int>
 void AppendInt(Int v, bool quoted, std::string* out) {
   char buffer[24];
-  int n;
-  if constexpr (std::is_signed_v<Int>) {
-    n = std::snprintf(buffer, sizeof buffer, "%" PRId64, static_cast<std::int64_t>(v));
-  } else {
-    n = std::snprintf(buffer, sizeof buffer, "%" PRIu64, static_cast<std::uint64_t>(v));
-  }
+  const auto r = std::to_chars(buffer, buffer + sizeof buffer, v);
   if (quoted) out->push_back('"');
-  out->append(buffer, static_cast<std::size_t>(n));
+  out->append(buffer, r.ptr);
   if (quoted) out->push_back('"');
 }
 
@@ -307,6 +307,43 @@ bool LibraryPrints(const pb::Descriptor* d) {
   return false;
 }
 
+// Whether the library prints `d` itself, and the order it prints the fields of `d` in. Without
+// defaults: as the binary form holds them (by number). With them: every other field in declaration
+// order, then the members of oneofs (proto3 `optional` included) by number, then the
+// well-known-type fields (Timestamp) by number (its default-filling writer lays out the fields it
+// fills by default first and appends the others as they come; json_test.cc pins the order down).
+// Cached per thread.
+struct Layout {
+  bool library_prints = false;  // LibraryPrints(d)
+  std::vector<const FD*> order;
+};
+const Layout& LayoutOf(const pb::Descriptor* d, bool defaults) {
+  thread_local std::unordered_map<const pb::Descriptor*, Layout> cache[2];
+  auto [it, inserted] = cache[defaults].try_emplace(d);
+  if (!inserted) return it->second;
+  it->second.library_prints = LibraryPrints(d);
+  std::vector<const FD*>& order = it->second.order;
+  std::vector<const FD*> oneof_members, well_known;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FD* field = d->field(i);
+    if (defaults && field->containing_oneof() != nullptr) {
+      oneof_members.push_back(field);
+    } else if (defaults && !field->is_repeated() && field->cpp_type() == FD::CPPTYPE_MESSAGE &&
+               field->message_type()->file()->name().rfind("google/protobuf/", 0) == 0) {
+      well_known.push_back(field);
+    } else {
+      order.push_back(field);
+    }
+  }
+  const auto by_number = [](const FD* a, const FD* b) { return a->number() < b->number(); };
+  if (!defaults) std::sort(order.begin(), order.end(), by_number);
+  for (std::vector<const FD*>* appended : {&oneof_members, &well_known}) {
+    std::sort(appended->begin(), appended->end(), by_number);
+    order.insert(order.end(), appended->begin(), appended->end());
+  }
+  return it->second;
+}
+
 Status AppendMessage(const pb::Message& m, const JsonOptions& options, std::string* out) {
   const pb::Descriptor* d = m.GetDescriptor();
   if (d->well_known_type() == pb::Descriptor::WELLKNOWNTYPE_TIMESTAMP) {
@@ -315,7 +352,8 @@ Status AppendMessage(const pb::Message& m, const JsonOptions& options, std::stri
   if (d->well_known_type() == pb::Descriptor::WELLKNOWNTYPE_DURATION) {
     return AppendDuration(m, out);
   }
-  if (LibraryPrints(d)) {
+  const Layout& layout = LayoutOf(d, options.always_print_primitive_fields);
+  if (layout.library_prints) {
     pb::util::JsonPrintOptions library;
     library.always_print_primitive_fields = options.always_print_primitive_fields;
     library.preserve_proto_field_names = options.preserve_proto_field_names;
@@ -325,40 +363,10 @@ Status AppendMessage(const pb::Message& m, const JsonOptions& options, std::stri
     out->append(json);
     return Status::Ok();
   }
-  // The library's order: without defaults, the fields as the binary form holds them (by
-  // number); with them, every other field in declaration order, then the members of oneofs
-  // (proto3 `optional` included) by number, then the well-known-type fields (Timestamp) by
-  // number. (Its default-filling writer lays out the fields it fills by default first and
-  // appends the others as they come; json_test.cc pins the order down.)
   const pb::Reflection* r = m.GetReflection();
-  std::vector<const FD*> order;
-  std::vector<const FD*> oneof_members;
-  std::vector<const FD*> well_known;
-  order.reserve(static_cast<std::size_t>(d->field_count()));
-  for (int i = 0; i < d->field_count(); ++i) {
-    const FD* field = d->field(i);
-    if (options.always_print_primitive_fields && field->containing_oneof() != nullptr) {
-      oneof_members.push_back(field);
-    } else if (options.always_print_primitive_fields && !field->is_repeated() &&
-               field->cpp_type() == FD::CPPTYPE_MESSAGE &&
-               field->message_type()->file()->name().rfind("google/protobuf/", 0) == 0) {
-      well_known.push_back(field);
-    } else {
-      order.push_back(field);
-    }
-  }
-  const auto by_number = [](const FD* a, const FD* b) { return a->number() < b->number(); };
-  if (!std::is_sorted(order.begin(), order.end(), by_number) &&
-      !options.always_print_primitive_fields) {
-    std::sort(order.begin(), order.end(), by_number);
-  }
-  for (std::vector<const FD*>* appended : {&oneof_members, &well_known}) {
-    std::sort(appended->begin(), appended->end(), by_number);
-    order.insert(order.end(), appended->begin(), appended->end());
-  }
   out->push_back('{');
   bool first = true;
-  for (const FD* field : order) {
+  for (const FD* field : layout.order) {
     if (field->is_repeated()) {
       if (r->FieldSize(m, field) == 0 && !options.always_print_primitive_fields) continue;
     } else if (field->has_presence()) {

@@ -205,10 +205,11 @@ struct Coordinator::JobRuntime {
 
 // What a worker said it can run (RegisterWorker), as the lease filter needs it.
 struct Coordinator::WorkerCaps {
-  std::set<std::string> datasets;  // empty: not stated, any
-  std::set<v1::DType> dtypes;      // fp32 always included
-  std::int64_t memory_bytes = 0;   // 0: not stated, no limit
-  std::int64_t last_seen_ms = 0;   // as stored
+  std::set<std::string> datasets;   // empty: not stated, any
+  std::set<v1::DType> dtypes;       // fp32 always included
+  std::int64_t memory_bytes = 0;    // 0: not stated, no limit
+  std::int64_t last_seen_ms = 0;    // as stored
+  std::int64_t last_active_ms = 0;  // its last lease request or report (for stats)
 };
 
 Coordinator::Coordinator(std::unique_ptr<storage::Store> store, std::string artifacts_dir,
@@ -261,6 +262,7 @@ void Coordinator::CommittedLocked(const Status& committed) {
   // The in-memory state ran ahead of the database: rebuild it as a restart would.
   jobs_.clear();
   workers_.clear();
+  held_leases_.clear();
   last_sequence_.clear();
   unpublished_.clear();
   unpublished_events_.clear();
@@ -314,9 +316,18 @@ void Coordinator::SetSignals(Signals signals) {
   signals_ = std::move(signals);
 }
 
-const std::vector<double>& CoordinatorStats::PeakRatioBounds() {
-  static const std::vector<double> bounds = {0.5, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0};
-  return bounds;
+void Coordinator::EndLeaseLocked(std::int64_t trial_id, bool reported) {
+  auto it = held_leases_.find(trial_id);
+  if (it == held_leases_.end()) return;
+  const std::int64_t now = Now();
+  if (reported && it->second.granted_ms >= 0) {
+    counters_.trial_seconds.Observe(
+        static_cast<double>(std::max<std::int64_t>(0, now - it->second.granted_ms)) / 1000.0);
+  }
+  if (auto worker = workers_.find(it->second.worker_id); reported && worker != workers_.end()) {
+    worker->second->last_active_ms = now;
+  }
+  held_leases_.erase(it);
 }
 
 CoordinatorStats Coordinator::stats() {
@@ -327,7 +338,17 @@ CoordinatorStats Coordinator::stats() {
   out.writes = group.writes;
   out.failed_commits = group.failed_commits;
   out.waiting_for_commit = group.waiting_at_gate;
-  out.peak_ratio_buckets.resize(CoordinatorStats::PeakRatioBounds().size() + 1);
+  out.commit_seconds = group.commit_seconds;
+  out.commit_size = group.commit_size;
+  std::set<std::int64_t> busy, online;
+  for (const auto& [trial, lease] : held_leases_) busy.insert(lease.worker_id);
+  online = busy;
+  const std::int64_t now = Now();
+  for (const auto& [id, caps] : workers_) {
+    if (now - caps->last_active_ms <= options_.lease_duration.count()) online.insert(id);
+  }
+  out.workers_busy = static_cast<int>(busy.size());
+  out.workers_online = static_cast<int>(online.size());
   return out;
 }
 
@@ -485,6 +506,10 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
     if (trial.state == storage::TrialState::kPending ||
         trial.state == storage::TrialState::kLeased) {
       ++runtime->open;
+    }
+    if (trial.state == storage::TrialState::kLeased) {
+      // Its worker is busy; when the lease began is not known here (-1: not timed).
+      held_leases_[trial.id] = {.worker_id = trial.worker_id, .granted_ms = -1};
     }
     if (trial.state != storage::TrialState::kSucceeded) continue;
     PEAKNAS_ASSIGN_OR_RETURN(auto metrics, store_->GetMetrics(trial.id));
@@ -877,6 +902,9 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
   ++counters_.leases_granted;
+  held_leases_[trial.id] = {.worker_id = worker_id, .granted_ms = now};
+  counters_.queue_wait_seconds.Observe(
+      static_cast<double>(std::max<std::int64_t>(0, now - lease->queued_ms)) / 1000.0);
   spdlog::info("trial {} of job {} leased to {} (attempt {}, token {})", TrialId(trial.id),
                JobId(trial.job_id), WorkerId(worker_id), trial.attempts, lease->fencing_token);
   v1::JobEvent event;
@@ -899,6 +927,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseForLocked(std::st
       // To the second: a worker leasing many times a second writes its row once.
       PEAKNAS_ASSIGN_OR_RETURN(WorkerCaps* const caps, WorkerLocked(*id));
       const std::int64_t now = Now();
+      caps->last_active_ms = now;
       if (now - caps->last_seen_ms >= kLastSeenResolutionMs) {
         PEAKNAS_RETURN_IF_ERROR(store_->TouchWorker(*id, now));
         caps->last_seen_ms = now;
@@ -1020,6 +1049,7 @@ StatusOr<bool> Coordinator::ReportResult(const v1::ReportResultRequest& request)
       } else {
         PEAKNAS_RETURN_IF_ERROR(store_->FailTrial(lease_id, request.fencing_token(), now, reason));
       }
+      EndLeaseLocked(trial->id, /*reported=*/true);
       if (ended == storage::TrialState::kPending) {
         spdlog::warn("trial {} failed, will be retried: {}", TrialId(trial->id), reason);
         ++counters_.retries;
@@ -1115,14 +1145,10 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
       store_->CompleteTrial(request.lease_id(), request.fencing_token(), now, metrics, snapshot));
   // Stored (the group's commit makes it durable): the in-memory state follows.
   ++counters_.trials_succeeded;
+  EndLeaseLocked(trial.id, /*reported=*/true);
   if (m.measured_inference_peak_bytes() > 0 && trial.spec.predicted_inference_peak_bytes > 0) {
-    const double ratio = static_cast<double>(m.measured_inference_peak_bytes()) /
-                         static_cast<double>(trial.spec.predicted_inference_peak_bytes);
-    const auto& bounds = CoordinatorStats::PeakRatioBounds();
-    counters_.peak_ratio_buckets.resize(bounds.size() + 1);
-    const auto bucket = std::lower_bound(bounds.begin(), bounds.end(), ratio) - bounds.begin();
-    ++counters_.peak_ratio_buckets[static_cast<std::size_t>(bucket)];
-    counters_.peak_ratio_sum += ratio;
+    counters_.peak_ratio.Observe(static_cast<double>(m.measured_inference_peak_bytes()) /
+                                 static_cast<double>(trial.spec.predicted_inference_peak_bytes));
   }
   job.done.push_back(fresh);
   job.noisy_psnr = noisy_psnr;
@@ -1259,8 +1285,10 @@ StatusOr<int> Coordinator::ExpireLeases() {
     std::set<std::int64_t> touched_jobs;
     for (std::int64_t id : released.requeued) {
       spdlog::warn("trial {}: lease expired, back in the queue", TrialId(id));
+      EndLeaseLocked(id, /*reported=*/false);
     }
     for (std::int64_t id : released.failed) {
+      EndLeaseLocked(id, /*reported=*/false);
       PEAKNAS_ASSIGN_OR_RETURN(auto trial, store_->GetTrial(id));
       spdlog::warn("trial {}: lease expired {} times, failed", TrialId(id), trial.attempts);
       auto it = jobs_.find(trial.job_id);

@@ -64,6 +64,7 @@
 #include "peaknas/v1/peaknas.pb.h"
 #include "server/artifact_store.h"
 #include "server/group_commit.h"
+#include "server/histogram.h"
 #include "storage/store.h"
 
 namespace peaknas::server {
@@ -99,11 +100,19 @@ struct CoordinatorStats {
   std::int64_t trials_succeeded = 0;
   std::int64_t trials_failed = 0;
   // Measured / predicted inference peak of each successful report with both: how well the
-  // cost model holds in production. Counts per bucket of PeakRatioBounds() (each <= bound) and
-  // the +Inf bucket last; the sum of the ratios.
-  std::vector<std::int64_t> peak_ratio_buckets;
-  double peak_ratio_sum = 0;
-  static const std::vector<double>& PeakRatioBounds();
+  // cost model holds in production (the contract: at most 1).
+  Histogram peak_ratio{{0.5, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0}};
+  // Seconds from lease to report of each reported trial (succeeded, failed or retried), and
+  // seconds each leased trial waited in the queue (since it was queued or requeued).
+  Histogram trial_seconds{{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200}};
+  Histogram queue_wait_seconds{{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600}};
+  // Group commits: seconds at the store (the fsync) and calls carried (GroupCommit's).
+  Histogram commit_seconds, commit_size;
+
+  // Now: workers seen (registered, asked for work, reported) within one lease duration or
+  // holding a lease, and workers holding a lease.
+  int workers_online = 0;
+  int workers_busy = 0;
 };
 
 class Coordinator {
@@ -273,6 +282,16 @@ class Coordinator {
 
   GroupCommit commits_;        // over store_, under mu_
   CoordinatorStats counters_;  // the event counts; guarded by mu_
+  // The lease each leased trial holds, by trial id: its worker and when it was granted (for
+  // stats; rebuilt from the store's leased trials when a job is loaded, with granted_ms -1:
+  // not known). Guarded by mu_.
+  struct HeldLease {
+    std::int64_t worker_id = 0;
+    std::int64_t granted_ms = -1;
+  };
+  std::map<std::int64_t, HeldLease> held_leases_;
+  // Ends a trial's lease in held_leases_, observing its duration when `reported`.
+  void EndLeaseLocked(std::int64_t trial_id, bool reported);
 
   // Event logs, guarded by mu_: the last sequence per job (loaded lazily), sequences appended
   // in the open group and not yet committed, and the committed ones watchers may see.

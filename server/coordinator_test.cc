@@ -293,6 +293,59 @@ TEST_F(CoordinatorTest, StaleTokenAfterExpiryIsRefusedAndChangesNothing) {
   EXPECT_EQ((*trials)[0].attempts(), 2);
 }
 
+TEST_F(CoordinatorTest, StatsTimeTrialsAndQueueWaitsAndCountBusyAndOnlineWorkers) {
+  // The job's first trial is queued at t0.
+  auto job = coordinator_->SubmitJob(RandomSpec(4, 1));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  const std::string a = Worker("a");
+  const std::string b = Worker("b");
+  EXPECT_EQ(coordinator_->stats().workers_online, 0);  // registered, never asked for work
+  now_ += 2'500;
+  const auto first = Lease(a);  // waited 2.5 s
+  now_ += 1'000;
+  ASSERT_TRUE(coordinator_->LeaseTrial(b).ok());  // b asks, but parallelism 1: nothing
+  CoordinatorStats s = coordinator_->stats();
+  EXPECT_EQ(s.workers_busy, 1);
+  EXPECT_EQ(s.workers_online, 2);
+  EXPECT_EQ(s.queue_wait_seconds.count(), 1);
+  EXPECT_DOUBLE_EQ(s.queue_wait_seconds.sum, 2.5);
+
+  // a trains for 42 s, heartbeating; b is not seen for 41 s (> the 10 s lease duration).
+  v1::HeartbeatRequest beat;
+  beat.set_lease_id(first.lease_id());
+  beat.set_fencing_token(first.fencing_token());
+  for (int i = 0; i < 41; ++i) {
+    now_ += 1'000;
+    if (i % 4 == 0) ASSERT_TRUE(coordinator_->Heartbeat(beat).ok());
+  }
+  ASSERT_TRUE(coordinator_->ReportResult(Result(first, 30)).ok());
+  s = coordinator_->stats();
+  EXPECT_EQ(s.workers_busy, 0);
+  EXPECT_EQ(s.workers_online, 1);  // a, seen as it reported
+  ASSERT_EQ(s.trial_seconds.count(), 1);
+  EXPECT_DOUBLE_EQ(s.trial_seconds.sum, 42.0);
+  // The next trial was queued by the report, at that moment.
+  now_ += 500;
+  const auto second = Lease(b);
+  s = coordinator_->stats();
+  EXPECT_EQ(s.queue_wait_seconds.count(), 2);
+  EXPECT_DOUBLE_EQ(s.queue_wait_seconds.sum, 3.0);
+  EXPECT_EQ(s.workers_busy, 1);
+
+  // An expired lease ends without a duration; a restart finds the leased trial's worker busy.
+  Reopen();
+  s = coordinator_->stats();
+  EXPECT_EQ(s.workers_busy, 1);
+  EXPECT_EQ(s.workers_online, 1);
+  now_ += 60'000;
+  ASSERT_EQ(*coordinator_->ExpireLeases(), 1);
+  s = coordinator_->stats();
+  EXPECT_EQ(s.workers_busy, 0);
+  EXPECT_EQ(s.workers_online, 0);
+  EXPECT_EQ(s.trial_seconds.count(), 0);  // the counters start again with the process
+  (void)second;
+}
+
 TEST_F(CoordinatorTest, ExpiredTooOftenFails) {
   auto job = coordinator_->SubmitJob(RandomSpec(1, 1));
   ASSERT_TRUE(job.ok());

@@ -1,5 +1,7 @@
 #include "server/group_commit.h"
 
+#include <chrono>
+
 namespace peaknas::server {
 
 StatusOr<GroupCommit::Turn> GroupCommit::Enter(std::unique_lock<std::mutex>& lock, bool write) {
@@ -51,15 +53,22 @@ void GroupCommit::CommitLocked(std::unique_lock<std::mutex>& lock) {
   batch.swap(writers_);
   dirty_ = false;
   Status committed = Status::Ok();
+  double seconds = 0;
   if (group_open_) {
     lock.unlock();
+    const auto start = std::chrono::steady_clock::now();
     committed = store_.CommitGroup();
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     lock.lock();
     group_open_ = false;
   }
   if (committed.ok()) {
     ++stats_.commits;
-    for (const Writer* w : batch) stats_.writes += w->wrote ? 1 : 0;
+    std::int64_t writes = 0;
+    for (const Writer* w : batch) writes += w->wrote ? 1 : 0;
+    stats_.writes += writes;
+    stats_.commit_seconds.Observe(seconds);
+    stats_.commit_size.Observe(static_cast<double>(writes));
   } else {
     ++stats_.failed_commits;
   }

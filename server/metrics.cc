@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <utility>
 
 namespace peaknas::server {
@@ -33,6 +34,26 @@ void Sample(std::string& out, std::string_view name, std::string_view label, std
   out += ' ';
   out += std::to_string(number);
   out += '\n';
+}
+
+// A number to 9 significant digits (bounds print as written: 0.001, 60).
+std::string Number(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.9g", v);
+  return buffer;
+}
+
+void WriteHistogram(std::string& out, std::string_view name, std::string_view help,
+                    const Histogram& h) {
+  Family(out, name, "histogram", help);
+  const std::string bucket = std::string(name) + "_bucket";
+  std::int64_t cumulative = 0;
+  for (std::size_t i = 0; i <= h.bounds.size(); ++i) {
+    cumulative += i < h.counts.size() ? h.counts[i] : 0;
+    Sample(out, bucket, "le", i < h.bounds.size() ? Number(h.bounds[i]) : "+Inf", cumulative);
+  }
+  out += std::string(name) + "_sum " + Number(h.sum) + "\n";
+  Sample(out, std::string(name) + "_count", "", "", cumulative);
 }
 
 }  // namespace
@@ -119,26 +140,30 @@ std::string PrometheusText(const MetricsSnapshot& s) {
   Family(out, "peaknas_trials_finished_total", "counter", "Trials that ended, by outcome.");
   Sample(out, "peaknas_trials_finished_total", "outcome", "succeeded", s.stats.trials_succeeded);
   Sample(out, "peaknas_trials_finished_total", "outcome", "failed", s.stats.trials_failed);
+  Family(out, "peaknas_queue_depth", "gauge",
+         "Trials admitted by the cost model and waiting for a worker.");
+  Sample(out, "peaknas_queue_depth", "", "", pending);
+  Family(out, "peaknas_workers_online", "gauge",
+         "Workers seen within one lease duration, or holding a lease.");
+  Sample(out, "peaknas_workers_online", "", "", s.stats.workers_online);
+  Family(out, "peaknas_workers_busy", "gauge", "Workers holding a lease (running a trial).");
+  Sample(out, "peaknas_workers_busy", "", "", s.stats.workers_busy);
+  WriteHistogram(out, "peaknas_trial_duration_seconds",
+                 "Seconds from a trial's lease to its worker's report (success or failure).",
+                 s.stats.trial_seconds);
+  WriteHistogram(out, "peaknas_queue_wait_seconds",
+                 "Seconds a trial waited in the queue before a worker leased it.",
+                 s.stats.queue_wait_seconds);
+  WriteHistogram(out, "peaknas_group_commit_duration_seconds",
+                 "Seconds each group commit took at the store (with synchronous=FULL, its fsync).",
+                 s.stats.commit_seconds);
+  WriteHistogram(out, "peaknas_group_commit_size",
+                 "State-changing calls each group commit carried.", s.stats.commit_size);
   // The cost model in production: measured over predicted inference peak, per report.
-  Family(out, "peaknas_peak_measured_over_predicted", "histogram",
-         "Measured allocator peak over the cost model's prediction, per successful trial (the "
-         "contract: at most 1).");
-  const auto& bounds = CoordinatorStats::PeakRatioBounds();
-  std::int64_t cumulative = 0;
-  for (std::size_t i = 0; i <= bounds.size(); ++i) {
-    cumulative += i < s.stats.peak_ratio_buckets.size() ? s.stats.peak_ratio_buckets[i] : 0;
-    std::string le = "+Inf";
-    if (i < bounds.size()) {
-      le = std::to_string(bounds[i]);
-      le.erase(le.find_last_not_of('0') + 1);  // "0.950000" -> "0.95", "1.000000" -> "1."
-      if (le.back() == '.') le.pop_back();
-    }
-    Sample(out, "peaknas_peak_measured_over_predicted_bucket", "le", le, cumulative);
-  }
-  char sum[32];
-  std::snprintf(sum, sizeof sum, "%.9g", s.stats.peak_ratio_sum);
-  out += std::string("peaknas_peak_measured_over_predicted_sum ") + sum + "\n";
-  Sample(out, "peaknas_peak_measured_over_predicted_count", "", "", cumulative);
+  WriteHistogram(out, "peaknas_peak_measured_over_predicted",
+                 "Measured allocator peak over the cost model's prediction, per successful trial "
+                 "(the contract: at most 1).",
+                 s.stats.peak_ratio);
   Family(out, "peaknas_parked_calls", "gauge",
          "Long-polling leases and event watches waiting now (no thread each).");
   Sample(out, "peaknas_parked_calls", "", "", static_cast<std::int64_t>(s.parked_calls));

@@ -30,8 +30,18 @@ TEST(Metrics, GoldenText) {
   s.stats.trials_succeeded = 7;
   s.stats.trials_failed = 0;
   // Ratios 0.7 (<= 0.8), 0.85 and 0.9 (<= 0.9), 1.0 three times (<= 1), 1.02 (<= 1.05).
-  s.stats.peak_ratio_buckets = {0, 1, 2, 0, 3, 1, 0, 0, 0, 0, 0};
-  s.stats.peak_ratio_sum = 0.7 + 0.85 + 0.9 + 3.0 + 1.02;
+  for (double r : {0.7, 0.85, 0.9, 1.0, 1.0, 1.0, 1.02}) s.stats.peak_ratio.Observe(r);
+  // A bound is its bucket's own (le: less or equal).
+  s.stats.trial_seconds = Histogram({60, 600});
+  for (double t : {30.0, 60.0, 100.0, 5000.0}) s.stats.trial_seconds.Observe(t);
+  s.stats.queue_wait_seconds = Histogram({1});
+  s.stats.queue_wait_seconds.Observe(0.25);
+  s.stats.commit_seconds = Histogram({0.001, 0.01});
+  for (double t : {0.0005, 0.004}) s.stats.commit_seconds.Observe(t);
+  s.stats.commit_size = Histogram({1, 4});
+  for (double n : {1.0, 3.0, 3.0}) s.stats.commit_size.Observe(n);
+  s.stats.workers_online = 3;
+  s.stats.workers_busy = 2;
   s.parked_calls = 7;
   EXPECT_EQ(PrometheusText(s),
             "# HELP peaknas_jobs Jobs by state.\n"
@@ -79,6 +89,47 @@ TEST(Metrics, GoldenText) {
             "# TYPE peaknas_trials_finished_total counter\n"
             "peaknas_trials_finished_total{outcome=\"succeeded\"} 7\n"
             "peaknas_trials_finished_total{outcome=\"failed\"} 0\n"
+            "# HELP peaknas_queue_depth Trials admitted by the cost model and waiting for a "
+            "worker.\n"
+            "# TYPE peaknas_queue_depth gauge\n"
+            "peaknas_queue_depth 0\n"
+            "# HELP peaknas_workers_online Workers seen within one lease duration, or holding a "
+            "lease.\n"
+            "# TYPE peaknas_workers_online gauge\n"
+            "peaknas_workers_online 3\n"
+            "# HELP peaknas_workers_busy Workers holding a lease (running a trial).\n"
+            "# TYPE peaknas_workers_busy gauge\n"
+            "peaknas_workers_busy 2\n"
+            "# HELP peaknas_trial_duration_seconds Seconds from a trial's lease to its worker's "
+            "report (success or failure).\n"
+            "# TYPE peaknas_trial_duration_seconds histogram\n"
+            "peaknas_trial_duration_seconds_bucket{le=\"60\"} 2\n"
+            "peaknas_trial_duration_seconds_bucket{le=\"600\"} 3\n"
+            "peaknas_trial_duration_seconds_bucket{le=\"+Inf\"} 4\n"
+            "peaknas_trial_duration_seconds_sum 5190\n"
+            "peaknas_trial_duration_seconds_count 4\n"
+            "# HELP peaknas_queue_wait_seconds Seconds a trial waited in the queue before a "
+            "worker leased it.\n"
+            "# TYPE peaknas_queue_wait_seconds histogram\n"
+            "peaknas_queue_wait_seconds_bucket{le=\"1\"} 1\n"
+            "peaknas_queue_wait_seconds_bucket{le=\"+Inf\"} 1\n"
+            "peaknas_queue_wait_seconds_sum 0.25\n"
+            "peaknas_queue_wait_seconds_count 1\n"
+            "# HELP peaknas_group_commit_duration_seconds Seconds each group commit took at the "
+            "store (with synchronous=FULL, its fsync).\n"
+            "# TYPE peaknas_group_commit_duration_seconds histogram\n"
+            "peaknas_group_commit_duration_seconds_bucket{le=\"0.001\"} 1\n"
+            "peaknas_group_commit_duration_seconds_bucket{le=\"0.01\"} 2\n"
+            "peaknas_group_commit_duration_seconds_bucket{le=\"+Inf\"} 2\n"
+            "peaknas_group_commit_duration_seconds_sum 0.0045\n"
+            "peaknas_group_commit_duration_seconds_count 2\n"
+            "# HELP peaknas_group_commit_size State-changing calls each group commit carried.\n"
+            "# TYPE peaknas_group_commit_size histogram\n"
+            "peaknas_group_commit_size_bucket{le=\"1\"} 1\n"
+            "peaknas_group_commit_size_bucket{le=\"4\"} 3\n"
+            "peaknas_group_commit_size_bucket{le=\"+Inf\"} 3\n"
+            "peaknas_group_commit_size_sum 7\n"
+            "peaknas_group_commit_size_count 3\n"
             "# HELP peaknas_peak_measured_over_predicted Measured allocator peak over the cost "
             "model's prediction, per successful trial (the contract: at most 1).\n"
             "# TYPE peaknas_peak_measured_over_predicted histogram\n"

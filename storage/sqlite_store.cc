@@ -306,7 +306,7 @@ struct SqliteStore::Impl {
     // ?1: the allowed job ids as a JSON array, NULL = any; ?2: the peak limit, 0 = none.
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         next_pending,
-        "SELECT t.id FROM trials t JOIN jobs j ON j.id = t.job_id "
+        "SELECT t.id, t.updated_ms FROM trials t JOIN jobs j ON j.id = t.job_id "
         "WHERE t.state = 'pending' AND j.state IN ('pending', 'running') "
         "AND (?1 IS NULL OR t.job_id IN (SELECT value FROM json_each(?1))) "
         "AND (?2 = 0 OR MAX(t.predicted_inference_peak_bytes, t.predicted_train_peak_bytes) <= ?2) "
@@ -776,7 +776,7 @@ StatusOr<std::optional<Lease>> SqliteStore::LeaseNextPendingTrial(const LeaseFil
     PEAKNAS_ASSIGN_OR_RETURN(bool row, w.Step());
     if (!row) return Status::NotFound("worker " + std::to_string(worker_id));
   }
-  std::int64_t trial_id = 0;
+  std::int64_t trial_id = 0, queued_ms = 0;
   {
     Use u = impl_->U(impl_->next_pending);
     if (filter.job_ids) {
@@ -794,6 +794,7 @@ StatusOr<std::optional<Lease>> SqliteStore::LeaseNextPendingTrial(const LeaseFil
     PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
     if (!row) return std::optional<Lease>();
     trial_id = u.Int(0);
+    queued_ms = u.Int(1);
   }
   {
     Use u = impl_->U(impl_->lease_trial);
@@ -806,6 +807,7 @@ StatusOr<std::optional<Lease>> SqliteStore::LeaseNextPendingTrial(const LeaseFil
   lease.lease_id = t.lease_id;
   lease.fencing_token = t.fencing_token;
   lease.deadline_ms = t.lease_deadline_ms;
+  lease.queued_ms = queued_ms;
   lease.trial = std::move(t);
   return std::optional<Lease>(std::move(lease));
 }

@@ -97,6 +97,8 @@ std::optional<std::int64_t> LeaseTrialId(std::string_view lease_id);
 
 struct Lease {
   Trial trial;  // as it is after the lease was granted
+  // When the trial was queued (added, requeued or retried): its updated_ms before the lease.
+  std::int64_t queued_ms = 0;
   std::string lease_id;
   std::int64_t fencing_token = 0;
   std::int64_t deadline_ms = 0;
