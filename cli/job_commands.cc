@@ -2,6 +2,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -244,6 +245,16 @@ CLI::App* AddExportCommand(CLI::App& root, JobCommandOptions& options) {
   return c;
 }
 
+CLI::App* AddWorkersCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "workers",
+      "List the workers online (seen within one lease duration, or running a trial): device, "
+      "memory, datasets, last sighting and the trials each runs.");
+  c->add_flag("--all", options.all, "Every registered worker, offline ones too");
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Run...
 
@@ -285,6 +296,42 @@ Status RunJobs(const JobCommandOptions& options, std::ostream& out) {
     }
     token = response.next_page_token();
   } while (!token.empty());
+  PrintTable(out, rows);
+  return Status::Ok();
+}
+
+Status RunWorkers(const JobCommandOptions& options, std::ostream& out) {
+  const Call call = Connect(options);
+  grpc::ClientContext context;
+  SetUnaryDeadline(context);
+  v1::ListWorkersRequest request;
+  request.set_all(options.all);
+  v1::ListWorkersResponse response;
+  PEAKNAS_RETURN_IF_ERROR(
+      ToStatus(call.stub->ListWorkers(&context, request, &response), call.address, "ListWorkers"));
+  const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "NAME", "DEVICE", "MEMORY", "DATASETS", "STATE", "LAST SEEN", "TRIALS"}};
+  for (const v1::Worker& w : response.workers()) {
+    std::string datasets, trials;
+    for (const std::string& d : w.datasets()) datasets += (datasets.empty() ? "" : ",") + d;
+    for (const std::string& t : w.trial_ids()) trials += (trials.empty() ? "" : ",") + t;
+    const std::int64_t ago =
+        google::protobuf::util::TimeUtil::DurationToSeconds(now - w.last_seen());
+    rows.push_back({w.id(), base::OneLine(w.name()), w.device(),
+                    w.memory_bytes() > 0 ? search::FormatBytes(w.memory_bytes()) : "-",
+                    datasets.empty() ? "any" : datasets,
+                    !w.online()              ? "offline"
+                    : w.trial_ids_size() > 0 ? "busy"
+                                             : "idle",
+                    std::to_string(std::max<std::int64_t>(0, ago)) + " s ago",
+                    trials.empty() ? "-" : trials});
+  }
+  if (rows.size() == 1) {
+    out << (options.all ? "no worker has registered\n"
+                        : "no worker online (--all lists every one)\n");
+    return Status::Ok();
+  }
   PrintTable(out, rows);
   return Status::Ok();
 }

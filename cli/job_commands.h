@@ -9,6 +9,7 @@
 //   trials JOB             every trial, rejected ones with reason (--format table|csv|json)
 //   cancel JOB             cancels the job, prints its final state
 //   export JOB TRIAL -o F  downloads a trained model to F (atomically: F.partial, then rename)
+//   workers                the workers online (--all: every registered one) and their trials
 //
 // Each has an Add...Command that declares it and binds its flags to a JobCommandOptions, and a
 // Run... that does the work and returns a Status: gRPC errors come back through ToStatus
@@ -37,6 +38,7 @@ struct JobCommandOptions {
   std::string trial;             // export: the trial id ("t-3")
   std::string output;            // export: -o FILE
   std::string format = "table";  // frontier, trials: table | csv | json
+  bool all = false;              // workers: offline ones too
 };
 
 CLI::App* AddSubmitCommand(CLI::App& root, JobCommandOptions& options);
@@ -47,6 +49,7 @@ CLI::App* AddFrontierCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddTrialsCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddCancelCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddExportCommand(CLI::App& root, JobCommandOptions& options);
+CLI::App* AddWorkersCommand(CLI::App& root, JobCommandOptions& options);
 
 // INVALID_ARGUMENT naming the field for a spec file that is malformed JSON, has an unknown
 // field or a bad value, or that the server refuses; NOT_FOUND for a file that cannot be opened.
@@ -61,6 +64,7 @@ Status RunFrontier(const JobCommandOptions& options, std::ostream& out);
 Status RunTrials(const JobCommandOptions& options, std::ostream& out);
 Status RunCancel(const JobCommandOptions& options, std::ostream& out);
 Status RunExport(const JobCommandOptions& options, std::ostream& out);
+Status RunWorkers(const JobCommandOptions& options, std::ostream& out);
 
 }  // namespace peaknas::cli
 

@@ -29,7 +29,7 @@ int Main(int argc, char** argv) {
 
   EstimateOptions estimate;
   RunOptions run;
-  JobCommandOptions submit, jobs, status, watch, frontier, trials, cancel, export_;
+  JobCommandOptions submit, jobs, status, watch, frontier, trials, cancel, export_, workers;
   const std::vector<base::Subcommand> commands = {
       {AddEstimateCommand(app, estimate), [&] { return RunEstimate(estimate, std::cout); }},
       {AddRunCommand(app, run), [&] { return RunRun(run, std::cout); }},
@@ -42,6 +42,7 @@ int Main(int argc, char** argv) {
       {AddTrialsCommand(app, trials), [&] { return RunTrials(trials, std::cout); }},
       {AddCancelCommand(app, cancel), [&] { return RunCancel(cancel, std::cout); }},
       {AddExportCommand(app, export_), [&] { return RunExport(export_, std::cout); }},
+      {AddWorkersCommand(app, workers), [&] { return RunWorkers(workers, std::cout); }},
   };
   return base::RunSubcommands(app, commands, argc, argv);
 }

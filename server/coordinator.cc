@@ -796,6 +796,63 @@ StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(
 
 // --- Workers ---------------------------------------------------------------------------------
 
+StatusOr<std::vector<v1::Worker>> Coordinator::ListWorkers(bool all) {
+  return WithStore(false, [&]() -> StatusOr<std::vector<v1::Worker>> {
+    const std::int64_t now = Now();
+    const std::int64_t window = options_.lease_duration.count();
+    std::map<std::int64_t, std::vector<std::int64_t>> held;  // worker -> trials
+    for (const auto& [trial, lease] : held_leases_) held[lease.worker_id].push_back(trial);
+    // The store's last sighting is at most kLastSeenResolutionMs stale; a report is not in it.
+    PEAKNAS_ASSIGN_OR_RETURN(auto stored,
+                             store_->ListWorkers(all ? 0 : now - window - kLastSeenResolutionMs));
+    std::set<std::int64_t> listed;
+    std::vector<v1::Worker> out;
+    const auto add = [&](const storage::Worker& w) {
+      std::int64_t last_seen = w.last_seen_ms;
+      if (auto caps = workers_.find(w.id); caps != workers_.end()) {
+        last_seen = std::max(last_seen, caps->second->last_active_ms);
+      }
+      const auto trials = held.find(w.id);
+      const bool online = now - last_seen <= window || trials != held.end();
+      if (!online && !all) return;
+      v1::Worker m;
+      m.set_id(WorkerId(w.id));
+      m.set_name(w.name);
+      m.set_device(w.device);
+      m.set_memory_bytes(w.memory_bytes);
+      for (const std::string& d : w.datasets) m.add_datasets(d);
+      for (const std::string& name : w.dtypes) {
+        v1::DType dtype;
+        if (v1::DType_Parse(name, &dtype)) m.add_dtypes(dtype);
+      }
+      *m.mutable_registered() = Timestamp(w.registered_ms);
+      *m.mutable_last_seen() = Timestamp(last_seen);
+      m.set_online(online);
+      if (trials != held.end()) {
+        for (std::int64_t t : trials->second) m.add_trial_ids(TrialId(t));
+      }
+      listed.insert(w.id);
+      out.push_back(std::move(m));
+    };
+    for (const storage::Worker& w : stored) add(w);
+    // Workers busy or active since longer than the window the query covered.
+    for (const auto& [id, trials] : held) {
+      if (listed.contains(id)) continue;
+      PEAKNAS_ASSIGN_OR_RETURN(const storage::Worker w, store_->GetWorker(id));
+      add(w);
+    }
+    for (const auto& [id, caps] : workers_) {
+      if (listed.contains(id) || now - caps->last_active_ms > window) continue;
+      PEAKNAS_ASSIGN_OR_RETURN(const storage::Worker w, store_->GetWorker(id));
+      add(w);
+    }
+    std::sort(out.begin(), out.end(), [](const v1::Worker& a, const v1::Worker& b) {
+      return ParseId(a.id(), "w-") < ParseId(b.id(), "w-");
+    });
+    return out;
+  });
+}
+
 StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerRequest& request) {
   if (request.name().empty() || request.name().size() > 200) {
     return Status::InvalidArgument("name: must be 1 to 200 characters, got " +

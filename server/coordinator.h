@@ -154,6 +154,9 @@ class Coordinator {
   bool IsRunning(std::string_view job_id);
 
   // --- Workers.
+  // The workers online now (seen within one lease duration, or holding a lease), or with
+  // `all` every registered worker; by id, with the trials each holds.
+  StatusOr<std::vector<v1::Worker>> ListWorkers(bool all);
   // INVALID_ARGUMENT for a name outside 1..200 characters or a dataset name that is empty or
   // has a comma. Returns the worker id.
   StatusOr<std::string> RegisterWorker(const v1::RegisterWorkerRequest& request);

@@ -316,7 +316,9 @@ TEST_F(CoordinatorTest, StatsTimeTrialsAndQueueWaitsAndCountBusyAndOnlineWorkers
   beat.set_fencing_token(first.fencing_token());
   for (int i = 0; i < 41; ++i) {
     now_ += 1'000;
-    if (i % 4 == 0) ASSERT_TRUE(coordinator_->Heartbeat(beat).ok());
+    if (i % 4 == 0) {
+      ASSERT_TRUE(coordinator_->Heartbeat(beat).ok());
+    }
   }
   ASSERT_TRUE(coordinator_->ReportResult(Result(first, 30)).ok());
   s = coordinator_->stats();
@@ -344,6 +346,34 @@ TEST_F(CoordinatorTest, StatsTimeTrialsAndQueueWaitsAndCountBusyAndOnlineWorkers
   EXPECT_EQ(s.workers_online, 0);
   EXPECT_EQ(s.trial_seconds.count(), 0);  // the counters start again with the process
   (void)second;
+}
+
+TEST_F(CoordinatorTest, ListWorkersShowsWhoIsOnlineAndWhatTheyRun) {
+  ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(4, 1)).ok());
+  const std::string a = Worker("a");
+  const std::string b = Worker("b");
+  const auto trial = Lease(a);
+  ASSERT_TRUE(coordinator_->LeaseTrial(b).ok());  // nothing left for b (parallelism 1)
+  auto online = coordinator_->ListWorkers(false);
+  ASSERT_TRUE(online.ok()) << online.status().ToString();
+  ASSERT_EQ(online->size(), 2u);
+  EXPECT_EQ((*online)[0].id(), a);
+  EXPECT_EQ((*online)[0].trial_ids_size(), 1);
+  EXPECT_EQ((*online)[0].trial_ids(0), trial.trial_id());
+  EXPECT_EQ((*online)[1].trial_ids_size(), 0);
+
+  now_ += 20'000;  // twice the lease duration: b is gone; a's lease is still held (not expired)
+  online = coordinator_->ListWorkers(false);
+  ASSERT_TRUE(online.ok());
+  ASSERT_EQ(online->size(), 1u);
+  EXPECT_EQ(online->front().id(), a);
+  EXPECT_TRUE(online->front().online());
+  auto all = coordinator_->ListWorkers(true);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].id(), b);
+  EXPECT_FALSE((*all)[1].online());
+  EXPECT_EQ((*all)[1].name(), "b");
 }
 
 TEST_F(CoordinatorTest, ExpiredTooOftenFails) {

@@ -130,6 +130,24 @@ bool ReadPageSize(const Target& t, int* out, HttpResponse* error) {
   return false;
 }
 
+// A boolean from the query ("true"/"false", "1"/"0", or the bare key for true):
+// INVALID_ARGUMENT naming it otherwise.
+bool ReadBool(const Target& t, const std::string& key, bool* out, HttpResponse* error) {
+  const auto it = t.query.find(key);
+  if (it == t.query.end()) return true;
+  if (it->second == "true" || it->second == "1" || it->second.empty()) {
+    *out = true;
+    return true;
+  }
+  if (it->second == "false" || it->second == "0") {
+    *out = false;
+    return true;
+  }
+  *error = Error(grpc::StatusCode::INVALID_ARGUMENT,
+                 key + ": \"" + it->second + "\" is not true or false");
+  return false;
+}
+
 std::string QueryValue(const Target& t, const std::string& key) {
   const auto it = t.query.find(key);
   return it == t.query.end() ? "" : it->second;
@@ -295,6 +313,16 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     return Error(grpc::StatusCode::NOT_FOUND, "no such file: " + t.path);
   }
 
+  if (t.path == "/v1/workers") {
+    if (!get) return wrong_method();
+    v1::ListWorkersRequest req;
+    HttpResponse error;
+    bool all = false;
+    if (!ReadBool(t, "all", &all, &error)) return error;
+    req.set_all(all);
+    v1::ListWorkersResponse resp;
+    return Answer(jobs_.ListWorkers(nullptr, &req, &resp), resp);
+  }
   constexpr std::string_view kJobs = "/v1/jobs";
   if (t.path == kJobs) {
     if (get) {
@@ -434,6 +462,9 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
       if (comma == std::string_view::npos) break;
       states = states.substr(comma + 1);
     }
+    bool on_frontier = false;
+    if (!ReadBool(t, "on_frontier", &on_frontier, &error)) return error;
+    req.set_on_frontier(on_frontier);
     v1::ListTrialsResponse resp;
     return Answer(jobs_.ListTrials(nullptr, &req, &resp), resp);
   }

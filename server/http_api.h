@@ -10,10 +10,12 @@
 //                                      per-RPC series of server/rpc_metrics.h)
 //   GET  /v1/jobs                      ListJobs; ?page_size=N&page_token=T
 //   POST /v1/jobs                      SubmitJob; the body is a SubmitJobRequest ({"spec": ...})
+//   GET  /v1/workers                   ListWorkers; ?all=true for offline ones too
 //   GET  /v1/jobs/{id}                 GetJob
 //   POST /v1/jobs/{id}:cancel          CancelJob
 //   GET  /v1/jobs/{id}/frontier        GetFrontier
-//   GET  /v1/jobs/{id}/trials          ListTrials; ?page_size, page_token, states=SUCCEEDED,...
+//   GET  /v1/jobs/{id}/trials          ListTrials; ?page_size, page_token, states=SUCCEEDED,...,
+//                                      on_frontier=true
 //   GET  /v1/jobs/{id}/hypervolume     the frontier's hypervolume at each version, with the
 //                                      trials finished by then (from the event log), and the
 //                                      log's last sequence (where a live page resumes)

@@ -170,6 +170,54 @@ TEST_F(HttpApiTest, TrialsPageAndFilterByState) {
   EXPECT_EQ(page.trials_size(), static_cast<int>(all.size()));  // nothing leased yet
 }
 
+TEST_F(HttpApiTest, WorkersAndFrontierTrialsAreTheGrpcAnswersAsJson) {
+  const std::string id = SubmitOverHttp(4);
+  auto workers = Workers();
+  v1::LeaseTrialResponse leased;
+  ASSERT_NO_FATAL_FAILURE(LeaseOne(*workers, &leased));
+  const std::string trial = leased.assignment().trial_id();
+  auto stub = v1::JobService::NewStub(
+      grpc::CreateChannel(grpc_->address(), grpc::InsecureChannelCredentials()));
+
+  v1::ListWorkersRequest list;
+  v1::ListWorkersResponse listed;
+  ASSERT_TRUE(stub->ListWorkers(peaknas::testing::CallContext().get(), list, &listed).ok());
+  const HttpReply online = Get("/v1/workers");
+  ASSERT_EQ(online.status, 200) << online.body;
+  EXPECT_EQ(online.body, JsonOf(listed));
+  ASSERT_EQ(listed.workers_size(), 1);
+  EXPECT_TRUE(listed.workers(0).online());
+  ASSERT_EQ(listed.workers(0).trial_ids_size(), 1);
+  EXPECT_EQ(listed.workers(0).trial_ids(0), trial);
+  EXPECT_EQ(Get("/v1/workers?all=true").status, 200);
+  EXPECT_EQ(Get("/v1/workers?all=maybe").status, 400);
+
+  // The reported trial is the frontier's only point; on_frontier lists just it.
+  v1::ReportResultRequest report;
+  report.set_lease_id(leased.assignment().lease_id());
+  report.set_fencing_token(leased.assignment().fencing_token());
+  report.mutable_metrics()->set_psnr(30);
+  report.mutable_metrics()->set_noisy_psnr(20);
+  v1::ReportResultResponse ack;
+  ASSERT_TRUE(workers->ReportResult(peaknas::testing::CallContext().get(), report, &ack).ok());
+  v1::ListTrialsRequest on;
+  on.set_job_id(id);
+  on.set_on_frontier(true);
+  v1::ListTrialsResponse frontier;
+  ASSERT_TRUE(stub->ListTrials(peaknas::testing::CallContext().get(), on, &frontier).ok());
+  ASSERT_EQ(frontier.trials_size(), 1);
+  EXPECT_EQ(frontier.trials(0).id(), trial);
+  const HttpReply on_frontier = Get("/v1/jobs/" + id + "/trials?on_frontier=true");
+  ASSERT_EQ(on_frontier.status, 200) << on_frontier.body;
+  EXPECT_EQ(on_frontier.body, JsonOf(frontier));
+  v1::ListTrialsResponse all;
+  ASSERT_TRUE(
+      pb::util::JsonStringToMessage(Get("/v1/jobs/" + id + "/trials?on_frontier=0").body, &all)
+          .ok());
+  EXPECT_EQ(all.trials_size(), static_cast<int>(jobs_.Trials(id).size()));
+  EXPECT_GT(all.trials_size(), 1);
+}
+
 TEST_F(HttpApiTest, CancelIsACustomVerb) {
   const std::string id = SubmitOverHttp(4);
   const HttpReply cancelled = Post("/v1/jobs/" + id + ":cancel");
@@ -241,9 +289,17 @@ TEST_F(HttpApiTest, MetricsCountWhatTheCoordinatorHolds) {
   report.mutable_metrics()->set_psnr(30);
   report.mutable_metrics()->set_noisy_psnr(20);
   report.mutable_metrics()->set_measured_inference_peak_bytes(predicted / 2);
+  const std::string leased_now = Get("/metrics").body;
+  EXPECT_NE(leased_now.find("peaknas_workers_busy 1\n"), std::string::npos) << leased_now;
+  EXPECT_NE(leased_now.find("peaknas_workers_online 1\n"), std::string::npos);
+  EXPECT_NE(leased_now.find("peaknas_queue_wait_seconds_count 1\n"), std::string::npos);
+  EXPECT_NE(leased_now.find("peaknas_trial_duration_seconds_count 0\n"), std::string::npos);
   v1::ReportResultResponse ack;
   ASSERT_TRUE(workers->ReportResult(peaknas::testing::CallContext().get(), report, &ack).ok());
   const std::string after = Get("/metrics").body;
+  EXPECT_NE(after.find("peaknas_workers_busy 0\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("peaknas_trial_duration_seconds_count 1\n"), std::string::npos);
+  EXPECT_NE(after.find("peaknas_group_commit_duration_seconds_count "), std::string::npos);
   EXPECT_NE(after.find("peaknas_leases_granted_total 1\n"), std::string::npos) << after;
   EXPECT_NE(after.find("peaknas_trials_finished_total{outcome=\"succeeded\"} 1\n"),
             std::string::npos);

@@ -11,6 +11,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 
 #include "base/sha256.h"
 #ifdef PEAKNAS_HAVE_GRPC_REFLECTION
@@ -114,10 +116,26 @@ grpc::Status JobServiceImpl::ListTrials(grpc::ServerContext*, const v1::ListTria
   for (int s : request->states()) states.push_back(static_cast<v1::TrialState>(s));
   auto trials = coordinator_.ListTrials(request->job_id(), states);
   if (!trials.ok()) return ToGrpcStatus(trials.status());
+  if (request->on_frontier()) {
+    auto frontier = coordinator_.GetFrontier(request->job_id());
+    if (!frontier.ok()) return ToGrpcStatus(frontier.status());
+    std::set<std::string> on;
+    for (const v1::FrontierPoint& p : frontier->points()) on.insert(p.trial_id());
+    std::erase_if(*trials, [&](const v1::Trial& t) { return !on.contains(t.id()); });
+  }
   return Page(
       *trials, request->page_size(), 1000, 10000, request->page_token(),
       [&](const v1::Trial& trial) { *response->add_trials() = trial; },
       response->mutable_next_page_token());
+}
+
+grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext*,
+                                         const v1::ListWorkersRequest* request,
+                                         v1::ListWorkersResponse* response) {
+  auto workers = coordinator_.ListWorkers(request->all());
+  if (!workers.ok()) return ToGrpcStatus(workers.status());
+  for (v1::Worker& w : *workers) *response->add_workers() = std::move(w);
+  return grpc::Status::OK;
 }
 
 // Replays the job's event log after request->after_sequence, then follows it: ParkedCalls

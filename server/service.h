@@ -54,6 +54,8 @@ class JobServiceImpl final
                            v1::GetFrontierResponse*) override;
   grpc::Status ListTrials(grpc::ServerContext*, const v1::ListTrialsRequest*,
                           v1::ListTrialsResponse*) override;
+  grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+                           v1::ListWorkersResponse*) override;
   grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest*,
                            grpc::ServerWriter<v1::ArtifactChunk>*) override;
 

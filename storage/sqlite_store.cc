@@ -249,6 +249,7 @@ struct SqliteStore::Impl {
   Connection conn;
   StmtPtr insert_job, get_job, list_jobs, set_job_state;
   StmtPtr insert_worker, touch_worker, get_worker;
+  StmtPtr list_workers;
   StmtPtr job_exists, insert_trial, get_trial, list_trials, count_trials;
   StmtPtr next_pending, lease_trial;
   StmtPtr trial_by_lease, renew_lease, expired_leases, requeue_trial, retry_trial, fail_trial;
@@ -290,6 +291,10 @@ struct SqliteStore::Impl {
         get_worker,
         "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes "
         "FROM workers WHERE id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        list_workers,
+        "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes "
+        "FROM workers WHERE last_seen_ms >= ? ORDER BY id"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(job_exists, "SELECT 1 FROM jobs WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         insert_trial,
@@ -675,11 +680,10 @@ Status SqliteStore::TouchWorker(std::int64_t worker_id, std::int64_t now_ms) {
   return txn.Commit();
 }
 
-StatusOr<Worker> SqliteStore::GetWorker(std::int64_t worker_id) {
-  Use u = impl_->U(impl_->get_worker);
-  u.Bind(worker_id);
-  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-  if (!row) return Status::NotFound("worker " + std::to_string(worker_id));
+namespace {
+
+// A row of get_worker / list_workers.
+Worker WorkerRow(const Use& u) {
   Worker w;
   w.id = u.Int(0);
   w.name = u.Text(1);
@@ -690,6 +694,28 @@ StatusOr<Worker> SqliteStore::GetWorker(std::int64_t worker_id) {
   w.datasets = SplitNames(u.Text(6));
   w.dtypes = SplitNames(u.Text(7));
   return w;
+}
+
+}  // namespace
+
+StatusOr<Worker> SqliteStore::GetWorker(std::int64_t worker_id) {
+  Use u = impl_->U(impl_->get_worker);
+  u.Bind(worker_id);
+  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
+  if (!row) return Status::NotFound("worker " + std::to_string(worker_id));
+  return WorkerRow(u);
+}
+
+StatusOr<std::vector<Worker>> SqliteStore::ListWorkers(std::int64_t seen_since_ms) {
+  Use u = impl_->U(impl_->list_workers);
+  u.Bind(seen_since_ms);
+  std::vector<Worker> out;
+  while (true) {
+    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
+    if (!row) break;
+    out.push_back(WorkerRow(u));
+  }
+  return out;
 }
 
 // --- Trials --------------------------------------------------------------------------------

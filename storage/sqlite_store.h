@@ -67,6 +67,7 @@ class SqliteStore final : public Store {
   StatusOr<std::int64_t> RegisterWorker(const Worker& worker, std::int64_t now_ms) override;
   Status TouchWorker(std::int64_t worker_id, std::int64_t now_ms) override;
   StatusOr<Worker> GetWorker(std::int64_t worker_id) override;
+  StatusOr<std::vector<Worker>> ListWorkers(std::int64_t seen_since_ms) override;
 
   StatusOr<std::vector<std::int64_t>> AddTrials(std::int64_t job_id,
                                                 const std::vector<NewTrial>& trials,

@@ -213,6 +213,8 @@ class Store {
   // NOT_FOUND for an unknown id.
   virtual Status TouchWorker(std::int64_t worker_id, std::int64_t now_ms) = 0;
   virtual StatusOr<Worker> GetWorker(std::int64_t worker_id) = 0;
+  // Workers whose stored last_seen_ms is >= seen_since_ms (0: every registered one), by id.
+  virtual StatusOr<std::vector<Worker>> ListWorkers(std::int64_t seen_since_ms) = 0;
 
   // --- Trials ---
   // Several trials, pending or rejected (with the reason, e.g. over budget; never leased), in

@@ -703,6 +703,30 @@ TEST_F(StoreTest, LeaseFilterByJobAndPeak) {
   EXPECT_EQ((*l)->trial.id, a_big);
 }
 
+TEST_F(StoreTest, ListWorkersByLastSighting) {
+  auto store = OpenOrDie();
+  Worker gpu = NewWorker("gpu-box", "cuda:0", 80);
+  gpu.datasets = {"sidd", "syn"};
+  gpu.dtypes = {"bf16"};
+  const std::int64_t a = *store->RegisterWorker(gpu, 100);
+  const std::int64_t b = *store->RegisterWorker(NewWorker("cpu-box", "cpu", 8), 200);
+  ASSERT_TRUE(store->TouchWorker(a, 500).ok());
+  auto all = store->ListWorkers(0);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, a);
+  EXPECT_EQ((*all)[0].name, "gpu-box");
+  EXPECT_EQ((*all)[0].datasets, (std::vector<std::string>{"sidd", "syn"}));
+  EXPECT_EQ((*all)[0].dtypes, std::vector<std::string>{"bf16"});
+  EXPECT_EQ((*all)[0].last_seen_ms, 500);
+  EXPECT_EQ((*all)[1].id, b);
+  auto recent = store->ListWorkers(300);
+  ASSERT_TRUE(recent.ok());
+  ASSERT_EQ(recent->size(), 1u);
+  EXPECT_EQ(recent->front().id, a);
+  EXPECT_TRUE(store->ListWorkers(501)->empty());
+}
+
 TEST_F(StoreTest, CountTrialsByState) {
   auto store = OpenOrDie();
   std::int64_t job = *store->CreateJob("{}", 1);

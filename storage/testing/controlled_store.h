@@ -67,6 +67,9 @@ class ControlledStore final : public Store {
     return inner_->TouchWorker(id, now);
   }
   StatusOr<Worker> GetWorker(std::int64_t id) override { return inner_->GetWorker(id); }
+  StatusOr<std::vector<Worker>> ListWorkers(std::int64_t seen_since_ms) override {
+    return inner_->ListWorkers(seen_since_ms);
+  }
   StatusOr<std::vector<std::int64_t>> AddTrials(std::int64_t job,
                                                 const std::vector<NewTrial>& trials,
                                                 std::int64_t now) override {

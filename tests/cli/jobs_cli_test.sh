@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs the built `peaknas` service subcommands (submit, jobs, status, watch, frontier, trials,
-# cancel, export) as real processes against a real `peaknas-server` on 127.0.0.1 (port 0, a
+# cancel, export, workers) as real processes against a real `peaknas-server` on 127.0.0.1 (port 0, a
 # temporary SQLite file), one named case per call. Registered with CTest by cli/CMakeLists.txt,
 # one test a case.
 #
-#   jobs_cli_test.sh PEAKNAS PEAKNAS_SERVER EXAMPLES_DIR CASE
+#   jobs_cli_test.sh PEAKNAS PEAKNAS_SERVER PEAKNAS_WORKER EXAMPLES_DIR CASE
 #
 # Error cases check the contract of DESIGN.md ("Command line"): nothing on stdout, exactly one
 # line on stderr, "peaknas CMD: <message>", exit status 1 (rejected input, gRPC errors) or 2
@@ -13,14 +13,19 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 
-cli_test_args "PEAKNAS PEAKNAS_SERVER EXAMPLES_DIR CASE" 4 "$@"
+cli_test_args "PEAKNAS PEAKNAS_SERVER PEAKNAS_WORKER EXAMPLES_DIR CASE" 5 "$@"
 peaknas=$1
 server=$2
-spec="$3/job-small.json"  # in EXAMPLES_DIR
+worker=$3
+spec="$4/job-small.json"  # in EXAMPLES_DIR
 
-# The server start_server started, killed on every exit.
+# The server start_server started and a worker a case started, killed on every exit.
 server_pid=
-stop_server() { stop_process "$server_pid"; }
+worker_pid=
+stop_server() {
+  stop_process "$worker_pid"
+  stop_process "$server_pid"
+}
 cli_test_workdir stop_server
 trap 'exit 130' INT TERM
 program=$peaknas
@@ -284,8 +289,34 @@ for t in d:
   export_missing_output)
     expect_error 2 export '-o|--output' export j-1 t-1
     ;;
+  workers)
+    start_server
+    expect_ok workers --coordinator "$addr"
+    stdout_has '^no worker online'
+    expect_ok workers --all --coordinator "$addr"
+    stdout_has '^no worker has registered'
+    # A real worker registers and long-polls: listed online and idle.
+    mkdir -p "$work/data"
+    "$worker" serve --coordinator "$addr" --data "syn=$work/data" --name cli-worker \
+      --lease-wait 1 >"$work/worker.out" 2>"$work/worker.err" &
+    worker_pid=$!
+    log_files+=("$work/worker.err")
+    for ((i = 0; i < 300; i++)); do
+      run workers --coordinator "$addr"
+      grep -q 'cli-worker' "$out" && break
+      kill -0 "$worker_pid" 2>/dev/null || fail "peaknas-worker exited"
+      sleep 0.1
+    done
+    stdout_has '^ID +NAME +DEVICE +MEMORY +DATASETS +STATE +LAST SEEN +TRIALS$'
+    stdout_has '^w-1 +cli-worker +cpu +[0-9.]+ [KMGT]iB +syn +idle +[0-9]+ s ago +-$'
+    kill -TERM "$worker_pid"
+    wait "$worker_pid"
+    worker_pid=
+    expect_ok workers --all --coordinator "$addr"
+    stdout_has '^w-1 +cli-worker '
+    ;;
   help)
-    for cmd in submit jobs status watch frontier trials cancel export; do
+    for cmd in submit jobs status watch frontier trials cancel export workers; do
       run "$cmd" --help
       [[ $status -eq 0 ]] || fail "$cmd --help exited $status"
       [[ ! -s "$err" ]] || fail "$cmd --help wrote to stderr"
@@ -296,7 +327,9 @@ for t in d:
     run export --help
     stdout_has '--output'
     run --help
-    for cmd in submit jobs status watch frontier trials cancel export; do stdout_has "$cmd"; done
+    for cmd in submit jobs status watch frontier trials cancel export workers; do
+      stdout_has "$cmd"
+    done
     ;;
 
   *) unknown_case ;;
