@@ -263,6 +263,7 @@ void Coordinator::CommittedLocked(const Status& committed) {
   jobs_.clear();
   workers_.clear();
   held_leases_.clear();
+  frontier_summaries_.clear();  // a rolled-back snapshot's version may come again
   last_sequence_.clear();
   unpublished_.clear();
   unpublished_events_.clear();
@@ -684,6 +685,21 @@ StatusOr<v1::Job> Coordinator::JobMessageLocked(std::int64_t job_id) {
   *out.mutable_updated() = Timestamp(std::max(job.updated_ms, n.updated_ms));
   PEAKNAS_ASSIGN_OR_RETURN(auto frontier, store_->LatestFrontier(job_id));
   out.set_frontier_version(frontier ? frontier->version : 0);
+  if (frontier) {
+    out.set_hypervolume(frontier->hypervolume);
+    // Size and best PSNR from the snapshot, parsed once per version.
+    auto& cached = frontier_summaries_[job_id];
+    if (cached.version != frontier->version) {
+      v1::Frontier f;
+      PEAKNAS_RETURN_IF_ERROR(FromJson(frontier->members_json, &f));
+      cached = {.version = frontier->version, .size = f.points_size(), .best_psnr = 0};
+      for (const v1::FrontierPoint& p : f.points()) {
+        cached.best_psnr = std::max(cached.best_psnr, p.psnr());
+      }
+    }
+    out.set_frontier_size(cached.size);
+    out.set_best_psnr(cached.best_psnr);
+  }
   return out;
 }
 

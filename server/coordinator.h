@@ -293,6 +293,14 @@ class Coordinator {
     std::int64_t granted_ms = -1;
   };
   std::map<std::int64_t, HeldLease> held_leases_;
+  // Each job's latest frontier snapshot at a glance (JobMessageLocked), by job id: parsed
+  // once per version. Guarded by mu_.
+  struct FrontierSummary {
+    std::int64_t version = 0;
+    int size = 0;
+    double best_psnr = 0;
+  };
+  std::map<std::int64_t, FrontierSummary> frontier_summaries_;
   // Ends a trial's lease in held_leases_, observing its duration when `reported`.
   void EndLeaseLocked(std::int64_t trial_id, bool reported);
 

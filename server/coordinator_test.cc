@@ -249,6 +249,15 @@ TEST_F(CoordinatorTest, ReportUpdatesFrontierWithinBudget) {
   ASSERT_TRUE(job_now.ok());
   EXPECT_EQ(job_now->frontier_version(), version);
   EXPECT_EQ(job_now->state(), v1::JOB_STATE_SUCCEEDED);
+  // The job carries its frontier at a glance, the same as the frontier itself.
+  auto last = coordinator_->GetFrontier(job->id());
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(job_now->frontier_size(), last->points_size());
+  EXPECT_EQ(job_now->hypervolume(), last->hypervolume());
+  double best = 0;
+  for (const auto& p : last->points()) best = std::max(best, p.psnr());
+  EXPECT_GT(best, 0);
+  EXPECT_EQ(job_now->best_psnr(), best);
 }
 
 TEST_F(CoordinatorTest, StaleTokenAfterExpiryIsRefusedAndChangesNothing) {

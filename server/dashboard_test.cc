@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -144,6 +145,44 @@ TEST(Dashboard, TheRenderedJobPageShowsTheApisFrontier) {
   // A screenshot for people (and the README), kept in the build folder.
   RunChromium({"--screenshot=" + (fs::current_path() / "dashboard.png").string()}, url, dir.path());
   EXPECT_TRUE(fs::exists(fs::current_path() / "dashboard.png"));
+
+  // A frontier trial's detail: its U-Net drawn level by level, predicted beside measured, its
+  // model to download.
+  const v1::FrontierPoint& shown = frontier.frontier().points(0);
+  const std::string detail_url = url + "/trials/" + shown.trial_id();
+  const std::string detail = RunChromium({"--dump-dom"}, detail_url, dir.path());
+  ASSERT_NE(detail.find("data-detail=\"" + shown.trial_id() + "\""), std::string::npos)
+      << detail.substr(0, 3000);
+  const int levels = shown.architecture().levels();
+  std::size_t encoders = 0;
+  for (std::size_t at = detail.find("<g class=\"enc"); at != std::string::npos;
+       at = detail.find("<g class=\"enc", at + 1)) {
+    ++encoders;
+  }
+  EXPECT_EQ(encoders, static_cast<std::size_t>(levels));
+  for (int w : shown.architecture().widths()) {
+    EXPECT_NE(detail.find(">" + std::to_string(w) + " ch<"), std::string::npos) << w;
+  }
+  EXPECT_NE(detail.find("predicted"), std::string::npos);
+  EXPECT_NE(detail.find("href=\"#/jobs/" + id + "\""), std::string::npos);  // close
+  RunChromium({"--screenshot=" + (fs::current_path() / "dashboard-trial.png").string()}, detail_url,
+              dir.path());
+
+  // The job list: the frontier's size, hypervolume and best PSNR, as GetJob gives them.
+  const std::string list =
+      RunChromium({"--dump-dom"}, "http://" + (*http)->address() + "/?live=0", dir.path());
+  ASSERT_NE(list.find("data-job=\"" + id + "\""), std::string::npos) << list.substr(0, 3000);
+  EXPECT_EQ(job.frontier_size(), frontier.frontier().points_size());
+  const std::regex list_row("data-job=\"" + id + "\".*?</tr>");
+  std::smatch row_match;
+  ASSERT_TRUE(std::regex_search(list, row_match, list_row));
+  const std::string row_text = row_match.str();
+  EXPECT_NE(row_text.find("<td class=\"num\">" + std::to_string(job.frontier_size()) + "</td>"),
+            std::string::npos)
+      << row_text;
+  char best[32];
+  std::snprintf(best, sizeof best, "%.2f dB", job.best_psnr());
+  EXPECT_NE(row_text.find(best), std::string::npos) << row_text;
 }
 
 }  // namespace

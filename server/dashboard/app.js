@@ -1,8 +1,10 @@
 // The dashboard page: a job list, and a job page with its Pareto front against the budget,
-// live over Server-Sent Events (/v1/jobs/{id}/events). `?live=0` turns the live stream off
-// (headless renders, which wait for the network to go quiet).
-import { applyEvent, formatBytes, formatDb, formatSeconds, jobView, pageState, stateName,
-         trialsCsv } from "./logic.js";
+// live over Server-Sent Events (/v1/jobs/{id}/events), and a trial's detail (#/jobs/ID/trials/T:
+// the U-Net drawn, predicted beside measured, its lineage, its model). `?live=0` turns the live
+// stream off (headless renders, which wait for the network to go quiet).
+import { applyEvent, formatBytes, formatDb, formatSeconds, front2d, jobView, latencyColor,
+         lineageChain, OBJECTIVE_PAIRS, pageState, stateName, trialFacts, trialsCsv,
+         unetSvg } from "./logic.js";
 
 const main = document.getElementById("main");
 const liveDot = document.getElementById("live");
@@ -10,6 +12,8 @@ const live = new URLSearchParams(location.search).get("live") !== "0";
 let source = null;   // the job page's EventSource
 let state = null;    // the job page's data, kept current by its events (logic.js pageState)
 let shownFilter = "all";
+let shownPair = "peak-gain";  // OBJECTIVE_PAIRS key of the main chart
+let selected = null;          // the trial whose detail is shown
 let chart = null;
 let historyChart = null;
 let pollTimer = null;
@@ -56,8 +60,12 @@ async function showJobs() {
                       onkeydown: (e) => { if (e.key === "Enter") open(); } },
       el("td", {}, job.id), el("td", {}, job.spec?.name ?? ""),
       el("td", {}, el("span", { class: `state ${stateName(job.state)}` }, stateName(job.state))),
-      el("td", { class: "num" }, `${done}/${job.spec?.trials ?? 0}`),
+      el("td", { class: "num" }, el("progress", { max: String(job.spec?.trials ?? 0),
+                                                 value: String(done) }), ` ${done}/${job.spec?.trials ?? 0}`),
       el("td", { class: "num" }, c.rejected ?? 0),
+      el("td", { class: "num" }, job.frontierSize ?? 0),
+      el("td", { class: "num" }, Number(job.hypervolume ?? 0).toFixed(3)),
+      el("td", { class: "num" }, job.bestPsnr > 0 ? formatDb(job.bestPsnr) : "-"),
       el("td", { class: "num" }, formatBytes(job.spec?.budget?.bytes)),
       el("td", {}, String(job.spec?.strategy ?? "").replace(/^STRATEGY_/, "").toLowerCase()));
   });
@@ -68,7 +76,10 @@ async function showJobs() {
       : el("table", {},
           el("thead", {}, el("tr", {}, el("th", {}, "job"), el("th", {}, "name"),
             el("th", {}, "state"), el("th", { class: "num" }, "trained"),
-            el("th", { class: "num" }, "rejected"), el("th", { class: "num" }, "budget"),
+            el("th", { class: "num" }, "rejected"), el("th", { class: "num" }, "frontier"),
+            el("th", { class: "num" }, "hypervolume"),
+            el("th", { class: "num" }, "best PSNR within budget"),
+            el("th", { class: "num" }, "budget"),
             el("th", {}, "strategy"))),
           el("tbody", {}, ...rows)));
 }
@@ -80,38 +91,98 @@ function card(label, value, id) {
             el("div", { class: "value", id }, value));
 }
 
-function drawChart(canvas, view) {
-  const mib = (b) => b / 2 ** 20;
-  const xy = (p) => ({ x: mib(p.peak), y: p.gain, id: p.id });
-  const gains = [...view.front, ...view.dominated].map((p) => p.gain).filter(Number.isFinite);
-  const low = Math.min(0, ...gains);
-  const high = Math.max(1, ...gains);
+// The main chart: the pair's two objectives, the trained points coloured by latency (the
+// frontier's bold, the dominated faded), the pair's staircase, the budget line and the
+// candidates the cost model rejected, drawn at their predicted peak. A click opens a trial.
+function drawChart(canvas, view, pair, jobId) {
+  const value = (p, key) => (key === "peak" ? p.peak / 2 ** 20 : p[key]);
+  const xy = (p) => ({ x: value(p, pair.x), y: value(p, pair.y), id: p.id });
+  const has = (p) => Number.isFinite(value(p, pair.x)) && Number.isFinite(value(p, pair.y));
+  const trained = [...view.front, ...view.dominated];
+  const latencies = trained.map((p) => p.latency).filter((l) => Number.isFinite(l) && l > 0);
+  const lo = Math.min(...latencies);
+  const hi = Math.max(...latencies);
+  const color = (p) => latencyColor(p.latency, lo, hi);
+  const ys = trained.filter(has).map((p) => value(p, pair.y));
+  const low = pair.y === "gain" ? Math.min(0, ...ys) : Math.min(...ys, Infinity);
+  const high = pair.y === "gain" ? Math.max(1, ...ys) : Math.max(...ys, -Infinity);
+  const front = view.front.filter(has);
+  const dominated = view.dominated.filter(has);
+  const within = trained.filter((p) => view.budget === 0 || p.peak <= view.budget);
   const datasets = [
-    { label: "frontier", data: view.front.map(xy), showLine: true, stepped: "before",
-      borderColor: "#2e6bd6", backgroundColor: "#2e6bd6", pointRadius: 5 },
-    { label: "dominated", data: view.dominated.map(xy), backgroundColor: "rgba(102,112,133,.35)",
+    { label: "frontier (colour: latency, blue fast → red slow)", data: front.map(xy),
+      backgroundColor: front.map(color), borderColor: "#1d2433", borderWidth: 1.5,
+      pointRadius: 6 },
+    { label: `best trade-offs of these two`, data: front2d(within, pair).map(xy), showLine: true,
+      stepped: pair.yBetter === "higher" ? "before" : "after", borderColor: "#2e6bd6",
+      pointRadius: 0, fill: false },
+    { label: "dominated", data: dominated.map(xy),
+      backgroundColor: dominated.map((p) => color(p).replace("hsl", "hsla").replace(")", ", .35)")),
       pointRadius: 4 },
-    { label: "rejected by the cost model (never trained)",
-      data: view.rejected.map((p) => ({ x: mib(p.peak), y: low, id: p.id })),
-      pointStyle: "crossRot", pointRadius: 6, borderColor: "#b42318", backgroundColor: "#b42318" },
   ];
-  if (view.budget > 0) {
+  const rejected = view.rejected.filter((p) => Number.isFinite(value(p, pair.x)));
+  if (rejected.length > 0 && Number.isFinite(low)) {
+    datasets.push({ label: "rejected by the cost model (never trained)",
+      data: rejected.map((p) => ({ x: value(p, pair.x),
+                                   y: Number.isFinite(value(p, pair.y)) ? value(p, pair.y) : low,
+                                   id: p.id })),
+      pointStyle: "crossRot", pointRadius: 6, borderColor: "#b42318", backgroundColor: "#b42318" });
+  }
+  if (view.budget > 0 && pair.x === "peak" && Number.isFinite(low)) {
     datasets.push({ label: `budget ${formatBytes(view.budget)}`, showLine: true, pointRadius: 0,
                     borderColor: "#b54708", borderDash: [6, 4],
-                    data: [{ x: mib(view.budget), y: low }, { x: mib(view.budget), y: high }] });
+                    data: [{ x: view.budget / 2 ** 20, y: low }, { x: view.budget / 2 ** 20, y: high }] });
   }
   if (typeof Chart === "undefined") return null;  // the page still shows the tables
+  const unit = (key, v) => (key === "peak" ? `${v.toFixed(1)} MiB`
+    : key === "gain" ? formatDb(v, true) : formatSeconds(v));
   return new Chart(canvas, {
     type: "scatter",
     data: { datasets },
     options: {
       animation: false, maintainAspectRatio: false,
-      scales: { x: { type: "logarithmic", title: { display: true, text: "predicted peak (MiB)" } },
-                y: { title: { display: true, text: "PSNR gain over the noisy input (dB)" } } },
+      onClick: (_, elements) => {
+        const hit = elements[0];
+        const id = hit && datasets[hit.datasetIndex].data[hit.index]?.id;
+        if (id) location.hash = `#/jobs/${jobId}/trials/${id}`;
+      },
+      scales: { x: { type: pair.xLog ? "logarithmic" : "linear",
+                     title: { display: true, text: pair.xLabel } },
+                y: { title: { display: true, text: pair.yLabel } } },
       plugins: { tooltip: { callbacks: { label: (c) =>
-        `${c.raw.id ?? ""} ${c.raw.x.toFixed(1)} MiB, ${formatDb(c.raw.y, true)}` } } },
+        `${c.raw.id ?? ""} ${unit(pair.x, c.raw.x)}, ${unit(pair.y, c.raw.y)}` } } },
     },
   });
+}
+
+// The selected trial's panel: its U-Net, what was predicted beside what was measured, its
+// lineage (each ancestor a link) and its model.
+function trialDetail(jobId, trialId) {
+  const trial = state.trials.get(trialId);
+  const close = el("a", { href: `#/jobs/${jobId}`, class: "close", "aria-label": "close" }, "×");
+  if (!trial) {
+    return el("section", { class: "detail", id: "trial-detail" }, close,
+              el("p", {}, `No trial ${trialId} in ${jobId}.`));
+  }
+  const drawing = el("div", { class: "unet-box" });
+  drawing.innerHTML = unetSvg(trial.architecture);  // built from numbers and escaped names
+  const facts = el("table", { class: "facts" }, el("tbody", {}, ...trialFacts(trial).map(
+    ([label, value]) => el("tr", {}, el("th", {}, label), el("td", {}, value)))));
+  const chain = lineageChain(trial, state.trials);
+  const lineage = chain.length > 1
+    ? el("p", { class: "lineage", id: "lineage" }, "lineage: ", ...chain.flatMap((a, i) => [
+        i > 0 ? " → " : "",
+        a.id === trial.id ? el("strong", {}, `${a.id}${a.role ? ` (${a.role})` : ""}`)
+          : el("a", { href: `#/jobs/${jobId}/trials/${a.id}` }, `${a.id}${a.role ? ` (${a.role})` : ""}`)]))
+    : el("p", { class: "muted" }, "trained from scratch");
+  return el("section", { class: "detail", id: "trial-detail", "data-detail": trial.id }, close,
+    el("h2", {}, `Trial ${trial.id} `,
+       el("span", { class: `state ${stateName(trial.state)}` }, stateName(trial.state))),
+    trial.hasArtifact
+      ? el("a", { class: "button", href: `/v1/jobs/${jobId}/trials/${trial.id}/model`,
+                  download: `${trial.id}.pt` }, "Download the TorchScript model")
+      : "",
+    el("div", { class: "detail-body" }, drawing, el("div", {}, facts, lineage)));
 }
 
 // Fetches the job once; its events keep it current from then on. Returns the log's last
@@ -140,8 +211,12 @@ function showJob(id) {
     const f = filter.value;
     tbody.replaceChildren(...points
       .filter((p) => f === "all" || (f === "frontier" ? frontIds.has(p.id) : p.state === f))
-      .map((p) => el("tr", frontIds.has(p.id) ? { "data-front": "1", "data-trial": p.id }
-                                               : { "data-trial": p.id },
+      .map((p) => el("tr", { ...(frontIds.has(p.id) ? { "data-front": "1" } : {}),
+                             "data-trial": p.id, class: "link", tabindex: "0",
+                             onclick: () => { location.hash = `#/jobs/${id}/trials/${p.id}`; },
+                             onkeydown: (e) => {
+                               if (e.key === "Enter") location.hash = `#/jobs/${id}/trials/${p.id}`;
+                             } },
         el("td", {}, p.id + (frontIds.has(p.id) ? " ★" : "")),
         el("td", {}, el("span", { class: `state ${p.state}` }, p.state)),
         el("td", { class: "num" }, formatBytes(p.peak)),
@@ -163,6 +238,12 @@ function showJob(id) {
     "aria-label": `hypervolume of ${id} at ${history.length} frontier versions` });
   const canvas = el("canvas", { id: "front", role: "img",
     "aria-label": `Pareto front of ${id}: ${view.front.length} points` });
+  const pairSelect = el("select", { id: "pair", "aria-label": "objectives to plot" },
+    ...OBJECTIVE_PAIRS.map((p) => el("option", { value: p.key },
+      `${p.y === "gain" ? "PSNR gain" : "latency"} against ${p.x === "peak" ? "peak" : "latency"}`)));
+  pairSelect.value = shownPair;
+  pairSelect.addEventListener("change", () => { shownPair = pairSelect.value; showJob(id); });
+  const pair = OBJECTIVE_PAIRS.find((p) => p.key === shownPair) ?? OBJECTIVE_PAIRS[0];
   const c = view.counts;
   main.replaceChildren(
     el("p", {}, el("a", { href: "#/" }, "← jobs")),
@@ -175,7 +256,10 @@ function showJob(id) {
       card("frontier", `${view.front.length} models`, "front-size"),
       card("best gain within budget", view.best ? formatDb(view.best.gain, true) : "-", "best-gain"),
       card("hypervolume", Number(frontier.hypervolume ?? 0).toFixed(3), "hypervolume")),
-    el("h2", {}, "Quality against memory"),
+    selected ? trialDetail(id, selected) : "",
+    el("h2", {}, "The search's trade-offs"),
+    el("div", { class: "controls" }, pairSelect,
+       el("span", { class: "muted" }, "click a point for the trial")),
     el("div", { class: "chart" }, canvas),
     el("h2", {}, "Hypervolume as trials finish"),
     el("div", { class: "chart small" }, historyCanvas),
@@ -186,7 +270,7 @@ function showJob(id) {
       el("th", { class: "num" }, "100 MP"), el("th", {}, "TorchScript"), el("th", {}, "reason"))),
       tbody));
   if (chart) chart.destroy();
-  chart = drawChart(canvas, view);
+  chart = drawChart(canvas, view, pair, id);
   if (historyChart) historyChart.destroy();
   historyChart = typeof Chart === "undefined" ? null : new Chart(historyCanvas, {
     type: "line",
@@ -220,8 +304,15 @@ function showError(error) {
 }
 
 async function route() {
+  const match = location.hash.match(/^#\/jobs\/([^/]+)(?:\/trials\/([^/]+))?$/);
+  selected = match?.[2] ?? null;
+  if (match && state?.job?.id === match[1] && (source || !live)) {
+    showJob(match[1]);  // the same job, another trial: no reload
+    if (selected) document.getElementById("trial-detail")?.scrollIntoView({ block: "nearest" });
+    return;
+  }
   stop();
-  const match = location.hash.match(/^#\/jobs\/([^/]+)$/);
+  state = null;
   try {
     if (match) {
       const after = await loadJob(match[1]);

@@ -143,3 +143,156 @@ export function applyEvent(state, event) {
   if (event.jobFinished) state.job = { ...state.job, ...event.jobFinished.job };
   return state;
 }
+
+// --- Objective pairs ---------------------------------------------------------------------------
+
+// The pictures the job page offers: two of the three objectives at a time. `better` says which
+// way each axis improves.
+export const OBJECTIVE_PAIRS = [
+  { key: "peak-gain", x: "peak", y: "gain", xLabel: "predicted peak (MiB)",
+    yLabel: "PSNR gain over the noisy input (dB)", xBetter: "lower", yBetter: "higher",
+    xLog: true },
+  { key: "latency-gain", x: "latency", y: "gain", xLabel: "latency of 100 MP (s)",
+    yLabel: "PSNR gain over the noisy input (dB)", xBetter: "lower", yBetter: "higher",
+    xLog: true },
+  { key: "peak-latency", x: "peak", y: "latency", xLabel: "predicted peak (MiB)",
+    yLabel: "latency of 100 MP (s)", xBetter: "lower", yBetter: "lower", xLog: true },
+];
+
+// The points no other point beats on the pair's two objectives (what the chart's staircase
+// joins), sorted along x. Points missing either value are left out.
+export function front2d(points, pair) {
+  const ok = points.filter((p) => Number.isFinite(p[pair.x]) && Number.isFinite(p[pair.y]));
+  const better = (a, b, key, way) => (way === "lower" ? a[key] < b[key] : a[key] > b[key]);
+  const noWorse = (a, b, key, way) => (way === "lower" ? a[key] <= b[key] : a[key] >= b[key]);
+  const dominates = (a, b) =>
+    noWorse(a, b, pair.x, pair.xBetter) && noWorse(a, b, pair.y, pair.yBetter) &&
+    (better(a, b, pair.x, pair.xBetter) || better(a, b, pair.y, pair.yBetter));
+  return ok.filter((p) => !ok.some((q) => q !== p && dominates(q, p)))
+    .sort((a, b) => a[pair.x] - b[pair.x]);
+}
+
+// A colour for a latency between `lo` (fast: blue) and `hi` (slow: red), on a log scale; grey
+// when the latency is unknown.
+export function latencyColor(latency, lo, hi) {
+  if (!Number.isFinite(latency) || latency <= 0) return "hsl(220, 8%, 60%)";
+  const t = hi > lo && lo > 0
+    ? Math.min(1, Math.max(0, Math.log(latency / lo) / Math.log(hi / lo))) : 0;
+  return `hsl(${Math.round(220 - 205 * t)}, 70%, 45%)`;
+}
+
+// --- Trial detail ------------------------------------------------------------------------------
+
+function escapeXml(s) {
+  return String(s).replace(/[&<>"']/g, (c) =>
+    ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+// "DOWNSAMPLE_KIND_MAX_POOL" -> "max pool".
+const kindName = (v, prefix) => String(v ?? "").replace(prefix, "").replace(/_/g, " ").toLowerCase();
+
+// A drawing of the U-Net (SVG text): the encoder down the left, the bottleneck at the bottom,
+// the decoder up the right, one box per level sized by its width (labelled with the channels
+// and conv blocks), the skips across (concat or add), the sampling kinds on the arrows.
+export function unetSvg(arch) {
+  const levels = Number(arch?.levels ?? 0);
+  const widths = (arch?.widths ?? []).map(Number);
+  const enc = (arch?.encBlocks ?? []).map(Number);
+  const dec = (arch?.decBlocks ?? []).map(Number);
+  if (levels < 1 || widths.length !== levels) return "";
+  const skip = kindName(arch.skip, "SKIP_KIND_");
+  const up = kindName(arch.upsample, "UPSAMPLE_KIND_");
+  const down = kindName(arch.downsample, "DOWNSAMPLE_KIND_");
+  const act = kindName(arch.activation, "ACTIVATION_KIND_");
+  const rowH = 46;
+  const top = 22;
+  const width = 520;
+  const height = top + (levels - 1) * rowH + 36;
+  const maxW = Math.max(...widths);
+  const boxW = (w) => 44 + 66 * Math.sqrt(w / maxW);  // area grows with the channels
+  const parts = [];
+  const box = (cx, y, w, blocks, cls, label) => {
+    const bw = boxW(w);
+    parts.push(`<g class="${cls}" data-level="${label}"><rect x="${(cx - bw / 2).toFixed(1)}" ` +
+      `y="${y}" width="${bw.toFixed(1)}" height="28" rx="4"/>` +
+      `<text x="${cx}" y="${y + 13}">${w} ch</text>` +
+      `<text class="small" x="${cx}" y="${y + 24}">${blocks}× conv3×3</text></g>`);
+  };
+  // Each level's row; the deepest level is the bottleneck, in the middle.
+  for (let l = 0; l < levels; l += 1) {
+    const y = top + l * rowH;
+    const indent = 36 * l;
+    if (l === levels - 1) {
+      box(width / 2, y, widths[l], enc[l] ?? "?", "enc bottleneck", l);
+      continue;
+    }
+    const left = 80 + indent;
+    const right = width - 80 - indent;
+    box(left, y, widths[l], enc[l] ?? "?", "enc", l);
+    box(right, y, widths[l], dec[l] ?? "?", "dec", l);
+    parts.push(`<line class="skip" x1="${left + boxW(widths[l]) / 2}" y1="${y + 14}" ` +
+      `x2="${right - boxW(widths[l]) / 2}" y2="${y + 14}"/>` +
+      `<text class="small skip-label" x="${width / 2}" y="${y + 10}">${escapeXml(skip)}</text>`);
+    // Down to the next level on the left, up from it on the right.
+    const nextLeft = l + 1 === levels - 1 ? width / 2 : 80 + 36 * (l + 1);
+    const nextRight = l + 1 === levels - 1 ? width / 2 : width - 80 - 36 * (l + 1);
+    parts.push(`<line class="down" x1="${left}" y1="${y + 28}" x2="${nextLeft}" y2="${y + rowH}"/>`);
+    parts.push(`<line class="up" x1="${nextRight}" y1="${y + rowH}" x2="${right}" y2="${y + 28}"/>`);
+  }
+  const legend = `${levels} level${levels > 1 ? "s" : ""} · down: ${escapeXml(down)} · ` +
+    `up: ${escapeXml(up)} · skip: ${escapeXml(skip)} · ${escapeXml(act)}`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" class="unet" viewBox="0 0 ${width} ${height}" ` +
+    `role="img" aria-label="U-Net: ${legend}"><text class="legend" x="${width / 2}" y="12">` +
+    `${legend}</text>${parts.join("")}</svg>`;
+}
+
+// What the detail panel lists of a trial: label/value rows with units, predicted beside
+// measured, ratios where both are known.
+export function trialFacts(trial) {
+  const m = trial.metrics ?? {};
+  const rows = [];
+  const ratio = (measured, predicted) =>
+    Number(measured) > 0 && Number(predicted) > 0
+      ? ` (${(Number(measured) / Number(predicted)).toFixed(3)} of predicted)` : "";
+  rows.push(["state", stateName(trial.state)]);
+  if (trial.reason) rows.push(["reason", trial.reason]);
+  rows.push(["inference peak", `${formatBytes(trial.predictedInferencePeakBytes)} predicted` +
+    (Number(m.measuredInferencePeakBytes) > 0
+      ? `, ${formatBytes(m.measuredInferencePeakBytes)} measured` +
+        ratio(m.measuredInferencePeakBytes, trial.predictedInferencePeakBytes) : "")]);
+  rows.push(["training-step peak", `${formatBytes(trial.predictedTrainPeakBytes)} predicted` +
+    (Number(m.measuredTrainPeakBytes) > 0
+      ? `, ${formatBytes(m.measuredTrainPeakBytes)} measured` +
+        ratio(m.measuredTrainPeakBytes, trial.predictedTrainPeakBytes) : "")]);
+  if (Number(m.processInferencePeakBytes) > 0) {
+    rows.push(["process peak (inference)", formatBytes(m.processInferencePeakBytes)]);
+  }
+  rows.push(["latency of 100 MP", `${formatSeconds(Number(trial.predictedLatency100mpS))} ` +
+    "predicted" + (Number(m.latency100mpS) > 0
+      ? `, ${formatSeconds(Number(m.latency100mpS))} measured on ${m.device || "the worker"}`
+      : "")]);
+  if (m.psnr !== undefined) {
+    rows.push(["PSNR", `${formatDb(m.psnr)} (${formatDb(m.psnr - (m.noisyPsnr ?? 0), true)} ` +
+      `over the noisy ${formatDb(m.noisyPsnr ?? 0)})`]);
+    rows.push(["SSIM", Number(m.ssim ?? 0).toFixed(4)]);
+    rows.push(["training", `${m.steps ?? 0} steps in ${formatSeconds(Number(m.trainSeconds ?? 0))}`]);
+  }
+  return rows;
+}
+
+// The trial's ancestors, oldest first, then the trial: [{id, role}], following parent ids
+// through `trials` (a Map by id) as far as they are known.
+export function lineageChain(trial, trials) {
+  const chain = [];
+  const seen = new Set();
+  for (let t = trial; t && !seen.has(t.id); t = trials.get(t.lineage?.parentTrialId)) {
+    seen.add(t.id);
+    chain.unshift({ id: t.id, role: t.lineage?.role ?? "" });
+    if (!t.lineage?.parentTrialId) break;
+    if (!trials.has(t.lineage.parentTrialId)) {
+      chain.unshift({ id: t.lineage.parentTrialId, role: "" });
+      break;
+    }
+  }
+  return chain;
+}

@@ -2,8 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { applyEvent, formatBytes, formatDb, formatSeconds, jobView, pageState, paretoFront,
-         stateName, trialPoint, trialsCsv } from "./logic.js";
+import { applyEvent, formatBytes, formatDb, formatSeconds, front2d, jobView, latencyColor,
+         lineageChain, OBJECTIVE_PAIRS, pageState, paretoFront, stateName, trialFacts, trialPoint,
+         trialsCsv, unetSvg } from "./logic.js";
 
 test("bytes in binary units", () => {
   assert.equal(formatBytes(512), "512 B");
@@ -94,4 +95,78 @@ test("events fold into the page's state without refetching", () => {
                                      frontierSize: 1 }]);
   applyEvent(state, { jobFinished: { job: { id: "j-1", state: "JOB_STATE_SUCCEEDED" } } });
   assert.equal(state.job.state, "JOB_STATE_SUCCEEDED");
+});
+
+test("each objective pair's staircase keeps what nothing beats on those two", () => {
+  const p = (id, peak, gain, latency) => ({ id, peak, gain, latency });
+  const points = [p("small-slow", 10, 3, 9), p("big-fast", 40, 5, 1), p("mid", 20, 4, 5),
+                  p("worse", 30, 3.5, 6), p("no-latency", 5, 2, NaN)];
+  const pair = (key) => OBJECTIVE_PAIRS.find((x) => x.key === key);
+  assert.deepEqual(front2d(points, pair("peak-gain")).map((x) => x.id),
+                   ["no-latency", "small-slow", "mid", "big-fast"]);
+  // Latency against gain: big-fast is both fastest and best; the rest lose to it.
+  assert.deepEqual(front2d(points, pair("latency-gain")).map((x) => x.id), ["big-fast"]);
+  // Peak against latency (both lower is better): the trade-off from small-slow to big-fast.
+  assert.deepEqual(front2d(points, pair("peak-latency")).map((x) => x.id),
+                   ["small-slow", "mid", "big-fast"]);
+});
+
+test("latency colours run from blue (fast) to red (slow)", () => {
+  assert.equal(latencyColor(1, 1, 100), "hsl(220, 70%, 45%)");
+  assert.equal(latencyColor(100, 1, 100), "hsl(15, 70%, 45%)");
+  assert.equal(latencyColor(10, 1, 100), "hsl(118, 70%, 45%)");  // halfway on a log scale
+  assert.equal(latencyColor(1000, 1, 100), "hsl(15, 70%, 45%)");  // clamped
+  assert.equal(latencyColor(NaN, 1, 100), "hsl(220, 8%, 60%)");
+});
+
+test("the U-Net drawing has a box per encoder and decoder level and a skip per level", () => {
+  const svg = unetSvg({ levels: 3, widths: [16, 32, 64], encBlocks: [1, 2, 3], decBlocks: [2, 1],
+                        skip: "SKIP_KIND_CONCAT", upsample: "UPSAMPLE_KIND_BILINEAR",
+                        downsample: "DOWNSAMPLE_KIND_MAX_POOL", activation: "ACTIVATION_KIND_RELU" });
+  assert.match(svg, /^<svg /);
+  assert.equal((svg.match(/<g class="enc/g) ?? []).length, 3);
+  assert.equal((svg.match(/<g class="dec"/g) ?? []).length, 2);
+  assert.equal((svg.match(/<line class="skip"/g) ?? []).length, 2);
+  assert.equal((svg.match(/class="enc bottleneck"/g) ?? []).length, 1);
+  for (const w of ["16 ch", "32 ch", "64 ch", "3× conv3×3"]) assert.ok(svg.includes(w), w);
+  assert.ok(svg.includes("down: max pool · up: bilinear · skip: concat · relu"));
+  // One level: the bottleneck alone.
+  const one = unetSvg({ levels: 1, widths: [8], encBlocks: [1], decBlocks: [] });
+  assert.equal((one.match(/<rect/g) ?? []).length, 1);
+  assert.equal(unetSvg({ levels: 2, widths: [8] }), "");  // inconsistent: nothing drawn
+  assert.equal(unetSvg(undefined), "");
+});
+
+test("a trial's facts put predicted beside measured, with the ratio", () => {
+  const facts = new Map(trialFacts({
+    state: "TRIAL_STATE_SUCCEEDED", predictedInferencePeakBytes: String(64 * 2 ** 20),
+    predictedTrainPeakBytes: String(256 * 2 ** 20), predictedLatency100mpS: 12.5,
+    metrics: { measuredInferencePeakBytes: String(48 * 2 ** 20), psnr: 33.5, noisyPsnr: 28,
+               ssim: 0.91234, steps: 200, trainSeconds: 75, latency100mpS: 11, device: "cpu" },
+  }));
+  assert.equal(facts.get("inference peak"), "64.0 MiB predicted, 48.0 MiB measured (0.750 of predicted)");
+  assert.equal(facts.get("training-step peak"), "256 MiB predicted");
+  assert.equal(facts.get("latency of 100 MP"), "12.5 s predicted, 11.0 s measured on cpu");
+  assert.equal(facts.get("PSNR"), "33.50 dB (+5.50 dB over the noisy 28.00 dB)");
+  assert.equal(facts.get("SSIM"), "0.9123");
+  assert.equal(facts.get("training"), "200 steps in 1 min 15 s");
+  const rejected = new Map(trialFacts({ state: "TRIAL_STATE_REJECTED", reason: "over budget",
+                                        predictedInferencePeakBytes: "1024" }));
+  assert.equal(rejected.get("reason"), "over budget");
+  assert.equal(rejected.has("PSNR"), false);
+});
+
+test("a lineage chain follows parents as far as they are known", () => {
+  const trials = new Map([
+    ["t-1", { id: "t-1", lineage: { role: "start" } }],
+    ["t-3", { id: "t-3", lineage: { parentTrialId: "t-1", role: "level" } }],
+    ["t-7", { id: "t-7", lineage: { parentTrialId: "t-3", role: "final" } }],
+    ["t-9", { id: "t-9", lineage: { parentTrialId: "t-8", role: "mutation" } }],
+  ]);
+  assert.deepEqual(lineageChain(trials.get("t-7"), trials),
+                   [{ id: "t-1", role: "start" }, { id: "t-3", role: "level" },
+                    { id: "t-7", role: "final" }]);
+  assert.deepEqual(lineageChain(trials.get("t-9"), trials),
+                   [{ id: "t-8", role: "" }, { id: "t-9", role: "mutation" }]);
+  assert.deepEqual(lineageChain({ id: "t-2" }, trials), [{ id: "t-2", role: "" }]);
 });
