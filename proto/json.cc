@@ -4,12 +4,14 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
+#include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -206,13 +208,33 @@ Status AppendTimestamp(const pb::Message& m, std::string* out) {
     return Status::InvalidArgument("timestamp out of range: " + std::to_string(seconds) + " s " +
                                    std::to_string(nanos) + " ns");
   }
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[40];
-  std::snprintf(buffer, sizeof buffer, "\"%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  out->append(buffer);
+  // The civil date of the day (Hinnant's days-to-civil: proleptic Gregorian, UTC).
+  std::int64_t days = seconds / 86'400;
+  std::int64_t in_day = seconds % 86'400;
+  if (in_day < 0) {
+    in_day += 86'400;
+    --days;
+  }
+  const std::int64_t z = days + 719'468;
+  const std::int64_t era = (z >= 0 ? z : z - 146'096) / 146'097;
+  const std::int64_t doe = z - era * 146'097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36'524 - doe / 146'096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  char buffer[24] = "\"YYYY-MM-DDThh:mm:ss";
+  const auto digits = [&](int at, std::int64_t value, int n) {
+    for (int i = n - 1; i >= 0; --i, value /= 10) buffer[at + i] = static_cast<char>('0' + value % 10);
+  };
+  digits(1, year, 4);
+  digits(6, month, 2);
+  digits(9, day, 2);
+  digits(12, in_day / 3600, 2);
+  digits(15, in_day / 60 % 60, 2);
+  digits(18, in_day % 60, 2);
+  out->append(buffer, 20);
   AppendNanos(nanos, out);
   out->append("Z\"");
   return Status::Ok();
@@ -312,17 +334,14 @@ bool LibraryPrints(const pb::Descriptor* d) {
 // order, then the members of oneofs (proto3 `optional` included) by number, then the
 // well-known-type fields (Timestamp) by number (its default-filling writer lays out the fields it
 // fills by default first and appends the others as they come; json_test.cc pins the order down).
-// Cached per thread.
 struct Layout {
   bool library_prints = false;  // LibraryPrints(d)
   std::vector<const FD*> order;
 };
-const Layout& LayoutOf(const pb::Descriptor* d, bool defaults) {
-  thread_local std::unordered_map<const pb::Descriptor*, Layout> cache[2];
-  auto [it, inserted] = cache[defaults].try_emplace(d);
-  if (!inserted) return it->second;
-  it->second.library_prints = LibraryPrints(d);
-  std::vector<const FD*>& order = it->second.order;
+Layout MakeLayout(const pb::Descriptor* d, bool defaults) {
+  Layout layout;
+  layout.library_prints = LibraryPrints(d);
+  std::vector<const FD*>& order = layout.order;
   std::vector<const FD*> oneof_members, well_known;
   for (int i = 0; i < d->field_count(); ++i) {
     const FD* field = d->field(i);
@@ -341,7 +360,32 @@ const Layout& LayoutOf(const pb::Descriptor* d, bool defaults) {
     std::sort(appended->begin(), appended->end(), by_number);
     order.insert(order.end(), appended->begin(), appended->end());
   }
-  return it->second;
+  return layout;
+}
+
+// The layouts made so far, shared by every thread: an immutable map behind an atomic pointer,
+// replaced by a larger copy (under a mutex) when a message type is printed for the first time.
+// Readers take no lock. Every map made is kept until exit (a reader may still hold an old one).
+using Layouts = std::unordered_map<const pb::Descriptor*, Layout>;
+std::atomic<const Layouts*> g_layouts[2];
+
+const Layout& LayoutOf(const pb::Descriptor* d, bool defaults) {
+  if (const Layouts* known = g_layouts[defaults].load(std::memory_order_acquire)) {
+    if (auto it = known->find(d); it != known->end()) return it->second;
+  }
+  static std::mutex mu;
+  static std::vector<std::unique_ptr<Layouts>> kept;
+  std::lock_guard lock(mu);
+  const Layouts* known = g_layouts[defaults].load(std::memory_order_acquire);
+  if (known != nullptr) {
+    if (auto it = known->find(d); it != known->end()) return it->second;
+  }
+  auto grown = known != nullptr ? std::make_unique<Layouts>(*known) : std::make_unique<Layouts>();
+  grown->emplace(d, MakeLayout(d, defaults));
+  const Layout& made = grown->at(d);
+  g_layouts[defaults].store(grown.get(), std::memory_order_release);
+  kept.push_back(std::move(grown));
+  return made;
 }
 
 Status AppendMessage(const pb::Message& m, const JsonOptions& options, std::string* out) {

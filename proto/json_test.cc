@@ -51,7 +51,8 @@ class Filler {
       const pb::Reflection* r = m->GetReflection();
       r->SetInt64(m, d->field(0),
                   Pick({0LL, 1'700'000'000LL, -62'135'596'800LL, 253'402'300'799LL,
-                        static_cast<long long>(rng_() % 4'000'000'000LL)}));
+                        static_cast<long long>(rng_() % 253'402'300'799LL),
+                        -static_cast<long long>(rng_() % 62'135'596'800LL)}));
       r->SetInt32(m, d->field(1),
                   static_cast<std::int32_t>(
                       Pick<long long>({0, 1'000'000, 123'000, 7, 999'999'999,

@@ -160,6 +160,26 @@ std::string QueryValue(const Target& t, const std::string& key) {
 // most recent `capacity` texts.
 class EventTextCache {
  public:
+  // The text of a whole batch: made once for every stream the batch is handed to (the streams
+  // at one place of a log share one batch). The last few batches are kept, pinned, so a
+  // batch's address names it while it is here.
+  std::shared_ptr<const std::string> BatchText(
+      const std::string& job, const std::shared_ptr<const std::vector<v1::JobEvent>>& batch) {
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [events, text] : batches_) {
+        if (events == batch) return text;
+      }
+    }
+    std::string text;
+    for (const v1::JobEvent& event : *batch) text += Text(job, event);
+    auto shared = std::make_shared<const std::string>(std::move(text));
+    std::lock_guard lock(mu_);
+    batches_.emplace_back(batch, shared);
+    if (batches_.size() > kBatches) batches_.pop_front();
+    return shared;
+  }
+
   std::string Text(const std::string& job, const v1::JobEvent& event) {
     const auto key = std::make_pair(job, event.sequence());
     {
@@ -182,7 +202,11 @@ class EventTextCache {
 
  private:
   static constexpr std::size_t kCapacity = 4096;
+  static constexpr std::size_t kBatches = 8;
   std::mutex mu_;
+  std::deque<std::pair<std::shared_ptr<const std::vector<v1::JobEvent>>,
+                       std::shared_ptr<const std::string>>>
+      batches_;  // guarded by mu_
   std::map<std::pair<std::string, std::int64_t>, std::string> texts_;  // guarded by mu_
   std::deque<std::pair<std::string, std::int64_t>> order_;             // guarded by mu_
 };
@@ -216,14 +240,14 @@ class JobEventStream final : public EventStream,
                     "\n",
                 true);
           }
-          std::string text;
           bool end = b->ended;
           for (const v1::JobEvent& event : *b->events) {
-            text += self->texts_->Text(self->job_id_, event);
             self->after_ = event.sequence();
             if (event.has_job_finished()) end = true;
           }
-          send(std::move(text), end);
+          send(b->events->empty() ? std::string()
+                                  : *self->texts_->BatchText(self->job_id_, b->events),
+               end);
         });
   }
 
