@@ -226,7 +226,8 @@ Status AppendTimestamp(const pb::Message& m, std::string* out) {
   const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
   char buffer[24] = "\"YYYY-MM-DDThh:mm:ss";
   const auto digits = [&](int at, std::int64_t value, int n) {
-    for (int i = n - 1; i >= 0; --i, value /= 10) buffer[at + i] = static_cast<char>('0' + value % 10);
+    for (int i = n - 1; i >= 0; --i, value /= 10)
+      buffer[at + i] = static_cast<char>('0' + value % 10);
   };
   digits(1, year, 4);
   digits(6, month, 2);

@@ -206,7 +206,7 @@ class EventTextCache {
   std::mutex mu_;
   std::deque<std::pair<std::shared_ptr<const std::vector<v1::JobEvent>>,
                        std::shared_ptr<const std::string>>>
-      batches_;  // guarded by mu_
+      batches_;                                                        // guarded by mu_
   std::map<std::pair<std::string, std::int64_t>, std::string> texts_;  // guarded by mu_
   std::deque<std::pair<std::string, std::int64_t>> order_;             // guarded by mu_
 };
