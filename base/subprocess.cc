@@ -75,6 +75,7 @@ StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& 
     attach(in, STDIN_FILENO);
     attach(out, STDOUT_FILENO);
     attach(err, STDERR_FILENO);
+    attach(options.fd3, 3);  // last: the standard streams are copied off 3 if one was on it
     execv(args[0], args.data());
     const int e = errno;
     (void)!write(status_pipe[1], &e, sizeof e);

@@ -41,6 +41,9 @@ struct SpawnOptions {
   // parent dies (Linux's PR_SET_PDEATHSIG); the child also starts with no signal blocked.
   bool own_process_group = false;
   bool die_with_parent = false;
+  // A descriptor of ours the child gets as its descriptor 3 (a protocol beside the standard
+  // streams); -1: none.
+  int fd3 = -1;
 };
 
 // Starts argv[0] (a path) with `argv`. Errors: INVALID_ARGUMENT for an empty argv or a stderr

@@ -28,8 +28,10 @@
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "proto/convert.h"
 #include "worker/measure.h"
+#include "worker/once_command.h"
 #include "worker/precision.h"
 #include "worker/trial.h"
+#include "worker/trial_process.h"
 
 namespace peaknas::worker {
 namespace {
@@ -151,6 +153,13 @@ std::string DefaultName() {
   if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
     std::snprintf(host, sizeof host, "worker");
   return std::string(host) + "-" + std::to_string(getpid());
+}
+
+// This executable's path, to run trials as its `once` subcommand.
+std::string OwnProgram() {
+  std::error_code ec;
+  const auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("/proc/self/exe") : path.string();
 }
 
 // The assignment as a TrialSpec; NOT_FOUND for a dataset this worker has no path for.
@@ -411,7 +420,8 @@ class Worker {
         device_(device),
         log_(log),
         shutdown_(shutdown),
-        client_(options.coordinator, log, shutdown) {}
+        client_(options.coordinator, log, shutdown),
+        program_(OwnProgram()) {}
   ~Worker() {
     std::error_code ignored;
     if (!parents_dir_.empty()) std::filesystem::remove_all(parents_dir_, ignored);
@@ -521,7 +531,7 @@ class Worker {
       int step = 0;
       int steps = 0;
       double loss = 0;
-      std::stop_source stop;  // a cancelled job or a lost lease: RunTrial returns CANCELLED
+      std::stop_source stop;  // a cancelled job or a lost lease: the trial process is killed
     } progress;
     progress.steps = spec->steps;
     const double interval = a.heartbeat_interval_s() > 0
@@ -555,29 +565,43 @@ class Worker {
       }
     });
 
-    TrialCallbacks callbacks;
-    callbacks.stop = progress.stop.get_token();
-    callbacks.stage = [&](std::string_view stage, std::string_view detail) {
+    TrialProcessEvents events;
+    events.stage = [&](std::string_view stage, std::string_view detail) {
       std::lock_guard lock(progress.mu);
       progress.stage = std::string(stage);
       log_("trial " + a.trial_id() + ": " + std::string(stage) + " " + std::string(detail));
     };
-    callbacks.train = [&](const TrainProgress& p) {
+    events.progress = [&](int step, int steps, double loss) {
       std::lock_guard lock(progress.mu);
-      progress.step = p.step;
-      progress.steps = p.steps;
-      progress.loss = p.loss;
+      progress.step = step;
+      progress.steps = steps;
+      progress.loss = loss;
     };
 
-    StatusOr<TrialResult> result = RunTrial(*spec, callbacks);
+    // The trial runs in a child process (worker/trial_process.h), its log beside the models.
+    StatusOr<TrialProcessOutcome> result = Status::Internal("no trial process");
+    std::string log_path;
+    if (auto dir = ExportDir(); !dir.ok()) {
+      result = dir.status();
+    } else {
+      log_path = (std::filesystem::path(*dir) /
+                  (a.trial_id() + "." + std::to_string(a.fencing_token()) + ".log"))
+                     .string();
+      result = RunTrialProcess(OnceCommandLine(program_, *spec, options_.threads, 3), log_path,
+                               progress.stop.get_token(), events);
+    }
+    if (result.ok()) {
+      log_("trial " + a.trial_id() + " process peak " +
+           std::to_string(result->peak_rss_bytes >> 20) + " MiB (resident-set high-water mark)");
+    }
     // The model goes up before the result, while the heartbeats keep the lease alive. A model
     // that cannot be stored fails the trial (a frontier point must be downloadable), unless the
     // lease is gone, in which case nothing is reported.
     if (result.ok() && !progress.stop.stop_requested() && a.export_model()) {
-      if (!result->export_path) {
+      if (result->export_path.empty()) {
         result = Status::Internal("export: the trial produced no model file");
       } else {
-        const Status uploaded = client_.Upload(a, *result->export_path);
+        const Status uploaded = client_.Upload(a, result->export_path);
         if (uploaded.code() == StatusCode::kFailedPrecondition) {
           progress.stop.request_stop();
         } else if (!uploaded.ok()) {
@@ -596,12 +620,16 @@ class Worker {
       return;
     }
     if (result.ok()) {
-      *report.mutable_metrics() = proto::ToProto(*result);
-      log_("trial " + a.trial_id() + " done: psnr " + std::to_string(result->scores.psnr) +
-           " dB, measured inference peak " + std::to_string(result->measured_inference_peak_bytes) +
-           " B (predicted " + std::to_string(result->predicted_inference_peak_bytes) + ")");
+      *report.mutable_metrics() = result->metrics;
+      log_("trial " + a.trial_id() + " done: psnr " + std::to_string(result->metrics.psnr()) +
+           " dB, measured inference peak " +
+           std::to_string(result->metrics.measured_inference_peak_bytes()) + " B (predicted " +
+           std::to_string(result->metrics.predicted_inference_peak_bytes()) + ")");
+      std::error_code ignored;
+      std::filesystem::remove(log_path, ignored);
     } else {
       Fail(result.status(), report);
+      if (!log_path.empty()) log_("trial " + a.trial_id() + " log kept: " + log_path);
     }
     client_.Report(a, report);
   }
@@ -681,6 +709,7 @@ class Worker {
   std::string parents_dir_;  // the parent cache; created on first use
   std::string temp_dir_;     // ExportDir's private directory when there is no --work-dir
   std::string worker_id_;
+  std::string program_;  // this executable: each trial runs as its `once` (trial_process.h)
 };
 
 }  // namespace

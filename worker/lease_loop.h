@@ -1,7 +1,9 @@
 // The leasing worker (DESIGN.md, "Processes" and "Protocol"): registers with a
-// coordinator's WorkerService, long-polls LeaseTrial, runs each assignment with RunTrial
-// (worker/trial.h), heartbeats while it runs, and reports the metrics or the failure with the
-// lease's fencing token. `peaknas-worker serve` is this function plus flag parsing
+// coordinator's WorkerService, long-polls LeaseTrial, runs each assignment as `peaknas-worker
+// once` in a child process (worker/trial_process.h: one trial, one process, so its process
+// peak is its own and a crash or an out-of-memory kill ends the trial, not the worker),
+// heartbeats while it runs, and reports the metrics or the failure with the lease's fencing
+// token. `peaknas-worker serve` is this function plus flag parsing
 // (worker/serve_command.h).
 //
 // Behaviour:
@@ -15,10 +17,12 @@
 //   * Heartbeats: a helper thread sends the latest progress (stage, step, loss) every
 //     min(2 s, the assignment's heartbeat interval). CANCEL (job cancelled) or
 //     FAILED_PRECONDITION / NOT_FOUND (lease lost) request a stop through the trial's stop
-//     token (TrialCallbacks::stop): RunTrial returns CANCELLED at its next training step or
-//     stage, and nothing is reported.
+//     token: the trial's process is killed at once, and nothing is reported.
 //   * Result: TrialMetrics, or TrialFailure with the Status's canonical code and one-line
-//     message (retryable for NOT_FOUND / UNAVAILABLE: worker-side data or I/O). Transport
+//     message (retryable for NOT_FOUND / UNAVAILABLE: worker-side data or I/O, and a trial
+//     process that died without an outcome, e.g. killed by the kernel's out-of-memory killer).
+//     The trial's stderr goes to <work-dir>/<trial>.<token>.log, removed after a success and
+//     kept (its path logged) after a failure. Transport
 //     errors are retried with backoff for up to 2 minutes; FAILED_PRECONDITION (stale lease) is
 //     logged and dropped.
 //   * Signals: SIGTERM / SIGINT are blocked in every thread and taken by a helper thread. The
@@ -32,8 +36,7 @@
 //     retried like ReportResult; a lost lease (FAILED_PRECONDITION) reports nothing; any other
 //     refusal reports the trial as failed with that error.
 //
-// Thread-safety: one RunLeaseLoop per process (it owns the signal disposition and RunTrial is
-// one-per-process).
+// Thread-safety: one RunLeaseLoop per process (it owns the signal disposition).
 #ifndef PEAKNAS_WORKER_LEASE_LOOP_H_
 #define PEAKNAS_WORKER_LEASE_LOOP_H_
 

@@ -8,8 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/app.h"
+#include "proto/convert.h"
+#include "proto/json.h"
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
@@ -181,6 +184,11 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
                   "Training steps between progress lines on stderr.")
       ->type_name("N")
       ->capture_default_str();
+  cmd->add_option("--events-fd", options.events_fd,
+                  "For serve, which runs each trial as `once` in a child process: also write "
+                  "the stages, the training progress and the outcome (the metrics, or the "
+                  "error's code and message) as JSON lines on this file descriptor.")
+      ->type_name("FD");
   cmd->add_option("--latency-runs", options.latency_runs,
                   "Timed inference passes (after 3 untimed ones); the median is reported.")
       ->type_name("N")
@@ -188,26 +196,121 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
   return cmd;
 }
 
-Status RunOnce(const OnceOptions& options, std::ostream& out, std::ostream& progress) {
+std::vector<std::string> OnceCommandLine(const std::string& program, const TrialSpec& spec,
+                                         int threads, int events_fd) {
+  std::vector<std::string> args = {program,
+                                   "once",
+                                   "--arch",
+                                   search::ToCanonicalJson(spec.arch),
+                                   "--data",
+                                   spec.data_dir,
+                                   "--steps",
+                                   std::to_string(spec.steps),
+                                   "--train-batch",
+                                   std::to_string(spec.train_shape.batch),
+                                   "--patch",
+                                   std::to_string(spec.train_shape.size),
+                                   "--batch",
+                                   std::to_string(spec.tile.batch),
+                                   "--tile",
+                                   std::to_string(spec.tile.size),
+                                   "--device",
+                                   spec.device.str(),
+                                   "--seed",
+                                   std::to_string(spec.seed),
+                                   "--precision",
+                                   std::string(search::Name(spec.precision)),
+                                   "--lr",
+                                   Format("%.17g", spec.learning_rate),
+                                   "--eval-batch",
+                                   std::to_string(spec.eval_batch),
+                                   "--threads",
+                                   std::to_string(threads),
+                                   "--progress-every",
+                                   std::to_string(spec.progress_every),
+                                   "--latency-runs",
+                                   std::to_string(spec.latency_runs),
+                                   "--events-fd",
+                                   std::to_string(events_fd)};
+  if (!spec.export_path.empty()) {
+    args.insert(args.end(), {"--export", spec.export_path});
+  }
+  if (!spec.parent_model.empty()) {
+    args.insert(args.end(), {"--parent", spec.parent_model, "--importance",
+                             std::string(Name(spec.importance))});
+  }
+  return args;
+}
+
+namespace {
+
+// --events-fd's lines (once_command.h), flushed one by one.
+class EventWriter {
+ public:
+  explicit EventWriter(int fd) : file_(fd >= 0 ? fdopen(fd, "w") : nullptr) {}
+  ~EventWriter() {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  EventWriter(const EventWriter&) = delete;
+  EventWriter& operator=(const EventWriter&) = delete;
+
+  bool open() const { return file_ != nullptr; }
+  void Write(const Json& line) {
+    if (file_ == nullptr) return;
+    const std::string text = line.dump() + "\n";
+    std::fwrite(text.data(), 1, text.size(), file_);
+    std::fflush(file_);
+  }
+
+ private:
+  FILE* file_;
+};
+
+StatusOr<TrialResult> RunReported(const OnceOptions& options, std::ostream& progress,
+                                  EventWriter& events, TrialSpec* spec) {
   if (options.threads < 0) {
     return Status::InvalidArgument("threads: " + std::to_string(options.threads) +
                                    " is negative; 0 keeps LibTorch's default");
   }
   if (options.threads > 0) at::set_num_threads(options.threads);
-  PEAKNAS_ASSIGN_OR_RETURN(const TrialSpec spec, MakeSpec(options));
-
+  PEAKNAS_ASSIGN_OR_RETURN(*spec, MakeSpec(options));
   TrialCallbacks callbacks;
   callbacks.stage = [&](std::string_view stage, std::string_view detail) {
     progress << "once: " << stage << ": " << detail << '\n';
     progress.flush();
+    events.Write({{"stage", stage}, {"detail", detail}});
   };
   callbacks.train = [&](const TrainProgress& p) {
     progress << "once: step " << p.step << "/" << p.steps << "  loss " << Format("%.5f", p.loss)
              << "  lr " << Format("%.2e", p.learning_rate) << "  "
              << Format("%.1f", p.steps_per_second) << " steps/s\n";
     progress.flush();
+    events.Write({{"progress", {{"step", p.step}, {"steps", p.steps}, {"loss", p.loss}}}});
   };
-  PEAKNAS_ASSIGN_OR_RETURN(const TrialResult result, RunTrial(spec, callbacks));
+  return RunTrial(*spec, callbacks);
+}
+
+}  // namespace
+
+Status RunOnce(const OnceOptions& options, std::ostream& out, std::ostream& progress) {
+  EventWriter events(options.events_fd);
+  if (options.events_fd >= 0 && !events.open()) {
+    return Status::InvalidArgument("events-fd: " + std::to_string(options.events_fd) +
+                                   " is not an open descriptor");
+  }
+  TrialSpec spec;
+  StatusOr<TrialResult> ran = RunReported(options, progress, events, &spec);
+  if (!ran.ok()) {
+    events.Write(
+        {{"error",
+          {{"code", static_cast<int>(ran.status().code())}, {"message", ran.status().message()}}}});
+    return ran.status();
+  }
+  const TrialResult& result = *ran;
+  events.Write({{"metrics", Json::parse(proto::ToJson(proto::ToProto(result),
+                                                      {.always_print_primitive_fields = true,
+                                                       .preserve_proto_field_names = false}))},
+                {"export", result.export_path ? Json(*result.export_path) : Json()}});
   progress << "once: psnr " << Format("%.3f", result.scores.psnr) << " dB (noisy "
            << Format("%.3f", result.noisy.psnr) << " dB, gain "
            << Format("%+.3f", result.scores.psnr - result.noisy.psnr) << " dB)\n";

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "search/job_defaults.h"
@@ -22,6 +23,8 @@ class App;
 }  // namespace CLI
 
 namespace peaknas::worker {
+
+struct TrialSpec;  // worker/trial.h
 
 struct OnceOptions {
   // A path to an architecture JSON file, or the JSON itself (when it starts with '{').
@@ -43,7 +46,21 @@ struct OnceOptions {
   int threads = 1;                              // LibTorch intra-op threads; 0: LibTorch's default
   int progress_every = 10;                      // steps between progress lines on stderr
   int latency_runs = 10;                        // timed passes for the median latency
+  // For `serve`, which runs each trial as `once` in a child process: a descriptor the stages,
+  // the training progress and the outcome are written to as JSON lines (EventLine); -1: none.
+  int events_fd = -1;
 };
+
+// The JSON lines of --events-fd, one object each, in this order: {"stage": S, "detail": D} as
+// the trial enters each stage; {"progress": {"step", "steps", "loss"}} every --progress-every
+// steps; last, {"metrics": TrialMetrics in protobuf's JSON mapping, "export": FILE or null} on
+// success or {"error": {"code": canonical code, "message": M}} on failure.
+
+// The `once` command line that runs `spec` with `threads` intra-op threads and its events on
+// `events_fd` (argv[0] = `program`): what `serve` starts for each trial. Parsed by `once`, it
+// gives back `spec` (once_command_test.cc).
+std::vector<std::string> OnceCommandLine(const std::string& program, const TrialSpec& spec,
+                                         int threads, int events_fd);
 
 // Adds the `once` subcommand to `root`, its flags bound to `options` (which must outlive the
 // parse). Returns the subcommand.

@@ -118,6 +118,28 @@ class WorkerServe : public ::testing::Test {
     return status.ok() && !first && static_cast<bool>(out);
   }
 
+  // The worker's trial process (`peaknas-worker once`, its child), or -1.
+  pid_t TrialProcess() const {
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+      const std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      const std::string stat = ReadFile(entry.path() / "stat");
+      // "pid (comm) state ppid ...": the fields after the last ')'.
+      const auto close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(stat.substr(close + 1));
+      std::string state;
+      pid_t ppid = 0;
+      rest >> state >> ppid;
+      if (ppid != worker_) continue;
+      if (ReadFile(entry.path() / "cmdline").find(std::string("once") + '\0') !=
+          std::string::npos) {
+        return static_cast<pid_t>(std::stol(name));
+      }
+    }
+    return -1;
+  }
+
   // SIGTERM, then the exit status.
   int StopWorker() {
     kill(worker_, SIGTERM);
@@ -272,9 +294,40 @@ TEST_F(WorkerServe, SecondSignalExitsAtOnce) {
   kill(worker_, SIGTERM);
   ASSERT_TRUE(PollUntil(
       30, [&] { return ReadFile(dir_ / "worker.log").find("signal 15") != std::string::npos; }));
+  const pid_t trial = TrialProcess();
+  ASSERT_GT(trial, 0) << "no trial process under the worker";
   kill(worker_, SIGTERM);
   EXPECT_EQ(Wait(worker_), 128 + SIGTERM);
   worker_ = -1;
+  // The trial's process does not outlive the worker.
+  EXPECT_TRUE(PollUntil(30, [&] { return kill(trial, 0) != 0; }))
+      << "trial process " << trial << " still runs";
+}
+
+// One trial, one process: the trial's process killed (as the kernel's out-of-memory killer
+// would) fails that trial alone, as worth another try; the worker goes on, and runs the trial
+// again to the end.
+TEST_F(WorkerServe, ATrialProcessKilledIsRetriedAndTheWorkerGoesOn) {
+  const std::string job = Submit(/*trials=*/1, /*steps=*/3000);
+  StartWorker("synthetic=" + data_.string());
+  ASSERT_TRUE(PollUntil(60, [&] {
+    return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos;
+  })) << ReadFile(dir_ / "worker.log");
+  const pid_t trial = TrialProcess();
+  ASSERT_GT(trial, 0) << "no trial process under the worker";
+  ASSERT_EQ(kill(trial, SIGKILL), 0);
+  ASSERT_TRUE(PollUntil(240, [&] { return JobEnded(job); })) << ReadFile(dir_ / "worker.log");
+  const std::string log = ReadFile(dir_ / "worker.log");
+  EXPECT_NE(log.find("out-of-memory killer"), std::string::npos) << log;
+  EXPECT_NE(log.find(".log"), std::string::npos) << log;  // the killed trial's log is kept
+  EXPECT_EQ(GetJob(job).state(), v1::JOB_STATE_SUCCEEDED) << log;
+  const std::vector<v1::Trial> trials = Trials(job);
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(trials[0].attempts(), 2);
+  // The process peak it reports is its own process's.
+  EXPECT_GT(trials[0].metrics().process_train_peak_bytes(), 0);
+  EXPECT_EQ(StopWorker(), 0) << log;
 }
 
 // The coordinator is down when the worker starts: the worker backs off (logging) and, once

@@ -1,0 +1,150 @@
+#include "worker/trial_process.h"
+
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "base/subprocess.h"
+
+namespace peaknas::worker {
+
+namespace {
+
+using Json = nlohmann::json;
+
+// What the child said, line by line.
+struct Outcome {
+  std::optional<v1::TrialMetrics> metrics;
+  std::string export_path;
+  std::optional<Status> error;
+  std::string bad_line;  // the first line that was not the protocol's, for the message
+};
+
+void Handle(const std::string& line, const TrialProcessEvents& events, Outcome& outcome) {
+  const Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    if (outcome.bad_line.empty()) outcome.bad_line = line.substr(0, 200);
+    return;
+  }
+  if (j.contains("stage")) {
+    if (events.stage) {
+      events.stage(j.value("stage", std::string()), j.value("detail", std::string()));
+    }
+  } else if (j.contains("progress")) {
+    const Json& p = j["progress"];
+    if (events.progress && p.is_object()) {
+      events.progress(p.value("step", 0), p.value("steps", 0), p.value("loss", 0.0));
+    }
+  } else if (j.contains("metrics")) {
+    v1::TrialMetrics metrics;
+    const auto parsed = google::protobuf::util::JsonStringToMessage(j["metrics"].dump(), &metrics);
+    if (!parsed.ok()) {
+      outcome.error = Status::Internal("trial process: its metrics do not parse: " +
+                                       std::string(parsed.message()));
+      return;
+    }
+    outcome.metrics = std::move(metrics);
+    if (j["export"].is_string()) outcome.export_path = j["export"].get<std::string>();
+  } else if (j.contains("error")) {
+    const Json& e = j["error"];
+    const int code = e.value("code", static_cast<int>(StatusCode::kInternal));
+    outcome.error =
+        Status(code > 0 && code <= 16 ? static_cast<StatusCode>(code) : StatusCode::kInternal,
+               e.value("message", std::string("(no message)")));
+  }
+}
+
+}  // namespace
+
+StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& argv,
+                                              const std::string& log_path, std::stop_token stop,
+                                              const TrialProcessEvents& events) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return Status::Internal(std::string("trial process: pipe: ") + std::strerror(errno));
+  }
+  base::SpawnOptions options;
+  options.stdin_fd = base::kDevNull;
+  options.stdout_fd = base::kDevNull;
+  options.stderr_path = log_path;
+  options.append_stderr = false;
+  options.own_process_group = true;
+  options.die_with_parent = true;
+  options.fd3 = pipe_fds[1];
+  const StatusOr<pid_t> spawned = base::Spawn(argv, options);
+  close(pipe_fds[1]);
+  if (!spawned.ok()) {
+    close(pipe_fds[0]);
+    return spawned.status();
+  }
+  const pid_t pid = *spawned;
+
+  // A stop kills the child; `alive` keeps the kill from reaching a reaped (reused) pid.
+  std::mutex mu;
+  bool alive = true;
+  bool killed = false;
+  std::stop_callback on_stop(stop, [&] {
+    std::lock_guard lock(mu);
+    if (alive) {
+      kill(-pid, SIGKILL);  // its process group: anything it started goes too
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+  });
+
+  Outcome outcome;
+  std::string pending;
+  char buffer[4096];
+  while (true) {
+    const ssize_t n = read(pipe_fds[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // every copy of the write end is closed: the child has ended
+    pending.append(buffer, static_cast<std::size_t>(n));
+    for (std::size_t end; (end = pending.find('\n')) != std::string::npos;) {
+      Handle(pending.substr(0, end), events, outcome);
+      pending.erase(0, end + 1);
+    }
+  }
+  close(pipe_fds[0]);
+
+  // Wait without reaping, so a stop racing with the end still kills the right process.
+  siginfo_t info{};
+  while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+  }
+  {
+    std::lock_guard lock(mu);
+    alive = false;
+  }
+  int wait_status = 0;
+  rusage usage{};
+  while (wait4(pid, &wait_status, 0, &usage) < 0 && errno == EINTR) {
+  }
+
+  if (killed || stop.stop_requested()) return Status::Cancelled("trial process stopped");
+  if (outcome.error) return *outcome.error;
+  if (outcome.metrics && WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) {
+    TrialProcessOutcome out;
+    out.metrics = std::move(*outcome.metrics);
+    out.export_path = std::move(outcome.export_path);
+    out.peak_rss_bytes = static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
+    return out;
+  }
+  std::string how = "trial process ended with " + base::DescribeExit(wait_status);
+  if (WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL) {
+    how += " (the kernel's out-of-memory killer?)";
+  }
+  how += " before reporting an outcome";
+  if (!outcome.bad_line.empty()) how += "; it wrote \"" + outcome.bad_line + "\"";
+  return Status::Unavailable(how + "; its log: " + log_path);
+}
+
+}  // namespace peaknas::worker
