@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "search/job_defaults.h"
@@ -751,6 +752,73 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field) {
                        std::to_string(shape.size) + ", " + std::string(search::Name(budget.dtype)) +
                        " on " + budget.device->name + " for " + Describe(cheapest) +
                        "; allowed: >= " + std::to_string(best));
+  }
+  return Status::Ok();
+}
+
+Status ValidateTrialMetrics(const v1::TrialMetrics& m, std::string_view field) {
+  const std::string at(field);
+  const auto number = [](double v) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%g", v);
+    return std::string(buffer);
+  };
+  const auto in = [&](std::string_view name, double v, double lo, double hi,
+                      std::string_view unit) -> Status {
+    if (std::isfinite(v) && v >= lo && v <= hi) return Status::Ok();
+    const std::string prefix = at + "." + std::string(name) + ": " + number(v) + std::string(unit);
+    if (hi == std::numeric_limits<double>::max()) {
+      return Status::InvalidArgument(prefix + " is not a finite number >= " + number(lo));
+    }
+    return Status::InvalidArgument(prefix + " is outside [" + number(lo) + ", " + number(hi) + "]" +
+                                   std::string(unit));
+  };
+  constexpr double kInf = std::numeric_limits<double>::max();
+  constexpr double kMaxBytes = 1125899906842624.0;  // 2^50
+  for (const auto& [name, v] :
+       {std::pair<std::string_view, double>{"psnr", m.psnr()}, {"noisy_psnr", m.noisy_psnr()}}) {
+    PEAKNAS_RETURN_IF_ERROR(in(name, v, 0, 150, " dB"));
+  }
+  for (const auto& [name, v] :
+       {std::pair<std::string_view, double>{"ssim", m.ssim()}, {"noisy_ssim", m.noisy_ssim()}}) {
+    PEAKNAS_RETURN_IF_ERROR(in(name, v, -1, 1, ""));
+  }
+  for (const auto& [name, v] :
+       {std::pair<std::string_view, double>{"initial_loss", m.initial_loss()},
+        {"final_loss", m.final_loss()},
+        {"train_seconds", m.train_seconds()},
+        {"train_steps_per_s", m.train_steps_per_s()},
+        {"eval_seconds", m.eval_seconds()},
+        {"latency_ms_per_tile", m.latency_ms_per_tile()},
+        {"latency_ms_per_mp", m.latency_ms_per_mp()},
+        {"predicted_latency_ms_per_tile", m.predicted_latency_ms_per_tile()},
+        {"latency_100mp_s", m.latency_100mp_s()}}) {
+    PEAKNAS_RETURN_IF_ERROR(in(name, v, 0, kInf, ""));
+  }
+  for (const auto& [name, v] :
+       {std::pair<std::string_view, std::int64_t>{"predicted_inference_peak_bytes",
+                                                  m.predicted_inference_peak_bytes()},
+        {"measured_inference_peak_bytes", m.measured_inference_peak_bytes()},
+        {"process_inference_peak_bytes", m.process_inference_peak_bytes()},
+        {"predicted_train_peak_bytes", m.predicted_train_peak_bytes()},
+        {"measured_train_peak_bytes", m.measured_train_peak_bytes()},
+        {"process_train_peak_bytes", m.process_train_peak_bytes()}}) {
+    PEAKNAS_RETURN_IF_ERROR(in(name, static_cast<double>(v), 0, kMaxBytes, " B"));
+  }
+  for (const auto& [name, v] : {std::pair<std::string_view, std::int64_t>{"params", m.params()},
+                                {"macs", m.macs()},
+                                {"steps", m.steps()},
+                                {"eval_blocks", m.eval_blocks()},
+                                {"intra_op_threads", m.intra_op_threads()}}) {
+    PEAKNAS_RETURN_IF_ERROR(in(name, static_cast<double>(v), 0, kInf, ""));
+  }
+  for (const auto& [name, v] :
+       {std::pair<std::string_view, const std::string*>{"device", &m.device()},
+        {"device_profile", &m.device_profile()}}) {
+    if (v->size() > 200) {
+      return Status::InvalidArgument(at + "." + std::string(name) + ": " +
+                                     std::to_string(v->size()) + " characters; at most 200");
+    }
   }
   return Status::Ok();
 }

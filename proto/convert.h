@@ -100,6 +100,13 @@ v1::JobSpec ResolveJobSpec(v1::JobSpec spec, const search::Budget& budget);
 // smallest feasible figure.
 Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field = "spec");
 
+// What a worker reports is checked before anything is stored: every floating-point figure
+// finite; PSNRs in [0, 150] dB (a PSNR of 1000 dB is no measurement); SSIMs in [-1, 1];
+// losses, durations, rates and latencies >= 0; byte figures, parameters, MACs, steps, blocks
+// and threads >= 0 and bytes at most 2^50 (1 PiB); the device and profile names at most 200
+// characters. INVALID_ARGUMENT naming "<field>.<name>", the value and the allowed range.
+Status ValidateTrialMetrics(const v1::TrialMetrics& metrics, std::string_view field = "metrics");
+
 }  // namespace peaknas::proto
 
 #endif  // PEAKNAS_PROTO_CONVERT_H_

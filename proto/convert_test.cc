@@ -3,8 +3,10 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <string>
 #include <utility>
@@ -539,6 +541,53 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
   // Every field of the message was checked above: a new field must be added here too.
   EXPECT_EQ(static_cast<std::size_t>(v1::TrialMetrics::descriptor()->field_count()),
             pairs.size() + 3);
+}
+
+}  // namespace
+}  // namespace peaknas::proto
+
+namespace peaknas::proto {
+namespace {
+
+TEST(ValidateTrialMetrics, TakesMeasurementsAndRefusesWhatNoMeasurementGives) {
+  v1::TrialMetrics m;
+  m.set_psnr(33.1);
+  m.set_noisy_psnr(25);
+  m.set_ssim(0.93);
+  m.set_measured_inference_peak_bytes(std::int64_t{48} << 20);
+  m.set_latency_100mp_s(12.5);
+  EXPECT_TRUE(ValidateTrialMetrics(m).ok());
+  EXPECT_TRUE(ValidateTrialMetrics(v1::TrialMetrics()).ok());  // zeros: nothing measured
+  const double inf = std::numeric_limits<double>::infinity();
+  const struct {
+    void (*edit)(v1::TrialMetrics&);
+    const char* message;
+  } bad[] = {
+      {[](v1::TrialMetrics& x) { x.set_psnr(150.5); },
+       "metrics.psnr: 150.5 dB is outside [0, 150] dB"},
+      {[](v1::TrialMetrics& x) { x.set_psnr(-1); }, "metrics.psnr: -1 dB is outside [0, 150] dB"},
+      {[](v1::TrialMetrics& x) { x.set_noisy_ssim(-1.5); },
+       "metrics.noisy_ssim: -1.5 is outside [-1, 1]"},
+      {[](v1::TrialMetrics& x) { x.set_final_loss(std::nan("")); },
+       "metrics.final_loss: nan is not a finite number >= 0"},
+      {[](v1::TrialMetrics& x) { x.set_process_train_peak_bytes(std::int64_t{1} << 51); },
+       "metrics.process_train_peak_bytes: 2.2518e+15 B is outside [0, 1.1259e+15] B"},
+      {[](v1::TrialMetrics& x) { x.set_steps(-3); },
+       "metrics.steps: -3 is not a finite number >= 0"},
+      {[](v1::TrialMetrics& x) { x.set_device_profile(std::string(201, 'p')); },
+       "metrics.device_profile: 201 characters; at most 200"},
+  };
+  for (const auto& b : bad) {
+    v1::TrialMetrics x = m;
+    b.edit(x);
+    const Status s = ValidateTrialMetrics(x);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << b.message;
+    EXPECT_EQ(s.message(), b.message);
+  }
+  v1::TrialMetrics x = m;
+  x.set_latency_ms_per_tile(inf);
+  EXPECT_FALSE(ValidateTrialMetrics(x).ok());
+  EXPECT_EQ(ValidateTrialMetrics(x, "report.metrics").message().rfind("report.metrics.", 0), 0u);
 }
 
 }  // namespace

@@ -44,6 +44,10 @@ Status FromJson(std::string_view json, google::protobuf::Message* message) {
 
 // How stale a worker's stored last_seen_ms may be.
 constexpr std::int64_t kLastSeenResolutionMs = 1000;
+// Dataset names a worker may state.
+constexpr int kMaxWorkerDatasets = 64;
+// Characters a reported failure's message may have.
+constexpr std::size_t kMaxFailureMessage = 4096;
 
 using proto::JobId;
 using proto::ParseId;
@@ -874,6 +878,19 @@ StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerReques
     return Status::InvalidArgument("name: must be 1 to 200 characters, got " +
                                    std::to_string(request.name().size()));
   }
+  if (request.device().size() > 200 || request.version().size() > 200) {
+    return Status::InvalidArgument(
+        std::string(request.device().size() > 200 ? "device" : "version") +
+        ": at most 200 characters");
+  }
+  if (request.datasets_size() > kMaxWorkerDatasets) {
+    return Status::InvalidArgument("datasets: " + std::to_string(request.datasets_size()) +
+                                   " names; at most " + std::to_string(kMaxWorkerDatasets));
+  }
+  if (request.dtypes_size() > 8) {
+    return Status::InvalidArgument("dtypes: " + std::to_string(request.dtypes_size()) +
+                                   " entries; at most 8");
+  }
   storage::Worker worker;
   worker.name = request.name();
   worker.device = request.device();
@@ -884,10 +901,11 @@ StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerReques
   }
   for (int i = 0; i < request.datasets_size(); ++i) {
     const std::string& name = request.datasets(i);
-    if (name.empty() || name.find(',') != std::string::npos) {
-      return Status::InvalidArgument("datasets[" + std::to_string(i) +
-                                     "]: a dataset name must be non-empty, without commas; got \"" +
-                                     name + "\"");
+    if (name.empty() || name.size() > 200 || name.find(',') != std::string::npos) {
+      return Status::InvalidArgument(
+          "datasets[" + std::to_string(i) +
+          "]: a dataset name must be 1 to 200 characters, without commas; got \"" +
+          name.substr(0, 200) + (name.size() > 200 ? "...\"" : "\""));
     }
     worker.datasets.push_back(name);
   }
@@ -1087,6 +1105,14 @@ StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatReques
 StatusOr<bool> Coordinator::ReportResult(const v1::ReportResultRequest& request) {
   if (request.outcome_case() == v1::ReportResultRequest::OUTCOME_NOT_SET) {
     return Status::InvalidArgument("outcome: set metrics or failure");
+  }
+  // What a worker reports is checked before anything is read or written.
+  if (request.has_metrics())
+    PEAKNAS_RETURN_IF_ERROR(proto::ValidateTrialMetrics(request.metrics()));
+  if (request.has_failure() && request.failure().message().size() > kMaxFailureMessage) {
+    return Status::InvalidArgument(
+        "failure.message: " + std::to_string(request.failure().message().size()) +
+        " characters; at most " + std::to_string(kMaxFailureMessage));
   }
   const std::string& lease_id = request.lease_id();
   const auto trial_id = storage::LeaseTrialId(lease_id);

@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -459,6 +462,107 @@ TEST_F(ServiceTest, BadInputGetsTheRightCodes) {
   while (reader->Read(&chunk)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// A worker's hostile or broken input is refused, naming the field, and changes nothing: the
+// trial stays leased, nothing is stored, nothing enters the frontier; the honest report that
+// follows on the same lease is taken.
+TEST_F(ServiceTest, HostileReportsAndRegistrationsAreRefusedAndChangeNothing) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(3, 1);
+  v1::SubmitJobResponse submitted;
+  ASSERT_TRUE(jobs_->SubmitJob(Context().get(), submit, &submitted).ok());
+  const std::string job = submitted.job().id();
+  v1::RegisterWorkerRequest reg;
+  reg.set_name("w");
+  v1::RegisterWorkerResponse worker;
+  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(worker.worker_id());
+  v1::LeaseTrialResponse leased;
+  ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
+  ASSERT_TRUE(leased.has_assignment());
+
+  const auto report = [&](const std::function<void(v1::ReportResultRequest&)>& edit) {
+    v1::ReportResultRequest r;
+    r.set_lease_id(leased.assignment().lease_id());
+    r.set_fencing_token(leased.assignment().fencing_token());
+    r.mutable_metrics()->set_psnr(30);
+    r.mutable_metrics()->set_noisy_psnr(20);
+    r.mutable_metrics()->set_ssim(0.9);
+    edit(r);
+    v1::ReportResultResponse ack;
+    return workers_->ReportResult(Context().get(), r, &ack);
+  };
+  const double inf = std::numeric_limits<double>::infinity();
+  const struct {
+    const char* field;
+    std::function<void(v1::ReportResultRequest&)> edit;
+  } hostile[] = {
+      {"metrics.psnr", [](auto& r) { r.mutable_metrics()->set_psnr(1000); }},
+      {"metrics.psnr", [&](auto& r) { r.mutable_metrics()->set_psnr(-inf); }},
+      {"metrics.psnr", [](auto& r) { r.mutable_metrics()->set_psnr(std::nan("")); }},
+      {"metrics.noisy_psnr", [&](auto& r) { r.mutable_metrics()->set_noisy_psnr(inf); }},
+      {"metrics.ssim", [](auto& r) { r.mutable_metrics()->set_ssim(2); }},
+      {"metrics.measured_inference_peak_bytes",
+       [](auto& r) { r.mutable_metrics()->set_measured_inference_peak_bytes(-1); }},
+      {"metrics.latency_100mp_s",
+       [](auto& r) { r.mutable_metrics()->set_latency_100mp_s(std::nan("")); }},
+      {"metrics.device", [](auto& r) { r.mutable_metrics()->set_device(std::string(300, 'x')); }},
+      {"failure.message",
+       [](auto& r) {
+         r.mutable_failure()->set_code(13);
+         r.mutable_failure()->set_message(std::string(5000, 'x'));
+       }},
+  };
+  for (const auto& h : hostile) {
+    const grpc::Status status = report(h.edit);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << h.field;
+    EXPECT_EQ(status.error_message().rfind(std::string(h.field) + ": ", 0), 0u)
+        << h.field << ": " << status.error_message();
+    EXPECT_EQ(status.error_message().find("INSERT"), std::string::npos);  // no SQL leaks out
+  }
+  // Nothing changed: the trial is still running, no frontier, no finished trial.
+  v1::GetJobRequest get;
+  get.set_job_id(job);
+  v1::GetJobResponse got;
+  ASSERT_TRUE(jobs_->GetJob(Context().get(), get, &got).ok());
+  EXPECT_EQ(got.job().counts().running(), 1);
+  EXPECT_EQ(got.job().counts().succeeded() + got.job().counts().failed(), 0);
+  EXPECT_EQ(got.job().frontier_version(), 0);
+  // The honest report on the same lease is taken.
+  EXPECT_TRUE(report([](auto&) {}).ok());
+
+  // Registrations beyond the limits: refused, and no worker is added.
+  const auto refused = [&](const std::function<void(v1::RegisterWorkerRequest&)>& edit,
+                           const std::string& field) {
+    v1::RegisterWorkerRequest r;
+    r.set_name("bad");
+    edit(r);
+    v1::RegisterWorkerResponse response;
+    const grpc::Status status = workers_->RegisterWorker(Context().get(), r, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_EQ(status.error_message().rfind(field, 0), 0u) << status.error_message();
+  };
+  refused([](auto& r) { r.set_name(std::string(201, 'n')); }, "name");
+  refused([](auto& r) { r.set_device(std::string(201, 'd')); }, "device");
+  refused(
+      [](auto& r) {
+        for (int i = 0; i < 65; ++i) r.add_datasets(std::to_string(i));
+      },
+      "datasets");
+  refused([](auto& r) { r.add_datasets(std::string(201, 's')); }, "datasets[0]");
+  refused(
+      [](auto& r) {
+        for (int i = 0; i < 9; ++i) r.add_dtypes(v1::DTYPE_FP16);
+      },
+      "dtypes");
+  refused([](auto& r) { r.set_memory_bytes(-5); }, "memory_bytes");
+  v1::ListWorkersRequest all;
+  all.set_all(true);
+  v1::ListWorkersResponse listed;
+  ASSERT_TRUE(jobs_->ListWorkers(Context().get(), all, &listed).ok());
+  EXPECT_EQ(listed.workers_size(), 1);  // the honest one
 }
 
 // The executable: port 0 is announced on stdout's first line, health checking answers SERVING,
