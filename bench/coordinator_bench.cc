@@ -248,8 +248,11 @@ CoordinatorResult RunCoordinator(const fs::path& dir, int workers, int trials, i
   store_options.synchronous = synchronous;
   auto store = storage::SqliteStore::Open((dir / "bench.db").string(), store_options);
   if (!store.ok()) Die("open: " + store.status().ToString());
-  auto coordinator = server::Coordinator::Open(
-      std::unique_ptr<storage::Store>(std::move(store).value()), (dir / "artifacts").string());
+  server::CoordinatorOptions options;
+  options.registration_burst = 200'000;  // --idle-workers registers them all at once
+  auto coordinator =
+      server::Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                (dir / "artifacts").string(), options);
   if (!coordinator.ok()) Die("open: " + coordinator.status().ToString());
   auto server = server::GrpcServer::Start(**coordinator, "127.0.0.1:0");
   if (!server.ok()) Die("start: " + server.status().ToString());

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <random>
@@ -915,7 +916,25 @@ StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerReques
     worker.dtypes.push_back(v1::DType_Name(request.dtypes(i)));
   }
   return WithStore(true, [&]() -> StatusOr<std::string> {
-    PEAKNAS_ASSIGN_OR_RETURN(auto id, store_->RegisterWorker(worker, Now()));
+    const std::int64_t now = Now();
+    if (registration_tokens_ < 0) {
+      registration_tokens_ = options_.registration_burst;
+      registration_refilled_ms_ = now;
+    }
+    registration_tokens_ = std::min<double>(
+        options_.registration_burst,
+        registration_tokens_ + options_.registrations_per_second *
+                                   static_cast<double>(now - registration_refilled_ms_) / 1000.0);
+    registration_refilled_ms_ = now;
+    if (registration_tokens_ < 1) {
+      char rate[32];
+      std::snprintf(rate, sizeof rate, "%g", options_.registrations_per_second);
+      return Status::ResourceExhausted(
+          "RegisterWorker: more than " + std::to_string(options_.registration_burst) +
+          " registrations at once or " + rate + " a second; try again shortly");
+    }
+    registration_tokens_ -= 1;
+    PEAKNAS_ASSIGN_OR_RETURN(auto id, store_->RegisterWorker(worker, now));
     spdlog::info("worker {} registered: {} ({}, datasets [{}])", WorkerId(id), request.name(),
                  request.device(), fmt::join(worker.datasets, ", "));
     return WorkerId(id);

@@ -83,6 +83,11 @@ struct CoordinatorOptions {
   int max_barren_rounds = 50;
   // Whether assignments ask workers to upload the trained model (TrialAssignment.export_model).
   bool export_models = true;
+  // RegisterWorker's rate limit, a token bucket: `registration_burst` at once, refilled at
+  // `registrations_per_second`. Beyond it RegisterWorker is RESOURCE_EXHAUSTED and stores
+  // nothing (a flood of registrations would otherwise grow the database without end).
+  double registrations_per_second = 20;
+  int registration_burst = 200;
 };
 
 // Counters since the coordinator opened, for /metrics, tests and benchmarks. The event counts
@@ -158,7 +163,8 @@ class Coordinator {
   // `all` every registered worker; by id, with the trials each holds.
   StatusOr<std::vector<v1::Worker>> ListWorkers(bool all);
   // INVALID_ARGUMENT for a name outside 1..200 characters or a dataset name that is empty or
-  // has a comma. Returns the worker id.
+  // has a comma (and the other limits of RegisterWorkerRequest); RESOURCE_EXHAUSTED beyond the
+  // registration rate limit (options). Returns the worker id.
   StatusOr<std::string> RegisterWorker(const v1::RegisterWorkerRequest& request);
   // The oldest pending trial of any unfinished job, or nullopt when none is queued within
   // `wait` (capped at options.max_lease_wait; 0 = at once). NOT_FOUND for an unknown worker.
@@ -282,6 +288,9 @@ class Coordinator {
   std::vector<std::unique_ptr<JobRuntime>> retired_;
   std::map<std::int64_t, std::unique_ptr<WorkerCaps>> workers_;  // cache; guarded by mu_
   bool shutdown_ = false;                                        // guarded by mu_
+  // RegisterWorker's token bucket (options' rate and burst); guarded by mu_.
+  double registration_tokens_ = -1;  // -1: full, at the first call
+  std::int64_t registration_refilled_ms_ = 0;
 
   GroupCommit commits_;        // over store_, under mu_
   CoordinatorStats counters_;  // the event counts; guarded by mu_

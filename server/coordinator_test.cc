@@ -385,6 +385,30 @@ TEST_F(CoordinatorTest, ListWorkersShowsWhoIsOnlineAndWhatTheyRun) {
   EXPECT_EQ((*all)[1].name(), "b");
 }
 
+TEST_F(CoordinatorTest, RegistrationsBeyondTheRateLimitAreRefusedAndStoreNothing) {
+  coordinator_.reset();
+  CoordinatorOptions options = Options();
+  options.registration_burst = 3;
+  options.registrations_per_second = 1;
+  auto store = storage::SqliteStore::Open(db_path(), {});
+  ASSERT_TRUE(store.ok());
+  auto opened = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                  (dir_.path() / "artifacts").string(), options);
+  ASSERT_TRUE(opened.ok());
+  coordinator_ = std::move(opened).value();
+  v1::RegisterWorkerRequest request;
+  request.set_name("flood");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(coordinator_->RegisterWorker(request).ok()) << i;
+  auto refused = coordinator_->RegisterWorker(request);
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("registrations"), std::string::npos);
+  EXPECT_EQ(coordinator_->ListWorkers(true)->size(), 3u);
+  now_ += 1'000;  // one more token
+  EXPECT_TRUE(coordinator_->RegisterWorker(request).ok());
+  EXPECT_EQ(coordinator_->RegisterWorker(request).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(coordinator_->ListWorkers(true)->size(), 4u);
+}
+
 TEST_F(CoordinatorTest, ExpiredTooOftenFails) {
   auto job = coordinator_->SubmitJob(RandomSpec(1, 1));
   ASSERT_TRUE(job.ok());

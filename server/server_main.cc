@@ -2,6 +2,7 @@
 //
 //   peaknas-server [--listen HOST:PORT] [--http-listen HOST:PORT] --db FILE --artifacts DIR
 //                  [--lease-seconds S] [--max-attempts N] [--shutdown-grace-seconds S]
+//                  [--registration-burst N] [--registrations-per-second R]
 //                  [--log-level LEVEL]
 //
 // Prints "listening on HOST:PORT" (the port actually bound; --listen with port 0 picks one) as
@@ -55,6 +56,8 @@ int Main(int argc, char** argv) {
   std::string artifacts;
   double lease_seconds = 60;
   int max_attempts = 3;
+  int registration_burst = CoordinatorOptions().registration_burst;
+  double registration_rate = CoordinatorOptions().registrations_per_second;
   double grace_seconds = 5;
   std::string log_level = "info";
   std::string synchronous = "full";
@@ -74,6 +77,15 @@ int Main(int argc, char** argv) {
   app.add_option("--max-attempts", max_attempts, "Leases a trial may get before it fails")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_option("--registration-burst", registration_burst,
+                 "Worker registrations taken at once; beyond it (and the rate below) "
+                 "RegisterWorker is RESOURCE_EXHAUSTED and the worker retries")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  app.add_option("--registrations-per-second", registration_rate,
+                 "The rate the registration allowance refills at")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--shutdown-grace-seconds", grace_seconds,
                  "On SIGTERM/SIGINT, how long running calls may finish before they are cancelled")
       ->capture_default_str()
@@ -124,6 +136,8 @@ int Main(int argc, char** argv) {
   options.lease_duration =
       std::chrono::milliseconds(static_cast<std::int64_t>(lease_seconds * 1000));
   options.max_attempts = max_attempts;
+  options.registration_burst = registration_burst;
+  options.registrations_per_second = registration_rate;
   // The database: SQLite at --db, fsynced per --synchronous.
   storage::SqliteStore::Options store_options;
   store_options.synchronous =

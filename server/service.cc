@@ -361,6 +361,8 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Coordinator& coordinator
   std::unique_ptr<GrpcServer> server(new GrpcServer(coordinator));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  // Every message is bounded (upload chunks are 1 MiB); a larger one is RESOURCE_EXHAUSTED.
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(&server->jobs_);
   builder.RegisterService(&server->workers_);
   builder.experimental().SetInterceptorCreators(server->rpc_metrics_.Interceptors());

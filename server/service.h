@@ -86,6 +86,9 @@ class WorkerServiceImpl final
   ParkedCalls& parked_;
 };
 
+// The largest request message the server reads (gRPC's RESOURCE_EXHAUSTED beyond).
+inline constexpr int kMaxMessageBytes = 4 << 20;
+
 // A running gRPC server with both services, health checking and (when built with it)
 // reflection. Shutdown (or the destructor) stops it: WatchJob streams end, long polls return.
 class GrpcServer {

@@ -50,8 +50,10 @@ class ServiceTest : public ::testing::Test {
     dir_ = mkdtemp(pattern.data());
     auto store = storage::SqliteStore::Open((dir_ / "db.sqlite").string(), {});
     ASSERT_TRUE(store.ok()) << store.status().ToString();
+    CoordinatorOptions options;
+    options.registration_burst = 10'000;  // the parked-polls test registers 2 000 at once
     auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                         (dir_ / "art").string());
+                                         (dir_ / "art").string(), options);
     ASSERT_TRUE(coordinator.ok()) << coordinator.status().ToString();
     coordinator_ = std::move(coordinator).value();
     auto server = GrpcServer::Start(*coordinator_, "127.0.0.1:0");
@@ -563,6 +565,17 @@ TEST_F(ServiceTest, HostileReportsAndRegistrationsAreRefusedAndChangeNothing) {
   v1::ListWorkersResponse listed;
   ASSERT_TRUE(jobs_->ListWorkers(Context().get(), all, &listed).ok());
   EXPECT_EQ(listed.workers_size(), 1);  // the honest one
+
+  // A message over the server's bound is refused before any handler sees it.
+  v1::SubmitJobRequest huge;
+  *huge.mutable_spec() = Spec(3, 1);
+  huge.mutable_spec()->set_name(std::string(kMaxMessageBytes + 1, 'n'));
+  EXPECT_EQ(jobs_->SubmitJob(Context().get(), huge, &submitted).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  v1::ListJobsRequest list;
+  v1::ListJobsResponse jobs;
+  ASSERT_TRUE(jobs_->ListJobs(Context().get(), list, &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 1);
 }
 
 // The executable: port 0 is announced on stdout's first line, health checking answers SERVING,
