@@ -31,6 +31,8 @@ struct ArtifactUpload {
   std::string trial_id;        // "t-N"
   std::string partial_path;    // <dir>/<job>/<trial>.pt.<token>.partial
   std::string final_path;      // <dir>/<job>/<trial>.pt
+  // The most bytes this upload may have: the per-upload limit, or what the total limit leaves.
+  std::int64_t max_bytes = 0;
 };
 
 // A stored artifact, for downloads.

@@ -24,8 +24,12 @@ class ArtifactStoreTest : public ::testing::Test {
 
   // An upload of trial t-7 of job j-2 under lease token 3, placed in a fresh store.
   ArtifactUpload Placed(const ArtifactStore& store) {
-    ArtifactUpload upload{
-        .lease_id = "7.3", .fencing_token = 3, .trial_row = 7, .job_id = "j-2", .trial_id = "t-7"};
+    ArtifactUpload upload;
+    upload.lease_id = "7.3";
+    upload.fencing_token = 3;
+    upload.trial_row = 7;
+    upload.job_id = "j-2";
+    upload.trial_id = "t-7";
     EXPECT_TRUE(store.Create().ok());
     EXPECT_TRUE(store.Place(upload).ok());
     return upload;

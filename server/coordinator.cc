@@ -1328,6 +1328,21 @@ StatusOr<ArtifactUpload> Coordinator::BeginArtifactUpload(std::string_view lease
     upload.trial_row = trial_row;
     upload.job_id = JobId(trial.job_id);
     upload.trial_id = TrialId(trial.id);
+    upload.max_bytes = options_.max_artifact_bytes;
+    if (options_.max_total_artifact_bytes > 0) {
+      PEAKNAS_ASSIGN_OR_RETURN(std::int64_t stored, store_->StoredArtifactBytes());
+      // The trial's own model, if it has one, is replaced by this one.
+      PEAKNAS_ASSIGN_OR_RETURN(const auto own, store_->ListArtifacts(trial_row));
+      if (!own.empty()) stored -= own.back().size_bytes;
+      const std::int64_t left = options_.max_total_artifact_bytes - stored;
+      if (left <= 0) {
+        return Status::ResourceExhausted(
+            "artifacts: the stored models hold " + std::to_string(stored) + " B of the " +
+            std::to_string(options_.max_total_artifact_bytes) +
+            " B allowed (--max-total-artifact-bytes); nothing more is kept");
+      }
+      upload.max_bytes = std::min(upload.max_bytes, left);
+    }
     PEAKNAS_RETURN_IF_ERROR(artifacts_.Place(upload));
     return upload;
   });
@@ -1345,6 +1360,11 @@ StatusOr<v1::UploadArtifactResponse> Coordinator::CommitArtifactUpload(
     {
       auto current = CurrentLeaseLocked(upload.lease_id, upload.fencing_token);
       if (!current.ok()) return refuse(current.status());
+    }
+    if (upload.max_bytes > 0 && size_bytes > upload.max_bytes) {
+      return refuse(Status::ResourceExhausted("artifact: " + std::to_string(size_bytes) +
+                                              " B; this upload may store at most " +
+                                              std::to_string(upload.max_bytes) + " B"));
     }
     if (Status committed = artifacts_.Commit(upload, size_bytes, actual_sha256, claimed_sha256);
         !committed.ok()) {

@@ -83,6 +83,12 @@ struct CoordinatorOptions {
   int max_barren_rounds = 50;
   // Whether assignments ask workers to upload the trained model (TrialAssignment.export_model).
   bool export_models = true;
+  // The largest model one upload may store, and (0: no limit) the most the artifact directory
+  // may hold: the newest model of every trial. An upload gets what is left, checked when it
+  // begins and as it is written (uploads running at once may together pass the total by their
+  // own sizes); beyond it RESOURCE_EXHAUSTED and nothing is kept.
+  std::int64_t max_artifact_bytes = std::int64_t{4} << 30;
+  std::int64_t max_total_artifact_bytes = 0;
   // RegisterWorker's rate limit, a token bucket: `registration_burst` at once, refilled at
   // `registrations_per_second`. Beyond it RegisterWorker is RESOURCE_EXHAUSTED and stores
   // nothing (a flood of registrations would otherwise grow the database without end).

@@ -544,6 +544,48 @@ TEST_F(CoordinatorTest, ArtifactCommitRecordsTheFileForGetArtifact) {
             StatusCode::kNotFound);
 }
 
+TEST_F(CoordinatorTest, ArtifactsBeyondTheirLimitsAreRefusedAndNothingIsKept) {
+  coordinator_.reset();
+  CoordinatorOptions options = Options();
+  options.max_artifact_bytes = 8;
+  options.max_total_artifact_bytes = 10;
+  auto store = storage::SqliteStore::Open(db_path(), {});
+  ASSERT_TRUE(store.ok());
+  auto opened = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                  (dir_.path() / "artifacts").string(), options);
+  ASSERT_TRUE(opened.ok());
+  coordinator_ = std::move(opened).value();
+  ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(3, 3)).ok());
+  const std::string w = Worker();
+  const std::string sha = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+  const auto upload = [&](const v1::TrialAssignment& a, const std::string& bytes) {
+    auto begun = coordinator_->BeginArtifactUpload(a.lease_id(), a.fencing_token());
+    if (!begun.ok()) return begun.status();
+    { std::ofstream(begun->partial_path, std::ios::binary) << bytes; }
+    auto stored = coordinator_->CommitArtifactUpload(
+        *begun, static_cast<std::int64_t>(bytes.size()), sha, sha);
+    if (!stored.ok()) {
+      EXPECT_FALSE(std::filesystem::exists(begun->partial_path));
+    }
+    return stored.status();
+  };
+  const v1::TrialAssignment a = Lease(w), b = Lease(w), c = Lease(w);
+  // Over the per-upload limit (8 B).
+  EXPECT_EQ(upload(a, "123456789").code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(upload(a, "1234567").ok());  // 7 B stored
+  // 3 B are left of the 10 B total.
+  const Status over = upload(b, "12345");
+  EXPECT_EQ(over.code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(upload(b, "123").ok());  // the total is reached
+  const Status full = upload(c, "1");
+  EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("10 B allowed"), std::string::npos) << full.message();
+  EXPECT_EQ(coordinator_->GetArtifact(c.job_id(), c.trial_id()).status().code(),
+            StatusCode::kNotFound);
+  // A trial's new model replaces its old one: the total counts the newest only.
+  EXPECT_TRUE(upload(b, "12").ok());
+}
+
 // --- Retries, worker matching, events, group commit ------------------------------------------
 
 TEST_F(CoordinatorTest, RetryableFailureGoesBackToTheQueueUntilMaxAttempts) {

@@ -3,6 +3,7 @@
 //   peaknas-server [--listen HOST:PORT] [--http-listen HOST:PORT] --db FILE --artifacts DIR
 //                  [--lease-seconds S] [--max-attempts N] [--shutdown-grace-seconds S]
 //                  [--registration-burst N] [--registrations-per-second R]
+//                  [--max-artifact-bytes N] [--max-total-artifact-bytes N]
 //                  [--log-level LEVEL]
 //
 // Prints "listening on HOST:PORT" (the port actually bound; --listen with port 0 picks one) as
@@ -57,6 +58,8 @@ int Main(int argc, char** argv) {
   double lease_seconds = 60;
   int max_attempts = 3;
   int registration_burst = CoordinatorOptions().registration_burst;
+  std::int64_t max_artifact_bytes = CoordinatorOptions().max_artifact_bytes;
+  std::int64_t max_total_artifact_bytes = CoordinatorOptions().max_total_artifact_bytes;
   double registration_rate = CoordinatorOptions().registrations_per_second;
   double grace_seconds = 5;
   std::string log_level = "info";
@@ -77,6 +80,16 @@ int Main(int argc, char** argv) {
   app.add_option("--max-attempts", max_attempts, "Leases a trial may get before it fails")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_option("--max-artifact-bytes", max_artifact_bytes,
+                 "The largest trained model one upload may store")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-total-artifact-bytes", max_total_artifact_bytes,
+                 "The most the artifact directory may hold (the newest model of every trial); "
+                 "0: no limit. Beyond it uploads are RESOURCE_EXHAUSTED and their trials fail "
+                 "(a frontier point must be downloadable)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--registration-burst", registration_burst,
                  "Worker registrations taken at once; beyond it (and the rate below) "
                  "RegisterWorker is RESOURCE_EXHAUSTED and the worker retries")
@@ -137,6 +150,8 @@ int Main(int argc, char** argv) {
       std::chrono::milliseconds(static_cast<std::int64_t>(lease_seconds * 1000));
   options.max_attempts = max_attempts;
   options.registration_burst = registration_burst;
+  options.max_artifact_bytes = max_artifact_bytes;
+  options.max_total_artifact_bytes = max_total_artifact_bytes;
   options.registrations_per_second = registration_rate;
   // The database: SQLite at --db, fsynced per --synchronous.
   storage::SqliteStore::Options store_options;

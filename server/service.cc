@@ -24,8 +24,7 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-constexpr std::size_t kChunkBytes = 1 << 20;                       // GetArtifact's chunks
-constexpr std::int64_t kMaxArtifactBytes = std::int64_t{4} << 30;  // UploadArtifact's limit
+constexpr std::size_t kChunkBytes = 1 << 20;  // GetArtifact's chunks
 
 // Paging over an already materialized list: the token is the offset of the next item.
 template <typename T, typename Add>
@@ -332,7 +331,7 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
   if (!upload.ok()) return ToGrpcStatus(upload.status());
   const std::string claimed =
       !message.sha256().empty() ? message.sha256() : message.chunk().sha256();
-  ArtifactWriter out(*upload, kMaxArtifactBytes);
+  ArtifactWriter out(*upload, upload->max_bytes);
   const auto abandon = [&](const Status& why) {
     ArtifactStore::Discard(*upload);
     return ToGrpcStatus(why);

@@ -255,7 +255,7 @@ struct SqliteStore::Impl {
   StmtPtr trial_by_lease, renew_lease, expired_leases, requeue_trial, retry_trial, fail_trial;
   StmtPtr succeed_trial, insert_metrics, get_metrics;
   StmtPtr next_frontier_version, insert_frontier, latest_frontier;
-  StmtPtr insert_artifact, list_artifacts;
+  StmtPtr insert_artifact, list_artifacts, stored_artifact_bytes;
   StmtPtr insert_event, list_events, last_event;
   StmtPtr user_version;
 
@@ -384,6 +384,10 @@ struct SqliteStore::Impl {
         Prepare(list_artifacts,
                 "SELECT id, trial_id, path, size_bytes, sha256, created_ms FROM artifacts "
                 "WHERE trial_id = ? ORDER BY id"));
+    PEAKNAS_RETURN_IF_ERROR(
+        Prepare(stored_artifact_bytes,
+                "SELECT COALESCE(SUM(size_bytes), 0) FROM artifacts a "
+                "WHERE a.id = (SELECT MAX(b.id) FROM artifacts b WHERE b.trial_id = a.trial_id)"));
     return Status::Ok();
   }
 
@@ -1069,6 +1073,12 @@ StatusOr<std::int64_t> SqliteStore::RecordArtifact(std::int64_t trial_id, std::s
   const auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->raw()));
   PEAKNAS_RETURN_IF_ERROR(txn.Commit());
   return id;
+}
+
+StatusOr<std::int64_t> SqliteStore::StoredArtifactBytes() {
+  Use u = impl_->U(impl_->stored_artifact_bytes);
+  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
+  return row ? u.Int(0) : 0;
 }
 
 StatusOr<std::vector<Artifact>> SqliteStore::ListArtifacts(std::int64_t trial_id) {

@@ -101,6 +101,7 @@ class SqliteStore final : public Store {
                                         std::int64_t size_bytes, std::string_view sha256,
                                         std::int64_t now_ms) override;
   StatusOr<std::vector<Artifact>> ListArtifacts(std::int64_t trial_id) override;
+  StatusOr<std::int64_t> StoredArtifactBytes() override;
 
  private:
   struct Impl;

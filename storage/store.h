@@ -292,6 +292,8 @@ class Store {
                                                 std::int64_t size_bytes, std::string_view sha256,
                                                 std::int64_t now_ms) = 0;
   virtual StatusOr<std::vector<Artifact>> ListArtifacts(std::int64_t trial_id) = 0;
+  // The bytes of the newest artifact of every trial (what the artifact directory holds).
+  virtual StatusOr<std::int64_t> StoredArtifactBytes() = 0;
 };
 
 }  // namespace peaknas::storage

@@ -122,6 +122,7 @@ class ControlledStore final : public Store {
                                         std::int64_t now) override {
     return inner_->RecordArtifact(trial, path, size, sha, now);
   }
+  StatusOr<std::int64_t> StoredArtifactBytes() override { return inner_->StoredArtifactBytes(); }
   StatusOr<std::vector<Artifact>> ListArtifacts(std::int64_t trial) override {
     return inner_->ListArtifacts(trial);
   }
