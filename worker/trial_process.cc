@@ -29,12 +29,19 @@ struct Outcome {
   std::string bad_line;  // the first line that was not the protocol's, for the message
 };
 
+void HandleObject(const Json& j, const TrialProcessEvents& events, Outcome& outcome);
+
+// One line of the child's: a JSON object of the protocol, or (remembered for the message) not.
 void Handle(const std::string& line, const TrialProcessEvents& events, Outcome& outcome) {
   const Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) {
-    if (outcome.bad_line.empty()) outcome.bad_line = line.substr(0, 200);
-    return;
+  try {
+    if (j.is_object()) return HandleObject(j, events, outcome);
+  } catch (const Json::exception&) {  // a field of the wrong type
   }
+  if (outcome.bad_line.empty()) outcome.bad_line = line.substr(0, 200);
+}
+
+void HandleObject(const Json& j, const TrialProcessEvents& events, Outcome& outcome) {
   if (j.contains("stage")) {
     if (events.stage) {
       events.stage(j.value("stage", std::string()), j.value("detail", std::string()));
