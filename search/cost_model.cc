@@ -260,7 +260,7 @@ struct Extra {
   i64 workspace = 0;  // the part of `total` that is framework buffers
 };
 
-Extra CpuConvForward(const OpDesc& op, const CpuConvRules& r) {
+[[gnu::always_inline]] inline Extra CpuConvForward(const OpDesc& op, const CpuConvRules& r) {
   const i64 d = op.dtype_bytes;
   const i64 out = op.out_bytes;
   if (op.kind == OpKind::kConvTranspose2x2) {
@@ -329,7 +329,7 @@ Extra CpuConvBackward(const OpDesc& op, const CpuConvRules& r) {
   return {total, total - gin - gw};
 }
 
-inline Extra ForwardExtra(const OpDesc& op, const DeviceProfile& device) {
+[[gnu::always_inline]] inline Extra ForwardExtra(const OpDesc& op, const DeviceProfile& device) {
   if (device.cpu_conv.enabled && IsConv(op.kind)) return CpuConvForward(op, device.cpu_conv);
   const i64 ws = Workspace(device.workspace.forward[static_cast<int>(op.kind)], op.in0_bytes,
                            op.weight_bytes, op.out_bytes, op.out_elems);
