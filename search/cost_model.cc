@@ -260,6 +260,8 @@ struct Extra {
   i64 workspace = 0;  // the part of `total` that is framework buffers
 };
 
+// Forced inline (as ForwardExtra is) into the walks: a peak sweep then reads only the op
+// fields it needs, and the compiler drops the rest of each op's record (docs/benchmarks.md).
 [[gnu::always_inline]] inline Extra CpuConvForward(const OpDesc& op, const CpuConvRules& r) {
   const i64 d = op.dtype_bytes;
   const i64 out = op.out_bytes;
