@@ -158,6 +158,8 @@ StatusOr<v1::JobSpec> ReadJobSpec(const std::string& path) {
     json = Json::parse(text);
   } catch (const Json::parse_error& e) {
     return Status::InvalidArgument(where + "malformed JSON at byte " + std::to_string(e.byte));
+  } catch (const Json::exception& e) {  // a number beyond a double (1e400)
+    return Status::InvalidArgument(where + "malformed JSON: " + e.what());
   }
   if (!json.is_object()) return Status::InvalidArgument(where + "expected a JSON object");
   if (Status s = CheckKnownFields(json, *v1::JobSpec::descriptor(), "spec"); !s.ok()) {

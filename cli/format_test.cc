@@ -101,6 +101,10 @@ TEST(ReadJobSpec, ReadsAFileAndNamesWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(message(ReadJobSpec(write("type.json", R"({"trials": "many"})"))).find("spec: "),
             std::string::npos);
+  // A number no double holds is bad input, not an internal error.
+  const auto huge = ReadJobSpec(write("huge.json", R"({"trials": 1e400})"));
+  EXPECT_EQ(huge.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(message(huge).find("malformed JSON"), std::string::npos) << message(huge);
   EXPECT_EQ(ReadJobSpec(dir.Sub("missing.json")).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(ReadJobSpec(dir.path().string()).status().code(), StatusCode::kInvalidArgument);
 }

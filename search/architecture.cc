@@ -222,7 +222,7 @@ StatusOr<Architecture> ParseArchitecture(std::string_view text) {
   Json j;
   try {
     j = Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // malformed, or a number beyond a double (1e400)
     return Status::InvalidArgument("architecture: malformed JSON: " + std::string(e.what()));
   }
   if (!j.is_object()) {

@@ -374,6 +374,8 @@ TEST(ArchitectureParse, MalformedJsonAndNonObjects) {
   ExpectParseError("", "architecture: malformed JSON");
   ExpectParseError("{", "architecture: malformed JSON");
   ExpectParseError(R"({"levels": 4,})", "architecture: malformed JSON");
+  // A number beyond a double: refused, not thrown (found by fuzz/corpus/architecture).
+  ExpectParseError(R"({"levels": 1e400})", "architecture: malformed JSON");
   ExpectParseError(std::string(kDesignCanonical) + "x", "architecture: malformed JSON");
   ExpectParseError("[1, 2]", "architecture: expected a JSON object", "array");
   ExpectParseError("4", "architecture: expected a JSON object", "number");
