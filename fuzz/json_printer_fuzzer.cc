@@ -24,16 +24,16 @@ void Compare(const std::uint8_t* data, std::size_t size, bool defaults, bool pro
   options.preserve_proto_field_names = proto_names;
   std::string library, ours;
   const bool library_ok = pb::util::MessageToJsonString(m, &library, options).ok();
-  const bool ours_ok = peaknas::proto::AppendJson(m,
-                                                  {.always_print_primitive_fields = defaults,
-                                                   .preserve_proto_field_names = proto_names},
-                                                  &ours)
-                           .ok();
+  const bool ours_ok =
+      peaknas::proto::AppendJson(
+          m, {.always_print_primitive_fields = defaults, .preserve_proto_field_names = proto_names},
+          &ours)
+          .ok();
   if (library_ok != ours_ok || (library_ok && library != ours)) {
     std::fprintf(stderr, "%s (defaults %d, proto names %d): protobuf %s\n  %s\nours %s\n  %s\n",
                  Message::descriptor()->full_name().c_str(), defaults, proto_names,
-                 library_ok ? "printed" : "refused", library.c_str(), ours_ok ? "printed" : "refused",
-                 ours.c_str());
+                 library_ok ? "printed" : "refused", library.c_str(),
+                 ours_ok ? "printed" : "refused", ours.c_str());
     std::abort();
   }
 }
@@ -45,11 +45,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t pick = data[0];
   const bool defaults = (pick & 1) != 0, proto_names = (pick & 2) != 0;
   switch ((pick >> 2) % 5) {
-    case 0: Compare<peaknas::v1::JobEvent>(data + 1, size - 1, defaults, proto_names); break;
-    case 1: Compare<peaknas::v1::Job>(data + 1, size - 1, defaults, proto_names); break;
-    case 2: Compare<peaknas::v1::Trial>(data + 1, size - 1, defaults, proto_names); break;
-    case 3: Compare<peaknas::v1::JobSpec>(data + 1, size - 1, defaults, proto_names); break;
-    default: Compare<peaknas::v1::Worker>(data + 1, size - 1, defaults, proto_names); break;
+    case 0:
+      Compare<peaknas::v1::JobEvent>(data + 1, size - 1, defaults, proto_names);
+      break;
+    case 1:
+      Compare<peaknas::v1::Job>(data + 1, size - 1, defaults, proto_names);
+      break;
+    case 2:
+      Compare<peaknas::v1::Trial>(data + 1, size - 1, defaults, proto_names);
+      break;
+    case 3:
+      Compare<peaknas::v1::JobSpec>(data + 1, size - 1, defaults, proto_names);
+      break;
+    default:
+      Compare<peaknas::v1::Worker>(data + 1, size - 1, defaults, proto_names);
+      break;
   }
   return 0;
 }
