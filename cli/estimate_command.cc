@@ -384,8 +384,9 @@ CLI::App* AddEstimateCommand(CLI::App& root, EstimateOptions& options) {
       ->capture_default_str();
   cmd->add_option_function<std::string>(
          "--budget", [&options](const std::string& value) { options.budget = value; },
-         "Peak-memory budget: bytes, or a number with a unit - KiB, MiB, GiB, TiB (powers of "
-         "1024) or KB, MB, GB, TB (powers of 1000), case-insensitive, e.g. 2GiB or 1.5GB. "
+         "Peak-memory budget: bytes, or a number with a unit - KiB, MiB, GiB, TiB, PiB, EiB "
+         "(powers of 1024) or KB, MB, GB, TB, PB, EB (powers of 1000), case-insensitive, e.g. "
+         "2GiB or 1.5GB. "
          "Adds whether each peak fits, the largest tile (at --batch), the largest batch (at "
          "--tile), the largest training batch (at --patch), and the latency of a "
          "100-megapixel image at the largest tile. Default: none.")

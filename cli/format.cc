@@ -151,8 +151,10 @@ StatusOr<v1::JobSpec> ReadJobSpec(const std::string& path) {
   if (!file) return Status::NotFound(where + "cannot open: " + std::strerror(errno));
   std::ostringstream buffer;
   buffer << file.rdbuf();
-  const std::string text = buffer.str();
+  return ParseJobSpec(buffer.str(), where);
+}
 
+StatusOr<v1::JobSpec> ParseJobSpec(const std::string& text, const std::string& where) {
   Json json;
   try {
     json = Json::parse(text);

@@ -65,6 +65,8 @@ std::string FrontierSvg(const v1::Job& job, const v1::Frontier& frontier,
 // the byte offset), a value that is not an object, an unknown key ("spec.budget.bytez: unknown
 // field; allowed: ..."), or a value of the wrong type.
 StatusOr<v1::JobSpec> ReadJobSpec(const std::string& path);
+// The same from the file's text; errors start with `where` (ReadJobSpec passes the quoted path).
+StatusOr<v1::JobSpec> ParseJobSpec(const std::string& text, const std::string& where = "");
 
 }  // namespace peaknas::cli
 

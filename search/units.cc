@@ -21,20 +21,25 @@ struct Unit {
   std::uint64_t bytes;
 };
 
-constexpr std::array<Unit, 10> kUnits = {{
+// Every unit FormatBytes prints is one ParseByteSize reads (fuzz/byte_size_fuzzer.cc).
+constexpr std::array<Unit, 14> kUnits = {{
     {"", 1},
     {"b", 1},
     {"kb", 1000},
     {"mb", 1000 * 1000},
     {"gb", 1000 * 1000 * 1000},
     {"tb", std::uint64_t{1000} * 1000 * 1000 * 1000},
+    {"pb", std::uint64_t{1000} * 1000 * 1000 * 1000 * 1000},
+    {"eb", std::uint64_t{1000} * 1000 * 1000 * 1000 * 1000 * 1000},
     {"kib", std::uint64_t{1} << 10},
     {"mib", std::uint64_t{1} << 20},
     {"gib", std::uint64_t{1} << 30},
     {"tib", std::uint64_t{1} << 40},
+    {"pib", std::uint64_t{1} << 50},
+    {"eib", std::uint64_t{1} << 60},
 }};
 
-constexpr std::string_view kUnitList = "B, KB, MB, GB, TB, KiB, MiB, GiB or TiB";
+constexpr std::string_view kUnitList = "B, KB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB or EiB";
 
 bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }

@@ -1,9 +1,9 @@
 // Byte sizes as people write them: "512MiB", "2GiB", "1.5 GB", "1048576".
 //
-// Binary suffixes (KiB, MiB, GiB, TiB) are powers of 1024; decimal ones (KB, MB, GB, TB) are
-// powers of 1000; "B" or no suffix means bytes. Suffixes are case-insensitive; a space between
-// number and suffix is allowed. Fractions are allowed when the result is a whole number of
-// bytes after rounding down.
+// Binary suffixes (KiB, MiB, GiB, TiB, PiB, EiB) are powers of 1024; decimal ones (KB, MB, GB,
+// TB, PB, EB) are powers of 1000; "B" or no suffix means bytes. Suffixes are case-insensitive; a
+// space between number and suffix is allowed. Fractions are allowed when the result is a whole
+// number of bytes after rounding down.
 //
 // Thread-safety: pure functions.
 #ifndef PEAKNAS_SEARCH_UNITS_H_
