@@ -59,12 +59,14 @@ class CoordinatorTest : public ::testing::Test {
     return options;
   }
 
-  void Reopen() {
+  void Reopen() { Reopen(Options()); }
+  // Reopens with other options (limits a test sets low).
+  void Reopen(const CoordinatorOptions& options) {
     coordinator_.reset();
     auto store = storage::SqliteStore::Open(db_path(), {});
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     auto opened = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                    (dir_.path() / "artifacts").string(), Options());
+                                    (dir_.path() / "artifacts").string(), options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     coordinator_ = std::move(opened).value();
   }
@@ -386,16 +388,10 @@ TEST_F(CoordinatorTest, ListWorkersShowsWhoIsOnlineAndWhatTheyRun) {
 }
 
 TEST_F(CoordinatorTest, RegistrationsBeyondTheRateLimitAreRefusedAndStoreNothing) {
-  coordinator_.reset();
   CoordinatorOptions options = Options();
   options.registration_burst = 3;
   options.registrations_per_second = 1;
-  auto store = storage::SqliteStore::Open(db_path(), {});
-  ASSERT_TRUE(store.ok());
-  auto opened = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                  (dir_.path() / "artifacts").string(), options);
-  ASSERT_TRUE(opened.ok());
-  coordinator_ = std::move(opened).value();
+  ASSERT_NO_FATAL_FAILURE(Reopen(options));
   v1::RegisterWorkerRequest request;
   request.set_name("flood");
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(coordinator_->RegisterWorker(request).ok()) << i;
@@ -545,16 +541,10 @@ TEST_F(CoordinatorTest, ArtifactCommitRecordsTheFileForGetArtifact) {
 }
 
 TEST_F(CoordinatorTest, ArtifactsBeyondTheirLimitsAreRefusedAndNothingIsKept) {
-  coordinator_.reset();
   CoordinatorOptions options = Options();
   options.max_artifact_bytes = 8;
   options.max_total_artifact_bytes = 10;
-  auto store = storage::SqliteStore::Open(db_path(), {});
-  ASSERT_TRUE(store.ok());
-  auto opened = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                  (dir_.path() / "artifacts").string(), options);
-  ASSERT_TRUE(opened.ok());
-  coordinator_ = std::move(opened).value();
+  ASSERT_NO_FATAL_FAILURE(Reopen(options));
   ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(3, 3)).ok());
   const std::string w = Worker();
   const std::string sha = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
