@@ -6,6 +6,11 @@
 #include <cmath>
 #include <string>
 
+// Forces a function or lambda inline (GCC and Clang spell it the same way; a lambda takes the
+// attribute only in this form, after its parameters). The estimate's walk relies on it: an op
+// record built only to be passed by reference costs more than the sweep's arithmetic.
+#define PEAKNAS_ALWAYS_INLINE __attribute__((always_inline))
+
 namespace peaknas::search {
 namespace {
 
@@ -46,11 +51,20 @@ struct OpDesc {
   bool saves_in0 = false;
   bool saves_out = false;
   bool in0_needs_grad = true;
+  // How many identical ops this one stands for (see kCollapseRepeats); 1 in a full walk.
+  int repeat = 1;
 };
 
 // Generates the exact forward schedule of DESIGN.md ("The U-Net family") in order.
 // `visit` is called once per op; the walk allocates nothing.
-template <typename Visit>
+//
+// With kCollapseRepeats, a run of identical blocks (every encoder block of a level, every
+// decoder block after a level's first) is visited once, its ops carrying the run's length in
+// `repeat`. Such a block maps a (w, level) tensor to another (w, level) tensor and releases its
+// input, so the live set before each block of the run is the same and so is every op's extra:
+// a peak sweep sees the run's peak in its first block. Only the sums (weights, work) need
+// `repeat`; op indices then skip, so a sweep that reports locations walks the full schedule.
+template <bool kCollapseRepeats = false, typename Visit>
 inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_bytes,
                         Visit&& visit) {
   int next_id = 1;  // 0 is x
@@ -62,7 +76,7 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
   };
   auto elems = [&](int channels, int level) -> i64 { return batch * channels * plane(level); };
 
-  auto emit = [&](OpDesc& op) {
+  auto emit = [&](OpDesc& op) PEAKNAS_ALWAYS_INLINE {
     op.index = index++;
     visit(static_cast<const OpDesc&>(op));
   };
@@ -70,7 +84,7 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
   // An op from (cin, level_in) to a new (cout, level_out) tensor: what every non-in-place op
   // fills the same way.
   auto unary = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out,
-                   int in_id) {
+                   int in_id) PEAKNAS_ALWAYS_INLINE {
     OpDesc op;
     op.kind = kind;
     op.stage = stage;
@@ -83,8 +97,9 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
     return op;
   };
   auto conv = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out, int k,
-                  int in_id, bool release_in) -> int {
+                  int in_id, bool release_in, int repeat = 1) PEAKNAS_ALWAYS_INLINE -> int {
     OpDesc op = unary(kind, stage, cin, level_in, cout, level_out, in_id);
+    op.repeat = repeat;
     op.params = static_cast<i64>(cin) * cout * k * k + cout;
     op.weight_bytes = op.params * d;
     // Transposed 2x2/s2: every input pixel feeds a 2x2 output block, one MAC per weight.
@@ -105,7 +120,7 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
     emit(op);
     return op.out;
   };
-  auto act = [&](Stage stage, int level, int channels, int id) {
+  auto act = [&](Stage stage, int level, int channels, int id) PEAKNAS_ALWAYS_INLINE {
     OpDesc op;
     op.kind = OpKind::kActivation;
     op.stage = stage;
@@ -120,7 +135,7 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
   };
   // A parameter-free op from (cin, level_in) to (cout, level_out).
   auto reshape_op = [&](OpKind kind, Stage stage, int cin, int level_in, int cout, int level_out,
-                        int in_id, bool release_in, bool saves_in) -> int {
+                        int in_id, bool release_in, bool saves_in) PEAKNAS_ALWAYS_INLINE -> int {
     OpDesc op = unary(kind, stage, cin, level_in, cout, level_out, in_id);
     op.traffic_bytes = op.in0_bytes + op.out_bytes;
     op.release_in0 = release_in;
@@ -138,8 +153,10 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
   // 2. Encoder.
   for (int i = 0; i < L; ++i) {
     const int w = a.widths[i];
-    for (int b = 0; b < a.enc_blocks[i]; ++b) {
-      h = conv(OpKind::kConv3x3, Stage::kEncoder, w, i, w, i, 3, h, true);
+    const int enc_visits = kCollapseRepeats ? 1 : a.enc_blocks[i];
+    const int enc_repeat = kCollapseRepeats ? a.enc_blocks[i] : 1;
+    for (int b = 0; b < enc_visits; ++b) {
+      h = conv(OpKind::kConv3x3, Stage::kEncoder, w, i, w, i, 3, h, true, enc_repeat);
       act(Stage::kEncoder, i, w, h);
     }
     if (i == L - 1) break;
@@ -202,8 +219,10 @@ inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_by
     }
     emit(fuse);
     h = fuse.out;
-    for (int b = 0; b < a.dec_blocks[i]; ++b) {
-      h = conv(OpKind::kConv3x3, Stage::kDecoder, b == 0 ? cin : w, i, w, i, 3, h, true);
+    const int dec_visits = kCollapseRepeats ? std::min(a.dec_blocks[i], 2) : a.dec_blocks[i];
+    for (int b = 0; b < dec_visits; ++b) {
+      const int repeat = kCollapseRepeats && b == 1 ? a.dec_blocks[i] - 1 : 1;
+      h = conv(OpKind::kConv3x3, Stage::kDecoder, b == 0 ? cin : w, i, w, i, 3, h, true, repeat);
       act(Stage::kDecoder, i, w, h);
     }
   }
@@ -370,23 +389,24 @@ PeakEstimate InferenceSweep(const Architecture& arch, const Shape& tile, DType d
   i64 live = weights_known + InputBytes(tile, d);
   PeakEstimate best;
   best.bytes = live;
-  WalkForward(arch, tile.batch, tile.size, d, [&](const OpDesc& op) {
-    weights += op.weight_bytes;
-    const Extra extra = ForwardExtra(op, device);
-    const i64 at = live + extra.total;
-    if (at > best.bytes) {
-      best.bytes = at;
-      if constexpr (kWithLocation) {
-        best.location = LocationOf(op, Phase::kForward);
-        best.breakdown = {.weights = weights_known,
-                          .activations = at - weights_known - extra.workspace,
-                          .workspace = extra.workspace};
-      }
-    }
-    live += op.in_place ? 0 : op.out_bytes;
-    if (op.release_in0) live -= op.in0_bytes;
-    if (op.release_in1) live -= op.in1_bytes;
-  });
+  WalkForward<!kWithLocation>(
+      arch, tile.batch, tile.size, d, [&](const OpDesc& op) PEAKNAS_ALWAYS_INLINE {
+        weights += op.weight_bytes * op.repeat;
+        const Extra extra = ForwardExtra(op, device);
+        const i64 at = live + extra.total;
+        if (at > best.bytes) {
+          best.bytes = at;
+          if constexpr (kWithLocation) {
+            best.location = LocationOf(op, Phase::kForward);
+            best.breakdown = {.weights = weights_known,
+                              .activations = at - weights_known - extra.workspace,
+                              .workspace = extra.workspace};
+          }
+        }
+        live += op.in_place ? 0 : op.out_bytes;
+        if (op.release_in0) live -= op.in0_bytes;
+        if (op.release_in1) live -= op.in1_bytes;
+      });
   if constexpr (!kWithLocation) best.bytes += weights;
   return best;
 }

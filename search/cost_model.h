@@ -15,8 +15,9 @@
 // gradients and Adam's two moments kept between steps (so 4x the weights are always resident),
 // plus the input and target batches.
 //
-// The estimate is cheap: InferencePeakBytes allocates nothing and walks the schedule once, so
-// the search can afford to cost every candidate it considers (bench/cost_model_bench).
+// The estimate is cheap: InferencePeakBytes allocates nothing and walks the schedule once,
+// visiting each run of identical blocks once, so the search can afford to cost every candidate
+// it considers (bench/cost_model_bench).
 //
 // Thread-safety: pure functions of their arguments.
 #ifndef PEAKNAS_SEARCH_COST_MODEL_H_
