@@ -1,9 +1,14 @@
 #include "cli/estimate_command.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <CLI/CLI.hpp>
 #include <cinttypes>
 #include <cstdio>
+#include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -11,7 +16,9 @@
 
 #include "base/app.h"
 #include "base/status.h"
+#include "peaknas/v1/peaknas.pb.h"
 #include "search/architecture.h"
+#include "search/calibration.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/units.h"
@@ -37,6 +44,83 @@ StatusOr<const DeviceProfile*> LoadDeviceProfile(const std::string& name) {
   return search::FindDeviceProfile(name);
 }
 
+// A calibration's fit of one pass, or why there is none.
+struct PassCalibration {
+  std::optional<search::CalibrationFit> fit;
+  std::string unfitted;
+};
+
+struct DeviceCalibration {
+  std::string framework;
+  int samples = 0;  // of both passes
+  PassCalibration inference;
+  PassCalibration training;
+};
+
+PassCalibration FromProto(const v1::CalibrationFit& f) {
+  if (!f.unfitted().empty() || f.samples() == 0) {
+    return {.fit = std::nullopt, .unfitted = f.unfitted().empty() ? "no samples" : f.unfitted()};
+  }
+  return {.fit = search::CalibrationFit{.samples = f.samples(),
+                                        .overhead_bytes = f.overhead_bytes(),
+                                        .slope = f.slope(),
+                                        .margin = f.margin(),
+                                        .quantile = f.quantile(),
+                                        .min_ratio = f.min_ratio(),
+                                        .max_ratio = f.max_ratio()},
+          .unfitted = ""};
+}
+
+// The calibration for `profile` in `path` ("-": standard input): a ListCalibrationsResponse or
+// one Calibration, in protobuf's JSON mapping. With several frameworks, the newest.
+StatusOr<DeviceCalibration> LoadCalibration(const std::string& path, const std::string& profile) {
+  const std::string where = "calibration: " + (path == "-" ? std::string("stdin") : path) + ": ";
+  std::stringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream file(path);
+    if (!file) return Status::NotFound(where + "cannot be opened");
+    text << file.rdbuf();
+  }
+  google::protobuf::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = false;
+  v1::ListCalibrationsResponse list;
+  if (!google::protobuf::util::JsonStringToMessage(text.str(), &list, parse).ok()) {
+    v1::Calibration one;
+    const auto status = google::protobuf::util::JsonStringToMessage(text.str(), &one, parse);
+    if (!status.ok()) {
+      return Status::InvalidArgument(where +
+                                     "not a calibration list (peaknas calibration "
+                                     "--format json): " +
+                                     base::OneLine(std::string(status.message())));
+    }
+    *list.add_calibrations() = std::move(one);
+  }
+  const v1::Calibration* chosen = nullptr;
+  std::string others;
+  for (const v1::Calibration& c : list.calibrations()) {
+    if (c.device_profile() != profile) {
+      others += (others.empty() ? "" : ", ") + c.device_profile();
+      continue;
+    }
+    if (chosen == nullptr || chosen->updated().seconds() < c.updated().seconds()) chosen = &c;
+  }
+  if (chosen == nullptr) {
+    return Status::InvalidArgument(where + "no calibration for device profile \"" + profile + "\"" +
+                                   (others.empty() ? "" : " (it has: " + others + ")"));
+  }
+  DeviceCalibration out{.framework = chosen->framework(),
+                        .samples = chosen->inference().samples() + chosen->training().samples(),
+                        .inference = FromProto(chosen->inference()),
+                        .training = FromProto(chosen->training())};
+  if (!out.inference.fit && !out.training.fit) {
+    return Status::InvalidArgument(where + "the calibration of \"" + profile + "\" (" +
+                                   out.framework + ") has no fit yet: " + out.inference.unfitted);
+  }
+  return out;
+}
+
 // Everything RunEstimate needs, validated.
 struct Request {
   Architecture arch;
@@ -45,6 +129,7 @@ struct Request {
   DType dtype = DType::kFp32;
   const DeviceProfile* device = nullptr;
   std::optional<std::int64_t> budget_bytes;
+  std::optional<DeviceCalibration> calibration;
 };
 
 StatusOr<Request> Validate(const EstimateOptions& options) {
@@ -64,6 +149,9 @@ StatusOr<Request> Validate(const EstimateOptions& options) {
                                      "\" is zero; expected a positive size such as 2GiB");
     }
     r.budget_bytes = budget;
+  }
+  if (!options.calibration.empty()) {
+    PEAKNAS_ASSIGN_OR_RETURN(r.calibration, LoadCalibration(options.calibration, r.device->name));
   }
   return r;
 }
@@ -88,6 +176,9 @@ struct Estimate {
   PeakEstimate train;
   double latency_s = 0;
   std::optional<BudgetAnswer> budget;
+  // With a calibration: what the process or device will see (unset: that pass has no fit).
+  std::optional<std::int64_t> device_inference_bytes;
+  std::optional<std::int64_t> device_train_bytes;
 };
 
 Estimate Compute(const Request& r) {
@@ -98,6 +189,14 @@ Estimate Compute(const Request& r) {
   e.inference = search::EstimateInferencePeak(r.arch, r.tile, r.dtype, device);
   e.train = search::EstimateTrainPeak(r.arch, r.patch, r.dtype, device);
   e.latency_s = search::InferenceLatencySeconds(r.arch, r.tile, r.dtype, device);
+  if (r.calibration.has_value()) {
+    if (r.calibration->inference.fit) {
+      e.device_inference_bytes = r.calibration->inference.fit->Predict(e.inference.bytes);
+    }
+    if (r.calibration->training.fit) {
+      e.device_train_bytes = r.calibration->training.fit->Predict(e.train.bytes);
+    }
+  }
   if (r.budget_bytes.has_value()) {
     BudgetAnswer b;
     b.budget_bytes = *r.budget_bytes;
@@ -156,6 +255,14 @@ void WriteJson(const Request& r, const Estimate& e, std::ostream& out) {
   j["tile"] = r.tile.size;
   j["train_batch"] = r.patch.batch;
   j["patch"] = r.patch.size;
+  if (r.calibration.has_value()) {
+    const auto bytes = [](const std::optional<std::int64_t>& b) { return b ? Json(*b) : Json(); };
+    j["device_peak_bytes"] = bytes(e.device_inference_bytes);
+    j["device_train_peak_bytes"] = bytes(e.device_train_bytes);
+    j["calibration"] = Json{{"device_profile", r.device->name},
+                            {"framework", r.calibration->framework},
+                            {"samples", r.calibration->samples}};
+  }
   if (e.budget.has_value()) {
     const BudgetAnswer& b = *e.budget;
     j["budget_bytes"] = b.budget_bytes;
@@ -274,6 +381,15 @@ void WriteText(const Request& r, const Estimate& e, std::ostream& out) {
   out << Columns("  workspace", FormatBytes(ib.workspace), FormatBytes(tb.workspace));
   out << Row("inference peak at", Describe(e.inference.location, e.work.ops));
   out << Row("training peak at", Describe(e.train.location, e.work.ops));
+  if (r.calibration.has_value()) {
+    const auto device_peak = [](const std::optional<std::int64_t>& b) {
+      return b ? FormatBytes(*b) : std::string("n/a (no fit)");
+    };
+    out << Columns("device peak", device_peak(e.device_inference_bytes),
+                   device_peak(e.device_train_bytes));
+    out << Row("calibration", r.device->name + ", " + r.calibration->framework + ", " +
+                                  std::to_string(r.calibration->samples) + " samples");
+  }
 
   if (!e.budget.has_value()) return;
   const BudgetAnswer& b = *e.budget;
@@ -393,6 +509,11 @@ CLI::App* AddEstimateCommand(CLI::App& root, EstimateOptions& options) {
       ->type_name("SIZE");
   cmd->add_option("--device-profile", options.device_profile, DeviceProfileHelp())
       ->type_name("NAME");
+  cmd->add_option("--calibration", options.calibration,
+                  "Device calibrations (`peaknas calibration --format json`; - reads standard "
+                  "input): adds the peak the process or device will see, from the calibration "
+                  "of the device profile.")
+      ->type_name("FILE");
   cmd->add_flag("--json", options.json,
                 "Print one JSON object (keys as in DESIGN.md) instead of the readable report.");
   return cmd;

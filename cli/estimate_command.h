@@ -35,6 +35,9 @@ struct EstimateOptions {
   std::optional<std::string> budget;  // a size ("2GiB"); unset means no budget questions
   std::string device_profile;         // empty means search::DefaultDeviceProfile()
   bool json = false;                  // one JSON object instead of the readable report
+  // A file ("-": standard input) with device calibrations, as `peaknas calibration --format
+  // json` prints them; the one for the device profile adds the device peaks to the report.
+  std::string calibration;
 };
 
 // Adds the `estimate` subcommand to `root`, its flags bound to `options` (which must outlive
@@ -43,8 +46,9 @@ CLI::App* AddEstimateCommand(CLI::App& root, EstimateOptions& options);
 
 // Validates `options`, estimates, and writes the report to `out`. INVALID_ARGUMENT or
 // NOT_FOUND, with nothing written, for malformed or invalid architecture JSON, an unreadable
-// --arch file, a shape the architecture cannot take, an unparsable budget, or an unknown
-// dtype or device profile.
+// --arch file, a shape the architecture cannot take, an unparsable budget, an unknown
+// dtype or device profile, or a calibration file that cannot be read, is malformed, or has no
+// fitted calibration for the device profile.
 Status RunEstimate(const EstimateOptions& options, std::ostream& out);
 
 }  // namespace peaknas::cli

@@ -31,6 +31,7 @@
 #include "cli/watch_display.h"
 #include "peaknas/v1/peaknas.pb.h"
 #include "proto/convert.h"
+#include "proto/json.h"
 #include "search/architecture.h"
 #include "search/units.h"
 
@@ -255,6 +256,37 @@ CLI::App* AddWorkersCommand(CLI::App& root, JobCommandOptions& options) {
   return c;
 }
 
+CLI::App* AddCalibrationCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "calibration",
+      "Show the device calibrations the coordinator has fitted from what workers measured: per "
+      "device profile, framework and pass, the line from the cost model's allocator peak to the "
+      "peak the process (CPU) or device (CUDA) reached.");
+  c->footer(
+      "A calibration predicts\n"
+      "  device peak = margin x (overhead + slope x predicted allocator peak)\n"
+      "fitted on the newest 1000 trials of each device profile and framework. The margin is the\n"
+      "largest measured/line ratio over the samples (their 0.99 quantile from 100 samples on), so\n"
+      "the prediction is an upper bound over what was measured. RATIOS is the spread of\n"
+      "measured/line. A pass needs 4 samples of different sizes before it has a fit.\n"
+      "\n"
+      "Examples:\n"
+      "  peaknas calibration\n"
+      "  peaknas calibration --device-profile cpu --format json > cpu.json\n"
+      "  peaknas estimate --arch examples/unet4.json --calibration cpu.json");
+  c->add_option("--device-profile", options.device_profile,
+                "Only this device profile (cpu, h100, ...)")
+      ->type_name("NAME");
+  c->add_option("--framework", options.framework, "Only this framework (\"libtorch 1.13.0\")")
+      ->type_name("NAME");
+  c->add_option("--format", options.format, "Output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->type_name("table|json")
+      ->capture_default_str();
+  AddCoordinatorOption(*c, options.coordinator);
+  return c;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Run...
 
@@ -331,6 +363,58 @@ Status RunWorkers(const JobCommandOptions& options, std::ostream& out) {
     out << (options.all ? "no worker has registered\n"
                         : "no worker online (--all lists every one)\n");
     return Status::Ok();
+  }
+  PrintTable(out, rows);
+  return Status::Ok();
+}
+
+namespace {
+
+// "1.080 x (183.2 MiB + 1.602 x predicted)", or why there is no fit.
+std::string DescribeFit(const v1::CalibrationFit& fit) {
+  if (!fit.unfitted().empty()) return "no fit: " + base::OneLine(fit.unfitted());
+  const std::string overhead =
+      fit.overhead_bytes() < 0
+          ? "- " + search::FormatBytes(static_cast<std::int64_t>(-fit.overhead_bytes()))
+          : search::FormatBytes(static_cast<std::int64_t>(fit.overhead_bytes()));
+  return Fixed(fit.margin(), 3) + " x (" + Fixed(fit.slope(), 3) + " x predicted " +
+         (fit.overhead_bytes() < 0 ? "" : "+ ") + overhead + ")";
+}
+
+}  // namespace
+
+Status RunCalibration(const JobCommandOptions& options, std::ostream& out) {
+  const Call call = Connect(options);
+  grpc::ClientContext context;
+  SetUnaryDeadline(context);
+  v1::ListCalibrationsRequest request;
+  request.set_device_profile(options.device_profile);
+  request.set_framework(options.framework);
+  v1::ListCalibrationsResponse response;
+  PEAKNAS_RETURN_IF_ERROR(ToStatus(call.stub->ListCalibrations(&context, request, &response),
+                                   call.address, "ListCalibrations"));
+  if (options.format == "json") {
+    out << proto::ToJson(response) << "\n";
+    return Status::Ok();
+  }
+  if (response.calibrations_size() == 0) {
+    out << "no calibration yet: workers report one sample per pass with every trial\n";
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"DEVICE", "FRAMEWORK", "PASS", "SAMPLES", "DEVICE PEAK", "RATIOS", "UPDATED"}};
+  for (const v1::Calibration& c : response.calibrations()) {
+    for (const auto& [pass, fit] :
+         {std::pair<const char*, const v1::CalibrationFit*>{"inference", &c.inference()},
+          {"training", &c.training()}}) {
+      if (fit->samples() == 0) continue;
+      rows.push_back({c.device_profile(), c.framework(), pass, std::to_string(fit->samples()),
+                      DescribeFit(*fit),
+                      fit->unfitted().empty()
+                          ? Fixed(fit->min_ratio(), 3) + "-" + Fixed(fit->max_ratio(), 3)
+                          : "-",
+                      google::protobuf::util::TimeUtil::ToString(c.updated()).substr(0, 19)});
+    }
   }
   PrintTable(out, rows);
   return Status::Ok();

@@ -10,6 +10,7 @@
 //   cancel JOB             cancels the job, prints its final state
 //   export JOB TRIAL -o F  downloads a trained model to F (atomically: F.partial, then rename)
 //   workers                the workers online (--all: every registered one) and their trials
+//   calibration            device calibrations: device peak from the predicted allocator peak
 //
 // Each has an Add...Command that declares it and binds its flags to a JobCommandOptions, and a
 // Run... that does the work and returns a Status: gRPC errors come back through ToStatus
@@ -39,6 +40,8 @@ struct JobCommandOptions {
   std::string output;            // export: -o FILE
   std::string format = "table";  // frontier, trials: table | csv | json
   bool all = false;              // workers: offline ones too
+  std::string device_profile;    // calibration: only this device profile
+  std::string framework;         // calibration: only this framework
 };
 
 CLI::App* AddSubmitCommand(CLI::App& root, JobCommandOptions& options);
@@ -50,6 +53,7 @@ CLI::App* AddTrialsCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddCancelCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddExportCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddWorkersCommand(CLI::App& root, JobCommandOptions& options);
+CLI::App* AddCalibrationCommand(CLI::App& root, JobCommandOptions& options);
 
 // INVALID_ARGUMENT naming the field for a spec file that is malformed JSON, has an unknown
 // field or a bad value, or that the server refuses; NOT_FOUND for a file that cannot be opened.
@@ -65,6 +69,9 @@ Status RunTrials(const JobCommandOptions& options, std::ostream& out);
 Status RunCancel(const JobCommandOptions& options, std::ostream& out);
 Status RunExport(const JobCommandOptions& options, std::ostream& out);
 Status RunWorkers(const JobCommandOptions& options, std::ostream& out);
+// --format table (one row per device profile, framework and pass) or json (the
+// ListCalibrationsResponse in protobuf's JSON mapping, which `estimate --calibration` reads).
+Status RunCalibration(const JobCommandOptions& options, std::ostream& out);
 
 }  // namespace peaknas::cli
 

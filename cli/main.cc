@@ -29,7 +29,8 @@ int Main(int argc, char** argv) {
 
   EstimateOptions estimate;
   RunOptions run;
-  JobCommandOptions submit, jobs, status, watch, frontier, trials, cancel, export_, workers;
+  JobCommandOptions submit, jobs, status, watch, frontier, trials, cancel, export_, workers,
+      calibration;
   const std::vector<base::Subcommand> commands = {
       {AddEstimateCommand(app, estimate), [&] { return RunEstimate(estimate, std::cout); }},
       {AddRunCommand(app, run), [&] { return RunRun(run, std::cout); }},
@@ -43,6 +44,8 @@ int Main(int argc, char** argv) {
       {AddCancelCommand(app, cancel), [&] { return RunCancel(cancel, std::cout); }},
       {AddExportCommand(app, export_), [&] { return RunExport(export_, std::cout); }},
       {AddWorkersCommand(app, workers), [&] { return RunWorkers(workers, std::cout); }},
+      {AddCalibrationCommand(app, calibration),
+       [&] { return RunCalibration(calibration, std::cout); }},
   };
   return base::RunSubcommands(app, commands, argc, argv);
 }

@@ -435,6 +435,7 @@ v1::TrialMetrics ToProto(const search::TrialMetrics& r) {
   m.set_device_profile(r.device_profile);
   m.set_dtype(ToProto(r.dtype));
   m.set_intra_op_threads(r.intra_op_threads);
+  m.set_framework(r.framework);
   m.set_steps(r.steps);
   m.set_initial_loss(r.initial_loss);
   m.set_final_loss(r.final_loss);
@@ -814,7 +815,8 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& m, std::string_view field) {
   }
   for (const auto& [name, v] :
        {std::pair<std::string_view, const std::string*>{"device", &m.device()},
-        {"device_profile", &m.device_profile()}}) {
+        {"device_profile", &m.device_profile()},
+        {"framework", &m.framework()}}) {
     if (v->size() > 200) {
       return Status::InvalidArgument(at + "." + std::string(name) + ": " +
                                      std::to_string(v->size()) + " characters; at most 200");

@@ -486,6 +486,7 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
   r.device_profile = "h200";
   r.dtype = search::DType::kBf16;
   r.intra_op_threads = 3;
+  r.framework = "libtorch 9.9.9";
   r.steps = 4;
   r.initial_loss = 5;
   r.final_loss = 6;
@@ -509,6 +510,7 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
   EXPECT_EQ(m.device(), "cuda:1");
   EXPECT_EQ(m.device_profile(), "h200");
   EXPECT_EQ(m.dtype(), v1::DTYPE_BF16);
+  EXPECT_EQ(m.framework(), "libtorch 9.9.9");
   const std::vector<std::pair<double, double>> pairs = {
       {m.intra_op_threads(), 3},
       {m.steps(), 4},

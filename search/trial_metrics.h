@@ -24,6 +24,7 @@ struct TrialMetrics {
   std::string device_profile;  // the cost model's profile used for the predictions
   DType dtype = DType::kFp32;  // the dtype the trial ran (and the cost model was asked) at
   int intra_op_threads = 0;    // CPU convolution paths depend on it
+  std::string framework;       // "libtorch 1.13.0": device calibrations are kept per version
 
   // Training.
   int steps = 0;
@@ -41,7 +42,10 @@ struct TrialMetrics {
   std::int64_t params = 0;
   std::int64_t macs = 0;
 
-  // Peak bytes: predicted by the cost model, measured in the allocator, process level.
+  // Peak bytes: predicted by the cost model, measured in the allocator, and what the device or
+  // the OS sees for the pass (worker/measure.h: on CPU the process's resident high-water mark in
+  // steady state, less the trial's input data; on CUDA the caching allocator's reserved peak).
+  // The process figures are what device calibrations are fitted on (search/calibration.h).
   std::int64_t predicted_inference_peak_bytes = 0;
   std::int64_t measured_inference_peak_bytes = 0;
   std::int64_t process_inference_peak_bytes = 0;

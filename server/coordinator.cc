@@ -17,6 +17,7 @@
 #include "proto/convert.h"
 #include "proto/json.h"
 #include "search/architecture.h"
+#include "search/calibration.h"
 #include "search/cost_model.h"
 #include "search/space.h"
 #include "server/frontier.h"
@@ -815,6 +816,65 @@ StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(
   });
 }
 
+// --- Calibrations ----------------------------------------------------------------------------
+
+namespace {
+
+v1::CalibrationFit FitToProto(const std::vector<search::CalibrationSample>& samples) {
+  v1::CalibrationFit out;
+  out.set_samples(static_cast<std::int32_t>(samples.size()));
+  const StatusOr<search::CalibrationFit> fit = search::FitCalibration(samples);
+  if (!fit.ok()) {
+    out.set_unfitted(fit.status().message());
+    return out;
+  }
+  out.set_overhead_bytes(fit->overhead_bytes);
+  out.set_slope(fit->slope);
+  out.set_margin(fit->margin);
+  out.set_quantile(fit->quantile);
+  out.set_min_ratio(fit->min_ratio);
+  out.set_max_ratio(fit->max_ratio);
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrations(
+    std::string_view device_profile, std::string_view framework) {
+  return WithStore(false, [&]() -> StatusOr<std::vector<v1::Calibration>> {
+    PEAKNAS_ASSIGN_OR_RETURN(const std::vector<storage::CalibrationSample> stored,
+                             store_->ListCalibrationSamples(kCalibrationSamplesPerFit));
+    struct Key {
+      std::string device_profile, framework;
+      auto operator<=>(const Key&) const = default;
+    };
+    struct Samples {
+      std::vector<search::CalibrationSample> inference, training;
+      std::int64_t newest_ms = 0;
+    };
+    std::map<Key, Samples> by_key;
+    for (const storage::CalibrationSample& s : stored) {
+      if (!device_profile.empty() && s.device_profile != device_profile) continue;
+      if (!framework.empty() && s.framework != framework) continue;
+      Samples& group = by_key[{s.device_profile, s.framework}];
+      (s.pass == "inference" ? group.inference : group.training)
+          .push_back({.predicted_bytes = s.predicted_bytes, .device_bytes = s.device_bytes});
+      group.newest_ms = std::max(group.newest_ms, s.created_ms);
+    }
+    std::vector<v1::Calibration> out;
+    for (const auto& [key, group] : by_key) {
+      v1::Calibration c;
+      c.set_device_profile(key.device_profile);
+      c.set_framework(key.framework);
+      *c.mutable_inference() = FitToProto(group.inference);
+      *c.mutable_training() = FitToProto(group.training);
+      *c.mutable_updated() = Timestamp(group.newest_ms);
+      out.push_back(std::move(c));
+    }
+    return out;
+  });
+}
+
 // --- Workers ---------------------------------------------------------------------------------
 
 StatusOr<std::vector<v1::Worker>> Coordinator::ListWorkers(bool all) {
@@ -1248,16 +1308,23 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
                                   .created_ms = now};
   }
 
-  storage::TrialMetrics metrics{.psnr = m.psnr(),
-                                .ssim = m.ssim(),
-                                .noisy_psnr = m.noisy_psnr(),
-                                .measured_inference_peak_bytes = m.measured_inference_peak_bytes(),
-                                .measured_train_peak_bytes = m.measured_train_peak_bytes(),
-                                .latency_100mp_s = latency,
-                                .measured_latency_ms = m.latency_ms_per_tile(),
-                                .steps_per_second = m.train_steps_per_s(),
-                                .device = m.device(),
-                                .report_json = ToJson(m)};
+  storage::TrialMetrics metrics{
+      .psnr = m.psnr(),
+      .ssim = m.ssim(),
+      .noisy_psnr = m.noisy_psnr(),
+      .measured_inference_peak_bytes = m.measured_inference_peak_bytes(),
+      .measured_train_peak_bytes = m.measured_train_peak_bytes(),
+      .latency_100mp_s = latency,
+      .measured_latency_ms = m.latency_ms_per_tile(),
+      .steps_per_second = m.train_steps_per_s(),
+      .device = m.device(),
+      .report_json = ToJson(m),
+      .device_profile = m.device_profile(),
+      .framework = m.framework(),
+      .predicted_inference_peak_bytes = m.predicted_inference_peak_bytes(),
+      .process_inference_peak_bytes = m.process_inference_peak_bytes(),
+      .predicted_train_peak_bytes = m.predicted_train_peak_bytes(),
+      .process_train_peak_bytes = m.process_train_peak_bytes()};
   PEAKNAS_ASSIGN_OR_RETURN(
       auto version,
       store_->CompleteTrial(request.lease_id(), request.fencing_token(), now, metrics, snapshot));

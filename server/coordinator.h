@@ -168,6 +168,11 @@ class Coordinator {
   // The workers online now (seen within one lease duration, or holding a lease), or with
   // `all` every registered worker; by id, with the trials each holds.
   StatusOr<std::vector<v1::Worker>> ListWorkers(bool all);
+  // Device calibrations fitted on the newest kCalibrationSamplesPerFit samples of every device
+  // profile and framework (filtered by either when not empty), by profile, then framework.
+  StatusOr<std::vector<v1::Calibration>> ListCalibrations(std::string_view device_profile,
+                                                          std::string_view framework);
+  static constexpr int kCalibrationSamplesPerFit = 1000;
   // INVALID_ARGUMENT for a name outside 1..200 characters or a dataset name that is empty or
   // has a comma (and the other limits of RegisterWorkerRequest); RESOURCE_EXHAUSTED beyond the
   // registration rate limit (options). Returns the worker id.

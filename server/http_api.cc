@@ -347,6 +347,14 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     v1::ListWorkersResponse resp;
     return Answer(jobs_.ListWorkers(nullptr, &req, &resp), resp);
   }
+  if (t.path == "/v1/calibrations") {
+    if (!get) return wrong_method();
+    v1::ListCalibrationsRequest req;
+    req.set_device_profile(QueryValue(t, "device_profile"));
+    req.set_framework(QueryValue(t, "framework"));
+    v1::ListCalibrationsResponse resp;
+    return Answer(jobs_.ListCalibrations(nullptr, &req, &resp), resp);
+  }
   constexpr std::string_view kJobs = "/v1/jobs";
   if (t.path == kJobs) {
     if (get) {

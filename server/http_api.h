@@ -11,6 +11,7 @@
 //   GET  /v1/jobs                      ListJobs; ?page_size=N&page_token=T
 //   POST /v1/jobs                      SubmitJob; the body is a SubmitJobRequest ({"spec": ...})
 //   GET  /v1/workers                   ListWorkers; ?all=true for offline ones too
+//   GET  /v1/calibrations              ListCalibrations; ?device_profile=P&framework=F
 //   GET  /v1/jobs/{id}                 GetJob
 //   POST /v1/jobs/{id}:cancel          CancelJob
 //   GET  /v1/jobs/{id}/frontier        GetFrontier

@@ -137,6 +137,16 @@ grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status JobServiceImpl::ListCalibrations(grpc::ServerContext*,
+                                              const v1::ListCalibrationsRequest* request,
+                                              v1::ListCalibrationsResponse* response) {
+  auto calibrations =
+      coordinator_.ListCalibrations(request->device_profile(), request->framework());
+  if (!calibrations.ok()) return ToGrpcStatus(calibrations.status());
+  for (v1::Calibration& c : *calibrations) *response->add_calibrations() = std::move(c);
+  return grpc::Status::OK;
+}
+
 // Replays the job's event log after request->after_sequence, then follows it: ParkedCalls
 // completes the stream's next read when a commit adds events, so nothing is polled, nothing is
 // missed and a waiting stream holds no thread. The stream ends after job_finished, or when the

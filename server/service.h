@@ -56,6 +56,8 @@ class JobServiceImpl final
                           v1::ListTrialsResponse*) override;
   grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
                            v1::ListWorkersResponse*) override;
+  grpc::Status ListCalibrations(grpc::ServerContext*, const v1::ListCalibrationsRequest*,
+                                v1::ListCalibrationsResponse*) override;
   grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest*,
                            grpc::ServerWriter<v1::ArtifactChunk>*) override;
 

@@ -148,3 +148,20 @@ CREATE TRIGGER trial_counts_delete AFTER DELETE ON trials BEGIN
   UPDATE trial_counts SET n = n - 1, over_budget = over_budget - OLD.over_budget
     WHERE job_id = OLD.job_id AND state = OLD.state;
 END;
+
+-- @migration 5
+-- Device-calibration samples: per trial and pass, the worker's cost-model prediction beside
+-- what its process (or device) measured, keyed by the worker's device profile and framework
+-- version (search/calibration.h fits a line through the newest ones).
+CREATE TABLE calibration_samples (
+  id              INTEGER PRIMARY KEY,
+  device_profile  TEXT    NOT NULL,
+  framework       TEXT    NOT NULL,
+  pass            TEXT    NOT NULL CHECK (pass IN ('inference', 'training')),
+  predicted_bytes INTEGER NOT NULL,
+  device_bytes    INTEGER NOT NULL,
+  trial_id        INTEGER NOT NULL REFERENCES trials(id),
+  created_ms      INTEGER NOT NULL
+);
+CREATE INDEX calibration_samples_by_key
+  ON calibration_samples (device_profile, framework, pass, id);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <tuple>
 #include <utility>
 
 #include "storage/schema_sql.h"
@@ -253,7 +254,8 @@ struct SqliteStore::Impl {
   StmtPtr job_exists, insert_trial, get_trial, list_trials, count_trials;
   StmtPtr next_pending, lease_trial;
   StmtPtr trial_by_lease, renew_lease, expired_leases, requeue_trial, retry_trial, fail_trial;
-  StmtPtr succeed_trial, insert_metrics, get_metrics;
+  StmtPtr succeed_trial, insert_metrics, get_metrics, insert_calibration_sample,
+      list_calibration_samples;
   StmtPtr next_frontier_version, insert_frontier, latest_frontier;
   StmtPtr insert_artifact, list_artifacts, stored_artifact_bytes;
   StmtPtr insert_event, list_events, last_event;
@@ -357,6 +359,16 @@ struct SqliteStore::Impl {
         "SELECT psnr, ssim, noisy_psnr, measured_inference_peak_bytes, "
         "measured_train_peak_bytes, latency_100mp_s, measured_latency_ms, steps_per_second, "
         "device, report_json FROM metrics WHERE trial_id = ?"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        insert_calibration_sample,
+        "INSERT INTO calibration_samples (device_profile, framework, pass, "
+        "predicted_bytes, device_bytes, trial_id, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(
+        list_calibration_samples,
+        "SELECT device_profile, framework, pass, predicted_bytes, device_bytes, trial_id, "
+        "created_ms FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY device_profile, framework, "
+        "pass ORDER BY id DESC) AS newest FROM calibration_samples) WHERE newest <= ? "
+        "ORDER BY device_profile, framework, pass, id DESC"));
     PEAKNAS_RETURN_IF_ERROR(
         Prepare(next_frontier_version,
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM frontier_snapshots WHERE job_id = ?"));
@@ -918,6 +930,23 @@ StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
         .Bind(now_ms);
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
+  if (!m.framework.empty()) {
+    for (const auto& [pass, predicted, device] :
+         {std::tuple<std::string_view, std::int64_t, std::int64_t>{
+              "inference", m.predicted_inference_peak_bytes, m.process_inference_peak_bytes},
+          {"training", m.predicted_train_peak_bytes, m.process_train_peak_bytes}}) {
+      if (predicted <= 0 || device <= 0) continue;
+      Use u = impl_->U(impl_->insert_calibration_sample);
+      u.Bind(std::string_view(m.device_profile))
+          .Bind(std::string_view(m.framework))
+          .Bind(pass)
+          .Bind(predicted)
+          .Bind(device)
+          .Bind(trial_id)
+          .Bind(now_ms);
+      PEAKNAS_RETURN_IF_ERROR(u.Run());
+    }
+  }
   std::int64_t version = 0;
   if (frontier) {
     PEAKNAS_ASSIGN_OR_RETURN(Trial t, impl_->LoadTrial(trial_id));
@@ -1000,6 +1029,24 @@ StatusOr<TrialMetrics> SqliteStore::GetMetrics(std::int64_t trial_id) {
   m.device = u.Text(8);
   m.report_json = u.Text(9);
   return m;
+}
+
+StatusOr<std::vector<CalibrationSample>> SqliteStore::ListCalibrationSamples(int per_key) {
+  Use u = impl_->U(impl_->list_calibration_samples);
+  u.Bind(static_cast<std::int64_t>(per_key));
+  std::vector<CalibrationSample> out;
+  while (true) {
+    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
+    if (!row) break;
+    out.push_back({.device_profile = u.Text(0),
+                   .framework = u.Text(1),
+                   .pass = u.Text(2),
+                   .predicted_bytes = u.Int(3),
+                   .device_bytes = u.Int(4),
+                   .trial_id = u.Int(5),
+                   .created_ms = u.Int(6)});
+  }
+  return out;
 }
 
 // --- Events ------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ class SqliteStore final : public Store {
                                   std::int64_t now_ms, std::string_view reason,
                                   int max_attempts) override;
   StatusOr<TrialMetrics> GetMetrics(std::int64_t trial_id) override;
+  StatusOr<std::vector<CalibrationSample>> ListCalibrationSamples(int per_key) override;
 
   Status AppendEvent(const Event& event) override;
   StatusOr<std::vector<Event>> ListEvents(std::int64_t job_id, std::int64_t after_sequence,

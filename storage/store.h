@@ -38,7 +38,7 @@
 namespace peaknas::storage {
 
 // The newest schema version this build knows (user_version after opening a SQLite file).
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 enum class JobState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
 enum class TrialState { kPending, kRejected, kLeased, kSucceeded, kFailed };
@@ -126,6 +126,26 @@ struct TrialMetrics {
   double steps_per_second = 0;
   std::string device;              // the worker's device name
   std::string report_json = "{}";  // the full report, as the caller serialized it
+  // Device-calibration samples (search/calibration.h): the worker's cost-model profile and
+  // framework, and per pass its prediction beside the process figure. A pass is stored as a
+  // sample when framework is set and both its figures are positive.
+  std::string device_profile;
+  std::string framework;
+  std::int64_t predicted_inference_peak_bytes = 0;
+  std::int64_t process_inference_peak_bytes = 0;
+  std::int64_t predicted_train_peak_bytes = 0;
+  std::int64_t process_train_peak_bytes = 0;
+};
+
+// One stored calibration sample.
+struct CalibrationSample {
+  std::string device_profile;
+  std::string framework;
+  std::string pass;  // "inference" or "training"
+  std::int64_t predicted_bytes = 0;
+  std::int64_t device_bytes = 0;
+  std::int64_t trial_id = 0;
+  std::int64_t created_ms = 0;
 };
 
 struct FrontierSnapshot {
@@ -273,6 +293,9 @@ class Store {
                                           int max_attempts) = 0;
   // NOT_FOUND if the trial has no metrics.
   virtual StatusOr<TrialMetrics> GetMetrics(std::int64_t trial_id) = 0;
+  // The newest `per_key` samples of every (device_profile, framework, pass), ordered by those
+  // three, then newest first.
+  virtual StatusOr<std::vector<CalibrationSample>> ListCalibrationSamples(int per_key) = 0;
 
   // --- Events ---
   // Appends to the job's log. ALREADY_EXISTS if the job already has that sequence number,

@@ -188,6 +188,7 @@ StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions&
   spec.device = device;
   spec.seed = a.seed();
   spec.progress_every = std::max(1, std::min(10, spec.steps));
+  spec.latency_runs = options.latency_runs;
   PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
   return spec;
 }
@@ -729,6 +730,10 @@ Status ValidateLeaseLoopOptions(const LeaseLoopOptions& options) {
     if (!std::filesystem::is_directory(path, ec)) {
       return Status::NotFound("data " + name + "=\"" + path + "\": no such directory");
     }
+  }
+  if (options.latency_runs < 1 || options.latency_runs > 1000) {
+    return Status::InvalidArgument("latency-runs: " + std::to_string(options.latency_runs) +
+                                   " is not in [1, 1000]");
   }
   if (options.threads < 0) {
     return Status::InvalidArgument("threads: " + std::to_string(options.threads) +

@@ -56,10 +56,11 @@ struct LeaseLoopOptions {
   int threads = 0;                          // LibTorch intra-op threads; 0: LibTorch's default
   std::string work_dir;                     // exported models; empty: a private temp directory
   double lease_wait_seconds = 20;           // LeaseTrial long-poll wait
+  int latency_runs = 10;                    // timed inference passes per trial, >= 1
 };
 
-// Checks the options (device, data directories, threads). INVALID_ARGUMENT / NOT_FOUND naming
-// the flag (--device, --data, --threads, --work-dir).
+// Checks the options (device, data directories, threads, latency runs). INVALID_ARGUMENT /
+// NOT_FOUND naming the flag (--device, --data, --threads, --work-dir, --latency-runs).
 Status ValidateLeaseLoopOptions(const LeaseLoopOptions& options);
 
 // Runs until a SIGTERM / SIGINT (see above); returns OK then. Errors only for invalid options.

@@ -6,10 +6,12 @@
 #include <cctype>
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "worker/counting_allocator.h"
+#include "worker/malloc_tuning.h"
 
 #if PEAKNAS_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -62,16 +64,22 @@ Counters Read(torch::Device device) {
 #endif
 }
 
-// Runs `pass` and returns its peak as `resident` + growth over what was live before it.
+// Runs `pass` and returns its peak as `resident` + growth over what was live before it. The
+// process figure starts from a reset high-water mark (see PeakMeasurement).
 template <typename Pass>
 PeakMeasurement MeasurePass(torch::Device device, std::int64_t resident, Pass&& pass) {
+  const bool process_peak_reset = device.is_cpu() && ResetProcessPeakRss();
   ResetPeak(device);
   const Counters before = Read(device);
   pass();
   const Counters after = Read(device);
   PeakMeasurement m;
   m.allocator_peak_bytes = resident + (after.peak - before.live);
-  m.process_peak_bytes = device.is_cpu() ? ProcessPeakRssBytes() : after.reserved_peak;
+  if (device.is_cpu()) {
+    m.process_peak_bytes = process_peak_reset ? ProcessPeakRssBytes() : 0;
+  } else {
+    m.process_peak_bytes = after.reserved_peak;
+  }
   return m;
 }
 
@@ -106,6 +114,13 @@ std::int64_t TensorBytes(const std::vector<torch::Tensor>& tensors) {
   return bytes;
 }
 
+bool ResetProcessPeakRss() {
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  clear_refs << "5";
+  clear_refs.flush();
+  return clear_refs.good();
+}
+
 std::int64_t ProcessPeakRssBytes() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -120,11 +135,15 @@ PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch
   const bool was_training = net->is_training();
   net->eval();
   const std::int64_t weights = TensorBytes(net->parameters());
-  const PeakMeasurement m = MeasurePass(device, weights, [&] {
+  const auto pass = [&] {
     torch::Tensor x =
         torch::rand({tile.batch, 3, tile.size, tile.size}, torch::TensorOptions().device(device));
     torch::Tensor y = net->forward(x);
-  });
+  };
+  std::optional<MappedLargeBlocks> mapped;
+  if (device.is_cpu()) mapped.emplace();
+  pass();  // warm-up
+  const PeakMeasurement m = MeasurePass(device, weights, pass);
   net->train(was_training);
   return m;
 }
@@ -133,6 +152,8 @@ PeakMeasurement MeasureTrainStepPeak(Trainer& trainer, const search::Shape& patc
                                      torch::Device device, int warmup) {
   const auto options = torch::TensorOptions().device(device);
   const std::vector<std::int64_t> shape = {patch.batch, 3, patch.size, patch.size};
+  std::optional<MappedLargeBlocks> mapped;
+  if (device.is_cpu()) mapped.emplace();
   for (int k = 0; k < warmup; ++k) {
     trainer.Step(torch::rand(shape, options), torch::rand(shape, options), k);
   }

@@ -29,13 +29,17 @@ namespace peaknas::worker {
 
 struct PeakMeasurement {
   std::int64_t allocator_peak_bytes = 0;  // the contract's "measured"
-  // Process level: on CPU the resident-set high-water mark (VmHWM) of the whole process, which
-  // includes the framework's code and everything else the process holds; on CUDA the caching
-  // allocator's peak reserved bytes during the pass.
+  // Process level. On CPU the resident-set high-water mark (VmHWM) during the pass, measured
+  // with large blocks mapped (worker/malloc_tuning.h, MappedLargeBlocks) and the high-water
+  // mark reset (/proc/self/clear_refs) just before the pass: the framework's code and thread
+  // pool, everything else the process holds, and the pass itself, not what earlier stages left
+  // in the heap; 0 where the kernel refuses the reset. On CUDA the caching allocator's peak
+  // reserved bytes during the pass.
   std::int64_t process_peak_bytes = 0;
 };
 
-// Inference of one batch [tile.batch, 3, tile.size, tile.size] under no-grad, in eval mode.
+// Inference of one batch [tile.batch, 3, tile.size, tile.size] under no-grad, in eval mode,
+// after one warm-up pass of the same shape (a deployed model's kernels are set up).
 PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch::Device device);
 
 // One training step at batch and patch `patch` after `warmup` steps (Adam's moments exist from
@@ -66,6 +70,10 @@ std::int64_t TensorBytes(const std::vector<torch::Tensor>& tensors);
 
 // The resident-set high-water mark of this process (VmHWM), bytes; 0 where unknown.
 std::int64_t ProcessPeakRssBytes();
+
+// Resets VmHWM to the current resident set (Linux >= 4.0, "5" to /proc/self/clear_refs);
+// false where the kernel refuses it.
+bool ResetProcessPeakRss();
 
 // Memory a trial can use on `device`: physical RAM for the CPU, the GPU's total memory for a
 // CUDA device (0 when this build has no CUDA). What the worker registers as memory_bytes.

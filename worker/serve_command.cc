@@ -59,6 +59,11 @@ CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
       ->capture_default_str();
   cmd->add_option("--work-dir", options.work_dir, "Scratch directory (must exist). Default: none.")
       ->type_name("DIR");
+  cmd->add_option("--latency-runs", options.latency_runs,
+                  "Timed inference passes per trial, in [1, 1000]; the median is reported. Fewer "
+                  "make trials of large networks quicker and their latency noisier.")
+      ->type_name("N")
+      ->capture_default_str();
   cmd->add_option("--lease-wait", options.lease_wait,
                   "Seconds each LeaseTrial long poll waits for work (the server caps it).")
       ->type_name("S")
@@ -84,6 +89,7 @@ Status RunServe(const ServeOptions& o, std::ostream& log) {
   options.name = o.name;
   options.threads = o.threads;
   options.work_dir = o.work_dir;
+  options.latency_runs = o.latency_runs;
   if (!(o.lease_wait >= 0 && o.lease_wait <= 300)) {
     return Status::InvalidArgument("lease-wait: " + std::to_string(o.lease_wait) +
                                    " is not in [0, 300]");

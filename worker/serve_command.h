@@ -29,6 +29,7 @@ struct ServeOptions {
   int threads = 0;                // LibTorch intra-op threads; 0: LibTorch's default
   std::string work_dir;           // scratch directory (checked to exist); empty: none
   double lease_wait = 20;         // LeaseTrial long-poll seconds
+  int latency_runs = 10;          // timed inference passes per trial (the median is reported)
 };
 
 // Adds the `serve` subcommand to `root`, its flags bound to `options`.

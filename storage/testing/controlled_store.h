@@ -106,6 +106,9 @@ class ControlledStore final : public Store {
     return inner_->RetryTrial(lease, token, now, reason, max);
   }
   StatusOr<TrialMetrics> GetMetrics(std::int64_t id) override { return inner_->GetMetrics(id); }
+  StatusOr<std::vector<CalibrationSample>> ListCalibrationSamples(int per_key) override {
+    return inner_->ListCalibrationSamples(per_key);
+  }
   Status AppendEvent(const Event& e) override { return inner_->AppendEvent(e); }
   StatusOr<std::vector<Event>> ListEvents(std::int64_t job, std::int64_t after,
                                           int limit) override {

@@ -94,6 +94,14 @@ StatusOr<PatchSampler> PatchSampler::Create(std::vector<TrainingPair> pairs,
 std::size_t PatchSampler::working_set_size() const { return state_->working.size(); }
 std::size_t PatchSampler::num_pairs() const { return state_->pairs.size(); }
 
+std::size_t PatchSampler::resident_bytes() const {
+  std::size_t bytes = 0;
+  for (const std::optional<LoadedPair>& pair : state_->loaded) {
+    if (pair.has_value()) bytes += pair->noisy.rgb.capacity() + pair->clean.rgb.capacity();
+  }
+  return bytes;
+}
+
 Status PatchSampler::Next(PatchBatch* out) {
   State& s = *state_;
   if (s.batches > 0 &&

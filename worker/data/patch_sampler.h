@@ -67,6 +67,8 @@ class PatchSampler {
   // Pairs that may be resident at once (all of them when they fit).
   std::size_t working_set_size() const;
   std::size_t num_pairs() const;
+  // Bytes of the decoded images resident now (both images of every loaded pair).
+  std::size_t resident_bytes() const;
 
  private:
   struct State;

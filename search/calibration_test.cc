@@ -1,0 +1,103 @@
+#include "search/calibration.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace peaknas::search {
+namespace {
+
+constexpr std::int64_t kMiB = 1 << 20;
+
+TEST(Calibration, SamplesOnALineGiveThatLineWithoutMargin) {
+  std::vector<CalibrationSample> samples;
+  for (std::int64_t x : {5, 20, 80, 300, 1000}) {
+    samples.push_back({x * kMiB, 183 * kMiB + x * kMiB * 8 / 5});  // 183 MiB + 1.6 x
+  }
+  const auto fit = FitCalibration(samples);
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  EXPECT_EQ(fit->samples, 5);
+  EXPECT_NEAR(fit->overhead_bytes, 183.0 * kMiB, 1.0);
+  EXPECT_NEAR(fit->slope, 1.6, 1e-9);
+  EXPECT_NEAR(fit->margin, 1.0, 1e-9);
+  EXPECT_EQ(fit->quantile, 1.0);
+  EXPECT_NEAR(static_cast<double>(fit->Predict(400 * kMiB)), (183 + 640) * kMiB, 2.0);
+}
+
+// With fewer than kSamplesForQuantile samples the margin is the largest ratio plus the ratios'
+// range over n - 1: every sample is covered, the largest by that much.
+TEST(Calibration, FewSamplesAreAllCovered) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> size(1, 2000), noise(0.93, 1.07);
+  std::vector<CalibrationSample> samples;
+  for (int i = 0; i < 30; ++i) {
+    const double x = size(rng) * kMiB;
+    samples.push_back({static_cast<std::int64_t>(x),
+                       static_cast<std::int64_t>((200.0 * kMiB + 1.3 * x) * noise(rng))});
+  }
+  const auto fit = FitCalibration(samples);
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  EXPECT_NEAR(fit->margin, fit->max_ratio + (fit->max_ratio - fit->min_ratio) / 29, 1e-12);
+  EXPECT_GT(fit->margin, fit->max_ratio);
+  EXPECT_LE(fit->margin, 1.07 / 0.93);
+  EXPECT_NEAR(fit->slope, 1.3, 0.1);
+  double tightest = 2;
+  for (const CalibrationSample& s : samples) {
+    EXPECT_GE(fit->Predict(s.predicted_bytes), s.device_bytes);
+    tightest = std::min(tightest, static_cast<double>(fit->Predict(s.predicted_bytes)) /
+                                      static_cast<double>(s.device_bytes));
+  }
+  EXPECT_NEAR(tightest, fit->margin / fit->max_ratio, 1e-6);
+}
+
+// From kSamplesForQuantile samples on, the margin is the 0.99 quantile: one outlier in a
+// thousand does not set it.
+TEST(Calibration, ManySamplesUseTheUpperQuantile) {
+  std::mt19937_64 rng(8);
+  std::uniform_real_distribution<double> size(1, 2000), noise(0.97, 1.03);
+  std::vector<CalibrationSample> samples;
+  for (int i = 0; i < 1000; ++i) {
+    const double x = size(rng) * kMiB;
+    samples.push_back({static_cast<std::int64_t>(x),
+                       static_cast<std::int64_t>((150.0 * kMiB + 1.1 * x) * noise(rng))});
+  }
+  samples[500].device_bytes *= 3;  // an outlier
+  const auto fit = FitCalibration(samples);
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  EXPECT_EQ(fit->quantile, kCalibrationQuantile);
+  EXPECT_LT(fit->margin, 1.04);
+  EXPECT_GT(fit->max_ratio, 2.5);
+  int covered = 0;
+  for (const CalibrationSample& s : samples)
+    covered += fit->Predict(s.predicted_bytes) >= s.device_bytes;
+  EXPECT_GE(covered, 990);
+  EXPECT_LT(covered, 1000);
+}
+
+TEST(Calibration, PredictionIsNeverBelowTheAllocatorPeak) {
+  std::vector<CalibrationSample> samples;
+  for (std::int64_t x : {10, 20, 40, 80}) samples.push_back({x * kMiB, 100 * kMiB + x * kMiB / 2});
+  const auto fit = FitCalibration(samples);
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  EXPECT_EQ(fit->Predict(100000 * kMiB), 100000 * kMiB);
+}
+
+TEST(Calibration, RefusesWhatCannotBeFitted) {
+  const std::vector<CalibrationSample> three = {{1, 2}, {2, 3}, {3, 4}};
+  EXPECT_EQ(FitCalibration(three).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(FitCalibration(three).status().message().find("at least 4"), std::string::npos);
+  const std::vector<CalibrationSample> same = {
+      {kMiB, 2 * kMiB}, {kMiB, 3 * kMiB}, {kMiB, 2 * kMiB}, {kMiB, 4 * kMiB}};
+  EXPECT_EQ(FitCalibration(same).status().code(), StatusCode::kFailedPrecondition);
+  const std::vector<CalibrationSample> bad = {{kMiB, kMiB}, {2 * kMiB, 0}, {3, 4}, {4, 5}};
+  EXPECT_EQ(FitCalibration(bad).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(FitCalibration(bad).status().message().find("samples[1]"), std::string::npos);
+  EXPECT_EQ(ParseCalibratedPass("training").value(), CalibratedPass::kTraining);
+  EXPECT_EQ(ParseCalibratedPass("train").status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace peaknas::search

@@ -1,0 +1,224 @@
+// Device calibration end to end, between real processes: a `peaknas-server` on 127.0.0.1, one
+// `peaknas-worker serve` running each trial in its own `once` process, and the `peaknas` CLI.
+// A first job's trials are the samples the coordinator fits (ListCalibrations); a second job's
+// trials, architectures the fit never saw, are held to
+//     measured process peak <= calibrated prediction <= 1.15 x measured
+// for inference and for the training step. `peaknas calibration --format json` then feeds
+// `peaknas estimate --calibration`, which must predict the same device peak for a held-out
+// trial. Trials are sized so that the peaks range from a few MiB to about a hundred, beside a
+// process overhead of about 170 MiB: the slope matters, not only the overhead.
+#include "search/calibration.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "peaknas/v1/peaknas.grpc.pb.h"
+#include "proto/convert.h"
+#include "search/architecture.h"
+#include "tests/support/jobs.h"
+#include "tests/support/process.h"
+
+namespace peaknas::worker {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = peaknas::v1;
+using Json = nlohmann::json;
+using testing::PollUntil;
+using testing::ReadFile;
+using testing::Spawn;
+using testing::Wait;
+
+constexpr double kBound = 1.15;
+
+// Random U-Nets of 1-3 levels, widths 8-64, at tile 256 and training batch 8 of 64x64
+// patches, one training step each.
+v1::JobSpec CalibrationJob(const std::string& name, int trials, std::uint64_t seed) {
+  v1::JobSpec spec = testing::TinyRandomJob(name, trials, /*steps=*/1, "synthetic", seed);
+  v1::Budget& budget = *spec.mutable_budget();
+  budget.set_bytes(std::int64_t{8} << 30);
+  budget.set_tile(256);
+  budget.set_train_batch(8);
+  budget.set_patch(64);
+  v1::SearchSpace& space = *spec.mutable_space();
+  space.mutable_levels()->set_max(3);
+  space.mutable_width()->set_max(64);
+  space.mutable_enc_blocks()->set_max(2);
+  space.mutable_dec_blocks()->set_max(2);
+  return spec;
+}
+
+search::CalibrationFit FromProto(const v1::CalibrationFit& f) {
+  return {.samples = f.samples(),
+          .overhead_bytes = f.overhead_bytes(),
+          .slope = f.slope(),
+          .margin = f.margin(),
+          .quantile = f.quantile(),
+          .min_ratio = f.min_ratio(),
+          .max_ratio = f.max_ratio()};
+}
+
+class DeviceCalibration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "peaknas-calibration-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    // Training images of 96 pixels (64-pixel patches), validation blocks of 32 (3 levels).
+    const pid_t make =
+        Spawn({PEAKNAS_WORKER_BINARY, "make-data", "--out", (dir_ / "data").string(), "--scenes",
+               "2", "--pairs-per-scene", "1", "--size", "96", "--val-images", "1", "--val-blocks",
+               "2", "--block-size", "32", "--threads", "1"},
+              -1, (dir_ / "make-data.log").string());
+    ASSERT_EQ(Wait(make), 0) << ReadFile(dir_ / "make-data.log");
+    const testing::SpawnedServer server = testing::SpawnServer(
+        {PEAKNAS_SERVER_BINARY, "--listen", "127.0.0.1:0", "--db", (dir_ / "db.sqlite").string(),
+         "--artifacts", (dir_ / "art").string(), "--log-level", "warn"},
+        (dir_ / "server.log").string());
+    server_ = server.pid;
+    address_ = server.address;
+    ASSERT_FALSE(address_.empty()) << ReadFile(dir_ / "server.log");
+    jobs_.Connect(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    worker_ = Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data",
+                     "synthetic=" + (dir_ / "data").string(), "--threads", "1", "--name",
+                     "calibration-test", "--lease-wait", "5", "--latency-runs", "1"},
+                    -1, (dir_ / "worker.log").string());
+    ASSERT_GT(worker_, 0);
+  }
+
+  void TearDown() override {
+    testing::StopAndReap(worker_, SIGKILL);
+    testing::StopAndReap(server_, SIGTERM);
+    testing::RemoveOrReport(dir_, HasFailure(), {{"worker", dir_ / "worker.log"}});
+  }
+
+  // Runs a job to its end; its succeeded trials.
+  std::vector<v1::Trial> RunJob(const v1::JobSpec& spec) {
+    const std::string job = jobs_.Submit(spec);
+    EXPECT_FALSE(job.empty());
+    EXPECT_TRUE(PollUntil(600, [&] {
+      const v1::JobState s = jobs_.GetJob(job).state();
+      return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED;
+    })) << ReadFile(dir_ / "worker.log");
+    std::vector<v1::Trial> done;
+    for (const v1::Trial& t : jobs_.Trials(job)) {
+      if (t.state() == v1::TRIAL_STATE_SUCCEEDED) done.push_back(t);
+    }
+    return done;
+  }
+
+  v1::ListCalibrationsResponse Calibrations() {
+    v1::ListCalibrationsResponse response;
+    auto context = testing::CallContext();
+    const grpc::Status status =
+        jobs_->ListCalibrations(context.get(), v1::ListCalibrationsRequest(), &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  // Runs the CLI with stdout to `out`; its exit status.
+  int Cli(std::vector<std::string> args, const fs::path& out) {
+    args.insert(args.begin(), PEAKNAS_CLI_BINARY);
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const pid_t pid = Spawn(args, fd, (dir_ / "cli.err").string());
+    ::close(fd);
+    const int status = Wait(pid);
+    if (status != 0) ADD_FAILURE() << ReadFile(dir_ / "cli.err");
+    return status;
+  }
+
+  fs::path dir_;
+  pid_t server_ = -1, worker_ = -1;
+  std::string address_;
+  testing::JobClient jobs_;
+};
+
+TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {
+  const std::vector<v1::Trial> fitted = RunJob(CalibrationJob("fit", 8, 101));
+  ASSERT_GE(fitted.size(), 6u);
+
+  const v1::ListCalibrationsResponse listed = Calibrations();
+  ASSERT_EQ(listed.calibrations_size(), 1);
+  const v1::Calibration& c = listed.calibrations(0);
+  EXPECT_EQ(c.device_profile(), "cpu");
+  EXPECT_EQ(c.framework().rfind("libtorch ", 0), 0u) << c.framework();
+  ASSERT_EQ(c.inference().unfitted(), "");
+  ASSERT_EQ(c.training().unfitted(), "");
+  EXPECT_EQ(c.inference().samples(), static_cast<int>(fitted.size()));
+  EXPECT_EQ(c.training().samples(), static_cast<int>(fitted.size()));
+  const search::CalibrationFit inference = FromProto(c.inference());
+  const search::CalibrationFit training = FromProto(c.training());
+  std::printf(
+      "fit on %zu trials: inference %.1f MiB + %.3f x predicted, margin %.4f; training "
+      "%.1f MiB + %.3f x predicted, margin %.4f\n",
+      fitted.size(), inference.overhead_bytes / (1 << 20), inference.slope, inference.margin,
+      training.overhead_bytes / (1 << 20), training.slope, training.margin);
+
+  // The same calibration through the CLI, before the held-out job adds samples.
+  const fs::path saved = dir_ / "calibration.json";
+  ASSERT_EQ(Cli({"calibration", "--coordinator", address_, "--format", "json"}, saved), 0);
+
+  const std::vector<v1::Trial> held_out = RunJob(CalibrationJob("held-out", 6, 202));
+  ASSERT_GE(held_out.size(), 5u);
+  double lowest = 10, highest = 0;
+  std::int64_t largest_peak = 0;
+  for (const v1::Trial& t : held_out) {
+    const v1::TrialMetrics& m = t.metrics();
+    largest_peak = std::max(largest_peak, m.predicted_inference_peak_bytes());
+    for (const auto& [pass, fit, predicted, measured] :
+         {std::tuple<const char*, const search::CalibrationFit*, std::int64_t, std::int64_t>{
+              "inference", &inference, m.predicted_inference_peak_bytes(),
+              m.process_inference_peak_bytes()},
+          {"training", &training, m.predicted_train_peak_bytes(), m.process_train_peak_bytes()}}) {
+      ASSERT_GT(measured, 0) << t.id() << " " << pass;
+      const double ratio =
+          static_cast<double>(fit->Predict(predicted)) / static_cast<double>(measured);
+      lowest = std::min(lowest, ratio);
+      highest = std::max(highest, ratio);
+      EXPECT_GE(ratio, 1.0) << t.id() << " " << pass << ": predicted " << fit->Predict(predicted)
+                            << " < measured " << measured << " (allocator peak " << predicted
+                            << ")";
+      EXPECT_LE(ratio, kBound) << t.id() << " " << pass << ": predicted " << fit->Predict(predicted)
+                               << " > " << kBound << " x measured " << measured;
+    }
+  }
+  std::printf(
+      "held out: %zu trials x 2 passes, calibrated / measured process peak in [%.3f, %.3f]\n",
+      held_out.size(), lowest, highest);
+  EXPECT_GT(largest_peak, std::int64_t{40} << 20)
+      << "the held-out peaks are too small to test the slope";
+
+  // `peaknas estimate --calibration` predicts the same device peaks for a held-out trial.
+  const v1::Trial& t = held_out.front();
+  const StatusOr<search::Architecture> arch = proto::FromProto(t.architecture(), "architecture");
+  ASSERT_TRUE(arch.ok()) << arch.status().message();
+  const fs::path estimate = dir_ / "estimate.json";
+  ASSERT_EQ(
+      Cli({"estimate", "--json", "--arch", search::ToCanonicalJson(*arch), "--batch", "1", "--tile",
+           "256", "--train-batch", "8", "--patch", "64", "--calibration", saved.string()},
+          estimate),
+      0);
+  const Json e = Json::parse(ReadFile(estimate));
+  EXPECT_EQ(e.at("inference_peak_bytes").get<std::int64_t>(),
+            t.metrics().predicted_inference_peak_bytes());
+  EXPECT_EQ(e.at("device_peak_bytes").get<std::int64_t>(),
+            inference.Predict(t.metrics().predicted_inference_peak_bytes()));
+  EXPECT_EQ(e.at("device_train_peak_bytes").get<std::int64_t>(),
+            training.Predict(t.metrics().predicted_train_peak_bytes()));
+  EXPECT_EQ(e.at("calibration").at("samples").get<int>(), 2 * static_cast<int>(fitted.size()));
+}
+
+}  // namespace
+}  // namespace peaknas::worker
