@@ -394,7 +394,7 @@ Status RunCalibration(const JobCommandOptions& options, std::ostream& out) {
   PEAKNAS_RETURN_IF_ERROR(ToStatus(call.stub->ListCalibrations(&context, request, &response),
                                    call.address, "ListCalibrations"));
   if (options.format == "json") {
-    out << proto::ToJson(response) << "\n";
+    out << proto::ToJson(response, {.always_print_primitive_fields = true}) << "\n";
     return Status::Ok();
   }
   if (response.calibrations_size() == 0) {

@@ -387,6 +387,63 @@ TEST_F(CoordinatorTest, ListWorkersShowsWhoIsOnlineAndWhatTheyRun) {
   EXPECT_EQ((*all)[1].name(), "b");
 }
 
+// Reports carry calibration samples; ListCalibrations fits each device profile and framework
+// on them, says why a pass has no fit yet, filters, and reads them back after a restart.
+TEST_F(CoordinatorTest, ListCalibrationsFitsWhatWorkersMeasured) {
+  ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(6, 1)).ok());
+  const std::string worker = Worker();
+  constexpr std::int64_t kMiB = 1 << 20;
+  for (int i = 0; i < 5; ++i) {
+    const auto a = Lease(worker);
+    v1::ReportResultRequest r = Result(a, 30);
+    v1::TrialMetrics& m = *r.mutable_metrics();
+    m.set_device_profile("cpu");
+    m.set_framework("libtorch 1.13.0");
+    // Inference on a line (170 MiB + the prediction); training on only three trials.
+    const std::int64_t predicted = (10 + 40 * i) * kMiB;
+    m.set_predicted_inference_peak_bytes(predicted);
+    m.set_process_inference_peak_bytes(170 * kMiB + predicted);
+    m.set_predicted_train_peak_bytes(predicted);
+    if (i < 3) m.set_process_train_peak_bytes(200 * kMiB + 2 * predicted);
+    ASSERT_TRUE(coordinator_->ReportResult(r).ok());
+  }
+  const auto a = Lease(worker);
+  v1::ReportResultRequest other = Result(a, 30);
+  other.mutable_metrics()->set_device_profile("h100");
+  other.mutable_metrics()->set_framework("libtorch 2.4.0");
+  other.mutable_metrics()->set_predicted_inference_peak_bytes(kMiB);
+  other.mutable_metrics()->set_process_inference_peak_bytes(600 * kMiB);
+  ASSERT_TRUE(coordinator_->ReportResult(other).ok());
+
+  for (bool reopened : {false, true}) {
+    if (reopened) Reopen();
+    auto listed = coordinator_->ListCalibrations("", "");
+    ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+    ASSERT_EQ(listed->size(), 2u);
+    const v1::Calibration& cpu = (*listed)[0];
+    EXPECT_EQ(cpu.device_profile(), "cpu");
+    EXPECT_EQ(cpu.framework(), "libtorch 1.13.0");
+    EXPECT_EQ(cpu.inference().samples(), 5);
+    EXPECT_EQ(cpu.inference().unfitted(), "");
+    EXPECT_NEAR(cpu.inference().overhead_bytes(), 170.0 * kMiB, 1024);
+    EXPECT_NEAR(cpu.inference().slope(), 1.0, 1e-6);
+    EXPECT_NEAR(cpu.inference().margin(), 1.0, 1e-6);
+    EXPECT_EQ(cpu.training().samples(), 3);
+    EXPECT_NE(cpu.training().unfitted().find("at least 4"), std::string::npos)
+        << cpu.training().unfitted();
+    EXPECT_EQ(cpu.training().slope(), 0);
+    EXPECT_EQ(cpu.updated().seconds() * 1000 + cpu.updated().nanos() / 1'000'000, now_.load());
+    EXPECT_EQ((*listed)[1].device_profile(), "h100");
+    EXPECT_EQ((*listed)[1].inference().samples(), 1);
+    EXPECT_EQ((*listed)[1].training().samples(), 0);
+  }
+  auto only = coordinator_->ListCalibrations("h100", "");
+  ASSERT_TRUE(only.ok());
+  ASSERT_EQ(only->size(), 1u);
+  EXPECT_EQ(only->front().framework(), "libtorch 2.4.0");
+  EXPECT_TRUE(coordinator_->ListCalibrations("cpu", "libtorch 9").value().empty());
+}
+
 TEST_F(CoordinatorTest, RegistrationsBeyondTheRateLimitAreRefusedAndStoreNothing) {
   CoordinatorOptions options = Options();
   options.registration_burst = 3;

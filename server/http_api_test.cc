@@ -198,8 +198,27 @@ TEST_F(HttpApiTest, WorkersAndFrontierTrialsAreTheGrpcAnswersAsJson) {
   report.set_fencing_token(leased.assignment().fencing_token());
   report.mutable_metrics()->set_psnr(30);
   report.mutable_metrics()->set_noisy_psnr(20);
+  report.mutable_metrics()->set_device_profile("cpu");
+  report.mutable_metrics()->set_framework("libtorch 1.13.0");
+  report.mutable_metrics()->set_predicted_inference_peak_bytes(1 << 20);
+  report.mutable_metrics()->set_process_inference_peak_bytes(200 << 20);
   v1::ReportResultResponse ack;
   ASSERT_TRUE(workers->ReportResult(peaknas::testing::CallContext().get(), report, &ack).ok());
+
+  // The report's calibration sample, over HTTP as over gRPC; the framework filter is read
+  // percent-decoded.
+  v1::ListCalibrationsRequest calibrations_request;
+  v1::ListCalibrationsResponse calibrations;
+  ASSERT_TRUE(stub->ListCalibrations(peaknas::testing::CallContext().get(), calibrations_request,
+                                     &calibrations)
+                  .ok());
+  ASSERT_EQ(calibrations.calibrations_size(), 1);
+  EXPECT_EQ(calibrations.calibrations(0).inference().samples(), 1);
+  const HttpReply calibrated = Get("/v1/calibrations?framework=libtorch%201.13.0");
+  ASSERT_EQ(calibrated.status, 200) << calibrated.body;
+  EXPECT_EQ(calibrated.body, JsonOf(calibrations));
+  EXPECT_EQ(Get("/v1/calibrations?device_profile=h100").body, "{\"calibrations\":[]}\n");
+  EXPECT_EQ(Post("/v1/calibrations").status, 405);
   v1::ListTrialsRequest on;
   on.set_job_id(id);
   on.set_on_frontier(true);

@@ -978,6 +978,63 @@ TEST_F(StoreTest, EventLogAppendsAndReplaysInOrder) {
   EXPECT_EQ(store->ListEvents(a, 5, 100)->size(), 0u);
 }
 
+// Every completed trial adds one sample per pass that has both figures, keyed by the
+// worker's device profile and framework; the newest `per_key` of each key are listed. A stale
+// completion adds nothing; samples survive a reopen.
+TEST_F(StoreTest, CalibrationSamplesComeWithResultsNewestFirstPerKey) {
+  auto store = OpenOrDie();
+  const std::int64_t job = *store->CreateJob("{}", 1);
+  const std::int64_t w = *store->RegisterWorker(NewWorker("w1", "cpu", 1 << 30), 1);
+  const auto complete = [&](std::uint64_t hash, const std::string& profile,
+                            const std::string& framework, std::int64_t process_train) {
+    ASSERT_TRUE(AddTrial(*store, job, Spec(hash), 2).ok());
+    auto lease = store->LeaseNextPendingTrial(Only(job), w, 10, 100000);
+    ASSERT_TRUE(lease.ok() && lease->has_value());
+    TrialMetrics m = Metrics(30);
+    m.device_profile = profile;
+    m.framework = framework;
+    m.predicted_inference_peak_bytes = 1000 + static_cast<std::int64_t>(hash);
+    m.process_inference_peak_bytes = 9000 + static_cast<std::int64_t>(hash);
+    m.predicted_train_peak_bytes = 2000 + static_cast<std::int64_t>(hash);
+    m.process_train_peak_bytes = process_train;
+    ASSERT_TRUE(store
+                    ->CompleteTrial((*lease)->lease_id, (*lease)->fencing_token,
+                                    20 + static_cast<std::int64_t>(hash), m, std::nullopt)
+                    .ok());
+    // The same lease again: refused, and no second sample.
+    EXPECT_FALSE(
+        store->CompleteTrial((*lease)->lease_id, (*lease)->fencing_token, 99, m, std::nullopt)
+            .ok());
+  };
+  complete(1, "cpu", "libtorch 1.13.0", 7001);
+  complete(2, "cpu", "libtorch 1.13.0", 7002);
+  complete(3, "cpu", "libtorch 1.13.0", 0);  // no training figure: inference only
+  complete(4, "h100", "libtorch 2.4.0", 7004);
+  complete(5, "cpu", "", 7005);  // no framework: not a sample
+
+  store.reset();
+  store = OpenOrDie();
+  auto all = store->ListCalibrationSamples(10);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  std::vector<std::string> got;
+  for (const CalibrationSample& c : *all) {
+    got.push_back(c.device_profile + "/" + c.pass + "/" + std::to_string(c.predicted_bytes) + "/" +
+                  std::to_string(c.device_bytes) + "/t" + std::to_string(c.trial_id) + "@" +
+                  std::to_string(c.created_ms));
+    EXPECT_EQ(c.framework, c.device_profile == "cpu" ? "libtorch 1.13.0" : "libtorch 2.4.0");
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "cpu/inference/1003/9003/t3@23", "cpu/inference/1002/9002/t2@22",
+                     "cpu/inference/1001/9001/t1@21", "cpu/training/2002/7002/t2@22",
+                     "cpu/training/2001/7001/t1@21", "h100/inference/1004/9004/t4@24",
+                     "h100/training/2004/7004/t4@24"}));
+  auto newest = store->ListCalibrationSamples(1);
+  ASSERT_TRUE(newest.ok());
+  ASSERT_EQ(newest->size(), 4u);
+  EXPECT_EQ((*newest)[0].trial_id, 3);
+  EXPECT_EQ((*newest)[1].trial_id, 2);
+}
+
 TEST(StoreNames, RoundTrip) {
   for (auto s : {JobState::kPending, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
                  JobState::kCancelled}) {

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -166,7 +167,21 @@ TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {
       fitted.size(), inference.overhead_bytes / (1 << 20), inference.slope, inference.margin,
       training.overhead_bytes / (1 << 20), training.slope, training.margin);
 
-  // The same calibration through the CLI, before the held-out job adds samples.
+  // The same calibration through the CLI, before the held-out job adds samples: as a table,
+  // and as the JSON `estimate --calibration` reads.
+  const fs::path table = dir_ / "calibration.txt";
+  ASSERT_EQ(Cli({"calibration", "--coordinator", address_}, table), 0);
+  const std::string rows = ReadFile(table);
+  EXPECT_EQ(rows.rfind("DEVICE", 0), 0u) << rows;
+  int pass_rows = 0;
+  std::istringstream lines(rows);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("cpu ", 0) == 0 && line.find(" " + c.framework() + " ") != std::string::npos &&
+        line.find(" x predicted + ") != std::string::npos) {
+      ++pass_rows;
+    }
+  }
+  EXPECT_EQ(pass_rows, 2) << rows;  // inference and training
   const fs::path saved = dir_ / "calibration.json";
   ASSERT_EQ(Cli({"calibration", "--coordinator", address_, "--format", "json"}, saved), 0);
 

@@ -68,6 +68,17 @@ assert d["fits_training"] == (d["train_peak_bytes"] <= d["budget_bytes"]), d
 
 example_json='{"levels": 4, "widths": [32, 64, 128, 256], "enc_blocks": [1, 1, 2, 2], "dec_blocks": [1, 1, 1], "skip": "concat", "upsample": "transposed", "downsample": "strided", "activation": "relu"}'
 
+# write_calibration FILE: a calibration list for "cpu" with an inference fit and no training fit.
+write_calibration() {
+  cat >"$1" <<'JSON'
+{"calibrations": [{"deviceProfile": "cpu", "framework": "libtorch 1.13.0",
+  "inference": {"samples": 12, "overheadBytes": 188743680, "slope": 1.25, "margin": 1.02,
+                "quantile": 1, "minRatio": 0.99, "maxRatio": 1.01},
+  "training": {"samples": 3, "unfitted": "3 samples; a calibration needs at least 4"},
+  "updated": "2026-12-02T00:00:00Z"}]}
+JSON
+}
+
 case "$case_name" in
   # --- success ------------------------------------------------------------------------------
   example_file)
@@ -155,6 +166,39 @@ assert d["fits_inference"] is False and d["fits_training"] is False, d
   invalid_arch_file)
     printf '{"levels": 9}' >"$work/bad.json"
     expect_error "arch \".*bad.json\": levels: 9 is not in \[1, 6\]" estimate --arch "$work/bad.json"
+    ;;
+  calibration_json)
+    # A calibration list as `peaknas calibration --format json` prints it: the device peaks
+    # are margin x (overhead + slope x the allocator peak), rounded up; training has no fit.
+    write_calibration "$work/cal.json"
+    expect_ok estimate --arch "$unet4" --json --calibration "$work/cal.json"
+    check_json "$json_common"'
+import math
+want = math.ceil(1.02 * (180 * 2**20 + 1.25 * d["inference_peak_bytes"]))
+assert abs(d["device_peak_bytes"] - want) <= 1, (d["device_peak_bytes"], want)
+assert d["device_train_peak_bytes"] is None, d
+assert d["calibration"] == {"device_profile": "cpu", "framework": "libtorch 1.13.0",
+                            "samples": 15}, d["calibration"]
+'
+    ;;
+  calibration_text_stdin)
+    write_calibration "$work/cal.json"
+    run estimate --arch "$unet4" --calibration - <"$work/cal.json"
+    [[ $status -eq 0 ]] || fail "exit status $status: $(cat "$err")"
+    stdout_has '^  device peak +[0-9.]+ [KMG]iB +n/a \(no fit\)$'
+    stdout_has '^  calibration +cpu, libtorch 1.13.0, 15 samples$'
+    ;;
+  calibration_missing_file) expect_error 'calibration: /nonexistent/cal.json: cannot be opened' \
+    estimate --arch "$unet4" --calibration /nonexistent/cal.json ;;
+  calibration_malformed)
+    printf '{"calibrations": 3}' >"$work/cal.json"
+    expect_error 'calibration: .*cal.json: not a calibration list' \
+      estimate --arch "$unet4" --calibration "$work/cal.json"
+    ;;
+  calibration_other_profile)
+    write_calibration "$work/cal.json"
+    expect_error 'no calibration for device profile "h100" \(it has: cpu\)' \
+      estimate --arch "$unet4" --device-profile h100 --calibration "$work/cal.json"
     ;;
   missing_file) expect_error 'arch "/nonexistent/arch.json": cannot open' estimate \
     --arch /nonexistent/arch.json ;;

@@ -315,8 +315,17 @@ for t in d:
     expect_ok workers --all --coordinator "$addr"
     stdout_has '^w-1 +cli-worker '
     ;;
+  calibration)
+    # An empty coordinator: no calibration yet; JSON that `estimate --calibration` reads.
+    start_server
+    expect_ok calibration --coordinator "$addr"
+    stdout_has '^no calibration yet'
+    expect_ok calibration --coordinator "$addr" --format json --device-profile cpu
+    stdout_has '^\{"calibrations":\[\]\}$'
+    expect_error 2 calibration 'format' calibration --coordinator "$addr" --format csv
+    ;;
   help)
-    for cmd in submit jobs status watch frontier trials cancel export workers; do
+    for cmd in submit jobs status watch frontier trials cancel export workers calibration; do
       run "$cmd" --help
       [[ $status -eq 0 ]] || fail "$cmd --help exited $status"
       [[ ! -s "$err" ]] || fail "$cmd --help wrote to stderr"
@@ -327,7 +336,7 @@ for t in d:
     run export --help
     stdout_has '--output'
     run --help
-    for cmd in submit jobs status watch frontier trials cancel export workers; do
+    for cmd in submit jobs status watch frontier trials cancel export workers calibration; do
       stdout_has "$cmd"
     done
     ;;

@@ -27,7 +27,7 @@ case "$case_name" in
     run serve --help
     [[ $status -eq 0 ]] || fail "--help exited $status"
     [[ ! -s "$err" ]] || fail "--help wrote to stderr"
-    for flag in --coordinator --data --device --name --threads --work-dir; do
+    for flag in --coordinator --data --device --name --threads --work-dir --latency-runs; do
       grep -q -- "$flag" "$out" || fail "help does not mention $flag"
     done
     ;;
@@ -46,6 +46,8 @@ case "$case_name" in
     serve --coordinator 127.0.0.1:1 --data "x=$work/data" --data "x=$work/data" ;;
   unknown_device) expect_error 1 'device' \
     serve --coordinator 127.0.0.1:1 --data "x=$work/data" --device tpu ;;
+  latency_runs_zero) expect_error 1 'latency-runs: 0 is not in \[1, 1000\]' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/data" --latency-runs 0 ;;
   negative_threads) expect_error 1 'threads' \
     serve --coordinator 127.0.0.1:1 --data "x=$work/data" --threads -1 ;;
   work_dir_missing) expect_error 1 'work-dir' \
