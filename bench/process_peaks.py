@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """What the operating system sees beside what the allocator counts: for random U-Nets of the
 search family, `peaknas-worker once` (one trial in a fresh process, one intra-op thread) reports
-the cost model's predicted allocator peaks, the measured allocator peaks, and the process's
-resident-set high-water mark (VmHWM) right after the inference measurement and at the end of the
-trial. This prints them side by side and a least-squares line of the process inference peak
-against the predicted allocator peak (overhead + slope x predicted), with the worst residuals:
-the data a device calibration (fixed overhead + proportional part) is fitted on.
+the cost model's predicted allocator peaks, the measured allocator peaks, and each pass's process
+peak (the resident-set high-water mark during that pass alone, large blocks mapped, less the
+input data: worker/measure.h). This prints them side by side, then per pass the device
+calibration of search/calibration.h fitted on all runs, and fitted on half of them with its
+calibrated / measured ratios on the other half (architectures the fit never saw).
 
   cmake --build --preset release --target peaknas-worker
   /usr/bin/python3 bench/process_peaks.py --archs 8 --seed 1
@@ -25,6 +25,36 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 2.0 ** 20
 
 
+T99 = [31.821, 6.965, 4.541, 3.747, 3.365, 3.143, 2.998, 2.896, 2.821, 2.764, 2.718, 2.681,
+       2.650, 2.624, 2.602, 2.583, 2.567, 2.552, 2.539, 2.528, 2.518, 2.508, 2.500, 2.492, 2.485,
+       2.479, 2.473, 2.467, 2.462, 2.457]
+
+
+def t99(df):
+    if df <= 30:
+        return T99[df - 1]
+    z = 2.326348
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df * df)
+
+
+def fit(points):
+    """search/calibration.cc's fit (below 100 points): least squares of y = a + b x on relative
+    residuals, and as margin the one-sided 0.99 normal prediction bound of the measured / line
+    ratios, at least their largest. Returns (a, b, margin, min ratio, max ratio)."""
+    s = sx = sy = sxx = sxy = 0.0
+    for x, y in points:
+        w = 1 / (y * y)
+        s, sx, sy, sxx, sxy = s + w, sx + w * x, sy + w * y, sxx + w * x * x, sxy + w * x * y
+    slope = (s * sxy - sx * sy) / (s * sxx - sx * sx)
+    overhead = (sy - slope * sx) / s
+    ratios = [y / (overhead + slope * x) for x, y in points]
+    n = len(ratios)
+    mean = sum(ratios) / n
+    sd = (sum((r - mean) ** 2 for r in ratios) / (n - 1)) ** 0.5
+    bound = mean + t99(n - 1) * sd * (1 + 1 / n) ** 0.5
+    return overhead, slope, max(1.0, max(ratios), bound), min(ratios), max(ratios)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worker", default=os.path.join(ROOT, "build/release/worker/peaknas-worker"))
@@ -40,7 +70,7 @@ def main():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f"{'levels':>6} {'widths':<18} {'tile':>4} | {'inference MiB: predicted':>24} "
               f"{'measured':>9} {'process':>8} | {'training MiB: predicted':>23} "
-              f"{'measured':>9} {'trial process':>13}")
+              f"{'measured':>9} {'process':>8}")
         for _ in range(args.archs):
             levels = rng.randint(1, 4)
             widths = sorted(rng.choice(range(8, 129, 8)) for _ in range(levels))
@@ -67,19 +97,21 @@ def main():
                   f"{r['process_inference_peak_bytes'] / MIB:>8.1f} | "
                   f"{r['predicted_train_peak_bytes'] / MIB:>23.1f} "
                   f"{r['measured_train_peak_bytes'] / MIB:>9.1f} "
-                  f"{r['process_train_peak_bytes'] / MIB:>13.1f}", flush=True)
-    if len(rows) >= 2:
-        xs = [r["predicted_inference_peak_bytes"] / MIB for r in rows]
-        ys = [r["process_inference_peak_bytes"] / MIB for r in rows]
-        n = len(xs)
-        mx, my = sum(xs) / n, sum(ys) / n
-        sxx = sum((x - mx) ** 2 for x in xs)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else 0.0
-        overhead = my - slope * mx
-        ratios = [y / (overhead + slope * x) for x, y in zip(xs, ys)]
-        print(f"process inference peak ~ {overhead:.1f} MiB + {slope:.2f} x predicted allocator "
-              f"peak (least squares, {n} runs); measured / fitted in "
-              f"[{min(ratios):.3f}, {max(ratios):.3f}]")
+                  f"{r['process_train_peak_bytes'] / MIB:>8.1f}", flush=True)
+    for name, predicted, process in [
+            ("inference", "predicted_inference_peak_bytes", "process_inference_peak_bytes"),
+            ("training step", "predicted_train_peak_bytes", "process_train_peak_bytes")]:
+        points = [(r[predicted] / MIB, r[process] / MIB) for r in rows if r[process] > 0]
+        if len(points) < 8:
+            continue
+        overhead, slope, margin, lo, hi = fit(points)
+        print(f"{name}: process peak ~ {overhead:.1f} MiB + {slope:.3f} x predicted allocator "
+              f"peak over {len(points)} runs; measured / line in [{lo:.3f}, {hi:.3f}]")
+        # Held out: fitted on the even runs, predicting the odd ones.
+        overhead, slope, margin, _, _ = fit(points[::2])
+        ratios = [margin * (overhead + slope * x) / y for x, y in points[1::2]]
+        print(f"  fitted on {len(points[::2])} runs, on the {len(ratios)} others: calibrated / "
+              f"measured in [{min(ratios):.3f}, {max(ratios):.3f}]")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

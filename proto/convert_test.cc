@@ -542,7 +542,7 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
   }
   // Every field of the message was checked above: a new field must be added here too.
   EXPECT_EQ(static_cast<std::size_t>(v1::TrialMetrics::descriptor()->field_count()),
-            pairs.size() + 3);
+            pairs.size() + 4);  // + device, device_profile, dtype, framework
 }
 
 }  // namespace

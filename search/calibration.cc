@@ -7,6 +7,23 @@
 
 namespace peaknas::search {
 
+namespace {
+
+// The 0.99 quantile of Student's t distribution with `df` (>= 1) degrees of freedom: tabulated
+// to 30, then the Cornish-Fisher expansion around the normal quantile (within 0.001 there).
+double StudentT99(int df) {
+  static constexpr double kTable[] = {31.821, 6.965, 4.541, 3.747, 3.365, 3.143, 2.998, 2.896,
+                                      2.821,  2.764, 2.718, 2.681, 2.650, 2.624, 2.602, 2.583,
+                                      2.567,  2.552, 2.539, 2.528, 2.518, 2.508, 2.500, 2.492,
+                                      2.485,  2.479, 2.473, 2.467, 2.462, 2.457};
+  if (df <= 30) return kTable[std::max(df, 1) - 1];
+  const double z = 2.326348, v = df;
+  const double z3 = z * z * z, z5 = z3 * z * z;
+  return z + (z3 + z) / (4 * v) + (5 * z5 + 16 * z3 + 3 * z) / (96 * v * v);
+}
+
+}  // namespace
+
 std::string_view Name(CalibratedPass pass) {
   return pass == CalibratedPass::kInference ? "inference" : "training";
 }
@@ -75,14 +92,19 @@ StatusOr<CalibrationFit> FitCalibration(std::span<const CalibrationSample> sampl
   std::sort(ratios.begin(), ratios.end());
   fit.min_ratio = ratios.front();
   fit.max_ratio = ratios.back();
+  fit.quantile = kCalibrationQuantile;
   if (n < kSamplesForQuantile) {
-    // The largest ratio of the population, estimated from the sample's range as for a uniform
-    // distribution: max + (max - min) / (n - 1). With few samples the largest seen is likely
-    // below it.
-    fit.quantile = 1;
-    fit.margin = std::max(1.0, fit.max_ratio + (fit.max_ratio - fit.min_ratio) / (n - 1));
+    // The one-sided prediction bound of a normal sample: a new ratio stays below it with
+    // probability kCalibrationQuantile. Never below the largest ratio seen.
+    double mean = 0;
+    for (double r : ratios) mean += r;
+    mean /= n;
+    double ss = 0;
+    for (double r : ratios) ss += (r - mean) * (r - mean);
+    const double sd = std::sqrt(ss / (n - 1));
+    const double bound = mean + StudentT99(n - 1) * sd * std::sqrt(1 + 1.0 / n);
+    fit.margin = std::max({1.0, fit.max_ratio, bound});
   } else {
-    fit.quantile = kCalibrationQuantile;
     const auto k = static_cast<std::size_t>(std::ceil(kCalibrationQuantile * n)) - 1;
     fit.margin = std::max(1.0, ratios[std::min(k, ratios.size() - 1)]);
   }

@@ -11,11 +11,14 @@
 //
 // The line is fitted by least squares on relative errors (every sample's residual divided by
 // its measurement), so small and large networks count alike. The margin makes the prediction
-// an upper bound: while there are fewer than kSamplesForQuantile samples, the largest
-// measured / line ratio the samples imply (their largest, plus their range over n - 1: the
-// estimate of a uniform distribution's upper end), then their 0.99 quantile. A prediction for a
-// network the fit has not seen is held to measured <= predicted <= 1.15 x measured
-// (worker/calibration_test.cc).
+// an upper bound on the measured / line ratio of a network the fit has not seen, at a coverage
+// of kCalibrationQuantile: while there are fewer than kSamplesForQuantile samples, the
+// one-sided prediction bound of a normal sample of ratios (mean + t(0.99, n-1) x sd x
+// sqrt(1 + 1/n), which is wide while n is small: conservative until there are enough), then
+// the ratios' empirical 0.99 quantile; never below the largest ratio while n is small. A
+// prediction for a network the fit has not seen is held to
+//     measured <= predicted <= 1.15 x measured
+// (worker/calibration_test.cc, bench/process_peaks.py).
 //
 // Thread-safety: pure functions and plain values.
 #ifndef PEAKNAS_SEARCH_CALIBRATION_H_
@@ -48,7 +51,7 @@ struct CalibrationFit {
   double overhead_bytes = 0;
   double slope = 0;
   double margin = 1;     // >= 1; see the top of this file
-  double quantile = 1;   // which quantile of the ratios `margin` is (1: their maximum)
+  double quantile = 0;   // the coverage `margin` aims at (kCalibrationQuantile)
   double min_ratio = 0;  // measured / line over the samples: the spread of the fit
   double max_ratio = 0;
 

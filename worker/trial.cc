@@ -157,12 +157,6 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     r.latency_ms_per_mp = latency.ms_per_megapixel;
   }
 
-  // 3. Training.
-  PEAKNAS_RETURN_IF_ERROR(stage("train", std::to_string(spec.steps) + " steps, batch " +
-                                             std::to_string(spec.train_shape.batch) + ", patch " +
-                                             Side(spec.train_shape.size) + ", " +
-                                             std::to_string(dataset.train.size()) +
-                                             " training pairs"));
   TrainOptions train;
   train.steps = spec.steps;
   train.learning_rate = spec.learning_rate;
@@ -170,6 +164,38 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   train.precision = spec.precision;
   train.progress_every = spec.progress_every;
   PEAKNAS_RETURN_IF_ERROR(ValidateTrainOptions(train));
+
+  // 3. Training-step peak, in a steady state, on the initial weights: a trainer of its own,
+  // whose steps are then undone. Measured before the training loop, whose heap (freed memory
+  // kept for speed) the measured step would otherwise reuse, which blurs the process figure.
+  PEAKNAS_RETURN_IF_ERROR(stage("measure-train", "batch " + std::to_string(spec.train_shape.batch) +
+                                                     ", patch " + Side(spec.train_shape.size)));
+  {
+    std::vector<torch::Tensor> initial;
+    {
+      torch::NoGradGuard no_grad;
+      for (const torch::Tensor& p : net->parameters()) initial.push_back(p.detach().clone());
+    }
+    Trainer probe(net, train, device);
+    const PeakMeasurement peak = MeasureTrainStepPeak(probe, spec.train_shape, device);
+    r.measured_train_peak_bytes = peak.allocator_peak_bytes;
+    // The saved weights are resident too, but no part of a training process.
+    r.process_train_peak_bytes =
+        WithoutData(peak, device, DataBytes(dataset, sampler) + TensorBytes(initial));
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> params = net->parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      params[i].copy_(initial[i]);
+      params[i].mutable_grad() = torch::Tensor();
+    }
+  }
+
+  // 4. Training.
+  PEAKNAS_RETURN_IF_ERROR(stage("train", std::to_string(spec.steps) + " steps, batch " +
+                                             std::to_string(spec.train_shape.batch) + ", patch " +
+                                             Side(spec.train_shape.size) + ", " +
+                                             std::to_string(dataset.train.size()) +
+                                             " training pairs"));
   Trainer trainer(net, train, device);
   bool first_report = true;
   const auto progress = [&](const TrainProgress& p) {
@@ -185,7 +211,7 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   r.train_seconds = trained.seconds;
   r.train_steps_per_s = trained.steps_per_second;
 
-  // 4. Evaluation.
+  // 5. Evaluation.
   PEAKNAS_RETURN_IF_ERROR(stage("evaluate", std::to_string(dataset.val_noisy.num_blocks()) +
                                                 " validation blocks of " +
                                                 Side(dataset.val_noisy.block_size)));
@@ -195,19 +221,13 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   r.eval_seconds = SecondsSince(eval_start);
   r.noisy = NoisyBaseline(dataset.val_noisy, dataset.val_clean);
 
-  // 5. Export of the trained weights.
+  // 6. Export of the trained weights.
   if (!spec.export_path.empty()) {
     PEAKNAS_RETURN_IF_ERROR(stage("export", spec.export_path));
     PEAKNAS_RETURN_IF_ERROR(ExportTorchScript(net, spec.export_path));
     r.export_path = spec.export_path;
   }
 
-  // 6. Training-step peak, in the trainer's steady state; changes the weights (see trial.h).
-  PEAKNAS_RETURN_IF_ERROR(stage("measure-train", "batch " + std::to_string(spec.train_shape.batch) +
-                                                     ", patch " + Side(spec.train_shape.size)));
-  const PeakMeasurement train_peak = MeasureTrainStepPeak(trainer, spec.train_shape, device);
-  r.measured_train_peak_bytes = train_peak.allocator_peak_bytes;
-  r.process_train_peak_bytes = WithoutData(train_peak, device, DataBytes(dataset, sampler));
   return r;
 }
 

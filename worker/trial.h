@@ -10,21 +10,23 @@
 //   2. on the freshly initialized (or inherited, worker/inherit.h) net: the inference peak at
 //      (batch, tile), then the median latency at the same shape (neither depends on the
 //      weights' values);
-//   3. training (Trainer::Run), progress reported through the callback;
-//   4. evaluation of every validation block, and the noisy-input baseline;
-//   5. the TorchScript export of the trained weights, when asked for;
-//   6. the training-step allocator peak at (train batch, patch), measured on the trained
-//      trainer (weights, gradients and Adam's moments all resident: the steady state the
-//      model describes). Its warm-up and measured steps use random batches and change the
-//      weights, which is why it comes after evaluation and export.
+//   3. the training-step peak at (train batch, patch), in a trainer of its own after warm-up
+//      steps (weights, gradients and Adam's moments all resident: the steady state the model
+//      describes); its steps use random batches, and the initial weights are put back after
+//      it, so the training below starts where it would have without it;
+//   4. training (Trainer::Run), progress reported through the callback;
+//   5. evaluation of every validation block, and the noisy-input baseline;
+//   6. the TorchScript export of the trained weights, when asked for.
 // Measurements run at the trial's precision (autocast). The cost model is asked at the
 // matching dtype; it describes pure fp32/fp16/bf16 tensors, so its contract (measured <=
 // predicted) holds for fp32, while under autocast (fp32 weights, half-precision activations)
 // the ratio is reported but not guaranteed.
 //
-// Process peaks: on CPU the process's resident-set high-water mark (VmHWM), which only grows,
-// read right after each measured pass — the training figure is therefore the peak of the
-// whole trial; on CUDA the caching allocator's peak reserved bytes during the pass.
+// Process peaks (worker/measure.h): on CPU the resident-set high-water mark during each
+// measured pass alone, large blocks mapped, less the input data (and, for the training step,
+// the saved initial weights) the trial process holds; on CUDA the caching allocator's peak
+// reserved bytes during the pass. Both passes are measured before the training loop, whose
+// kept heap would blur them.
 //
 // Errors are values: invalid specs are INVALID_ARGUMENT naming the field (with the names of
 // `peaknas-worker once`'s flags), dataset problems come from data::OpenSiddDataset and
@@ -99,8 +101,8 @@ struct TrialResult : search::TrialMetrics {
 };
 
 // Called when the trial enters a stage ("data" once the dataset has been opened and checked,
-// "inherit" when the net takes a parent's weights, then "measure-inference", "train",
-// "evaluate", "export", "measure-train") with a one-line detail, and with training progress.
+// "inherit" when the net takes a parent's weights, then "measure-inference", "measure-train",
+// "train", "evaluate", "export") with a one-line detail, and with training progress.
 // Nothing is reported before the inputs are known good, so an error in them is all a caller
 // prints. A stop requested through `stop` ends the trial with CANCELLED at the next stage or
 // training step (a cancelled job, a lost lease).

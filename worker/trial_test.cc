@@ -138,8 +138,8 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   callbacks.train = [&](const TrainProgress& p) { steps.push_back(p.step); };
   const auto result = RunTrial(spec, callbacks);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
-  EXPECT_EQ(stages, (std::vector<std::string>{"data", "measure-inference", "train", "evaluate",
-                                              "export", "measure-train"}));
+  EXPECT_EQ(stages, (std::vector<std::string>{"data", "measure-inference", "measure-train", "train",
+                                              "evaluate", "export"}));
   EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
   const TrialResult& r = *result;
   EXPECT_EQ(r.export_path, spec.export_path);
@@ -193,7 +193,8 @@ TEST(RunTrial, AStopRequestedEndsTheTrialCancelled) {
   EXPECT_NE(stopped.status().message().find("after 2 of 5 steps"), std::string::npos)
       << stopped.status().message();
   EXPECT_EQ(steps, (std::vector<int>{1, 2}));
-  EXPECT_EQ(stages, (std::vector<std::string>{"data", "measure-inference", "train"}));
+  EXPECT_EQ(stages,
+            (std::vector<std::string>{"data", "measure-inference", "measure-train", "train"}));
 
   std::stop_source before;
   before.request_stop();
@@ -239,8 +240,8 @@ TEST(RunTrial, InheritsAParentsWeightsAndKeepsTheMemoryContract) {
   callbacks.stage = [&](std::string_view stage, std::string_view) { stages.emplace_back(stage); };
   const auto inherited = RunTrial(child, callbacks);
   ASSERT_TRUE(inherited.ok()) << inherited.status().ToString();
-  EXPECT_EQ(stages, (std::vector<std::string>{"data", "inherit", "measure-inference", "train",
-                                              "evaluate", "measure-train"}));
+  EXPECT_EQ(stages, (std::vector<std::string>{"data", "inherit", "measure-inference",
+                                              "measure-train", "train", "evaluate"}));
   ASSERT_TRUE(inherited->parent_arch.has_value());
   EXPECT_EQ(*inherited->parent_arch, parent.arch);
   EXPECT_EQ(inherited->measured_inference_peak_bytes, inherited->predicted_inference_peak_bytes);
