@@ -421,6 +421,20 @@ Status RunCalibration(const JobCommandOptions& options, std::ostream& out) {
   return Status::Ok();
 }
 
+namespace {
+
+// "1.00 GiB INFERENCE", or for a budget in device bytes "300.00 MiB INFERENCE on the device
+// (104.00 MiB allocator, libtorch 1.13.0 calibration of cpu)".
+std::string Budget(const v1::Budget& b) {
+  const std::string mode = StripPrefix(v1::BudgetMode_Name(b.mode()), "BUDGET_MODE_");
+  if (b.device_bytes() == 0) return search::FormatBytes(b.bytes()) + " " + mode;
+  return search::FormatBytes(b.device_bytes()) + " " + mode + " on the device (" +
+         search::FormatBytes(b.bytes()) + " allocator, " + b.device_calibration().framework() +
+         " calibration of " + b.device_calibration().device_profile() + ")";
+}
+
+}  // namespace
+
 Status RunStatus(const JobCommandOptions& options, std::ostream& out) {
   const Call call = Connect(options);
   PEAKNAS_ASSIGN_OR_RETURN(const v1::Job job, GetJob(call, options.job));
@@ -431,8 +445,7 @@ Status RunStatus(const JobCommandOptions& options, std::ostream& out) {
       {"name", spec.name().empty() ? "-" : base::OneLine(spec.name())},
       {"state", StateName(job.state())},
       {"strategy", StripPrefix(v1::Strategy_Name(spec.strategy()), "STRATEGY_")},
-      {"budget", search::FormatBytes(spec.budget().bytes()) + " " +
-                     StripPrefix(v1::BudgetMode_Name(spec.budget().mode()), "BUDGET_MODE_")},
+      {"budget", Budget(spec.budget())},
       {"trials", std::to_string(Done(job.counts())) + "/" + std::to_string(spec.trials()) +
                      " done (" + Counts(job.counts()) + ")"},
       {"frontier", std::to_string(frontier.points_size()) + " points, version " +

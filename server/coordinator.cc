@@ -20,6 +20,7 @@
 #include "search/calibration.h"
 #include "search/cost_model.h"
 #include "search/space.h"
+#include "search/units.h"
 #include "server/frontier.h"
 #include "server/strategy.h"
 #include "storage/store.h"
@@ -639,7 +640,87 @@ Status Coordinator::MaybeFinishLocked(JobRuntime& job) {
   return EmitLocked(id, std::move(event));
 }
 
-StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& spec) {
+Status Coordinator::ResolveDeviceBudget(v1::JobSpec* spec) {
+  v1::Budget& budget = *spec->mutable_budget();
+  const std::int64_t device = budget.device_bytes();
+  constexpr std::int64_t kMaxBytes = std::int64_t{1} << 50;
+  if (device < 1 || device > kMaxBytes) {
+    return Status::InvalidArgument("spec.budget.device_bytes: " + std::to_string(device) +
+                                   " is not in [1, 2^50]");
+  }
+  if (budget.bytes() != 0) {
+    return Status::InvalidArgument(
+        "spec.budget: bytes (allocator) and device_bytes (device) are both set; set one");
+  }
+  if (budget.mode() != v1::BUDGET_MODE_INFERENCE && budget.mode() != v1::BUDGET_MODE_TRAINING) {
+    return Status::InvalidArgument(
+        "spec.budget.mode: required with device_bytes; allowed: "
+        "INFERENCE, TRAINING");
+  }
+  const bool training = budget.mode() == v1::BUDGET_MODE_TRAINING;
+  const std::string profile =
+      spec->device_profile().empty() ? search::DefaultDeviceProfile().name : spec->device_profile();
+  PEAKNAS_ASSIGN_OR_RETURN(const std::vector<v1::Calibration> calibrations,
+                           ListCalibrations(profile, ""));
+  const v1::Calibration* chosen = nullptr;
+  for (const v1::Calibration& c : calibrations) {
+    const v1::CalibrationFit& f = training ? c.training() : c.inference();
+    if (!f.unfitted().empty() || f.samples() == 0 || !(f.slope() > 0)) continue;
+    if (chosen == nullptr ||
+        google::protobuf::util::TimeUtil::TimestampToMilliseconds(c.updated()) >
+            google::protobuf::util::TimeUtil::TimestampToMilliseconds(chosen->updated())) {
+      chosen = &c;
+    }
+  }
+  const std::string pass = training ? "training" : "inference";
+  if (chosen == nullptr) {
+    return Status::FailedPrecondition(
+        "spec.budget.device_bytes: no calibration of device profile \"" + profile +
+        "\" has a fit for the " + pass +
+        " pass yet (peaknas calibration); workers report a "
+        "sample with every trial: state the first jobs' budgets in allocator bytes");
+  }
+  const v1::CalibrationFit& f = training ? chosen->training() : chosen->inference();
+  const search::CalibrationFit fit{.samples = f.samples(),
+                                   .overhead_bytes = f.overhead_bytes(),
+                                   .slope = f.slope(),
+                                   .margin = f.margin(),
+                                   .quantile = f.quantile(),
+                                   .min_ratio = f.min_ratio(),
+                                   .max_ratio = f.max_ratio()};
+  // The largest allocator peak whose calibrated device peak fits (Predict only grows).
+  std::int64_t lo = 0, hi = device;
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo + 1) / 2;
+    if (fit.Predict(mid) <= device) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (lo < 1) {
+    return Status::InvalidArgument(
+        "spec.budget.device_bytes: " + std::to_string(device) + " (" + search::FormatBytes(device) +
+        ") is below what any network needs on " + profile + " (" + chosen->framework() +
+        "): the calibrated " + pass + " peak of the smallest is " +
+        search::FormatBytes(fit.Predict(1)));
+  }
+  budget.set_bytes(lo);
+  *budget.mutable_device_calibration() = *chosen;
+  spdlog::info("device budget {} ({} {}) is an allocator budget of {} by the {} calibration of {}",
+               search::FormatBytes(device), pass, profile, search::FormatBytes(lo),
+               chosen->framework(), profile);
+  return Status::Ok();
+}
+
+StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& submitted) {
+  v1::JobSpec converted;
+  const bool device_budget = submitted.has_budget() && submitted.budget().device_bytes() != 0;
+  if (device_budget) {
+    converted = submitted;
+    PEAKNAS_RETURN_IF_ERROR(ResolveDeviceBudget(&converted));
+  }
+  const v1::JobSpec& spec = device_budget ? converted : submitted;
   PEAKNAS_RETURN_IF_ERROR(proto::ValidateJobSpec(spec, "spec"));
   PEAKNAS_ASSIGN_OR_RETURN(auto budget, proto::BudgetFromProto(spec, "spec"));
   v1::JobSpec resolved = proto::ResolveJobSpec(spec, budget);

@@ -140,7 +140,9 @@ class Coordinator {
 
   // --- Jobs. Unknown or malformed ids give NOT_FOUND.
   // INVALID_ARGUMENT naming "spec.<field>" for a bad spec; the job is stored and its queue
-  // filled otherwise. The returned job has its defaults filled in.
+  // filled otherwise. The returned job has its defaults filled in. A budget in device bytes is
+  // converted to allocator bytes first (v1::Budget.device_bytes); FAILED_PRECONDITION when no
+  // calibration of the job's device profile has a fit for the budgeted pass.
   StatusOr<v1::Job> SubmitJob(const v1::JobSpec& spec);
   StatusOr<v1::Job> GetJob(std::string_view job_id);
   // Newest first.
@@ -264,6 +266,8 @@ class Coordinator {
   Status RefillLocked(JobRuntime& job);
   Status MaybeFinishLocked(JobRuntime& job);
   StatusOr<v1::Job> JobMessageLocked(std::int64_t job_id);
+  // Fills spec->budget.bytes from budget.device_bytes (see SubmitJob).
+  Status ResolveDeviceBudget(v1::JobSpec* spec);
   StatusOr<v1::Trial> TrialMessageLocked(std::int64_t trial_id, bool job_cancelled);
   StatusOr<std::optional<v1::TrialAssignment>> TryLeaseLocked(std::int64_t worker_id);
   // TryLeaseLocked for a wire worker id, recording the worker's last sighting when `touch`.

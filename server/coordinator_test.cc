@@ -444,6 +444,60 @@ TEST_F(CoordinatorTest, ListCalibrationsFitsWhatWorkersMeasured) {
   EXPECT_TRUE(coordinator_->ListCalibrations("cpu", "libtorch 9").value().empty());
 }
 
+// A budget in device bytes becomes the largest allocator budget whose calibrated device peak
+// fits, by the newest calibration of the job's profile; without one the job is refused.
+TEST_F(CoordinatorTest, DeviceBudgetsConvertThroughTheCalibration) {
+  constexpr std::int64_t kMiB = 1 << 20;
+  v1::JobSpec spec = RandomSpec(4, 1);
+  spec.mutable_budget()->clear_bytes();
+  spec.mutable_budget()->set_device_bytes(300 * kMiB);
+  auto refused = coordinator_->SubmitJob(spec);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("no calibration of device profile \"cpu\""),
+            std::string::npos)
+      << refused.status().message();
+
+  // Samples on device = 170 MiB + 1.25 x allocator: a fit with margin 1.
+  ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(6, 1)).ok());
+  const std::string worker = Worker();
+  for (int i = 0; i < 5; ++i) {
+    const auto a = Lease(worker);
+    v1::ReportResultRequest r = Result(a, 30);
+    v1::TrialMetrics& m = *r.mutable_metrics();
+    m.set_device_profile("cpu");
+    m.set_framework("libtorch 1.13.0");
+    const std::int64_t predicted = (8 + 24 * i) * kMiB;
+    m.set_predicted_inference_peak_bytes(predicted);
+    m.set_process_inference_peak_bytes(170 * kMiB + predicted * 5 / 4);
+    ASSERT_TRUE(coordinator_->ReportResult(r).ok());
+  }
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  const v1::Budget& budget = job->spec().budget();
+  // (300 - 170) / 1.25 = 104 MiB.
+  EXPECT_NEAR(static_cast<double>(budget.bytes()), 104.0 * kMiB, 2);
+  EXPECT_EQ(budget.device_bytes(), 300 * kMiB);
+  EXPECT_EQ(budget.device_calibration().framework(), "libtorch 1.13.0");
+  EXPECT_EQ(budget.device_calibration().inference().samples(), 5);
+  for (const v1::Trial& t : coordinator_->ListTrials(job->id()).value()) {
+    if (t.state() == v1::TRIAL_STATE_REJECTED) continue;
+    EXPECT_LE(t.predicted_inference_peak_bytes(), budget.bytes()) << t.id();
+  }
+
+  v1::JobSpec both = spec;
+  both.mutable_budget()->set_bytes(kMiB);
+  EXPECT_EQ(coordinator_->SubmitJob(both).status().code(), StatusCode::kInvalidArgument);
+  v1::JobSpec too_small = spec;
+  too_small.mutable_budget()->set_device_bytes(100 * kMiB);
+  auto small = coordinator_->SubmitJob(too_small);
+  EXPECT_EQ(small.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(small.status().message().find("below what any network needs"), std::string::npos)
+      << small.status().message();
+  v1::JobSpec training = spec;
+  training.mutable_budget()->set_mode(v1::BUDGET_MODE_TRAINING);
+  EXPECT_EQ(coordinator_->SubmitJob(training).status().code(), StatusCode::kFailedPrecondition);
+}
+
 TEST_F(CoordinatorTest, RegistrationsBeyondTheRateLimitAreRefusedAndStoreNothing) {
   CoordinatorOptions options = Options();
   options.registration_burst = 3;

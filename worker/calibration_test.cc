@@ -5,8 +5,9 @@
 //     measured process peak <= calibrated prediction <= 1.15 x measured
 // for inference and for the training step. `peaknas calibration --format json` then feeds
 // `peaknas estimate --calibration`, which must predict the same device peak for a held-out
-// trial. Trials are sized so that the peaks range from a few MiB to about a hundred, beside a
-// process overhead of about 170 MiB: the slope matters, not only the overhead.
+// trial; and a third job's budget, stated in process bytes, holds every trial it admits. Trials are
+// sized so that the peaks range from a few MiB to about a hundred, beside a process overhead of
+// about 170 MiB: the slope matters, not only the overhead.
 #include "search/calibration.h"
 
 #include <fcntl.h>
@@ -233,6 +234,22 @@ TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {
   EXPECT_EQ(e.at("device_train_peak_bytes").get<std::int64_t>(),
             training.Predict(t.metrics().predicted_train_peak_bytes()));
   EXPECT_EQ(e.at("calibration").at("samples").get<int>(), 2 * static_cast<int>(fitted.size()));
+
+  // A budget stated in process bytes: every trial admitted under it runs within it.
+  constexpr std::int64_t kDeviceBudget = std::int64_t{210} << 20;
+  v1::JobSpec device_job = CalibrationJob("device-budget", 4, 303);
+  device_job.mutable_budget()->clear_bytes();
+  device_job.mutable_budget()->set_device_bytes(kDeviceBudget);
+  const std::vector<v1::Trial> admitted = RunJob(device_job);
+  ASSERT_GE(admitted.size(), 2u);
+  for (const v1::Trial& t : admitted) {
+    EXPECT_LE(t.metrics().process_inference_peak_bytes(), kDeviceBudget) << t.id();
+    EXPECT_GT(t.metrics().process_inference_peak_bytes(), 0) << t.id();
+  }
+  const fs::path status = dir_ / "status.txt";
+  ASSERT_EQ(Cli({"status", "--coordinator", address_, admitted.front().job_id()}, status), 0);
+  EXPECT_NE(ReadFile(status).find("210.00 MiB INFERENCE on the device ("), std::string::npos)
+      << ReadFile(status);
 }
 
 }  // namespace
