@@ -17,6 +17,7 @@
 #include "base/app.h"
 #include "base/status.h"
 #include "peaknas/v1/peaknas.pb.h"
+#include "proto/convert.h"
 #include "search/architecture.h"
 #include "search/calibration.h"
 #include "search/cost_model.h"
@@ -57,18 +58,11 @@ struct DeviceCalibration {
   PassCalibration training;
 };
 
-PassCalibration FromProto(const v1::CalibrationFit& f) {
+PassCalibration PassFromProto(const v1::CalibrationFit& f) {
   if (!f.unfitted().empty() || f.samples() == 0) {
     return {.fit = std::nullopt, .unfitted = f.unfitted().empty() ? "no samples" : f.unfitted()};
   }
-  return {.fit = search::CalibrationFit{.samples = f.samples(),
-                                        .overhead_bytes = f.overhead_bytes(),
-                                        .slope = f.slope(),
-                                        .margin = f.margin(),
-                                        .quantile = f.quantile(),
-                                        .min_ratio = f.min_ratio(),
-                                        .max_ratio = f.max_ratio()},
-          .unfitted = ""};
+  return {.fit = proto::FromProto(f), .unfitted = ""};
 }
 
 // The calibration for `profile` in `path` ("-": standard input): a ListCalibrationsResponse or
@@ -112,8 +106,8 @@ StatusOr<DeviceCalibration> LoadCalibration(const std::string& path, const std::
   }
   DeviceCalibration out{.framework = chosen->framework(),
                         .samples = chosen->inference().samples() + chosen->training().samples(),
-                        .inference = FromProto(chosen->inference()),
-                        .training = FromProto(chosen->training())};
+                        .inference = PassFromProto(chosen->inference()),
+                        .training = PassFromProto(chosen->training())};
   if (!out.inference.fit && !out.training.fit) {
     return Status::InvalidArgument(where + "the calibration of \"" + profile + "\" (" +
                                    out.framework + ") has no fit yet: " + out.inference.unfitted);

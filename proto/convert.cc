@@ -825,4 +825,28 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& m, std::string_view field) {
   return Status::Ok();
 }
 
+// --- Calibration fits.
+
+v1::CalibrationFit ToProto(const search::CalibrationFit& fit) {
+  v1::CalibrationFit out;
+  out.set_samples(fit.samples);
+  out.set_overhead_bytes(fit.overhead_bytes);
+  out.set_slope(fit.slope);
+  out.set_margin(fit.margin);
+  out.set_quantile(fit.quantile);
+  out.set_min_ratio(fit.min_ratio);
+  out.set_max_ratio(fit.max_ratio);
+  return out;
+}
+
+search::CalibrationFit FromProto(const v1::CalibrationFit& fit) {
+  return {.samples = fit.samples(),
+          .overhead_bytes = fit.overhead_bytes(),
+          .slope = fit.slope(),
+          .margin = fit.margin(),
+          .quantile = fit.quantile(),
+          .min_ratio = fit.min_ratio(),
+          .max_ratio = fit.max_ratio()};
+}
+
 }  // namespace peaknas::proto

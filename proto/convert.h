@@ -23,6 +23,7 @@
 #include "peaknas/v1/peaknas.pb.h"
 #include "search/architecture.h"
 #include "search/budget.h"
+#include "search/calibration.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/lineage.h"
@@ -106,6 +107,11 @@ Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field = "spec")
 // and threads >= 0 and bytes at most 2^50 (1 PiB); the device and profile names at most 200
 // characters. INVALID_ARGUMENT naming "<field>.<name>", the value and the allowed range.
 Status ValidateTrialMetrics(const v1::TrialMetrics& metrics, std::string_view field = "metrics");
+
+// --- Calibration fits (search/calibration.h). The message's `unfitted` and a zero `samples`
+// are for the caller to check first: FromProto copies the figures as they are.
+v1::CalibrationFit ToProto(const search::CalibrationFit& fit);
+search::CalibrationFit FromProto(const v1::CalibrationFit& fit);
 
 }  // namespace peaknas::proto
 

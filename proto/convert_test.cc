@@ -594,3 +594,32 @@ TEST(ValidateTrialMetrics, TakesMeasurementsAndRefusesWhatNoMeasurementGives) {
 
 }  // namespace
 }  // namespace peaknas::proto
+
+namespace peaknas::proto {
+namespace {
+
+TEST(ConvertCalibrationFit, RoundTripsEveryField) {
+  const search::CalibrationFit fit{.samples = 12,
+                                   .overhead_bytes = 1.5e8,
+                                   .slope = 1.02,
+                                   .margin = 1.03,
+                                   .quantile = 0.99,
+                                   .min_ratio = 0.98,
+                                   .max_ratio = 1.01};
+  const v1::CalibrationFit m = ToProto(fit);
+  EXPECT_EQ(m.unfitted(), "");
+  const search::CalibrationFit back = FromProto(m);
+  EXPECT_EQ(back.samples, 12);
+  EXPECT_EQ(back.overhead_bytes, 1.5e8);
+  EXPECT_EQ(back.slope, 1.02);
+  EXPECT_EQ(back.margin, 1.03);
+  EXPECT_EQ(back.quantile, 0.99);
+  EXPECT_EQ(back.min_ratio, 0.98);
+  EXPECT_EQ(back.max_ratio, 1.01);
+  EXPECT_EQ(back.Predict(std::int64_t{1} << 20), fit.Predict(std::int64_t{1} << 20));
+  // Every field of the message but `unfitted` is carried.
+  EXPECT_EQ(v1::CalibrationFit::descriptor()->field_count(), 8);
+}
+
+}  // namespace
+}  // namespace peaknas::proto

@@ -680,14 +680,8 @@ Status Coordinator::ResolveDeviceBudget(v1::JobSpec* spec) {
         " pass yet (peaknas calibration); workers report a "
         "sample with every trial: state the first jobs' budgets in allocator bytes");
   }
-  const v1::CalibrationFit& f = training ? chosen->training() : chosen->inference();
-  const search::CalibrationFit fit{.samples = f.samples(),
-                                   .overhead_bytes = f.overhead_bytes(),
-                                   .slope = f.slope(),
-                                   .margin = f.margin(),
-                                   .quantile = f.quantile(),
-                                   .min_ratio = f.min_ratio(),
-                                   .max_ratio = f.max_ratio()};
+  const search::CalibrationFit fit =
+      proto::FromProto(training ? chosen->training() : chosen->inference());
   // The largest allocator peak whose calibrated device peak fits (Predict only grows).
   std::int64_t lo = 0, hi = device;
   while (lo < hi) {
@@ -902,19 +896,11 @@ StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(
 namespace {
 
 v1::CalibrationFit FitToProto(const std::vector<search::CalibrationSample>& samples) {
+  const StatusOr<search::CalibrationFit> fit = search::FitCalibration(samples);
+  if (fit.ok()) return proto::ToProto(*fit);
   v1::CalibrationFit out;
   out.set_samples(static_cast<std::int32_t>(samples.size()));
-  const StatusOr<search::CalibrationFit> fit = search::FitCalibration(samples);
-  if (!fit.ok()) {
-    out.set_unfitted(fit.status().message());
-    return out;
-  }
-  out.set_overhead_bytes(fit->overhead_bytes);
-  out.set_slope(fit->slope);
-  out.set_margin(fit->margin);
-  out.set_quantile(fit->quantile);
-  out.set_min_ratio(fit->min_ratio);
-  out.set_max_ratio(fit->max_ratio);
+  out.set_unfitted(fit.status().message());
   return out;
 }
 

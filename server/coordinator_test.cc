@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -89,6 +90,19 @@ class CoordinatorTest : public ::testing::Test {
     auto id = coordinator_->RegisterWorker(request);
     EXPECT_TRUE(id.ok()) << id.status().ToString();
     return id.ok() ? *id : "";
+  }
+
+  // Leases `n` trials to `worker` and reports each as run by a "cpu" worker on libtorch 1.13.0,
+  // `fill(i, metrics)` setting the peaks of the i-th (calibration samples).
+  void ReportCalibrationSamples(const std::string& worker, int n,
+                                const std::function<void(int, v1::TrialMetrics&)>& fill) {
+    for (int i = 0; i < n; ++i) {
+      v1::ReportResultRequest r = Result(Lease(worker), 30);
+      r.mutable_metrics()->set_device_profile("cpu");
+      r.mutable_metrics()->set_framework("libtorch 1.13.0");
+      fill(i, *r.mutable_metrics());
+      ASSERT_TRUE(coordinator_->ReportResult(r).ok()) << i;
+    }
   }
 
   v1::TrialAssignment Lease(const std::string& worker) {
@@ -393,20 +407,14 @@ TEST_F(CoordinatorTest, ListCalibrationsFitsWhatWorkersMeasured) {
   ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(6, 1)).ok());
   const std::string worker = Worker();
   constexpr std::int64_t kMiB = 1 << 20;
-  for (int i = 0; i < 5; ++i) {
-    const auto a = Lease(worker);
-    v1::ReportResultRequest r = Result(a, 30);
-    v1::TrialMetrics& m = *r.mutable_metrics();
-    m.set_device_profile("cpu");
-    m.set_framework("libtorch 1.13.0");
+  ReportCalibrationSamples(worker, 5, [](int i, v1::TrialMetrics& m) {
     // Inference on a line (170 MiB + the prediction); training on only three trials.
     const std::int64_t predicted = (10 + 40 * i) * kMiB;
     m.set_predicted_inference_peak_bytes(predicted);
     m.set_process_inference_peak_bytes(170 * kMiB + predicted);
     m.set_predicted_train_peak_bytes(predicted);
     if (i < 3) m.set_process_train_peak_bytes(200 * kMiB + 2 * predicted);
-    ASSERT_TRUE(coordinator_->ReportResult(r).ok());
-  }
+  });
   const auto a = Lease(worker);
   v1::ReportResultRequest other = Result(a, 30);
   other.mutable_metrics()->set_device_profile("h100");
@@ -460,17 +468,11 @@ TEST_F(CoordinatorTest, DeviceBudgetsConvertThroughTheCalibration) {
   // Samples on device = 170 MiB + 1.25 x allocator: a fit with margin 1.
   ASSERT_TRUE(coordinator_->SubmitJob(RandomSpec(6, 1)).ok());
   const std::string worker = Worker();
-  for (int i = 0; i < 5; ++i) {
-    const auto a = Lease(worker);
-    v1::ReportResultRequest r = Result(a, 30);
-    v1::TrialMetrics& m = *r.mutable_metrics();
-    m.set_device_profile("cpu");
-    m.set_framework("libtorch 1.13.0");
+  ReportCalibrationSamples(worker, 5, [](int i, v1::TrialMetrics& m) {
     const std::int64_t predicted = (8 + 24 * i) * kMiB;
     m.set_predicted_inference_peak_bytes(predicted);
     m.set_process_inference_peak_bytes(170 * kMiB + predicted * 5 / 4);
-    ASSERT_TRUE(coordinator_->ReportResult(r).ok());
-  }
+  });
   auto job = coordinator_->SubmitJob(spec);
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   const v1::Budget& budget = job->spec().budget();

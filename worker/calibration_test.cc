@@ -62,16 +62,6 @@ v1::JobSpec CalibrationJob(const std::string& name, int trials, std::uint64_t se
   return spec;
 }
 
-search::CalibrationFit FromProto(const v1::CalibrationFit& f) {
-  return {.samples = f.samples(),
-          .overhead_bytes = f.overhead_bytes(),
-          .slope = f.slope(),
-          .margin = f.margin(),
-          .quantile = f.quantile(),
-          .min_ratio = f.min_ratio(),
-          .max_ratio = f.max_ratio()};
-}
-
 class DeviceCalibration : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -160,8 +150,8 @@ TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {
   ASSERT_EQ(c.training().unfitted(), "");
   EXPECT_EQ(c.inference().samples(), static_cast<int>(fitted.size()));
   EXPECT_EQ(c.training().samples(), static_cast<int>(fitted.size()));
-  const search::CalibrationFit inference = FromProto(c.inference());
-  const search::CalibrationFit training = FromProto(c.training());
+  const search::CalibrationFit inference = proto::FromProto(c.inference());
+  const search::CalibrationFit training = proto::FromProto(c.training());
   std::printf(
       "fit on %zu trials: inference %.1f MiB + %.3f x predicted, margin %.4f; training "
       "%.1f MiB + %.3f x predicted, margin %.4f\n",
