@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -269,6 +270,23 @@ StatusOr<Uint8Array> ReadUint8Array(const std::string& path, const std::string& 
                                    " array; expected a real uint8 array");
   }
   info.reset();
+  // A variable cannot hold more than its file can: its bytes raw, or zlib's largest expansion
+  // (1032:1) of them compressed. A larger declared size is a damaged or crafted header, refused
+  // before matio allocates it.
+  const std::uintmax_t file_bytes = std::filesystem::file_size(path, ec);
+  std::uintmax_t declared = 1;
+  for (std::size_t d : dims) {
+    if (d != 0 && declared > std::numeric_limits<std::uintmax_t>::max() / d) {
+      declared = std::numeric_limits<std::uintmax_t>::max();
+      break;
+    }
+    declared *= d;
+  }
+  if (ec || declared / 1032 > file_bytes) {
+    return Status(StatusCode::kDataLoss, path + ": variable '" + variable_name + "' declares " +
+                                             FormatDims(dims) + " uint8, more than a file of " +
+                                             std::to_string(file_bytes) + " bytes can hold");
+  }
   Mat_Rewind(mat.get());
   VarPtr var(Mat_VarRead(mat.get(), variable_name.c_str()));
   const std::size_t count = Product(dims);

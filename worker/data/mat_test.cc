@@ -138,6 +138,19 @@ TEST(MatTest, WritesAreByteIdentical) {
   EXPECT_EQ(ReadFileBytes(dir.Sub("a.mat")), ReadFileBytes(dir.Sub("b.mat")));
 }
 
+// A compressed variable whose header declares far more elements than its file could inflate
+// to (found by fuzz/mat_fuzzer.cc: matio then tried to allocate 1.5 TB) is refused first.
+TEST(MatTest, ADeclaredSizeBeyondTheFileIsRefusedBeforeReading) {
+  const std::string path =
+      std::string(PEAKNAS_SOURCE_DIR) + "/fuzz/corpus/mat/huge-declared-size.mat";
+  const auto read = ReadUint8Array(path, "ValidationNoisyBlocksSrgb");
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(read.status().message().find("more than a file of 585 bytes can hold"),
+            std::string::npos)
+      << read.status().message();
+}
+
 TEST(MatTest, MissingVariableListsThePresentOnes) {
   ScopedTempDir dir;
   const std::string path = dir.Sub("ValidationGtBlocksSrgb.mat");
