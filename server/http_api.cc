@@ -27,19 +27,51 @@ namespace pb = google::protobuf;
 constexpr proto::JsonOptions kJsonOptions{.always_print_primitive_fields = true,
                                           .preserve_proto_field_names = false};
 
+// The length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629: no overlong
+// forms, no surrogates, at most U+10FFFF), or 0 when it is not one.
+std::size_t Utf8SequenceLength(std::string_view s) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto continuation = [&](std::size_t i) { return i < s.size() && (byte(i) & 0xC0) == 0x80; };
+  const unsigned char c = byte(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return continuation(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!continuation(1) || !continuation(2)) return 0;
+    if (c == 0xE0 && byte(1) < 0xA0) return 0;   // overlong
+    if (c == 0xED && byte(1) >= 0xA0) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!continuation(1) || !continuation(2) || !continuation(3)) return 0;
+    if (c == 0xF0 && byte(1) < 0x90) return 0;   // overlong
+    if (c == 0xF4 && byte(1) >= 0x90) return 0;  // beyond U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+// `text` as a JSON string. Bytes that are not UTF-8 (an error message may quote a request's
+// path, which is anyone's bytes) become U+FFFD, so the answer is always valid JSON.
 std::string JsonString(std::string_view text) {
   std::string out = "\"";
-  for (unsigned char c : text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
+      ++i;
     } else if (c < 0x20) {
       static constexpr char kHex[] = "0123456789abcdef";
       out += "\\u00";
       out += kHex[c >> 4];
       out += kHex[c & 15];
+      ++i;
+    } else if (const std::size_t n = Utf8SequenceLength(text.substr(i)); n > 0) {
+      out.append(text.substr(i, n));
+      i += n;
     } else {
-      out += static_cast<char>(c);
+      out += "\\ufffd";
+      ++i;
     }
   }
   return out + "\"";

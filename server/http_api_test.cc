@@ -3,6 +3,7 @@
 // checked against the gRPC answer to the same call.
 #include "server/http_api.h"
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -235,6 +236,19 @@ TEST_F(HttpApiTest, WorkersAndFrontierTrialsAreTheGrpcAnswersAsJson) {
           .ok());
   EXPECT_EQ(all.trials_size(), static_cast<int>(jobs_.Trials(id).size()));
   EXPECT_GT(all.trials_size(), 1);
+}
+
+// An error that quotes the request's path stays valid JSON whatever bytes the path holds:
+// bytes that are not UTF-8 become U+FFFD, well-formed characters stay (found by
+// fuzz/http_api_fuzzer.cc).
+TEST_F(HttpApiTest, ErrorsQuotingARequestAreValidJsonForAnyBytes) {
+  const HttpResponse r = api_->Handle(
+      {.method = "POST", .target = "/v1/jobs/j-1:c\x9f\x90\xed\xa0\x80\"\xc3\xa9", .body = ""});
+  EXPECT_EQ(r.status, 405) << r.body;
+  EXPECT_NE(r.body.find("c\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\\"\xc3\xa9"), std::string::npos)
+      << r.body;
+  pb::Struct parsed;
+  EXPECT_TRUE(pb::util::JsonStringToMessage(r.body, &parsed).ok()) << r.body;
 }
 
 TEST_F(HttpApiTest, CancelIsACustomVerb) {
