@@ -58,11 +58,14 @@ struct DeviceCalibration {
   PassCalibration training;
 };
 
-PassCalibration PassFromProto(const v1::CalibrationFit& f) {
-  if (!f.unfitted().empty() || f.samples() == 0) {
-    return {.fit = std::nullopt, .unfitted = f.unfitted().empty() ? "no samples" : f.unfitted()};
+PassCalibration PassOf(const v1::Calibration& c, search::CalibratedPass pass) {
+  PassCalibration out{.fit = proto::FittedPass(c, pass), .unfitted = ""};
+  if (!out.fit) {
+    const v1::CalibrationFit& f =
+        pass == search::CalibratedPass::kTraining ? c.training() : c.inference();
+    out.unfitted = f.unfitted().empty() ? "no samples" : f.unfitted();
   }
-  return {.fit = proto::FromProto(f), .unfitted = ""};
+  return out;
 }
 
 // The calibration for `profile` in `path` ("-": standard input): a ListCalibrationsResponse or
@@ -91,23 +94,20 @@ StatusOr<DeviceCalibration> LoadCalibration(const std::string& path, const std::
     }
     *list.add_calibrations() = std::move(one);
   }
-  const v1::Calibration* chosen = nullptr;
-  std::string others;
-  for (const v1::Calibration& c : list.calibrations()) {
-    if (c.device_profile() != profile) {
-      others += (others.empty() ? "" : ", ") + c.device_profile();
-      continue;
-    }
-    if (chosen == nullptr || chosen->updated().seconds() < c.updated().seconds()) chosen = &c;
-  }
+  const v1::Calibration* chosen = proto::NewestCalibration(
+      list.calibrations(), profile, [](const v1::Calibration&) { return true; });
   if (chosen == nullptr) {
+    std::string others;
+    for (const v1::Calibration& c : list.calibrations()) {
+      others += (others.empty() ? "" : ", ") + c.device_profile();
+    }
     return Status::InvalidArgument(where + "no calibration for device profile \"" + profile + "\"" +
                                    (others.empty() ? "" : " (it has: " + others + ")"));
   }
   DeviceCalibration out{.framework = chosen->framework(),
                         .samples = chosen->inference().samples() + chosen->training().samples(),
-                        .inference = PassFromProto(chosen->inference()),
-                        .training = PassFromProto(chosen->training())};
+                        .inference = PassOf(*chosen, search::CalibratedPass::kInference),
+                        .training = PassOf(*chosen, search::CalibratedPass::kTraining)};
   if (!out.inference.fit && !out.training.fit) {
     return Status::InvalidArgument(where + "the calibration of \"" + profile + "\" (" +
                                    out.framework + ") has no fit yet: " + out.inference.unfitted);

@@ -775,7 +775,6 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& m, std::string_view field) {
                                    std::string(unit));
   };
   constexpr double kInf = std::numeric_limits<double>::max();
-  constexpr double kMaxBytes = 1125899906842624.0;  // 2^50
   for (const auto& [name, v] :
        {std::pair<std::string_view, double>{"psnr", m.psnr()}, {"noisy_psnr", m.noisy_psnr()}}) {
     PEAKNAS_RETURN_IF_ERROR(in(name, v, 0, 150, " dB"));
@@ -804,7 +803,8 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& m, std::string_view field) {
         {"predicted_train_peak_bytes", m.predicted_train_peak_bytes()},
         {"measured_train_peak_bytes", m.measured_train_peak_bytes()},
         {"process_train_peak_bytes", m.process_train_peak_bytes()}}) {
-    PEAKNAS_RETURN_IF_ERROR(in(name, static_cast<double>(v), 0, kMaxBytes, " B"));
+    PEAKNAS_RETURN_IF_ERROR(
+        in(name, static_cast<double>(v), 0, static_cast<double>(kMaxBytes), " B"));
   }
   for (const auto& [name, v] : {std::pair<std::string_view, std::int64_t>{"params", m.params()},
                                 {"macs", m.macs()},
@@ -837,6 +837,14 @@ v1::CalibrationFit ToProto(const search::CalibrationFit& fit) {
   out.set_min_ratio(fit.min_ratio);
   out.set_max_ratio(fit.max_ratio);
   return out;
+}
+
+std::optional<search::CalibrationFit> FittedPass(const v1::Calibration& calibration,
+                                                 search::CalibratedPass pass) {
+  const v1::CalibrationFit& fit =
+      pass == search::CalibratedPass::kTraining ? calibration.training() : calibration.inference();
+  if (!fit.unfitted().empty() || fit.samples() == 0) return std::nullopt;
+  return FromProto(fit);
 }
 
 search::CalibrationFit FromProto(const v1::CalibrationFit& fit) {

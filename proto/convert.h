@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "base/status.h"
 #include "peaknas/v1/peaknas.pb.h"
@@ -101,6 +102,9 @@ v1::JobSpec ResolveJobSpec(v1::JobSpec spec, const search::Budget& budget);
 // smallest feasible figure.
 Status ValidateJobSpec(const v1::JobSpec& spec, std::string_view field = "spec");
 
+// The largest byte figure the protocol takes (1 PiB): reported peaks, device budgets.
+inline constexpr std::int64_t kMaxBytes = std::int64_t{1} << 50;
+
 // What a worker reports is checked before anything is stored: every floating-point figure
 // finite; PSNRs in [0, 150] dB (a PSNR of 1000 dB is no measurement); SSIMs in [-1, 1];
 // losses, durations, rates and latencies >= 0; byte figures, parameters, MACs, steps, blocks
@@ -112,6 +116,27 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& metrics, std::string_view fi
 // are for the caller to check first: FromProto copies the figures as they are.
 v1::CalibrationFit ToProto(const search::CalibrationFit& fit);
 search::CalibrationFit FromProto(const v1::CalibrationFit& fit);
+
+// The calibration's fit of `pass`, when it has one (fitted, on samples); nullopt otherwise.
+std::optional<search::CalibrationFit> FittedPass(const v1::Calibration& calibration,
+                                                 search::CalibratedPass pass);
+
+// The newest (by `updated`) calibration of `device_profile` among `calibrations` that
+// `accept(calibration)` takes; nullptr when there is none.
+template <typename Calibrations, typename Accept>
+const v1::Calibration* NewestCalibration(const Calibrations& calibrations,
+                                         std::string_view device_profile, Accept&& accept) {
+  const v1::Calibration* newest = nullptr;
+  for (const v1::Calibration& c : calibrations) {
+    if (c.device_profile() != device_profile || !accept(c)) continue;
+    if (newest == nullptr ||
+        std::make_pair(c.updated().seconds(), c.updated().nanos()) >
+            std::make_pair(newest->updated().seconds(), newest->updated().nanos())) {
+      newest = &c;
+    }
+  }
+  return newest;
+}
 
 }  // namespace peaknas::proto
 

@@ -12,6 +12,21 @@ namespace {
 
 constexpr std::int64_t kMiB = 1 << 20;
 
+// `n` samples of predicted peaks uniform in [1, 2000] MiB on the line overhead_mib + slope x,
+// each measurement scaled by a factor uniform in [1 - noise, 1 + noise].
+std::vector<CalibrationSample> NoisyLine(int n, std::uint64_t seed, double overhead_mib,
+                                         double slope, double noise) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> size(1, 2000), factor(1 - noise, 1 + noise);
+  std::vector<CalibrationSample> samples;
+  for (int i = 0; i < n; ++i) {
+    const double x = size(rng) * kMiB;
+    samples.push_back({static_cast<std::int64_t>(x),
+                       static_cast<std::int64_t>((overhead_mib * kMiB + slope * x) * factor(rng))});
+  }
+  return samples;
+}
+
 TEST(Calibration, SamplesOnALineGiveThatLineWithoutMargin) {
   std::vector<CalibrationSample> samples;
   for (std::int64_t x : {5, 20, 80, 300, 1000}) {
@@ -29,14 +44,7 @@ TEST(Calibration, SamplesOnALineGiveThatLineWithoutMargin) {
 // With fewer than kSamplesForQuantile samples the margin is the normal prediction bound of the
 // ratios, above the largest: every sample is covered.
 TEST(Calibration, FewSamplesAreAllCovered) {
-  std::mt19937_64 rng(7);
-  std::uniform_real_distribution<double> size(1, 2000), noise(0.93, 1.07);
-  std::vector<CalibrationSample> samples;
-  for (int i = 0; i < 30; ++i) {
-    const double x = size(rng) * kMiB;
-    samples.push_back({static_cast<std::int64_t>(x),
-                       static_cast<std::int64_t>((200.0 * kMiB + 1.3 * x) * noise(rng))});
-  }
+  const std::vector<CalibrationSample> samples = NoisyLine(30, 7, 200, 1.3, 0.07);
   const auto fit = FitCalibration(samples);
   ASSERT_TRUE(fit.ok()) << fit.status().message();
   // Ratios uniform in about [0.93, 1.07]: sd 0.04, so mean + 2.462 x 0.04 x 1.017 ~ 1.10.
@@ -56,14 +64,7 @@ TEST(Calibration, FewSamplesAreAllCovered) {
 // From kSamplesForQuantile samples on, the margin is the 0.99 quantile: one outlier in a
 // thousand does not set it.
 TEST(Calibration, ManySamplesUseTheUpperQuantile) {
-  std::mt19937_64 rng(8);
-  std::uniform_real_distribution<double> size(1, 2000), noise(0.97, 1.03);
-  std::vector<CalibrationSample> samples;
-  for (int i = 0; i < 1000; ++i) {
-    const double x = size(rng) * kMiB;
-    samples.push_back({static_cast<std::int64_t>(x),
-                       static_cast<std::int64_t>((150.0 * kMiB + 1.1 * x) * noise(rng))});
-  }
+  std::vector<CalibrationSample> samples = NoisyLine(1000, 8, 150, 1.1, 0.03);
   samples[500].device_bytes *= 3;  // an outlier
   const auto fit = FitCalibration(samples);
   ASSERT_TRUE(fit.ok()) << fit.status().message();

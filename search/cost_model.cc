@@ -281,7 +281,7 @@ struct Extra {
 
 // Forced inline (as ForwardExtra is) into the walks: a peak sweep then reads only the op
 // fields it needs, and the compiler drops the rest of each op's record (docs/benchmarks.md).
-[[gnu::always_inline]] inline Extra CpuConvForward(const OpDesc& op, const CpuConvRules& r) {
+PEAKNAS_ALWAYS_INLINE inline Extra CpuConvForward(const OpDesc& op, const CpuConvRules& r) {
   const i64 d = op.dtype_bytes;
   const i64 out = op.out_bytes;
   if (op.kind == OpKind::kConvTranspose2x2) {
@@ -350,7 +350,7 @@ Extra CpuConvBackward(const OpDesc& op, const CpuConvRules& r) {
   return {total, total - gin - gw};
 }
 
-[[gnu::always_inline]] inline Extra ForwardExtra(const OpDesc& op, const DeviceProfile& device) {
+PEAKNAS_ALWAYS_INLINE inline Extra ForwardExtra(const OpDesc& op, const DeviceProfile& device) {
   if (device.cpu_conv.enabled && IsConv(op.kind)) return CpuConvForward(op, device.cpu_conv);
   const i64 ws = Workspace(device.workspace.forward[static_cast<int>(op.kind)], op.in0_bytes,
                            op.weight_bytes, op.out_bytes, op.out_elems);

@@ -643,8 +643,7 @@ Status Coordinator::MaybeFinishLocked(JobRuntime& job) {
 Status Coordinator::ResolveDeviceBudget(v1::JobSpec* spec) {
   v1::Budget& budget = *spec->mutable_budget();
   const std::int64_t device = budget.device_bytes();
-  constexpr std::int64_t kMaxBytes = std::int64_t{1} << 50;
-  if (device < 1 || device > kMaxBytes) {
+  if (device < 1 || device > proto::kMaxBytes) {
     return Status::InvalidArgument("spec.budget.device_bytes: " + std::to_string(device) +
                                    " is not in [1, 2^50]");
   }
@@ -657,31 +656,27 @@ Status Coordinator::ResolveDeviceBudget(v1::JobSpec* spec) {
         "spec.budget.mode: required with device_bytes; allowed: "
         "INFERENCE, TRAINING");
   }
-  const bool training = budget.mode() == v1::BUDGET_MODE_TRAINING;
+  const search::CalibratedPass pass = budget.mode() == v1::BUDGET_MODE_TRAINING
+                                          ? search::CalibratedPass::kTraining
+                                          : search::CalibratedPass::kInference;
   const std::string profile =
       spec->device_profile().empty() ? search::DefaultDeviceProfile().name : spec->device_profile();
   PEAKNAS_ASSIGN_OR_RETURN(const std::vector<v1::Calibration> calibrations,
                            ListCalibrations(profile, ""));
-  const v1::Calibration* chosen = nullptr;
-  for (const v1::Calibration& c : calibrations) {
-    const v1::CalibrationFit& f = training ? c.training() : c.inference();
-    if (!f.unfitted().empty() || f.samples() == 0 || !(f.slope() > 0)) continue;
-    if (chosen == nullptr ||
-        google::protobuf::util::TimeUtil::TimestampToMilliseconds(c.updated()) >
-            google::protobuf::util::TimeUtil::TimestampToMilliseconds(chosen->updated())) {
-      chosen = &c;
-    }
-  }
-  const std::string pass = training ? "training" : "inference";
+  // A line that does not grow has no largest allocator peak below a device budget.
+  const v1::Calibration* chosen =
+      proto::NewestCalibration(calibrations, profile, [&](const v1::Calibration& c) {
+        const auto fit = proto::FittedPass(c, pass);
+        return fit.has_value() && fit->slope > 0;
+      });
   if (chosen == nullptr) {
     return Status::FailedPrecondition(
         "spec.budget.device_bytes: no calibration of device profile \"" + profile +
-        "\" has a fit for the " + pass +
+        "\" has a fit for the " + std::string(search::Name(pass)) +
         " pass yet (peaknas calibration); workers report a "
         "sample with every trial: state the first jobs' budgets in allocator bytes");
   }
-  const search::CalibrationFit fit =
-      proto::FromProto(training ? chosen->training() : chosen->inference());
+  const search::CalibrationFit fit = *proto::FittedPass(*chosen, pass);
   // The largest allocator peak whose calibrated device peak fits (Predict only grows).
   std::int64_t lo = 0, hi = device;
   while (lo < hi) {
@@ -696,13 +691,13 @@ Status Coordinator::ResolveDeviceBudget(v1::JobSpec* spec) {
     return Status::InvalidArgument(
         "spec.budget.device_bytes: " + std::to_string(device) + " (" + search::FormatBytes(device) +
         ") is below what any network needs on " + profile + " (" + chosen->framework() +
-        "): the calibrated " + pass + " peak of the smallest is " +
+        "): the calibrated " + std::string(search::Name(pass)) + " peak of the smallest is " +
         search::FormatBytes(fit.Predict(1)));
   }
   budget.set_bytes(lo);
   *budget.mutable_device_calibration() = *chosen;
   spdlog::info("device budget {} ({} {}) is an allocator budget of {} by the {} calibration of {}",
-               search::FormatBytes(device), pass, profile, search::FormatBytes(lo),
+               search::FormatBytes(device), search::Name(pass), profile, search::FormatBytes(lo),
                chosen->framework(), profile);
   return Status::Ok();
 }
@@ -924,7 +919,7 @@ StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrations(
       if (!device_profile.empty() && s.device_profile != device_profile) continue;
       if (!framework.empty() && s.framework != framework) continue;
       Samples& group = by_key[{s.device_profile, s.framework}];
-      (s.pass == "inference" ? group.inference : group.training)
+      (s.pass == search::CalibratedPass::kInference ? group.inference : group.training)
           .push_back({.predicted_bytes = s.predicted_bytes, .device_bytes = s.device_bytes});
       group.newest_ms = std::max(group.newest_ms, s.created_ms);
     }

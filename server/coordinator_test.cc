@@ -481,7 +481,9 @@ TEST_F(CoordinatorTest, DeviceBudgetsConvertThroughTheCalibration) {
   EXPECT_EQ(budget.device_bytes(), 300 * kMiB);
   EXPECT_EQ(budget.device_calibration().framework(), "libtorch 1.13.0");
   EXPECT_EQ(budget.device_calibration().inference().samples(), 5);
-  for (const v1::Trial& t : coordinator_->ListTrials(job->id()).value()) {
+  const auto trials = coordinator_->ListTrials(job->id());
+  ASSERT_TRUE(trials.ok()) << trials.status().ToString();
+  for (const v1::Trial& t : *trials) {
     if (t.state() == v1::TRIAL_STATE_REJECTED) continue;
     EXPECT_LE(t.predicted_inference_peak_bytes(), budget.bytes()) << t.id();
   }

@@ -932,14 +932,16 @@ StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
   }
   if (!m.framework.empty()) {
     for (const auto& [pass, predicted, device] :
-         {std::tuple<std::string_view, std::int64_t, std::int64_t>{
-              "inference", m.predicted_inference_peak_bytes, m.process_inference_peak_bytes},
-          {"training", m.predicted_train_peak_bytes, m.process_train_peak_bytes}}) {
+         {std::tuple<search::CalibratedPass, std::int64_t, std::int64_t>{
+              search::CalibratedPass::kInference, m.predicted_inference_peak_bytes,
+              m.process_inference_peak_bytes},
+          {search::CalibratedPass::kTraining, m.predicted_train_peak_bytes,
+           m.process_train_peak_bytes}}) {
       if (predicted <= 0 || device <= 0) continue;
       Use u = impl_->U(impl_->insert_calibration_sample);
       u.Bind(std::string_view(m.device_profile))
           .Bind(std::string_view(m.framework))
-          .Bind(pass)
+          .Bind(search::Name(pass))
           .Bind(predicted)
           .Bind(device)
           .Bind(trial_id)
@@ -1038,9 +1040,11 @@ StatusOr<std::vector<CalibrationSample>> SqliteStore::ListCalibrationSamples(int
   while (true) {
     PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
     if (!row) break;
+    PEAKNAS_ASSIGN_OR_RETURN(const search::CalibratedPass pass,
+                             search::ParseCalibratedPass(u.Text(2)));
     out.push_back({.device_profile = u.Text(0),
                    .framework = u.Text(1),
-                   .pass = u.Text(2),
+                   .pass = pass,
                    .predicted_bytes = u.Int(3),
                    .device_bytes = u.Int(4),
                    .trial_id = u.Int(5),

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "search/calibration.h"
 
 namespace peaknas::storage {
 
@@ -141,7 +142,7 @@ struct TrialMetrics {
 struct CalibrationSample {
   std::string device_profile;
   std::string framework;
-  std::string pass;  // "inference" or "training"
+  search::CalibratedPass pass = search::CalibratedPass::kInference;
   std::int64_t predicted_bytes = 0;
   std::int64_t device_bytes = 0;
   std::int64_t trial_id = 0;

@@ -1018,9 +1018,9 @@ TEST_F(StoreTest, CalibrationSamplesComeWithResultsNewestFirstPerKey) {
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   std::vector<std::string> got;
   for (const CalibrationSample& c : *all) {
-    got.push_back(c.device_profile + "/" + c.pass + "/" + std::to_string(c.predicted_bytes) + "/" +
-                  std::to_string(c.device_bytes) + "/t" + std::to_string(c.trial_id) + "@" +
-                  std::to_string(c.created_ms));
+    got.push_back(c.device_profile + "/" + std::string(search::Name(c.pass)) + "/" +
+                  std::to_string(c.predicted_bytes) + "/" + std::to_string(c.device_bytes) + "/t" +
+                  std::to_string(c.trial_id) + "@" + std::to_string(c.created_ms));
     EXPECT_EQ(c.framework, c.device_profile == "cpu" ? "libtorch 1.13.0" : "libtorch 2.4.0");
   }
   EXPECT_EQ(got, (std::vector<std::string>{

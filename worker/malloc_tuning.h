@@ -31,9 +31,10 @@ Status KeepFreedHeapMemory();
 inline constexpr int kMappedBlockBytes = 1 << 20;
 
 // For its lifetime: the heap's free memory returned to the kernel (malloc_trim), and blocks of
-// kMappedBlockBytes or more mapped on their own. The destructor restores what was set before
-// (KeepFreedHeapMemory's settings, or glibc's defaults). Not thread-safe: one at a time, while
-// no other thread allocates heavily.
+// kMappedBlockBytes or more mapped on their own. The destructor restores KeepFreedHeapMemory's
+// settings when they were in force, else glibc's default thresholds (fixed then: its dynamic
+// mmap threshold stays off). Not thread-safe: one at a time, while no other thread allocates
+// heavily.
 class MappedLargeBlocks {
  public:
   MappedLargeBlocks();
