@@ -41,6 +41,19 @@ std::int64_t CalibrationFit::Predict(std::int64_t predicted_bytes) const {
   return std::max(bytes, predicted_bytes);
 }
 
+std::int64_t CalibrationFit::LargestFitting(std::int64_t device_bytes) const {
+  std::int64_t lo = 0, hi = std::max<std::int64_t>(device_bytes, 0);
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo + 1) / 2;
+    if (Predict(mid) <= device_bytes) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 StatusOr<CalibrationFit> FitCalibration(std::span<const CalibrationSample> samples) {
   for (std::size_t i = 0; i < samples.size(); ++i) {
     if (samples[i].predicted_bytes <= 0 || samples[i].device_bytes <= 0) {

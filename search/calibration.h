@@ -58,6 +58,9 @@ struct CalibrationFit {
   // margin x (overhead + slope x predicted_bytes), rounded up; at least predicted_bytes (a
   // process holds at least what its allocator does).
   std::int64_t Predict(std::int64_t predicted_bytes) const;
+  // The largest allocator peak whose Predict is at most `device_bytes`, 0 when there is none
+  // (Predict grows with the allocator peak when slope > 0; callers check that).
+  std::int64_t LargestFitting(std::int64_t device_bytes) const;
 };
 
 // INVALID_ARGUMENT for a sample with a non-positive figure (naming its index);

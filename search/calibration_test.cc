@@ -100,5 +100,18 @@ TEST(Calibration, RefusesWhatCannotBeFitted) {
   EXPECT_EQ(ParseCalibratedPass("train").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Calibration, LargestFittingIsTheInverseOfPredict) {
+  const CalibrationFit fit{.samples = 10, .overhead_bytes = 1000, .slope = 1.5, .margin = 1.1};
+  for (const std::int64_t device :
+       {std::int64_t{1102}, std::int64_t{5000}, std::int64_t{1} << 40}) {
+    const std::int64_t largest = fit.LargestFitting(device);
+    ASSERT_GT(largest, 0) << device;
+    EXPECT_LE(fit.Predict(largest), device);
+    EXPECT_GT(fit.Predict(largest + 1), device);
+  }
+  EXPECT_EQ(fit.LargestFitting(1101), 0);  // one byte's prediction: ceil(1.1 x 1001.5)
+  EXPECT_EQ(fit.LargestFitting(0), 0);
+}
+
 }  // namespace
 }  // namespace peaknas::search

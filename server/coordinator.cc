@@ -271,6 +271,7 @@ void Coordinator::CommittedLocked(const Status& committed) {
   workers_.clear();
   held_leases_.clear();
   frontier_summaries_.clear();  // a rolled-back snapshot's version may come again
+  packing_fits_.clear();
   last_sequence_.clear();
   unpublished_.clear();
   unpublished_events_.clear();
@@ -677,16 +678,7 @@ Status Coordinator::ResolveDeviceBudget(v1::JobSpec* spec) {
         "sample with every trial: state the first jobs' budgets in allocator bytes");
   }
   const search::CalibrationFit fit = *proto::FittedPass(*chosen, pass);
-  // The largest allocator peak whose calibrated device peak fits (Predict only grows).
-  std::int64_t lo = 0, hi = device;
-  while (lo < hi) {
-    const std::int64_t mid = lo + (hi - lo + 1) / 2;
-    if (fit.Predict(mid) <= device) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
-    }
-  }
+  const std::int64_t lo = fit.LargestFitting(device);
   if (lo < 1) {
     return Status::InvalidArgument(
         "spec.budget.device_bytes: " + std::to_string(device) + " (" + search::FormatBytes(device) +
@@ -904,6 +896,35 @@ v1::CalibrationFit FitToProto(const std::vector<search::CalibrationSample>& samp
 StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrations(
     std::string_view device_profile, std::string_view framework) {
   return WithStore(false, [&]() -> StatusOr<std::vector<v1::Calibration>> {
+    return ListCalibrationsLocked(device_profile, framework);
+  });
+}
+
+StatusOr<std::optional<Coordinator::PackingFits>> Coordinator::PackingFitsLocked(
+    const std::string& device_profile) {
+  if (auto it = packing_fits_.find(device_profile); it != packing_fits_.end()) return it->second;
+  PEAKNAS_ASSIGN_OR_RETURN(const std::vector<v1::Calibration> calibrations,
+                           ListCalibrationsLocked(device_profile, ""));
+  const auto growing = [](const std::optional<search::CalibrationFit>& fit) {
+    return fit.has_value() && fit->slope > 0;
+  };
+  const v1::Calibration* chosen =
+      proto::NewestCalibration(calibrations, device_profile, [&](const v1::Calibration& c) {
+        return growing(proto::FittedPass(c, search::CalibratedPass::kInference)) &&
+               growing(proto::FittedPass(c, search::CalibratedPass::kTraining));
+      });
+  std::optional<PackingFits> fits;
+  if (chosen != nullptr) {
+    fits = PackingFits{.inference = *proto::FittedPass(*chosen, search::CalibratedPass::kInference),
+                       .training = *proto::FittedPass(*chosen, search::CalibratedPass::kTraining)};
+  }
+  packing_fits_[device_profile] = fits;
+  return fits;
+}
+
+StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrationsLocked(
+    std::string_view device_profile, std::string_view framework) {
+  {
     PEAKNAS_ASSIGN_OR_RETURN(const std::vector<storage::CalibrationSample> stored,
                              store_->ListCalibrationSamples(kCalibrationSamplesPerFit));
     struct Key {
@@ -934,7 +955,7 @@ StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrations(
       out.push_back(std::move(c));
     }
     return out;
-  });
+  }
 }
 
 // --- Workers ---------------------------------------------------------------------------------
@@ -1079,19 +1100,42 @@ StatusOr<Coordinator::WorkerCaps*> Coordinator::WorkerLocked(std::int64_t worker
   return workers_.emplace(worker_id, std::move(caps)).first->second.get();
 }
 
-StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::int64_t worker_id) {
+StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::int64_t worker_id,
+                                                                         std::int64_t free_bytes) {
   const std::int64_t now = Now();
   const std::int64_t deadline = now + options_.lease_duration.count();
   PEAKNAS_ASSIGN_OR_RETURN(const WorkerCaps* caps, WorkerLocked(worker_id));
+  const bool holds_lease =
+      std::any_of(held_leases_.begin(), held_leases_.end(),
+                  [&](const auto& held) { return held.second.worker_id == worker_id; });
   storage::LeaseFilter filter;
   filter.job_ids.emplace();
+  std::map<std::int64_t, PackingFits> job_fits;  // packing: the fits each calibrated job uses
   for (const auto& [id, job] : jobs_) {
     if (!caps->datasets.empty() && !caps->datasets.contains(job->spec.dataset())) continue;
     if (!caps->dtypes.contains(job->spec.budget().dtype())) continue;
+    if (free_bytes > 0) {
+      const std::string& profile = job->spec.device_profile().empty()
+                                       ? search::DefaultDeviceProfile().name
+                                       : job->spec.device_profile();
+      PEAKNAS_ASSIGN_OR_RETURN(const std::optional<PackingFits> fits, PackingFitsLocked(profile));
+      if (!fits) {
+        if (holds_lease) continue;  // not calibrated: its trials run alone
+      } else {
+        const std::int64_t inference = fits->inference.LargestFitting(free_bytes);
+        const std::int64_t training = fits->training.LargestFitting(free_bytes);
+        if (inference < 1 || training < 1) continue;  // not even the smallest fits
+        filter.pass_limits.push_back({.job_id = id,
+                                      .max_inference_peak_bytes = inference,
+                                      .max_train_peak_bytes = training});
+        job_fits.emplace(id, *fits);
+      }
+    }
     filter.job_ids->push_back(id);
   }
   if (filter.job_ids->empty()) return std::optional<v1::TrialAssignment>();  // nothing it can run
   filter.max_peak_bytes = caps->memory_bytes;
+  filter.max_reserve_bytes = free_bytes;
   PEAKNAS_ASSIGN_OR_RETURN(auto lease,
                            store_->LeaseNextPendingTrial(filter, worker_id, now, deadline));
   if (!lease) return std::optional<v1::TrialAssignment>();
@@ -1131,6 +1175,12 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   // A pruning trial may become a parent: its model is needed whatever the options say.
   a.set_export_model(options_.export_models || spec.strategy() == v1::STRATEGY_PRUNING ||
                      spec.inherit());
+  if (auto fits = job_fits.find(trial.job_id); fits != job_fits.end()) {
+    a.set_reserved_bytes(
+        std::max({fits->second.inference.Predict(trial.spec.predicted_inference_peak_bytes),
+                  fits->second.training.Predict(trial.spec.predicted_train_peak_bytes),
+                  trial.reserve_bytes}));
+  }
   *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
   ++counters_.leases_granted;
@@ -1151,7 +1201,8 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
 }
 
 StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseForLocked(std::string_view worker_id,
-                                                                         bool touch) {
+                                                                         bool touch,
+                                                                         std::int64_t free_bytes) {
   const auto id = ParseId(worker_id, "w-");
   if (!id) return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
   auto leased = [&]() -> StatusOr<std::optional<v1::TrialAssignment>> {
@@ -1165,7 +1216,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseForLocked(std::st
         caps->last_seen_ms = now;
       }
     }
-    return TryLeaseLocked(*id);
+    return TryLeaseLocked(*id, free_bytes);
   }();
   if (!leased.ok() && leased.status().code() == StatusCode::kNotFound) {
     return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) +
@@ -1174,17 +1225,22 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseForLocked(std::st
   return leased;
 }
 
-StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
-    std::string_view worker_id, std::chrono::milliseconds wait) {
+StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(std::string_view worker_id,
+                                                                     std::chrono::milliseconds wait,
+                                                                     std::int64_t free_bytes) {
   if (!ParseId(worker_id, "w-")) {
     return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
+  }
+  if (free_bytes < 0 || free_bytes > proto::kMaxBytes) {
+    return Status::InvalidArgument("free_bytes: " + std::to_string(free_bytes) +
+                                   " is not in [0, 2^50] (0 = not stated)");
   }
   const auto deadline = std::chrono::steady_clock::now() + std::min(wait, options_.max_lease_wait);
   std::unique_lock lock(mu_);
   bool seen = false;  // the worker's last sighting is recorded once per call
   while (true) {
     PEAKNAS_ASSIGN_OR_RETURN(const GroupCommit::Turn turn, commits_.Enter(lock, true));
-    auto leased = LeaseForLocked(worker_id, /*touch=*/!seen);
+    auto leased = LeaseForLocked(worker_id, /*touch=*/!seen, free_bytes);
     seen = true;
     PEAKNAS_RETURN_IF_ERROR(commits_.Leave(lock, turn));
     if (!leased.ok() || leased->has_value()) return leased;
@@ -1194,17 +1250,24 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(
 }
 
 std::vector<StatusOr<std::optional<v1::TrialAssignment>>> Coordinator::LeaseTrials(
-    const std::vector<std::string>& worker_ids) {
+    const std::vector<LeaseAsk>& asks) {
   using Result = StatusOr<std::optional<v1::TrialAssignment>>;
   std::vector<Result> out;
-  out.reserve(worker_ids.size());
-  if (worker_ids.empty()) return out;
+  out.reserve(asks.size());
+  if (asks.empty()) return out;
   std::unique_lock lock(mu_);
   auto turn = commits_.Enter(lock, true);
-  if (!turn.ok()) return std::vector<Result>(worker_ids.size(), turn.status());
-  for (const std::string& worker : worker_ids) out.push_back(LeaseForLocked(worker, true));
+  if (!turn.ok()) return std::vector<Result>(asks.size(), turn.status());
+  for (const LeaseAsk& ask : asks) {
+    if (ask.free_bytes < 0 || ask.free_bytes > proto::kMaxBytes) {
+      out.push_back(Status::InvalidArgument("free_bytes: " + std::to_string(ask.free_bytes) +
+                                            " is not in [0, 2^50] (0 = not stated)"));
+      continue;
+    }
+    out.push_back(LeaseForLocked(ask.worker_id, true, ask.free_bytes));
+  }
   if (Status durable = commits_.Leave(lock, *turn); !durable.ok()) {
-    return std::vector<Result>(worker_ids.size(), durable);
+    return std::vector<Result>(asks.size(), durable);
   }
   return out;
 }
@@ -1284,8 +1347,12 @@ StatusOr<bool> Coordinator::ReportResult(const v1::ReportResultRequest& request)
       const std::int64_t now = Now();
       storage::TrialState ended = storage::TrialState::kFailed;
       if (failure.retryable()) {
-        PEAKNAS_ASSIGN_OR_RETURN(ended, store_->RetryTrial(lease_id, request.fencing_token(), now,
-                                                           reason, options_.max_attempts));
+        // Over its reservation: the next lease reserves half as much again as it reached.
+        const std::int64_t over =
+            std::clamp<std::int64_t>(failure.over_reservation_bytes(), 0, proto::kMaxBytes);
+        PEAKNAS_ASSIGN_OR_RETURN(ended,
+                                 store_->RetryTrial(lease_id, request.fencing_token(), now, reason,
+                                                    options_.max_attempts, over + (over + 1) / 2));
       } else {
         PEAKNAS_RETURN_IF_ERROR(store_->FailTrial(lease_id, request.fencing_token(), now, reason));
       }
@@ -1390,6 +1457,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
   PEAKNAS_ASSIGN_OR_RETURN(
       auto version,
       store_->CompleteTrial(request.lease_id(), request.fencing_token(), now, metrics, snapshot));
+  packing_fits_.clear();  // the trial's calibration samples are in
   // Stored (the group's commit makes it durable): the in-memory state follows.
   ++counters_.trials_succeeded;
   EndLeaseLocked(trial.id, /*reported=*/true);

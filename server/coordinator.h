@@ -62,6 +62,7 @@
 
 #include "base/status.h"
 #include "peaknas/v1/peaknas.pb.h"
+#include "search/calibration.h"
 #include "server/artifact_store.h"
 #include "server/group_commit.h"
 #include "server/histogram.h"
@@ -179,15 +180,27 @@ class Coordinator {
   // has a comma (and the other limits of RegisterWorkerRequest); RESOURCE_EXHAUSTED beyond the
   // registration rate limit (options). Returns the worker id.
   StatusOr<std::string> RegisterWorker(const v1::RegisterWorkerRequest& request);
-  // The oldest pending trial of any unfinished job, or nullopt when none is queued within
-  // `wait` (capped at options.max_lease_wait; 0 = at once). NOT_FOUND for an unknown worker.
+  // The oldest pending trial of any unfinished job the worker can run, or nullopt when none is
+  // queued within `wait` (capped at options.max_lease_wait; 0 = at once). NOT_FOUND for an
+  // unknown worker.
+  //
+  // Packing (`free_bytes` > 0: LeaseTrialRequest.free_bytes): only a trial whose calibrated
+  // device peak (the larger of its passes' by the newest calibration of its job's device
+  // profile, and at least the trial's reserve_bytes) is within free_bytes; the assignment's
+  // reserved_bytes says how much that is. A job whose profile has no calibration of both
+  // passes yet gives trials only to a worker that holds no other lease, with reserved_bytes 0.
   StatusOr<std::optional<v1::TrialAssignment>> LeaseTrial(std::string_view worker_id,
-                                                          std::chrono::milliseconds wait = {});
-  // LeaseTrial without a wait for each worker in turn, all in one group commit: what parked
-  // long-polls (server/parked_calls.h) ask for when trials are queued. One result per worker;
+                                                          std::chrono::milliseconds wait = {},
+                                                          std::int64_t free_bytes = 0);
+  struct LeaseAsk {
+    std::string worker_id;
+    std::int64_t free_bytes = 0;  // as LeaseTrial's
+  };
+  // LeaseTrial without a wait for each ask in turn, all in one group commit: what parked
+  // long-polls (server/parked_calls.h) ask for when trials are queued. One result per ask;
   // a failed commit fails them all.
   std::vector<StatusOr<std::optional<v1::TrialAssignment>>> LeaseTrials(
-      const std::vector<std::string>& worker_ids);
+      const std::vector<LeaseAsk>& asks);
   // KEEP_GOING with the new deadline, or CANCEL when the job was cancelled.
   // FAILED_PRECONDITION for an unknown/expired lease or a stale token.
   StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
@@ -269,10 +282,20 @@ class Coordinator {
   // Fills spec->budget.bytes from budget.device_bytes (see SubmitJob).
   Status ResolveDeviceBudget(v1::JobSpec* spec);
   StatusOr<v1::Trial> TrialMessageLocked(std::int64_t trial_id, bool job_cancelled);
-  StatusOr<std::optional<v1::TrialAssignment>> TryLeaseLocked(std::int64_t worker_id);
+  StatusOr<std::optional<v1::TrialAssignment>> TryLeaseLocked(std::int64_t worker_id,
+                                                              std::int64_t free_bytes);
   // TryLeaseLocked for a wire worker id, recording the worker's last sighting when `touch`.
   StatusOr<std::optional<v1::TrialAssignment>> LeaseForLocked(std::string_view worker_id,
-                                                              bool touch);
+                                                              bool touch, std::int64_t free_bytes);
+  // ListCalibrations inside a store turn.
+  StatusOr<std::vector<v1::Calibration>> ListCalibrationsLocked(std::string_view device_profile,
+                                                                std::string_view framework);
+  // The fits packing reserves by: the newest calibration of `device_profile` with a growing
+  // line for both passes; nullopt when there is none. Cached until the next reported trial.
+  struct PackingFits {
+    search::CalibrationFit inference, training;
+  };
+  StatusOr<std::optional<PackingFits>> PackingFitsLocked(const std::string& device_profile);
   // Makes the open group's events visible to watchers (after its commit).
   void PublishLocked();
   // Wakes LeaseTrial waiters and fires signals_.trials_queued.
@@ -325,6 +348,9 @@ class Coordinator {
     double best_psnr = 0;
   };
   std::map<std::int64_t, FrontierSummary> frontier_summaries_;
+  // PackingFitsLocked's answers by device profile; cleared when samples are added or the state
+  // is rebuilt. Guarded by mu_.
+  std::map<std::string, std::optional<PackingFits>> packing_fits_;
   // Ends a trial's lease in held_leases_, observing its duration when `reported`.
   void EndLeaseLocked(std::int64_t trial_id, bool reported);
 

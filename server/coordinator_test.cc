@@ -502,6 +502,101 @@ TEST_F(CoordinatorTest, DeviceBudgetsConvertThroughTheCalibration) {
   EXPECT_EQ(coordinator_->SubmitJob(training).status().code(), StatusCode::kFailedPrecondition);
 }
 
+// Packing: a worker stating its free bytes gets only a trial whose calibrated device peak fits,
+// told how much that is; before a calibration exists, trials run alone; a trial that went over
+// its reservation comes back with half as much again.
+TEST_F(CoordinatorTest, PackingLeasesTrialsWhoseCalibratedPeakFitsTheFreeBytes) {
+  constexpr std::int64_t kMiB = 1 << 20;
+  constexpr std::int64_t kFree = std::int64_t{1} << 40;
+  auto job = coordinator_->SubmitJob(RandomSpec(16, 8));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  const std::string w = Worker("w"), other = Worker("other");
+
+  // No calibration: one trial per worker, with no reservation.
+  auto alone = coordinator_->LeaseTrial(w, {}, kFree);
+  ASSERT_TRUE(alone.ok() && alone->has_value()) << alone.status().ToString();
+  EXPECT_EQ((*alone)->reserved_bytes(), 0);
+  auto second = coordinator_->LeaseTrial(w, {}, kFree);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_FALSE(second->has_value()) << "an uncalibrated trial must run alone";
+  auto elsewhere = coordinator_->LeaseTrial(other, {}, kFree);
+  ASSERT_TRUE(elsewhere.ok() && elsewhere->has_value());
+  for (const v1::TrialAssignment& a : {**alone, **elsewhere}) {
+    ASSERT_TRUE(coordinator_->ReportResult(Result(a, 25)).ok());
+  }
+  EXPECT_EQ(coordinator_->LeaseTrial(w, {}, -1).status().code(), StatusCode::kInvalidArgument);
+
+  // Samples on inference = 100 MiB + allocator, training = 150 MiB + 2 x allocator.
+  ReportCalibrationSamples(w, 5, [](int i, v1::TrialMetrics& m) {
+    const std::int64_t predicted = (4 + 16 * i) * kMiB;
+    m.set_predicted_inference_peak_bytes(predicted);
+    m.set_process_inference_peak_bytes(100 * kMiB + predicted);
+    m.set_predicted_train_peak_bytes(predicted);
+    m.set_process_train_peak_bytes(150 * kMiB + 2 * predicted);
+  });
+  const auto calibrations = coordinator_->ListCalibrations("cpu", "");
+  ASSERT_TRUE(calibrations.ok() && calibrations->size() == 1u);
+  const auto inference = proto::FittedPass((*calibrations)[0], search::CalibratedPass::kInference);
+  const auto training = proto::FittedPass((*calibrations)[0], search::CalibratedPass::kTraining);
+  ASSERT_TRUE(inference && training);
+  // What each pending trial would reserve.
+  std::map<std::string, std::int64_t> reservation;
+  const auto trials = coordinator_->ListTrials(job->id());
+  ASSERT_TRUE(trials.ok()) << trials.status().ToString();
+  for (const v1::Trial& t : *trials) {
+    if (t.state() != v1::TRIAL_STATE_PENDING) continue;
+    reservation[t.id()] = std::max(inference->Predict(t.predicted_inference_peak_bytes()),
+                                   training->Predict(t.predicted_train_peak_bytes()));
+  }
+  ASSERT_GE(reservation.size(), 3u);
+  const auto smallest = std::min_element(reservation.begin(), reservation.end(),
+                                         [](auto& a, auto& b) { return a.second < b.second; });
+
+  // Below the smallest reservation: nothing. At it: that trial, even when it is not the oldest.
+  auto none = coordinator_->LeaseTrial(w, {}, smallest->second - 1);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->has_value());
+  auto packed = coordinator_->LeaseTrial(w, {}, smallest->second);
+  ASSERT_TRUE(packed.ok() && packed->has_value()) << packed.status().ToString();
+  EXPECT_EQ((*packed)->trial_id(), smallest->first);
+  EXPECT_EQ((*packed)->reserved_bytes(), smallest->second);
+  // Calibrated: a worker holding leases gets more, the oldest first.
+  const auto number = [](const std::string& id) { return std::stoll(id.substr(2)); };
+  std::string oldest;
+  for (const auto& [id, bytes] : reservation) {
+    if (id != smallest->first && (oldest.empty() || number(id) < number(oldest))) oldest = id;
+  }
+  auto more = coordinator_->LeaseTrial(w, {}, kFree);
+  ASSERT_TRUE(more.ok() && more->has_value()) << more.status().ToString();
+  EXPECT_EQ((*more)->trial_id(), oldest);
+  EXPECT_EQ((*more)->reserved_bytes(), reservation[oldest]);
+
+  // Over its reservation: back to pending, reserving 1.5 x what it reached.
+  v1::ReportResultRequest over;
+  over.set_lease_id((*packed)->lease_id());
+  over.set_fencing_token((*packed)->fencing_token());
+  over.mutable_failure()->set_code(static_cast<int>(StatusCode::kResourceExhausted));
+  over.mutable_failure()->set_message("over its reservation");
+  over.mutable_failure()->set_retryable(true);
+  const std::int64_t reached = smallest->second + 10 * kMiB;
+  over.mutable_failure()->set_over_reservation_bytes(reached);
+  ASSERT_TRUE(coordinator_->ReportResult(over).ok());
+  const std::int64_t headroom = reached + (reached + 1) / 2;
+  ASSERT_GT(headroom, reservation[smallest->first]);
+  // Under the raised floor every other trial that fits comes, never this one; at it, it does.
+  for (auto a = coordinator_->LeaseTrial(other, {}, headroom - 1); a.ok() && a->has_value();
+       a = coordinator_->LeaseTrial(other, {}, headroom - 1)) {
+    EXPECT_NE((*a)->trial_id(), smallest->first);
+  }
+  std::optional<v1::TrialAssignment> again;
+  for (auto a = coordinator_->LeaseTrial(other, {}, headroom); a.ok() && a->has_value();
+       a = coordinator_->LeaseTrial(other, {}, headroom)) {
+    if ((*a)->trial_id() == smallest->first) again = **a;
+  }
+  ASSERT_TRUE(again.has_value()) << "the raised trial was not leased at its new floor";
+  EXPECT_EQ(again->reserved_bytes(), headroom);
+}
+
 TEST_F(CoordinatorTest, RegistrationsBeyondTheRateLimitAreRefusedAndStoreNothing) {
   CoordinatorOptions options = Options();
   options.registration_burst = 3;

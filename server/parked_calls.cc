@@ -41,10 +41,9 @@ std::uint64_t ParkedCalls::Enqueue(std::map<std::uint64_t, Call>& queue,
   return ticket;
 }
 
-std::uint64_t ParkedCalls::Lease(std::string worker_id, Clock::time_point deadline,
+std::uint64_t ParkedCalls::Lease(Coordinator::LeaseAsk ask, Clock::time_point deadline,
                                  LeaseDone done) {
-  return Enqueue(lease_arrivals_, leases_cv_,
-                 LeaseCall{std::move(worker_id), deadline, std::move(done)});
+  return Enqueue(lease_arrivals_, leases_cv_, LeaseCall{std::move(ask), deadline, std::move(done)});
 }
 
 std::uint64_t ParkedCalls::Events(std::string job_id, std::int64_t after_sequence,
@@ -181,10 +180,10 @@ void ParkedCalls::RunLeases() {
       lease_parked_.clear();
       lease_deadlines_.clear();
     }
-    std::vector<std::string> workers;
+    std::vector<Coordinator::LeaseAsk> workers;
     workers.reserve(batch.size());
     for (const auto& [ticket, call] : batch) {
-      workers.push_back(call.worker_id);
+      workers.push_back(call.ask);
       serving_.insert(ticket);
     }
     lock.unlock();

@@ -65,10 +65,11 @@ class ParkedCalls {
   ParkedCalls(const ParkedCalls&) = delete;
   ParkedCalls& operator=(const ParkedCalls&) = delete;
 
-  // A lease for `worker_id` now or when one becomes possible before `deadline`. `done` gets the
-  // assignment; nullopt when none came in time or on Shutdown; the coordinator's error (an
-  // unknown worker, a failed commit); or CANCELLED after Cancel. Returns the call's ticket.
-  std::uint64_t Lease(std::string worker_id, Clock::time_point deadline, LeaseDone done);
+  // A lease for `ask` (a worker and the bytes it has free) now or when one becomes possible
+  // before `deadline`. `done` gets the assignment; nullopt when none came in time or on
+  // Shutdown; the coordinator's error (an unknown worker, a failed commit); or CANCELLED after
+  // Cancel. Returns the call's ticket.
+  std::uint64_t Lease(Coordinator::LeaseAsk ask, Clock::time_point deadline, LeaseDone done);
 
   // The job's events after `after_sequence` (at most event_batch), as soon as there are any;
   // or none with `ended` when the job has ended and its log has nothing more, or on Shutdown;
@@ -88,7 +89,7 @@ class ParkedCalls {
 
  private:
   struct LeaseCall {
-    std::string worker_id;
+    Coordinator::LeaseAsk ask;
     Clock::time_point deadline;
     LeaseDone done;
   };

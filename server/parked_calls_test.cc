@@ -49,7 +49,7 @@ class ParkedCallsTest : public ::testing::Test {
                                 std::uint64_t* ticket = nullptr) {
     auto promise = std::make_shared<std::promise<Assignment>>();
     auto future = promise->get_future();
-    const std::uint64_t t = parked_->Lease(worker, ParkedCalls::Clock::now() + wait,
+    const std::uint64_t t = parked_->Lease({.worker_id = worker}, ParkedCalls::Clock::now() + wait,
                                            [promise](Assignment a) { promise->set_value(a); });
     if (ticket) *ticket = t;
     return future;

@@ -258,11 +258,11 @@ grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext*,
 // reactor finishes from ParkedCalls' thread, so a waiting poll holds no thread.
 class LeaseTrialReactor final : public grpc::ServerUnaryReactor {
  public:
-  LeaseTrialReactor(ParkedCalls& parked, const std::string& worker_id,
+  LeaseTrialReactor(ParkedCalls& parked, Coordinator::LeaseAsk ask,
                     ParkedCalls::Clock::time_point deadline, v1::LeaseTrialResponse* response)
       : parked_(parked), response_(response) {
     std::lock_guard lock(mu_);
-    ticket_ = parked_.Lease(worker_id, deadline,
+    ticket_ = parked_.Lease(std::move(ask), deadline,
                             [this](StatusOr<std::optional<v1::TrialAssignment>> assignment) {
                               if (!assignment.ok())
                                 return Finish(ToGrpcStatus(assignment.status()));
@@ -306,8 +306,9 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTrial(grpc::CallbackServerCont
   wait = std::max(std::chrono::milliseconds(0),
                   std::min({wait, client_left - std::chrono::milliseconds(100),
                             coordinator_.max_lease_wait()}));
-  return new LeaseTrialReactor(parked_, request->worker_id(), ParkedCalls::Clock::now() + wait,
-                               response);
+  return new LeaseTrialReactor(
+      parked_, {.worker_id = request->worker_id(), .free_bytes = request->free_bytes()},
+      ParkedCalls::Clock::now() + wait, response);
 }
 
 grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,

@@ -165,3 +165,10 @@ CREATE TABLE calibration_samples (
 );
 CREATE INDEX calibration_samples_by_key
   ON calibration_samples (device_profile, framework, pass, id);
+
+-- @migration 6
+-- Packing trials on shared devices: the least a lease of the trial reserves on a worker's
+-- device, in the calibrated device bytes of its model passes (the worker adds its data). 0
+-- until a worker stops the trial for going over its reservation; then raised, so the next
+-- lease comes with more headroom.
+ALTER TABLE trials ADD COLUMN reserve_bytes INTEGER NOT NULL DEFAULT 0;

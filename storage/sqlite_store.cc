@@ -204,7 +204,7 @@ constexpr const char* kTrialColumns =
     "id, job_id, architecture, arch_hash, state, predicted_inference_peak_bytes, "
     "predicted_train_peak_bytes, reason, attempts, lease_id, fencing_token, lease_deadline_ms, "
     "worker_id, created_ms, updated_ms, predicted_latency_100mp_s, parent_trial_id, lineage, "
-    "over_budget";
+    "over_budget, reserve_bytes";
 constexpr const char* kJobColumns = "id, spec, state, created_ms, updated_ms, error";
 
 StatusOr<Trial> ReadTrial(const Use& u) {
@@ -228,6 +228,7 @@ StatusOr<Trial> ReadTrial(const Use& u) {
   t.spec.parent_trial_id = u.IsNull(16) ? 0 : u.Int(16);
   t.spec.lineage = u.Text(17);
   t.spec.over_budget = u.Int(18) != 0;
+  t.reserve_bytes = u.Int(19);
   return t;
 }
 
@@ -317,6 +318,10 @@ struct SqliteStore::Impl {
         "WHERE t.state = 'pending' AND j.state IN ('pending', 'running') "
         "AND (?1 IS NULL OR t.job_id IN (SELECT value FROM json_each(?1))) "
         "AND (?2 = 0 OR MAX(t.predicted_inference_peak_bytes, t.predicted_train_peak_bytes) <= ?2) "
+        "AND (?4 = 0 OR t.reserve_bytes <= ?4) "
+        "AND NOT EXISTS (SELECT 1 FROM json_each(?3) l WHERE l.value ->> 0 = t.job_id AND ("
+        "  (l.value ->> 1 > 0 AND t.predicted_inference_peak_bytes > l.value ->> 1) OR "
+        "  (l.value ->> 2 > 0 AND t.predicted_train_peak_bytes > l.value ->> 2))) "
         "ORDER BY t.id LIMIT 1"));
     PEAKNAS_RETURN_IF_ERROR(
         Prepare(lease_trial,
@@ -340,7 +345,8 @@ struct SqliteStore::Impl {
     PEAKNAS_RETURN_IF_ERROR(
         Prepare(retry_trial,
                 "UPDATE trials SET state = 'pending', reason = ?, lease_id = NULL, "
-                "lease_deadline_ms = NULL, updated_ms = ? WHERE id = ?"));
+                "lease_deadline_ms = NULL, updated_ms = ?, reserve_bytes = MAX(reserve_bytes, ?) "
+                "WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(
         Prepare(fail_trial,
                 "UPDATE trials SET state = 'failed', reason = ?, lease_id = NULL, "
@@ -833,6 +839,15 @@ StatusOr<std::optional<Lease>> SqliteStore::LeaseNextPendingTrial(const LeaseFil
       u.BindNull();
     }
     u.Bind(filter.max_peak_bytes);
+    std::string limits = "[";
+    for (const LeaseFilter::PassLimits& l : filter.pass_limits) {
+      if (limits.size() > 1) limits += ',';
+      limits += "[" + std::to_string(l.job_id) + "," + std::to_string(l.max_inference_peak_bytes) +
+                "," + std::to_string(l.max_train_peak_bytes) + "]";
+    }
+    limits += ']';
+    u.Bind(std::string_view(limits));
+    u.Bind(filter.max_reserve_bytes);
     PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
     if (!row) return std::optional<Lease>();
     trial_id = u.Int(0);
@@ -991,7 +1006,7 @@ Status SqliteStore::FailTrial(std::string_view lease_id, std::int64_t fencing_to
 
 StatusOr<TrialState> SqliteStore::RetryTrial(std::string_view lease_id, std::int64_t fencing_token,
                                              std::int64_t now_ms, std::string_view reason,
-                                             int max_attempts) {
+                                             int max_attempts, std::int64_t reserve_bytes) {
   Transaction txn(impl_->conn);
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
@@ -1007,7 +1022,7 @@ StatusOr<TrialState> SqliteStore::RetryTrial(std::string_view lease_id, std::int
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   } else {
     Use u = impl_->U(impl_->retry_trial);
-    u.Bind(reason).Bind(now_ms).Bind(trial_id);
+    u.Bind(reason).Bind(now_ms).Bind(reserve_bytes).Bind(trial_id);
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
   PEAKNAS_RETURN_IF_ERROR(txn.Commit());

@@ -87,8 +87,8 @@ class SqliteStore final : public Store {
   Status FailTrial(std::string_view lease_id, std::int64_t fencing_token, std::int64_t now_ms,
                    std::string_view reason) override;
   StatusOr<TrialState> RetryTrial(std::string_view lease_id, std::int64_t fencing_token,
-                                  std::int64_t now_ms, std::string_view reason,
-                                  int max_attempts) override;
+                                  std::int64_t now_ms, std::string_view reason, int max_attempts,
+                                  std::int64_t reserve_bytes = 0) override;
   StatusOr<TrialMetrics> GetMetrics(std::int64_t trial_id) override;
   StatusOr<std::vector<CalibrationSample>> ListCalibrationSamples(int per_key) override;
 

@@ -39,7 +39,7 @@
 namespace peaknas::storage {
 
 // The newest schema version this build knows (user_version after opening a SQLite file).
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 enum class JobState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
 enum class TrialState { kPending, kRejected, kLeased, kSucceeded, kFailed };
@@ -88,6 +88,8 @@ struct Trial {
   std::int64_t worker_id = 0;          // 0 if never leased
   std::int64_t created_ms = 0;
   std::int64_t updated_ms = 0;
+  // The least device bytes a lease reserves for it (RetryTrial raises it); 0: no floor.
+  std::int64_t reserve_bytes = 0;
 };
 
 // A lease's id: "<trial id>.<fencing token>", unique across the trial's leases (the SQLite
@@ -176,10 +178,19 @@ struct TrialCounts {
 // Which pending trials a lease may take.
 struct LeaseFilter {
   // Only trials of these jobs (empty: none); nullopt = of any job.
-  std::optional<std::vector<std::int64_t>> job_ids;
+  std::optional<std::vector<std::int64_t>> job_ids = std::nullopt;
   // Trials whose predicted peak (the larger of inference and training) exceeds this are
   // skipped; 0 = no limit.
   std::int64_t max_peak_bytes = 0;
+  // Per job, limits on each pass's predicted peak (0 = no limit); jobs not listed have none.
+  struct PassLimits {
+    std::int64_t job_id = 0;
+    std::int64_t max_inference_peak_bytes = 0;
+    std::int64_t max_train_peak_bytes = 0;
+  };
+  std::vector<PassLimits> pass_limits = {};
+  // Trials whose reserve_bytes exceeds this are skipped; 0 = no limit.
+  std::int64_t max_reserve_bytes = 0;
 };
 
 // One entry of a job's event log. The payload is opaque to the store (the coordinator keeps a
@@ -288,10 +299,11 @@ class Store {
                            std::int64_t now_ms, std::string_view reason) = 0;
   // The worker reports a failure worth another try: the trial goes back to pending with the
   // reason, or fails with it when it has been leased max_attempts times. Returns the state it
-  // ends in (kPending or kFailed). Same fencing rules.
+  // ends in (kPending or kFailed). Its reserve_bytes becomes at least `reserve_bytes`. Same
+  // fencing rules.
   virtual StatusOr<TrialState> RetryTrial(std::string_view lease_id, std::int64_t fencing_token,
                                           std::int64_t now_ms, std::string_view reason,
-                                          int max_attempts) = 0;
+                                          int max_attempts, std::int64_t reserve_bytes = 0) = 0;
   // NOT_FOUND if the trial has no metrics.
   virtual StatusOr<TrialMetrics> GetMetrics(std::int64_t trial_id) = 0;
   // The newest `per_key` samples of every (device_profile, framework, pass), ordered by those

@@ -703,6 +703,49 @@ TEST_F(StoreTest, LeaseFilterByJobAndPeak) {
   EXPECT_EQ((*l)->trial.id, a_big);
 }
 
+TEST_F(StoreTest, LeaseFilterByPassLimitsAndReservation) {
+  auto store = OpenOrDie();
+  std::int64_t a = *store->CreateJob("{}", 1);
+  std::int64_t b = *store->CreateJob("{}", 1);
+  std::int64_t w = *store->RegisterWorker(NewWorker("w", "cpu", 1), 1);
+  std::int64_t a1 = *AddTrial(*store, a, Spec(1), 2);  // peaks 1001 / 5001
+  std::int64_t b2 = *AddTrial(*store, b, Spec(2), 2);  // peaks 1002 / 5002
+  std::int64_t a3 = *AddTrial(*store, a, Spec(3), 2);  // peaks 1003 / 5003
+  const auto limits = [&](std::int64_t job, std::int64_t inference, std::int64_t train) {
+    return LeaseFilter{
+        .pass_limits = {
+            {.job_id = job, .max_inference_peak_bytes = inference, .max_train_peak_bytes = train}}};
+  };
+  // A training limit below a1's and a3's: job a has nothing; b has no limit.
+  auto l = store->LeaseNextPendingTrial(limits(a, 0, 5000), w, 3, 100);
+  ASSERT_TRUE(l.ok() && l->has_value());
+  EXPECT_EQ((*l)->trial.id, b2);
+  // An inference limit that a1 meets and a3 does not; then job a's limits let nothing through.
+  LeaseFilter both = limits(a, 1002, 0);
+  both.pass_limits.push_back({.job_id = b, .max_inference_peak_bytes = 1});
+  l = store->LeaseNextPendingTrial(both, w, 3, 100);
+  ASSERT_TRUE(l.ok() && l->has_value());
+  EXPECT_EQ((*l)->trial.id, a1);
+  EXPECT_FALSE(store->LeaseNextPendingTrial(both, w, 3, 100)->has_value());
+  // A retry raises the trial's reservation floor; never lowers it.
+  auto got = store->LeaseNextPendingTrial(Only(a), w, 3, 100);
+  ASSERT_TRUE(got.ok() && got->has_value());
+  ASSERT_EQ((*got)->trial.id, a3);
+  EXPECT_EQ((*got)->trial.reserve_bytes, 0);
+  ASSERT_EQ(*store->RetryTrial((*got)->lease_id, (*got)->fencing_token, 4, "over", 5, 7000),
+            TrialState::kPending);
+  EXPECT_EQ(store->GetTrial(a3)->reserve_bytes, 7000);
+  EXPECT_FALSE(
+      store->LeaseNextPendingTrial({.job_ids = std::nullopt, .max_reserve_bytes = 6999}, w, 5, 100)
+          ->has_value());
+  got =
+      store->LeaseNextPendingTrial({.job_ids = std::nullopt, .max_reserve_bytes = 7000}, w, 5, 100);
+  ASSERT_TRUE(got.ok() && got->has_value());
+  ASSERT_EQ(*store->RetryTrial((*got)->lease_id, (*got)->fencing_token, 6, "again", 5, 10),
+            TrialState::kPending);
+  EXPECT_EQ(store->GetTrial(a3)->reserve_bytes, 7000);
+}
+
 TEST_F(StoreTest, ListWorkersByLastSighting) {
   auto store = OpenOrDie();
   Worker gpu = NewWorker("gpu-box", "cuda:0", 80);

@@ -102,8 +102,9 @@ class ControlledStore final : public Store {
     return inner_->FailTrial(lease, token, now, reason);
   }
   StatusOr<TrialState> RetryTrial(std::string_view lease, std::int64_t token, std::int64_t now,
-                                  std::string_view reason, int max) override {
-    return inner_->RetryTrial(lease, token, now, reason, max);
+                                  std::string_view reason, int max,
+                                  std::int64_t reserve_bytes = 0) override {
+    return inner_->RetryTrial(lease, token, now, reason, max, reserve_bytes);
   }
   StatusOr<TrialMetrics> GetMetrics(std::int64_t id) override { return inner_->GetMetrics(id); }
   StatusOr<std::vector<CalibrationSample>> ListCalibrationSamples(int per_key) override {
