@@ -242,8 +242,10 @@ TEST_F(HttpApiTest, WorkersAndFrontierTrialsAreTheGrpcAnswersAsJson) {
 // bytes that are not UTF-8 become U+FFFD, well-formed characters stay (found by
 // fuzz/http_api_fuzzer.cc).
 TEST_F(HttpApiTest, ErrorsQuotingARequestAreValidJsonForAnyBytes) {
-  const HttpResponse r = api_->Handle(
-      {.method = "POST", .target = "/v1/jobs/j-1:c\x9f\x90\xed\xa0\x80\"\xc3\xa9", .body = ""});
+  const HttpResponse r = api_->Handle({.method = "POST",
+                                       .target = "/v1/jobs/j-1:c\x9f\x90\xed\xa0\x80\"\xc3\xa9",
+                                       .body = "",
+                                       .last_event_id = ""});
   EXPECT_EQ(r.status, 405) << r.body;
   EXPECT_NE(r.body.find("c\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\\"\xc3\xa9"), std::string::npos)
       << r.body;

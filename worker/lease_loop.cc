@@ -11,22 +11,27 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
 #include <stop_token>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "base/sha256.h"
 #include "base/subprocess.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "proto/convert.h"
+#include "search/units.h"
 #include "worker/measure.h"
 #include "worker/once_command.h"
 #include "worker/precision.h"
@@ -47,6 +52,39 @@ constexpr double kCallSeconds = 10.0;  // deadline of every unary call but the l
 constexpr std::size_t kUploadChunkBytes = 1 << 20;
 constexpr double kUploadSeconds = 300.0;      // deadline of one UploadArtifact stream
 constexpr std::size_t kParentCacheFiles = 8;  // parents' models kept for later children
+constexpr double kPackedPollSeconds = 2.0;    // the long poll's wait while trials run
+// A packed trial's process may hold a little more than its reservation (the calibrated peak of
+// its model passes) and its data: the copy of the initial weights the training measurement
+// keeps, the exported model's buffers. It is held to reservation x (1 + kSlackFraction) +
+// kSlackBytes + data.
+constexpr double kSlackFraction = 0.05;
+constexpr std::int64_t kSlackBytes = std::int64_t{8} << 20;
+
+std::int64_t WithSlack(std::int64_t reserved) {
+  return reserved + static_cast<std::int64_t>(kSlackFraction * static_cast<double>(reserved)) +
+         kSlackBytes;
+}
+
+// MemAvailable of /proc/meminfo, bytes; -1 when it cannot be read.
+std::int64_t MemAvailableBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line)) {
+    if (line.rfind("MemAvailable:", 0) == 0) return std::atoll(line.c_str() + 13) * 1024;
+  }
+  return -1;
+}
+
+// PEAKNAS_FAULT_HOLD_BYTES=TRIAL_ID:BYTES (lease_loop.h): the trial and the bytes; none when
+// unset or malformed.
+std::pair<std::string, std::int64_t> FaultHoldBytes() {
+  const char* value = std::getenv("PEAKNAS_FAULT_HOLD_BYTES");
+  if (value == nullptr) return {};
+  const std::string text(value);
+  const std::size_t colon = text.find(':');
+  if (colon == std::string::npos) return {};
+  return {text.substr(0, colon), std::atoll(text.c_str() + colon + 1)};
+}
 
 // Log lines from several threads, one at a time.
 class Logger {
@@ -422,7 +460,9 @@ class Worker {
         log_(log),
         shutdown_(shutdown),
         client_(options.coordinator, log, shutdown),
-        program_(OwnProgram()) {}
+        program_(OwnProgram()),
+        memory_bytes_(options.memory_bytes > 0 ? options.memory_bytes : DeviceMemoryBytes(device)),
+        fault_(FaultHoldBytes()) {}
   ~Worker() {
     std::error_code ignored;
     if (!parents_dir_.empty()) std::filesystem::remove_all(parents_dir_, ignored);
@@ -434,10 +474,24 @@ class Worker {
   void Run() {
     Backoff backoff;
     while (!shutdown_.requested()) {
+      ReapThreads();
       if (worker_id_.empty() && !Register()) continue;
+      // A free slot, and (packing) room for one more trial.
+      std::int64_t free_bytes = 0;
+      bool idle = false;
+      {
+        std::unique_lock lock(mu_);
+        while (!shutdown_.requested() && !RoomLocked(&free_bytes)) {
+          ended_.wait_for(lock, std::chrono::milliseconds(250));
+        }
+        idle = running_.empty();
+      }
+      if (shutdown_.requested()) break;
       v1::LeaseTrialRequest request;
       request.set_worker_id(worker_id_);
-      request.set_wait_seconds(options_.lease_wait_seconds);
+      request.set_wait_seconds(idle ? options_.lease_wait_seconds
+                                    : std::min(options_.lease_wait_seconds, kPackedPollSeconds));
+      request.set_free_bytes(free_bytes);
       v1::LeaseTrialResponse response;
       const grpc::Status status = client_.Lease(request, &response);
       if (shutdown_.requested() && !response.has_assignment()) break;
@@ -453,8 +507,16 @@ class Worker {
         continue;
       }
       backoff.Reset();
-      if (response.has_assignment()) RunAssignment(response.assignment());
+      if (response.has_assignment()) Start(response.assignment());
     }
+    // The running trials finish and are reported.
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, thread] : threads_) threads.push_back(std::move(thread));
+      threads_.clear();
+    }
+    for (std::thread& t : threads) t.join();
     log_("stopped");
   }
 
@@ -464,7 +526,7 @@ class Worker {
     v1::RegisterWorkerRequest request;
     request.set_name(options_.name.empty() ? DefaultName() : options_.name);
     request.set_device(device_.str());
-    request.set_memory_bytes(DeviceMemoryBytes(device_));
+    request.set_memory_bytes(memory_bytes_);
     for (const auto& [name, path] : options_.data) request.add_datasets(name);
     request.add_dtypes(v1::DTYPE_FP32);
     if (CheckPrecision(search::DType::kBf16, device_).ok()) request.add_dtypes(v1::DTYPE_BF16);
@@ -477,6 +539,89 @@ class Worker {
     log_("registered as " + worker_id_ + " (" + request.name() + ", " + request.device() +
          ") with " + options_.coordinator);
     return true;
+  }
+
+  // Whether one more trial may be leased now and, packing, the bytes free for its model.
+  bool RoomLocked(std::int64_t* free_bytes) {
+    *free_bytes = 0;
+    if (static_cast<int>(running_.size()) >= options_.max_concurrent) return false;
+    if (options_.max_concurrent == 1) return true;
+    const bool data_on_device = device_.is_cpu();
+    std::int64_t committed = 0, may_grow = 0;
+    for (const auto& [lease, slot] : running_) {
+      if (slot.reserved == 0) return false;               // runs alone
+      if (data_on_device && slot.data < 0) return false;  // its data is not known yet
+      const std::int64_t holds = WithSlack(slot.reserved) + (data_on_device ? slot.data : 0);
+      committed += holds;
+      may_grow += std::max<std::int64_t>(0, holds - slot.resident);
+    }
+    std::int64_t allowance = 0;
+    if (data_on_device) {
+      for (const auto& [name, path] : options_.data) {
+        const auto known = data_bytes_.find(name);
+        if (known != data_bytes_.end()) {
+          allowance = std::max(allowance, known->second);
+        } else if (!running_.empty()) {
+          return false;  // a trial on it runs alone first: its data is not known
+        }
+      }
+    }
+    std::int64_t free = memory_bytes_ - options_.memory_reserve_bytes - committed - allowance;
+    if (device_.is_cpu()) {
+      const std::int64_t available = MemAvailableBytes();
+      if (available >= 0) {
+        free = std::min(free, available - options_.memory_reserve_bytes - may_grow - allowance);
+      }
+    }
+    // The largest reservation whose slack fits too.
+    free =
+        static_cast<std::int64_t>(static_cast<double>(free - kSlackBytes) / (1 + kSlackFraction));
+    if (free <= 0 && !running_.empty()) return false;
+    *free_bytes = std::max<std::int64_t>(free, 1);  // alone, at least an uncalibrated trial
+    return true;
+  }
+
+  // Runs the assignment in a thread of its own.
+  void Start(const v1::TrialAssignment& a) {
+    std::lock_guard lock(mu_);
+    running_[a.lease_id()] = Slot{.dataset = a.dataset(), .reserved = a.reserved_bytes()};
+    const std::uint64_t id = next_thread_++;
+    threads_.emplace(id, std::thread([this, a, id] {
+                       RunAssignment(a);
+                       std::lock_guard lock(mu_);
+                       running_.erase(a.lease_id());
+                       finished_.push_back(id);
+                       ended_.notify_all();
+                     }));
+  }
+
+  // Joins the threads of the trials that have ended.
+  void ReapThreads() {
+    std::vector<std::thread> done;
+    {
+      std::lock_guard lock(mu_);
+      for (const std::uint64_t id : finished_) {
+        done.push_back(std::move(threads_.at(id)));
+        threads_.erase(id);
+      }
+      finished_.clear();
+    }
+    for (std::thread& t : done) t.join();
+  }
+
+  // The resident bytes a packed trial's child may reach: its reservation plus its data (on
+  // cpu); 0 (no limit) when it runs alone, on cuda, or while its data is not known.
+  std::int64_t LimitOf(const std::string& lease_id) {
+    std::lock_guard lock(mu_);
+    const auto it = running_.find(lease_id);
+    if (it == running_.end() || it->second.reserved == 0 || !device_.is_cpu()) return 0;
+    std::int64_t data = it->second.data;
+    if (data < 0) {
+      const auto known = data_bytes_.find(it->second.dataset);
+      if (known == data_bytes_.end()) return 0;
+      data = known->second;
+    }
+    return WithSlack(it->second.reserved) + data;
   }
 
   void RunAssignment(const v1::TrialAssignment& a) {
@@ -492,6 +637,11 @@ class Worker {
       client_.Report(a, report);
       return;
     }
+    if (a.reserved_bytes() > 0) {
+      // Validation blocks no larger than the tile then take no more than the inference pass.
+      spec->eval_batch = std::max(1, a.batch());
+    }
+    if (fault_.first == a.trial_id()) spec->fault_hold_bytes = fault_.second;
     if (!a.parent_trial_id().empty()) {
       StatusOr<std::string> parent = FetchParent(a);
       if (!parent.ok()) {
@@ -578,6 +728,22 @@ class Worker {
       progress.steps = steps;
       progress.loss = loss;
     };
+    events.data_bytes = [&](std::int64_t bytes) {
+      std::lock_guard lock(mu_);
+      if (auto it = running_.find(a.lease_id()); it != running_.end()) it->second.data = bytes;
+      std::int64_t& known = data_bytes_[a.dataset()];
+      known = std::max(known, bytes);
+    };
+    TrialProcessWatch watch;
+    std::atomic<std::int64_t> reached{0};  // the child's largest resident peak seen
+    watch.limit = [&] { return LimitOf(a.lease_id()); };
+    watch.resident = [&](std::int64_t bytes) {
+      if (bytes > reached.load()) reached = bytes;
+      std::lock_guard lock(mu_);
+      if (auto it = running_.find(a.lease_id()); it != running_.end()) {
+        it->second.resident = std::max(it->second.resident, bytes);
+      }
+    };
 
     // The trial runs in a child process (worker/trial_process.h), its log beside the models.
     StatusOr<TrialProcessOutcome> result = Status::Internal("no trial process");
@@ -588,12 +754,17 @@ class Worker {
       log_path = (std::filesystem::path(*dir) /
                   (a.trial_id() + "." + std::to_string(a.fencing_token()) + ".log"))
                      .string();
-      result = RunTrialProcess(OnceCommandLine(program_, *spec, options_.threads, 3), log_path,
-                               progress.stop.get_token(), events);
+      result = RunTrialProcess(
+          OnceCommandLine(program_, *spec, options_.threads, 3, a.reserved_bytes() > 0), log_path,
+          progress.stop.get_token(), events, watch);
     }
     if (result.ok()) {
+      result->metrics.set_process_peak_bytes(result->peak_rss_bytes);
       log_("trial " + a.trial_id() + " process peak " +
-           std::to_string(result->peak_rss_bytes >> 20) + " MiB (resident-set high-water mark)");
+           std::to_string(result->peak_rss_bytes >> 20) + " MiB (resident-set high-water mark)" +
+           (a.reserved_bytes() > 0
+                ? ", reserved " + std::to_string(LimitOf(a.lease_id()) >> 20) + " MiB"
+                : std::string()));
     }
     // The model goes up before the result, while the heartbeats keep the lease alive. A model
     // that cannot be stored fails the trial (a frontier point must be downloadable), unless the
@@ -630,6 +801,20 @@ class Worker {
       std::filesystem::remove(log_path, ignored);
     } else {
       Fail(result.status(), report);
+      if (a.reserved_bytes() > 0 && result.status().code() == StatusCode::kResourceExhausted) {
+        // Over its reservation (the watch), or out of memory in the child's allocator: worth
+        // another lease with more headroom.
+        std::int64_t data = 0;
+        {
+          std::lock_guard lock(mu_);
+          if (auto it = running_.find(a.lease_id()); it != running_.end() && device_.is_cpu()) {
+            data = std::max<std::int64_t>(it->second.data, 0);
+          }
+        }
+        report.mutable_failure()->set_retryable(true);
+        report.mutable_failure()->set_over_reservation_bytes(
+            std::max(reached.load() - data, a.reserved_bytes()));
+      }
       if (!log_path.empty()) log_("trial " + a.trial_id() + " log kept: " + log_path);
     }
     client_.Report(a, report);
@@ -638,6 +823,10 @@ class Worker {
   // The directory exported models are written to: --work-dir, or a private temporary
   // directory of this process (created on first use).
   StatusOr<std::string> ExportDir() {
+    std::lock_guard lock(files_mu_);
+    return ExportDirLocked();
+  }
+  StatusOr<std::string> ExportDirLocked() {
     if (!options_.work_dir.empty()) return options_.work_dir;
     if (temp_dir_.empty()) {
       std::error_code ec;
@@ -656,8 +845,9 @@ class Worker {
   // cannot be reached or the download is corrupt; NOT_FOUND, from the coordinator, when the
   // parent has no model.
   StatusOr<std::string> FetchParent(const v1::TrialAssignment& a) {
+    std::lock_guard lock(files_mu_);  // one download at a time: children share parents
     if (parents_dir_.empty()) {
-      PEAKNAS_ASSIGN_OR_RETURN(const std::string dir, ExportDir());
+      PEAKNAS_ASSIGN_OR_RETURN(const std::string dir, ExportDirLocked());
       parents_dir_ = (std::filesystem::path(dir) / "parents").string();
     }
     std::error_code ec;
@@ -707,10 +897,28 @@ class Worker {
   Logger& log_;
   Shutdown& shutdown_;
   LeaseClient client_;
+  std::mutex files_mu_;      // guards the two below
   std::string parents_dir_;  // the parent cache; created on first use
   std::string temp_dir_;     // ExportDir's private directory when there is no --work-dir
-  std::string worker_id_;
-  std::string program_;  // this executable: each trial runs as its `once` (trial_process.h)
+  std::string worker_id_;    // the leasing thread's
+  std::string program_;      // this executable: each trial runs as its `once` (trial_process.h)
+  const std::int64_t memory_bytes_;                   // options' or the device's
+  const std::pair<std::string, std::int64_t> fault_;  // PEAKNAS_FAULT_HOLD_BYTES
+
+  // A running trial, by lease id.
+  struct Slot {
+    std::string dataset;
+    std::int64_t reserved = 0;  // TrialAssignment.reserved_bytes; 0: it runs alone
+    std::int64_t data = -1;     // the data bytes its child reported; -1: not yet
+    std::int64_t resident = 0;  // the largest resident peak its watch read
+  };
+  std::mutex mu_;  // guards the members below
+  std::condition_variable ended_;
+  std::map<std::string, Slot> running_;
+  std::map<std::string, std::int64_t> data_bytes_;  // per dataset: the largest reported
+  std::map<std::uint64_t, std::thread> threads_;    // one per running trial
+  std::vector<std::uint64_t> finished_;             // threads that have ended, to join
+  std::uint64_t next_thread_ = 0;
 };
 
 }  // namespace
@@ -743,6 +951,23 @@ Status ValidateLeaseLoopOptions(const LeaseLoopOptions& options) {
     return Status::NotFound("work-dir \"" + options.work_dir + "\": no such directory");
   }
   if (options.name.size() > 200) return Status::InvalidArgument("name: longer than 200 characters");
+  if (options.max_concurrent < 1 || options.max_concurrent > 64) {
+    return Status::InvalidArgument("max-concurrent: " + std::to_string(options.max_concurrent) +
+                                   " is not in [1, 64]");
+  }
+  if (options.memory_bytes < 0) {
+    return Status::InvalidArgument("memory: " + std::to_string(options.memory_bytes) +
+                                   " is negative (0: the device's)");
+  }
+  if (options.memory_reserve_bytes < 0) {
+    return Status::InvalidArgument(
+        "memory-reserve: " + std::to_string(options.memory_reserve_bytes) + " is negative");
+  }
+  if (options.memory_bytes > 0 && options.memory_reserve_bytes >= options.memory_bytes) {
+    return Status::InvalidArgument(
+        "memory-reserve: " + search::FormatBytes(options.memory_reserve_bytes) +
+        " leaves nothing of --memory " + search::FormatBytes(options.memory_bytes));
+  }
   PEAKNAS_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(options.device, "device"));
   (void)device;
   return Status::Ok();

@@ -7,9 +7,10 @@
 // (worker/serve_command.h).
 //
 // Behaviour:
-//   * Registration: name (default "HOSTNAME-PID"), device, memory (physical RAM on cpu; 0 =
-//     unknown on cuda), threads, and the dataset names of `data` as capabilities. NOT_FOUND on
-//     a later LeaseTrial (a coordinator that forgot us) registers again.
+//   * Registration: name (default "HOSTNAME-PID"), device, memory (memory_bytes, or the
+//     device's: physical RAM on cpu, the GPU's on cuda), threads, and the dataset names of
+//     `data` as capabilities. NOT_FOUND on a later LeaseTrial (a coordinator that forgot us)
+//     registers again.
 //   * Coordinator away (any RPC error other than the ones below): logged on `log`, retried with
 //     exponential backoff from 0.5 s to 10 s; the worker never gives up on its own.
 //   * Assignment → TrialSpec: the dataset name maps to its --data path; an unknown name is
@@ -27,8 +28,30 @@
 //     logged and dropped.
 //   * Signals: SIGTERM / SIGINT are blocked in every thread and taken by a helper thread. The
 //     first one stops leasing (an idle long poll is cancelled at once) and lets the current
-//     trial finish and be reported; then RunLeaseLoop returns OK. A second one exits the
+//     trials finish and be reported; then RunLeaseLoop returns OK. A second one exits the
 //     process at once with status 128 + signal.
+//   * Packing (max_concurrent > 1): up to max_concurrent trials run at once, each in its own
+//     thread and child process. Every lease request states the bytes free for one more trial's
+//     model (LeaseTrialRequest.free_bytes):
+//         memory - reserve - sum over running trials of (their limit, below) - data allowance
+//     and on cpu also no more than the system's MemAvailable less the same reserve and what
+//     running trials may still grow into. A trial's data (the bytes of input data its child
+//     reports, {"data_bytes"} of once_command.h) is counted on cpu only (on cuda it stays in
+//     host memory); the allowance is the largest data any child reported for one of this
+//     worker's datasets. So the first trial, whose data is not known yet, and any trial the
+//     coordinator gives with reserved_bytes 0 (no calibration yet) run alone. Each child is held
+//     to its reservation plus 5 % and 8 MiB of slack (what its process holds beyond its
+//     measured passes: the measurement's copy of the initial weights, export buffers) plus its
+//     data: on cpu a watch (trial_process.h) reads its resident peak every 20 ms and kills it
+//     above that; the trial fails with RESOURCE_EXHAUSTED,
+//     retryable, with the model bytes it reached (TrialFailure.over_reservation_bytes), and
+//     the coordinator leases it again with 1.5 times that reserved. So does an out-of-memory
+//     error from the child's own allocator (cuda). Evaluation runs at the inference batch so
+//     that it stays within the inference pass's reservation. While trials run, the long poll
+//     waits at most 2 s, so a finished trial's bytes are offered again soon.
+//   * Fault injection for tests: PEAKNAS_FAULT_HOLD_BYTES=TRIAL_ID:BYTES in the environment
+//     makes every run of that trial hold BYTES more after its measurements (once's
+//     --fault-hold-bytes), so it goes over its reservation.
 //   * Model upload: when the assignment has export_model, the trained model is exported as
 //     TorchScript to --work-dir (or a private temporary directory) and streamed with
 //     UploadArtifact (1 MiB chunks, lease id, fencing token, SHA-256 of the file) BEFORE
@@ -40,6 +63,7 @@
 #ifndef PEAKNAS_WORKER_LEASE_LOOP_H_
 #define PEAKNAS_WORKER_LEASE_LOOP_H_
 
+#include <cstdint>
 #include <map>
 #include <ostream>
 #include <string>
@@ -57,10 +81,16 @@ struct LeaseLoopOptions {
   std::string work_dir;                     // exported models; empty: a private temp directory
   double lease_wait_seconds = 20;           // LeaseTrial long-poll wait
   int latency_runs = 10;                    // timed inference passes per trial, >= 1
+  // Packing: trials run at once, in [1, 64]. Above 1 the worker states its free bytes with
+  // each lease request and holds every trial to its reservation (see above).
+  int max_concurrent = 1;
+  std::int64_t memory_bytes = 0;  // what trials may use; 0: the device's total (RAM on cpu)
+  std::int64_t memory_reserve_bytes = std::int64_t{256} << 20;  // kept free, off memory_bytes
 };
 
-// Checks the options (device, data directories, threads, latency runs). INVALID_ARGUMENT /
-// NOT_FOUND naming the flag (--device, --data, --threads, --work-dir, --latency-runs).
+// Checks the options (device, data directories, threads, latency runs, packing).
+// INVALID_ARGUMENT / NOT_FOUND naming the flag (--device, --data, --threads, --work-dir,
+// --latency-runs, --max-concurrent, --memory, --memory-reserve).
 Status ValidateLeaseLoopOptions(const LeaseLoopOptions& options);
 
 // Runs until a SIGTERM / SIGINT (see above); returns OK then. Errors only for invalid options.

@@ -16,6 +16,7 @@
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
+#include "worker/malloc_tuning.h"
 #include "worker/precision.h"
 #include "worker/report.h"
 #include "worker/trial.h"
@@ -42,6 +43,7 @@ StatusOr<TrialSpec> MakeSpec(const OnceOptions& o) {
   PEAKNAS_ASSIGN_OR_RETURN(spec.importance, ParseImportance(o.importance, "importance"));
   spec.progress_every = o.progress_every;
   spec.latency_runs = o.latency_runs;
+  spec.fault_hold_bytes = o.fault_hold_bytes;
   PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
   std::error_code ec;
   if (!std::filesystem::is_directory(o.data, ec)) {
@@ -196,11 +198,19 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
                   "Timed inference passes (after 3 untimed ones); the median is reported.")
       ->type_name("N")
       ->capture_default_str();
+  cmd->add_flag("--release-freed-memory", options.release_freed_memory,
+                "Return large freed blocks to the system at once, so that the process's "
+                "resident set follows its live tensors (what a calibrated memory reservation "
+                "assumes; serve sets it for packed trials). Training is slower by the page "
+                "faults this costs.");
+  cmd->add_option("--fault-hold-bytes", options.fault_hold_bytes)
+      ->check(CLI::NonNegativeNumber)
+      ->group("");  // tests of packing only
   return cmd;
 }
 
 std::vector<std::string> OnceCommandLine(const std::string& program, const TrialSpec& spec,
-                                         int threads, int events_fd) {
+                                         int threads, int events_fd, bool release_freed_memory) {
   std::vector<std::string> args = {program,
                                    "once",
                                    "--arch",
@@ -242,6 +252,10 @@ std::vector<std::string> OnceCommandLine(const std::string& program, const Trial
     args.insert(args.end(), {"--parent", spec.parent_model, "--importance",
                              std::string(Name(spec.importance))});
   }
+  if (release_freed_memory) args.push_back("--release-freed-memory");
+  if (spec.fault_hold_bytes > 0) {
+    args.insert(args.end(), {"--fault-hold-bytes", std::to_string(spec.fault_hold_bytes)});
+  }
   return args;
 }
 
@@ -276,6 +290,7 @@ StatusOr<TrialResult> RunReported(const OnceOptions& options, std::ostream& prog
                                    " is negative; 0 keeps LibTorch's default");
   }
   if (options.threads > 0) at::set_num_threads(options.threads);
+  if (options.release_freed_memory) PEAKNAS_RETURN_IF_ERROR(ReleaseFreedHeapMemory());
   PEAKNAS_ASSIGN_OR_RETURN(*spec, MakeSpec(options));
   TrialCallbacks callbacks;
   callbacks.stage = [&](std::string_view stage, std::string_view detail) {
@@ -283,6 +298,7 @@ StatusOr<TrialResult> RunReported(const OnceOptions& options, std::ostream& prog
     progress.flush();
     events.Write({{"stage", stage}, {"detail", detail}});
   };
+  callbacks.data_bytes = [&](std::int64_t bytes) { events.Write({{"data_bytes", bytes}}); };
   callbacks.train = [&](const TrainProgress& p) {
     progress << "once: step " << p.step << "/" << p.steps << "  loss " << Format("%.5f", p.loss)
              << "  lr " << Format("%.2e", p.learning_rate) << "  "

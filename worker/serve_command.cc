@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "search/units.h"
 #include "worker/lease_loop.h"
 
 namespace peaknas::worker {
@@ -23,10 +24,20 @@ constexpr const char* kFooter =
     "a precision the device supports, predicted to fit its memory. Trained models are uploaded\n"
     "when the coordinator asks for them.\n"
     "\n"
+    "Packing (--max-concurrent above 1): several trials run at once when their calibrated device\n"
+    "peaks fit (`peaknas calibration`). Each lease request states what is free: --memory less\n"
+    "--memory-reserve, the running trials' reservations and their data (and, on cpu, no more than\n"
+    "the system's available memory). Until the coordinator has a calibration, and for the first\n"
+    "trial (whose data size is learnt), trials run alone. A trial whose process goes over its\n"
+    "reservation is stopped (on cpu, read every 20 ms) and comes back with 1.5x the headroom;\n"
+    "the others go on.\n"
+    "\n"
     "Examples:\n"
     "  peaknas-worker make-data --out /tmp/syn\n"
     "  peaknas-worker serve --coordinator 127.0.0.1:50051 --data synthetic=/tmp/syn\n"
     "  peaknas-worker --coordinator coord:50051 --data sidd=/data/sidd --device cuda:0\n"
+    "  peaknas-worker serve --coordinator 127.0.0.1:50051 --data synthetic=/tmp/syn \\\n"
+    "      --threads 1 --max-concurrent 4 --memory 6GiB\n"
     "\n"
     "Exit status: 0 after a signal; 1 for bad flags' values (data directory missing, unknown\n"
     "device); 2 for a command-line usage error.";
@@ -64,6 +75,20 @@ CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
                   "make trials of large networks quicker and their latency noisier.")
       ->type_name("N")
       ->capture_default_str();
+  cmd->add_option("--max-concurrent", options.max_concurrent,
+                  "Trials run at once, in [1, 64]. Above 1, trials are packed by their "
+                  "calibrated device peaks (see below); give each few --threads.")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--memory", options.memory,
+                  "Memory trials may use on the device, e.g. 6GiB. Default: the device's "
+                  "(physical RAM on cpu, the GPU's memory on cuda).")
+      ->type_name("SIZE");
+  cmd->add_option("--memory-reserve", options.memory_reserve,
+                  "Memory kept free for the worker itself and the system, off --memory (and, "
+                  "on cpu, off what the system has available).")
+      ->type_name("SIZE")
+      ->capture_default_str();
   cmd->add_option("--lease-wait", options.lease_wait,
                   "Seconds each LeaseTrial long poll waits for work (the server caps it).")
       ->type_name("S")
@@ -95,6 +120,12 @@ Status RunServe(const ServeOptions& o, std::ostream& log) {
                                    " is not in [0, 300]");
   }
   options.lease_wait_seconds = o.lease_wait;
+  options.max_concurrent = o.max_concurrent;
+  if (!o.memory.empty()) {
+    PEAKNAS_ASSIGN_OR_RETURN(options.memory_bytes, search::ParseByteSize(o.memory, "memory"));
+  }
+  PEAKNAS_ASSIGN_OR_RETURN(options.memory_reserve_bytes,
+                           search::ParseByteSize(o.memory_reserve, "memory-reserve"));
   return RunLeaseLoop(options, log);
 }
 

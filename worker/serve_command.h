@@ -30,6 +30,9 @@ struct ServeOptions {
   std::string work_dir;           // scratch directory (checked to exist); empty: none
   double lease_wait = 20;         // LeaseTrial long-poll seconds
   int latency_runs = 10;          // timed inference passes per trial (the median is reported)
+  int max_concurrent = 1;         // trials at once (packing above 1)
+  std::string memory;             // SIZE trials may use; empty: the device's
+  std::string memory_reserve = "256MiB";  // SIZE kept free
 };
 
 // Adds the `serve` subcommand to `root`, its flags bound to `options`.

@@ -190,6 +190,10 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     }
   }
 
+  if (callbacks.data_bytes) callbacks.data_bytes(DataBytes(dataset, sampler));
+  std::vector<char> held;  // spec.fault_hold_bytes, resident (each page written)
+  if (spec.fault_hold_bytes > 0) held.assign(static_cast<std::size_t>(spec.fault_hold_bytes), 1);
+
   // 4. Training.
   PEAKNAS_RETURN_IF_ERROR(stage("train", std::to_string(spec.steps) + " steps, batch " +
                                              std::to_string(spec.train_shape.batch) + ", patch " +

@@ -85,6 +85,9 @@ struct TrialSpec {
   int progress_every = 10;  // steps between progress reports, >= 1
   int latency_warmup = 3;   // untimed passes before timing, >= 0
   int latency_runs = 10;    // timed passes (median), >= 1
+  // Fault injection for tests of packing: bytes allocated and touched after the measurements
+  // and held to the end, so the trial process goes over its reservation. 0: none.
+  std::int64_t fault_hold_bytes = 0;
 };
 
 // Checks the fields that need no files: architecture, shapes, steps, learning rate, precision
@@ -108,6 +111,9 @@ struct TrialResult : search::TrialMetrics {
 // training step (a cancelled job, a lost lease).
 struct TrialCallbacks {
   std::function<void(std::string_view stage, std::string_view detail)> stage;
+  // After the measurements: the bytes of input data the process holds (the validation blocks,
+  // the sampler's decoded images), which the process peaks it reports leave out.
+  std::function<void(std::int64_t bytes)> data_bytes;
   ProgressCallback train;
   std::stop_token stop;
 };

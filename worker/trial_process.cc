@@ -7,11 +7,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 #include "base/subprocess.h"
 
@@ -51,6 +56,8 @@ void HandleObject(const Json& j, const TrialProcessEvents& events, Outcome& outc
     if (events.progress && p.is_object()) {
       events.progress(p.value("step", 0), p.value("steps", 0), p.value("loss", 0.0));
     }
+  } else if (j.contains("data_bytes")) {
+    if (events.data_bytes) events.data_bytes(j["data_bytes"].get<std::int64_t>());
   } else if (j.contains("metrics")) {
     v1::TrialMetrics metrics;
     const auto parsed = google::protobuf::util::JsonStringToMessage(j["metrics"].dump(), &metrics);
@@ -72,9 +79,19 @@ void HandleObject(const Json& j, const TrialProcessEvents& events, Outcome& outc
 
 }  // namespace
 
+std::int64_t ResidentPeakBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;  // "N kB"
+  }
+  return 0;
+}
+
 StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& argv,
                                               const std::string& log_path, std::stop_token stop,
-                                              const TrialProcessEvents& events) {
+                                              const TrialProcessEvents& events,
+                                              const TrialProcessWatch& watch) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return Status::Internal(std::string("trial process: pipe: ") + std::strerror(errno));
@@ -108,6 +125,29 @@ StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& ar
     }
   });
 
+  // The watch: the largest reading, and the one that went over the limit (0: none did).
+  std::int64_t watched_peak = 0, over = 0, over_limit = 0;
+  std::condition_variable watch_cv;
+  bool watch_done = false;
+  std::thread watcher([&] {
+    std::unique_lock lock(mu);
+    while (!watch_cv.wait_for(lock, kTrialWatchPeriod, [&] { return watch_done; })) {
+      if (!alive) continue;
+      const std::int64_t resident = ResidentPeakBytes(pid);
+      watched_peak = std::max(watched_peak, resident);
+      lock.unlock();
+      if (watch.resident) watch.resident(resident);
+      const std::int64_t limit = watch.limit ? watch.limit() : 0;
+      lock.lock();
+      if (limit > 0 && resident > limit && alive && over == 0) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        over = resident;
+        over_limit = limit;
+      }
+    }
+  });
+
   Outcome outcome;
   std::string pending;
   char buffer[4096];
@@ -130,19 +170,28 @@ StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& ar
   {
     std::lock_guard lock(mu);
     alive = false;
+    watch_done = true;
   }
+  watch_cv.notify_all();
+  watcher.join();
   int wait_status = 0;
   rusage usage{};
   while (wait4(pid, &wait_status, 0, &usage) < 0 && errno == EINTR) {
   }
 
   if (killed || stop.stop_requested()) return Status::Cancelled("trial process stopped");
+  if (over > 0) {
+    return Status::ResourceExhausted(
+        "trial process went over its memory reservation: " + std::to_string(over >> 20) +
+        " MiB resident, limit " + std::to_string(over_limit >> 20) + " MiB; stopped");
+  }
   if (outcome.error) return *outcome.error;
   if (outcome.metrics && WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) {
     TrialProcessOutcome out;
     out.metrics = std::move(*outcome.metrics);
     out.export_path = std::move(outcome.export_path);
-    out.peak_rss_bytes = static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
+    out.peak_rss_bytes = std::max(watched_peak,
+                                  static_cast<std::int64_t>(usage.ru_maxrss) * 1024);  // KiB
     return out;
   }
   std::string how = "trial process ended with " + base::DescribeExit(wait_status);

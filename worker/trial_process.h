@@ -13,6 +13,9 @@
 #ifndef PEAKNAS_WORKER_TRIAL_PROCESS_H_
 #define PEAKNAS_WORKER_TRIAL_PROCESS_H_
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <stop_token>
@@ -28,13 +31,26 @@ namespace peaknas::worker {
 struct TrialProcessEvents {
   std::function<void(std::string_view stage, std::string_view detail)> stage;
   std::function<void(int step, int steps, double loss)> progress;
+  std::function<void(std::int64_t bytes)> data_bytes;  // the child's input data (once, early)
 };
+
+// A memory watch on the child: every kTrialWatchPeriod its resident-set high-water mark is read
+// (/proc/PID/status) and passed to `resident`; when it exceeds `limit()` (0: no limit), the
+// child is killed and the trial ends with RESOURCE_EXHAUSTED. `limit` may change as the trial
+// goes (a worker learns the trial's data bytes). Both are called from a thread of
+// RunTrialProcess's own.
+struct TrialProcessWatch {
+  std::function<std::int64_t()> limit;
+  std::function<void(std::int64_t resident_peak)> resident;
+};
+inline constexpr std::chrono::milliseconds kTrialWatchPeriod{20};
 
 struct TrialProcessOutcome {
   v1::TrialMetrics metrics;  // as the child measured them
   std::string export_path;   // the model it exported; empty: none
-  // The child's resident-set high-water mark (getrusage of the reaped child): what the whole
-  // trial process held at its largest.
+  // What the whole trial process held at its largest: the larger of the watch's readings of
+  // its resident-set high-water mark (the child resets the mark to measure its passes) and the
+  // mark getrusage gives for the reaped child.
   std::int64_t peak_rss_bytes = 0;
 };
 
@@ -43,13 +59,20 @@ struct TrialProcessOutcome {
 //   * the child's own error, with its code and message (bad input, out of memory in LibTorch:
 //     RESOURCE_EXHAUSTED, diverged training, ...);
 //   * CANCELLED when `stop` was requested: the child is killed (SIGKILL) at once;
+//   * RESOURCE_EXHAUSTED when the watch found it over its limit (it is killed at once), naming
+//     both figures;
 //   * UNAVAILABLE when it ended without an outcome (killed by a signal: the kernel's
 //     out-of-memory killer sends SIGKILL; or exited early), naming how it ended and the log:
 //     worth another try, maybe on another worker;
 //   * FAILED_PRECONDITION when it cannot be started (naming the program).
 StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& argv,
                                               const std::string& log_path, std::stop_token stop,
-                                              const TrialProcessEvents& events = {});
+                                              const TrialProcessEvents& events = {},
+                                              const TrialProcessWatch& watch = {});
+
+// The resident-set high-water mark of process `pid` (VmHWM of /proc/PID/status), bytes; 0 when
+// it cannot be read (the process has ended).
+std::int64_t ResidentPeakBytes(pid_t pid);
 
 }  // namespace peaknas::worker
 

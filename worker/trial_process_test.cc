@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdint>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -32,9 +34,11 @@ TEST_F(TrialProcessTest, FollowsStagesAndProgressAndReturnsTheMetrics) {
     seen.push_back(std::to_string(step) + "/" + std::to_string(steps) + " " +
                    std::to_string(loss).substr(0, 4));
   };
+  events.data_bytes = [&](std::int64_t bytes) { seen.push_back("data " + std::to_string(bytes)); };
   auto outcome =
       RunTrialProcess(Shell("echo progress lines >&2\n"
                             "printf '%s\\n' '{\"stage\":\"train\",\"detail\":\"200 steps\"}' "
+                            "'{\"data_bytes\":4096}' "
                             "'{\"progress\":{\"step\":10,\"steps\":200,\"loss\":0.25}}' "
                             "'{\"metrics\":{\"psnr\":31.5,\"measuredInferencePeakBytes\":\"1234\"},"
                             "\"export\":\"/w/t-1.pt\"}' >&3"),
@@ -44,7 +48,46 @@ TEST_F(TrialProcessTest, FollowsStagesAndProgressAndReturnsTheMetrics) {
   EXPECT_EQ(outcome->metrics.measured_inference_peak_bytes(), 1234);
   EXPECT_EQ(outcome->export_path, "/w/t-1.pt");
   EXPECT_GT(outcome->peak_rss_bytes, 0);
-  EXPECT_EQ(seen, (std::vector<std::string>{"train:200 steps", "10/200 0.25"}));
+  EXPECT_EQ(seen, (std::vector<std::string>{"train:200 steps", "data 4096", "10/200 0.25"}));
+}
+
+// awk doubling a string to 2^28 characters holds about 256 MiB, then spins.
+constexpr const char* kGrowsTo256MiB =
+    "exec awk 'BEGIN { s = \"x\"; while (length(s) < 268435456) s = s s; while (1) {} }'";
+
+TEST_F(TrialProcessTest, AChildOverItsMemoryLimitIsStoppedAsResourceExhausted) {
+  constexpr std::int64_t kLimit = std::int64_t{64} << 20;
+  std::atomic<std::int64_t> largest{0};
+  TrialProcessWatch watch;
+  watch.limit = [] { return kLimit; };
+  watch.resident = [&](std::int64_t bytes) {
+    if (bytes > largest.load()) largest = bytes;
+  };
+  auto outcome = RunTrialProcess(Shell(kGrowsTo256MiB), Log(), {}, {}, watch);
+  EXPECT_EQ(outcome.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(outcome.status().message().find("over its memory reservation"), std::string::npos)
+      << outcome.status().message();
+  EXPECT_GT(largest.load(), kLimit);
+  // Stopped near the limit, long before the child's 256 MiB.
+  EXPECT_LT(largest.load(), std::int64_t{200} << 20);
+}
+
+TEST_F(TrialProcessTest, TheWatchFollowsAChildUnderItsLimit) {
+  std::atomic<int> readings{0};
+  std::atomic<std::int64_t> largest{0};
+  TrialProcessWatch watch;
+  watch.limit = [] { return std::int64_t{1} << 40; };
+  watch.resident = [&](std::int64_t bytes) {
+    if (bytes > 0) ++readings;
+    if (bytes > largest.load()) largest = bytes;
+  };
+  auto outcome = RunTrialProcess(
+      Shell("awk 'BEGIN { s = \"x\"; while (length(s) < 33554432) s = s s }'; sleep 0.2; "
+            "printf '%s\\n' '{\"metrics\":{\"psnr\":30}}' >&3"),
+      Log(), {}, {}, watch);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_GT(readings.load(), 0);
+  EXPECT_GE(outcome->peak_rss_bytes, largest.load());
 }
 
 TEST_F(TrialProcessTest, TheChildsOwnErrorKeepsItsCode) {
