@@ -455,6 +455,7 @@ v1::TrialMetrics ToProto(const search::TrialMetrics& r) {
   m.set_predicted_train_peak_bytes(r.predicted_train_peak_bytes);
   m.set_measured_train_peak_bytes(r.measured_train_peak_bytes);
   m.set_process_train_peak_bytes(r.process_train_peak_bytes);
+  m.set_process_peak_bytes(r.process_peak_bytes);
   m.set_latency_ms_per_tile(r.latency_ms_per_tile);
   m.set_latency_ms_per_mp(r.latency_ms_per_mp);
   m.set_predicted_latency_ms_per_tile(r.predicted_latency_ms_per_tile);
@@ -802,7 +803,8 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& m, std::string_view field) {
         {"process_inference_peak_bytes", m.process_inference_peak_bytes()},
         {"predicted_train_peak_bytes", m.predicted_train_peak_bytes()},
         {"measured_train_peak_bytes", m.measured_train_peak_bytes()},
-        {"process_train_peak_bytes", m.process_train_peak_bytes()}}) {
+        {"process_train_peak_bytes", m.process_train_peak_bytes()},
+        {"process_peak_bytes", m.process_peak_bytes()}}) {
     PEAKNAS_RETURN_IF_ERROR(
         in(name, static_cast<double>(v), 0, static_cast<double>(kMaxBytes), " B"));
   }

@@ -503,6 +503,7 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
   r.predicted_train_peak_bytes = 20;
   r.measured_train_peak_bytes = 21;
   r.process_train_peak_bytes = 22;
+  r.process_peak_bytes = 26;
   r.latency_ms_per_tile = 23;
   r.latency_ms_per_mp = 240;
   r.predicted_latency_ms_per_tile = 25;
@@ -532,6 +533,7 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
       {static_cast<double>(m.predicted_train_peak_bytes()), 20},
       {static_cast<double>(m.measured_train_peak_bytes()), 21},
       {static_cast<double>(m.process_train_peak_bytes()), 22},
+      {static_cast<double>(m.process_peak_bytes()), 26},
       {m.latency_ms_per_tile(), 23},
       {m.latency_ms_per_mp(), 240},
       {m.predicted_latency_ms_per_tile(), 25},

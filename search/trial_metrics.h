@@ -52,6 +52,9 @@ struct TrialMetrics {
   std::int64_t predicted_train_peak_bytes = 0;
   std::int64_t measured_train_peak_bytes = 0;
   std::int64_t process_train_peak_bytes = 0;
+  // The whole trial process's resident peak over its life (CPU): model, data and framework. Set
+  // by the process that ran the trial in a child (worker/trial_process.h); 0 when not measured.
+  std::int64_t process_peak_bytes = 0;
 
   // Latency of one inference batch at the tile.
   double latency_ms_per_tile = 0;
