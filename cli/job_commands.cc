@@ -407,7 +407,8 @@ Status RunCalibration(const JobCommandOptions& options, std::ostream& out) {
   for (const v1::Calibration& c : response.calibrations()) {
     for (const auto& [pass, fit] :
          {std::pair<const char*, const v1::CalibrationFit*>{"inference", &c.inference()},
-          {"training", &c.training()}}) {
+          {"training", &c.training()},
+          {"trial", &c.trial()}}) {
       if (fit->samples() == 0) continue;
       rows.push_back({c.device_profile(), c.framework(), pass, std::to_string(fit->samples()),
                       DescribeFit(*fit),

@@ -843,8 +843,10 @@ v1::CalibrationFit ToProto(const search::CalibrationFit& fit) {
 
 std::optional<search::CalibrationFit> FittedPass(const v1::Calibration& calibration,
                                                  search::CalibratedPass pass) {
-  const v1::CalibrationFit& fit =
-      pass == search::CalibratedPass::kTraining ? calibration.training() : calibration.inference();
+  const v1::CalibrationFit& fit = pass == search::CalibratedPass::kTraining ? calibration.training()
+                                  : pass == search::CalibratedPass::kTrial
+                                      ? calibration.trial()
+                                      : calibration.inference();
   if (!fit.unfitted().empty() || fit.samples() == 0) return std::nullopt;
   return FromProto(fit);
 }

@@ -25,14 +25,23 @@ double StudentT99(int df) {
 }  // namespace
 
 std::string_view Name(CalibratedPass pass) {
-  return pass == CalibratedPass::kInference ? "inference" : "training";
+  switch (pass) {
+    case CalibratedPass::kInference:
+      return "inference";
+    case CalibratedPass::kTraining:
+      return "training";
+    case CalibratedPass::kTrial:
+      return "trial";
+  }
+  return "inference";
 }
 
 StatusOr<CalibratedPass> ParseCalibratedPass(std::string_view name) {
   if (name == "inference") return CalibratedPass::kInference;
   if (name == "training") return CalibratedPass::kTraining;
+  if (name == "trial") return CalibratedPass::kTrial;
   return Status::InvalidArgument("pass: \"" + std::string(name) +
-                                 "\" is not one of inference, training");
+                                 "\" is not one of inference, training, trial");
 }
 
 std::int64_t CalibrationFit::Predict(std::int64_t predicted_bytes) const {

@@ -32,9 +32,12 @@
 
 namespace peaknas::search {
 
-// Which pass a calibration sample measures.
-enum class CalibratedPass : std::uint8_t { kInference, kTraining };
-std::string_view Name(CalibratedPass pass);  // "inference", "training"
+// Which pass a calibration sample measures: one inference, one training step, or a whole
+// trial (its process over its life, against the larger of its two passes' predictions: what a
+// worker packing trials reserves; the trial's heap keeps freed memory for speed, so it holds
+// more than its passes measured alone).
+enum class CalibratedPass : std::uint8_t { kInference, kTraining, kTrial };
+std::string_view Name(CalibratedPass pass);  // "inference", "training", "trial"
 StatusOr<CalibratedPass> ParseCalibratedPass(std::string_view name);
 
 struct CalibrationSample {

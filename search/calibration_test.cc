@@ -97,6 +97,8 @@ TEST(Calibration, RefusesWhatCannotBeFitted) {
   EXPECT_EQ(FitCalibration(bad).status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(FitCalibration(bad).status().message().find("samples[1]"), std::string::npos);
   EXPECT_EQ(ParseCalibratedPass("training").value(), CalibratedPass::kTraining);
+  EXPECT_EQ(ParseCalibratedPass("trial").value(), CalibratedPass::kTrial);
+  EXPECT_EQ(Name(CalibratedPass::kTrial), "trial");
   EXPECT_EQ(ParseCalibratedPass("train").status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -900,26 +900,21 @@ StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrations(
   });
 }
 
-StatusOr<std::optional<Coordinator::PackingFits>> Coordinator::PackingFitsLocked(
+StatusOr<std::optional<search::CalibrationFit>> Coordinator::PackingFitLocked(
     const std::string& device_profile) {
   if (auto it = packing_fits_.find(device_profile); it != packing_fits_.end()) return it->second;
   PEAKNAS_ASSIGN_OR_RETURN(const std::vector<v1::Calibration> calibrations,
                            ListCalibrationsLocked(device_profile, ""));
-  const auto growing = [](const std::optional<search::CalibrationFit>& fit) {
-    return fit.has_value() && fit->slope > 0;
-  };
+  // A line that does not grow has no largest prediction below the free bytes.
   const v1::Calibration* chosen =
-      proto::NewestCalibration(calibrations, device_profile, [&](const v1::Calibration& c) {
-        return growing(proto::FittedPass(c, search::CalibratedPass::kInference)) &&
-               growing(proto::FittedPass(c, search::CalibratedPass::kTraining));
+      proto::NewestCalibration(calibrations, device_profile, [](const v1::Calibration& c) {
+        const auto fit = proto::FittedPass(c, search::CalibratedPass::kTrial);
+        return fit.has_value() && fit->slope > 0;
       });
-  std::optional<PackingFits> fits;
-  if (chosen != nullptr) {
-    fits = PackingFits{.inference = *proto::FittedPass(*chosen, search::CalibratedPass::kInference),
-                       .training = *proto::FittedPass(*chosen, search::CalibratedPass::kTraining)};
-  }
-  packing_fits_[device_profile] = fits;
-  return fits;
+  std::optional<search::CalibrationFit> fit;
+  if (chosen != nullptr) fit = proto::FittedPass(*chosen, search::CalibratedPass::kTrial);
+  packing_fits_[device_profile] = fit;
+  return fit;
 }
 
 StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrationsLocked(
@@ -932,7 +927,7 @@ StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrationsLocked(
       auto operator<=>(const Key&) const = default;
     };
     struct Samples {
-      std::vector<search::CalibrationSample> inference, training;
+      std::vector<search::CalibrationSample> inference, training, trial;
       std::int64_t newest_ms = 0;
     };
     std::map<Key, Samples> by_key;
@@ -940,7 +935,9 @@ StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrationsLocked(
       if (!device_profile.empty() && s.device_profile != device_profile) continue;
       if (!framework.empty() && s.framework != framework) continue;
       Samples& group = by_key[{s.device_profile, s.framework}];
-      (s.pass == search::CalibratedPass::kInference ? group.inference : group.training)
+      (s.pass == search::CalibratedPass::kInference  ? group.inference
+       : s.pass == search::CalibratedPass::kTraining ? group.training
+                                                     : group.trial)
           .push_back({.predicted_bytes = s.predicted_bytes, .device_bytes = s.device_bytes});
       group.newest_ms = std::max(group.newest_ms, s.created_ms);
     }
@@ -951,6 +948,7 @@ StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrationsLocked(
       c.set_framework(key.framework);
       *c.mutable_inference() = FitToProto(group.inference);
       *c.mutable_training() = FitToProto(group.training);
+      *c.mutable_trial() = FitToProto(group.trial);
       *c.mutable_updated() = Timestamp(group.newest_ms);
       out.push_back(std::move(c));
     }
@@ -1110,7 +1108,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
                   [&](const auto& held) { return held.second.worker_id == worker_id; });
   storage::LeaseFilter filter;
   filter.job_ids.emplace();
-  std::map<std::int64_t, PackingFits> job_fits;  // packing: the fits each calibrated job uses
+  std::map<std::int64_t, search::CalibrationFit> job_fits;  // packing: each calibrated job's
   for (const auto& [id, job] : jobs_) {
     if (!caps->datasets.empty() && !caps->datasets.contains(job->spec.dataset())) continue;
     if (!caps->dtypes.contains(job->spec.budget().dtype())) continue;
@@ -1118,17 +1116,16 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
       const std::string& profile = job->spec.device_profile().empty()
                                        ? search::DefaultDeviceProfile().name
                                        : job->spec.device_profile();
-      PEAKNAS_ASSIGN_OR_RETURN(const std::optional<PackingFits> fits, PackingFitsLocked(profile));
-      if (!fits) {
+      PEAKNAS_ASSIGN_OR_RETURN(const std::optional<search::CalibrationFit> fit,
+                               PackingFitLocked(profile));
+      if (!fit) {
         if (holds_lease) continue;  // not calibrated: its trials run alone
       } else {
-        const std::int64_t inference = fits->inference.LargestFitting(free_bytes);
-        const std::int64_t training = fits->training.LargestFitting(free_bytes);
-        if (inference < 1 || training < 1) continue;  // not even the smallest fits
-        filter.pass_limits.push_back({.job_id = id,
-                                      .max_inference_peak_bytes = inference,
-                                      .max_train_peak_bytes = training});
-        job_fits.emplace(id, *fits);
+        const std::int64_t largest = fit->LargestFitting(free_bytes);
+        if (largest < 1) continue;  // not even the smallest fits
+        filter.pass_limits.push_back(
+            {.job_id = id, .max_inference_peak_bytes = largest, .max_train_peak_bytes = largest});
+        job_fits.emplace(id, *fit);
       }
     }
     filter.job_ids->push_back(id);
@@ -1175,11 +1172,11 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   // A pruning trial may become a parent: its model is needed whatever the options say.
   a.set_export_model(options_.export_models || spec.strategy() == v1::STRATEGY_PRUNING ||
                      spec.inherit());
-  if (auto fits = job_fits.find(trial.job_id); fits != job_fits.end()) {
+  if (auto fit = job_fits.find(trial.job_id); fit != job_fits.end()) {
     a.set_reserved_bytes(
-        std::max({fits->second.inference.Predict(trial.spec.predicted_inference_peak_bytes),
-                  fits->second.training.Predict(trial.spec.predicted_train_peak_bytes),
-                  trial.reserve_bytes}));
+        std::max(fit->second.Predict(std::max(trial.spec.predicted_inference_peak_bytes,
+                                              trial.spec.predicted_train_peak_bytes)),
+                 trial.reserve_bytes));
   }
   *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
@@ -1453,7 +1450,8 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
       .predicted_inference_peak_bytes = m.predicted_inference_peak_bytes(),
       .process_inference_peak_bytes = m.process_inference_peak_bytes(),
       .predicted_train_peak_bytes = m.predicted_train_peak_bytes(),
-      .process_train_peak_bytes = m.process_train_peak_bytes()};
+      .process_train_peak_bytes = m.process_train_peak_bytes(),
+      .process_peak_bytes = m.process_peak_bytes()};
   PEAKNAS_ASSIGN_OR_RETURN(
       auto version,
       store_->CompleteTrial(request.lease_id(), request.fencing_token(), now, metrics, snapshot));

@@ -185,10 +185,11 @@ class Coordinator {
   // unknown worker.
   //
   // Packing (`free_bytes` > 0: LeaseTrialRequest.free_bytes): only a trial whose calibrated
-  // device peak (the larger of its passes' by the newest calibration of its job's device
-  // profile, and at least the trial's reserve_bytes) is within free_bytes; the assignment's
-  // reserved_bytes says how much that is. A job whose profile has no calibration of both
-  // passes yet gives trials only to a worker that holds no other lease, with reserved_bytes 0.
+  // device peak (the "trial" pass of the newest calibration of its job's device profile, of
+  // the larger of its two predicted peaks; at least the trial's reserve_bytes) is within
+  // free_bytes; the assignment's reserved_bytes says how much that is. A job whose profile has
+  // no such calibration yet gives trials only to a worker that holds no other lease, with
+  // reserved_bytes 0.
   StatusOr<std::optional<v1::TrialAssignment>> LeaseTrial(std::string_view worker_id,
                                                           std::chrono::milliseconds wait = {},
                                                           std::int64_t free_bytes = 0);
@@ -290,12 +291,11 @@ class Coordinator {
   // ListCalibrations inside a store turn.
   StatusOr<std::vector<v1::Calibration>> ListCalibrationsLocked(std::string_view device_profile,
                                                                 std::string_view framework);
-  // The fits packing reserves by: the newest calibration of `device_profile` with a growing
-  // line for both passes; nullopt when there is none. Cached until the next reported trial.
-  struct PackingFits {
-    search::CalibrationFit inference, training;
-  };
-  StatusOr<std::optional<PackingFits>> PackingFitsLocked(const std::string& device_profile);
+  // The fit packing reserves by: the "trial" pass of the newest calibration of
+  // `device_profile` that has a growing line for it; nullopt when there is none. Cached until
+  // the next reported trial.
+  StatusOr<std::optional<search::CalibrationFit>> PackingFitLocked(
+      const std::string& device_profile);
   // Makes the open group's events visible to watchers (after its commit).
   void PublishLocked();
   // Wakes LeaseTrial waiters and fires signals_.trials_queued.
@@ -350,7 +350,7 @@ class Coordinator {
   std::map<std::int64_t, FrontierSummary> frontier_summaries_;
   // PackingFitsLocked's answers by device profile; cleared when samples are added or the state
   // is rebuilt. Guarded by mu_.
-  std::map<std::string, std::optional<PackingFits>> packing_fits_;
+  std::map<std::string, std::optional<search::CalibrationFit>> packing_fits_;
   // Ends a trial's lease in held_leases_, observing its duration when `reported`.
   void EndLeaseLocked(std::int64_t trial_id, bool reported);
 

@@ -526,27 +526,28 @@ TEST_F(CoordinatorTest, PackingLeasesTrialsWhoseCalibratedPeakFitsTheFreeBytes) 
   }
   EXPECT_EQ(coordinator_->LeaseTrial(w, {}, -1).status().code(), StatusCode::kInvalidArgument);
 
-  // Samples on inference = 100 MiB + allocator, training = 150 MiB + 2 x allocator.
+  // Whole trials on 150 MiB + 2 x the larger predicted peak.
   ReportCalibrationSamples(w, 5, [](int i, v1::TrialMetrics& m) {
     const std::int64_t predicted = (4 + 16 * i) * kMiB;
-    m.set_predicted_inference_peak_bytes(predicted);
-    m.set_process_inference_peak_bytes(100 * kMiB + predicted);
+    m.set_predicted_inference_peak_bytes(predicted / 2);
     m.set_predicted_train_peak_bytes(predicted);
-    m.set_process_train_peak_bytes(150 * kMiB + 2 * predicted);
+    m.set_process_peak_bytes(150 * kMiB + 2 * predicted);
   });
   const auto calibrations = coordinator_->ListCalibrations("cpu", "");
   ASSERT_TRUE(calibrations.ok() && calibrations->size() == 1u);
-  const auto inference = proto::FittedPass((*calibrations)[0], search::CalibratedPass::kInference);
-  const auto training = proto::FittedPass((*calibrations)[0], search::CalibratedPass::kTraining);
-  ASSERT_TRUE(inference && training);
+  const auto fit = proto::FittedPass((*calibrations)[0], search::CalibratedPass::kTrial);
+  ASSERT_TRUE(fit.has_value());
+  EXPECT_EQ(fit->samples, 5);
+  EXPECT_NEAR(fit->overhead_bytes, 150.0 * kMiB, 1024);
+  EXPECT_NEAR(fit->slope, 2.0, 1e-6);
   // What each pending trial would reserve.
   std::map<std::string, std::int64_t> reservation;
   const auto trials = coordinator_->ListTrials(job->id());
   ASSERT_TRUE(trials.ok()) << trials.status().ToString();
   for (const v1::Trial& t : *trials) {
     if (t.state() != v1::TRIAL_STATE_PENDING) continue;
-    reservation[t.id()] = std::max(inference->Predict(t.predicted_inference_peak_bytes()),
-                                   training->Predict(t.predicted_train_peak_bytes()));
+    reservation[t.id()] =
+        fit->Predict(std::max(t.predicted_inference_peak_bytes(), t.predicted_train_peak_bytes()));
   }
   ASSERT_GE(reservation.size(), 3u);
   const auto smallest = std::min_element(reservation.begin(), reservation.end(),

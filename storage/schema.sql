@@ -168,7 +168,24 @@ CREATE INDEX calibration_samples_by_key
 
 -- @migration 6
 -- Packing trials on shared devices: the least a lease of the trial reserves on a worker's
--- device, in the calibrated device bytes of its model passes (the worker adds its data). 0
+-- device, in calibrated device bytes of the trial's process (the worker adds its data). 0
 -- until a worker stops the trial for going over its reservation; then raised, so the next
 -- lease comes with more headroom.
 ALTER TABLE trials ADD COLUMN reserve_bytes INTEGER NOT NULL DEFAULT 0;
+-- Calibration samples of a third pass, "trial": a whole trial process against the larger of
+-- its passes' predictions. SQLite cannot widen a CHECK: the table is rebuilt.
+CREATE TABLE calibration_samples_6 (
+  id              INTEGER PRIMARY KEY,
+  device_profile  TEXT    NOT NULL,
+  framework       TEXT    NOT NULL,
+  pass            TEXT    NOT NULL CHECK (pass IN ('inference', 'training', 'trial')),
+  predicted_bytes INTEGER NOT NULL,
+  device_bytes    INTEGER NOT NULL,
+  trial_id        INTEGER NOT NULL REFERENCES trials(id),
+  created_ms      INTEGER NOT NULL
+);
+INSERT INTO calibration_samples_6 SELECT * FROM calibration_samples;
+DROP TABLE calibration_samples;
+ALTER TABLE calibration_samples_6 RENAME TO calibration_samples;
+CREATE INDEX calibration_samples_by_key
+  ON calibration_samples (device_profile, framework, pass, id);

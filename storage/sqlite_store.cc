@@ -951,7 +951,10 @@ StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
               search::CalibratedPass::kInference, m.predicted_inference_peak_bytes,
               m.process_inference_peak_bytes},
           {search::CalibratedPass::kTraining, m.predicted_train_peak_bytes,
-           m.process_train_peak_bytes}}) {
+           m.process_train_peak_bytes},
+          {search::CalibratedPass::kTrial,
+           std::max(m.predicted_inference_peak_bytes, m.predicted_train_peak_bytes),
+           m.process_peak_bytes}}) {
       if (predicted <= 0 || device <= 0) continue;
       Use u = impl_->U(impl_->insert_calibration_sample);
       u.Bind(std::string_view(m.device_profile))

@@ -138,6 +138,7 @@ struct TrialMetrics {
   std::int64_t process_inference_peak_bytes = 0;
   std::int64_t predicted_train_peak_bytes = 0;
   std::int64_t process_train_peak_bytes = 0;
+  std::int64_t process_peak_bytes = 0;  // the whole trial's (pass "trial", against the larger)
 };
 
 // One stored calibration sample.

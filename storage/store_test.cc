@@ -1040,6 +1040,8 @@ TEST_F(StoreTest, CalibrationSamplesComeWithResultsNewestFirstPerKey) {
     m.process_inference_peak_bytes = 9000 + static_cast<std::int64_t>(hash);
     m.predicted_train_peak_bytes = 2000 + static_cast<std::int64_t>(hash);
     m.process_train_peak_bytes = process_train;
+    // A whole trial's figure only for the h100 one: against the larger prediction.
+    if (profile == "h100") m.process_peak_bytes = 8000 + static_cast<std::int64_t>(hash);
     ASSERT_TRUE(store
                     ->CompleteTrial((*lease)->lease_id, (*lease)->fencing_token,
                                     20 + static_cast<std::int64_t>(hash), m, std::nullopt)
@@ -1070,10 +1072,10 @@ TEST_F(StoreTest, CalibrationSamplesComeWithResultsNewestFirstPerKey) {
                      "cpu/inference/1003/9003/t3@23", "cpu/inference/1002/9002/t2@22",
                      "cpu/inference/1001/9001/t1@21", "cpu/training/2002/7002/t2@22",
                      "cpu/training/2001/7001/t1@21", "h100/inference/1004/9004/t4@24",
-                     "h100/training/2004/7004/t4@24"}));
+                     "h100/training/2004/7004/t4@24", "h100/trial/2004/8004/t4@24"}));
   auto newest = store->ListCalibrationSamples(1);
   ASSERT_TRUE(newest.ok());
-  ASSERT_EQ(newest->size(), 4u);
+  ASSERT_EQ(newest->size(), 5u);
   EXPECT_EQ((*newest)[0].trial_id, 3);
   EXPECT_EQ((*newest)[1].trial_id, 2);
 }

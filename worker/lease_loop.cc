@@ -53,10 +53,9 @@ constexpr std::size_t kUploadChunkBytes = 1 << 20;
 constexpr double kUploadSeconds = 300.0;      // deadline of one UploadArtifact stream
 constexpr std::size_t kParentCacheFiles = 8;  // parents' models kept for later children
 constexpr double kPackedPollSeconds = 2.0;    // the long poll's wait while trials run
-// A packed trial's process may hold a little more than its reservation (the calibrated peak of
-// its model passes) and its data: the copy of the initial weights the training measurement
-// keeps, the exported model's buffers. It is held to reservation x (1 + kSlackFraction) +
-// kSlackBytes + data.
+// A packed trial's process is held to reservation x (1 + kSlackFraction) + kSlackBytes + its
+// data: the reservation is the calibrated peak of its process, and the slack covers what the
+// 20 ms between the watch's readings and the scatter beyond the calibration's margin add.
 constexpr double kSlackFraction = 0.05;
 constexpr std::int64_t kSlackBytes = std::int64_t{8} << 20;
 
@@ -637,10 +636,6 @@ class Worker {
       client_.Report(a, report);
       return;
     }
-    if (a.reserved_bytes() > 0) {
-      // Validation blocks no larger than the tile then take no more than the inference pass.
-      spec->eval_batch = std::max(1, a.batch());
-    }
     if (fault_.first == a.trial_id()) spec->fault_hold_bytes = fault_.second;
     if (!a.parent_trial_id().empty()) {
       StatusOr<std::string> parent = FetchParent(a);
@@ -754,12 +749,22 @@ class Worker {
       log_path = (std::filesystem::path(*dir) /
                   (a.trial_id() + "." + std::to_string(a.fencing_token()) + ".log"))
                      .string();
-      result = RunTrialProcess(
-          OnceCommandLine(program_, *spec, options_.threads, 3, a.reserved_bytes() > 0), log_path,
-          progress.stop.get_token(), events, watch);
+      result = RunTrialProcess(OnceCommandLine(program_, *spec, options_.threads, 3), log_path,
+                               progress.stop.get_token(), events, watch);
     }
     if (result.ok()) {
-      result->metrics.set_process_peak_bytes(result->peak_rss_bytes);
+      // The calibration's "trial" figure: on cpu the whole process less its data; on cuda the
+      // larger pass figure (the caching allocator's reserved peak), the data being on the host.
+      std::int64_t trial_peak = std::max(result->metrics.process_inference_peak_bytes(),
+                                         result->metrics.process_train_peak_bytes());
+      if (device_.is_cpu()) {
+        std::lock_guard lock(mu_);
+        const auto it = running_.find(a.lease_id());
+        const std::int64_t data =
+            it != running_.end() ? std::max<std::int64_t>(it->second.data, 0) : 0;
+        trial_peak = std::max<std::int64_t>(result->peak_rss_bytes - data, 0);
+      }
+      result->metrics.set_process_peak_bytes(trial_peak);
       log_("trial " + a.trial_id() + " process peak " +
            std::to_string(result->peak_rss_bytes >> 20) + " MiB (resident-set high-water mark)" +
            (a.reserved_bytes() > 0

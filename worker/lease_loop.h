@@ -31,8 +31,8 @@
 //     trials finish and be reported; then RunLeaseLoop returns OK. A second one exits the
 //     process at once with status 128 + signal.
 //   * Packing (max_concurrent > 1): up to max_concurrent trials run at once, each in its own
-//     thread and child process. Every lease request states the bytes free for one more trial's
-//     model (LeaseTrialRequest.free_bytes):
+//     thread and child process. Every lease request states the bytes free for one more trial
+//     (LeaseTrialRequest.free_bytes):
 //         memory - reserve - sum over running trials of (their limit, below) - data allowance
 //     and on cpu also no more than the system's MemAvailable less the same reserve and what
 //     running trials may still grow into. A trial's data (the bytes of input data its child
@@ -40,15 +40,16 @@
 //     host memory); the allowance is the largest data any child reported for one of this
 //     worker's datasets. So the first trial, whose data is not known yet, and any trial the
 //     coordinator gives with reserved_bytes 0 (no calibration yet) run alone. Each child is held
-//     to its reservation plus 5 % and 8 MiB of slack (what its process holds beyond its
-//     measured passes: the measurement's copy of the initial weights, export buffers) plus its
-//     data: on cpu a watch (trial_process.h) reads its resident peak every 20 ms and kills it
-//     above that; the trial fails with RESOURCE_EXHAUSTED,
-//     retryable, with the model bytes it reached (TrialFailure.over_reservation_bytes), and
-//     the coordinator leases it again with 1.5 times that reserved. So does an out-of-memory
-//     error from the child's own allocator (cuda). Evaluation runs at the inference batch so
-//     that it stays within the inference pass's reservation. While trials run, the long poll
-//     waits at most 2 s, so a finished trial's bytes are offered again soon.
+//     to its reservation (the calibrated peak of its whole process, less data) plus 5 % and
+//     8 MiB of slack plus its data: on cpu a watch (trial_process.h) reads its resident peak
+//     every 20 ms and kills it above that; the trial fails with RESOURCE_EXHAUSTED, retryable,
+//     with the bytes it reached less its data (TrialFailure.over_reservation_bytes), and the
+//     coordinator leases it again with 1.5 times that reserved. So does an out-of-memory error
+//     from the child's own allocator (cuda). While trials run, the long poll waits at most 2 s,
+//     so a finished trial's bytes are offered again soon.
+//   * Every result carries TrialMetrics.process_peak_bytes: the child's resident peak over its
+//     life less its data on cpu (the larger pass figure on cuda), the calibration's "trial"
+//     figure that packing reserves by.
 //   * Fault injection for tests: PEAKNAS_FAULT_HOLD_BYTES=TRIAL_ID:BYTES in the environment
 //     makes every run of that trial hold BYTES more after its measurements (once's
 //     --fault-hold-bytes), so it goes over its reservation.

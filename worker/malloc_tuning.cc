@@ -25,18 +25,6 @@ Status KeepFreedHeapMemory() {
   return Status::Ok();
 }
 
-Status ReleaseFreedHeapMemory() {
-  if (mallopt(M_MMAP_THRESHOLD, kMappedBlockBytes) != 1 ||
-      mallopt(M_TRIM_THRESHOLD, kGlibcDefaultThreshold) != 1) {
-    return Status::Internal(
-        "mallopt refused the heap settings (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)");
-  }
-  mmap_threshold = kMappedBlockBytes;
-  trim_threshold = kGlibcDefaultThreshold;
-  malloc_trim(0);
-  return Status::Ok();
-}
-
 MappedLargeBlocks::MappedLargeBlocks() {
   mallopt(M_MMAP_THRESHOLD, kMappedBlockBytes);
   mallopt(M_TRIM_THRESHOLD, kGlibcDefaultThreshold);

@@ -30,13 +30,6 @@ Status KeepFreedHeapMemory();
 
 inline constexpr int kMappedBlockBytes = 1 << 20;
 
-// The opposite of KeepFreedHeapMemory, for the rest of the process (MappedLargeBlocks' scopes
-// come back to it): blocks of kMappedBlockBytes or more mapped on their own, free heap trimmed.
-// For a process held to a calibrated reservation (a packed trial), whose resident set must
-// follow its live tensors; its training steps pay the page faults KeepFreedHeapMemory avoids.
-// INTERNAL when glibc refuses the settings.
-Status ReleaseFreedHeapMemory();
-
 // For its lifetime: the heap's free memory returned to the kernel (malloc_trim), and blocks of
 // kMappedBlockBytes or more mapped on their own. The destructor restores KeepFreedHeapMemory's
 // settings when they were in force, else glibc's default thresholds (fixed then: its dynamic

@@ -16,7 +16,6 @@
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
-#include "worker/malloc_tuning.h"
 #include "worker/precision.h"
 #include "worker/report.h"
 #include "worker/trial.h"
@@ -198,11 +197,6 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
                   "Timed inference passes (after 3 untimed ones); the median is reported.")
       ->type_name("N")
       ->capture_default_str();
-  cmd->add_flag("--release-freed-memory", options.release_freed_memory,
-                "Return large freed blocks to the system at once, so that the process's "
-                "resident set follows its live tensors (what a calibrated memory reservation "
-                "assumes; serve sets it for packed trials). Training is slower by the page "
-                "faults this costs.");
   cmd->add_option("--fault-hold-bytes", options.fault_hold_bytes)
       ->check(CLI::NonNegativeNumber)
       ->group("");  // tests of packing only
@@ -210,7 +204,7 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
 }
 
 std::vector<std::string> OnceCommandLine(const std::string& program, const TrialSpec& spec,
-                                         int threads, int events_fd, bool release_freed_memory) {
+                                         int threads, int events_fd) {
   std::vector<std::string> args = {program,
                                    "once",
                                    "--arch",
@@ -252,7 +246,6 @@ std::vector<std::string> OnceCommandLine(const std::string& program, const Trial
     args.insert(args.end(), {"--parent", spec.parent_model, "--importance",
                              std::string(Name(spec.importance))});
   }
-  if (release_freed_memory) args.push_back("--release-freed-memory");
   if (spec.fault_hold_bytes > 0) {
     args.insert(args.end(), {"--fault-hold-bytes", std::to_string(spec.fault_hold_bytes)});
   }
@@ -290,7 +283,6 @@ StatusOr<TrialResult> RunReported(const OnceOptions& options, std::ostream& prog
                                    " is negative; 0 keeps LibTorch's default");
   }
   if (options.threads > 0) at::set_num_threads(options.threads);
-  if (options.release_freed_memory) PEAKNAS_RETURN_IF_ERROR(ReleaseFreedHeapMemory());
   PEAKNAS_ASSIGN_OR_RETURN(*spec, MakeSpec(options));
   TrialCallbacks callbacks;
   callbacks.stage = [&](std::string_view stage, std::string_view detail) {

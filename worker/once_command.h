@@ -49,9 +49,6 @@ struct OnceOptions {
   // For `serve`, which runs each trial as `once` in a child process: a descriptor the stages,
   // the training progress and the outcome are written to as JSON lines (EventLine); -1: none.
   int events_fd = -1;
-  // Large blocks returned to the system when freed (ReleaseFreedHeapMemory): what a trial held
-  // to a calibrated reservation needs.
-  bool release_freed_memory = false;
   // Fault injection (TrialSpec::fault_hold_bytes); not in --help.
   std::int64_t fault_hold_bytes = 0;
 };
@@ -62,13 +59,11 @@ struct OnceOptions {
 // last, {"metrics": TrialMetrics in protobuf's JSON mapping, "export": FILE or null} on
 // success or {"error": {"code": canonical code, "message": M}} on failure.
 
-// The `once` command line that runs `spec` with `threads` intra-op threads (and
-// --release-freed-memory when `release_freed_memory`) and its events on
+// The `once` command line that runs `spec` with `threads` intra-op threads and its events on
 // `events_fd` (argv[0] = `program`): what `serve` starts for each trial. Parsed by `once`, it
 // gives back `spec` (once_command_test.cc).
 std::vector<std::string> OnceCommandLine(const std::string& program, const TrialSpec& spec,
-                                         int threads, int events_fd,
-                                         bool release_freed_memory = false);
+                                         int threads, int events_fd);
 
 // Adds the `once` subcommand to `root`, its flags bound to `options` (which must outlive the
 // parse). Returns the subcommand.

@@ -50,6 +50,12 @@ case "$case_name" in
     serve --coordinator 127.0.0.1:1 --data "x=$work/data" --latency-runs 0 ;;
   negative_threads) expect_error 1 'threads' \
     serve --coordinator 127.0.0.1:1 --data "x=$work/data" --threads -1 ;;
+  max_concurrent_zero) expect_error 1 'max-concurrent: 0 is not in \[1, 64\]' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/data" --max-concurrent 0 ;;
+  memory_not_a_size) expect_error 1 'memory' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/data" --memory lots ;;
+  reserve_above_memory) expect_error 1 'memory-reserve: 2.00 GiB leaves nothing of --memory 1.00 GiB' \
+    serve --coordinator 127.0.0.1:1 --data "x=$work/data" --memory 1GiB --memory-reserve 2GiB ;;
   work_dir_missing) expect_error 1 'work-dir' \
     serve --coordinator 127.0.0.1:1 --data "x=$work/data" --work-dir "$work/nope" ;;
   # DESIGN.md's form, without the subcommand name, is `serve`.
