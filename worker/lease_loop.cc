@@ -554,16 +554,11 @@ class Worker {
       committed += holds;
       may_grow += std::max<std::int64_t>(0, holds - slot.resident);
     }
+    // The next trial's data: the largest any trial reported (a dataset none has run on yet is
+    // counted once its trial reports, before anything else is leased).
     std::int64_t allowance = 0;
     if (data_on_device) {
-      for (const auto& [name, path] : options_.data) {
-        const auto known = data_bytes_.find(name);
-        if (known != data_bytes_.end()) {
-          allowance = std::max(allowance, known->second);
-        } else if (!running_.empty()) {
-          return false;  // a trial on it runs alone first: its data is not known
-        }
-      }
+      for (const auto& [name, bytes] : data_bytes_) allowance = std::max(allowance, bytes);
     }
     std::int64_t free = memory_bytes_ - options_.memory_reserve_bytes - committed - allowance;
     if (device_.is_cpu()) {

@@ -37,9 +37,10 @@
 //     and on cpu also no more than the system's MemAvailable less the same reserve and what
 //     running trials may still grow into. A trial's data (the bytes of input data its child
 //     reports, {"data_bytes"} of once_command.h) is counted on cpu only (on cuda it stays in
-//     host memory); the allowance is the largest data any child reported for one of this
-//     worker's datasets. So the first trial, whose data is not known yet, and any trial the
-//     coordinator gives with reserved_bytes 0 (no calibration yet) run alone. Each child is held
+//     host memory); the allowance is the largest data any child reported. Nothing more is
+//     leased while a running trial has not reported its data (so a worker's first trial starts
+//     alone), nor while a trial the coordinator gave with reserved_bytes 0 (no calibration yet)
+//     runs. Each child is held
 //     to its reservation (the calibrated peak of its whole process, less data) plus 5 % and
 //     8 MiB of slack plus its data: on cpu a watch (trial_process.h) reads its resident peak
 //     every 20 ms and kills it above that; the trial fails with RESOURCE_EXHAUSTED, retryable,
