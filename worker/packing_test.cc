@@ -43,20 +43,9 @@ constexpr std::int64_t kLimit = 1024 * kMiB;
 constexpr int kMaxConcurrent = 8;
 constexpr std::int64_t kFaultBytes = 96 * kMiB;
 
-// Random U-Nets of 1-3 levels, widths 8-64, at tile 256 and training batch 8 of 64x64 patches:
-// process peaks from about 175 to 300 MiB, so that the calibration's slope is known.
+// testing::PatchJob, every trial queued at once.
 v1::JobSpec Job(const std::string& name, int trials, int steps, std::uint64_t seed) {
-  v1::JobSpec spec = testing::TinyRandomJob(name, trials, steps, "synthetic", seed);
-  v1::Budget& budget = *spec.mutable_budget();
-  budget.set_bytes(std::int64_t{8} << 30);
-  budget.set_tile(256);
-  budget.set_train_batch(8);
-  budget.set_patch(64);
-  v1::SearchSpace& space = *spec.mutable_space();
-  space.mutable_levels()->set_max(3);
-  space.mutable_width()->set_max(64);
-  space.mutable_enc_blocks()->set_max(2);
-  space.mutable_dec_blocks()->set_max(2);
+  v1::JobSpec spec = testing::PatchJob(name, trials, steps, seed);
   spec.set_parallelism(trials);
   return spec;
 }
@@ -71,16 +60,11 @@ class Packing : public ::testing::Test {
     std::string pattern = (fs::temp_directory_path() / "peaknas-packing-XXXXXX").string();
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    const pid_t make =
-        Spawn({PEAKNAS_WORKER_BINARY, "make-data", "--out", (dir_ / "data").string(), "--scenes",
-               "2", "--pairs-per-scene", "1", "--size", "96", "--val-images", "1", "--val-blocks",
-               "2", "--block-size", "32", "--threads", "1"},
-              -1, (dir_ / "make-data.log").string());
-    ASSERT_EQ(Wait(make), 0) << ReadFile(dir_ / "make-data.log");
-    const testing::SpawnedServer server = testing::SpawnServer(
-        {PEAKNAS_SERVER_BINARY, "--listen", "127.0.0.1:0", "--db", (dir_ / "db.sqlite").string(),
-         "--artifacts", (dir_ / "art").string(), "--log-level", "warn"},
-        (dir_ / "server.log").string());
+    ASSERT_EQ(testing::MakePatchData(PEAKNAS_WORKER_BINARY, (dir_ / "data").string(),
+                                     (dir_ / "make-data.log").string()),
+              0)
+        << ReadFile(dir_ / "make-data.log");
+    const testing::SpawnedServer server = testing::SpawnServerIn(PEAKNAS_SERVER_BINARY, dir_);
     server_ = server.pid;
     address_ = server.address;
     ASSERT_FALSE(address_.empty()) << ReadFile(dir_ / "server.log");

@@ -130,6 +130,28 @@ inline int MakeTinyData(const std::string& worker_binary, const std::string& out
   return pid > 0 ? Wait(pid) : -1;
 }
 
+// Runs `peaknas-worker make-data` into `out_dir` for 64-pixel training patches: 2 training
+// images of 96 pixels, 2 validation blocks of 32 (a 3-level U-Net evaluates them), stderr to
+// `log_path`; returns its exit status (-1 when it could not be started).
+inline int MakePatchData(const std::string& worker_binary, const std::string& out_dir,
+                         const std::string& log_path) {
+  const pid_t pid = Spawn({worker_binary, "make-data", "--out", out_dir, "--scenes", "2",
+                           "--pairs-per-scene", "1", "--size", "96", "--val-images", "1",
+                           "--val-blocks", "2", "--block-size", "32", "--threads", "1"},
+                          -1, log_path);
+  return pid > 0 ? Wait(pid) : -1;
+}
+
+// A peaknas-server on 127.0.0.1 (a free port) with its database, artifacts and log
+// (server.log) in `dir`, logging warnings and errors only.
+inline SpawnedServer SpawnServerIn(const std::string& server_binary,
+                                   const std::filesystem::path& dir) {
+  return SpawnServer(
+      {server_binary, "--listen", "127.0.0.1:0", "--db", (dir / "db.sqlite").string(),
+       "--artifacts", (dir / "art").string(), "--log-level", "warn"},
+      (dir / "server.log").string());
+}
+
 }  // namespace peaknas::testing
 
 #endif  // PEAKNAS_TESTS_SUPPORT_PROCESS_H_
