@@ -3,7 +3,8 @@
 // A first job's trials are the samples the coordinator fits (ListCalibrations); a second job's
 // trials, architectures the fit never saw, are held to
 //     measured process peak <= calibrated prediction <= 1.15 x measured
-// for inference and for the training step. `peaknas calibration --format json` then feeds
+// for inference, for the training step and for the whole trial process (the "trial" pass packing
+// reserves by). `peaknas calibration --format json` then feeds
 // `peaknas estimate --calibration`, which must predict the same device peak for a held-out
 // trial; and a third job's budget, stated in process bytes, holds every trial it admits. Trials are
 // sized so that the peaks range from a few MiB to about a hundred, beside a process overhead of
@@ -132,8 +133,12 @@ TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {
   ASSERT_EQ(c.training().unfitted(), "");
   EXPECT_EQ(c.inference().samples(), static_cast<int>(fitted.size()));
   EXPECT_EQ(c.training().samples(), static_cast<int>(fitted.size()));
+  // Every trial also reports its whole process (the "trial" pass packing reserves by).
+  ASSERT_EQ(c.trial().unfitted(), "");
+  EXPECT_EQ(c.trial().samples(), static_cast<int>(fitted.size()));
   const search::CalibrationFit inference = proto::FromProto(c.inference());
   const search::CalibrationFit training = proto::FromProto(c.training());
+  const search::CalibrationFit trial = proto::FromProto(c.trial());
   std::printf(
       "fit on %zu trials: inference %.1f MiB + %.3f x predicted, margin %.4f; training "
       "%.1f MiB + %.3f x predicted, margin %.4f\n",
@@ -154,7 +159,7 @@ TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {
       ++pass_rows;
     }
   }
-  EXPECT_EQ(pass_rows, 2) << rows;  // inference and training
+  EXPECT_EQ(pass_rows, 3) << rows;  // inference, training and the whole trial
   const fs::path saved = dir_ / "calibration.json";
   ASSERT_EQ(Cli({"calibration", "--coordinator", address_, "--format", "json"}, saved), 0);
 
@@ -169,7 +174,10 @@ TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {
          {std::tuple<const char*, const search::CalibrationFit*, std::int64_t, std::int64_t>{
               "inference", &inference, m.predicted_inference_peak_bytes(),
               m.process_inference_peak_bytes()},
-          {"training", &training, m.predicted_train_peak_bytes(), m.process_train_peak_bytes()}}) {
+          {"training", &training, m.predicted_train_peak_bytes(), m.process_train_peak_bytes()},
+          {"trial", &trial,
+           std::max(m.predicted_inference_peak_bytes(), m.predicted_train_peak_bytes()),
+           m.process_peak_bytes()}}) {
       ASSERT_GT(measured, 0) << t.id() << " " << pass;
       const double ratio =
           static_cast<double>(fit->Predict(predicted)) / static_cast<double>(measured);
@@ -183,7 +191,7 @@ TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {
     }
   }
   std::printf(
-      "held out: %zu trials x 2 passes, calibrated / measured process peak in [%.3f, %.3f]\n",
+      "held out: %zu trials x 3 passes, calibrated / measured process peak in [%.3f, %.3f]\n",
       held_out.size(), lowest, highest);
   EXPECT_GT(largest_peak, std::int64_t{40} << 20)
       << "the held-out peaks are too small to test the slope";
