@@ -61,8 +61,7 @@ struct DeviceCalibration {
 PassCalibration PassOf(const v1::Calibration& c, search::CalibratedPass pass) {
   PassCalibration out{.fit = proto::FittedPass(c, pass), .unfitted = ""};
   if (!out.fit) {
-    const v1::CalibrationFit& f =
-        pass == search::CalibratedPass::kTraining ? c.training() : c.inference();
+    const v1::CalibrationFit& f = proto::PassFit(c, pass);
     out.unfitted = f.unfitted().empty() ? "no samples" : f.unfitted();
   }
   return out;

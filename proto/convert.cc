@@ -841,12 +841,21 @@ v1::CalibrationFit ToProto(const search::CalibrationFit& fit) {
   return out;
 }
 
+const v1::CalibrationFit& PassFit(const v1::Calibration& calibration, search::CalibratedPass pass) {
+  switch (pass) {
+    case search::CalibratedPass::kInference:
+      return calibration.inference();
+    case search::CalibratedPass::kTraining:
+      return calibration.training();
+    case search::CalibratedPass::kTrial:
+      return calibration.trial();
+  }
+  return calibration.inference();
+}
+
 std::optional<search::CalibrationFit> FittedPass(const v1::Calibration& calibration,
                                                  search::CalibratedPass pass) {
-  const v1::CalibrationFit& fit = pass == search::CalibratedPass::kTraining ? calibration.training()
-                                  : pass == search::CalibratedPass::kTrial
-                                      ? calibration.trial()
-                                      : calibration.inference();
+  const v1::CalibrationFit& fit = PassFit(calibration, pass);
   if (!fit.unfitted().empty() || fit.samples() == 0) return std::nullopt;
   return FromProto(fit);
 }

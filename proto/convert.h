@@ -117,6 +117,8 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& metrics, std::string_view fi
 v1::CalibrationFit ToProto(const search::CalibrationFit& fit);
 search::CalibrationFit FromProto(const v1::CalibrationFit& fit);
 
+// The calibration's message for `pass` (its inference, training or trial field).
+const v1::CalibrationFit& PassFit(const v1::Calibration& calibration, search::CalibratedPass pass);
 // The calibration's fit of `pass`, when it has one (fitted, on samples); nullopt otherwise.
 std::optional<search::CalibrationFit> FittedPass(const v1::Calibration& calibration,
                                                  search::CalibratedPass pass);

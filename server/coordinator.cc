@@ -919,41 +919,37 @@ StatusOr<std::optional<search::CalibrationFit>> Coordinator::PackingFitLocked(
 
 StatusOr<std::vector<v1::Calibration>> Coordinator::ListCalibrationsLocked(
     std::string_view device_profile, std::string_view framework) {
-  {
-    PEAKNAS_ASSIGN_OR_RETURN(const std::vector<storage::CalibrationSample> stored,
-                             store_->ListCalibrationSamples(kCalibrationSamplesPerFit));
-    struct Key {
-      std::string device_profile, framework;
-      auto operator<=>(const Key&) const = default;
-    };
-    struct Samples {
-      std::vector<search::CalibrationSample> inference, training, trial;
-      std::int64_t newest_ms = 0;
-    };
-    std::map<Key, Samples> by_key;
-    for (const storage::CalibrationSample& s : stored) {
-      if (!device_profile.empty() && s.device_profile != device_profile) continue;
-      if (!framework.empty() && s.framework != framework) continue;
-      Samples& group = by_key[{s.device_profile, s.framework}];
-      (s.pass == search::CalibratedPass::kInference  ? group.inference
-       : s.pass == search::CalibratedPass::kTraining ? group.training
-                                                     : group.trial)
-          .push_back({.predicted_bytes = s.predicted_bytes, .device_bytes = s.device_bytes});
-      group.newest_ms = std::max(group.newest_ms, s.created_ms);
-    }
-    std::vector<v1::Calibration> out;
-    for (const auto& [key, group] : by_key) {
-      v1::Calibration c;
-      c.set_device_profile(key.device_profile);
-      c.set_framework(key.framework);
-      *c.mutable_inference() = FitToProto(group.inference);
-      *c.mutable_training() = FitToProto(group.training);
-      *c.mutable_trial() = FitToProto(group.trial);
-      *c.mutable_updated() = Timestamp(group.newest_ms);
-      out.push_back(std::move(c));
-    }
-    return out;
+  PEAKNAS_ASSIGN_OR_RETURN(const std::vector<storage::CalibrationSample> stored,
+                           store_->ListCalibrationSamples(kCalibrationSamplesPerFit));
+  struct Key {
+    std::string device_profile, framework;
+    auto operator<=>(const Key&) const = default;
+  };
+  struct Samples {
+    std::map<search::CalibratedPass, std::vector<search::CalibrationSample>> by_pass;
+    std::int64_t newest_ms = 0;
+  };
+  std::map<Key, Samples> by_key;
+  for (const storage::CalibrationSample& s : stored) {
+    if (!device_profile.empty() && s.device_profile != device_profile) continue;
+    if (!framework.empty() && s.framework != framework) continue;
+    Samples& group = by_key[{s.device_profile, s.framework}];
+    group.by_pass[s.pass].push_back(
+        {.predicted_bytes = s.predicted_bytes, .device_bytes = s.device_bytes});
+    group.newest_ms = std::max(group.newest_ms, s.created_ms);
   }
+  std::vector<v1::Calibration> out;
+  for (auto& [key, group] : by_key) {
+    v1::Calibration c;
+    c.set_device_profile(key.device_profile);
+    c.set_framework(key.framework);
+    *c.mutable_inference() = FitToProto(group.by_pass[search::CalibratedPass::kInference]);
+    *c.mutable_training() = FitToProto(group.by_pass[search::CalibratedPass::kTraining]);
+    *c.mutable_trial() = FitToProto(group.by_pass[search::CalibratedPass::kTrial]);
+    *c.mutable_updated() = Timestamp(group.newest_ms);
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 // --- Workers ---------------------------------------------------------------------------------
@@ -1222,16 +1218,26 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseForLocked(std::st
   return leased;
 }
 
+namespace {
+
+// INVALID_ARGUMENT unless LeaseTrialRequest.free_bytes is in [0, 2^50].
+Status CheckFreeBytes(std::int64_t free_bytes) {
+  if (free_bytes < 0 || free_bytes > proto::kMaxBytes) {
+    return Status::InvalidArgument("free_bytes: " + std::to_string(free_bytes) +
+                                   " is not in [0, 2^50] (0 = not stated)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<std::optional<v1::TrialAssignment>> Coordinator::LeaseTrial(std::string_view worker_id,
                                                                      std::chrono::milliseconds wait,
                                                                      std::int64_t free_bytes) {
   if (!ParseId(worker_id, "w-")) {
     return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
   }
-  if (free_bytes < 0 || free_bytes > proto::kMaxBytes) {
-    return Status::InvalidArgument("free_bytes: " + std::to_string(free_bytes) +
-                                   " is not in [0, 2^50] (0 = not stated)");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckFreeBytes(free_bytes));
   const auto deadline = std::chrono::steady_clock::now() + std::min(wait, options_.max_lease_wait);
   std::unique_lock lock(mu_);
   bool seen = false;  // the worker's last sighting is recorded once per call
@@ -1256,9 +1262,8 @@ std::vector<StatusOr<std::optional<v1::TrialAssignment>>> Coordinator::LeaseTria
   auto turn = commits_.Enter(lock, true);
   if (!turn.ok()) return std::vector<Result>(asks.size(), turn.status());
   for (const LeaseAsk& ask : asks) {
-    if (ask.free_bytes < 0 || ask.free_bytes > proto::kMaxBytes) {
-      out.push_back(Status::InvalidArgument("free_bytes: " + std::to_string(ask.free_bytes) +
-                                            " is not in [0, 2^50] (0 = not stated)"));
+    if (Status checked = CheckFreeBytes(ask.free_bytes); !checked.ok()) {
+      out.push_back(checked);
       continue;
     }
     out.push_back(LeaseForLocked(ask.worker_id, true, ask.free_bytes));

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/proc.h"
 #include "base/sha256.h"
 #include "base/subprocess.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
@@ -62,16 +63,6 @@ constexpr std::int64_t kSlackBytes = std::int64_t{8} << 20;
 std::int64_t WithSlack(std::int64_t reserved) {
   return reserved + static_cast<std::int64_t>(kSlackFraction * static_cast<double>(reserved)) +
          kSlackBytes;
-}
-
-// MemAvailable of /proc/meminfo, bytes; -1 when it cannot be read.
-std::int64_t MemAvailableBytes() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string line;
-  while (std::getline(meminfo, line)) {
-    if (line.rfind("MemAvailable:", 0) == 0) return std::atoll(line.c_str() + 13) * 1024;
-  }
-  return -1;
 }
 
 // PEAKNAS_FAULT_HOLD_BYTES=TRIAL_ID:BYTES (lease_loop.h): the trial and the bytes; none when
@@ -453,6 +444,14 @@ class LeaseClient {
 // through a LeaseClient.
 class Worker {
  public:
+  // A running trial, by lease id.
+  struct Slot {
+    std::string dataset;
+    std::int64_t reserved = 0;  // TrialAssignment.reserved_bytes; 0: it runs alone
+    std::int64_t data = -1;     // the data bytes its child reported; -1: not yet
+    std::int64_t resident = 0;  // the largest resident peak its watch read
+  };
+
   Worker(const LeaseLoopOptions& options, torch::Device device, Logger& log, Shutdown& shutdown)
       : options_(options),
         device_(device),
@@ -562,7 +561,7 @@ class Worker {
     }
     std::int64_t free = memory_bytes_ - options_.memory_reserve_bytes - committed - allowance;
     if (device_.is_cpu()) {
-      const std::int64_t available = MemAvailableBytes();
+      const std::int64_t available = base::ProcKibField("/proc/meminfo", "MemAvailable");
       if (available >= 0) {
         free = std::min(free, available - options_.memory_reserve_bytes - may_grow - allowance);
       }
@@ -616,6 +615,17 @@ class Worker {
       data = known->second;
     }
     return WithSlack(it->second.reserved) + data;
+  }
+
+  // A running trial's slot as it is now, its data counted only where it is on the device (cpu;
+  // 0 until reported); an empty slot once the trial has ended.
+  Slot SlotOf(const std::string& lease_id) {
+    std::lock_guard lock(mu_);
+    const auto it = running_.find(lease_id);
+    if (it == running_.end()) return Slot{};
+    Slot slot = it->second;
+    slot.data = device_.is_cpu() ? std::max<std::int64_t>(slot.data, 0) : 0;
+    return slot;
   }
 
   void RunAssignment(const v1::TrialAssignment& a) {
@@ -725,10 +735,8 @@ class Worker {
       known = std::max(known, bytes);
     };
     TrialProcessWatch watch;
-    std::atomic<std::int64_t> reached{0};  // the child's largest resident peak seen
     watch.limit = [&] { return LimitOf(a.lease_id()); };
     watch.resident = [&](std::int64_t bytes) {
-      if (bytes > reached.load()) reached = bytes;
       std::lock_guard lock(mu_);
       if (auto it = running_.find(a.lease_id()); it != running_.end()) {
         it->second.resident = std::max(it->second.resident, bytes);
@@ -753,11 +761,7 @@ class Worker {
       std::int64_t trial_peak = std::max(result->metrics.process_inference_peak_bytes(),
                                          result->metrics.process_train_peak_bytes());
       if (device_.is_cpu()) {
-        std::lock_guard lock(mu_);
-        const auto it = running_.find(a.lease_id());
-        const std::int64_t data =
-            it != running_.end() ? std::max<std::int64_t>(it->second.data, 0) : 0;
-        trial_peak = std::max<std::int64_t>(result->peak_rss_bytes - data, 0);
+        trial_peak = std::max<std::int64_t>(result->peak_rss_bytes - SlotOf(a.lease_id()).data, 0);
       }
       result->metrics.set_process_peak_bytes(trial_peak);
       log_("trial " + a.trial_id() + " process peak " +
@@ -804,16 +808,10 @@ class Worker {
       if (a.reserved_bytes() > 0 && result.status().code() == StatusCode::kResourceExhausted) {
         // Over its reservation (the watch), or out of memory in the child's allocator: worth
         // another lease with more headroom.
-        std::int64_t data = 0;
-        {
-          std::lock_guard lock(mu_);
-          if (auto it = running_.find(a.lease_id()); it != running_.end() && device_.is_cpu()) {
-            data = std::max<std::int64_t>(it->second.data, 0);
-          }
-        }
+        const Slot slot = SlotOf(a.lease_id());
         report.mutable_failure()->set_retryable(true);
         report.mutable_failure()->set_over_reservation_bytes(
-            std::max(reached.load() - data, a.reserved_bytes()));
+            std::max(slot.resident - slot.data, a.reserved_bytes()));
       }
       if (!log_path.empty()) log_("trial " + a.trial_id() + " log kept: " + log_path);
     }
@@ -905,13 +903,6 @@ class Worker {
   const std::int64_t memory_bytes_;                   // options' or the device's
   const std::pair<std::string, std::int64_t> fault_;  // PEAKNAS_FAULT_HOLD_BYTES
 
-  // A running trial, by lease id.
-  struct Slot {
-    std::string dataset;
-    std::int64_t reserved = 0;  // TrialAssignment.reserved_bytes; 0: it runs alone
-    std::int64_t data = -1;     // the data bytes its child reported; -1: not yet
-    std::int64_t resident = 0;  // the largest resident peak its watch read
-  };
   std::mutex mu_;  // guards the members below
   std::condition_variable ended_;
   std::map<std::string, Slot> running_;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/proc.h"
 #include "worker/counting_allocator.h"
 #include "worker/malloc_tuning.h"
 
@@ -122,12 +123,7 @@ bool ResetProcessPeakRss() {
 }
 
 std::int64_t ProcessPeakRssBytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "N kB"
-  }
-  return 0;
+  return std::max<std::int64_t>(base::ProcKibField("/proc/self/status", "VmHWM"), 0);
 }
 
 PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch::Device device) {

@@ -10,14 +10,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 #include <thread>
 
+#include "base/proc.h"
 #include "base/subprocess.h"
 
 namespace peaknas::worker {
@@ -80,12 +80,8 @@ void HandleObject(const Json& j, const TrialProcessEvents& events, Outcome& outc
 }  // namespace
 
 std::int64_t ResidentPeakBytes(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;  // "N kB"
-  }
-  return 0;
+  return std::max<std::int64_t>(
+      base::ProcKibField("/proc/" + std::to_string(pid) + "/status", "VmHWM"), 0);
 }
 
 StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& argv,
