@@ -54,16 +54,6 @@ constexpr std::size_t kUploadChunkBytes = 1 << 20;
 constexpr double kUploadSeconds = 300.0;      // deadline of one UploadArtifact stream
 constexpr std::size_t kParentCacheFiles = 8;  // parents' models kept for later children
 constexpr double kPackedPollSeconds = 2.0;    // the long poll's wait while trials run
-// A packed trial's process is held to reservation x (1 + kSlackFraction) + kSlackBytes + its
-// data: the reservation is the calibrated peak of its process, and the slack covers what the
-// 20 ms between the watch's readings and the scatter beyond the calibration's margin add.
-constexpr double kSlackFraction = 0.05;
-constexpr std::int64_t kSlackBytes = std::int64_t{8} << 20;
-
-std::int64_t WithSlack(std::int64_t reserved) {
-  return reserved + static_cast<std::int64_t>(kSlackFraction * static_cast<double>(reserved)) +
-         kSlackBytes;
-}
 
 // PEAKNAS_FAULT_HOLD_BYTES=TRIAL_ID:BYTES (lease_loop.h): the trial and the bytes; none when
 // unset or malformed.
@@ -549,7 +539,8 @@ class Worker {
     for (const auto& [lease, slot] : running_) {
       if (slot.reserved == 0) return false;               // runs alone
       if (data_on_device && slot.data < 0) return false;  // its data is not known yet
-      const std::int64_t holds = WithSlack(slot.reserved) + (data_on_device ? slot.data : 0);
+      const std::int64_t holds =
+          ReservationLimitBytes(slot.reserved) + (data_on_device ? slot.data : 0);
       committed += holds;
       may_grow += std::max<std::int64_t>(0, holds - slot.resident);
     }
@@ -567,8 +558,8 @@ class Worker {
       }
     }
     // The largest reservation whose slack fits too.
-    free =
-        static_cast<std::int64_t>(static_cast<double>(free - kSlackBytes) / (1 + kSlackFraction));
+    free = static_cast<std::int64_t>(static_cast<double>(free - kReservationSlackBytes) /
+                                     (1 + kReservationSlackFraction));
     if (free <= 0 && !running_.empty()) return false;
     *free_bytes = std::max<std::int64_t>(free, 1);  // alone, at least an uncalibrated trial
     return true;
@@ -614,7 +605,7 @@ class Worker {
       if (known == data_bytes_.end()) return 0;
       data = known->second;
     }
-    return WithSlack(it->second.reserved) + data;
+    return ReservationLimitBytes(it->second.reserved) + data;
   }
 
   // A running trial's slot as it is now, its data counted only where it is on the device (cpu;

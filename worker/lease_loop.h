@@ -41,7 +41,7 @@
 //     leased while a running trial has not reported its data (so a worker's first trial starts
 //     alone), nor while a trial the coordinator gave with reserved_bytes 0 (no calibration yet)
 //     runs. Each child is held
-//     to its reservation (the calibrated peak of its whole process, less data) plus 5 % and
+//     to its reservation (the calibrated peak of its whole process, less data) plus 10 % and
 //     8 MiB of slack plus its data: on cpu a watch (trial_process.h) reads its resident peak
 //     every 20 ms and kills it above that; the trial fails with RESOURCE_EXHAUSTED, retryable,
 //     with the bytes it reached less its data (TrialFailure.over_reservation_bytes), and the
@@ -89,6 +89,20 @@ struct LeaseLoopOptions {
   std::int64_t memory_bytes = 0;  // what trials may use; 0: the device's total (RAM on cpu)
   std::int64_t memory_reserve_bytes = std::int64_t{256} << 20;  // kept free, off memory_bytes
 };
+
+// What a packed trial's process may hold before the worker stops it, for a reservation of
+// `reserved_bytes` (its data comes on top): the reservation plus 10 % and 8 MiB. The slack
+// covers the 20 ms between the watch's readings and the run-to-run scatter of a process's
+// resident peak (on CPU, glibc places the same allocations differently from one run to the
+// next: 258-283 MiB for one trial measured 12 times, docs/cost-model.md).
+inline constexpr double kReservationSlackFraction = 0.10;
+inline constexpr std::int64_t kReservationSlackBytes = std::int64_t{8} << 20;
+inline std::int64_t ReservationLimitBytes(std::int64_t reserved_bytes) {
+  return reserved_bytes +
+         static_cast<std::int64_t>(kReservationSlackFraction *
+                                   static_cast<double>(reserved_bytes)) +
+         kReservationSlackBytes;
+}
 
 // Checks the options (device, data directories, threads, latency runs, packing).
 // INVALID_ARGUMENT / NOT_FOUND naming the flag (--device, --data, --threads, --work-dir,
