@@ -6,10 +6,11 @@
 #include <string>
 
 #include "base/app.h"
+#include "proto/channel.h"
 
 namespace peaknas::cli {
 
-void AddCoordinatorOption(CLI::App& command, std::string& address) {
+void AddCoordinatorOption(CLI::App& command, std::string& address, std::string& token_file) {
   if (address.empty()) address = kDefaultCoordinator;
   command
       .add_option("--coordinator", address,
@@ -17,10 +18,16 @@ void AddCoordinatorOption(CLI::App& command, std::string& address) {
       ->envname(kCoordinatorEnv)
       ->type_name("ADDR")
       ->capture_default_str();
+  command
+      .add_option("--token-file", token_file,
+                  "A file holding the bearer token `peaknas-server token create` printed, for a "
+                  "coordinator that checks callers (else $PEAKNAS_TOKEN; else none)")
+      ->type_name("FILE");
 }
 
-std::unique_ptr<v1::JobService::Stub> NewJobServiceStub(const std::string& address) {
-  return v1::JobService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+std::unique_ptr<v1::JobService::Stub> NewJobServiceStub(const std::string& address,
+                                                        const std::string& token) {
+  return v1::JobService::NewStub(proto::CoordinatorChannel(address, token));
 }
 
 void SetUnaryDeadline(grpc::ClientContext& context) {

@@ -36,12 +36,15 @@ inline constexpr const char* kCoordinatorEnv = "PEAKNAS_COORDINATOR";
 inline constexpr int kCallTimeoutSeconds = 30;
 
 // Adds `--coordinator ADDR` to `command`, bound to `address` (default kDefaultCoordinator, or
-// $PEAKNAS_COORDINATOR when set; the flag wins over both).
-void AddCoordinatorOption(CLI::App& command, std::string& address);
+// $PEAKNAS_COORDINATOR when set; the flag wins over both), and `--token-file FILE`, bound to
+// `token_file` (proto::ReadToken reads it, or $PEAKNAS_TOKEN without it).
+void AddCoordinatorOption(CLI::App& command, std::string& address, std::string& token_file);
 
-// A JobService stub talking to `address` ("HOST:PORT"), plaintext. Never fails: an unreachable
-// coordinator shows up as UNAVAILABLE on the first call.
-std::unique_ptr<v1::JobService::Stub> NewJobServiceStub(const std::string& address);
+// A JobService stub talking to `address` ("HOST:PORT"), plaintext, sending `token` (when not
+// empty) with every call. Never fails: an unreachable coordinator shows up as UNAVAILABLE on
+// the first call.
+std::unique_ptr<v1::JobService::Stub> NewJobServiceStub(const std::string& address,
+                                                        const std::string& token = "");
 
 // A context for a unary call: deadline kCallTimeoutSeconds from now.
 void SetUnaryDeadline(grpc::ClientContext& context);

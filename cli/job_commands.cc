@@ -30,6 +30,7 @@
 #include "cli/format.h"
 #include "cli/watch_display.h"
 #include "peaknas/v1/peaknas.pb.h"
+#include "proto/channel.h"
 #include "proto/convert.h"
 #include "proto/json.h"
 #include "search/architecture.h"
@@ -64,8 +65,9 @@ struct Call {
   std::unique_ptr<v1::JobService::Stub> stub;
   std::string address;
 };
-Call Connect(const JobCommandOptions& options) {
-  return {NewJobServiceStub(options.coordinator), options.coordinator};
+StatusOr<Call> Connect(const JobCommandOptions& options) {
+  PEAKNAS_ASSIGN_OR_RETURN(const std::string token, proto::ReadToken(options.token_file));
+  return Call{NewJobServiceStub(options.coordinator, token), options.coordinator};
 }
 
 StatusOr<v1::Job> GetJob(const Call& call, const std::string& id) {
@@ -176,13 +178,13 @@ CLI::App* AddSubmitCommand(CLI::App& root, JobCommandOptions& options) {
       "Submit a search job: JOB.json is a JobSpec in protobuf's JSON mapping (see "
       "examples/job-small.json). Prints the new job's id.");
   c->add_option("JOB.json", options.spec_file, "The job spec file")->required();
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
 CLI::App* AddJobsCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand("jobs", "List the coordinator's jobs, newest first.");
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
@@ -190,7 +192,7 @@ CLI::App* AddStatusCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand(
       "status", "Show a job: state, trial counts, frontier size, version and hypervolume, error.");
   AddJobArgument(c, options);
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
@@ -200,7 +202,7 @@ CLI::App* AddWatchCommand(CLI::App& root, JobCommandOptions& options) {
       "Follow a job until it ends: a live progress line on a terminal, one line per event "
       "otherwise. Exit status 0 when it succeeds, 1 when it failed or was cancelled.");
   AddJobArgument(c, options);
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
@@ -213,7 +215,7 @@ CLI::App* AddFrontierCommand(CLI::App& root, JobCommandOptions& options) {
       "as a standalone SVG (gain against peak, the budget line, the rejected candidates).");
   AddJobArgument(c, options);
   AddFormatOption(c, options, /*svg=*/true);
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
@@ -222,14 +224,14 @@ CLI::App* AddTrialsCommand(CLI::App& root, JobCommandOptions& options) {
       "trials", "Print every trial of a job, rejected ones included with their reason.");
   AddJobArgument(c, options);
   AddFormatOption(c, options);
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
 CLI::App* AddCancelCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand("cancel", "Cancel a job (idempotent); prints its state.");
   AddJobArgument(c, options);
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
@@ -242,7 +244,7 @@ CLI::App* AddExportCommand(CLI::App& root, JobCommandOptions& options) {
   c->add_option("-o,--output", options.output, "Where to write the model")
       ->required()
       ->type_name("FILE");
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
@@ -252,7 +254,7 @@ CLI::App* AddWorkersCommand(CLI::App& root, JobCommandOptions& options) {
       "List the workers online (seen within one lease duration, or running a trial): device, "
       "memory, datasets, last sighting and the trials each runs.");
   c->add_flag("--all", options.all, "Every registered worker, offline ones too");
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
@@ -284,7 +286,7 @@ CLI::App* AddCalibrationCommand(CLI::App& root, JobCommandOptions& options) {
       ->check(CLI::IsMember({"table", "json"}))
       ->type_name("table|json")
       ->capture_default_str();
-  AddCoordinatorOption(*c, options.coordinator);
+  AddCoordinatorOption(*c, options.coordinator, options.token_file);
   return c;
 }
 
@@ -293,7 +295,7 @@ CLI::App* AddCalibrationCommand(CLI::App& root, JobCommandOptions& options) {
 
 Status RunSubmit(const JobCommandOptions& options, std::ostream& out) {
   PEAKNAS_ASSIGN_OR_RETURN(v1::JobSpec spec, ReadJobSpec(options.spec_file));
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   grpc::ClientContext context;
   SetUnaryDeadline(context);
   v1::SubmitJobRequest request;
@@ -306,7 +308,7 @@ Status RunSubmit(const JobCommandOptions& options, std::ostream& out) {
 }
 
 Status RunJobs(const JobCommandOptions& options, std::ostream& out) {
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   std::vector<std::vector<std::string>> rows = {
       {"ID", "NAME", "STATE", "DONE", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "REJECTED"}};
   std::string token;
@@ -334,7 +336,7 @@ Status RunJobs(const JobCommandOptions& options, std::ostream& out) {
 }
 
 Status RunWorkers(const JobCommandOptions& options, std::ostream& out) {
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   grpc::ClientContext context;
   SetUnaryDeadline(context);
   v1::ListWorkersRequest request;
@@ -385,7 +387,7 @@ std::string DescribeFit(const v1::CalibrationFit& fit) {
 }  // namespace
 
 Status RunCalibration(const JobCommandOptions& options, std::ostream& out) {
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   grpc::ClientContext context;
   SetUnaryDeadline(context);
   v1::ListCalibrationsRequest request;
@@ -437,7 +439,7 @@ std::string Budget(const v1::Budget& b) {
 }  // namespace
 
 Status RunStatus(const JobCommandOptions& options, std::ostream& out) {
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   PEAKNAS_ASSIGN_OR_RETURN(const v1::Job job, GetJob(call, options.job));
   PEAKNAS_ASSIGN_OR_RETURN(const v1::Frontier frontier, GetFrontier(call, options.job));
   const v1::JobSpec& spec = job.spec();
@@ -459,7 +461,7 @@ Status RunStatus(const JobCommandOptions& options, std::ostream& out) {
 }
 
 Status RunWatch(const JobCommandOptions& options, std::ostream& out, bool live) {
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   PEAKNAS_ASSIGN_OR_RETURN(const v1::Job job, GetJob(call, options.job));
   WatchDisplay display(out, live, job);
   if (live) display.Redraw();
@@ -496,7 +498,7 @@ Status RunWatch(const JobCommandOptions& options, std::ostream& out, bool live) 
 }
 
 Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   PEAKNAS_ASSIGN_OR_RETURN(const v1::Frontier frontier, GetFrontier(call, options.job));
   std::vector<v1::FrontierPoint> points(frontier.points().begin(), frontier.points().end());
   std::stable_sort(points.begin(), points.end(),
@@ -550,7 +552,7 @@ Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
 }
 
 Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   PEAKNAS_ASSIGN_OR_RETURN(const std::vector<v1::Trial> trials, ListTrials(call, options.job));
   auto psnr = [](const v1::Trial& t) {
     return t.state() == v1::TRIAL_STATE_SUCCEEDED ? Fixed(t.metrics().psnr(), 4) : std::string();
@@ -619,7 +621,7 @@ Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
 }
 
 Status RunCancel(const JobCommandOptions& options, std::ostream& out) {
-  const Call call = Connect(options);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
   grpc::ClientContext context;
   SetUnaryDeadline(context);
   v1::CancelJobRequest request;
@@ -632,7 +634,8 @@ Status RunCancel(const JobCommandOptions& options, std::ostream& out) {
 }
 
 Status RunExport(const JobCommandOptions& options, std::ostream& out) {
-  return ExportArtifact(Connect(options), options, out);
+  PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
+  return ExportArtifact(call, options, out);
 }
 
 }  // namespace peaknas::cli

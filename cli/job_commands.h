@@ -34,6 +34,7 @@ namespace peaknas::cli {
 // The flags and arguments of one service subcommand (each uses the fields it declares).
 struct JobCommandOptions {
   std::string coordinator;       // HOST:PORT; AddCoordinatorOption fills the default
+  std::string token_file;        // --token-file: the bearer token (else $PEAKNAS_TOKEN)
   std::string spec_file;         // submit: the JobSpec JSON file
   std::string job;               // the job id ("j-1")
   std::string trial;             // export: the trial id ("t-3")

@@ -694,7 +694,11 @@ Status Coordinator::ResolveDeviceBudget(v1::JobSpec* spec) {
   return Status::Ok();
 }
 
-StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& submitted) {
+Status Coordinator::UnknownJob(std::string_view job_id) {
+  return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
+}
+
+StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& submitted, std::string_view owner) {
   v1::JobSpec converted;
   const bool device_budget = submitted.has_budget() && submitted.budget().device_bytes() != 0;
   if (device_budget) {
@@ -714,7 +718,8 @@ StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& submitted) {
     resolved.set_hypervolume_reference_latency_s(ReferenceLatency(config));
   }
   return WithStore(true, [&]() -> StatusOr<v1::Job> {
-    PEAKNAS_ASSIGN_OR_RETURN(auto job_id, store_->CreateJob(ToJson(resolved), Now()));
+    PEAKNAS_RETURN_IF_ERROR(CheckTenantLimitsLocked(owner, resolved.trials()));
+    PEAKNAS_ASSIGN_OR_RETURN(auto job_id, store_->CreateJob(ToJson(resolved), owner, Now()));
     auto runtime = LoadJobLocked(job_id);
     if (!runtime.ok()) {
       PEAKNAS_RETURN_IF_ERROR(store_->SetJobState(job_id, storage::JobState::kFailed,
@@ -729,10 +734,39 @@ StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& submitted) {
   });
 }
 
+Status Coordinator::CheckTenantLimitsLocked(std::string_view owner, std::int64_t trials) {
+  if (options_.tenant_max_jobs <= 0 && options_.tenant_max_trials <= 0) return Status::Ok();
+  PEAKNAS_ASSIGN_OR_RETURN(const std::vector<storage::Job> jobs, store_->ListJobs());
+  int unfinished = 0;
+  std::int64_t asked = 0;
+  for (const storage::Job& job : jobs) {
+    if (job.owner != owner || Finished(job.state)) continue;
+    ++unfinished;
+    v1::JobSpec spec;
+    PEAKNAS_RETURN_IF_ERROR(FromJson(job.spec, &spec));
+    asked += spec.trials();
+  }
+  const std::string who = owner.empty() ? "this server" : "tenant \"" + std::string(owner) + "\"";
+  if (options_.tenant_max_jobs > 0 && unfinished >= options_.tenant_max_jobs) {
+    return Status::ResourceExhausted(who + " has " + std::to_string(unfinished) +
+                                     " unfinished jobs, the most allowed (--tenant-max-jobs " +
+                                     std::to_string(options_.tenant_max_jobs) +
+                                     "); cancel one or wait for one to end");
+  }
+  if (options_.tenant_max_trials > 0 && asked + trials > options_.tenant_max_trials) {
+    return Status::ResourceExhausted(
+        "spec.trials: " + std::to_string(trials) + " more trials would make " +
+        std::to_string(asked + trials) + " for the unfinished jobs of " + who +
+        ", over --tenant-max-trials " + std::to_string(options_.tenant_max_trials));
+  }
+  return Status::Ok();
+}
+
 StatusOr<v1::Job> Coordinator::JobMessageLocked(std::int64_t job_id) {
   PEAKNAS_ASSIGN_OR_RETURN(auto job, store_->GetJob(job_id));
   v1::Job out;
   out.set_id(JobId(job.id));
+  out.set_owner(job.owner);
   PEAKNAS_RETURN_IF_ERROR(FromJson(job.spec, out.mutable_spec()));
   out.set_state(ToProto(job.state));
   *out.mutable_created() = Timestamp(job.created_ms);
@@ -772,9 +806,7 @@ StatusOr<v1::Job> Coordinator::JobMessageLocked(std::int64_t job_id) {
 }
 
 StatusOr<storage::Job> Coordinator::FindJobLocked(std::string_view job_id) {
-  const auto unknown = [&] {
-    return Status::NotFound("job_id: unknown job \"" + std::string(job_id) + "\"");
-  };
+  const auto unknown = [&] { return UnknownJob(job_id); };
   const auto id = ParseId(job_id, "j-");
   if (!id) return unknown();
   auto job = store_->GetJob(*id);
@@ -1011,7 +1043,51 @@ StatusOr<std::vector<v1::Worker>> Coordinator::ListWorkers(bool all) {
   });
 }
 
-StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerRequest& request) {
+StatusOr<std::string> Coordinator::WorkerPrincipal(std::string_view worker_id) {
+  const auto id = ParseId(worker_id, "w-");
+  const auto unknown = [&] {
+    return Status::NotFound("worker_id: unknown worker \"" + std::string(worker_id) + "\"");
+  };
+  if (!id) return unknown();
+  return WithStore(false, [&]() -> StatusOr<std::string> {
+    auto worker = store_->GetWorker(*id);
+    if (!worker.ok() && worker.status().code() == StatusCode::kNotFound) return unknown();
+    PEAKNAS_RETURN_IF_ERROR(worker.status());
+    return worker->principal;
+  });
+}
+
+StatusOr<std::optional<std::string>> Coordinator::LeaseHolder(std::string_view lease_id) {
+  const std::optional<std::int64_t> trial_id = storage::LeaseTrialId(lease_id);
+  if (!trial_id) return std::optional<std::string>();
+  return WithStore(false, [&]() -> StatusOr<std::optional<std::string>> {
+    auto trial = store_->GetTrial(*trial_id);
+    if (!trial.ok() && trial.status().code() == StatusCode::kNotFound) {
+      return std::optional<std::string>();
+    }
+    PEAKNAS_RETURN_IF_ERROR(trial.status());
+    if (trial->lease_id != lease_id || trial->worker_id == 0) return std::optional<std::string>();
+    PEAKNAS_ASSIGN_OR_RETURN(const storage::Worker worker, store_->GetWorker(trial->worker_id));
+    return std::optional<std::string>(worker.principal);
+  });
+}
+
+StatusOr<bool> Coordinator::HoldsLeaseInJob(std::string_view principal, std::string_view job_id) {
+  const auto id = ParseId(job_id, "j-");
+  if (!id) return false;
+  return WithStore(false, [&]() -> StatusOr<bool> {
+    PEAKNAS_ASSIGN_OR_RETURN(const std::vector<storage::Trial> trials, store_->ListTrials(*id));
+    for (const storage::Trial& t : trials) {
+      if (t.state != storage::TrialState::kLeased || t.worker_id == 0) continue;
+      PEAKNAS_ASSIGN_OR_RETURN(const storage::Worker worker, store_->GetWorker(t.worker_id));
+      if (worker.principal == principal) return true;
+    }
+    return false;
+  });
+}
+
+StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerRequest& request,
+                                                  std::string_view principal) {
   if (request.name().empty() || request.name().size() > 200) {
     return Status::InvalidArgument("name: must be 1 to 200 characters, got " +
                                    std::to_string(request.name().size()));
@@ -1030,6 +1106,7 @@ StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerReques
                                    " entries; at most 8");
   }
   storage::Worker worker;
+  worker.principal = principal;
   worker.name = request.name();
   worker.device = request.device();
   worker.memory_bytes = request.memory_bytes();

@@ -95,6 +95,11 @@ struct CoordinatorOptions {
   // nothing (a flood of registrations would otherwise grow the database without end).
   double registrations_per_second = 20;
   int registration_burst = 200;
+  // Per tenant (a job's owner; the one tenant "" on a server without tokens): the most
+  // unfinished jobs, and the most trials those jobs may ask for together (JobSpec.trials
+  // summed); 0 = no limit. A submission beyond either is RESOURCE_EXHAUSTED.
+  int tenant_max_jobs = 0;
+  std::int64_t tenant_max_trials = 0;
 };
 
 // Counters since the coordinator opened, for /metrics, tests and benchmarks. The event counts
@@ -144,7 +149,10 @@ class Coordinator {
   // filled otherwise. The returned job has its defaults filled in. A budget in device bytes is
   // converted to allocator bytes first (v1::Budget.device_bytes); FAILED_PRECONDITION when no
   // calibration of the job's device profile has a fit for the budgeted pass.
-  StatusOr<v1::Job> SubmitJob(const v1::JobSpec& spec);
+  // The job belongs to tenant `owner` (v1::Job.owner), within its limits (options).
+  StatusOr<v1::Job> SubmitJob(const v1::JobSpec& spec, std::string_view owner = "");
+  // The NOT_FOUND an unknown job id gets: also the answer for another tenant's job.
+  static Status UnknownJob(std::string_view job_id);
   StatusOr<v1::Job> GetJob(std::string_view job_id);
   // Newest first.
   StatusOr<std::vector<v1::Job>> ListJobs();
@@ -179,7 +187,17 @@ class Coordinator {
   // INVALID_ARGUMENT for a name outside 1..200 characters or a dataset name that is empty or
   // has a comma (and the other limits of RegisterWorkerRequest); RESOURCE_EXHAUSTED beyond the
   // registration rate limit (options). Returns the worker id.
-  StatusOr<std::string> RegisterWorker(const v1::RegisterWorkerRequest& request);
+  // `principal`: the token it registers with (server/auth.h), kept with the worker.
+  StatusOr<std::string> RegisterWorker(const v1::RegisterWorkerRequest& request,
+                                       std::string_view principal = "");
+  // The token a worker registered with. NOT_FOUND for an unknown worker.
+  StatusOr<std::string> WorkerPrincipal(std::string_view worker_id);
+  // The token of the worker that holds lease `lease_id` now; nullopt when no trial is held
+  // under that lease (the lease calls' own answer for a lost lease applies).
+  StatusOr<std::optional<std::string>> LeaseHolder(std::string_view lease_id);
+  // Whether a worker registered with token `principal` holds a lease on a trial of the job
+  // (a worker downloads the parents' models of the trials it runs). False for an unknown job.
+  StatusOr<bool> HoldsLeaseInJob(std::string_view principal, std::string_view job_id);
   // The oldest pending trial of any unfinished job the worker can run, or nullopt when none is
   // queued within `wait` (capped at options.max_lease_wait; 0 = at once). NOT_FOUND for an
   // unknown worker.
@@ -280,6 +298,8 @@ class Coordinator {
   Status RefillLocked(JobRuntime& job);
   Status MaybeFinishLocked(JobRuntime& job);
   StatusOr<v1::Job> JobMessageLocked(std::int64_t job_id);
+  // RESOURCE_EXHAUSTED when tenant `owner` may not add a job of `trials` trials (options).
+  Status CheckTenantLimitsLocked(std::string_view owner, std::int64_t trials);
   // Fills spec->budget.bytes from budget.device_bytes (see SubmitJob).
   Status ResolveDeviceBudget(v1::JobSpec* spec);
   StatusOr<v1::Trial> TrialMessageLocked(std::int64_t trial_id, bool job_cancelled);

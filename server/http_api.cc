@@ -353,7 +353,19 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     const auto jobs = coordinator_.ListJobs();
     return jobs.ok() ? Text(200, "ready\n") : Text(503, jobs.status().ToString() + "\n");
   }
-  if (t.path == "/metrics") return get ? Metrics() : wrong_method();
+  // Every path but the probes and the dashboard's own files needs a caller allowed to read
+  // (server/auth.h); the jobs' paths apply its tenant.
+  const auto caller_for = [&](Permission permission) {
+    return jobs_.auth().Check(request.authorization, permission);
+  };
+  const auto refuse = [](const Status& status) {
+    return Error(static_cast<grpc::StatusCode>(status.code()), status.message());
+  };
+  if (t.path == "/metrics") {
+    if (!get) return wrong_method();
+    if (auto caller = caller_for(Permission::kRead); !caller.ok()) return refuse(caller.status());
+    return Metrics();
+  }
   // The dashboard: "/" is its page, "/assets/NAME" its files.
   if (t.path == "/" || t.path.rfind("/assets/", 0) == 0) {
     if (!get) return wrong_method();
@@ -376,16 +388,20 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     bool all = false;
     if (!ReadBool(t, "all", &all, &error)) return error;
     req.set_all(all);
+    auto caller = caller_for(Permission::kRead);
+    if (!caller.ok()) return refuse(caller.status());
     v1::ListWorkersResponse resp;
-    return Answer(jobs_.ListWorkers(nullptr, &req, &resp), resp);
+    return Answer(jobs_.ListWorkers(*caller, req, &resp), resp);
   }
   if (t.path == "/v1/calibrations") {
     if (!get) return wrong_method();
     v1::ListCalibrationsRequest req;
     req.set_device_profile(QueryValue(t, "device_profile"));
     req.set_framework(QueryValue(t, "framework"));
+    auto caller = caller_for(Permission::kRead);
+    if (!caller.ok()) return refuse(caller.status());
     v1::ListCalibrationsResponse resp;
-    return Answer(jobs_.ListCalibrations(nullptr, &req, &resp), resp);
+    return Answer(jobs_.ListCalibrations(*caller, req, &resp), resp);
   }
   constexpr std::string_view kJobs = "/v1/jobs";
   if (t.path == kJobs) {
@@ -396,10 +412,14 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
       if (!ReadPageSize(t, &size, &error)) return error;
       req.set_page_size(size);
       req.set_page_token(QueryValue(t, "page_token"));
+      auto caller = caller_for(Permission::kRead);
+      if (!caller.ok()) return refuse(caller.status());
       v1::ListJobsResponse resp;
-      return Answer(jobs_.ListJobs(nullptr, &req, &resp), resp);
+      return Answer(jobs_.ListJobs(*caller, req, &resp), resp);
     }
     if (post) {
+      auto caller = caller_for(Permission::kSubmit);
+      if (!caller.ok()) return refuse(caller.status());
       v1::SubmitJobRequest req;
       const auto parsed = pb::util::JsonStringToMessage(request.body, &req);
       if (!parsed.ok()) {
@@ -407,7 +427,7 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
                      "body: not a SubmitJobRequest: " + std::string(parsed.message()));
       }
       v1::SubmitJobResponse resp;
-      return Answer(jobs_.SubmitJob(nullptr, &req, &resp), resp);
+      return Answer(jobs_.SubmitJob(*caller, req, &resp), resp);
     }
     return wrong_method();
   }
@@ -423,25 +443,31 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
   }
   if (rest.size() > 7 && rest.ends_with(":cancel") && sub.empty()) {
     if (!post) return wrong_method();
+    auto caller = caller_for(Permission::kSubmit);
+    if (!caller.ok()) return refuse(caller.status());
     v1::CancelJobRequest req;
     req.set_job_id(rest.substr(0, rest.size() - 7));
     v1::CancelJobResponse resp;
-    return Answer(jobs_.CancelJob(nullptr, &req, &resp), resp);
+    return Answer(jobs_.CancelJob(*caller, req, &resp), resp);
   }
   const std::string& id = rest;
+  auto caller = caller_for(Permission::kRead);
+  if (!caller.ok()) return refuse(caller.status());
+  // Another tenant's job is not there.
+  if (Status visible = jobs_.Visible(*caller, id); !visible.ok()) return refuse(visible);
   if (sub.empty()) {
     if (!get) return wrong_method();
     v1::GetJobRequest req;
     req.set_job_id(id);
     v1::GetJobResponse resp;
-    return Answer(jobs_.GetJob(nullptr, &req, &resp), resp);
+    return Answer(jobs_.GetJob(*caller, req, &resp), resp);
   }
   if (sub == "frontier") {
     if (!get) return wrong_method();
     v1::GetFrontierRequest req;
     req.set_job_id(id);
     v1::GetFrontierResponse resp;
-    return Answer(jobs_.GetFrontier(nullptr, &req, &resp), resp);
+    return Answer(jobs_.GetFrontier(*caller, req, &resp), resp);
   }
   if (sub == "events") {
     if (!get) return wrong_method();
@@ -462,7 +488,7 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     v1::GetJobRequest req;
     req.set_job_id(id);
     v1::GetJobResponse resp;
-    if (const grpc::Status known = jobs_.GetJob(nullptr, &req, &resp); !known.ok()) {
+    if (const grpc::Status known = jobs_.GetJob(*caller, req, &resp); !known.ok()) {
       return Answer(known, resp);
     }
     HttpResponse r;
@@ -530,7 +556,7 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     if (!ReadBool(t, "on_frontier", &on_frontier, &error)) return error;
     req.set_on_frontier(on_frontier);
     v1::ListTrialsResponse resp;
-    return Answer(jobs_.ListTrials(nullptr, &req, &resp), resp);
+    return Answer(jobs_.ListTrials(*caller, req, &resp), resp);
   }
   return Error(grpc::StatusCode::NOT_FOUND, "no such path: " + t.path);
 }

@@ -55,6 +55,7 @@ struct HttpRequest {
   std::string target;  // path and query: "/v1/jobs?page_size=10"
   std::string body;
   std::string last_event_id;  // the Last-Event-ID header (an SSE client resuming)
+  std::string authorization;  // the Authorization header ("Bearer TOKEN"; server/auth.h)
 };
 
 // A response that stays open: text the server writes as it comes (Server-Sent Events).

@@ -65,7 +65,8 @@ class Session : public std::enable_shared_from_this<Session> {
       HttpRequest in{.method = std::string(request->method_string()),
                      .target = std::string(request->target()),
                      .body = std::move(request->body()),
-                     .last_event_id = std::string((*request)["Last-Event-ID"])};
+                     .last_event_id = std::string((*request)["Last-Event-ID"]),
+                     .authorization = std::string((*request)[http::field::authorization])};
       HttpResponse out = self->handler_(in);
       if (out.stream) {
         auto stream = std::move(out.stream);

@@ -1,10 +1,18 @@
 // peaknas-server: the coordinator process.
 //
 //   peaknas-server [--listen HOST:PORT] [--http-listen HOST:PORT] --db FILE --artifacts DIR
+//                  [--insecure] [--tenant-max-jobs N] [--tenant-max-trials N]
 //                  [--lease-seconds S] [--max-attempts N] [--shutdown-grace-seconds S]
 //                  [--registration-burst N] [--registrations-per-second R]
 //                  [--max-artifact-bytes N] [--max-total-artifact-bytes N]
 //                  [--log-level LEVEL]
+//   peaknas-server token create --db FILE --name NAME --role ROLE [--tenant T]
+//   peaknas-server token list --db FILE
+//   peaknas-server token revoke --db FILE --name NAME
+//
+// Callers are checked by bearer token (server/auth.h) once a token exists in the database;
+// `token create` prints the new secret on stdout, once. Listening on anything but a loopback
+// address needs --insecure: the traffic is plaintext.
 //
 // Prints "listening on HOST:PORT" (the port actually bound; --listen with port 0 picks one) as
 // the first line of stdout once it serves, then "http on http://HOST:PORT/" when --http-listen
@@ -24,6 +32,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
+#include <ctime>
 #include <exception>
 #include <iostream>
 #include <mutex>
@@ -37,6 +47,7 @@
 #include "server/http_server.h"
 #include "server/service.h"
 #include "storage/sqlite_store.h"
+#include "storage/token_store.h"
 
 namespace peaknas::server {
 namespace {
@@ -46,6 +57,95 @@ constexpr std::string_view kProgram = "peaknas-server";
 int Fail(const Status& status) {
   std::cerr << kProgram << ": " << base::OneLine(status.message()) << "\n";
   return base::kExitError;
+}
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string FormatMs(std::int64_t ms) {
+  if (ms == 0) return "-";
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+// Whether HOST:PORT names a loopback interface (127.0.0.0/8, ::1, localhost).
+bool Loopback(const std::string& address) {
+  std::string host = address.substr(0, address.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// peaknas-server token create|list|revoke.
+int TokenMain(int argc, char** argv) {
+  CLI::App app(
+      "Bearer tokens of the callers of this coordinator (stored hashed in its database). Once "
+      "one exists, every call needs a valid token: reader (read jobs, frontiers, workers, "
+      "models), submitter (a reader that also submits and cancels jobs), worker (register, "
+      "lease, report, upload: nothing else), admin (everything, every tenant). Revocation takes "
+      "effect on the next call, also while the server runs.",
+      "peaknas-server token");
+  app.require_subcommand(1);
+  std::string db, name, role, tenant;
+  CLI::App* create = app.add_subcommand("create", "Create a token; prints its secret once");
+  create->add_option("--db", db, "The server's SQLite database file")->required();
+  create->add_option("--name", name, "Its unique name (1-64 of A-Z a-z 0-9 . _ -)")->required();
+  create->add_option("--role", role, "reader, submitter, worker or admin")
+      ->required()
+      ->check(CLI::IsMember({"reader", "submitter", "worker", "admin"}));
+  create->add_option("--tenant", tenant,
+                     "The tenant its jobs belong to and that it sees (default: its name); \"*\" "
+                     "lets a reader see every tenant's jobs");
+  CLI::App* list = app.add_subcommand("list", "List the tokens (never their secrets)");
+  list->add_option("--db", db, "The server's SQLite database file")->required();
+  CLI::App* revoke = app.add_subcommand("revoke", "Revoke a token");
+  revoke->add_option("--db", db, "The server's SQLite database file")->required();
+  revoke->add_option("--name", name, "The token's name")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << kProgram << " token: " << base::OneLine(e.what()) << " (see " << kProgram
+              << " token --help)\n";
+    return base::kExitUsage;
+  }
+  // The schema (and its tokens table) comes with the store.
+  auto store = storage::SqliteStore::Open(db);
+  if (!store.ok()) return Fail(store.status());
+  auto tokens = storage::TokenStore::Open(db);
+  if (!tokens.ok()) return Fail(tokens.status());
+  if (create->parsed()) {
+    if (tenant.empty()) tenant = name;
+    auto secret = (*tokens)->Create(name, role, tenant, NowMs());
+    if (!secret.ok()) return Fail(secret.status());
+    std::cout << *secret << std::endl;
+    std::cerr << kProgram << ": token \"" << name << "\" (" << role << ", tenant " << tenant
+              << ") created; its secret, above, is not stored and cannot be shown again\n";
+    return 0;
+  }
+  if (list->parsed()) {
+    auto all = (*tokens)->List();
+    if (!all.ok()) return Fail(all.status());
+    std::printf("%-24s %-10s %-16s %-21s %s\n", "NAME", "ROLE", "TENANT", "CREATED", "REVOKED");
+    for (const storage::TokenInfo& t : *all) {
+      std::printf("%-24s %-10s %-16s %-21s %s\n", t.name.c_str(), t.role.c_str(), t.tenant.c_str(),
+                  FormatMs(t.created_ms).c_str(), FormatMs(t.revoked_ms).c_str());
+    }
+    return 0;
+  }
+  if (Status revoked = (*tokens)->Revoke(name, NowMs()); !revoked.ok()) return Fail(revoked);
+  std::cerr << kProgram << ": token \"" << name << "\" revoked\n";
+  return 0;
 }
 
 int Main(int argc, char** argv) {
@@ -64,6 +164,9 @@ int Main(int argc, char** argv) {
   double grace_seconds = 5;
   std::string log_level = "info";
   std::string synchronous = "full";
+  bool insecure = false;
+  int tenant_max_jobs = 0;
+  std::int64_t tenant_max_trials = 0;
   app.add_option("--listen", listen, "Address to serve on, HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
   app.add_option(
@@ -109,6 +212,20 @@ int Main(int argc, char** argv) {
                  "or normal (survives the server crashing, not the machine)")
       ->capture_default_str()
       ->check(CLI::IsMember({"full", "normal"}));
+  app.add_flag("--insecure", insecure,
+               "Allow --listen and --http-listen on an address that is not loopback: the "
+               "traffic is plaintext, so do it only on a network you trust, and create tokens "
+               "(peaknas-server token) so that callers are checked");
+  app.add_option("--tenant-max-jobs", tenant_max_jobs,
+                 "The most unfinished jobs one tenant may have (0: no limit); beyond it "
+                 "SubmitJob is RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--tenant-max-trials", tenant_max_trials,
+                 "The most trials one tenant's unfinished jobs may ask for together (0: no "
+                 "limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -121,6 +238,16 @@ int Main(int argc, char** argv) {
     std::cerr << kProgram << ": " << base::OneLine(e.what()) << " (see " << kProgram
               << " --help)\n";
     return base::kExitUsage;
+  }
+
+  for (const auto& [flag, address] :
+       {std::pair{"--listen", listen}, {"--http-listen", http_listen}}) {
+    if (!address.empty() && !Loopback(address) && !insecure) {
+      std::cerr << kProgram << ": " << flag << " " << address
+                << ": not a loopback address; the traffic would be plaintext (add --insecure to "
+                   "allow it on a trusted network)\n";
+      return base::kExitUsage;
+    }
   }
 
   auto logger = spdlog::stderr_color_mt("peaknas-server");
@@ -153,16 +280,23 @@ int Main(int argc, char** argv) {
   options.max_artifact_bytes = max_artifact_bytes;
   options.max_total_artifact_bytes = max_total_artifact_bytes;
   options.registrations_per_second = registration_rate;
+  options.tenant_max_jobs = tenant_max_jobs;
+  options.tenant_max_trials = tenant_max_trials;
   // The database: SQLite at --db, fsynced per --synchronous.
   storage::SqliteStore::Options store_options;
   store_options.synchronous =
       synchronous == "full" ? storage::Synchronous::kFull : storage::Synchronous::kNormal;
   auto store = storage::SqliteStore::Open(db, store_options);
   if (!store.ok()) return Fail(store.status());
+  auto tokens = storage::TokenStore::Open(db);
+  if (!tokens.ok()) return Fail(tokens.status());
+  const Authenticator auth(tokens->get());
+  spdlog::info(auth.required() ? "callers need a bearer token (peaknas-server token list)"
+                               : "no tokens: every caller may do everything");
   auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
                                        artifacts, options);
   if (!coordinator.ok()) return Fail(coordinator.status());
-  auto server = GrpcServer::Start(**coordinator, listen);
+  auto server = GrpcServer::Start(**coordinator, listen, auth);
   if (!server.ok()) return Fail(server.status());
   std::cout << "listening on " << (*server)->address() << std::endl;
   spdlog::info("serving on {} (db {}, artifacts {})", (*server)->address(), db, artifacts);
@@ -217,6 +351,9 @@ int Main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   try {
+    if (argc >= 2 && std::string_view(argv[1]) == "token") {
+      return peaknas::server::TokenMain(argc - 1, argv + 1);
+    }
     return peaknas::server::Main(argc, argv);
   } catch (const std::exception& e) {
     return peaknas::base::ReportInternalError("peaknas-server", e);

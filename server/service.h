@@ -13,8 +13,12 @@
 // GetArtifact streams the recorded file in 1 MiB chunks. WatchJob streams the job's event log
 // (Coordinator::WatchEvents): a replay from after_sequence, then every event as it commits.
 //
+// Every call is checked first (server/auth.h): its bearer token, its role's permission, and
+// for a job's calls the job's tenant. The JobService methods that take a Caller are the same
+// calls for the HTTP API (server/http_api.h), which checks its own header.
+//
 // Thread-safety: the services are called concurrently by gRPC; they hold no state of their
-// own besides the Coordinator and ParkedCalls (both thread-safe).
+// own besides the Coordinator, ParkedCalls and the Authenticator (all thread-safe).
 #ifndef PEAKNAS_SERVER_SERVICE_H_
 #define PEAKNAS_SERVER_SERVICE_H_
 
@@ -26,6 +30,7 @@
 
 #include "base/status.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
+#include "server/auth.h"
 #include "server/coordinator.h"
 #include "server/parked_calls.h"
 #include "server/rpc_metrics.h"
@@ -38,8 +43,8 @@ grpc::Status ToGrpcStatus(const Status& status);
 class JobServiceImpl final
     : public v1::JobService::WithCallbackMethod_WatchJob<v1::JobService::Service> {
  public:
-  JobServiceImpl(Coordinator& coordinator, ParkedCalls& parked)
-      : coordinator_(coordinator), parked_(parked) {}
+  JobServiceImpl(Coordinator& coordinator, ParkedCalls& parked, const Authenticator& auth)
+      : coordinator_(coordinator), parked_(parked), auth_(auth) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest*,
                          v1::SubmitJobResponse*) override;
@@ -61,16 +66,33 @@ class JobServiceImpl final
   grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest*,
                            grpc::ServerWriter<v1::ArtifactChunk>*) override;
 
+  // The calls for a caller already authenticated and allowed (Authenticator::Check with the
+  // permission each needs: kSubmit for SubmitJob and CancelJob, kRead for the others); they
+  // apply its tenant.
+  grpc::Status SubmitJob(const Caller&, const v1::SubmitJobRequest&, v1::SubmitJobResponse*);
+  grpc::Status GetJob(const Caller&, const v1::GetJobRequest&, v1::GetJobResponse*);
+  grpc::Status ListJobs(const Caller&, const v1::ListJobsRequest&, v1::ListJobsResponse*);
+  grpc::Status CancelJob(const Caller&, const v1::CancelJobRequest&, v1::CancelJobResponse*);
+  grpc::Status GetFrontier(const Caller&, const v1::GetFrontierRequest&, v1::GetFrontierResponse*);
+  grpc::Status ListTrials(const Caller&, const v1::ListTrialsRequest&, v1::ListTrialsResponse*);
+  grpc::Status ListWorkers(const Caller&, const v1::ListWorkersRequest&, v1::ListWorkersResponse*);
+  grpc::Status ListCalibrations(const Caller&, const v1::ListCalibrationsRequest&,
+                                v1::ListCalibrationsResponse*);
+  // OK when the caller may see the job; the NOT_FOUND of an unknown id otherwise.
+  Status Visible(const Caller& caller, const std::string& job_id);
+  const Authenticator& auth() const { return auth_; }
+
  private:
   Coordinator& coordinator_;
   ParkedCalls& parked_;
+  const Authenticator& auth_;
 };
 
 class WorkerServiceImpl final
     : public v1::WorkerService::WithCallbackMethod_LeaseTrial<v1::WorkerService::Service> {
  public:
-  WorkerServiceImpl(Coordinator& coordinator, ParkedCalls& parked)
-      : coordinator_(coordinator), parked_(parked) {}
+  WorkerServiceImpl(Coordinator& coordinator, ParkedCalls& parked, const Authenticator& auth)
+      : coordinator_(coordinator), parked_(parked), auth_(auth) {}
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*,
                               v1::RegisterWorkerResponse*) override;
@@ -84,8 +106,13 @@ class WorkerServiceImpl final
                               v1::UploadArtifactResponse*) override;
 
  private:
+  // The worker's own: OK for the token it registered with (or an admin, or without tokens).
+  Status OwnWorker(const Caller& caller, const std::string& worker_id);
+  Status OwnLease(const Caller& caller, const std::string& lease_id);
+
   Coordinator& coordinator_;
   ParkedCalls& parked_;
+  const Authenticator& auth_;
 };
 
 // The largest request message the server reads (gRPC's RESOURCE_EXHAUSTED beyond).
@@ -96,8 +123,12 @@ inline constexpr int kMaxMessageBytes = 4 << 20;
 class GrpcServer {
  public:
   // Binds `address` ("HOST:PORT"; port 0 picks a free port). UNAVAILABLE if it cannot bind.
+  // `auth` checks every call; it must outlive the server. By default there are no tokens.
   static StatusOr<std::unique_ptr<GrpcServer>> Start(Coordinator& coordinator,
-                                                     const std::string& address);
+                                                     const std::string& address,
+                                                     const Authenticator& auth = NoTokens());
+  // An Authenticator without a token store: every call is the open caller.
+  static const Authenticator& NoTokens();
   ~GrpcServer();
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;
@@ -117,10 +148,10 @@ class GrpcServer {
   ParkedCalls& parked() { return parked_; }
 
  private:
-  explicit GrpcServer(Coordinator& coordinator)
+  GrpcServer(Coordinator& coordinator, const Authenticator& auth)
       : parked_(coordinator),
-        jobs_(coordinator, parked_),
-        workers_(coordinator, parked_),
+        jobs_(coordinator, parked_, auth),
+        workers_(coordinator, parked_, auth),
         coordinator_(coordinator) {}
   // Declared first, destroyed last: the server's reactors and interceptors hold on to them
   // until they finish.

@@ -189,3 +189,21 @@ DROP TABLE calibration_samples;
 ALTER TABLE calibration_samples_6 RENAME TO calibration_samples;
 CREATE INDEX calibration_samples_by_key
   ON calibration_samples (device_profile, framework, pass, id);
+
+-- @migration 7
+-- Bearer tokens (storage/token_store.h): only each secret's SHA-256 is kept. Once any row
+-- exists, every call needs a valid token; a revoked token keeps its row (revoked_ms set), so
+-- revoking the last one never reopens the server.
+CREATE TABLE tokens (
+  id         INTEGER PRIMARY KEY,
+  name       TEXT    NOT NULL UNIQUE,
+  role       TEXT    NOT NULL CHECK (role IN ('reader', 'submitter', 'worker', 'admin')),
+  tenant     TEXT    NOT NULL,
+  sha256     TEXT    NOT NULL UNIQUE,
+  created_ms INTEGER NOT NULL,
+  revoked_ms INTEGER
+);
+-- The tenant a job belongs to (its submitter's), and the token a worker registered with; ''
+-- on a server without tokens.
+ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN principal TEXT NOT NULL DEFAULT '';

@@ -205,7 +205,7 @@ constexpr const char* kTrialColumns =
     "predicted_train_peak_bytes, reason, attempts, lease_id, fencing_token, lease_deadline_ms, "
     "worker_id, created_ms, updated_ms, predicted_latency_100mp_s, parent_trial_id, lineage, "
     "over_budget, reserve_bytes";
-constexpr const char* kJobColumns = "id, spec, state, created_ms, updated_ms, error";
+constexpr const char* kJobColumns = "id, spec, state, created_ms, updated_ms, error, owner";
 
 StatusOr<Trial> ReadTrial(const Use& u) {
   Trial t;
@@ -240,6 +240,7 @@ StatusOr<Job> ReadJob(const Use& u) {
   j.created_ms = u.Int(3);
   j.updated_ms = u.Int(4);
   j.error = u.Text(5);
+  j.owner = u.Text(6);
   return j;
 }
 
@@ -277,9 +278,9 @@ struct SqliteStore::Impl {
     const std::string tc = kTrialColumns;
     const std::string jc = kJobColumns;
     PEAKNAS_RETURN_IF_ERROR(Prepare(user_version, "PRAGMA user_version"));
-    PEAKNAS_RETURN_IF_ERROR(Prepare(
-        insert_job,
-        "INSERT INTO jobs (spec, state, created_ms, updated_ms) VALUES (?, 'pending', ?, ?)"));
+    PEAKNAS_RETURN_IF_ERROR(Prepare(insert_job,
+                                    "INSERT INTO jobs (spec, state, created_ms, updated_ms, owner) "
+                                    "VALUES (?, 'pending', ?, ?, ?)"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(get_job, "SELECT " + jc + " FROM jobs WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(list_jobs, "SELECT " + jc + " FROM jobs ORDER BY id"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
@@ -287,17 +288,17 @@ struct SqliteStore::Impl {
     PEAKNAS_RETURN_IF_ERROR(
         Prepare(insert_worker,
                 "INSERT INTO workers (name, device, memory_bytes, datasets, dtypes, registered_ms, "
-                "last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+                "last_seen_ms, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
     PEAKNAS_RETURN_IF_ERROR(
         Prepare(touch_worker, "UPDATE workers SET last_seen_ms = ? WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         get_worker,
-        "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes "
-        "FROM workers WHERE id = ?"));
+        "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes, "
+        "principal FROM workers WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         list_workers,
-        "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes "
-        "FROM workers WHERE last_seen_ms >= ? ORDER BY id"));
+        "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes, "
+        "principal FROM workers WHERE last_seen_ms >= ? ORDER BY id"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(job_exists, "SELECT 1 FROM jobs WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         insert_trial,
@@ -588,12 +589,13 @@ std::int64_t SqliteStore::ChangeCount() { return sqlite3_total_changes64(impl_->
 
 // --- Jobs ----------------------------------------------------------------------------------
 
-StatusOr<std::int64_t> SqliteStore::CreateJob(std::string_view spec, std::int64_t now_ms) {
+StatusOr<std::int64_t> SqliteStore::CreateJob(std::string_view spec, std::string_view owner,
+                                              std::int64_t now_ms) {
   Transaction txn(impl_->conn);
   PEAKNAS_RETURN_IF_ERROR(txn.Begin());
   {
     Use u = impl_->U(impl_->insert_job);
-    u.Bind(spec).Bind(now_ms).Bind(now_ms);
+    u.Bind(spec).Bind(now_ms).Bind(now_ms).Bind(owner);
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
   const auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->raw()));
@@ -680,7 +682,8 @@ StatusOr<std::int64_t> SqliteStore::RegisterWorker(const Worker& worker, std::in
         .Bind(std::string_view(JoinNames(worker.datasets)))
         .Bind(std::string_view(JoinNames(worker.dtypes)))
         .Bind(now_ms)
-        .Bind(now_ms);
+        .Bind(now_ms)
+        .Bind(std::string_view(worker.principal));
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
   const auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->raw()));
@@ -715,6 +718,7 @@ Worker WorkerRow(const Use& u) {
   w.last_seen_ms = u.Int(5);
   w.datasets = SplitNames(u.Text(6));
   w.dtypes = SplitNames(u.Text(7));
+  w.principal = u.Text(8);
   return w;
 }
 

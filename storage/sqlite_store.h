@@ -58,7 +58,9 @@ class SqliteStore final : public Store {
   void RollbackGroup() override;
   std::int64_t ChangeCount() override;
 
-  StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now_ms) override;
+  using Store::CreateJob;
+  StatusOr<std::int64_t> CreateJob(std::string_view spec, std::string_view owner,
+                                   std::int64_t now_ms) override;
   StatusOr<Job> GetJob(std::int64_t job_id) override;
   StatusOr<std::vector<Job>> ListJobs() override;
   Status SetJobState(std::int64_t job_id, JobState state, std::string_view error,

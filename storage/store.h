@@ -39,7 +39,7 @@
 namespace peaknas::storage {
 
 // The newest schema version this build knows (user_version after opening a SQLite file).
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 enum class JobState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
 enum class TrialState { kPending, kRejected, kLeased, kSucceeded, kFailed };
@@ -57,6 +57,7 @@ struct Job {
   std::int64_t created_ms = 0;
   std::int64_t updated_ms = 0;
   std::string error;  // why the job failed; empty otherwise
+  std::string owner;  // the tenant that submitted it; '' on a server without tokens
 };
 
 // A candidate as the search proposes it.
@@ -116,6 +117,7 @@ struct Worker {
   std::vector<std::string> dtypes;    // "fp32", "fp16", "bf16"; empty = fp32 only
   std::int64_t registered_ms = 0;
   std::int64_t last_seen_ms = 0;
+  std::string principal;  // the token it registered with; '' on a server without tokens
 };
 
 struct TrialMetrics {
@@ -230,8 +232,12 @@ class Store {
   virtual std::int64_t ChangeCount() = 0;
 
   // --- Jobs ---
-  // A new job in state pending; returns its id.
-  virtual StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now_ms) = 0;
+  // A new job in state pending, of tenant `owner`; returns its id.
+  virtual StatusOr<std::int64_t> CreateJob(std::string_view spec, std::string_view owner,
+                                           std::int64_t now_ms) = 0;
+  StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now_ms) {
+    return CreateJob(spec, "", now_ms);
+  }
   // NOT_FOUND for an unknown id.
   virtual StatusOr<Job> GetJob(std::int64_t job_id) = 0;
   // All jobs, by id.

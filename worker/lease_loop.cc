@@ -31,6 +31,7 @@
 #include "base/sha256.h"
 #include "base/subprocess.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
+#include "proto/channel.h"
 #include "proto/convert.h"
 #include "search/units.h"
 #include "worker/measure.h"
@@ -216,10 +217,10 @@ StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions&
 // with backoff (Retry).
 class LeaseClient {
  public:
-  LeaseClient(const std::string& address, Logger& log, Shutdown& shutdown)
+  LeaseClient(const std::string& address, const std::string& token, Logger& log, Shutdown& shutdown)
       : log_(log),
         shutdown_(shutdown),
-        channel_(Channel(address)),
+        channel_(Channel(address, token)),
         stub_(v1::WorkerService::NewStub(channel_)),
         jobs_(v1::JobService::NewStub(channel_)) {}
 
@@ -383,12 +384,13 @@ class LeaseClient {
 
   // gRPC's own reconnection backoff (default up to 120 s) capped like ours, so that a
   // coordinator that comes back is found within about kBackoffMax.
-  static std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
+  static std::shared_ptr<grpc::Channel> Channel(const std::string& address,
+                                                const std::string& token) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMin * 1000));
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMin * 1000));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMax * 1000));
-    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    return proto::CoordinatorChannel(address, token, args);
   }
 
  private:
@@ -447,7 +449,7 @@ class Worker {
         device_(device),
         log_(log),
         shutdown_(shutdown),
-        client_(options.coordinator, log, shutdown),
+        client_(options.coordinator, options.token, log, shutdown),
         program_(OwnProgram()),
         memory_bytes_(options.memory_bytes > 0 ? options.memory_bytes : DeviceMemoryBytes(device)),
         fault_(FaultHoldBytes()) {}

@@ -76,6 +76,7 @@ namespace peaknas::worker {
 
 struct LeaseLoopOptions {
   std::string coordinator;                  // HOST:PORT of the coordinator; required
+  std::string token;                        // bearer token (role worker); empty: none
   std::map<std::string, std::string> data;  // dataset name → SIDD-layout directory; >= 1 entry
   std::string device = "cpu";               // cpu, cuda, cuda:N
   std::string name;                         // empty: "HOSTNAME-PID"

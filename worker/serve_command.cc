@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "proto/channel.h"
 #include "search/units.h"
 #include "worker/lease_loop.h"
 
@@ -52,6 +53,11 @@ CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
                   "Required.")
       ->required()
       ->type_name("HOST:PORT");
+  cmd->add_option("--token-file", options.token_file,
+                  "A file holding this worker's bearer token (a `worker` token of "
+                  "`peaknas-server token create`), for a coordinator that checks callers. "
+                  "Default: $PEAKNAS_TOKEN, else none.")
+      ->type_name("FILE");
   cmd->add_option("--data", options.data,
                   "A dataset this worker can train on: the name jobs use (their `dataset`) and "
                   "its SIDD-layout directory. Repeat for several. Required.")
@@ -99,6 +105,7 @@ CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
 Status RunServe(const ServeOptions& o, std::ostream& log) {
   LeaseLoopOptions options;
   options.coordinator = o.coordinator;
+  PEAKNAS_ASSIGN_OR_RETURN(options.token, proto::ReadToken(o.token_file, "token-file"));
   for (const std::string& entry : o.data) {
     const auto eq = entry.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {

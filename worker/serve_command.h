@@ -23,6 +23,7 @@ namespace peaknas::worker {
 
 struct ServeOptions {
   std::string coordinator;        // HOST:PORT; required
+  std::string token_file;         // --token-file: the bearer token (else $PEAKNAS_TOKEN)
   std::vector<std::string> data;  // NAME=PATH, one or more
   std::string device = "cpu";     // cpu, cuda, cuda:N
   std::string name;               // empty: HOSTNAME-PID

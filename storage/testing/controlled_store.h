@@ -51,8 +51,10 @@ class ControlledStore final : public Store {
   Status BeginGroup() override { return inner_->BeginGroup(); }
   void RollbackGroup() override { inner_->RollbackGroup(); }
   std::int64_t ChangeCount() override { return inner_->ChangeCount(); }
-  StatusOr<std::int64_t> CreateJob(std::string_view spec, std::int64_t now) override {
-    return inner_->CreateJob(spec, now);
+  using Store::CreateJob;
+  StatusOr<std::int64_t> CreateJob(std::string_view spec, std::string_view owner,
+                                   std::int64_t now) override {
+    return inner_->CreateJob(spec, owner, now);
   }
   StatusOr<Job> GetJob(std::int64_t id) override { return inner_->GetJob(id); }
   StatusOr<std::vector<Job>> ListJobs() override { return inner_->ListJobs(); }
