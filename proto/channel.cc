@@ -17,7 +17,8 @@ class BearerInterceptor final : public exp::Interceptor {
  public:
   explicit BearerInterceptor(const std::string* value) : value_(value) {}
   void Intercept(exp::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(exp::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+    if (methods->QueryInterceptionHookPoint(
+            exp::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
       methods->GetSendInitialMetadata()->insert({"authorization", *value_});
     }
     methods->Proceed();
@@ -72,8 +73,8 @@ std::shared_ptr<grpc::Channel> CoordinatorChannel(const std::string& address,
   }
   std::vector<std::unique_ptr<exp::ClientInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<BearerFactory>(token));
-  return exp::CreateCustomChannelWithInterceptors(address, grpc::InsecureChannelCredentials(),
-                                                  args, std::move(interceptors));
+  return exp::CreateCustomChannelWithInterceptors(address, grpc::InsecureChannelCredentials(), args,
+                                                  std::move(interceptors));
 }
 
 }  // namespace peaknas::proto

@@ -38,8 +38,7 @@ bool Authenticator::required() const {
   return !configured.ok() || *configured;  // unreadable: closed, not open
 }
 
-StatusOr<Caller> Authenticator::Check(std::string_view authorization,
-                                      Permission permission) const {
+StatusOr<Caller> Authenticator::Check(std::string_view authorization, Permission permission) const {
   if (tokens_ == nullptr) return Caller{.name = "", .role = "admin", .tenant = "", .open = true};
   PEAKNAS_ASSIGN_OR_RETURN(const bool configured, tokens_->Configured());
   if (!configured) return Caller{.name = "", .role = "admin", .tenant = "", .open = true};

@@ -91,11 +91,11 @@ TokenInfo Row(const Stmt& s) {
 }  // namespace
 
 Status ValidateTokenName(std::string_view name, std::string_view field) {
-  const bool ok = !name.empty() && name.size() <= 64 &&
-                  std::all_of(name.begin(), name.end(), [](char c) {
-                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-                  });
+  const bool ok =
+      !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+      });
   if (ok) return Status::Ok();
   return Status::InvalidArgument(std::string(field) + ": \"" + std::string(name.substr(0, 80)) +
                                  "\" is not 1-64 characters of letters, digits, '.', '_', '-'");
@@ -114,8 +114,7 @@ StatusOr<std::unique_ptr<TokenStore>> TokenStore::Open(const std::string& path) 
   auto impl = std::make_unique<Impl>();
   if (sqlite3_open_v2(path.c_str(), &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
-    return Status::Unavailable("tokens: cannot open \"" + path +
-                               "\": " + sqlite3_errmsg(impl->db));
+    return Status::Unavailable("tokens: cannot open \"" + path + "\": " + sqlite3_errmsg(impl->db));
   }
   sqlite3_busy_timeout(impl->db, 5000);
   Stmt probe(impl->db, "SELECT 1 FROM tokens LIMIT 1");
@@ -145,7 +144,11 @@ StatusOr<std::string> TokenStore::Create(std::string_view name, std::string_view
   Stmt insert(impl_->db,
               "INSERT INTO tokens (name, role, tenant, sha256, created_ms) VALUES (?, ?, ?, ?, ?)");
   if (!insert.ok()) return SqliteError(impl_->db, "prepare");
-  insert.Bind(1, name).Bind(2, role).Bind(3, tenant).Bind(4, base::Sha256Hex(secret)).Bind(5, now_ms);
+  insert.Bind(1, name)
+      .Bind(2, role)
+      .Bind(3, tenant)
+      .Bind(4, base::Sha256Hex(secret))
+      .Bind(5, now_ms);
   const int rc = insert.Step();
   if (rc == SQLITE_CONSTRAINT) {
     return Status(StatusCode::kAlreadyExists,

@@ -94,10 +94,8 @@ TEST_F(TokenStoreTest, RefusesBadNamesRolesTenantsAndDuplicates) {
   EXPECT_EQ(tokens_->Create(std::string(65, 'a'), "reader", "t", 1).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(tokens_->Create("a", "root", "t", 1).status().message().rfind("role: ", 0), 0u);
-  EXPECT_EQ(tokens_->Create("a", "submitter", "*", 1).status().message().rfind("tenant: ", 0),
-            0u);
-  EXPECT_EQ(tokens_->Create("a", "reader", "x/y", 1).status().message().rfind("tenant: ", 0),
-            0u);
+  EXPECT_EQ(tokens_->Create("a", "submitter", "*", 1).status().message().rfind("tenant: ", 0), 0u);
+  EXPECT_EQ(tokens_->Create("a", "reader", "x/y", 1).status().message().rfind("tenant: ", 0), 0u);
   ASSERT_TRUE(tokens_->Create("a", "reader", "t", 1).ok());
   EXPECT_EQ(tokens_->Create("a", "admin", "t", 1).status().code(), StatusCode::kAlreadyExists);
   EXPECT_TRUE(*tokens_->Configured());
@@ -108,14 +106,13 @@ TEST(TokenStoreOpen, RefusesAFileWithoutTheTable) {
   const std::string path = dir.Sub("old.sqlite");
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE jobs (id INTEGER PRIMARY KEY)", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "CREATE TABLE jobs (id INTEGER PRIMARY KEY)", nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(db);
   const auto opened = TokenStore::Open(path);
   EXPECT_EQ(opened.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(TokenStore::Open(dir.Sub("absent.sqlite")).status().code(),
-            StatusCode::kUnavailable);
+  EXPECT_EQ(TokenStore::Open(dir.Sub("absent.sqlite")).status().code(), StatusCode::kUnavailable);
 }
 
 }  // namespace

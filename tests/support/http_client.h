@@ -41,9 +41,11 @@ inline int ConnectTo(const std::string& address) {
 }
 
 inline std::string RequestText(const std::string& method, const std::string& target,
-                               const std::string& body, bool keep_alive) {
+                               const std::string& body, bool keep_alive,
+                               const std::string& authorization = "") {
   std::string r = method + " " + target + " HTTP/1.1\r\nHost: test\r\n";
   if (!keep_alive) r += "Connection: close\r\n";
+  if (!authorization.empty()) r += "Authorization: " + authorization + "\r\n";
   if (!body.empty() || method == "POST") {
     r +=
         "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
@@ -105,9 +107,12 @@ inline std::vector<HttpReply> HttpExchange(const std::string& address,
   return ParseReplies(raw);
 }
 
+// `authorization`: the Authorization header's value; none when empty.
 inline HttpReply Http(const std::string& address, const std::string& method,
-                      const std::string& target, const std::string& body = "") {
-  const auto replies = HttpExchange(address, {RequestText(method, target, body, false)});
+                      const std::string& target, const std::string& body = "",
+                      const std::string& authorization = "") {
+  const auto replies =
+      HttpExchange(address, {RequestText(method, target, body, false, authorization)});
   return replies.empty() ? HttpReply{} : replies[0];
 }
 
