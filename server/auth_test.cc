@@ -154,8 +154,7 @@ class AuthTest : public ::testing::Test {
   }
 
   HttpReply Get(const std::string& target, const std::string& secret) {
-    return Http(http_->address(), "GET", target, "",
-                secret.empty() ? "" : "Bearer " + secret);
+    return Http(http_->address(), "GET", target, "", secret.empty() ? "" : "Bearer " + secret);
   }
 
   std::size_t JobCount() { return coordinator_->ListJobs()->size(); }
@@ -236,9 +235,9 @@ TEST_F(AuthTest, EachRoleMayMakeOnlyItsCalls) {
   EXPECT_EQ(Http(http_->address(), "POST", "/v1/jobs", "{}", "").status, 401);
   const std::string wes = Token("wes2", "worker");
   EXPECT_EQ(Get("/v1/jobs", wes).status, 403);
-  EXPECT_EQ(Http(http_->address(), "POST", "/v1/jobs/" + job + ":cancel", "", "Bearer " + wes)
-                .status,
-            403);
+  EXPECT_EQ(
+      Http(http_->address(), "POST", "/v1/jobs/" + job + ":cancel", "", "Bearer " + wes).status,
+      403);
 }
 
 TEST_F(AuthTest, ATenantsJobsAreInvisibleToOtherTenantsAsIfTheyDidNotExist) {

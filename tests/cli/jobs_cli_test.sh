@@ -31,10 +31,10 @@ trap 'exit 130' INT TERM
 program=$peaknas
 log_files=("$work/server.err")
 
-# Starts peaknas-server on 127.0.0.1:0 and sets $addr from its first stdout line.
+# Starts peaknas-server on 127.0.0.1:0 (with ARGS) and sets $addr from its first stdout line.
 start_server() {
   "$server" --listen 127.0.0.1:0 --db "$work/peaknas.db" --artifacts "$work/artifacts" \
-    --shutdown-grace-seconds 1 >"$work/server.out" 2>"$work/server.err" &
+    --shutdown-grace-seconds 1 "$@" >"$work/server.out" 2>"$work/server.err" &
   server_pid=$!
   local i line
   for ((i = 0; i < 200; i++)); do
@@ -323,6 +323,55 @@ for t in d:
     expect_ok calibration --coordinator "$addr" --format json --device-profile cpu
     stdout_has '^\{"calibrations":\[\]\}$'
     expect_error 2 calibration 'format' calibration --coordinator "$addr" --format csv
+    ;;
+  tokens)
+    # Tokens made by `peaknas-server token create` on the server's database; the secret is
+    # printed once and never stored.
+    # dash reads every tenant's jobs; a token's tenant is otherwise its name.
+    for t in root:admin:root 'dash:reader:*' rack:worker:rack; do
+      IFS=: read -r name role tenant <<<"$t"
+      "$server" token create --db "$work/peaknas.db" --name "$name" --role "$role" --tenant "$tenant" \
+        >"$work/$name.token" 2>"$work/token.err" || fail "token create $name: $(cat "$work/token.err")"
+      grep -qE '^pnk_[A-Za-z0-9_-]{43}$' "$work/$name.token" || fail "token create printed $(cat "$work/$name.token")"
+    done
+    "$server" token list --db "$work/peaknas.db" >"$out" 2>"$err" || fail "token list"
+    stdout_has '^root +admin +root +[0-9-]+T[0-9:]+Z +-$'
+    stdout_has '^dash +reader +\* '
+    grep -qF "$(cut -c5- "$work/root.token")" "$out" "$work/peaknas.db" && fail "a secret is stored or listed"
+    start_server
+    expect_error 1 jobs 'needs a bearer token' jobs --coordinator "$addr"
+    expect_ok submit "$spec" --coordinator "$addr" --token-file "$work/root.token"
+    job=$(cat "$out")
+    PEAKNAS_TOKEN=$(cat "$work/dash.token") expect_ok jobs --coordinator "$addr"
+    stdout_has "^$job "
+    expect_error 1 cancel 'role reader.* may not submit or cancel' cancel "$job" --coordinator "$addr" \
+      --token-file "$work/dash.token"
+    # A worker with its token registers and is listed; it may not read jobs.
+    mkdir -p "$work/data"
+    "$worker" serve --coordinator "$addr" --data "syn=$work/data" --name tok-worker \
+      --token-file "$work/rack.token" --lease-wait 1 >"$work/worker.out" 2>"$work/worker.err" &
+    worker_pid=$!
+    log_files+=("$work/worker.err")
+    for ((i = 0; i < 300; i++)); do
+      run workers --coordinator "$addr" --token-file "$work/dash.token"
+      grep -q 'tok-worker' "$out" && break
+      kill -0 "$worker_pid" 2>/dev/null || fail "peaknas-worker exited"
+      sleep 0.1
+    done
+    stdout_has '^w-1 +tok-worker '
+    expect_error 1 jobs 'role worker.* may not read' jobs --coordinator "$addr" --token-file "$work/rack.token"
+    # Revoked while the server runs: refused on the next call.
+    "$server" token revoke --db "$work/peaknas.db" --name dash 2>"$work/token.err" || fail "revoke"
+    expect_error 1 jobs 'unknown or revoked' jobs --coordinator "$addr" --token-file "$work/dash.token"
+    expect_error 1 jobs 'cannot read' jobs --coordinator "$addr" --token-file "$work/absent.token"
+    ;;
+  insecure_listen)
+    run_server() { "$server" "$@" --db "$work/peaknas.db" --artifacts "$work/artifacts" >"$out" 2>"$err"; status=$?; }
+    run_server --listen 0.0.0.0:0
+    [[ $status -eq 2 ]] || fail "a non-loopback --listen without --insecure: status $status"
+    grep -q 'not a loopback address.*--insecure' "$err" || fail "no reason given: $(cat "$err")"
+    run_server --listen 127.0.0.1:0 --http-listen 0.0.0.0:0
+    [[ $status -eq 2 ]] || fail "a non-loopback --http-listen without --insecure: status $status"
     ;;
   help)
     for cmd in submit jobs status watch frontier trials cancel export workers calibration; do
