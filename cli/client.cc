@@ -10,7 +10,8 @@
 
 namespace peaknas::cli {
 
-void AddCoordinatorOption(CLI::App& command, std::string& address, std::string& token_file) {
+void AddCoordinatorOption(CLI::App& command, std::string& address,
+                          proto::ClientSecurityFiles& security) {
   if (address.empty()) address = kDefaultCoordinator;
   command
       .add_option("--coordinator", address,
@@ -19,15 +20,29 @@ void AddCoordinatorOption(CLI::App& command, std::string& address, std::string& 
       ->type_name("ADDR")
       ->capture_default_str();
   command
-      .add_option("--token-file", token_file,
+      .add_option("--token-file", security.token_file,
                   "A file holding the bearer token `peaknas-server token create` printed, for a "
                   "coordinator that checks callers (else $PEAKNAS_TOKEN; else none)")
+      ->type_name("FILE");
+  command
+      .add_option("--tls-ca", security.tls_ca,
+                  "Talk TLS: the CA bundle (PEM) the coordinator's certificate must chain to "
+                  "(else $PEAKNAS_TLS_CA; else plaintext)")
+      ->type_name("FILE");
+  command
+      .add_option("--tls-cert", security.tls_cert,
+                  "A client certificate (PEM), for a coordinator that requires one (else "
+                  "$PEAKNAS_TLS_CERT)")
+      ->type_name("FILE");
+  command
+      .add_option("--tls-key", security.tls_key,
+                  "The client certificate's private key (PEM; else $PEAKNAS_TLS_KEY)")
       ->type_name("FILE");
 }
 
 std::unique_ptr<v1::JobService::Stub> NewJobServiceStub(const std::string& address,
-                                                        const std::string& token) {
-  return v1::JobService::NewStub(proto::CoordinatorChannel(address, token));
+                                                        const proto::ClientSecurity& security) {
+  return v1::JobService::NewStub(proto::CoordinatorChannel(address, security));
 }
 
 void SetUnaryDeadline(grpc::ClientContext& context) {

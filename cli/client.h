@@ -23,6 +23,7 @@
 
 #include "base/status.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
+#include "proto/channel.h"
 
 namespace CLI {
 class App;
@@ -36,15 +37,17 @@ inline constexpr const char* kCoordinatorEnv = "PEAKNAS_COORDINATOR";
 inline constexpr int kCallTimeoutSeconds = 30;
 
 // Adds `--coordinator ADDR` to `command`, bound to `address` (default kDefaultCoordinator, or
-// $PEAKNAS_COORDINATOR when set; the flag wins over both), and `--token-file FILE`, bound to
-// `token_file` (proto::ReadToken reads it, or $PEAKNAS_TOKEN without it).
-void AddCoordinatorOption(CLI::App& command, std::string& address, std::string& token_file);
+// $PEAKNAS_COORDINATOR when set; the flag wins over both), and the files of `security`:
+// `--token-file`, `--tls-ca`, `--tls-cert`, `--tls-key` (proto::ReadClientSecurity reads them,
+// each falling back to its environment variable).
+void AddCoordinatorOption(CLI::App& command, std::string& address,
+                          proto::ClientSecurityFiles& security);
 
-// A JobService stub talking to `address` ("HOST:PORT"), plaintext, sending `token` (when not
-// empty) with every call. Never fails: an unreachable coordinator shows up as UNAVAILABLE on
-// the first call.
+// A JobService stub talking to `address` ("HOST:PORT") with `security` (proto/channel.h:
+// plaintext without a CA, no token without one). Never fails: an unreachable coordinator shows
+// up as UNAVAILABLE on the first call.
 std::unique_ptr<v1::JobService::Stub> NewJobServiceStub(const std::string& address,
-                                                        const std::string& token = "");
+                                                        const proto::ClientSecurity& security = {});
 
 // A context for a unary call: deadline kCallTimeoutSeconds from now.
 void SetUnaryDeadline(grpc::ClientContext& context);

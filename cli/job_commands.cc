@@ -66,8 +66,9 @@ struct Call {
   std::string address;
 };
 StatusOr<Call> Connect(const JobCommandOptions& options) {
-  PEAKNAS_ASSIGN_OR_RETURN(const std::string token, proto::ReadToken(options.token_file));
-  return Call{NewJobServiceStub(options.coordinator, token), options.coordinator};
+  PEAKNAS_ASSIGN_OR_RETURN(const proto::ClientSecurity security,
+                           proto::ReadClientSecurity(options.security));
+  return Call{NewJobServiceStub(options.coordinator, security), options.coordinator};
 }
 
 StatusOr<v1::Job> GetJob(const Call& call, const std::string& id) {
@@ -178,13 +179,13 @@ CLI::App* AddSubmitCommand(CLI::App& root, JobCommandOptions& options) {
       "Submit a search job: JOB.json is a JobSpec in protobuf's JSON mapping (see "
       "examples/job-small.json). Prints the new job's id.");
   c->add_option("JOB.json", options.spec_file, "The job spec file")->required();
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
 CLI::App* AddJobsCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand("jobs", "List the coordinator's jobs, newest first.");
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
@@ -192,7 +193,7 @@ CLI::App* AddStatusCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand(
       "status", "Show a job: state, trial counts, frontier size, version and hypervolume, error.");
   AddJobArgument(c, options);
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
@@ -202,7 +203,7 @@ CLI::App* AddWatchCommand(CLI::App& root, JobCommandOptions& options) {
       "Follow a job until it ends: a live progress line on a terminal, one line per event "
       "otherwise. Exit status 0 when it succeeds, 1 when it failed or was cancelled.");
   AddJobArgument(c, options);
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
@@ -215,7 +216,7 @@ CLI::App* AddFrontierCommand(CLI::App& root, JobCommandOptions& options) {
       "as a standalone SVG (gain against peak, the budget line, the rejected candidates).");
   AddJobArgument(c, options);
   AddFormatOption(c, options, /*svg=*/true);
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
@@ -224,14 +225,14 @@ CLI::App* AddTrialsCommand(CLI::App& root, JobCommandOptions& options) {
       "trials", "Print every trial of a job, rejected ones included with their reason.");
   AddJobArgument(c, options);
   AddFormatOption(c, options);
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
 CLI::App* AddCancelCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand("cancel", "Cancel a job (idempotent); prints its state.");
   AddJobArgument(c, options);
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
@@ -244,7 +245,7 @@ CLI::App* AddExportCommand(CLI::App& root, JobCommandOptions& options) {
   c->add_option("-o,--output", options.output, "Where to write the model")
       ->required()
       ->type_name("FILE");
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
@@ -254,7 +255,7 @@ CLI::App* AddWorkersCommand(CLI::App& root, JobCommandOptions& options) {
       "List the workers online (seen within one lease duration, or running a trial): device, "
       "memory, datasets, last sighting and the trials each runs.");
   c->add_flag("--all", options.all, "Every registered worker, offline ones too");
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 
@@ -286,7 +287,7 @@ CLI::App* AddCalibrationCommand(CLI::App& root, JobCommandOptions& options) {
       ->check(CLI::IsMember({"table", "json"}))
       ->type_name("table|json")
       ->capture_default_str();
-  AddCoordinatorOption(*c, options.coordinator, options.token_file);
+  AddCoordinatorOption(*c, options.coordinator, options.security);
   return c;
 }
 

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "proto/channel.h"
 
 namespace CLI {
 class App;
@@ -33,16 +34,16 @@ namespace peaknas::cli {
 
 // The flags and arguments of one service subcommand (each uses the fields it declares).
 struct JobCommandOptions {
-  std::string coordinator;       // HOST:PORT; AddCoordinatorOption fills the default
-  std::string token_file;        // --token-file: the bearer token (else $PEAKNAS_TOKEN)
-  std::string spec_file;         // submit: the JobSpec JSON file
-  std::string job;               // the job id ("j-1")
-  std::string trial;             // export: the trial id ("t-3")
-  std::string output;            // export: -o FILE
-  std::string format = "table";  // frontier, trials: table | csv | json
-  bool all = false;              // workers: offline ones too
-  std::string device_profile;    // calibration: only this device profile
-  std::string framework;         // calibration: only this framework
+  std::string coordinator;              // HOST:PORT; AddCoordinatorOption fills the default
+  proto::ClientSecurityFiles security;  // --token-file, --tls-ca, --tls-cert, --tls-key
+  std::string spec_file;                // submit: the JobSpec JSON file
+  std::string job;                      // the job id ("j-1")
+  std::string trial;                    // export: the trial id ("t-3")
+  std::string output;                   // export: -o FILE
+  std::string format = "table";         // frontier, trials: table | csv | json
+  bool all = false;                     // workers: offline ones too
+  std::string device_profile;           // calibration: only this device profile
+  std::string framework;                // calibration: only this framework
 };
 
 CLI::App* AddSubmitCommand(CLI::App& root, JobCommandOptions& options);

@@ -6,9 +6,11 @@
 // Parsing, help, dispatch and the error convention (one line on stderr, "peaknas <subcommand>:
 // <message>"; exit 2 for usage, 1 for rejected input) are cli/app.h's, shared with
 // peaknas-worker.
+#include <grpc/support/log.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <vector>
@@ -54,6 +56,9 @@ int Main(int argc, char** argv) {
 }  // namespace peaknas::cli
 
 int main(int argc, char** argv) {
+  // gRPC's own log lines (a failed TLS handshake, say) would break the one-line error: the
+  // call's status carries the same reason. $GRPC_VERBOSITY brings them back for debugging.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
   try {
     return peaknas::cli::Main(argc, argv);
   } catch (const std::exception& e) {  // a bug, not bad input: still one line

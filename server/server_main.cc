@@ -1,7 +1,8 @@
 // peaknas-server: the coordinator process.
 //
 //   peaknas-server [--listen HOST:PORT] [--http-listen HOST:PORT] --db FILE --artifacts DIR
-//                  [--insecure] [--tenant-max-jobs N] [--tenant-max-trials N]
+//                  [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--insecure]
+//                  [--tenant-max-jobs N] [--tenant-max-trials N]
 //                  [--lease-seconds S] [--max-attempts N] [--shutdown-grace-seconds S]
 //                  [--registration-burst N] [--registrations-per-second R]
 //                  [--max-artifact-bytes N] [--max-total-artifact-bytes N]
@@ -11,8 +12,10 @@
 //   peaknas-server token revoke --db FILE --name NAME
 //
 // Callers are checked by bearer token (server/auth.h) once a token exists in the database;
-// `token create` prints the new secret on stdout, once. Listening on anything but a loopback
-// address needs --insecure: the traffic is plaintext.
+// `token create` prints the new secret on stdout, once. gRPC is TLS with --tls-cert and
+// --tls-key (mutual TLS with --tls-client-ca: every client presents a certificate that CA
+// signed). A plaintext listener on anything but a loopback address needs --insecure; the HTTP
+// listener is always plaintext.
 //
 // Prints "listening on HOST:PORT" (the port actually bound; --listen with port 0 picks one) as
 // the first line of stdout once it serves, then "http on http://HOST:PORT/" when --http-listen
@@ -35,10 +38,13 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "base/app.h"
 #include "base/subprocess.h"
@@ -165,6 +171,7 @@ int Main(int argc, char** argv) {
   std::string log_level = "info";
   std::string synchronous = "full";
   bool insecure = false;
+  std::string tls_cert, tls_key, tls_client_ca;
   int tenant_max_jobs = 0;
   std::int64_t tenant_max_trials = 0;
   app.add_option("--listen", listen, "Address to serve on, HOST:PORT (port 0 picks a free one)")
@@ -212,6 +219,16 @@ int Main(int argc, char** argv) {
                  "or normal (survives the server crashing, not the machine)")
       ->capture_default_str()
       ->check(CLI::IsMember({"full", "normal"}));
+  app.add_option("--tls-cert", tls_cert,
+                 "Serve gRPC over TLS with this certificate chain (PEM); with --tls-key. "
+                 "scripts/make-test-ca makes one for a test cluster")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", tls_key, "The certificate's private key (PEM)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca", tls_client_ca,
+                 "Require every gRPC client to present a certificate signed by this CA bundle "
+                 "(PEM): mutual TLS")
+      ->check(CLI::ExistingFile);
   app.add_flag("--insecure", insecure,
                "Allow --listen and --http-listen on an address that is not loopback: the "
                "traffic is plaintext, so do it only on a network you trust, and create tokens "
@@ -240,9 +257,18 @@ int Main(int argc, char** argv) {
     return base::kExitUsage;
   }
 
-  for (const auto& [flag, address] :
-       {std::pair{"--listen", listen}, {"--http-listen", http_listen}}) {
-    if (!address.empty() && !Loopback(address) && !insecure) {
+  if (tls_cert.empty() != tls_key.empty() || (!tls_client_ca.empty() && tls_cert.empty())) {
+    std::cerr << kProgram << ": "
+              << (tls_cert.empty() != tls_key.empty() ? "--tls-cert and --tls-key go together"
+                                                      : "--tls-client-ca needs --tls-cert and "
+                                                        "--tls-key")
+              << " (see " << kProgram << " --help)\n";
+    return base::kExitUsage;
+  }
+  const bool tls = !tls_cert.empty();
+  for (const auto& [flag, address, plaintext] :
+       {std::tuple{"--listen", listen, !tls}, {"--http-listen", http_listen, true}}) {
+    if (!address.empty() && plaintext && !Loopback(address) && !insecure) {
       std::cerr << kProgram << ": " << flag << " " << address
                 << ": not a loopback address; the traffic would be plaintext (add --insecure to "
                    "allow it on a trusted network)\n";
@@ -296,9 +322,25 @@ int Main(int argc, char** argv) {
   auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
                                        artifacts, options);
   if (!coordinator.ok()) return Fail(coordinator.status());
-  auto server = GrpcServer::Start(**coordinator, listen, auth);
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (tls) {
+    grpc::SslServerCredentialsOptions tls_options(
+        tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    const auto read = [](const std::string& path) {
+      std::ifstream in(path, std::ios::binary);
+      return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+    tls_options.pem_key_cert_pairs.push_back({read(tls_key), read(tls_cert)});
+    if (!tls_client_ca.empty()) tls_options.pem_root_certs = read(tls_client_ca);
+    credentials = grpc::SslServerCredentials(tls_options);
+  }
+  auto server = GrpcServer::Start(**coordinator, listen, auth, credentials);
   if (!server.ok()) return Fail(server.status());
   std::cout << "listening on " << (*server)->address() << std::endl;
+  if (tls) {
+    spdlog::info("gRPC over TLS{}", tls_client_ca.empty() ? "" : ", client certificates required");
+  }
   spdlog::info("serving on {} (db {}, artifacts {})", (*server)->address(), db, artifacts);
   HttpApi api(**coordinator, (*server)->jobs(), (*server)->parked(), &(*server)->rpc_metrics());
   std::unique_ptr<HttpServer> http;

@@ -493,16 +493,18 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
 
 // --- GrpcServer ---
 
-StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Coordinator& coordinator,
-                                                        const std::string& address,
-                                                        const Authenticator& auth) {
+StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
+    Coordinator& coordinator, const std::string& address, const Authenticator& auth,
+    std::shared_ptr<grpc::ServerCredentials> credentials) {
   grpc::EnableDefaultHealthCheckService(true);
 #ifdef PEAKNAS_HAVE_GRPC_REFLECTION
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 #endif
   std::unique_ptr<GrpcServer> server(new GrpcServer(coordinator, auth));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(address,
+                           credentials != nullptr ? credentials : grpc::InsecureServerCredentials(),
+                           &server->port_);
   // Every message is bounded (upload chunks are 1 MiB); a larger one is RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(&server->jobs_);

@@ -124,9 +124,10 @@ class GrpcServer {
  public:
   // Binds `address` ("HOST:PORT"; port 0 picks a free port). UNAVAILABLE if it cannot bind.
   // `auth` checks every call; it must outlive the server. By default there are no tokens.
-  static StatusOr<std::unique_ptr<GrpcServer>> Start(Coordinator& coordinator,
-                                                     const std::string& address,
-                                                     const Authenticator& auth = NoTokens());
+  // `credentials`: the listener's (TLS: grpc::SslServerCredentials); null: plaintext.
+  static StatusOr<std::unique_ptr<GrpcServer>> Start(
+      Coordinator& coordinator, const std::string& address, const Authenticator& auth = NoTokens(),
+      std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
   // An Authenticator without a token store: every call is the open caller.
   static const Authenticator& NoTokens();
   ~GrpcServer();

@@ -217,10 +217,11 @@ StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions&
 // with backoff (Retry).
 class LeaseClient {
  public:
-  LeaseClient(const std::string& address, const std::string& token, Logger& log, Shutdown& shutdown)
+  LeaseClient(const std::string& address, const proto::ClientSecurity& security, Logger& log,
+              Shutdown& shutdown)
       : log_(log),
         shutdown_(shutdown),
-        channel_(Channel(address, token)),
+        channel_(Channel(address, security)),
         stub_(v1::WorkerService::NewStub(channel_)),
         jobs_(v1::JobService::NewStub(channel_)) {}
 
@@ -385,12 +386,12 @@ class LeaseClient {
   // gRPC's own reconnection backoff (default up to 120 s) capped like ours, so that a
   // coordinator that comes back is found within about kBackoffMax.
   static std::shared_ptr<grpc::Channel> Channel(const std::string& address,
-                                                const std::string& token) {
+                                                const proto::ClientSecurity& security) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMin * 1000));
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMin * 1000));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kBackoffMax * 1000));
-    return proto::CoordinatorChannel(address, token, args);
+    return proto::CoordinatorChannel(address, security, args);
   }
 
  private:
@@ -449,7 +450,12 @@ class Worker {
         device_(device),
         log_(log),
         shutdown_(shutdown),
-        client_(options.coordinator, options.token, log, shutdown),
+        client_(options.coordinator,
+                {.token = options.token,
+                 .ca_pem = options.tls_ca_pem,
+                 .cert_pem = options.tls_cert_pem,
+                 .key_pem = options.tls_key_pem},
+                log, shutdown),
         program_(OwnProgram()),
         memory_bytes_(options.memory_bytes > 0 ? options.memory_bytes : DeviceMemoryBytes(device)),
         fault_(FaultHoldBytes()) {}

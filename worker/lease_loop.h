@@ -75,8 +75,11 @@
 namespace peaknas::worker {
 
 struct LeaseLoopOptions {
-  std::string coordinator;                  // HOST:PORT of the coordinator; required
-  std::string token;                        // bearer token (role worker); empty: none
+  std::string coordinator;  // HOST:PORT of the coordinator; required
+  std::string token;        // bearer token (role worker); empty: none
+  // TLS (PEM text): the CA bundle of the coordinator's certificate (empty: plaintext), and a
+  // client certificate and key for a coordinator that requires one.
+  std::string tls_ca_pem, tls_cert_pem, tls_key_pem;
   std::map<std::string, std::string> data;  // dataset name → SIDD-layout directory; >= 1 entry
   std::string device = "cpu";               // cpu, cuda, cuda:N
   std::string name;                         // empty: "HOSTNAME-PID"

@@ -58,6 +58,17 @@ CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
                   "`peaknas-server token create`), for a coordinator that checks callers. "
                   "Default: $PEAKNAS_TOKEN, else none.")
       ->type_name("FILE");
+  cmd->add_option("--tls-ca", options.tls_ca,
+                  "Talk TLS: the CA bundle (PEM) the coordinator's certificate must chain to. "
+                  "Default: $PEAKNAS_TLS_CA, else plaintext.")
+      ->type_name("FILE");
+  cmd->add_option("--tls-cert", options.tls_cert,
+                  "This worker's client certificate (PEM), for a coordinator that requires one "
+                  "(mutual TLS). Default: $PEAKNAS_TLS_CERT.")
+      ->type_name("FILE");
+  cmd->add_option("--tls-key", options.tls_key,
+                  "The client certificate's private key (PEM). Default: $PEAKNAS_TLS_KEY.")
+      ->type_name("FILE");
   cmd->add_option("--data", options.data,
                   "A dataset this worker can train on: the name jobs use (their `dataset`) and "
                   "its SIDD-layout directory. Repeat for several. Required.")
@@ -105,7 +116,15 @@ CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
 Status RunServe(const ServeOptions& o, std::ostream& log) {
   LeaseLoopOptions options;
   options.coordinator = o.coordinator;
-  PEAKNAS_ASSIGN_OR_RETURN(options.token, proto::ReadToken(o.token_file, "token-file"));
+  PEAKNAS_ASSIGN_OR_RETURN(const proto::ClientSecurity security,
+                           proto::ReadClientSecurity({.token_file = o.token_file,
+                                                      .tls_ca = o.tls_ca,
+                                                      .tls_cert = o.tls_cert,
+                                                      .tls_key = o.tls_key}));
+  options.token = security.token;
+  options.tls_ca_pem = security.ca_pem;
+  options.tls_cert_pem = security.cert_pem;
+  options.tls_key_pem = security.key_pem;
   for (const std::string& entry : o.data) {
     const auto eq = entry.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {

@@ -22,17 +22,18 @@ class App;
 namespace peaknas::worker {
 
 struct ServeOptions {
-  std::string coordinator;        // HOST:PORT; required
-  std::string token_file;         // --token-file: the bearer token (else $PEAKNAS_TOKEN)
-  std::vector<std::string> data;  // NAME=PATH, one or more
-  std::string device = "cpu";     // cpu, cuda, cuda:N
-  std::string name;               // empty: HOSTNAME-PID
-  int threads = 0;                // LibTorch intra-op threads; 0: LibTorch's default
-  std::string work_dir;           // scratch directory (checked to exist); empty: none
-  double lease_wait = 20;         // LeaseTrial long-poll seconds
-  int latency_runs = 10;          // timed inference passes per trial (the median is reported)
-  int max_concurrent = 1;         // trials at once (packing above 1)
-  std::string memory;             // SIZE trials may use; empty: the device's
+  std::string coordinator;                // HOST:PORT; required
+  std::string token_file;                 // --token-file: the bearer token (else $PEAKNAS_TOKEN)
+  std::string tls_ca, tls_cert, tls_key;  // --tls-ca, --tls-cert, --tls-key (PEM files)
+  std::vector<std::string> data;          // NAME=PATH, one or more
+  std::string device = "cpu";             // cpu, cuda, cuda:N
+  std::string name;                       // empty: HOSTNAME-PID
+  int threads = 0;                        // LibTorch intra-op threads; 0: LibTorch's default
+  std::string work_dir;                   // scratch directory (checked to exist); empty: none
+  double lease_wait = 20;                 // LeaseTrial long-poll seconds
+  int latency_runs = 10;   // timed inference passes per trial (the median is reported)
+  int max_concurrent = 1;  // trials at once (packing above 1)
+  std::string memory;      // SIZE trials may use; empty: the device's
   std::string memory_reserve = "256MiB";  // SIZE kept free
 };
 

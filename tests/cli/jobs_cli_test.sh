@@ -18,6 +18,7 @@ peaknas=$1
 server=$2
 worker=$3
 spec="$4/job-small.json"  # in EXAMPLES_DIR
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)  # scripts/make-test-ca
 
 # The server start_server started and a worker a case started, killed on every exit.
 server_pid=
@@ -365,6 +366,43 @@ for t in d:
     expect_error 1 jobs 'unknown or revoked' jobs --coordinator "$addr" --token-file "$work/dash.token"
     expect_error 1 jobs 'cannot read' jobs --coordinator "$addr" --token-file "$work/absent.token"
     ;;
+  tls)
+    # A test CA (scripts/make-test-ca), and another one whose certificates must not pass.
+    "$repo/scripts/make-test-ca" "$work/ca" >/dev/null || fail "make-test-ca"
+    "$repo/scripts/make-test-ca" "$work/other" >/dev/null || fail "make-test-ca (other)"
+    start_server --tls-cert "$work/ca/server.pem" --tls-key "$work/ca/server.key"
+    expect_ok jobs --coordinator "$addr" --tls-ca "$work/ca/ca.pem"
+    stdout_has '^ID +NAME +STATE '
+    PEAKNAS_TLS_CA="$work/ca/ca.pem" expect_ok submit "$spec" --coordinator "$addr"
+    expect_error 1 jobs 'not reachable' jobs --coordinator "$addr"  # plaintext
+    expect_error 1 jobs 'certificate verify failed' jobs --coordinator "$addr" --tls-ca "$work/other/ca.pem"
+    expect_error 1 jobs 'tls-cert: given without --tls-key' jobs --coordinator "$addr" \
+      --tls-ca "$work/ca/ca.pem" --tls-cert "$work/ca/client.pem"
+    # A worker over TLS registers.
+    mkdir -p "$work/data"
+    "$worker" serve --coordinator "$addr" --data "syn=$work/data" --name tls-worker \
+      --tls-ca "$work/ca/ca.pem" --lease-wait 1 >"$work/worker.out" 2>"$work/worker.err" &
+    worker_pid=$!
+    log_files+=("$work/worker.err")
+    for ((i = 0; i < 300; i++)); do
+      run workers --coordinator "$addr" --tls-ca "$work/ca/ca.pem"
+      grep -q 'tls-worker' "$out" && break
+      kill -0 "$worker_pid" 2>/dev/null || fail "peaknas-worker exited"
+      sleep 0.1
+    done
+    stdout_has '^w-1 +tls-worker '
+    ;;
+  mtls)
+    "$repo/scripts/make-test-ca" "$work/ca" >/dev/null || fail "make-test-ca"
+    "$repo/scripts/make-test-ca" "$work/other" >/dev/null || fail "make-test-ca (other)"
+    start_server --tls-cert "$work/ca/server.pem" --tls-key "$work/ca/server.key" \
+      --tls-client-ca "$work/ca/ca.pem"
+    expect_ok jobs --coordinator "$addr" --tls-ca "$work/ca/ca.pem" \
+      --tls-cert "$work/ca/client.pem" --tls-key "$work/ca/client.key"
+    expect_error 1 jobs 'not reachable' jobs --coordinator "$addr" --tls-ca "$work/ca/ca.pem"
+    expect_error 1 jobs 'not reachable' jobs --coordinator "$addr" --tls-ca "$work/ca/ca.pem" \
+      --tls-cert "$work/other/client.pem" --tls-key "$work/other/client.key"
+    ;;
   insecure_listen)
     run_server() { "$server" "$@" --db "$work/peaknas.db" --artifacts "$work/artifacts" >"$out" 2>"$err"; status=$?; }
     run_server --listen 0.0.0.0:0
@@ -372,6 +410,22 @@ for t in d:
     grep -q 'not a loopback address.*--insecure' "$err" || fail "no reason given: $(cat "$err")"
     run_server --listen 127.0.0.1:0 --http-listen 0.0.0.0:0
     [[ $status -eq 2 ]] || fail "a non-loopback --http-listen without --insecure: status $status"
+    run_server --listen 0.0.0.0:0 --tls-cert "$work/absent.pem"
+    [[ $status -eq 2 ]] || fail "a missing --tls-cert: status $status"
+    run_server --tls-key "$work/peaknas.db"
+    [[ $status -eq 2 ]] || fail "--tls-key alone: status $status"
+    # With TLS, any address is allowed.
+    "$repo/scripts/make-test-ca" "$work/ca" >/dev/null || fail "make-test-ca"
+    "$server" --listen 0.0.0.0:0 --db "$work/peaknas.db" --artifacts "$work/artifacts" \
+      --tls-cert "$work/ca/server.pem" --tls-key "$work/ca/server.key" >"$work/server.out" \
+      2>"$work/server.err" &
+    server_pid=$!
+    for ((i = 0; i < 200; i++)); do
+      grep -q '^listening on 0.0.0.0:' "$work/server.out" 2>/dev/null && break
+      kill -0 "$server_pid" 2>/dev/null || fail "peaknas-server with TLS on 0.0.0.0 exited: $(cat "$work/server.err")"
+      sleep 0.05
+    done
+    grep -q '^listening on 0.0.0.0:' "$work/server.out" || fail "not listening with TLS on 0.0.0.0"
     ;;
   help)
     for cmd in submit jobs status watch frontier trials cancel export workers calibration; do
