@@ -5,17 +5,20 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 namespace peaknas::server {
@@ -36,23 +39,46 @@ struct Gate {
   bool open = true;  // guarded by mu
 };
 
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
 // One connection: read a request, have the pool answer it, write the answer, repeat while the
-// client keeps the connection alive.
-class Session : public std::enable_shared_from_this<Session> {
+// client keeps the connection alive. `Stream` is beast::tcp_stream (plaintext) or TlsStream,
+// whose handshake comes first.
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, asio::thread_pool& pool, const HttpServer::Handler& handler,
-          std::shared_ptr<Gate> gate)
-      : stream_(std::move(socket)), pool_(pool), handler_(handler), gate_(std::move(gate)) {}
+  template <typename... StreamArgs>
+  Session(asio::thread_pool& pool, const HttpServer::Handler& handler, std::shared_ptr<Gate> gate,
+          StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
+        pool_(pool),
+        handler_(handler),
+        gate_(std::move(gate)) {}
 
   void Start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (std::is_same_v<Stream, TlsStream>) {
+        beast::get_lowest_layer(self->stream_).expires_after(kIdle);
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->EndEvents();  // not TLS, or refused
+          self->Read();
+        });
+      } else {
+        self->Read();
+      }
+    });
   }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  using std::enable_shared_from_this<Session<Stream>>::weak_from_this;
+
+  auto& Socket() { return beast::get_lowest_layer(stream_).socket(); }
+
   void Read() {
     parser_.emplace();
     parser_->body_limit(kMaxBody);
-    stream_.expires_after(kIdle);
+    beast::get_lowest_layer(stream_).expires_after(kIdle);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
@@ -87,7 +113,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(std::shared_ptr<http::response<http::string_body>> response) {
-    stream_.expires_after(kIdle);
+    beast::get_lowest_layer(stream_).expires_after(kIdle);
     http::async_write(stream_, *response,
                       [self = shared_from_this(), response](beast::error_code ec, std::size_t) {
                         if (ec || !response->keep_alive()) return self->Close();
@@ -105,7 +131,7 @@ class Session : public std::enable_shared_from_this<Session> {
     header->set(http::field::cache_control, "no-cache");
     header->keep_alive(false);
     auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
-    stream_.expires_never();
+    beast::get_lowest_layer(stream_).expires_never();
     http::async_write_header(
         stream_, *serializer,
         [self = shared_from_this(), header, serializer](beast::error_code ec, std::size_t) {
@@ -134,7 +160,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteEvents(std::string text, bool end) {
     if (left_) return EndEvents();
     auto data = std::make_shared<std::string>(std::move(text));
-    asio::async_write(stream_.socket(), asio::buffer(*data),
+    asio::async_write(stream_, asio::buffer(*data),
                       [self = shared_from_this(), data, end](beast::error_code ec, std::size_t) {
                         if (ec || end) return self->EndEvents();
                         self->NextEvents();
@@ -142,26 +168,26 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void WatchForLeaving() {
-    stream_.socket().async_read_some(asio::buffer(leaving_byte_),
-                                     [self = shared_from_this()](beast::error_code, std::size_t) {
-                                       self->left_ = true;
-                                       self->events_->Cancel();
-                                     });
+    stream_.async_read_some(asio::buffer(leaving_byte_),
+                            [self = shared_from_this()](beast::error_code, std::size_t) {
+                              self->left_ = true;
+                              if (self->events_) self->events_->Cancel();
+                            });
   }
 
   void EndEvents() {
     if (events_) events_->Cancel();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+    Socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Socket().close(ignored);
   }
 
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   asio::thread_pool& pool_;
@@ -180,12 +206,18 @@ struct HttpServer::Impl {
   void Accept() {
     acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
       if (ec) return;  // stopped
-      std::make_shared<Session>(std::move(socket), pool, handler, gate)->Start();
+      if (tls) {
+        std::make_shared<Session<TlsStream>>(pool, handler, gate, std::move(socket), *tls)->Start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(pool, handler, gate, std::move(socket))
+            ->Start();
+      }
       Accept();
     });
   }
 
   Handler handler;
+  std::optional<asio::ssl::context> tls;  // set: HTTPS
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
@@ -196,7 +228,8 @@ struct HttpServer::Impl {
 };
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& address, Handler handler,
-                                                        int handler_threads) {
+                                                        int handler_threads,
+                                                        const HttpTlsFiles& tls) {
   const auto colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0) {
     return Status::InvalidArgument("http-listen: \"" + address + "\" is not HOST:PORT");
@@ -216,6 +249,19 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& addre
   }
   auto impl = std::make_unique<Impl>(std::move(handler), handler_threads);
   beast::error_code ec;
+  if (!tls.cert_file.empty()) {
+    impl->tls.emplace(asio::ssl::context::tls_server);
+    impl->tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                               asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                               asio::ssl::context::no_tlsv1_1,
+                           ec);
+    if (!ec) impl->tls->use_certificate_chain_file(tls.cert_file, ec);
+    if (ec) {
+      return Status::InvalidArgument("tls-cert: \"" + tls.cert_file + "\": " + ec.message());
+    }
+    impl->tls->use_private_key_file(tls.key_file, asio::ssl::context::pem, ec);
+    if (ec) return Status::InvalidArgument("tls-key: \"" + tls.key_file + "\": " + ec.message());
+  }
   const auto ip = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
   if (ec) return Status::InvalidArgument("http-listen: \"" + host + "\" is not an IP address");
   const tcp::endpoint endpoint(ip, static_cast<unsigned short>(port));

@@ -12,15 +12,14 @@
 //   peaknas-server token revoke --db FILE --name NAME
 //
 // Callers are checked by bearer token (server/auth.h) once a token exists in the database;
-// `token create` prints the new secret on stdout, once. gRPC is TLS with --tls-cert and
-// --tls-key (mutual TLS with --tls-client-ca: every client presents a certificate that CA
-// signed). A plaintext listener on anything but a loopback address needs --insecure; the HTTP
-// listener is always plaintext.
+// `token create` prints the new secret on stdout, once. gRPC and HTTP are TLS with --tls-cert
+// and --tls-key (for gRPC, mutual TLS with --tls-client-ca: every client presents a certificate
+// that CA signed). A plaintext listener on anything but a loopback address needs --insecure.
 //
 // Prints "listening on HOST:PORT" (the port actually bound; --listen with port 0 picks one) as
-// the first line of stdout once it serves, then "http on http://HOST:PORT/" when --http-listen
-// is given (the JSON API, /metrics, /livez, /readyz: server/http_api.h); logs go to stderr
-// (spdlog). SIGTERM or SIGINT stops it gracefully: no new calls, running calls get
+// the first line of stdout once it serves, then "http on http://HOST:PORT/" (https with TLS) when
+// --http-listen is given (the JSON API, /metrics, /livez, /readyz: server/http_api.h); logs go to
+// stderr (spdlog). SIGTERM or SIGINT stops it gracefully: no new calls, running calls get
 // --shutdown-grace-seconds (5), long polls return empty at once. (With gRPC 1.51, a client that
 // keeps its connection open makes the stop take the whole grace period.) A background thread
 // releases expired leases every second.
@@ -267,7 +266,7 @@ int Main(int argc, char** argv) {
   }
   const bool tls = !tls_cert.empty();
   for (const auto& [flag, address, plaintext] :
-       {std::tuple{"--listen", listen, !tls}, {"--http-listen", http_listen, true}}) {
+       {std::tuple{"--listen", listen, !tls}, {"--http-listen", http_listen, !tls}}) {
     if (!address.empty() && plaintext && !Loopback(address) && !insecure) {
       std::cerr << kProgram << ": " << flag << " " << address
                 << ": not a loopback address; the traffic would be plaintext (add --insecure to "
@@ -346,11 +345,13 @@ int Main(int argc, char** argv) {
   std::unique_ptr<HttpServer> http;
   if (!http_listen.empty()) {
     auto started =
-        HttpServer::Start(http_listen, [&api](const HttpRequest& r) { return api.Handle(r); });
+        HttpServer::Start(http_listen, [&api](const HttpRequest& r) { return api.Handle(r); }, 2,
+                          {.cert_file = tls_cert, .key_file = tls_key});
     if (!started.ok()) return Fail(started.status());
     http = std::move(started).value();
-    std::cout << "http on http://" << http->address() << "/" << std::endl;
-    spdlog::info("http on http://{}/", http->address());
+    const std::string scheme = tls ? "https" : "http";
+    std::cout << "http on " << scheme << "://" << http->address() << "/" << std::endl;
+    spdlog::info("http on {}://{}/", scheme, http->address());
   }
 
   std::thread expirer([&] {

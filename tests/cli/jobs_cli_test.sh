@@ -392,6 +392,50 @@ for t in d:
     done
     stdout_has '^w-1 +tls-worker '
     ;;
+  https)
+    # The HTTP API over TLS with the same certificate, read by Python's ssl module.
+    need_python
+    "$repo/scripts/make-test-ca" "$work/ca" >/dev/null || fail "make-test-ca"
+    "$repo/scripts/make-test-ca" "$work/other" >/dev/null || fail "make-test-ca (other)"
+    start_server --tls-cert "$work/ca/server.pem" --tls-key "$work/ca/server.key" \
+      --http-listen 127.0.0.1:0
+    for ((i = 0; i < 200; i++)); do
+      http=$(sed -n 's|^http on https://\(.*\)/$|\1|p' "$work/server.out")
+      [[ -n $http ]] && break
+      sleep 0.05
+    done
+    [[ -n $http ]] || fail "no 'http on https://' line: $(cat "$work/server.out")"
+    https_get() {  # CA PATH: prints the status, or the TLS error's name
+      "$python" - "$http" "$1" "$2" <<'PY'
+import http.client, ssl, sys
+host, port = sys.argv[1].rsplit(":", 1)
+context = ssl.create_default_context(cafile=sys.argv[2])
+try:
+    c = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+    c.request("GET", sys.argv[3])
+    print(c.getresponse().status)
+except ssl.SSLError as e:
+    print(type(e).__name__)
+PY
+    }
+    [[ $(https_get "$work/ca/ca.pem" /livez) == 200 ]] || fail "GET /livez over TLS"
+    [[ $(https_get "$work/ca/ca.pem" /v1/jobs) == 200 ]] || fail "GET /v1/jobs over TLS"
+    [[ $(https_get "$work/other/ca.pem" /livez) == SSLCertVerificationError ]] ||
+      fail "another CA's client accepted the server"
+    # Plaintext HTTP to the TLS port gets no answer.
+    plain=$("$python" - "$http" <<'PY'
+import http.client, sys
+host, port = sys.argv[1].rsplit(":", 1)
+try:
+    c = http.client.HTTPConnection(host, int(port), timeout=10)
+    c.request("GET", "/livez")
+    print(c.getresponse().status)
+except Exception as e:
+    print("refused")
+PY
+    )
+    [[ $plain == refused ]] || fail "plaintext HTTP answered on the TLS port: $plain"
+    ;;
   mtls)
     "$repo/scripts/make-test-ca" "$work/ca" >/dev/null || fail "make-test-ca"
     "$repo/scripts/make-test-ca" "$work/other" >/dev/null || fail "make-test-ca (other)"
