@@ -19,11 +19,13 @@
 
 #include "base/subprocess.h"
 #include "base/temp_dir.h"
+#include "proto/channel.h"
 #include "server/http_api.h"
 #include "server/http_server.h"
 #include "server/service.h"
 #include "server/test_job_spec.h"
 #include "storage/sqlite_store.h"
+#include "storage/token_store.h"
 #include "tests/support/http_client.h"
 #include "tests/support/jobs.h"
 #include "tests/support/process.h"
@@ -183,6 +185,51 @@ TEST(Dashboard, TheRenderedJobPageShowsTheApisFrontier) {
   char best[32];
   std::snprintf(best, sizeof best, "%.2f dB", job.best_psnr());
   EXPECT_NE(row_text.find(best), std::string::npos) << row_text;
+}
+
+// A coordinator with tokens: the page asks for one, and with a token handed in the address's
+// fragment it lists that tenant's jobs only.
+TEST(Dashboard, WithTokensThePageAsksForOneAndShowsItsTenantsJobs) {
+  ASSERT_TRUE(fs::exists(Chromium()))
+      << "no Chromium at " << Chromium() << " (scripts/bootstrap installs it)";
+  base::TempDir dir("peaknas-dashboard");
+  const std::string db = (dir.path() / "db.sqlite").string();
+  auto store = storage::SqliteStore::Open(db, {});
+  ASSERT_TRUE(store.ok());
+  auto tokens = storage::TokenStore::Open(db);
+  ASSERT_TRUE(tokens.ok());
+  const auto alice = (*tokens)->Create("alice", "submitter", "lab-a", 1);
+  const auto bob = (*tokens)->Create("bob", "submitter", "lab-b", 1);
+  ASSERT_TRUE(alice.ok() && bob.ok());
+  const Authenticator auth(tokens->get());
+  auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
+                                       (dir.path() / "art").string());
+  ASSERT_TRUE(coordinator.ok());
+  auto grpc_server = GrpcServer::Start(**coordinator, "127.0.0.1:0", auth);
+  ASSERT_TRUE(grpc_server.ok());
+  HttpApi api(**coordinator, (*grpc_server)->jobs(), (*grpc_server)->parked(), nullptr);
+  auto http =
+      HttpServer::Start("127.0.0.1:0", [&api](const HttpRequest& r) { return api.Handle(r); });
+  ASSERT_TRUE(http.ok());
+  peaknas::testing::JobClient as_alice, as_bob;
+  as_alice.Connect(proto::CoordinatorChannel((*grpc_server)->address(), *alice));
+  as_bob.Connect(proto::CoordinatorChannel((*grpc_server)->address(), *bob));
+  const std::string alices = as_alice.Submit(testing::RandomJobSpec(2, 1));
+  const std::string bobs = as_bob.Submit(testing::RandomJobSpec(2, 1));
+  ASSERT_FALSE(alices.empty());
+  ASSERT_FALSE(bobs.empty());
+
+  const std::string base = "http://" + (*http)->address() + "/?live=0";
+  const std::string asked = RunChromium({"--dump-dom"}, base, dir.path());
+  EXPECT_NE(asked.find("id=\"sign-in\""), std::string::npos) << asked.substr(0, 3000);
+  EXPECT_EQ(asked.find("data-job="), std::string::npos);
+
+  const std::string listed = RunChromium({"--dump-dom"}, base + "#token=" + *alice, dir.path());
+  EXPECT_EQ(listed.find("id=\"sign-in\""), std::string::npos) << listed.substr(0, 3000);
+  EXPECT_NE(listed.find("data-job=\"" + alices + "\""), std::string::npos)
+      << listed.substr(0, 3000);
+  EXPECT_EQ(listed.find("data-job=\"" + bobs + "\""), std::string::npos);
+  EXPECT_EQ(listed.find(*alice), std::string::npos);  // the token left the address
 }
 
 }  // namespace

@@ -2,6 +2,12 @@
 // live over Server-Sent Events (/v1/jobs/{id}/events), and a trial's detail (#/jobs/ID/trials/T:
 // the U-Net drawn, predicted beside measured, its lineage, its model). `?live=0` turns the live
 // stream off (headless renders, which wait for the network to go quiet).
+//
+// A coordinator with tokens (server/auth.h) answers 401 until the page has one: it asks for a
+// reader token and keeps it in sessionStorage (this tab only), or takes it from the address's
+// fragment, "#token=TOKEN" (never sent to the server; removed from the address at once). Every
+// request then carries "Authorization: Bearer TOKEN"; the live stream is read with fetch, since
+// EventSource cannot send the header, and models are downloaded the same way.
 import { applyEvent, formatBytes, formatDb, formatSeconds, front2d, jobView, latencyColor,
          lineageChain, OBJECTIVE_PAIRS, pageState, stateName, trialFacts, trialsCsv,
          unetSvg } from "./logic.js";
@@ -18,11 +24,41 @@ let chart = null;
 let historyChart = null;
 let pollTimer = null;
 
+const TOKEN_KEY = "peaknas-token";
+{
+  const handed = location.hash.match(/^#token=([A-Za-z0-9_-]+)$/);
+  if (handed) {
+    sessionStorage.setItem(TOKEN_KEY, handed[1]);
+    history.replaceState(null, "", location.pathname + location.search + "#/");
+  }
+}
+
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+class SignInNeeded extends Error {}
+
 async function api(path) {
-  const response = await fetch(path);
+  const response = await fetch(path, { headers: authHeaders() });
   const body = await response.json();
+  if (response.status === 401) throw new SignInNeeded(body.message ?? "a token is needed");
   if (!response.ok) throw new Error(body.message ?? response.statusText);
   return body;
+}
+
+// A model link: a plain download without a token; with one, fetched with it and saved.
+function modelLink(jobId, trialId, text, attrs = {}) {
+  const href = `/v1/jobs/${jobId}/trials/${trialId}/model`;
+  return el("a", { ...attrs, href, download: `${trialId}.pt`, onclick: async (e) => {
+    if (!sessionStorage.getItem(TOKEN_KEY)) return;
+    e.preventDefault();
+    const response = await fetch(href, { headers: authHeaders() });
+    if (!response.ok) return showError(new Error(`model ${trialId}: HTTP ${response.status}`));
+    const a = el("a", { href: URL.createObjectURL(await response.blob()), download: `${trialId}.pt` });
+    a.click();
+  } }, text);
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -179,8 +215,7 @@ function trialDetail(jobId, trialId) {
     el("h2", {}, `Trial ${trial.id} `,
        el("span", { class: `state ${stateName(trial.state)}` }, stateName(trial.state))),
     trial.hasArtifact
-      ? el("a", { class: "button", href: `/v1/jobs/${jobId}/trials/${trial.id}/model`,
-                  download: `${trial.id}.pt` }, "Download the TorchScript model")
+      ? modelLink(jobId, trial.id, "Download the TorchScript model", { class: "button" })
       : "",
     el("div", { class: "detail-body" }, drawing, el("div", {}, facts, lineage)));
 }
@@ -222,9 +257,7 @@ function showJob(id) {
         el("td", { class: "num" }, formatBytes(p.peak)),
         el("td", { class: "num" }, formatDb(p.gain, true)),
         el("td", { class: "num" }, formatSeconds(p.latency)),
-        el("td", {}, p.hasModel
-          ? el("a", { href: `/v1/jobs/${id}/trials/${p.id}/model`, download: `${p.id}.pt` }, "model")
-          : ""),
+        el("td", {}, p.hasModel ? modelLink(id, p.id, "model") : ""),
         el("td", { class: "muted" }, p.reason))));
   };
   filter.addEventListener("change", () => { shownFilter = filter.value; fill(); });
@@ -289,18 +322,80 @@ function showJob(id) {
 function follow(id, after) {
   if (!live || source) return;
   let pending = null;
-  source = new EventSource(`/v1/jobs/${id}/events?after=${after}`);
-  source.onopen = () => liveDot.classList.add("on");
-  source.onerror = () => liveDot.classList.remove("on");
-  source.onmessage = (message) => {
-    applyEvent(state, JSON.parse(message.data));
+  const onEvent = (data) => {
+    applyEvent(state, JSON.parse(data));
     if (pending) return;
     pending = setTimeout(() => { pending = null; showJob(id); }, 250);
   };
+  if (sessionStorage.getItem(TOKEN_KEY)) {
+    source = followWithToken(id, after, onEvent);
+    return;
+  }
+  source = new EventSource(`/v1/jobs/${id}/events?after=${after}`);
+  source.onopen = () => liveDot.classList.add("on");
+  source.onerror = () => liveDot.classList.remove("on");
+  source.onmessage = (message) => onEvent(message.data);
+}
+
+// The event stream read with fetch (which can send the token): "data:" lines of each event,
+// resumed after the last "id:" when the connection drops. Returns an object with close().
+function followWithToken(id, after, onEvent) {
+  const controller = new AbortController();
+  let last = after;
+  (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        const response = await fetch(`/v1/jobs/${id}/events?after=${last}`,
+                                      { headers: authHeaders(), signal: controller.signal });
+        if (!response.ok) break;
+        liveDot.classList.add("on");
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          for (let end; (end = buffer.indexOf("\n\n")) >= 0;) {
+            const lines = buffer.slice(0, end).split("\n");
+            buffer = buffer.slice(end + 2);
+            const seq = lines.find((l) => l.startsWith("id:"));
+            if (seq) last = Number(seq.slice(3));
+            const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart());
+            if (data.length) onEvent(data.join("\n"));
+          }
+        }
+      } catch (error) {
+        if (controller.signal.aborted) break;
+      }
+      liveDot.classList.remove("on");
+      if (state?.job && ["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]
+        .includes(state.job.state)) break;
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
+  })();
+  return { close: () => controller.abort() };
 }
 
 function showError(error) {
+  if (error instanceof SignInNeeded) return showSignIn(error.message);
   main.replaceChildren(el("h1", {}, "Something went wrong"), el("p", {}, String(error.message ?? error)));
+}
+
+// The coordinator checks callers: a form for a reader (or submitter, or admin) token.
+function showSignIn(why) {
+  stop();
+  const input = el("input", { type: "password", id: "token", autocomplete: "off",
+                              placeholder: "pnk_…", "aria-label": "token" });
+  const form = el("form", { id: "sign-in", onsubmit: (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    route();
+  } }, input, el("button", { type: "submit" }, "Sign in"));
+  main.replaceChildren(el("h1", {}, "Sign in"),
+    el("p", {}, "This coordinator checks its callers. Paste a token with the reader role (",
+       el("code", {}, "peaknas-server token create --role reader"), "); it is kept in this tab only."),
+    el("p", { class: "muted" }, why), form);
+  document.body.dataset.ready = "1";
 }
 
 async function route() {
