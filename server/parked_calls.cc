@@ -144,7 +144,9 @@ void ParkedCalls::RunLeases() {
     if (lease_deadlines_.empty()) {
       leases_cv_.wait(lock, ready);
     } else {
-      leases_cv_.wait_until(lock, lease_deadlines_.begin()->first, ready);
+      // A copy: while the wait has the lock released, the entry may be erased.
+      const Clock::time_point next = lease_deadlines_.begin()->first;
+      leases_cv_.wait_until(lock, next, ready);
     }
     if (stop_ && lease_arrivals_.empty() && lease_parked_.empty() && lease_cancelled_.empty()) {
       return;
