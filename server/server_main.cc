@@ -44,6 +44,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 #include "base/app.h"
 #include "base/subprocess.h"
@@ -98,10 +99,13 @@ int TokenMain(int argc, char** argv) {
       "lease, report, upload: nothing else), admin (everything, every tenant). Revocation takes "
       "effect on the next call, also while the server runs.",
       "peaknas-server token");
-  app.require_subcommand(1);
+  base::ConfigureRootApp(app);
   std::string db, name, role, tenant;
+  const auto add_db = [&db](CLI::App* command) {
+    command->add_option("--db", db, "The server's SQLite database file")->required();
+  };
   CLI::App* create = app.add_subcommand("create", "Create a token; prints its secret once");
-  create->add_option("--db", db, "The server's SQLite database file")->required();
+  add_db(create);
   create->add_option("--name", name, "Its unique name (1-64 of A-Z a-z 0-9 . _ -)")->required();
   create->add_option("--role", role, "reader, submitter, worker or admin")
       ->required()
@@ -110,52 +114,59 @@ int TokenMain(int argc, char** argv) {
                      "The tenant its jobs belong to and that it sees (default: its name); \"*\" "
                      "lets a reader see every tenant's jobs");
   CLI::App* list = app.add_subcommand("list", "List the tokens (never their secrets)");
-  list->add_option("--db", db, "The server's SQLite database file")->required();
+  add_db(list);
   CLI::App* revoke = app.add_subcommand("revoke", "Revoke a token");
-  revoke->add_option("--db", db, "The server's SQLite database file")->required();
+  add_db(revoke);
   revoke->add_option("--name", name, "The token's name")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << kProgram << " token: " << base::OneLine(e.what()) << " (see " << kProgram
-              << " token --help)\n";
-    return base::kExitUsage;
-  }
+
   // The schema (and its tokens table) comes with the store.
-  auto store = storage::SqliteStore::Open(db);
-  if (!store.ok()) return Fail(store.status());
-  auto tokens = storage::TokenStore::Open(db);
-  if (!tokens.ok()) return Fail(tokens.status());
-  if (create->parsed()) {
-    if (tenant.empty()) tenant = name;
-    auto secret = (*tokens)->Create(name, role, tenant, NowMs());
-    if (!secret.ok()) return Fail(secret.status());
-    std::cout << *secret << std::endl;
-    std::cerr << kProgram << ": token \"" << name << "\" (" << role << ", tenant " << tenant
-              << ") created; its secret, above, is not stored and cannot be shown again\n";
-    return 0;
-  }
-  if (list->parsed()) {
-    auto all = (*tokens)->List();
-    if (!all.ok()) return Fail(all.status());
-    std::printf("%-24s %-10s %-16s %-21s %s\n", "NAME", "ROLE", "TENANT", "CREATED", "REVOKED");
-    for (const storage::TokenInfo& t : *all) {
-      std::printf("%-24s %-10s %-16s %-21s %s\n", t.name.c_str(), t.role.c_str(), t.tenant.c_str(),
-                  FormatMs(t.created_ms).c_str(), FormatMs(t.revoked_ms).c_str());
-    }
-    return 0;
-  }
-  if (Status revoked = (*tokens)->Revoke(name, NowMs()); !revoked.ok()) return Fail(revoked);
-  std::cerr << kProgram << ": token \"" << name << "\" revoked\n";
-  return 0;
+  const auto open = [&]() -> StatusOr<std::unique_ptr<storage::TokenStore>> {
+    PEAKNAS_ASSIGN_OR_RETURN(const auto store, storage::SqliteStore::Open(db));
+    return storage::TokenStore::Open(db);
+  };
+  const std::vector<base::Subcommand> commands = {
+      {create,
+       [&]() -> Status {
+         PEAKNAS_ASSIGN_OR_RETURN(const auto tokens, open());
+         if (tenant.empty()) tenant = name;
+         PEAKNAS_ASSIGN_OR_RETURN(const std::string secret,
+                                  tokens->Create(name, role, tenant, NowMs()));
+         std::cout << secret << std::endl;
+         std::cerr << kProgram << ": token \"" << name << "\" (" << role << ", tenant " << tenant
+                   << ") created; its secret, above, is not stored and cannot be shown again\n";
+         return Status::Ok();
+       }},
+      {list,
+       [&]() -> Status {
+         PEAKNAS_ASSIGN_OR_RETURN(const auto tokens, open());
+         PEAKNAS_ASSIGN_OR_RETURN(const std::vector<storage::TokenInfo> all, tokens->List());
+         std::printf("%-24s %-10s %-16s %-21s %s\n", "NAME", "ROLE", "TENANT", "CREATED",
+                     "REVOKED");
+         for (const storage::TokenInfo& t : all) {
+           std::printf("%-24s %-10s %-16s %-21s %s\n", t.name.c_str(), t.role.c_str(),
+                       t.tenant.c_str(), FormatMs(t.created_ms).c_str(),
+                       FormatMs(t.revoked_ms).c_str());
+         }
+         return Status::Ok();
+       }},
+      {revoke,
+       [&]() -> Status {
+         PEAKNAS_ASSIGN_OR_RETURN(const auto tokens, open());
+         PEAKNAS_RETURN_IF_ERROR(tokens->Revoke(name, NowMs()));
+         std::cerr << kProgram << ": token \"" << name << "\" revoked\n";
+         return Status::Ok();
+       }},
+  };
+  return base::RunSubcommands(app, commands, argc, argv);
 }
 
 int Main(int argc, char** argv) {
   CLI::App app("peaknas-server: the peaknas coordinator (search, leases, frontier; gRPC).",
                std::string(kProgram));
+  app.footer(
+      "Callers: `peaknas-server token create|list|revoke --db FILE` manages the bearer tokens "
+      "(roles reader, submitter, worker, admin); once one exists, every call needs one. "
+      "See `peaknas-server token --help` and the README's \"Security\".");
   std::string listen = "127.0.0.1:50051";
   std::string http_listen;
   std::string db;

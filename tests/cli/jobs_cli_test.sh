@@ -50,6 +50,27 @@ start_server() {
   fail "peaknas-server did not print 'listening on' within 10 s"
 }
 
+# start_worker NAME WORKER_ARGS...: starts `peaknas-worker serve` named NAME on an empty
+# dataset folder with WORKER_ARGS, and waits until `peaknas workers` (with the CLI arguments in
+# the array client_args) lists it; $out then holds that listing.
+client_args=()
+start_worker() {
+  local name=$1 i
+  shift
+  mkdir -p "$work/data"
+  "$worker" serve --coordinator "$addr" --data "syn=$work/data" --name "$name" --lease-wait 1 \
+    "$@" >"$work/worker.out" 2>"$work/worker.err" &
+  worker_pid=$!
+  log_files+=("$work/worker.err")
+  for ((i = 0; i < 300; i++)); do
+    run workers --coordinator "$addr" "${client_args[@]}"
+    grep -q "$name" "$out" && return 0
+    kill -0 "$worker_pid" 2>/dev/null || fail "peaknas-worker exited"
+    sleep 0.1
+  done
+  fail "worker $name was not listed within 30 s"
+}
+
 # expect_ok ARGS...: exit 0, nothing on stderr.
 expect_ok() {
   run "$@"
@@ -297,17 +318,7 @@ for t in d:
     expect_ok workers --all --coordinator "$addr"
     stdout_has '^no worker has registered'
     # A real worker registers and long-polls: listed online and idle.
-    mkdir -p "$work/data"
-    "$worker" serve --coordinator "$addr" --data "syn=$work/data" --name cli-worker \
-      --lease-wait 1 >"$work/worker.out" 2>"$work/worker.err" &
-    worker_pid=$!
-    log_files+=("$work/worker.err")
-    for ((i = 0; i < 300; i++)); do
-      run workers --coordinator "$addr"
-      grep -q 'cli-worker' "$out" && break
-      kill -0 "$worker_pid" 2>/dev/null || fail "peaknas-worker exited"
-      sleep 0.1
-    done
+    start_worker cli-worker
     stdout_has '^ID +NAME +DEVICE +MEMORY +DATASETS +STATE +LAST SEEN +TRIALS$'
     stdout_has '^w-1 +cli-worker +cpu +[0-9.]+ [KMGT]iB +syn +idle +[0-9]+ s ago +-$'
     kill -TERM "$worker_pid"
@@ -348,17 +359,8 @@ for t in d:
     expect_error 1 cancel 'role reader.* may not submit or cancel' cancel "$job" --coordinator "$addr" \
       --token-file "$work/dash.token"
     # A worker with its token registers and is listed; it may not read jobs.
-    mkdir -p "$work/data"
-    "$worker" serve --coordinator "$addr" --data "syn=$work/data" --name tok-worker \
-      --token-file "$work/rack.token" --lease-wait 1 >"$work/worker.out" 2>"$work/worker.err" &
-    worker_pid=$!
-    log_files+=("$work/worker.err")
-    for ((i = 0; i < 300; i++)); do
-      run workers --coordinator "$addr" --token-file "$work/dash.token"
-      grep -q 'tok-worker' "$out" && break
-      kill -0 "$worker_pid" 2>/dev/null || fail "peaknas-worker exited"
-      sleep 0.1
-    done
+    client_args=(--token-file "$work/dash.token")
+    start_worker tok-worker --token-file "$work/rack.token"
     stdout_has '^w-1 +tok-worker '
     expect_error 1 jobs 'role worker.* may not read' jobs --coordinator "$addr" --token-file "$work/rack.token"
     # Revoked while the server runs: refused on the next call.
@@ -379,17 +381,8 @@ for t in d:
     expect_error 1 jobs 'tls-cert: given without --tls-key' jobs --coordinator "$addr" \
       --tls-ca "$work/ca/ca.pem" --tls-cert "$work/ca/client.pem"
     # A worker over TLS registers.
-    mkdir -p "$work/data"
-    "$worker" serve --coordinator "$addr" --data "syn=$work/data" --name tls-worker \
-      --tls-ca "$work/ca/ca.pem" --lease-wait 1 >"$work/worker.out" 2>"$work/worker.err" &
-    worker_pid=$!
-    log_files+=("$work/worker.err")
-    for ((i = 0; i < 300; i++)); do
-      run workers --coordinator "$addr" --tls-ca "$work/ca/ca.pem"
-      grep -q 'tls-worker' "$out" && break
-      kill -0 "$worker_pid" 2>/dev/null || fail "peaknas-worker exited"
-      sleep 0.1
-    done
+    client_args=(--tls-ca "$work/ca/ca.pem")
+    start_worker tls-worker --tls-ca "$work/ca/ca.pem"
     stdout_has '^w-1 +tls-worker '
     ;;
   https)
