@@ -164,8 +164,8 @@ int Main(int argc, char** argv) {
   CLI::App app("peaknas-server: the peaknas coordinator (search, leases, frontier; gRPC).",
                std::string(kProgram));
   app.footer(
-      "Callers: `peaknas-server token create|list|revoke --db FILE` manages the bearer tokens "
-      "(roles reader, submitter, worker, admin); once one exists, every call needs one. "
+      "Callers: `peaknas-server token create|list|revoke --db FILE` manages the bearer tokens\n"
+      "(roles reader, submitter, worker, admin); once one exists, every call needs one.\n"
       "See `peaknas-server token --help` and the README's \"Security\".");
   std::string listen = "127.0.0.1:50051";
   std::string http_listen;
