@@ -19,6 +19,7 @@
 #include "base/app.h"
 #include "worker/counting_allocator.h"
 #include "worker/data/make_data.h"
+#include "worker/denoise_command.h"
 #include "worker/make_data_command.h"
 #include "worker/malloc_tuning.h"
 #include "worker/once_command.h"
@@ -36,11 +37,13 @@ int Main(int argc, char** argv) {
   OnceOptions once;
   data::MakeDataOptions make_data;
   ServeOptions serve;
+  DenoiseOptions denoise;
   const std::vector<base::Subcommand> commands = {
       {AddOnceCommand(app, once), [&] { return RunOnce(once, std::cout, std::cerr); }},
       {AddMakeDataCommand(app, make_data),
        [&] { return RunMakeData(make_data, std::cout, std::cerr); }},
       {AddServeCommand(app, serve), [&] { return RunServe(serve, std::cerr); }},
+      {AddDenoiseCommand(app, denoise), [&] { return RunDenoise(denoise, std::cout, std::cerr); }},
   };
   // `peaknas-worker --coordinator ADDR ...` is `peaknas-worker serve --coordinator ADDR ...`.
   std::vector<char*> args(argv, argv + argc);

@@ -45,6 +45,17 @@ make_tiny_data() {
     { cat "$work/make-data.err" >&2; fail "make-data failed"; }
 }
 
+# A 3-level model trained a few steps (exported), and a 160x160 noisy image: $image.
+make_denoise_model() {
+  "$worker" make-data --out "$work/data" --scenes 1 --size 160 --val-images 1 --val-blocks 2 \
+    --block-size 32 --seed 9 >"$work/make-data.out" 2>"$work/make-data.err" ||
+    { cat "$work/make-data.err" >&2; fail "make-data failed"; }
+  "$worker" once --arch "$three" --data "$work/data" --steps 2 --train-batch 2 --patch 32 \
+    --tile 32 --latency-runs 1 --export "$work/model.pt" >"$work/once.out" 2>"$work/once.err" ||
+    { cat "$work/once.err" >&2; fail "once --export failed"; }
+  image=$(ls "$work"/data/Data/*/NOISY_SRGB_010.PNG | head -n 1)
+}
+
 tiny='{"levels": 2, "widths": [8, 16], "enc_blocks": [1, 1], "dec_blocks": [1], "skip": "add", "upsample": "bilinear", "downsample": "maxpool", "activation": "lrelu"}'
 three='{"levels": 3, "widths": [8, 16, 32], "enc_blocks": [1, 1, 1], "dec_blocks": [1, 1], "skip": "concat", "upsample": "transposed", "downsample": "strided", "activation": "relu"}'
 
@@ -206,6 +217,40 @@ assert tuple(y.shape) == (1, 3, 32, 32), y.shape
       once --arch "$tiny" --data "$work" --export /nonexistent/dir/m.pt ;;
 
   # --- help and usage -----------------------------------------------------------------------
+  denoise_tiled_equals_whole)
+    # A trained model applied to a 160x160 image: with a budget that forces tiles, the output
+    # is byte for byte the whole-image output.
+    make_denoise_model
+    expect_ok denoise --model "$work/model.pt" --in "$image" --out "$work/whole.png" --budget 2GiB
+    check_json '
+assert d["tile"] == 160 and d["width"] == 160 and d["height"] == 160, d
+assert d["overlap"] > 0 and d["overlap"] % 4 == 0, d
+'
+    expect_ok denoise --model "$work/model.pt" --in "$image" --out "$work/tiled.png" --budget 8MiB
+    check_json '
+assert d["tile"] < 160 and d["tile"] % 4 == 0, d
+assert d["predicted_window_peak_bytes"] + d["image_buffer_bytes"] <= d["budget_bytes"], d
+'
+    grep -q 'tiles 4/4 (100%)' "$err" || fail "no progress on stderr"
+    cmp -s "$work/whole.png" "$work/tiled.png" || fail "tiled output differs from the whole image's"
+    # Without the overlap the tiles show seams.
+    expect_ok denoise --model "$work/model.pt" --in "$image" --out "$work/seams.png" --budget 2GiB \
+      --tile 40 --overlap 0
+    cmp -s "$work/whole.png" "$work/seams.png" && fail "a tiling without overlap changed nothing"
+    ;;
+  denoise_bad_input)
+    make_denoise_model
+    expect_error denoise 'budget: 1MiB does not hold' denoise --model "$work/model.pt" --in "$image" \
+      --out "$work/x.png" --budget 1MiB
+    expect_error denoise 'tile: 30 is not a multiple of 4' denoise --model "$work/model.pt" \
+      --in "$image" --out "$work/x.png" --budget 1GiB --tile 30
+    expect_error denoise 'tile: .* over the budget' denoise --model "$work/model.pt" \
+      --in "$image" --out "$work/x.png" --budget 5MiB --tile 160
+    expect_error denoise 'overlap: "some" is not auto' denoise --model "$work/model.pt" \
+      --in "$image" --out "$work/x.png" --budget 1GiB --overlap some
+    expect_error denoise 'no such model file' denoise --model "$work/absent.pt" --in "$image" \
+      --out "$work/x.png" --budget 1GiB
+    ;;
   help)
     run --help
     [[ $status -eq 0 ]] || fail "--help exited $status"

@@ -1,0 +1,44 @@
+// Tiled inference of a network of the family (`peaknas-worker denoise`): how far an output
+// pixel sees, so that tiles overlapping by that much give, on their valid centres, exactly the
+// whole-image output; and the largest tile whose window fits a memory budget.
+//
+// Each op widens the reach of an output pixel by the kernel's reach at the op's input scale
+// (2^i input pixels per feature pixel at level i): a 3x3 convolution by one feature pixel; a
+// downsampling (2x2 stride-2 convolution, or 2x2 max pooling) by one input-scale pixel; an
+// upsampling (transposed 2x2, or 1x1 convolution and pixel shuffle) by one output-scale pixel,
+// bilinear (two taps per axis at the coarse scale) by two. A skip merges a path of smaller
+// reach. The sum is an upper bound on the reach, and tight to within the scale changes'
+// rounding (worker/tiled_test.cc measures it by perturbing one input pixel).
+//
+// A tile's window must start on the grid of SpatialMultiple(arch) for its downsamplings to pool
+// the same pixels as the whole image's; SeamFreeOverlap rounds the radius up to it.
+//
+// Thread-safety: pure functions.
+#ifndef PEAKNAS_SEARCH_TILING_H_
+#define PEAKNAS_SEARCH_TILING_H_
+
+#include <cstdint>
+
+#include "search/architecture.h"
+#include "search/cost_model.h"
+#include "search/device_profile.h"
+
+namespace peaknas::search {
+
+// Input pixels (per axis) an output pixel may depend on, on either side. Precondition:
+// Validate(arch).
+int ReceptiveFieldRadius(const Architecture& arch);
+
+// ReceptiveFieldRadius rounded up to a multiple of SpatialMultiple(arch): the overlap on each
+// side of a tile that makes tiled and whole-image output equal.
+int SeamFreeOverlap(const Architecture& arch);
+
+// The largest output tile side T (a multiple of SpatialMultiple(arch)) whose window, T + 2 x
+// overlap on a side, runs one inference within `budget_bytes` (InferencePeakBytes at batch 1);
+// 0 when not even the smallest does. Precondition: overlap is a multiple of SpatialMultiple.
+int MaxTiledOutputSide(const Architecture& arch, std::int64_t budget_bytes, int overlap,
+                       DType dtype, const DeviceProfile& device);
+
+}  // namespace peaknas::search
+
+#endif  // PEAKNAS_SEARCH_TILING_H_

@@ -1,0 +1,52 @@
+// `peaknas-worker denoise`: applies a trained model (a TorchScript file from `peaknas export`,
+// or a worker's --export) to an image of any size within a memory budget, tile by tile
+// (worker/tiled.h), seam-free by construction.
+//
+//   peaknas-worker denoise --model MODEL.pt --in IMAGE --out IMAGE.png --budget SIZE
+//                          [--tile auto|T] [--overlap auto|N] [--device D] [--threads N]
+//
+// The network is the C++ U-Net the cost model describes, with the model's weights: the tile
+// is the largest whose window's predicted inference peak fits what the budget leaves once the
+// image's own buffers are counted (the input and output in float and in 8 bits); the overlap
+// defaults to search::SeamFreeOverlap. A smaller overlap is allowed and shows seams. The image
+// is padded at its right and bottom edges (replicated) to the network's spatial multiple and
+// cropped back. Progress goes to stderr; one JSON object with what was done to stdout.
+//
+// Not yet: reading and writing in bands (the whole image is held, so the budget must cover
+// it), 16-bit and TIFF images, overlapping I/O with compute.
+//
+// Thread-safety: one RunDenoise per process at a time.
+#ifndef PEAKNAS_WORKER_DENOISE_COMMAND_H_
+#define PEAKNAS_WORKER_DENOISE_COMMAND_H_
+
+#include <ostream>
+#include <string>
+
+#include "base/status.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace peaknas::worker {
+
+struct DenoiseOptions {
+  std::string model;           // TorchScript file with the "architecture" attribute
+  std::string in;              // PNG or JPEG
+  std::string out;             // PNG
+  std::string budget;          // SIZE: what the whole run may hold
+  std::string tile = "auto";   // auto | output tile side
+  std::string overlap = "auto";  // auto | context pixels on each side
+  std::string device = "cpu";
+  int threads = 0;  // LibTorch intra-op threads; 0: LibTorch's default
+};
+
+CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& options);
+
+// INVALID_ARGUMENT naming the flag for bad input (a tile off the grid, a budget that cannot
+// hold the image or any window); NOT_FOUND for a missing file.
+Status RunDenoise(const DenoiseOptions& options, std::ostream& out, std::ostream& log);
+
+}  // namespace peaknas::worker
+
+#endif  // PEAKNAS_WORKER_DENOISE_COMMAND_H_

@@ -1,0 +1,129 @@
+// Tiled inference against whole-image inference on real LibTorch U-Nets of every skip,
+// upsample and downsample kind: equal to float rounding with the seam-free overlap, different
+// without it; and the receptive-field radius search/tiling.h computes, against the reach
+// measured by perturbing one input pixel.
+#include "worker/tiled.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "search/tiling.h"
+#include "worker/unet.h"
+
+namespace peaknas::worker {
+namespace {
+
+using search::DownsampleKind;
+using search::SkipKind;
+using search::UpsampleKind;
+
+search::Architecture Arch(SkipKind skip, UpsampleKind up, DownsampleKind down) {
+  auto arch = search::MakeArchitecture(std::vector<int>{8, 16, 16}, std::vector<int>{1, 1, 1},
+                                       std::vector<int>{1, 1}, skip, up, down,
+                                       search::ActivationKind::kLeakyRelu);
+  EXPECT_TRUE(arch.ok());
+  return *arch;
+}
+
+std::string Label(const search::Architecture& a) {
+  return std::string(search::Name(a.skip)) + "/" + std::string(search::Name(a.upsample)) + "/" +
+         std::string(search::Name(a.downsample));
+}
+
+std::vector<search::Architecture> EveryKind() {
+  std::vector<search::Architecture> out;
+  for (SkipKind skip : {SkipKind::kConcat, SkipKind::kAdd}) {
+    for (UpsampleKind up :
+         {UpsampleKind::kTransposed, UpsampleKind::kBilinear, UpsampleKind::kPixelShuffle}) {
+      for (DownsampleKind down : {DownsampleKind::kStrided, DownsampleKind::kMaxPool}) {
+        out.push_back(Arch(skip, up, down));
+      }
+    }
+  }
+  return out;
+}
+
+TEST(Tiled, EqualsTheWholeImageForEveryKindWithTheSeamFreeOverlap) {
+  torch::manual_seed(3);
+  const torch::Tensor image = torch::rand({1, 3, 72, 88});
+  for (const search::Architecture& arch : EveryKind()) {
+    UNet net(arch);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor whole = net->forward(image);
+    const auto forward = [&](const torch::Tensor& x) { return net->forward(x); };
+    const int m = search::SpatialMultiple(arch);
+    int tiles = 0;
+    const auto tiled = ForwardTiled(
+        forward, image, {.tile = 16, .overlap = search::SeamFreeOverlap(arch), .multiple = m},
+        [&](int done, int total) {
+          tiles = done;
+          EXPECT_EQ(total, 5 * 6);
+        });
+    ASSERT_TRUE(tiled.ok()) << tiled.status().message();
+    EXPECT_EQ(tiles, 30);
+    const double gap = (*tiled - whole).abs().max().item<double>();
+    EXPECT_LT(gap, 1e-5) << Label(arch);
+    // Without the overlap the tiles' borders differ: the comparison has power.
+    const auto seamed = ForwardTiled(forward, image, {.tile = 16, .overlap = 0, .multiple = m});
+    ASSERT_TRUE(seamed.ok());
+    EXPECT_GT((*seamed - whole).abs().max().item<double>(), 1e-3) << Label(arch);
+  }
+}
+
+TEST(Tiled, TheRadiusBoundsTheMeasuredReachAndIsCloseToIt) {
+  torch::manual_seed(4);
+  for (const search::Architecture& arch : EveryKind()) {
+    UNet net(arch);
+    torch::NoGradGuard no_grad;
+    // Poked at each alignment to the downsampling grid; the widest reach counts.
+    const int side = 96;
+    const torch::Tensor image = torch::rand({1, 3, side, side});
+    const torch::Tensor base = net->forward(image);
+    int reach = 0;
+    for (int centre = 44; centre < 44 + search::SpatialMultiple(arch); ++centre) {
+      torch::Tensor poked = image.clone();
+      poked.index_put_({0, torch::indexing::Slice(), centre, centre}, 5.0);
+      const torch::Tensor changed = (net->forward(poked) - base).abs().amax(1).squeeze(0) > 0;
+      const torch::Tensor where = changed.nonzero();
+      ASSERT_GT(where.size(0), 0);
+      for (int axis : {0, 1}) {
+        reach = std::max(reach, static_cast<int>((where.index({torch::indexing::Slice(), axis}) -
+                                                  centre)
+                                                     .abs()
+                                                     .max()
+                                                     .item<std::int64_t>()));
+      }
+    }
+    const int radius = search::ReceptiveFieldRadius(arch);
+    std::printf("%s: measured reach %d, radius %d\n", Label(arch).c_str(), reach, radius);
+    EXPECT_LE(reach, radius) << Label(arch);
+    EXPECT_GE(reach, radius - 2 * search::SpatialMultiple(arch)) << Label(arch);
+  }
+}
+
+TEST(Tiled, RefusesTilesAndImagesOffTheGrid) {
+  const auto identity = [](const torch::Tensor& x) { return x; };
+  const torch::Tensor image = torch::zeros({1, 3, 16, 16});
+  EXPECT_EQ(ForwardTiled(identity, image, {.tile = 6, .overlap = 0, .multiple = 4})
+                .status()
+                .message()
+                .rfind("tile: ", 0),
+            0u);
+  EXPECT_EQ(ForwardTiled(identity, image, {.tile = 8, .overlap = 2, .multiple = 4})
+                .status()
+                .message()
+                .rfind("overlap: ", 0),
+            0u);
+  EXPECT_EQ(ForwardTiled(identity, torch::zeros({1, 3, 18, 16}),
+                         {.tile = 8, .overlap = 0, .multiple = 4})
+                .status()
+                .message()
+                .rfind("image: ", 0),
+            0u);
+}
+
+}  // namespace
+}  // namespace peaknas::worker
