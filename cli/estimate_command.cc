@@ -17,6 +17,7 @@
 #include "base/app.h"
 #include "base/status.h"
 #include "peaknas/v1/peaknas.pb.h"
+#include "proto/calibration_file.h"
 #include "proto/convert.h"
 #include "search/architecture.h"
 #include "search/calibration.h"
@@ -67,42 +68,12 @@ PassCalibration PassOf(const v1::Calibration& c, search::CalibratedPass pass) {
   return out;
 }
 
-// The calibration for `profile` in `path` ("-": standard input): a ListCalibrationsResponse or
-// one Calibration, in protobuf's JSON mapping. With several frameworks, the newest.
+// The calibration for `profile` in `path` (proto/calibration_file.h), as estimate uses it.
 StatusOr<DeviceCalibration> LoadCalibration(const std::string& path, const std::string& profile) {
   const std::string where = "calibration: " + (path == "-" ? std::string("stdin") : path) + ": ";
-  std::stringstream text;
-  if (path == "-") {
-    text << std::cin.rdbuf();
-  } else {
-    std::ifstream file(path);
-    if (!file) return Status::NotFound(where + "cannot be opened");
-    text << file.rdbuf();
-  }
-  google::protobuf::util::JsonParseOptions parse;
-  parse.ignore_unknown_fields = false;
-  v1::ListCalibrationsResponse list;
-  if (!google::protobuf::util::JsonStringToMessage(text.str(), &list, parse).ok()) {
-    v1::Calibration one;
-    const auto status = google::protobuf::util::JsonStringToMessage(text.str(), &one, parse);
-    if (!status.ok()) {
-      return Status::InvalidArgument(where +
-                                     "not a calibration list (peaknas calibration "
-                                     "--format json): " +
-                                     base::OneLine(std::string(status.message())));
-    }
-    *list.add_calibrations() = std::move(one);
-  }
-  const v1::Calibration* chosen = proto::NewestCalibration(
-      list.calibrations(), profile, [](const v1::Calibration&) { return true; });
-  if (chosen == nullptr) {
-    std::string others;
-    for (const v1::Calibration& c : list.calibrations()) {
-      others += (others.empty() ? "" : ", ") + c.device_profile();
-    }
-    return Status::InvalidArgument(where + "no calibration for device profile \"" + profile + "\"" +
-                                   (others.empty() ? "" : " (it has: " + others + ")"));
-  }
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::Calibration calibration,
+                           proto::LoadCalibrationFile(path, profile));
+  const v1::Calibration* chosen = &calibration;
   DeviceCalibration out{.framework = chosen->framework(),
                         .samples = chosen->inference().samples() + chosen->training().samples(),
                         .inference = PassOf(*chosen, search::CalibratedPass::kInference),

@@ -23,8 +23,8 @@ TEST(Tiling, TheRadiusAddsEachOpsReachAtItsScale) {
   EXPECT_EQ(ReceptiveFieldRadius(Arch({16, 16}, {1, 2}, {1})), 10);
   // Bilinear's two coarse taps reach one output-scale pixel farther than a transposed 2x2.
   EXPECT_EQ(ReceptiveFieldRadius(Arch({16, 16}, {1, 2}, {1}, UpsampleKind::kBilinear)), 11);
-  EXPECT_EQ(ReceptiveFieldRadius(Arch({16, 16}, {1, 2}, {1}, UpsampleKind::kPixelShuffle,
-                                      DownsampleKind::kMaxPool)),
+  EXPECT_EQ(ReceptiveFieldRadius(
+                Arch({16, 16}, {1, 2}, {1}, UpsampleKind::kPixelShuffle, DownsampleKind::kMaxPool)),
             10);
   // A third level doubles the reach of what runs there.
   EXPECT_EQ(ReceptiveFieldRadius(Arch({16, 16, 16}, {1, 1, 1}, {1, 1})),

@@ -9,12 +9,18 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
+#include "base/proc.h"
+#include "proto/calibration_file.h"
+#include "proto/convert.h"
+#include "search/calibration.h"
 #include "search/tiling.h"
 #include "search/units.h"
 #include "worker/data/image.h"
 #include "worker/inherit.h"
+#include "worker/malloc_tuning.h"
 #include "worker/measure.h"
 #include "worker/tiled.h"
 #include "worker/trial.h"
@@ -77,6 +83,10 @@ CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& o) {
                   "downsampling grid: seam-free) or a smaller multiple of 2^(levels-1).")
       ->capture_default_str()
       ->type_name("auto|N");
+  cmd->add_option("--calibration", o.calibration,
+                  "A device calibration (`peaknas calibration --format json`; - reads standard "
+                  "input): the budget is then the whole process's peak, not the network's.")
+      ->type_name("FILE");
   cmd->add_option("--device", o.device, "cpu, cuda (= cuda:0) or cuda:N.")
       ->capture_default_str()
       ->type_name("cpu|cuda:N");
@@ -97,8 +107,8 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   PEAKNAS_ASSIGN_OR_RETURN(const LoadedModel model, LoadModel(o.model));
   const search::Architecture& arch = model.arch;
   const int multiple = search::SpatialMultiple(arch);
-  const int overlap = overlap_flag == 0 && o.overlap == "auto" ? search::SeamFreeOverlap(arch)
-                                                                : overlap_flag;
+  const int overlap =
+      overlap_flag == 0 && o.overlap == "auto" ? search::SeamFreeOverlap(arch) : overlap_flag;
   if (overlap % multiple != 0) {
     return Status::InvalidArgument("overlap: " + std::to_string(overlap) +
                                    " is not a multiple of " + std::to_string(multiple) +
@@ -110,11 +120,24 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   const int padded_h = (image.height + multiple - 1) / multiple * multiple;
   const int padded_w = (image.width + multiple - 1) / multiple * multiple;
   // What the run holds besides the network: input and output in float, the image in and out
-  // in 8 bits.
-  const std::int64_t held = 2 * std::int64_t{3} * padded_h * padded_w * 4 +
+  // in 8 bits (and, while the edges are padded, the unpadded input once more).
+  const bool padded = padded_h != image.height || padded_w != image.width;
+  const std::int64_t held = (padded ? 3 : 2) * std::int64_t{3} * padded_h * padded_w * 4 +
                             2 * static_cast<std::int64_t>(image.rgb.size());
   const search::DeviceProfile profile = DeviceProfileFor(device);
-  const std::int64_t network_budget = budget - held;
+  std::int64_t network_budget = budget - held;
+  std::optional<search::CalibrationFit> calibrated;
+  if (!o.calibration.empty()) {
+    PEAKNAS_ASSIGN_OR_RETURN(const v1::Calibration calibration,
+                             proto::LoadCalibrationFile(o.calibration, profile.name));
+    calibrated = proto::FittedPass(calibration, search::CalibratedPass::kInference);
+    if (!calibrated) {
+      return Status::InvalidArgument("calibration: " + o.calibration +
+                                     ": no fitted inference pass for device profile \"" +
+                                     profile.name + "\"");
+    }
+    network_budget = network_budget > 0 ? calibrated->LargestFitting(network_budget) : 0;
+  }
   int tile = tile_flag;
   if (tile == 0) {
     tile = network_budget > 0 ? search::MaxTiledOutputSide(arch, network_budget, overlap,
@@ -140,28 +163,33 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   const int window = std::min(tile + 2 * overlap, std::max(padded_h, padded_w));
   const std::int64_t window_peak =
       search::InferencePeakBytes(arch, {1, window}, search::DType::kFp32, profile);
-  if (tile_flag != 0 && held + window_peak > budget) {
-    return Status::InvalidArgument("tile: " + std::to_string(tile) + " with overlap " +
-                                   std::to_string(overlap) + " needs " +
-                                   Mib(held + window_peak) + ", over the budget of " + o.budget);
+  const std::int64_t window_process_peak =
+      calibrated ? calibrated->Predict(window_peak) : window_peak;
+  if (tile_flag != 0 && held + window_process_peak > budget) {
+    return Status::InvalidArgument(
+        "tile: " + std::to_string(tile) + " with overlap " + std::to_string(overlap) + " needs " +
+        Mib(held + window_process_peak) + ", over the budget of " + o.budget);
   }
 
+  // Large blocks mapped on their own and returned when freed: the process's resident set then
+  // follows the live tensors, which the budget is about, instead of what the heap happens to
+  // keep (worker/malloc_tuning.h).
+  const MappedLargeBlocks mapped;
   UNet net(arch);
   PEAKNAS_RETURN_IF_ERROR(AssignParameters(model.parameters, net));
   net->to(device);
   torch::NoGradGuard no_grad;
-  torch::Tensor input =
-      torch::from_blob(const_cast<std::uint8_t*>(image.rgb.data()),
-                       {image.height, image.width, 3}, torch::kUInt8)
-          .permute({2, 0, 1})
-          .unsqueeze(0)
-          .to(torch::kFloat32)
-          .div_(255.0f);
-  if (padded_h != image.height || padded_w != image.width) {
-    input = torch::nn::functional::pad(
-        input, torch::nn::functional::PadFuncOptions(
-                   {0, padded_w - image.width, 0, padded_h - image.height})
-                   .mode(torch::kReplicate));
+  torch::Tensor input = torch::from_blob(const_cast<std::uint8_t*>(image.rgb.data()),
+                                         {image.height, image.width, 3}, torch::kUInt8)
+                            .permute({2, 0, 1})
+                            .unsqueeze(0)
+                            .to(torch::kFloat32)
+                            .div_(255.0f);
+  if (padded) {
+    input = torch::nn::functional::pad(input,
+                                       torch::nn::functional::PadFuncOptions(
+                                           {0, padded_w - image.width, 0, padded_h - image.height})
+                                           .mode(torch::kReplicate));
   }
   input = input.to(device);
 
@@ -191,29 +219,34 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
                    {.tile = tile, .overlap = overlap, .multiple = multiple}, progress));
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
-  result = result.index({0, torch::indexing::Slice(), torch::indexing::Slice(0, image.height),
-                         torch::indexing::Slice(0, image.width)})
-               .clamp(0, 1)
-               .mul(255)
-               .round()
-               .to(torch::kCPU, torch::kUInt8)
-               .permute({1, 2, 0})
-               .contiguous();
+  // In place, then straight into the 8-bit image: no whole-image temporaries beyond `held`.
+  input = torch::Tensor();
+  result.clamp_(0, 1).mul_(255).round_();
   data::Image denoised(image.width, image.height);
-  std::memcpy(denoised.rgb.data(), result.data_ptr<std::uint8_t>(), denoised.rgb.size());
+  torch::from_blob(denoised.rgb.data(), {image.height, image.width, 3}, torch::kUInt8)
+      .copy_(result
+                 .index({0, torch::indexing::Slice(), torch::indexing::Slice(0, image.height),
+                         torch::indexing::Slice(0, image.width)})
+                 .permute({1, 2, 0}));
   PEAKNAS_RETURN_IF_ERROR(data::WritePng(o.out, denoised));
 
-  nlohmann::json report = {{"width", image.width},
-                           {"height", image.height},
-                           {"tile", tile},
-                           {"overlap", overlap},
-                           {"window", window},
-                           {"predicted_window_peak_bytes", window_peak},
-                           {"image_buffer_bytes", held},
-                           {"budget_bytes", budget},
-                           {"seconds", seconds},
-                           {"megapixels_per_second", megapixels / std::max(seconds, 1e-9)},
-                           {"out", o.out}};
+  // What the OS saw: the process's resident high-water mark (CPU).
+  const std::int64_t process_peak =
+      device.is_cpu() ? base::ProcKibField("/proc/self/status", "VmHWM") : 0;
+  nlohmann::json report = {
+      {"width", image.width},
+      {"height", image.height},
+      {"tile", tile},
+      {"overlap", overlap},
+      {"window", window},
+      {"predicted_window_peak_bytes", window_peak},
+      {"predicted_process_peak_bytes", calibrated ? held + window_process_peak : 0},
+      {"process_peak_bytes", process_peak},
+      {"image_buffer_bytes", held},
+      {"budget_bytes", budget},
+      {"seconds", seconds},
+      {"megapixels_per_second", megapixels / std::max(seconds, 1e-9)},
+      {"out", o.out}};
   out << report.dump() << "\n";
   return Status::Ok();
 }

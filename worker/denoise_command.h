@@ -7,10 +7,16 @@
 //
 // The network is the C++ U-Net the cost model describes, with the model's weights: the tile
 // is the largest whose window's predicted inference peak fits what the budget leaves once the
-// image's own buffers are counted (the input and output in float and in 8 bits); the overlap
-// defaults to search::SeamFreeOverlap. A smaller overlap is allowed and shows seams. The image
+// image's own buffers are counted (the input and output in float and in 8 bits); with
+// --calibration the budget is the whole process's (the calibration's inference fit gives the
+// process peak of a window, the image's buffers come on top). The overlap defaults to
+// search::SeamFreeOverlap. A smaller overlap is allowed and shows seams. The image
 // is padded at its right and bottom edges (replicated) to the network's spatial multiple and
-// cropped back. Progress goes to stderr; one JSON object with what was done to stdout.
+// cropped back. Large blocks are mapped on their own for the run (malloc_tuning.h), so that the
+// process's resident set follows its live tensors and repeats from run to run (a kept heap
+// scatters by tens of MiB); the cost is a page fault per large block per tile. Progress goes to
+// stderr; one JSON object to stdout with what was done, the predictions and the process's
+// measured peak (`process_peak_bytes`, CPU).
 //
 // Not yet: reading and writing in bands (the whole image is held, so the budget must cover
 // it), 16-bit and TIFF images, overlapping I/O with compute.
@@ -31,14 +37,17 @@ class App;
 namespace peaknas::worker {
 
 struct DenoiseOptions {
-  std::string model;           // TorchScript file with the "architecture" attribute
-  std::string in;              // PNG or JPEG
-  std::string out;             // PNG
-  std::string budget;          // SIZE: what the whole run may hold
-  std::string tile = "auto";   // auto | output tile side
+  std::string model;             // TorchScript file with the "architecture" attribute
+  std::string in;                // PNG or JPEG
+  std::string out;               // PNG
+  std::string budget;            // SIZE: what the whole run may hold
+  std::string tile = "auto";     // auto | output tile side
   std::string overlap = "auto";  // auto | context pixels on each side
   std::string device = "cpu";
   int threads = 0;  // LibTorch intra-op threads; 0: LibTorch's default
+  // A device calibration (`peaknas calibration --format json`): the budget is then the whole
+  // process's, the window's peak converted through the calibration's inference fit.
+  std::string calibration;
 };
 
 CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& options);

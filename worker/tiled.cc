@@ -6,8 +6,8 @@
 namespace peaknas::worker {
 
 StatusOr<torch::Tensor> ForwardTiled(
-    const std::function<torch::Tensor(const torch::Tensor&)>& forward,
-    const torch::Tensor& image, const TiledOptions& options, const TileProgress& progress) {
+    const std::function<torch::Tensor(const torch::Tensor&)>& forward, const torch::Tensor& image,
+    const TiledOptions& options, const TileProgress& progress) {
   const int m = options.multiple;
   if (m < 1 || options.tile < m || options.tile % m != 0) {
     return Status::InvalidArgument("tile: " + std::to_string(options.tile) +
@@ -40,16 +40,17 @@ StatusOr<torch::Tensor> ForwardTiled(
       const std::int64_t wx0 = std::max<std::int64_t>(0, x0 - overlap);
       const std::int64_t wy1 = std::min(height, y1 + overlap);
       const std::int64_t wx1 = std::min(width, x1 + overlap);
-      const torch::Tensor window = image.index({torch::indexing::Slice(), torch::indexing::Slice(),
-                                                torch::indexing::Slice(wy0, wy1),
-                                                torch::indexing::Slice(wx0, wx1)})
-                                       .contiguous();
+      const torch::Tensor window =
+          image
+              .index({torch::indexing::Slice(), torch::indexing::Slice(),
+                      torch::indexing::Slice(wy0, wy1), torch::indexing::Slice(wx0, wx1)})
+              .contiguous();
       const torch::Tensor y = forward(window);
       if (!out.defined()) {
         out = torch::empty({1, y.size(1), height, width}, y.options());
       }
-      out.index({torch::indexing::Slice(), torch::indexing::Slice(),
-                 torch::indexing::Slice(y0, y1), torch::indexing::Slice(x0, x1)})
+      out.index({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(y0, y1),
+                 torch::indexing::Slice(x0, x1)})
           .copy_(y.index({torch::indexing::Slice(), torch::indexing::Slice(),
                           torch::indexing::Slice(y0 - wy0, y1 - wy0),
                           torch::indexing::Slice(x0 - wx0, x1 - wx0)}));

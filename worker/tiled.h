@@ -21,9 +21,9 @@
 namespace peaknas::worker {
 
 struct TiledOptions {
-  int tile = 256;     // output tile side; a multiple of `multiple`
-  int overlap = 0;    // context on each side; a multiple of `multiple`
-  int multiple = 1;   // the network's spatial multiple (search::SpatialMultiple)
+  int tile = 256;    // output tile side; a multiple of `multiple`
+  int overlap = 0;   // context on each side; a multiple of `multiple`
+  int multiple = 1;  // the network's spatial multiple (search::SpatialMultiple)
 };
 
 // Tiles done and their total, after each tile.
@@ -33,8 +33,8 @@ using TileProgress = std::function<void(int done, int total)>;
 // options.multiple), tile by tile, under NoGradGuard. INVALID_ARGUMENT for a tile, overlap or
 // image size off the grid.
 StatusOr<torch::Tensor> ForwardTiled(
-    const std::function<torch::Tensor(const torch::Tensor&)>& forward,
-    const torch::Tensor& image, const TiledOptions& options, const TileProgress& progress = {});
+    const std::function<torch::Tensor(const torch::Tensor&)>& forward, const torch::Tensor& image,
+    const TiledOptions& options, const TileProgress& progress = {});
 
 }  // namespace peaknas::worker
 

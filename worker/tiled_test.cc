@@ -90,11 +90,11 @@ TEST(Tiled, TheRadiusBoundsTheMeasuredReachAndIsCloseToIt) {
       const torch::Tensor where = changed.nonzero();
       ASSERT_GT(where.size(0), 0);
       for (int axis : {0, 1}) {
-        reach = std::max(reach, static_cast<int>((where.index({torch::indexing::Slice(), axis}) -
-                                                  centre)
-                                                     .abs()
-                                                     .max()
-                                                     .item<std::int64_t>()));
+        reach = std::max(reach,
+                         static_cast<int>((where.index({torch::indexing::Slice(), axis}) - centre)
+                                              .abs()
+                                              .max()
+                                              .item<std::int64_t>()));
       }
     }
     const int radius = search::ReceptiveFieldRadius(arch);
@@ -117,12 +117,12 @@ TEST(Tiled, RefusesTilesAndImagesOffTheGrid) {
                 .message()
                 .rfind("overlap: ", 0),
             0u);
-  EXPECT_EQ(ForwardTiled(identity, torch::zeros({1, 3, 18, 16}),
-                         {.tile = 8, .overlap = 0, .multiple = 4})
-                .status()
-                .message()
-                .rfind("image: ", 0),
-            0u);
+  EXPECT_EQ(
+      ForwardTiled(identity, torch::zeros({1, 3, 18, 16}), {.tile = 8, .overlap = 0, .multiple = 4})
+          .status()
+          .message()
+          .rfind("image: ", 0),
+      0u);
 }
 
 }  // namespace

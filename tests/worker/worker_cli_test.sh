@@ -238,6 +238,27 @@ assert d["predicted_window_peak_bytes"] + d["image_buffer_bytes"] <= d["budget_b
       --tile 40 --overlap 0
     cmp -s "$work/whole.png" "$work/seams.png" && fail "a tiling without overlap changed nothing"
     ;;
+  denoise_calibrated_budget)
+    # With a device calibration the budget is the whole process's: a calibration that puts the
+    # process at 200 MiB + 1.05 x the window's peak (with a 1.05 margin) leaves, of 215 MiB, room for
+    # a smaller tile than 215 MiB of network alone would, and the process stays within it.
+    make_denoise_model
+    printf '%s\n' '{"deviceProfile": "cpu", "framework": "test", "inference": {"samples": 8,
+      "overheadBytes": 209715200, "slope": 1.05, "margin": 1.05, "quantile": 0.99}}' \
+      >"$work/calibration.json"
+    expect_ok denoise --model "$work/model.pt" --in "$image" --out "$work/a.png" --budget 215MiB \
+      --calibration "$work/calibration.json"
+    check_json '
+assert 0 < d["tile"] < 160, d
+assert d["predicted_process_peak_bytes"] <= d["budget_bytes"], d
+assert 0 < d["process_peak_bytes"] <= d["budget_bytes"], d
+'
+    expect_ok denoise --model "$work/model.pt" --in "$image" --out "$work/b.png" --budget 215MiB
+    check_json 'assert d["tile"] == 160, d'
+    cmp -s "$work/a.png" "$work/b.png" || fail "the calibrated tiling changed the output"
+    expect_error denoise 'no calibration for device profile "cpu"' denoise --model "$work/model.pt" \
+      --in "$image" --out "$work/x.png" --budget 1GiB --calibration <(echo '{"deviceProfile": "h100"}')
+    ;;
   denoise_bad_input)
     make_denoise_model
     expect_error denoise 'budget: 1MiB does not hold' denoise --model "$work/model.pt" --in "$image" \
