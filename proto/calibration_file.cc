@@ -44,9 +44,8 @@ StatusOr<v1::Calibration> LoadCalibrationFile(const std::string& path,
     for (const v1::Calibration& c : list.calibrations()) {
       others += (others.empty() ? "" : ", ") + c.device_profile();
     }
-    return Status::InvalidArgument(where + "no calibration for device profile \"" +
-                                   device_profile + "\"" +
-                                   (others.empty() ? "" : " (it has: " + others + ")"));
+    return Status::InvalidArgument(where + "no calibration for device profile \"" + device_profile +
+                                   "\"" + (others.empty() ? "" : " (it has: " + others + ")"));
   }
   return *chosen;
 }
