@@ -46,7 +46,8 @@ StatusOr<CalibratedPass> ParseCalibratedPass(std::string_view name) {
 
 std::int64_t CalibrationFit::Predict(std::int64_t predicted_bytes) const {
   const double line = overhead_bytes + slope * static_cast<double>(predicted_bytes);
-  const auto bytes = static_cast<std::int64_t>(std::ceil(margin * line));
+  const auto bytes =
+      static_cast<std::int64_t>(std::ceil(margin * line)) + kCalibrationResolutionBytes;
   return std::max(bytes, predicted_bytes);
 }
 

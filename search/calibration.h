@@ -48,6 +48,11 @@ struct CalibrationSample {
 inline constexpr int kMinCalibrationSamples = 4;
 inline constexpr int kSamplesForQuantile = 100;
 inline constexpr double kCalibrationQuantile = 0.99;
+// Added to every prediction: a process's resident set is counted in pages, and the same pass
+// of the same network lands a few pages apart from one run to the next; a margin fitted on
+// nearly equal ratios (about 0.2 % for the training step on CPU) would otherwise miss a held-out
+// network by that much.
+inline constexpr std::int64_t kCalibrationResolutionBytes = std::int64_t{1} << 20;
 
 struct CalibrationFit {
   int samples = 0;
@@ -58,8 +63,9 @@ struct CalibrationFit {
   double min_ratio = 0;  // measured / line over the samples: the spread of the fit
   double max_ratio = 0;
 
-  // margin x (overhead + slope x predicted_bytes), rounded up; at least predicted_bytes (a
-  // process holds at least what its allocator does).
+  // margin x (overhead + slope x predicted_bytes), rounded up, plus
+  // kCalibrationResolutionBytes; at least predicted_bytes (a process holds at least what its
+  // allocator does).
   std::int64_t Predict(std::int64_t predicted_bytes) const;
   // The largest allocator peak whose Predict is at most `device_bytes`, 0 when there is none
   // (Predict grows with the allocator peak when slope > 0; callers check that).

@@ -38,7 +38,8 @@ TEST(Calibration, SamplesOnALineGiveThatLineWithoutMargin) {
   EXPECT_NEAR(fit->overhead_bytes, 183.0 * kMiB, 1.0);
   EXPECT_NEAR(fit->slope, 1.6, 1e-9);
   EXPECT_NEAR(fit->margin, 1.0, 1e-9);
-  EXPECT_NEAR(static_cast<double>(fit->Predict(400 * kMiB)), (183 + 640) * kMiB, 2.0);
+  EXPECT_NEAR(static_cast<double>(fit->Predict(400 * kMiB)),
+              (183 + 640) * kMiB + kCalibrationResolutionBytes, 2.0);
 }
 
 // With fewer than kSamplesForQuantile samples the margin is the normal prediction bound of the
@@ -54,7 +55,8 @@ TEST(Calibration, FewSamplesAreAllCovered) {
   double tightest = 2;
   for (const CalibrationSample& s : samples) {
     EXPECT_GE(fit->Predict(s.predicted_bytes), s.device_bytes);
-    tightest = std::min(tightest, static_cast<double>(fit->Predict(s.predicted_bytes)) /
+    tightest = std::min(tightest, static_cast<double>(fit->Predict(s.predicted_bytes) -
+                                                      kCalibrationResolutionBytes) /
                                       static_cast<double>(s.device_bytes));
   }
   EXPECT_NEAR(tightest, fit->margin / fit->max_ratio, 1e-6);
@@ -104,14 +106,15 @@ TEST(Calibration, RefusesWhatCannotBeFitted) {
 
 TEST(Calibration, LargestFittingIsTheInverseOfPredict) {
   const CalibrationFit fit{.samples = 10, .overhead_bytes = 1000, .slope = 1.5, .margin = 1.1};
-  for (const std::int64_t device :
-       {std::int64_t{1102}, std::int64_t{5000}, std::int64_t{1} << 40}) {
+  constexpr std::int64_t kRes = kCalibrationResolutionBytes;
+  for (const std::int64_t device : {1102 + kRes, 5000 + kRes, std::int64_t{1} << 40}) {
     const std::int64_t largest = fit.LargestFitting(device);
     ASSERT_GT(largest, 0) << device;
     EXPECT_LE(fit.Predict(largest), device);
     EXPECT_GT(fit.Predict(largest + 1), device);
   }
-  EXPECT_EQ(fit.LargestFitting(1101), 0);  // one byte's prediction: ceil(1.1 x 1001.5)
+  // One byte's prediction: ceil(1.1 x 1001.5) and the resolution.
+  EXPECT_EQ(fit.LargestFitting(1101 + kRes), 0);
   EXPECT_EQ(fit.LargestFitting(0), 0);
 }
 

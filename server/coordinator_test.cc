@@ -19,6 +19,7 @@
 
 #include "base/temp_dir.h"
 #include "proto/convert.h"
+#include "search/calibration.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/inheritance.h"
@@ -476,8 +477,9 @@ TEST_F(CoordinatorTest, DeviceBudgetsConvertThroughTheCalibration) {
   auto job = coordinator_->SubmitJob(spec);
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   const v1::Budget& budget = job->spec().budget();
-  // (300 - 170) / 1.25 = 104 MiB.
-  EXPECT_NEAR(static_cast<double>(budget.bytes()), 104.0 * kMiB, 2);
+  // (300 - 1 - 170) / 1.25 = 103.2 MiB (1 MiB: search::kCalibrationResolutionBytes).
+  EXPECT_NEAR(static_cast<double>(budget.bytes()),
+              (300.0 * kMiB - search::kCalibrationResolutionBytes - 170.0 * kMiB) / 1.25, 2);
   EXPECT_EQ(budget.device_bytes(), 300 * kMiB);
   EXPECT_EQ(budget.device_calibration().framework(), "libtorch 1.13.0");
   EXPECT_EQ(budget.device_calibration().inference().samples(), 5);

@@ -344,7 +344,16 @@ grpc::Status JobServiceImpl::GetArtifact(grpc::ServerContext* context,
 
 Status WorkerServiceImpl::OwnWorker(const Caller& caller, const std::string& worker_id) {
   if (caller.admin()) return Status::Ok();
-  PEAKNAS_ASSIGN_OR_RETURN(const std::string principal, coordinator_.WorkerPrincipal(worker_id));
+  std::string principal;
+  {
+    std::lock_guard lock(principals_mu_);
+    if (auto it = principals_.find(worker_id); it != principals_.end()) principal = it->second;
+  }
+  if (principal.empty()) {
+    PEAKNAS_ASSIGN_OR_RETURN(principal, coordinator_.WorkerPrincipal(worker_id));
+    std::lock_guard lock(principals_mu_);
+    principals_.emplace(worker_id, principal);
+  }
   if (principal == caller.name) return Status::Ok();
   return Status(StatusCode::kPermissionDenied,
                 "worker_id: worker \"" + worker_id + "\" registered with another token");

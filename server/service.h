@@ -25,7 +25,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "base/status.h"
@@ -107,12 +109,16 @@ class WorkerServiceImpl final
 
  private:
   // The worker's own: OK for the token it registered with (or an admin, or without tokens).
+  // A worker's token never changes, so it is read from the store once and then remembered:
+  // a long poll's reactor is made without waiting for the store.
   Status OwnWorker(const Caller& caller, const std::string& worker_id);
   Status OwnLease(const Caller& caller, const std::string& lease_id);
 
   Coordinator& coordinator_;
   ParkedCalls& parked_;
   const Authenticator& auth_;
+  std::mutex principals_mu_;
+  std::map<std::string, std::string> principals_;  // worker id -> token name; by principals_mu_
 };
 
 // The largest request message the server reads (gRPC's RESOURCE_EXHAUSTED beyond).
