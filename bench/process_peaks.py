@@ -109,7 +109,8 @@ def main():
               f"peak over {len(points)} runs; measured / line in [{lo:.3f}, {hi:.3f}]")
         # Held out: fitted on the even runs, predicting the odd ones.
         overhead, slope, margin, _, _ = fit(points[::2])
-        ratios = [margin * (overhead + slope * x) / y for x, y in points[1::2]]
+        # Plus 1 MiB, the measurement's resolution (search::kCalibrationResolutionBytes).
+        ratios = [(margin * (overhead + slope * x) + 1) / y for x, y in points[1::2]]
         print(f"  fitted on {len(points[::2])} runs, on the {len(ratios)} others: calibrated / "
               f"measured in [{min(ratios):.3f}, {max(ratios):.3f}]")
     if args.json:
