@@ -21,6 +21,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,8 @@ class Authenticator {
  public:
   // `tokens` may be null: every call is the open caller.
   explicit Authenticator(storage::TokenStore* tokens) : tokens_(tokens) {}
+  Authenticator(const Authenticator&) = delete;
+  Authenticator& operator=(const Authenticator&) = delete;
 
   // `authorization` is the header's value ("Bearer pnk_..."; empty when absent).
   StatusOr<Caller> Check(std::string_view authorization, Permission permission) const;
@@ -56,7 +59,12 @@ class Authenticator {
   bool required() const;
 
  private:
+  // Whether tokens are needed; once true it stays true (revoked tokens count), so it is read
+  // from the store only until then, not on every call.
+  StatusOr<bool> Configured() const;
+
   storage::TokenStore* tokens_;
+  mutable std::atomic<bool> configured_{false};
 };
 
 }  // namespace peaknas::server
