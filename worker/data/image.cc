@@ -67,6 +67,43 @@ Status NotAnImage(const std::string& path, const std::string& reason) {
   return Status::InvalidArgument(path + ": not a PNG or JPEG image (stbi: " + reason + ")");
 }
 
+std::uint32_t BigEndian32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+
+// Walks the PNG's chunks (length, type, data, CRC) and refuses one whose declared length runs
+// past the end of the file. stb_image grows its compressed-data buffer to a chunk's declared
+// length before reading it, so a few bytes declaring a 1.5 GB IDAT would otherwise allocate
+// gigabytes before failing.
+Status CheckPngChunks(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  std::size_t at = 8;  // after the signature
+  while (bytes.size() - at >= 8) {
+    const std::uint32_t length = BigEndian32(bytes.data() + at);
+    const std::string type(reinterpret_cast<const char*>(bytes.data() + at + 4), 4);
+    const std::size_t left = bytes.size() - at - 8;
+    if (length > left || left - length < 4) {
+      return Status::InvalidArgument(path + ": corrupt PNG image (chunk " + type + " at byte " +
+                                     std::to_string(at) + " declares " + std::to_string(length) +
+                                     " bytes; the file has " + std::to_string(left) + " left)");
+    }
+    if (type == "IEND") break;
+    at += 12 + std::size_t{length};
+  }
+  return Status::Ok();
+}
+
+// The decoded RGB8 image is width * height * 3 bytes: refuse headers beyond kMaxImagePixels
+// before stb allocates for them (a JPEG's header alone can declare 65535 x 65535).
+Status CheckPixelCount(const std::string& path, const char* format, int w, int h) {
+  if (static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h) > kMaxImagePixels) {
+    return Status::InvalidArgument(path + ": " + format + " image of " + std::to_string(w) + "x" +
+                                   std::to_string(h) + " pixels is over the limit of " +
+                                   std::to_string(kMaxImagePixels) + " pixels");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<Image> ReadImage(const std::string& path) {
@@ -78,7 +115,11 @@ StatusOr<Image> ReadImage(const std::string& path) {
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     return Status::InvalidArgument(path + ": file too large for stb_image");
   }
+  if (format == Format::kPng) PEAKNAS_RETURN_IF_ERROR(CheckPngChunks(path, bytes));
   int w = 0, h = 0, channels = 0;
+  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels) != 0) {
+    PEAKNAS_RETURN_IF_ERROR(CheckPixelCount(path, FormatName(format), w, h));
+  }
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 3),
       stbi_image_free);

@@ -49,11 +49,15 @@ struct ImageSize {
   friend bool operator==(const ImageSize&, const ImageSize&) = default;
 };
 
+// The most pixels ReadImage decodes (2^27, 134 megapixels: 402 MB of RGB8).
+inline constexpr std::uint64_t kMaxImagePixels = std::uint64_t{1} << 27;
+
 // Decodes a PNG or JPEG file to RGB8 (grey and alpha are converted; 16-bit PNGs are reduced
 // to 8 bits). NOT_FOUND "PATH: no such file" when missing; INVALID_ARGUMENT
-// "PATH: not a PNG or JPEG image (stbi: REASON)" for any other signature, and
+// "PATH: not a PNG or JPEG image (stbi: REASON)" for any other signature,
 // "PATH: corrupt PNG image (stbi: REASON)" (or JPEG) when the signature is right but decoding
-// fails (truncated or damaged data).
+// fails (truncated or damaged data, or a PNG chunk declaring more bytes than the file has),
+// and "PATH: ... over the limit of kMaxImagePixels pixels" before decoding a larger image.
 StatusOr<Image> ReadImage(const std::string& path);
 
 // Width and height from the file's header only (cheap: no pixel decoding). Errors as

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>
 
+#include <cstdint>
 #include <string>
 
 #include "worker/data/random.h"
@@ -80,8 +81,48 @@ TEST(ImageTest, TruncatedPngIsAnErrorNamingTheFile) {
   StatusOr<Image> read = ReadImage(path);
   ASSERT_FALSE(read.ok());
   EXPECT_EQ(read.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(read.status().message().find(path + ": corrupt PNG image (stbi: "), std::string::npos)
+  EXPECT_NE(read.status().message().find(path + ": corrupt PNG image (chunk IDAT at byte "),
+            std::string::npos)
       << read.status().message();
+}
+
+// Big-endian 32-bit fields, as PNG stores them.
+std::string Be32(std::uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+// A PNG signature and IHDR for a w×h 8-bit RGB image (CRCs zero: stb does not check them).
+std::string PngHeader(std::uint32_t w, std::uint32_t h) {
+  return std::string("\x89PNG\r\n\x1a\n", 8) + Be32(13) + "IHDR" + Be32(w) + Be32(h) +
+         std::string("\x08\x02\x00\x00\x00", 5) + Be32(0);
+}
+
+TEST(ImageTest, ChunkLongerThanTheFileIsRefusedBeforeDecoding) {
+  // The fuzzer's find: a second IDAT declaring 1.5 GB made stb_image grow its buffer to 2 GiB
+  // before noticing that the data is not there.
+  ScopedTempDir dir;
+  const std::string path = dir.Sub("bomb.png");
+  WriteFileBytes(path, PngHeader(5, 4) + Be32(2) + "IDAT" + "xx" + Be32(0) + Be32(1560281088) +
+                           "IDAT" + std::string(37, 'x'));
+  StatusOr<Image> read = ReadImage(path);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().message(),
+            path +
+                ": corrupt PNG image (chunk IDAT at byte 47 declares 1560281088 bytes; the "
+                "file has 37 left)");
+}
+
+TEST(ImageTest, ImagesOverThePixelLimitAreRefusedBeforeDecoding) {
+  ScopedTempDir dir;
+  const std::string path = dir.Sub("huge.png");
+  WriteFileBytes(path, PngHeader(16384, 16384) + Be32(0) + "IEND" + Be32(0));
+  ASSERT_TRUE(ReadImageSize(path).ok());
+  StatusOr<Image> read = ReadImage(path);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(read.status().message(),
+            path + ": PNG image of 16384x16384 pixels is over the limit of 134217728 pixels");
 }
 
 TEST(ImageTest, OtherFilesAreNotImages) {
