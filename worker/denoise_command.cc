@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -18,11 +19,11 @@
 #include "search/calibration.h"
 #include "search/tiling.h"
 #include "search/units.h"
-#include "worker/data/image.h"
+#include "worker/data/raster.h"
 #include "worker/inherit.h"
 #include "worker/malloc_tuning.h"
 #include "worker/measure.h"
-#include "worker/tiled.h"
+#include "worker/streamed.h"
 #include "worker/trial.h"
 #include "worker/unet.h"
 
@@ -62,15 +63,19 @@ CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& o) {
                   "--export (its `architecture` attribute names the network). Required.")
       ->required()
       ->type_name("FILE");
-  cmd->add_option("--in", o.in, "The noisy image: PNG or JPEG (8-bit RGB). Required.")
+  cmd->add_option("--in", o.in,
+                  "The noisy image: PNG (1 to 16 bits, not interlaced), TIFF (8 or 16 bits, in "
+                  "strips) or JPEG, grey or colour; read in bands. Required.")
       ->required()
       ->type_name("IMAGE");
-  cmd->add_option("--out", o.out, "Where the denoised image goes (PNG). Required.")
+  cmd->add_option("--out", o.out,
+                  "Where the denoised image goes: .png or .tif/.tiff (RGB), written in bands "
+                  "through OUT.part. Required.")
       ->required()
       ->type_name("IMAGE");
   cmd->add_option("--budget", o.budget,
-                  "Memory the run may hold: the image's buffers plus one window's inference "
-                  "peak (e.g. 512MiB). Required.")
+                  "Memory the run may hold: the image rows in flight and the codecs' buffers "
+                  "plus one window's inference peak (e.g. 512MiB). Required.")
       ->required()
       ->type_name("SIZE");
   cmd->add_option("--tile", o.tile,
@@ -83,6 +88,9 @@ CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& o) {
                   "downsampling grid: seam-free) or a smaller multiple of 2^(levels-1).")
       ->capture_default_str()
       ->type_name("auto|N");
+  cmd->add_option("--bits", o.bits, "Output samples: auto (the input's depth), 8 or 16.")
+      ->capture_default_str()
+      ->type_name("auto|8|16");
   cmd->add_option("--calibration", o.calibration,
                   "A device calibration (`peaknas calibration --format json`; - reads standard "
                   "input): the budget is then the whole process's peak, not the network's.")
@@ -100,6 +108,9 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   PEAKNAS_ASSIGN_OR_RETURN(const std::int64_t budget, search::ParseByteSize(o.budget, "budget"));
   PEAKNAS_ASSIGN_OR_RETURN(const int tile_flag, AutoOrInt(o.tile, "tile"));
   PEAKNAS_ASSIGN_OR_RETURN(const int overlap_flag, AutoOrInt(o.overlap, "overlap"));
+  if (o.bits != "auto" && o.bits != "8" && o.bits != "16") {
+    return Status::InvalidArgument("bits: \"" + o.bits + "\" is not auto, 8 or 16");
+  }
   if (o.threads < 0) return Status::InvalidArgument("threads: must be >= 0");
   PEAKNAS_ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(o.device, "device"));
   if (o.threads > 0) torch::set_num_threads(o.threads);
@@ -115,17 +126,22 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
                                    " (2^(levels-1) for " + std::to_string(arch.levels) +
                                    " levels)");
   }
+  if (tile_flag != 0 && tile_flag % multiple != 0) {
+    return Status::InvalidArgument("tile: " + std::to_string(tile_flag) + " is not a multiple of " +
+                                   std::to_string(multiple) + " (2^(levels-1) for " +
+                                   std::to_string(arch.levels) + " levels)");
+  }
 
-  PEAKNAS_ASSIGN_OR_RETURN(const data::Image image, data::ReadImage(o.in));
-  const int padded_h = (image.height + multiple - 1) / multiple * multiple;
-  const int padded_w = (image.width + multiple - 1) / multiple * multiple;
-  // What the run holds besides the network: input and output in float, the image in and out
-  // in 8 bits (and, while the edges are padded, the unpadded input once more).
-  const bool padded = padded_h != image.height || padded_w != image.width;
-  const std::int64_t held = (padded ? 3 : 2) * std::int64_t{3} * padded_h * padded_w * 4 +
-                            2 * static_cast<std::int64_t>(image.rgb.size());
+  PEAKNAS_ASSIGN_OR_RETURN(std::unique_ptr<data::RasterReader> reader, data::OpenRaster(o.in));
+  const data::RasterInfo in_info = reader->info();
+  const int bits = o.bits == "auto" ? in_info.bits : std::stoi(o.bits);
+  PEAKNAS_ASSIGN_OR_RETURN(std::unique_ptr<data::RasterWriter> writer,
+                           data::CreateRaster(o.out, in_info.width, in_info.height, bits));
+  const int padded_h = (in_info.height + multiple - 1) / multiple * multiple;
+  const int padded_w = (in_info.width + multiple - 1) / multiple * multiple;
+  const int image_side = std::max(padded_h, padded_w);
+
   const search::DeviceProfile profile = DeviceProfileFor(device);
-  std::int64_t network_budget = budget - held;
   std::optional<search::CalibrationFit> calibrated;
   if (!o.calibration.empty()) {
     PEAKNAS_ASSIGN_OR_RETURN(const v1::Calibration calibration,
@@ -136,39 +152,52 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
                                      ": no fitted inference pass for device profile \"" +
                                      profile.name + "\"");
     }
-    network_budget = network_budget > 0 ? calibrated->LargestFitting(network_budget) : 0;
   }
+  // What a tile costs: the stream's rows and the codecs' buffers, and one window's inference
+  // (through the calibration's fit when there is one).
+  struct Cost {
+    int window = 0;
+    std::int64_t held = 0;
+    std::int64_t window_peak = 0;
+    std::int64_t window_process_peak = 0;
+    std::int64_t total() const { return held + window_process_peak; }
+  };
+  const auto cost_of = [&](int tile) {
+    Cost c;
+    c.window = std::min(tile + 2 * overlap, image_side);
+    c.held = StreamBufferBytes(in_info.width, {tile, overlap, multiple}, device.is_cpu()) +
+             reader->decoder_bytes() + writer->encoder_bytes();
+    c.window_peak = search::InferencePeakBytes(arch, {1, c.window}, search::DType::kFp32, profile);
+    c.window_process_peak = calibrated ? calibrated->Predict(c.window_peak) : c.window_peak;
+    return c;
+  };
   int tile = tile_flag;
   if (tile == 0) {
+    // The largest tile whose window alone fits what the smallest tile's rows leave; the rows
+    // grow with the tile, so step down from there to the first that fits with them.
+    const Cost smallest = cost_of(multiple);
+    const std::int64_t network_budget = budget - smallest.held <= 0 ? 0
+                                        : calibrated
+                                            ? calibrated->LargestFitting(budget - smallest.held)
+                                            : budget - smallest.held;
     tile = network_budget > 0 ? search::MaxTiledOutputSide(arch, network_budget, overlap,
                                                            search::DType::kFp32, profile)
                               : 0;
-    if (tile == 0) {
-      return Status::InvalidArgument(
-          "budget: " + o.budget + " does not hold the image's buffers (" + Mib(held) +
-          ") and one window of the smallest tile with its overlap (" +
-          Mib(search::InferencePeakBytes(arch, {1, multiple + 2 * overlap}, search::DType::kFp32,
-                                         profile)) +
-          ")");
-    }
-    // No tile larger than the image needs.
-    const int image_side = std::max(padded_h, padded_w);
     tile = std::min(tile, image_side);
-  } else if (tile % multiple != 0) {
-    return Status::InvalidArgument("tile: " + std::to_string(tile) + " is not a multiple of " +
-                                   std::to_string(multiple) + " (2^(levels-1) for " +
-                                   std::to_string(arch.levels) + " levels)");
+    while (tile >= multiple && cost_of(tile).total() > budget) tile -= multiple;
+    if (tile < multiple) {
+      return Status::InvalidArgument(
+          "budget: " + o.budget + " does not hold the smallest tile: " + Mib(smallest.held) +
+          " of image rows and codec buffers for an image " + std::to_string(in_info.width) +
+          " pixels wide, and one window of " + std::to_string(smallest.window) + " pixels (" +
+          Mib(smallest.window_process_peak) + ")");
+    }
   }
-  // The largest window a tile runs in: clipped to the (padded) image.
-  const int window = std::min(tile + 2 * overlap, std::max(padded_h, padded_w));
-  const std::int64_t window_peak =
-      search::InferencePeakBytes(arch, {1, window}, search::DType::kFp32, profile);
-  const std::int64_t window_process_peak =
-      calibrated ? calibrated->Predict(window_peak) : window_peak;
-  if (tile_flag != 0 && held + window_process_peak > budget) {
-    return Status::InvalidArgument(
-        "tile: " + std::to_string(tile) + " with overlap " + std::to_string(overlap) + " needs " +
-        Mib(held + window_process_peak) + ", over the budget of " + o.budget);
+  const Cost cost = cost_of(tile);
+  if (tile_flag != 0 && cost.total() > budget) {
+    return Status::InvalidArgument("tile: " + std::to_string(tile) + " with overlap " +
+                                   std::to_string(overlap) + " needs " + Mib(cost.total()) +
+                                   ", over the budget of " + o.budget);
   }
 
   // Large blocks mapped on their own and returned when freed: the process's resident set then
@@ -178,27 +207,16 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   UNet net(arch);
   PEAKNAS_RETURN_IF_ERROR(AssignParameters(model.parameters, net));
   net->to(device);
-  torch::NoGradGuard no_grad;
-  torch::Tensor input = torch::from_blob(const_cast<std::uint8_t*>(image.rgb.data()),
-                                         {image.height, image.width, 3}, torch::kUInt8)
-                            .permute({2, 0, 1})
-                            .unsqueeze(0)
-                            .to(torch::kFloat32)
-                            .div_(255.0f);
-  if (padded) {
-    input = torch::nn::functional::pad(input,
-                                       torch::nn::functional::PadFuncOptions(
-                                           {0, padded_w - image.width, 0, padded_h - image.height})
-                                           .mode(torch::kReplicate));
-  }
-  input = input.to(device);
+  net->eval();
 
-  log << "peaknas-worker denoise: " << image.width << "x" << image.height << ", tile " << tile
-      << " (window " << window << ", overlap " << overlap << "), predicted window peak "
-      << Mib(window_peak) << " + image " << Mib(held) << " of " << o.budget << "\n";
+  log << "peaknas-worker denoise: " << in_info.width << "x" << in_info.height << " "
+      << data::RasterFormatName(in_info.format) << " (" << in_info.bits << "-bit) -> " << o.out
+      << " (" << bits << "-bit), tile " << tile << " (window " << cost.window << ", overlap "
+      << overlap << "), predicted window peak " << Mib(cost.window_peak) << " + rows and codecs "
+      << Mib(cost.held) << " of " << o.budget << "\n";
   const bool terminal = isatty(STDERR_FILENO) != 0;
   const auto start = Clock::now();
-  const double megapixels = static_cast<double>(image.width) * image.height / 1e6;
+  const double megapixels = static_cast<double>(in_info.width) * in_info.height / 1e6;
   int last_percent = -1;
   const auto progress = [&](int done, int total) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -214,38 +232,33 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
         << (terminal && done != total ? "" : "\n") << std::flush;
   };
   PEAKNAS_ASSIGN_OR_RETURN(
-      torch::Tensor result,
-      ForwardTiled([&](const torch::Tensor& x) { return net->forward(x); }, input,
-                   {.tile = tile, .overlap = overlap, .multiple = multiple}, progress));
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-
-  // In place, then straight into the 8-bit image: no whole-image temporaries beyond `held`.
-  input = torch::Tensor();
-  result.clamp_(0, 1).mul_(255).round_();
-  data::Image denoised(image.width, image.height);
-  torch::from_blob(denoised.rgb.data(), {image.height, image.width, 3}, torch::kUInt8)
-      .copy_(result
-                 .index({0, torch::indexing::Slice(), torch::indexing::Slice(0, image.height),
-                         torch::indexing::Slice(0, image.width)})
-                 .permute({1, 2, 0}));
-  PEAKNAS_RETURN_IF_ERROR(data::WritePng(o.out, denoised));
+      const StreamStats stats,
+      DenoiseStream([&](const torch::Tensor& x) { return net->forward(x); }, *reader, *writer,
+                    {.tile = tile, .overlap = overlap, .multiple = multiple}, device, progress));
 
   // What the OS saw: the process's resident high-water mark (CPU).
   const std::int64_t process_peak =
       device.is_cpu() ? base::ProcKibField("/proc/self/status", "VmHWM") : 0;
-  nlohmann::json report = {
-      {"width", image.width},
-      {"height", image.height},
+  const nlohmann::json report = {
+      {"width", in_info.width},
+      {"height", in_info.height},
+      {"in_format", data::RasterFormatName(in_info.format)},
+      {"in_bits", in_info.bits},
+      {"out_bits", bits},
       {"tile", tile},
       {"overlap", overlap},
-      {"window", window},
-      {"predicted_window_peak_bytes", window_peak},
-      {"predicted_process_peak_bytes", calibrated ? held + window_process_peak : 0},
+      {"window", cost.window},
+      {"tiles", stats.tiles},
+      {"predicted_window_peak_bytes", cost.window_peak},
+      {"predicted_process_peak_bytes", calibrated ? cost.total() : 0},
       {"process_peak_bytes", process_peak},
-      {"image_buffer_bytes", held},
+      {"image_buffer_bytes", cost.held},
       {"budget_bytes", budget},
-      {"seconds", seconds},
-      {"megapixels_per_second", megapixels / std::max(seconds, 1e-9)},
+      {"seconds", stats.seconds},
+      {"network_seconds", stats.network_seconds},
+      {"read_wait_seconds", stats.read_wait_seconds},
+      {"write_wait_seconds", stats.write_wait_seconds},
+      {"megapixels_per_second", megapixels / std::max(stats.seconds, 1e-9)},
       {"out", o.out}};
   out << report.dump() << "\n";
   return Status::Ok();

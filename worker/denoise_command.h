@@ -2,24 +2,23 @@
 // or a worker's --export) to an image of any size within a memory budget, tile by tile
 // (worker/tiled.h), seam-free by construction.
 //
-//   peaknas-worker denoise --model MODEL.pt --in IMAGE --out IMAGE.png --budget SIZE
-//                          [--tile auto|T] [--overlap auto|N] [--device D] [--threads N]
+//   peaknas-worker denoise --model MODEL.pt --in IMAGE --out IMAGE.png|.tif --budget SIZE
+//                          [--tile auto|T] [--overlap auto|N] [--bits auto|8|16]
+//                          [--calibration FILE] [--device D] [--threads N]
 //
-// The network is the C++ U-Net the cost model describes, with the model's weights: the tile
-// is the largest whose window's predicted inference peak fits what the budget leaves once the
-// image's own buffers are counted (the input and output in float and in 8 bits); with
-// --calibration the budget is the whole process's (the calibration's inference fit gives the
-// process peak of a window, the image's buffers come on top). The overlap defaults to
-// search::SeamFreeOverlap. A smaller overlap is allowed and shows seams. The image
-// is padded at its right and bottom edges (replicated) to the network's spatial multiple and
-// cropped back. Large blocks are mapped on their own for the run (malloc_tuning.h), so that the
-// process's resident set follows its live tensors and repeats from run to run (a kept heap
-// scatters by tens of MiB); the cost is a page fault per large block per tile. Progress goes to
-// stderr; one JSON object to stdout with what was done, the predictions and the process's
-// measured peak (`process_peak_bytes`, CPU).
-//
-// Not yet: reading and writing in bands (the whole image is held, so the budget must cover
-// it), 16-bit and TIFF images, overlapping I/O with compute.
+// The image is read, denoised and written in bands (worker/streamed.h): PNG, TIFF or JPEG in,
+// PNG or TIFF out, 8 or 16 bits. The network is the C++ U-Net the cost model describes, with the
+// model's weights: the tile is the largest whose window's predicted inference peak fits what
+// the budget leaves once the stream's rows and the codecs' buffers are counted
+// (StreamBufferBytes, which grows with the tile and the image's width, never its height);
+// with --calibration the budget is the whole process's (the calibration's inference fit gives
+// the process peak of a window, the stream's buffers come on top). The overlap defaults to
+// search::SeamFreeOverlap; a smaller one is allowed and shows seams. The image is padded at
+// its right and bottom edges (replicated) to the network's spatial multiple and cropped back.
+// Large blocks are mapped on their own for the run (malloc_tuning.h), so that the process's
+// resident set follows its live tensors and repeats from run to run (a kept heap scatters by
+// tens of MiB). Progress goes to stderr; one JSON object to stdout with what was done, the
+// predictions and the process's measured peak (`process_peak_bytes`, CPU).
 //
 // Thread-safety: one RunDenoise per process at a time.
 #ifndef PEAKNAS_WORKER_DENOISE_COMMAND_H_
@@ -38,11 +37,12 @@ namespace peaknas::worker {
 
 struct DenoiseOptions {
   std::string model;             // TorchScript file with the "architecture" attribute
-  std::string in;                // PNG or JPEG
-  std::string out;               // PNG
+  std::string in;                // PNG, TIFF or JPEG
+  std::string out;               // PNG or TIFF, by the extension
   std::string budget;            // SIZE: what the whole run may hold
   std::string tile = "auto";     // auto | output tile side
   std::string overlap = "auto";  // auto | context pixels on each side
+  std::string bits = "auto";     // auto (the input's depth) | 8 | 16: the output's samples
   std::string device = "cpu";
   int threads = 0;  // LibTorch intra-op threads; 0: LibTorch's default
   // A device calibration (`peaknas calibration --format json`): the budget is then the whole

@@ -15,6 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../support/cli_test_lib.sh"
 cli_test_args "PEAKNAS_WORKER CASE" 2 "$@"
 worker=$1
 python=${PYTHON:-/usr/bin/python3}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 cli_test_workdir
 program=$worker
@@ -271,6 +272,109 @@ assert 0 < d["process_peak_bytes"] <= d["budget_bytes"], d
       --in "$image" --out "$work/x.png" --budget 1GiB --overlap some
     expect_error denoise 'no such model file' denoise --model "$work/absent.pt" --in "$image" \
       --out "$work/x.png" --budget 1GiB
+    ;;
+  denoise_formats)
+    # 16-bit PNG in, 16-bit TIFF out (the depth follows the input), 8 bits on request; the
+    # tiled 16-bit result equals the whole-image one; a JPEG is read too.
+    make_denoise_model
+    need_python
+    "$python" "$here/make_big_png.py" "$work/in16.png" 150 130 --bits 16 || fail "cannot make the image"
+    expect_ok denoise --model "$work/model.pt" --in "$work/in16.png" --out "$work/whole.tif" --budget 2GiB
+    check_json 'assert d["in_format"] == "PNG" and d["in_bits"] == 16 and d["out_bits"] == 16, d'
+    expect_ok denoise --model "$work/model.pt" --in "$work/in16.png" --out "$work/tiled.tif" \
+      --budget 2GiB --tile 32
+    check_json 'assert d["tiles"] == 25 and d["out_bits"] == 16, d'
+    # 16 bits resolve float rounding: tiled and whole agree to one step of 65535.
+    "$python" - "$work/whole.tif" "$work/tiled.tif" <<'PY' || fail "the TIFFs are not 150x130 RGB16 that agree"
+import struct, sys
+import numpy as np
+def samples(path):
+    b = open(path, "rb").read()
+    assert b[:4] == b"II*\x00", b[:4]
+    (ifd,) = struct.unpack("<I", b[4:8])
+    (n,) = struct.unpack("<H", b[ifd:ifd + 2])
+    tags = {}
+    for i in range(n):
+        tag, kind, count, value = struct.unpack("<HHII", b[ifd + 2 + 12 * i: ifd + 14 + 12 * i])
+        tags[tag] = (kind, count, value)
+    assert tags[256][2] == 150 and tags[257][2] == 130, tags
+    assert tags[277][2] == 3 and tags[259][2] == 1, tags  # RGB, uncompressed
+    bits = tags[258]
+    assert bits[1] == 3 and struct.unpack("<3H", b[bits[2]:bits[2] + 6]) == (16, 16, 16), bits
+    def values(tag):
+        kind, count, value = tags[tag]
+        if count == 1:
+            return [value]
+        code, size = {3: ("H", 2), 4: ("I", 4)}[kind]
+        return list(struct.unpack("<%d%s" % (count, code), b[value:value + size * count]))
+    data = b"".join(b[o:o + c] for o, c in zip(values(273), values(279)))
+    return np.frombuffer(data, "<u2").astype(np.int64)
+whole, tiled = samples(sys.argv[1]), samples(sys.argv[2])
+assert whole.size == 150 * 130 * 3, whole.size
+diff = np.abs(whole - tiled)
+assert diff.max() <= 1, diff.max()
+assert np.unique(whole % 257).size > 1  # finer than 8 bits
+PY
+    expect_ok denoise --model "$work/model.pt" --in "$work/in16.png" --out "$work/out8.png" \
+      --budget 2GiB --bits 8
+    check_json 'assert d["out_bits"] == 8, d'
+    [[ $(head -c 25 "$work/out8.png" | tail -c 1 | od -An -tu1 | tr -d ' ') == 8 ]] ||
+      fail "the PNG is not 8-bit"
+    expect_error denoise 'not a PNG, TIFF or JPEG image' denoise --model "$work/model.pt" \
+      --in "$work/data/ValidationNoisyBlocksSrgb.mat" --out "$work/x.png" --budget 2GiB
+    expect_error denoise 'the extension must be .png, .tif or .tiff' denoise \
+      --model "$work/model.pt" --in "$image" --out "$work/x.jpg" --budget 2GiB
+    expect_error denoise 'bits: "12" is not auto, 8 or 16' denoise --model "$work/model.pt" \
+      --in "$image" --out "$work/x.png" --budget 2GiB --bits 12
+    [[ ! -e "$work/x.png" && ! -e "$work/x.png.part" ]] || fail "a failed run left an image behind"
+    ;;
+  denoise_100mp)
+    # A 10000 x 10000 image (generated here: 286 MiB of 8-bit samples, 1.1 GiB in float) through
+    # a trained model, read and written in bands, within a whole-process budget smaller than
+    # the image's 8-bit samples. The process's own footprint (LibTorch, the weights, the codecs)
+    # is measured first on a small image and given as a calibration's overhead, so the budget
+    # covers everything the OS sees; the measured peak must stay under it.
+    make_denoise_model
+    need_python
+    "$python" "$here/make_big_png.py" "$work/big.png" 10000 10000 || fail "cannot make the image"
+    expect_ok denoise --model "$work/model.pt" --in "$image" --out "$work/small.png" --budget 1GiB \
+      --threads 2
+    overhead=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["process_peak_bytes"])' "$out")
+    printf '{"deviceProfile": "cpu", "framework": "test", "inference": {"samples": 8,
+      "overheadBytes": %s, "slope": 1.0, "margin": 1.02, "quantile": 0.99}}\n' "$overhead" \
+      >"$work/calibration.json"
+    expect_ok denoise --model "$work/model.pt" --in "$work/big.png" --out "$work/big-out.png" \
+      --budget 256MiB --calibration "$work/calibration.json" --threads 2
+    check_json '
+assert d["width"] == 10000 and d["height"] == 10000, d
+assert d["budget_bytes"] < 10000 * 10000 * 3, d
+assert d["tiles"] > 1, d
+assert 0 < d["predicted_process_peak_bytes"] <= d["budget_bytes"], d
+assert 0 < d["process_peak_bytes"] <= d["budget_bytes"], d
+print("100 MP: tile %d, %.1f s, %.2f MP/s, process peak %.1f MiB (predicted %.1f) of %.0f MiB" % (
+    d["tile"], d["seconds"], d["megapixels_per_second"], d["process_peak_bytes"] / 2**20,
+    d["predicted_process_peak_bytes"] / 2**20, d["budget_bytes"] / 2**20))
+'
+    # The output is whole: 10000 rows of 30000 bytes behind their filter bytes.
+    "$python" - "$work/big-out.png" <<'PY' || fail "the output PNG is not 10000x10000"
+import struct, sys, zlib
+f = open(sys.argv[1], "rb")
+assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+d, size, header = zlib.decompressobj(), 0, None
+while True:
+    n, kind = struct.unpack(">I4s", f.read(8))
+    data = f.read(n)
+    f.read(4)
+    if kind == b"IHDR":
+        header = struct.unpack(">IIBB", data[:10])
+    elif kind == b"IDAT":
+        size += len(d.decompress(data, 0))
+    elif kind == b"IEND":
+        break
+size += len(d.flush())
+assert header == (10000, 10000, 8, 2), header
+assert size == 10000 * (1 + 30000), size
+PY
     ;;
   help)
     run --help

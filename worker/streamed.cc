@@ -1,0 +1,254 @@
+#include "worker/streamed.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace peaknas::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Row = std::vector<std::uint16_t>;
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A queue of rows between two stages. Push blocks while `capacity` rows wait; Pop blocks while
+// none does. Close ends it: Push then fails, and Pop drains what is left and then returns none.
+class RowQueue {
+ public:
+  explicit RowQueue(std::size_t capacity) : capacity_(capacity) {}
+
+  bool Push(Row row) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return closed_ || rows_.size() < capacity_; });
+    if (closed_) return false;
+    rows_.push_back(std::move(row));
+    cv_.notify_all();
+    return true;
+  }
+
+  std::optional<Row> Pop() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return closed_ || !rows_.empty(); });
+    if (rows_.empty()) return std::nullopt;
+    Row row = std::move(rows_.front());
+    rows_.pop_front();
+    cv_.notify_all();
+    return row;
+  }
+
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  const std::size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Row> rows_;
+  bool closed_ = false;
+};
+
+// A stage's first error, read once its thread has ended.
+struct StageStatus {
+  std::mutex mu;
+  Status status;
+  void Set(Status s) {
+    std::lock_guard lock(mu);
+    if (status.ok()) status = std::move(s);
+  }
+  Status Get() {
+    std::lock_guard lock(mu);
+    return status;
+  }
+};
+
+std::string ShapeText(c10::IntArrayRef sizes) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    text += (i > 0 ? ", " : "") + std::to_string(sizes[i]);
+  }
+  return text + "]";
+}
+
+std::uint16_t Quantize(float x, float max_value) {
+  const float v = x > 0.0f ? (x < 1.0f ? x : 1.0f) : 0.0f;  // NaN -> 0
+  return static_cast<std::uint16_t>(std::nearbyint(v * max_value));
+}
+
+}  // namespace
+
+std::int64_t StreamBufferBytes(int width, const TiledOptions& options, bool device_is_cpu) {
+  const std::int64_t row_bytes = std::int64_t{width} * 3 * 2;
+  const std::int64_t tile = options.tile, overlap = options.overlap;
+  const std::int64_t input_rows = (tile + 2 * overlap) + tile + 1;
+  const std::int64_t output_rows = tile + tile + 1;
+  const std::int64_t window = tile + 2 * overlap;
+  const std::int64_t host_copy = device_is_cpu ? 0 : 3 * window * window * 4;
+  return (input_rows + output_rows) * row_bytes + host_copy;
+}
+
+StatusOr<StreamStats> DenoiseStream(
+    const std::function<torch::Tensor(const torch::Tensor&)>& forward, data::RasterReader& reader,
+    data::RasterWriter& writer, const TiledOptions& options, const torch::Device& device,
+    const TileProgress& progress) {
+  const int m = options.multiple;
+  if (m < 1 || options.tile < m || options.tile % m != 0) {
+    return Status::InvalidArgument("tile: " + std::to_string(options.tile) +
+                                   " is not a positive multiple of " + std::to_string(m));
+  }
+  if (options.overlap < 0 || options.overlap % m != 0) {
+    return Status::InvalidArgument("overlap: " + std::to_string(options.overlap) +
+                                   " is not a multiple of " + std::to_string(m) + " (>= 0)");
+  }
+  const int width = reader.info().width, height = reader.info().height;
+  if (writer.info().width != width || writer.info().height != height) {
+    return Status::InvalidArgument("out: the writer's size differs from the image's");
+  }
+  const int tile = options.tile, overlap = options.overlap;
+  const int padded_w = (width + m - 1) / m * m, padded_h = (height + m - 1) / m * m;
+  const int tile_rows = (padded_h + tile - 1) / tile, tile_cols = (padded_w + tile - 1) / tile;
+  const float in_scale = 1.0f / static_cast<float>(reader.info().max_value());
+  const float out_max = static_cast<float>(writer.info().max_value());
+  const std::size_t samples = static_cast<std::size_t>(width) * 3;
+
+  StreamStats stats;
+  const auto start = Clock::now();
+  RowQueue decoded(static_cast<std::size_t>(tile));
+  RowQueue encoded(static_cast<std::size_t>(tile));
+  StageStatus read_status, write_status;
+  std::thread read_thread([&] {
+    for (int y = 0; y < height; ++y) {
+      Row row(samples);
+      Status s = reader.ReadRows(1, row.data());
+      if (!s.ok()) {
+        read_status.Set(std::move(s));
+        break;
+      }
+      if (!decoded.Push(std::move(row))) break;
+    }
+    decoded.Close();
+  });
+  std::thread write_thread([&] {
+    while (std::optional<Row> row = encoded.Pop()) {
+      Status s = writer.WriteRows(1, row->data());
+      if (!s.ok()) {
+        write_status.Set(std::move(s));
+        encoded.Close();
+        return;
+      }
+    }
+  });
+
+  // The compute stage. Rows [first_row, first_row + rows.size()) of the image are held.
+  Status status;
+  std::deque<Row> rows;
+  int first_row = 0;
+  try {
+    torch::NoGradGuard no_grad;
+    for (int r = 0; r < tile_rows && status.ok(); ++r) {
+      const int y0 = r * tile, y1 = std::min(y0 + tile, padded_h);
+      const int wy0 = std::max(0, y0 - overlap), wy1 = std::min(padded_h, y1 + overlap);
+      // Rows past the image repeat its last row; y0 < height since padding is < m <= tile.
+      const int needed_end = std::min(wy1, height);
+      auto wait_start = Clock::now();
+      while (first_row + static_cast<int>(rows.size()) < needed_end) {
+        std::optional<Row> row = decoded.Pop();
+        if (!row) {
+          status = read_status.Get();
+          if (status.ok()) status = Status::Internal("the reader stopped early");
+          break;
+        }
+        rows.push_back(std::move(*row));
+      }
+      stats.read_wait_seconds += Since(wait_start);
+      if (!status.ok()) break;
+      while (first_row < wy0) {
+        rows.pop_front();
+        ++first_row;
+      }
+      const int out_rows = std::min(y1, height) - y0;
+      std::vector<Row> band(static_cast<std::size_t>(out_rows), Row(samples));
+      for (int c = 0; c < tile_cols; ++c) {
+        const int x0 = c * tile, x1 = std::min(x0 + tile, padded_w);
+        const int wx0 = std::max(0, x0 - overlap), wx1 = std::min(padded_w, x1 + overlap);
+        const int wh = wy1 - wy0, ww = wx1 - wx0;
+        torch::Tensor window = torch::empty({1, 3, wh, ww}, torch::kFloat32);
+        float* planes = window.data_ptr<float>();
+        const std::size_t plane = static_cast<std::size_t>(wh) * ww;
+        for (int y = 0; y < wh; ++y) {
+          const Row& src =
+              rows[static_cast<std::size_t>(std::min(wy0 + y, height - 1) - first_row)];
+          float* dst = planes + static_cast<std::size_t>(y) * ww;
+          for (int x = 0; x < ww; ++x) {
+            const std::uint16_t* p =
+                src.data() + static_cast<std::size_t>(std::min(wx0 + x, width - 1)) * 3;
+            dst[x] = p[0] * in_scale;
+            dst[plane + x] = p[1] * in_scale;
+            dst[2 * plane + x] = p[2] * in_scale;
+          }
+        }
+        const auto network_start = Clock::now();
+        torch::Tensor out = forward(device.is_cpu() ? window : window.to(device));
+        window = torch::Tensor();
+        out = out.to(torch::kCPU, torch::kFloat32).contiguous();
+        stats.network_seconds += Since(network_start);
+        if (out.dim() != 4 || out.size(0) != 1 || out.size(1) != 3 || out.size(2) != wh ||
+            out.size(3) != ww) {
+          throw std::runtime_error("the network gave " + ShapeText(out.sizes()) +
+                                   " for a window of " + ShapeText({1, 3, wh, ww}));
+        }
+        const float* o = out.data_ptr<float>();
+        const int keep_w = std::min(x1, width) - x0;
+        for (int y = 0; y < out_rows; ++y) {
+          std::uint16_t* dst = band[static_cast<std::size_t>(y)].data() + std::size_t{3} * x0;
+          const float* src = o + static_cast<std::size_t>(y0 - wy0 + y) * ww + (x0 - wx0);
+          for (int x = 0; x < keep_w; ++x) {
+            dst[3 * x] = Quantize(src[x], out_max);
+            dst[3 * x + 1] = Quantize(src[plane + x], out_max);
+            dst[3 * x + 2] = Quantize(src[2 * plane + x], out_max);
+          }
+        }
+        ++stats.tiles;
+        if (progress) progress(stats.tiles, tile_rows * tile_cols);
+      }
+      wait_start = Clock::now();
+      for (Row& row : band) {
+        if (!encoded.Push(std::move(row))) {
+          status = write_status.Get();
+          if (status.ok()) status = Status::Internal("the writer stopped early");
+          break;
+        }
+      }
+      stats.write_wait_seconds += Since(wait_start);
+    }
+  } catch (const std::exception& e) {
+    status = Status::Internal(std::string("inference failed: ") + e.what());
+  }
+  decoded.Close();
+  encoded.Close();
+  read_thread.join();
+  write_thread.join();
+  if (!status.ok()) return status;
+  PEAKNAS_RETURN_IF_ERROR(read_status.Get());
+  PEAKNAS_RETURN_IF_ERROR(write_status.Get());
+  PEAKNAS_RETURN_IF_ERROR(writer.Finish());
+  stats.seconds = Since(start);
+  return stats;
+}
+
+}  // namespace peaknas::worker
