@@ -8,7 +8,7 @@ by repeating the edges, run the TorchScript model on each tile's window (the til
 pixels on each side, clipped to the image), stitch the valid centres into a whole output
 tensor, and save it (Pillow, zlib level 3 as peaknas writes). The same windows as peaknas's,
 so both compute the same image. Prints one JSON line: the seconds from opening the image to the
-saved output, and the tiles run.
+saved output, the tiles run, and the process's resident high-water mark (VmHWM).
 """
 import json
 import sys
@@ -45,7 +45,10 @@ def main():
                 tiles += 1
     pixels = out[0, :, :h, :w].clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy()).save(out_path, compress_level=3)
-    print(json.dumps({"seconds": time.perf_counter() - start, "tiles": tiles}))
+    seconds = time.perf_counter() - start
+    with open("/proc/self/status") as status:
+        hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    print(json.dumps({"seconds": seconds, "tiles": tiles, "process_peak_bytes": hwm * 1024}))
     return 0
 
 

@@ -4,32 +4,45 @@
   cmake --build --preset release --target peaknas-worker
   /usr/bin/python3 bench/denoise_throughput.py [--megapixels 12,48] [--rounds 2]
 
-A model is trained a few steps and exported (`peaknas-worker once --export`); noisy PNGs of
-each size are generated (tests/worker/make_big_png.py). For each size and round, in one run
-and alternating which goes first, it runs
+For each network (a small and a mid-sized one), a model is trained a few steps and exported
+(`peaknas-worker once --export`), and its process's own footprint is measured on a small image
+and given to peaknas as a calibration's overhead, so that the budget is the whole process's.
+Noisy PNGs of each size are generated (tests/worker/make_big_png.py). For each size and round,
+in one run and alternating which goes first, it runs
 
-  * peaknas: `peaknas-worker denoise --budget B --threads T` (it picks the largest tile that
-    fits B and reads, computes and writes in bands, overlapping the three), and
+  * peaknas: `peaknas-worker denoise --budget B --calibration C --threads T` (it picks the
+    largest tile whose rows, codecs and window fit B and reads, computes and writes in bands,
+    overlapping the three), and
+  * the same with `--allocator heap` (freed memory kept in the heap: faster, and the
+    budget no longer bounds what the heap keeps), and
   * the peer: bench/denoise_peer.py, a plain PyTorch loop over the same exported model with
     the same tile and overlap (whole image in, tiles stitched, whole image out),
 
 each in a process of its own. Throughput is megapixels over the seconds from opening the
 image to the saved output (each program times that itself; process start and model loading
-are not in it); the peak is the process's resident high-water mark (ru_maxrss). Both outputs
+are not in it); the peak is the process's resident high-water mark, as each reads it at its end
+from /proc/self/status (VmHWM: ru_maxrss would also count the spawning parent's resident set
+from before the exec). Both outputs
 are compared (they compute the same windows): the mean absolute difference is printed.
 """
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARCH = ('{"levels": 3, "widths": [16, 32, 64], "enc_blocks": [1, 1, 1], "dec_blocks": [1, 1], '
-        '"skip": "add", "upsample": "bilinear", "downsample": "maxpool", "activation": "lrelu"}')
+# A small and a mid-sized network of the family (the compute per pixel differs by about 4x).
+ARCHS = {
+    "small": ('{"levels": 3, "widths": [8, 16, 32], "enc_blocks": [1, 1, 1], "dec_blocks": [1, 1],'
+              ' "skip": "concat", "upsample": "transposed", "downsample": "strided",'
+              ' "activation": "relu"}'),
+    "mid": ('{"levels": 3, "widths": [16, 32, 64], "enc_blocks": [1, 1, 1], "dec_blocks": [1, 1],'
+            ' "skip": "add", "upsample": "bilinear", "downsample": "maxpool",'
+            ' "activation": "lrelu"}'),
+}
 
 
 def run(argv):
@@ -39,18 +52,12 @@ def run(argv):
         sys.exit(f"{argv[0]} failed ({child.returncode}): {child.stderr.decode()[-3000:]}")
 
 
-def run_measured(argv):
-    """Runs argv in a child and returns (stdout, the child's ru_maxrss in KiB)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        pid = os.posix_spawn(argv[0], argv, os.environ,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, out.fileno(), 1),
-                                           (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
-        _, status, usage = os.wait4(pid, 0)
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"{argv[0]} failed: {err.read().decode()[-3000:]}")
-        return out.read().decode(), usage.ru_maxrss
+def run_report(argv):
+    """Runs argv; returns the JSON object it prints."""
+    child = subprocess.run(argv, capture_output=True)
+    if child.returncode != 0:
+        sys.exit(f"{argv[0]} failed ({child.returncode}): {child.stderr.decode()[-3000:]}")
+    return json.loads(child.stdout)
 
 
 def mean_abs_difference(a, b):
@@ -73,53 +80,81 @@ def main():
     worker = os.path.join(args.build, "worker", "peaknas-worker")
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="peaknas-denoise-bench-") as tmp:
-        data, model = os.path.join(tmp, "data"), os.path.join(tmp, "model.pt")
+        data = os.path.join(tmp, "data")
         run([worker, "make-data", "--out", data, "--scenes", "1", "--size", "160",
              "--val-images", "1", "--val-blocks", "2", "--block-size", "32", "--seed", "9"])
-        run([worker, "once", "--arch", ARCH, "--data", data, "--steps", "20", "--patch", "32",
-             "--tile", "32", "--latency-runs", "1", "--export", model])
-        print(f"model: {ARCH}\nbudget {args.budget}, {args.threads} intra-op threads, "
-              f"{args.rounds} rounds per size\n")
-        print(f"{'image':>14} {'program':>8} {'MP/s':>7} {'seconds':>8} {'peak MiB':>9} "
-              f"{'tile':>5}")
+        small_image = os.path.join(tmp, "small.png")
+        run([python, os.path.join(ROOT, "tests", "worker", "make_big_png.py"), small_image,
+             "160", "160"])
+        images = []
         for mp in (float(v) for v in args.megapixels.split(",")):
             w = int(round((mp * 1e6 * 4 / 3) ** 0.5))
             h = int(round(mp * 1e6 / w))
-            image = os.path.join(tmp, f"in-{w}x{h}.png")
-            run([python, os.path.join(ROOT, "tests", "worker", "make_big_png.py"), image,
+            images.append((w, h, os.path.join(tmp, f"in-{w}x{h}.png")))
+            run([python, os.path.join(ROOT, "tests", "worker", "make_big_png.py"), images[-1][2],
                  str(w), str(h)])
-            ours, peer = [], []
-            for r in range(args.rounds):
-                order = ("peaknas", "peer") if r % 2 == 0 else ("peer", "peaknas")
-                for who in order:
-                    if who == "peaknas":
-                        text, rss = run_measured(
-                            [worker, "denoise", "--model", model, "--in", image, "--out",
-                             os.path.join(tmp, "ours.png"), "--budget", args.budget,
-                             "--threads", str(args.threads)])
-                        report = json.loads(text)
-                        tile, overlap = report["tile"], report["overlap"]
-                        ours.append((report["seconds"], rss))
-                    else:  # round 0 runs peaknas first: its tile is known here
-                        text, rss = run_measured(
-                            [python, os.path.join(ROOT, "bench", "denoise_peer.py"), model,
-                             image, os.path.join(tmp, "peer.png"), str(tile), str(overlap),
-                             "4", str(args.threads)])
-                        peer.append((json.loads(text)["seconds"], rss))
-            megapixels = w * h / 1e6
-            label = f"{w}x{h}"
-            for name, runs in (("peaknas", ours), ("peer", peer)):
-                seconds = statistics.median(s for s, _ in runs)
-                peak = max(k for _, k in runs) / 1024
-                print(f"{label:>14} {name:>8} {megapixels / seconds:7.2f} {seconds:8.1f} "
-                      f"{peak:9.0f} {tile:5d}")
-            ratio = statistics.median(s for s, _ in peer) / statistics.median(s for s, _ in ours)
-            spread = [p[0] / o[0] for o, p in zip(ours, peer)]
-            print(f"{label:>14} peaknas/peer throughput {ratio:.2f}x (per round "
-                  f"{min(spread):.2f}-{max(spread):.2f}x); outputs differ by "
-                  f"{mean_abs_difference(os.path.join(tmp, 'ours.png'), os.path.join(tmp, 'peer.png')):.3f} "
-                  f"on average (of 255)\n")
+        print(f"budget {args.budget} (the whole peaknas process), {args.threads} intra-op "
+              f"threads, {args.rounds} rounds per size")
+        for name, arch in ARCHS.items():
+            model = os.path.join(tmp, f"{name}.pt")
+            run([worker, "once", "--arch", arch, "--data", data, "--steps", "20", "--patch",
+                 "32", "--tile", "32", "--latency-runs", "1", "--export", model])
+            footprint = run_report([worker, "denoise", "--model", model, "--in", small_image,
+                                    "--out", os.path.join(tmp, "small-out.png"), "--budget",
+                                    "1GiB", "--threads", str(args.threads)])
+            calibration = os.path.join(tmp, f"{name}-calibration.json")
+            with open(calibration, "w") as f:
+                json.dump({"deviceProfile": "cpu", "framework": "bench", "inference": {
+                    "samples": 8, "overheadBytes": footprint["process_peak_bytes"],
+                    "slope": 1.0, "margin": 1.02, "quantile": 0.99}}, f)
+            print(f"\n{name} network: {arch}")
+            print(f"{'image':>14} {'program':>8} {'MP/s':>7} {'seconds':>8} {'peak MiB':>9} "
+                  f"{'tile':>5}")
+            bench_network(args, worker, python, model, calibration, images, tmp)
     return 0
+
+
+def bench_network(args, worker, python, model, calibration, images, tmp):
+    """Prints, per image, both programs' medians and their ratio."""
+    for w, h, image in images:
+        ours, heap, peer = [], [], []
+        for r in range(args.rounds):
+            order = ("peaknas", "peer") if r % 2 == 0 else ("peer", "peaknas")
+            for who in order:
+                if who == "peaknas":
+                    report = run_report(
+                        [worker, "denoise", "--model", model, "--in", image, "--out",
+                         os.path.join(tmp, "ours.png"), "--budget", args.budget,
+                         "--calibration", calibration, "--threads", str(args.threads)])
+                    tile, overlap = report["tile"], report["overlap"]
+                    ours.append((report["seconds"], report["process_peak_bytes"]))
+                    report = run_report(
+                        [worker, "denoise", "--model", model, "--in", image, "--out",
+                         os.path.join(tmp, "heap.png"), "--budget", args.budget,
+                         "--calibration", calibration, "--threads", str(args.threads),
+                         "--allocator", "heap"])
+                    heap.append((report["seconds"], report["process_peak_bytes"]))
+                else:  # round 0 runs peaknas first: its tile is known here
+                    report = run_report(
+                        [python, os.path.join(ROOT, "bench", "denoise_peer.py"), model,
+                         image, os.path.join(tmp, "peer.png"), str(tile), str(overlap),
+                         "4", str(args.threads)])
+                    peer.append((report["seconds"], report["process_peak_bytes"]))
+        megapixels = w * h / 1e6
+        label = f"{w}x{h}"
+        for name, runs in (("peaknas", ours), ("heap", heap), ("peer", peer)):
+            seconds = statistics.median(s for s, _ in runs)
+            peak = max(k for _, k in runs) / 2**20
+            print(f"{label:>14} {name:>8} {megapixels / seconds:7.2f} {seconds:8.1f} "
+                  f"{peak:9.0f} {tile:5d}")
+        for name, runs in (("peaknas", ours), ("heap", heap)):
+            ratio = statistics.median(s for s, _ in peer) / statistics.median(s for s, _ in runs)
+            spread = [p[0] / o[0] for o, p in zip(runs, peer)]
+            print(f"{label:>14} {name}/peer throughput {ratio:.2f}x (per round "
+                  f"{min(spread):.2f}-{max(spread):.2f}x)")
+        print(f"{label:>14} outputs differ by "
+              f"{mean_abs_difference(os.path.join(tmp, 'ours.png'), os.path.join(tmp, 'peer.png')):.3f} "
+              f"on average (of 255)")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 
 #include <atomic>
 #include <mutex>
-#include <unordered_map>
+
+#include "worker/block_sizes.h"
 
 namespace peaknas::worker {
 namespace {
@@ -13,30 +14,9 @@ namespace {
 std::atomic<std::int64_t> g_live{0};
 std::atomic<std::int64_t> g_peak{0};
 
-// Sizes by pointer: raw_allocate/raw_deallocate (used by ideep) pass only the pointer back, so
-// the context must equal the data pointer and sizes are looked up on free.
-class SizeTable {
- public:
-  void Add(void* p, std::int64_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    sizes_[p] = n;
-  }
-  std::int64_t Remove(void* p) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = sizes_.find(p);
-    if (it == sizes_.end()) return 0;
-    const std::int64_t n = it->second;
-    sizes_.erase(it);
-    return n;
-  }
-
- private:
-  std::mutex mu_;
-  std::unordered_map<void*, std::int64_t> sizes_;  // guarded by mu_
-};
-
-SizeTable& Sizes() {
-  static SizeTable* table = new SizeTable();  // never destroyed: frees may come at exit
+// Sizes by pointer: the context must equal the data pointer (block_sizes.h).
+BlockSizes& Sizes() {
+  static BlockSizes* table = new BlockSizes();  // never destroyed: frees may come at exit
   return *table;
 }
 
@@ -45,7 +25,7 @@ c10::DeleterFnPtr g_base_deleter = nullptr;
 
 void CountingDelete(void* p) {
   if (p == nullptr) return;
-  g_live.fetch_sub(Sizes().Remove(p), std::memory_order_relaxed);
+  g_live.fetch_sub(static_cast<std::int64_t>(Sizes().Remove(p)), std::memory_order_relaxed);
   g_base_deleter(p);
 }
 
@@ -57,7 +37,7 @@ class CountingCpuAllocator final : public c10::Allocator {
     // The default CPU allocator's context is its data pointer; take ownership of it.
     base.release_context();
     if (p != nullptr) {
-      Sizes().Add(p, static_cast<std::int64_t>(n));
+      Sizes().Add(p, n);
       const std::int64_t live = g_live.fetch_add(n, std::memory_order_relaxed) + n;
       std::int64_t peak = g_peak.load(std::memory_order_relaxed);
       while (live > peak && !g_peak.compare_exchange_weak(peak, live)) {

@@ -20,6 +20,7 @@
 #include "search/tiling.h"
 #include "search/units.h"
 #include "worker/data/raster.h"
+#include "worker/huge_page_blocks.h"
 #include "worker/inherit.h"
 #include "worker/malloc_tuning.h"
 #include "worker/measure.h"
@@ -91,6 +92,13 @@ CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& o) {
   cmd->add_option("--bits", o.bits, "Output samples: auto (the input's depth), 8 or 16.")
       ->capture_default_str()
       ->type_name("auto|8|16");
+  cmd->add_option("--allocator", o.allocator,
+                  "mapped: large tensors get mappings of their own, returned when freed, so the "
+                  "process's memory follows the live tensors and the budget holds; heap: freed "
+                  "memory stays in the heap for reuse (faster: nothing is faulted in again), "
+                  "and the process may hold more than predicted by how the heap fragments.")
+      ->capture_default_str()
+      ->type_name("mapped|heap");
   cmd->add_option("--calibration", o.calibration,
                   "A device calibration (`peaknas calibration --format json`; - reads standard "
                   "input): the budget is then the whole process's peak, not the network's.")
@@ -110,6 +118,9 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   PEAKNAS_ASSIGN_OR_RETURN(const int overlap_flag, AutoOrInt(o.overlap, "overlap"));
   if (o.bits != "auto" && o.bits != "8" && o.bits != "16") {
     return Status::InvalidArgument("bits: \"" + o.bits + "\" is not auto, 8 or 16");
+  }
+  if (o.allocator != "mapped" && o.allocator != "heap") {
+    return Status::InvalidArgument("allocator: \"" + o.allocator + "\" is not mapped or heap");
   }
   if (o.threads < 0) return Status::InvalidArgument("threads: must be >= 0");
   PEAKNAS_ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(o.device, "device"));
@@ -200,10 +211,17 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
                                    ", over the budget of " + o.budget);
   }
 
-  // Large blocks mapped on their own and returned when freed: the process's resident set then
-  // follows the live tensors, which the budget is about, instead of what the heap happens to
-  // keep (worker/malloc_tuning.h).
-  const MappedLargeBlocks mapped;
+  // "mapped": large blocks mapped on their own and returned when freed, so that the process's
+  // resident set follows the live tensors, which the budget is about, instead of what the heap
+  // happens to keep (worker/malloc_tuning.h); LibTorch's in huge pages, freed ones kept for the
+  // next window's tensors of the same size while within the window's predicted peak
+  // (worker/huge_page_blocks.h). "heap": the worker's kept heap (KeepFreedHeapMemory).
+  std::optional<MappedLargeBlocks> mapped;
+  if (o.allocator == "mapped") {
+    mapped.emplace();
+    InstallHugePageBlocks();
+    SetHugePageBlockCache(static_cast<std::size_t>(cost.window_peak));
+  }
   UNet net(arch);
   PEAKNAS_RETURN_IF_ERROR(AssignParameters(model.parameters, net));
   net->to(device);
@@ -245,6 +263,7 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
       {"in_format", data::RasterFormatName(in_info.format)},
       {"in_bits", in_info.bits},
       {"out_bits", bits},
+      {"allocator", o.allocator},
       {"tile", tile},
       {"overlap", overlap},
       {"window", cost.window},
@@ -258,6 +277,7 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
       {"network_seconds", stats.network_seconds},
       {"read_wait_seconds", stats.read_wait_seconds},
       {"write_wait_seconds", stats.write_wait_seconds},
+      {"extra_rows", stats.extra_rows},
       {"megapixels_per_second", megapixels / std::max(stats.seconds, 1e-9)},
       {"out", o.out}};
   out << report.dump() << "\n";

@@ -15,9 +15,10 @@
 // the process peak of a window, the stream's buffers come on top). The overlap defaults to
 // search::SeamFreeOverlap; a smaller one is allowed and shows seams. The image is padded at
 // its right and bottom edges (replicated) to the network's spatial multiple and cropped back.
-// Large blocks are mapped on their own for the run (malloc_tuning.h), so that the process's
-// resident set follows its live tensors and repeats from run to run (a kept heap scatters by
-// tens of MiB). Progress goes to stderr; one JSON object to stdout with what was done, the
+// Large blocks are mapped on their own for the run (malloc_tuning.h, huge_page_blocks.h), so
+// that the process's resident set follows its live tensors and repeats from run to run (a kept
+// heap scatters by tens of MiB); --allocator heap keeps freed memory instead, faster and
+// without that bound. Progress goes to stderr; one JSON object to stdout with what was done, the
 // predictions and the process's measured peak (`process_peak_bytes`, CPU).
 //
 // Thread-safety: one RunDenoise per process at a time.
@@ -36,13 +37,14 @@ class App;
 namespace peaknas::worker {
 
 struct DenoiseOptions {
-  std::string model;             // TorchScript file with the "architecture" attribute
-  std::string in;                // PNG, TIFF or JPEG
-  std::string out;               // PNG or TIFF, by the extension
-  std::string budget;            // SIZE: what the whole run may hold
-  std::string tile = "auto";     // auto | output tile side
-  std::string overlap = "auto";  // auto | context pixels on each side
-  std::string bits = "auto";     // auto (the input's depth) | 8 | 16: the output's samples
+  std::string model;                 // TorchScript file with the "architecture" attribute
+  std::string in;                    // PNG, TIFF or JPEG
+  std::string out;                   // PNG or TIFF, by the extension
+  std::string budget;                // SIZE: what the whole run may hold
+  std::string tile = "auto";         // auto | output tile side
+  std::string overlap = "auto";      // auto | context pixels on each side
+  std::string bits = "auto";         // auto (the input's depth) | 8 | 16: the output's samples
+  std::string allocator = "mapped";  // mapped | heap (see --help)
   std::string device = "cpu";
   int threads = 0;  // LibTorch intra-op threads; 0: LibTorch's default
   // A device calibration (`peaknas calibration --format json`): the budget is then the whole

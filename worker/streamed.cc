@@ -18,7 +18,8 @@ namespace peaknas::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using Row = std::vector<std::uint16_t>;
+// A row of width x 3 samples in a RowPool's arena.
+using Row = std::uint16_t*;
 
 double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -34,7 +35,7 @@ class RowQueue {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return closed_ || rows_.size() < capacity_; });
     if (closed_) return false;
-    rows_.push_back(std::move(row));
+    rows_.push_back(row);
     cv_.notify_all();
     return true;
   }
@@ -43,7 +44,7 @@ class RowQueue {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return closed_ || !rows_.empty(); });
     if (rows_.empty()) return std::nullopt;
-    Row row = std::move(rows_.front());
+    Row row = rows_.front();
     rows_.pop_front();
     cv_.notify_all();
     return row;
@@ -61,6 +62,45 @@ class RowQueue {
   std::condition_variable cv_;
   std::deque<Row> rows_;
   bool closed_ = false;
+};
+
+// The rows a stage hands out and takes back, in one arena sized for the most that are ever in
+// flight (StreamBufferBytes): they never touch the heap, so the process holds exactly the
+// rows it has used, whatever the heap's fragmentation, and no row is allocated per image row.
+// Pages of the arena are resident once first written. Should more be asked for than the arena
+// holds, rows are allocated on their own and counted (extra_rows).
+class RowPool {
+ public:
+  RowPool(std::size_t samples, std::size_t capacity)
+      : samples_(samples), arena_(new std::uint16_t[samples * capacity]) {
+    free_.reserve(capacity);
+    for (std::size_t i = capacity; i-- > 0;) free_.push_back(arena_.get() + i * samples);
+  }
+  Row Get() {
+    std::lock_guard lock(mu_);
+    if (!free_.empty()) {
+      Row row = free_.back();
+      free_.pop_back();
+      return row;
+    }
+    extra_.emplace_back(new std::uint16_t[samples_]);
+    return extra_.back().get();
+  }
+  void Put(Row row) {
+    std::lock_guard lock(mu_);
+    free_.push_back(row);
+  }
+  int extra_rows() {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(extra_.size());
+  }
+
+ private:
+  const std::size_t samples_;
+  const std::unique_ptr<std::uint16_t[]> arena_;  // not initialized: untouched until written
+  std::mutex mu_;
+  std::vector<Row> free_;                                // guarded by mu_
+  std::vector<std::unique_ptr<std::uint16_t[]>> extra_;  // guarded by mu_
 };
 
 // A stage's first error, read once its thread has ended.
@@ -90,13 +130,18 @@ std::uint16_t Quantize(float x, float max_value) {
   return static_cast<std::uint16_t>(std::nearbyint(v * max_value));
 }
 
+// Input: one window's rows, the reader's queue (a tile row) and the row it decodes. Output: one
+// tile row being filled, the writer's queue and the row it encodes.
+std::int64_t InputRows(const TiledOptions& o) { return (o.tile + 2 * o.overlap) + o.tile + 1; }
+std::int64_t OutputRows(const TiledOptions& o) { return 2 * std::int64_t{o.tile} + 1; }
+
 }  // namespace
 
 std::int64_t StreamBufferBytes(int width, const TiledOptions& options, bool device_is_cpu) {
   const std::int64_t row_bytes = std::int64_t{width} * 3 * 2;
   const std::int64_t tile = options.tile, overlap = options.overlap;
-  const std::int64_t input_rows = (tile + 2 * overlap) + tile + 1;
-  const std::int64_t output_rows = tile + tile + 1;
+  const std::int64_t input_rows = InputRows(options);
+  const std::int64_t output_rows = OutputRows(options);
   const std::int64_t window = tile + 2 * overlap;
   const std::int64_t host_copy = device_is_cpu ? 0 : 3 * window * window * 4;
   return (input_rows + output_rows) * row_bytes + host_copy;
@@ -131,10 +176,12 @@ StatusOr<StreamStats> DenoiseStream(
   RowQueue decoded(static_cast<std::size_t>(tile));
   RowQueue encoded(static_cast<std::size_t>(tile));
   StageStatus read_status, write_status;
+  RowPool input_rows(samples, static_cast<std::size_t>(InputRows(options)));
+  RowPool output_rows(samples, static_cast<std::size_t>(OutputRows(options)));
   std::thread read_thread([&] {
     for (int y = 0; y < height; ++y) {
-      Row row(samples);
-      Status s = reader.ReadRows(1, row.data());
+      Row row = input_rows.Get();
+      Status s = reader.ReadRows(1, row);
       if (!s.ok()) {
         read_status.Set(std::move(s));
         break;
@@ -145,12 +192,13 @@ StatusOr<StreamStats> DenoiseStream(
   });
   std::thread write_thread([&] {
     while (std::optional<Row> row = encoded.Pop()) {
-      Status s = writer.WriteRows(1, row->data());
+      Status s = writer.WriteRows(1, *row);
       if (!s.ok()) {
         write_status.Set(std::move(s));
         encoded.Close();
         return;
       }
+      output_rows.Put(*row);
     }
   });
 
@@ -165,6 +213,12 @@ StatusOr<StreamStats> DenoiseStream(
       const int wy0 = std::max(0, y0 - overlap), wy1 = std::min(padded_h, y1 + overlap);
       // Rows past the image repeat its last row; y0 < height since padding is < m <= tile.
       const int needed_end = std::min(wy1, height);
+      // The rows above this window are done with: back to the reader before it needs them.
+      while (first_row < wy0 && !rows.empty()) {
+        input_rows.Put(rows.front());
+        rows.pop_front();
+        ++first_row;
+      }
       auto wait_start = Clock::now();
       while (first_row + static_cast<int>(rows.size()) < needed_end) {
         std::optional<Row> row = decoded.Pop();
@@ -173,16 +227,13 @@ StatusOr<StreamStats> DenoiseStream(
           if (status.ok()) status = Status::Internal("the reader stopped early");
           break;
         }
-        rows.push_back(std::move(*row));
+        rows.push_back(*row);
       }
       stats.read_wait_seconds += Since(wait_start);
       if (!status.ok()) break;
-      while (first_row < wy0) {
-        rows.pop_front();
-        ++first_row;
-      }
       const int out_rows = std::min(y1, height) - y0;
-      std::vector<Row> band(static_cast<std::size_t>(out_rows), Row(samples));
+      std::vector<Row> band;
+      for (int y = 0; y < out_rows; ++y) band.push_back(output_rows.Get());
       for (int c = 0; c < tile_cols; ++c) {
         const int x0 = c * tile, x1 = std::min(x0 + tile, padded_w);
         const int wx0 = std::max(0, x0 - overlap), wx1 = std::min(padded_w, x1 + overlap);
@@ -191,12 +242,12 @@ StatusOr<StreamStats> DenoiseStream(
         float* planes = window.data_ptr<float>();
         const std::size_t plane = static_cast<std::size_t>(wh) * ww;
         for (int y = 0; y < wh; ++y) {
-          const Row& src =
+          const std::uint16_t* src =
               rows[static_cast<std::size_t>(std::min(wy0 + y, height - 1) - first_row)];
           float* dst = planes + static_cast<std::size_t>(y) * ww;
           for (int x = 0; x < ww; ++x) {
             const std::uint16_t* p =
-                src.data() + static_cast<std::size_t>(std::min(wx0 + x, width - 1)) * 3;
+                src + static_cast<std::size_t>(std::min(wx0 + x, width - 1)) * 3;
             dst[x] = p[0] * in_scale;
             dst[plane + x] = p[1] * in_scale;
             dst[2 * plane + x] = p[2] * in_scale;
@@ -215,7 +266,7 @@ StatusOr<StreamStats> DenoiseStream(
         const float* o = out.data_ptr<float>();
         const int keep_w = std::min(x1, width) - x0;
         for (int y = 0; y < out_rows; ++y) {
-          std::uint16_t* dst = band[static_cast<std::size_t>(y)].data() + std::size_t{3} * x0;
+          std::uint16_t* dst = band[static_cast<std::size_t>(y)] + std::size_t{3} * x0;
           const float* src = o + static_cast<std::size_t>(y0 - wy0 + y) * ww + (x0 - wx0);
           for (int x = 0; x < keep_w; ++x) {
             dst[3 * x] = Quantize(src[x], out_max);
@@ -227,8 +278,8 @@ StatusOr<StreamStats> DenoiseStream(
         if (progress) progress(stats.tiles, tile_rows * tile_cols);
       }
       wait_start = Clock::now();
-      for (Row& row : band) {
-        if (!encoded.Push(std::move(row))) {
+      for (Row row : band) {
+        if (!encoded.Push(row)) {
           status = write_status.Get();
           if (status.ok()) status = Status::Internal("the writer stopped early");
           break;
@@ -248,6 +299,7 @@ StatusOr<StreamStats> DenoiseStream(
   PEAKNAS_RETURN_IF_ERROR(write_status.Get());
   PEAKNAS_RETURN_IF_ERROR(writer.Finish());
   stats.seconds = Since(start);
+  stats.extra_rows = input_rows.extra_rows() + output_rows.extra_rows();
   return stats;
 }
 

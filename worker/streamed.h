@@ -44,6 +44,8 @@ struct StreamStats {
   double network_seconds = 0;     // inside `forward`
   double read_wait_seconds = 0;   // the compute stage waiting for decoded rows
   double write_wait_seconds = 0;  // the compute stage waiting for the writer
+  // Rows allocated beyond StreamBufferBytes's count (0: the bound held).
+  int extra_rows = 0;
 };
 
 // Denoises `reader`'s image into `writer` (same width and height; any depths: samples are

@@ -149,7 +149,8 @@ TEST(Streamed, EqualsForwardTiledOnThePaddedImageForEveryKind) {
                                          });
         ASSERT_TRUE(stats.ok()) << stats.status().ToString();
         EXPECT_TRUE(writer.finished);
-        EXPECT_EQ(stats->tiles, 9);  // 48 x 48 padded, tiles of 16
+        EXPECT_EQ(stats->tiles, 9);       // 48 x 48 padded, tiles of 16
+        EXPECT_EQ(stats->extra_rows, 0);  // StreamBufferBytes's count of rows held
         EXPECT_EQ(calls, 9);
         EXPECT_EQ(last_total, 9);
         EXPECT_EQ(writer.samples, Reference(net, samples, w, h, max_value, options))
