@@ -213,14 +213,14 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
 
   // "mapped": large blocks mapped on their own and returned when freed, so that the process's
   // resident set follows the live tensors, which the budget is about, instead of what the heap
-  // happens to keep (worker/malloc_tuning.h); LibTorch's in huge pages, freed ones kept for the
-  // next window's tensors of the same size while within the window's predicted peak
+  // happens to keep (worker/malloc_tuning.h); LibTorch's in an arena of huge pages the size of
+  // the window's predicted peak, which keeps its pages from one window to the next
   // (worker/huge_page_blocks.h). "heap": the worker's kept heap (KeepFreedHeapMemory).
   std::optional<MappedLargeBlocks> mapped;
   if (o.allocator == "mapped") {
     mapped.emplace();
     InstallHugePageBlocks();
-    SetHugePageBlockCache(static_cast<std::size_t>(cost.window_peak));
+    PEAKNAS_RETURN_IF_ERROR(SetHugePageArena(static_cast<std::size_t>(cost.window_peak)));
   }
   UNet net(arch);
   PEAKNAS_RETURN_IF_ERROR(AssignParameters(model.parameters, net));
@@ -278,6 +278,7 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
       {"read_wait_seconds", stats.read_wait_seconds},
       {"write_wait_seconds", stats.write_wait_seconds},
       {"extra_rows", stats.extra_rows},
+      {"arena_misses", o.allocator == "mapped" ? GetHugePageArenaStats().misses : 0},
       {"megapixels_per_second", megapixels / std::max(stats.seconds, 1e-9)},
       {"out", o.out}};
   out << report.dump() << "\n";

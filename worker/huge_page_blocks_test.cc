@@ -1,6 +1,7 @@
-// The huge-page block allocator on real LibTorch tensors: large blocks in mappings of their own
-// (2 MiB aligned, backed by huge pages where the kernel offers them), returned to the kernel
-// on free, or kept for the next block of the same size while under the cap.
+// The huge-page block allocator on real LibTorch tensors: large blocks in an arena that keeps
+// its pages and reuses them for blocks of any size, or, when it has no room, in mappings of
+// their own returned on free; 2 MiB aligned and backed by huge pages where the kernel offers
+// them.
 #include "worker/huge_page_blocks.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -58,9 +60,9 @@ torch::Tensor Block(std::int64_t bytes) {
   return t;
 }
 
-TEST(HugePageBlocks, LargeBlocksAreMappedAlignedAndReturnedOnFree) {
+TEST(HugePageBlocks, LargeBlocksOutsideAnArenaAreMappedAlignedAndReturnedOnFree) {
   InstallHugePageBlocks();
-  SetHugePageBlockCache(0);
+  ASSERT_TRUE(SetHugePageArena(0).ok());
   WarmUp();
   const std::int64_t before = ResidentBytes();
   {
@@ -75,46 +77,64 @@ TEST(HugePageBlocks, LargeBlocksAreMappedAlignedAndReturnedOnFree) {
   EXPECT_EQ(small.sum().item<float>(), 1000.0f);
 }
 
-TEST(HugePageBlocks, FreedBlocksAreKeptForReuseUnderTheCapOnly) {
+TEST(HugePageBlocks, TheArenaKeepsItsPagesAndReusesThemForOtherSizes) {
   InstallHugePageBlocks();
-  SetHugePageBlockCache(0);
+  ASSERT_TRUE(SetHugePageArena(0).ok());
   WarmUp();
-  SetHugePageBlockCache(40 * kMiB);
+  ASSERT_TRUE(SetHugePageArena(40 * kMiB).ok());
+  EXPECT_EQ(GetHugePageArenaStats().capacity, static_cast<std::size_t>(40 * kMiB));
   const std::int64_t before = ResidentBytes();
   void* first = nullptr;
   {
     const torch::Tensor t = Block(16 * kMiB);
     first = t.data_ptr();
+    // 64-byte aligned, a few cache lines into a page (tensors do not all alias in the caches).
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(first) % 64, 0u);
+    EXPECT_EQ(GetHugePageArenaStats().live, static_cast<std::size_t>(16 * kMiB + 4096));
   }
-  EXPECT_GE(ResidentBytes() - before, 15 * kMiB);  // kept
+  EXPECT_EQ(GetHugePageArenaStats().live, 0u);
+  EXPECT_GE(ResidentBytes() - before, 15 * kMiB);  // the arena keeps its pages
   {
-    const torch::Tensor again = torch::empty({4 * kMiB}, torch::kFloat32);
-    EXPECT_EQ(again.data_ptr(), first);  // the same mapping, nothing faulted in
-    // A second live block: 16 live + 16 more = 32 MiB fits under 40.
-    const torch::Tensor second = Block(16 * kMiB);
-    EXPECT_NE(second.data_ptr(), first);
+    // A smaller block lands where the first was (its first page), on pages already resident.
+    const torch::Tensor again = Block(12 * kMiB);
+    const auto distance = static_cast<char*>(again.data_ptr()) - static_cast<char*>(first);
+    EXPECT_LT(std::abs(distance), 4096) << distance;
+    // (16 MiB and a page of the first block touched the 2 MiB huge page after it.)
+    EXPECT_LE(ResidentBytes() - before, 19 * kMiB);
+    // Small blocks stay out of the arena.
+    const torch::Tensor small = torch::ones({1000});
+    EXPECT_EQ(GetHugePageArenaStats().live, static_cast<std::size_t>(12 * kMiB + 4096));
+    // A block that cannot be changed while one lives in it.
+    EXPECT_EQ(SetHugePageArena(8 * kMiB).code(), StatusCode::kFailedPrecondition);
   }
-  // Both freed and kept: 32 MiB, under the cap of 40.
-  EXPECT_GE(ResidentBytes() - before, 31 * kMiB);
   {
-    // A block of another size does not fit beside 32 MiB kept under a 40 MiB cap: kept ones
-    // are unmapped (largest first) until it does.
-    const torch::Tensor other = Block(12 * kMiB);
-    EXPECT_LE(ResidentBytes() - before, 40 * kMiB + 2 * kMiB);
+    // Three 16 MiB blocks live do not fit in 40 MiB: the third is a miss, mapped on its own,
+    // and the arena gives its free pages back.
+    const torch::Tensor a = Block(16 * kMiB), b = Block(16 * kMiB);
+    EXPECT_EQ(GetHugePageArenaStats().misses, 0);
+    const torch::Tensor c = Block(16 * kMiB);
+    EXPECT_EQ(GetHugePageArenaStats().misses, 1);
+    EXPECT_EQ(GetHugePageArenaStats().live, static_cast<std::size_t>(32 * kMiB + 2 * 4096));
+    EXPECT_EQ(c.sum().item<float>(), 4.0f * kMiB);
+    EXPECT_LE(ResidentBytes() - before, 50 * kMiB);
   }
-  SetHugePageBlockCache(0);  // unmaps everything kept
+  ASSERT_TRUE(SetHugePageArena(0).ok());  // unmaps the arena
   EXPECT_LT(ResidentBytes() - before, 4 * kMiB);
 }
 
 TEST(HugePageBlocks, BlocksAreBackedByHugePagesWhereTheKernelOffersThem) {
   InstallHugePageBlocks();
-  SetHugePageBlockCache(0);
+  ASSERT_TRUE(SetHugePageArena(32 * kMiB).ok());
   const std::string mode = TransparentHugePageMode();
-  const torch::Tensor t = Block(16 * kMiB);
-  if (mode == "always" || mode == "madvise") {
-    EXPECT_GE(HugePageBytesAt(t.data_ptr()), 2 * kMiB) << "mode " << mode;
-  } else {
-    EXPECT_EQ(HugePageBytesAt(t.data_ptr()), 0) << "mode " << mode;
+  const torch::Tensor in_arena = Block(16 * kMiB);
+  ASSERT_TRUE(SetHugePageArena(0).code() == StatusCode::kFailedPrecondition);
+  const torch::Tensor mapped = Block(20 * kMiB);  // does not fit beside the first: its own
+  for (const torch::Tensor* t : {&in_arena, &mapped}) {
+    if (mode == "always" || mode == "madvise") {
+      EXPECT_GE(HugePageBytesAt(t->data_ptr()), 2 * kMiB) << "mode " << mode;
+    } else {
+      EXPECT_EQ(HugePageBytesAt(t->data_ptr()), 0) << "mode " << mode;
+    }
   }
 }
 
