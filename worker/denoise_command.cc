@@ -93,10 +93,10 @@ CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& o) {
       ->capture_default_str()
       ->type_name("auto|8|16");
   cmd->add_option("--allocator", o.allocator,
-                  "mapped: large tensors get mappings of their own, returned when freed, so the "
-                  "process's memory follows the live tensors and the budget holds; heap: freed "
-                  "memory stays in the heap for reuse (faster: nothing is faulted in again), "
-                  "and the process may hold more than predicted by how the heap fragments.")
+                  "mapped: the network's tensors go in one arena of huge pages the size of a "
+                  "window's predicted peak, and other large blocks get mappings of their own, "
+                  "so the process holds what the budget counts; heap: glibc's heap keeps freed "
+                  "memory, and the process may hold more than predicted by how it fragments.")
       ->capture_default_str()
       ->type_name("mapped|heap");
   cmd->add_option("--calibration", o.calibration,

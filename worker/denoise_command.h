@@ -15,11 +15,12 @@
 // the process peak of a window, the stream's buffers come on top). The overlap defaults to
 // search::SeamFreeOverlap; a smaller one is allowed and shows seams. The image is padded at
 // its right and bottom edges (replicated) to the network's spatial multiple and cropped back.
-// Large blocks are mapped on their own for the run (malloc_tuning.h, huge_page_blocks.h), so
-// that the process's resident set follows its live tensors and repeats from run to run (a kept
-// heap scatters by tens of MiB); --allocator heap keeps freed memory instead, faster and
-// without that bound. Progress goes to stderr; one JSON object to stdout with what was done, the
-// predictions and the process's measured peak (`process_peak_bytes`, CPU).
+// The network's tensors go in one arena of huge pages the size of a window's predicted peak
+// (huge_page_blocks.h), and other large blocks are mapped on their own (malloc_tuning.h), so
+// that the process's resident set stays within what the budget counts and repeats from run to
+// run (a kept heap scatters by tens of MiB); --allocator heap keeps freed memory in glibc's
+// heap instead, without that bound. Progress goes to stderr; one JSON object to stdout with what
+// was done, the predictions and the process's measured peak (`process_peak_bytes`, CPU).
 //
 // Thread-safety: one RunDenoise per process at a time.
 #ifndef PEAKNAS_WORKER_DENOISE_COMMAND_H_

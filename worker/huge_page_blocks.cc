@@ -145,7 +145,8 @@ constexpr std::size_t kBaseBit = std::size_t{1} << 63;   // LibTorch's own alloc
 constexpr std::size_t kArenaBit = std::size_t{1} << 62;  // the arena
 // A block in the arena starts `color` bytes (a multiple of 64, below 4 KiB) into its range, in
 // bits 48-59: tensors that all start on a page boundary alias in the caches (the same low 12
-// address bits), which slows the convolutions that read one and write another by ~15 %.
+// address bits), which slows the ops that read one tensor and write another at the same
+// offsets (docs/benchmarks.md, "Denoising large images").
 constexpr int kColorShift = 48;
 constexpr std::size_t kColorMask = std::size_t{0xfff} << kColorShift;
 constexpr std::size_t kSizeMask = ~(kBaseBit | kArenaBit | kColorMask);
