@@ -4,7 +4,6 @@
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
 
-#include <atomic>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
@@ -143,14 +142,7 @@ Arena& TheArena() {
 // How a block was served, in the top bits of its recorded size.
 constexpr std::size_t kBaseBit = std::size_t{1} << 63;   // LibTorch's own allocator
 constexpr std::size_t kArenaBit = std::size_t{1} << 62;  // the arena
-// A block in the arena starts `color` bytes (a multiple of 64, below 4 KiB) into its range, in
-// bits 48-59: tensors that all start on a page boundary alias in the caches (the same low 12
-// address bits), which slows the ops that read one tensor and write another at the same
-// offsets (docs/benchmarks.md, "Denoising large images").
-constexpr int kColorShift = 48;
-constexpr std::size_t kColorMask = std::size_t{0xfff} << kColorShift;
-constexpr std::size_t kSizeMask = ~(kBaseBit | kArenaBit | kColorMask);
-std::atomic<std::size_t> g_next_color{0};
+constexpr std::size_t kSizeMask = ~(kBaseBit | kArenaBit);
 
 void Delete(void* p) {
   if (p == nullptr) return;
@@ -159,8 +151,7 @@ void Delete(void* p) {
   if (recorded == 0 || (recorded & kBaseBit) != 0) {
     g_base_deleter(p);  // LibTorch's own, or a block from before the install
   } else if ((recorded & kArenaBit) != 0) {
-    const std::size_t color = (recorded & kColorMask) >> kColorShift;
-    TheArena().Free(static_cast<char*>(p) - color, n);
+    TheArena().Free(p, n);
   } else {
     munmap(p, n);
   }
@@ -173,11 +164,8 @@ class HugePageAllocator final : public c10::Allocator {
     std::size_t recorded = 0;
     const std::size_t length = (n + kPage - 1) / kPage * kPage;
     if (n >= kArenaBlockBytes) {
-      const std::size_t color = (g_next_color.fetch_add(1) * 17 * 64) % kPage;
-      if (void* range = TheArena().Allocate(length + kPage); range != nullptr) {
-        p = static_cast<char*>(range) + color;
-        recorded = (length + kPage) | kArenaBit | (color << kColorShift);
-      }
+      p = TheArena().Allocate(length);
+      recorded = length | kArenaBit;
     }
     if (p == nullptr && n >= kHugePageBlockBytes) {
       p = MapAligned(length);
