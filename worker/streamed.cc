@@ -151,15 +151,8 @@ StatusOr<StreamStats> DenoiseStream(
     const std::function<torch::Tensor(const torch::Tensor&)>& forward, data::RasterReader& reader,
     data::RasterWriter& writer, const TiledOptions& options, const torch::Device& device,
     const TileProgress& progress) {
+  PEAKNAS_RETURN_IF_ERROR(CheckTiledOptions(options));
   const int m = options.multiple;
-  if (m < 1 || options.tile < m || options.tile % m != 0) {
-    return Status::InvalidArgument("tile: " + std::to_string(options.tile) +
-                                   " is not a positive multiple of " + std::to_string(m));
-  }
-  if (options.overlap < 0 || options.overlap % m != 0) {
-    return Status::InvalidArgument("overlap: " + std::to_string(options.overlap) +
-                                   " is not a multiple of " + std::to_string(m) + " (>= 0)");
-  }
   const int width = reader.info().width, height = reader.info().height;
   if (writer.info().width != width || writer.info().height != height) {
     return Status::InvalidArgument("out: the writer's size differs from the image's");

@@ -5,9 +5,7 @@
 
 namespace peaknas::worker {
 
-StatusOr<torch::Tensor> ForwardTiled(
-    const std::function<torch::Tensor(const torch::Tensor&)>& forward, const torch::Tensor& image,
-    const TiledOptions& options, const TileProgress& progress) {
+Status CheckTiledOptions(const TiledOptions& options) {
   const int m = options.multiple;
   if (m < 1 || options.tile < m || options.tile % m != 0) {
     return Status::InvalidArgument("tile: " + std::to_string(options.tile) +
@@ -17,6 +15,14 @@ StatusOr<torch::Tensor> ForwardTiled(
     return Status::InvalidArgument("overlap: " + std::to_string(options.overlap) +
                                    " is not a multiple of " + std::to_string(m) + " (>= 0)");
   }
+  return Status::Ok();
+}
+
+StatusOr<torch::Tensor> ForwardTiled(
+    const std::function<torch::Tensor(const torch::Tensor&)>& forward, const torch::Tensor& image,
+    const TiledOptions& options, const TileProgress& progress) {
+  PEAKNAS_RETURN_IF_ERROR(CheckTiledOptions(options));
+  const int m = options.multiple;
   if (image.dim() != 4 || image.size(0) != 1) {
     return Status::InvalidArgument("image: expected [1, C, H, W]");
   }

@@ -26,6 +26,10 @@ struct TiledOptions {
   int multiple = 1;  // the network's spatial multiple (search::SpatialMultiple)
 };
 
+// INVALID_ARGUMENT naming the field for a tile that is not a positive multiple of `multiple`,
+// or an overlap that is negative or off the grid.
+Status CheckTiledOptions(const TiledOptions& options);
+
 // Tiles done and their total, after each tile.
 using TileProgress = std::function<void(int done, int total)>;
 

@@ -51,6 +51,22 @@ Status CheckRows(const std::string& path, int next_row, int rows, int height) {
   return Status::Ok();
 }
 
+// A row of samples as the file stores them: bytes for 8 bits, host-order 16-bit words (the
+// codecs swap them where the format wants) for 16.
+void PackRow(const std::uint16_t* rgb, std::size_t samples, int bits, std::uint8_t* row) {
+  if (bits == 16) {
+    std::memcpy(row, rgb, samples * 2);
+  } else {
+    std::copy(rgb, rgb + samples, row);
+  }
+}
+
+Status CheckAllRowsWritten(const std::string& path, int written, int height) {
+  if (written == height) return Status::Ok();
+  return Status::FailedPrecondition(path + ": " + std::to_string(written) + " of " +
+                                    std::to_string(height) + " rows written");
+}
+
 // --- PNG -------------------------------------------------------------------------------------
 
 void PngError(png_structp png, png_const_charp message) {
@@ -228,11 +244,7 @@ class PngWriter final : public RasterWriter {
     PEAKNAS_RETURN_IF_ERROR(CheckRows(path_, next_row_, rows, info_.height));
     const std::size_t samples = static_cast<std::size_t>(info_.width) * 3;
     for (int i = 0; i < rows; ++i, ++next_row_, rgb += samples) {
-      if (info_.bits == 16) {
-        std::memcpy(row_.data(), rgb, samples * 2);
-      } else {
-        std::copy(rgb, rgb + samples, row_.begin());
-      }
+      PackRow(rgb, samples, info_.bits, row_.data());
       if (!PngWriteRow(png_, row_.data())) {
         return Status::Internal(path_ + ": cannot write PNG row " + std::to_string(next_row_) +
                                 ": " + error_.text);
@@ -242,10 +254,7 @@ class PngWriter final : public RasterWriter {
   }
 
   Status Finish() override {
-    if (next_row_ != info_.height) {
-      return Status::FailedPrecondition(path_ + ": " + std::to_string(next_row_) + " of " +
-                                        std::to_string(info_.height) + " rows written");
-    }
+    PEAKNAS_RETURN_IF_ERROR(CheckAllRowsWritten(path_, next_row_, info_.height));
     if (!PngWriteEnd(png_)) return Status::Internal(path_ + ": cannot end PNG: " + error_.text);
     if (std::fflush(file_.get()) != 0 || std::ferror(file_.get()) != 0) {
       return Status::Internal(path_ + ": write error: " + std::strerror(errno));
@@ -424,11 +433,7 @@ class TiffWriter final : public RasterWriter {
     PEAKNAS_RETURN_IF_ERROR(CheckRows(path_, next_row_, rows, info_.height));
     const std::size_t samples = static_cast<std::size_t>(info_.width) * 3;
     for (int i = 0; i < rows; ++i, ++next_row_, rgb += samples) {
-      if (info_.bits == 16) {
-        std::memcpy(row_.data(), rgb, samples * 2);
-      } else {
-        std::copy(rgb, rgb + samples, row_.begin());
-      }
+      PackRow(rgb, samples, info_.bits, row_.data());
       if (TIFFWriteScanline(tif_.get(), row_.data(), static_cast<std::uint32_t>(next_row_)) < 0) {
         return Status::Internal(path_ + ": cannot write TIFF row " + std::to_string(next_row_) +
                                 ": " + error_.text);
@@ -438,10 +443,7 @@ class TiffWriter final : public RasterWriter {
   }
 
   Status Finish() override {
-    if (next_row_ != info_.height) {
-      return Status::FailedPrecondition(path_ + ": " + std::to_string(next_row_) + " of " +
-                                        std::to_string(info_.height) + " rows written");
-    }
+    PEAKNAS_RETURN_IF_ERROR(CheckAllRowsWritten(path_, next_row_, info_.height));
     if (TIFFFlush(tif_.get()) != 1) {
       return Status::Internal(path_ + ": cannot write TIFF: " + error_.text);
     }
