@@ -23,6 +23,7 @@
 #include "search/calibration.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
+#include "search/tiling.h"
 #include "search/units.h"
 
 namespace peaknas::cli {
@@ -130,7 +131,10 @@ struct BudgetAnswer {
   int max_tile = 0;
   int max_batch = 0;
   int max_train_batch = 0;
-  std::optional<double> latency_100mp_s;  // at max_tile; unset when no tile fits
+  // The frontier's objective: seam-free at the largest window that fits, batch 1
+  // (search::PlanHundredMegapixels); unset when no window fits.
+  std::optional<double> latency_100mp_s;
+  search::TilePlan latency_plan;
 };
 
 struct Estimate {
@@ -170,9 +174,11 @@ Estimate Compute(const Request& r) {
     b.max_batch = search::MaxInferenceBatch(r.arch, b.budget_bytes, r.tile.size, r.dtype, device);
     b.max_train_batch =
         search::MaxTrainBatch(r.arch, b.budget_bytes, r.patch.size, r.dtype, device);
-    if (b.max_tile > 0) {
-      b.latency_100mp_s =
-          search::Latency100MpSeconds(r.arch, b.max_tile, r.tile.batch, r.dtype, device);
+    search::HundredMegapixelPass pass =
+        search::PlanHundredMegapixels(r.arch, b.budget_bytes, r.dtype, device);
+    if (pass.plan.tile > 0) {
+      b.latency_100mp_s = pass.seconds;
+      b.latency_plan = std::move(pass.plan);
     }
     e.budget = b;
   }
@@ -236,6 +242,11 @@ void WriteJson(const Request& r, const Estimate& e, std::ostream& out) {
     j["max_batch"] = b.max_batch;
     j["max_train_batch"] = b.max_train_batch;
     j["latency_100mp_s"] = b.latency_100mp_s.has_value() ? Json(*b.latency_100mp_s) : Json();
+    if (b.latency_100mp_s.has_value()) {
+      j["latency_100mp_tile"] = b.latency_plan.tile;
+      j["latency_100mp_overlap"] = b.latency_plan.overlap;
+      j["latency_100mp_windows"] = b.latency_plan.WindowCount();
+    }
   }
   out << j.dump() << '\n';
 }
@@ -375,10 +386,11 @@ void WriteText(const Request& r, const Estimate& e, std::ostream& out) {
              (b.max_train_batch > 0 ? std::to_string(b.max_train_batch) : "none") + " at patch " +
                  Side(r.patch.size));
   out << Row("100-MP image", b.latency_100mp_s.has_value()
-                                 ? FormatSeconds(*b.latency_100mp_s) + " at tile " +
-                                       Side(b.max_tile) + ", batch " +
-                                       std::to_string(r.tile.batch) + " (roofline)"
-                                 : "n/a: no tile fits the budget");
+                                 ? FormatSeconds(*b.latency_100mp_s) + " in " +
+                                       std::to_string(b.latency_plan.WindowCount()) + " tiles of " +
+                                       Side(b.latency_plan.tile) + ", overlap " +
+                                       std::to_string(b.latency_plan.overlap) + " (roofline)"
+                                 : "n/a: no seam-free tile fits the budget");
 }
 
 // ---------------------------------------------------------------------------------------------

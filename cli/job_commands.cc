@@ -210,10 +210,14 @@ CLI::App* AddWatchCommand(CLI::App& root, JobCommandOptions& options) {
 CLI::App* AddFrontierCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand(
       "frontier",
-      "Print a job's Pareto frontier (PSNR up, predicted peak down, 100-MP latency down), sorted "
-      "by peak bytes; the table shows each model's PSNR gain over the noisy input. json: a list "
-      "of {trial, arch, arch_hash, psnr, peak_bytes, latency_100mp_s}. svg: the Pareto picture "
-      "as a standalone SVG (gain against peak, the budget line, the rejected candidates).");
+      "Print a job's Pareto frontier (PSNR up, predicted peak down, predicted 100-MP latency "
+      "down), sorted by peak bytes; the table shows each model's PSNR gain over the noisy input "
+      "and, beside the predicted latency (the roofline of a 10000x10000 image denoised seam-free "
+      "at the largest tile that fits the budget), the same pass as its worker measured it, on "
+      "the device named. json: a list of {trial, arch, arch_hash, psnr, peak_bytes, "
+      "latency_100mp_s, measured_latency_100mp_s (null: not measured), measured_on, parent, "
+      "role}. svg: the Pareto picture as a standalone SVG (gain against peak, the budget line, "
+      "the rejected candidates).");
   AddJobArgument(c, options);
   AddFormatOption(c, options, /*svg=*/true);
   AddCoordinatorOption(*c, options.coordinator, options.security);
@@ -507,25 +511,33 @@ Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
   if (options.format == "json") {
     Json list = Json::array();
     for (const auto& p : points) {
-      list.push_back({{"trial", p.trial_id()},
-                      {"arch", ArchJsonValue(p.architecture())},
-                      {"arch_hash", p.arch_hash()},
-                      {"psnr", p.psnr()},
-                      {"peak_bytes", p.peak_bytes()},
-                      {"latency_100mp_s", p.latency_100mp_s()},
-                      {"parent", p.lineage().parent_trial_id()},
-                      {"role", p.lineage().role()}});
+      list.push_back(
+          {{"trial", p.trial_id()},
+           {"arch", ArchJsonValue(p.architecture())},
+           {"arch_hash", p.arch_hash()},
+           {"psnr", p.psnr()},
+           {"peak_bytes", p.peak_bytes()},
+           {"latency_100mp_s", p.latency_100mp_s()},
+           {"measured_latency_100mp_s",
+            p.measured_latency_100mp_s() > 0 ? Json(p.measured_latency_100mp_s()) : Json()},
+           {"measured_on", p.measured_on()},
+           {"parent", p.lineage().parent_trial_id()},
+           {"role", p.lineage().role()}});
     }
     out << list.dump(2) << "\n";
     return Status::Ok();
   }
   if (options.format == "csv") {
-    std::vector<std::vector<std::string>> rows = {
-        {"trial", "psnr", "peak_bytes", "latency_100mp_s", "arch_hash", "arch", "parent", "role"}};
+    std::vector<std::vector<std::string>> rows = {{"trial", "psnr", "peak_bytes", "latency_100mp_s",
+                                                   "arch_hash", "arch", "parent", "role",
+                                                   "measured_latency_100mp_s", "measured_on"}};
     for (const auto& p : points) {
       rows.push_back({p.trial_id(), Fixed(p.psnr(), 4), std::to_string(p.peak_bytes()),
                       Fixed(p.latency_100mp_s(), 6), p.arch_hash(), ArchJson(p.architecture()),
-                      p.lineage().parent_trial_id(), p.lineage().role()});
+                      p.lineage().parent_trial_id(), p.lineage().role(),
+                      p.measured_latency_100mp_s() > 0 ? Fixed(p.measured_latency_100mp_s(), 6)
+                                                       : std::string(),
+                      p.measured_on()});
     }
     PrintCsv(out, rows);
     return Status::Ok();
@@ -539,12 +551,15 @@ Status RunFrontier(const JobCommandOptions& options, std::ostream& out) {
   const double noisy = NoisyPsnr(trials);
   out << "job " << frontier.job_id() << ": " << points.size() << " points, version "
       << frontier.version() << ", hypervolume " << Fixed(frontier.hypervolume(), 4) << "\n";
-  std::vector<std::vector<std::string>> rows = {
-      {"TRIAL", "PSNR", "GAIN", "PEAK", "LATENCY_100MP", "ARCH_HASH", "LINEAGE", "ARCH"}};
+  std::vector<std::vector<std::string>> rows = {{"TRIAL", "PSNR", "GAIN", "PEAK", "LATENCY_100MP",
+                                                 "MEASURED", "ARCH_HASH", "LINEAGE", "ARCH"}};
   for (const auto& p : points) {
     rows.push_back({p.trial_id(), Fixed(p.psnr(), 2) + " dB",
                     (p.psnr() >= noisy ? "+" : "") + Fixed(p.psnr() - noisy, 2) + " dB",
                     search::FormatBytes(p.peak_bytes()), Fixed(p.latency_100mp_s(), 2) + " s",
+                    p.measured_latency_100mp_s() > 0
+                        ? Fixed(p.measured_latency_100mp_s(), 2) + " s " + p.measured_on()
+                        : "-",
                     p.arch_hash(), LineageText(p.has_lineage(), p.lineage()),
                     ArchJson(p.architecture())});
   }

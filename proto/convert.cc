@@ -460,6 +460,11 @@ v1::TrialMetrics ToProto(const search::TrialMetrics& r) {
   m.set_latency_ms_per_mp(r.latency_ms_per_mp);
   m.set_predicted_latency_ms_per_tile(r.predicted_latency_ms_per_tile);
   m.set_latency_100mp_s(r.latency_100mp_s());
+  m.set_tiled_100mp_tile(r.tiled_100mp_tile);
+  m.set_tiled_100mp_overlap(r.tiled_100mp_overlap);
+  m.set_tiled_100mp_windows(r.tiled_100mp_windows);
+  m.set_tiled_100mp_s(r.tiled_100mp_s);
+  m.set_predicted_tiled_100mp_s(r.predicted_tiled_100mp_s);
   return m;
 }
 
@@ -793,7 +798,9 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& m, std::string_view field) {
         {"latency_ms_per_tile", m.latency_ms_per_tile()},
         {"latency_ms_per_mp", m.latency_ms_per_mp()},
         {"predicted_latency_ms_per_tile", m.predicted_latency_ms_per_tile()},
-        {"latency_100mp_s", m.latency_100mp_s()}}) {
+        {"latency_100mp_s", m.latency_100mp_s()},
+        {"tiled_100mp_s", m.tiled_100mp_s()},
+        {"predicted_tiled_100mp_s", m.predicted_tiled_100mp_s()}}) {
     PEAKNAS_RETURN_IF_ERROR(in(name, v, 0, kInf, ""));
   }
   for (const auto& [name, v] :
@@ -812,7 +819,10 @@ Status ValidateTrialMetrics(const v1::TrialMetrics& m, std::string_view field) {
                                 {"macs", m.macs()},
                                 {"steps", m.steps()},
                                 {"eval_blocks", m.eval_blocks()},
-                                {"intra_op_threads", m.intra_op_threads()}}) {
+                                {"intra_op_threads", m.intra_op_threads()},
+                                {"tiled_100mp_tile", m.tiled_100mp_tile()},
+                                {"tiled_100mp_overlap", m.tiled_100mp_overlap()},
+                                {"tiled_100mp_windows", m.tiled_100mp_windows()}}) {
     PEAKNAS_RETURN_IF_ERROR(in(name, static_cast<double>(v), 0, kInf, ""));
   }
   for (const auto& [name, v] :

@@ -507,6 +507,11 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
   r.latency_ms_per_tile = 23;
   r.latency_ms_per_mp = 240;
   r.predicted_latency_ms_per_tile = 25;
+  r.tiled_100mp_tile = 27;
+  r.tiled_100mp_overlap = 28;
+  r.tiled_100mp_windows = 29;
+  r.tiled_100mp_s = 30;
+  r.predicted_tiled_100mp_s = 31;
   const v1::TrialMetrics m = ToProto(r);
   EXPECT_EQ(m.device(), "cuda:1");
   EXPECT_EQ(m.device_profile(), "h200");
@@ -538,6 +543,11 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
       {m.latency_ms_per_mp(), 240},
       {m.predicted_latency_ms_per_tile(), 25},
       {m.latency_100mp_s(), 24},  // 100 MP at 240 ms/MP
+      {m.tiled_100mp_tile(), 27},
+      {m.tiled_100mp_overlap(), 28},
+      {static_cast<double>(m.tiled_100mp_windows()), 29},
+      {m.tiled_100mp_s(), 30},
+      {m.predicted_tiled_100mp_s(), 31},
   };
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     EXPECT_EQ(pairs[i].first, pairs[i].second) << "entry " << i;
@@ -578,6 +588,10 @@ TEST(ValidateTrialMetrics, TakesMeasurementsAndRefusesWhatNoMeasurementGives) {
        "metrics.process_train_peak_bytes: 2.2518e+15 B is outside [0, 1.1259e+15] B"},
       {[](v1::TrialMetrics& x) { x.set_steps(-3); },
        "metrics.steps: -3 is not a finite number >= 0"},
+      {[](v1::TrialMetrics& x) { x.set_tiled_100mp_s(-0.5); },
+       "metrics.tiled_100mp_s: -0.5 is not a finite number >= 0"},
+      {[](v1::TrialMetrics& x) { x.set_tiled_100mp_windows(-1); },
+       "metrics.tiled_100mp_windows: -1 is not a finite number >= 0"},
       {[](v1::TrialMetrics& x) { x.set_device_profile(std::string(201, 'p')); },
        "metrics.device_profile: 201 characters; at most 200"},
   };

@@ -65,14 +65,13 @@ struct OpDesc {
 // a peak sweep sees the run's peak in its first block. Only the sums (weights, work) need
 // `repeat`; op indices then skip, so a sweep that reports locations walks the full schedule.
 template <bool kCollapseRepeats = false, typename Visit>
-inline void WalkForward(const Architecture& a, i64 batch, int side, int dtype_bytes,
+inline void WalkForward(const Architecture& a, i64 batch, int height, int width, int dtype_bytes,
                         Visit&& visit) {
   int next_id = 1;  // 0 is x
   int index = 0;
   const i64 d = dtype_bytes;
   auto plane = [&](int level) -> i64 {
-    const i64 s = side >> level;
-    return s * s;
+    return static_cast<i64>(height >> level) * (width >> level);
   };
   auto elems = [&](int channels, int level) -> i64 { return batch * channels * plane(level); };
 
@@ -390,7 +389,7 @@ PeakEstimate InferenceSweep(const Architecture& arch, const Shape& tile, DType d
   PeakEstimate best;
   best.bytes = live;
   WalkForward<!kWithLocation>(
-      arch, tile.batch, tile.size, d, [&](const OpDesc& op) PEAKNAS_ALWAYS_INLINE {
+      arch, tile.batch, tile.size, tile.size, d, [&](const OpDesc& op) PEAKNAS_ALWAYS_INLINE {
         weights += op.weight_bytes * op.repeat;
         const Extra extra = ForwardExtra(op, device);
         const i64 at = live + extra.total;
@@ -441,7 +440,7 @@ class TrainSweep {
  public:
   TrainSweep(const Architecture& arch, const Shape& patch, DType dtype, const DeviceProfile& device)
       : device_(device), d_(DTypeBytes(dtype)) {
-    WalkForward(arch, patch.batch, patch.size, d_, [&](const OpDesc& op) {
+    WalkForward(arch, patch.batch, patch.size, patch.size, d_, [&](const OpDesc& op) {
       assert(schedule_.num_ops < kMaxOps);
       schedule_.ops[schedule_.num_ops++] = op;
       schedule_.max_param_tensor_bytes =
@@ -733,13 +732,14 @@ Status ValidateShape(const Architecture& arch, const Shape& shape, std::string_v
 
 std::int64_t Parameters(const Architecture& arch) {
   i64 params = 0;
-  WalkForward(arch, 1, SpatialMultiple(arch), 1, [&](const OpDesc& op) { params += op.params; });
+  WalkForward(arch, 1, SpatialMultiple(arch), SpatialMultiple(arch), 1,
+              [&](const OpDesc& op) { params += op.params; });
   return params;
 }
 
 WorkCounts CountWork(const Architecture& arch, const Shape& shape, DType dtype) {
   WorkCounts w;
-  WalkForward(arch, shape.batch, shape.size, DTypeBytes(dtype), [&](const OpDesc& op) {
+  WalkForward(arch, shape.batch, shape.size, shape.size, DTypeBytes(dtype), [&](const OpDesc& op) {
     w.macs += op.macs;
     if (op.params > 0) w.activations += op.out_elems;
     w.memory_traffic_bytes += op.traffic_bytes;
@@ -769,16 +769,21 @@ PeakEstimate EstimateTrainPeak(const Architecture& arch, const Shape& patch, DTy
   return sweep.Run();
 }
 
-double InferenceLatencySeconds(const Architecture& arch, const Shape& tile, DType dtype,
-                               const DeviceProfile& device) {
+double InferenceLatencySeconds(const Architecture& arch, int batch, int height, int width,
+                               DType dtype, const DeviceProfile& device) {
   const double flops = device.PeakFlops(dtype);
   double seconds = 0;
-  WalkForward(arch, tile.batch, tile.size, DTypeBytes(dtype), [&](const OpDesc& op) {
+  WalkForward(arch, batch, height, width, DTypeBytes(dtype), [&](const OpDesc& op) {
     const double compute = 2.0 * static_cast<double>(op.macs) / flops;
     const double memory = static_cast<double>(op.traffic_bytes) / device.bandwidth_bytes_per_s;
     seconds += std::max(compute, memory) + device.op_overhead_s;
   });
   return seconds;
+}
+
+double InferenceLatencySeconds(const Architecture& arch, const Shape& tile, DType dtype,
+                               const DeviceProfile& device) {
+  return InferenceLatencySeconds(arch, tile.batch, tile.size, tile.size, dtype, device);
 }
 
 int MaxTile(const Architecture& arch, std::int64_t budget_bytes, int batch, DType dtype,
@@ -822,14 +827,6 @@ int MaxTrainBatch(const Architecture& arch, std::int64_t budget_bytes, int patch
   return MaxBatchBy(budget_bytes, [&](int b) {
     return TrainPeakBytes(arch, {b, patch}, dtype, device);
   });
-}
-
-double Latency100MpSeconds(const Architecture& arch, int tile, int batch, DType dtype,
-                           const DeviceProfile& device) {
-  const i64 per_side = (kHundredMegapixelSide + tile - 1) / tile;
-  const i64 tiles = per_side * per_side;
-  const i64 passes = (tiles + batch - 1) / batch;
-  return static_cast<double>(passes) * InferenceLatencySeconds(arch, {batch, tile}, dtype, device);
 }
 
 }  // namespace peaknas::search

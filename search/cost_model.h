@@ -121,6 +121,10 @@ PeakEstimate EstimateTrainPeak(const Architecture& arch, const Shape& patch, DTy
 // bandwidth) + per-op overhead, summed over the schedule.
 double InferenceLatencySeconds(const Architecture& arch, const Shape& tile, DType dtype,
                                const DeviceProfile& device);
+// The same for `batch` images of height x width (each a multiple of SpatialMultiple(arch)): the
+// windows at a tiled image's edges are not square (search/tiling.h).
+double InferenceLatencySeconds(const Architecture& arch, int batch, int height, int width,
+                               DType dtype, const DeviceProfile& device);
 
 // The largest tile (a multiple of 2^(L-1), at most kMaxSide) whose inference peak at `batch`
 // fits `budget_bytes`, or 0 when not even the smallest tile fits.
@@ -133,11 +137,8 @@ int MaxInferenceBatch(const Architecture& arch, std::int64_t budget_bytes, int t
 int MaxTrainBatch(const Architecture& arch, std::int64_t budget_bytes, int patch, DType dtype,
                   const DeviceProfile& device);
 
-// Estimated seconds to denoise one 100-megapixel (10000 x 10000) image tiled at tile x tile,
-// `batch` tiles per pass, edge tiles padded to full size (no overlap).
+// The side of the frontier's 100-megapixel image (search/tiling.h, PlanHundredMegapixels).
 inline constexpr int kHundredMegapixelSide = 10000;
-double Latency100MpSeconds(const Architecture& arch, int tile, int batch, DType dtype,
-                           const DeviceProfile& device);
 
 }  // namespace peaknas::search
 

@@ -247,7 +247,7 @@ TEST(CostModelProfiles, ShippedProfilesAreFoundAndUnknownIsNotFound) {
   EXPECT_NE(missing.status().message().find("cpu"), std::string::npos);
 }
 
-TEST(CostModelLatency, RooflineAndHundredMegapixelTiling) {
+TEST(CostModelLatency, RooflineOfSquareAndOblongImages) {
   const Architecture a =
       Arch({8}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
   DeviceProfile dev = NoWorkspace();
@@ -257,9 +257,12 @@ TEST(CostModelLatency, RooflineAndHundredMegapixelTiling) {
   const WorkCounts w = CountWork(a, {1, 8}, DType::kFp32);
   const double expected = 2.0 * static_cast<double>(w.macs) / 1e9 + w.ops * 1e-3;
   EXPECT_NEAR(InferenceLatencySeconds(a, {1, 8}, DType::kFp32, dev), expected, 1e-9 * expected);
-  // 10000 / 512 -> 20 tiles a side (edge tiles padded), 400 tiles, 4 per pass -> 100 passes.
-  EXPECT_DOUBLE_EQ(Latency100MpSeconds(a, 512, 4, DType::kFp32, dev),
-                   100 * InferenceLatencySeconds(a, {4, 512}, DType::kFp32, dev));
+  // An 8 x 16 image is twice the work of an 8 x 8 one in as many ops.
+  const double oblong = 2 * 2.0 * static_cast<double>(w.macs) / 1e9 + w.ops * 1e-3;
+  EXPECT_NEAR(InferenceLatencySeconds(a, 1, 8, 16, DType::kFp32, dev), oblong, 1e-9 * oblong);
+  EXPECT_NEAR(InferenceLatencySeconds(a, 1, 16, 8, DType::kFp32, dev), oblong, 1e-9 * oblong);
+  EXPECT_DOUBLE_EQ(InferenceLatencySeconds(a, 2, 8, 8, DType::kFp32, dev),
+                   InferenceLatencySeconds(a, 1, 8, 16, DType::kFp32, dev));
 }
 
 // --- Invariants over thousands of sampled architectures. ---------------------------------------

@@ -1,5 +1,10 @@
 #include "search/tiling.h"
 
+#include <algorithm>
+#include <cassert>
+#include <map>
+#include <utility>
+
 namespace peaknas::search {
 
 int ReceptiveFieldRadius(const Architecture& arch) {
@@ -29,6 +34,70 @@ int MaxTiledOutputSide(const Architecture& arch, std::int64_t budget_bytes, int 
   const int window = MaxTile(arch, budget_bytes, /*batch=*/1, dtype, device);
   const int side = window - 2 * overlap;
   return side >= SpatialMultiple(arch) ? side : 0;
+}
+
+namespace {
+
+// Window extents along one axis of `length` pixels, with their counts.
+std::map<int, std::int64_t> AxisWindows(int length, int tile, int overlap) {
+  std::map<int, std::int64_t> extents;
+  for (int x0 = 0; x0 < length; x0 += tile) {
+    const int x1 = std::min(x0 + tile, length);
+    ++extents[std::min(length, x1 + overlap) - std::max(0, x0 - overlap)];
+  }
+  return extents;
+}
+
+}  // namespace
+
+std::int64_t TilePlan::WindowCount() const {
+  std::int64_t n = 0;
+  for (const WindowShape& w : windows) n += w.count;
+  return n;
+}
+
+TilePlan PlanTiles(int height, int width, int tile, int overlap, int multiple) {
+  assert(height >= 1 && width >= 1 && multiple >= 1 && tile >= multiple && tile % multiple == 0);
+  assert(overlap >= 0 && overlap % multiple == 0);
+  TilePlan plan;
+  plan.height = (height + multiple - 1) / multiple * multiple;
+  plan.width = (width + multiple - 1) / multiple * multiple;
+  plan.tile = tile;
+  plan.overlap = overlap;
+  for (const auto& [h, rows] : AxisWindows(plan.height, tile, overlap)) {
+    for (const auto& [w, cols] : AxisWindows(plan.width, tile, overlap)) {
+      plan.windows.push_back({.height = h, .width = w, .count = rows * cols});
+    }
+  }
+  std::stable_sort(plan.windows.begin(), plan.windows.end(),
+                   [](const WindowShape& a, const WindowShape& b) { return a.count > b.count; });
+  return plan;
+}
+
+double TiledLatencySeconds(const Architecture& arch, const TilePlan& plan, DType dtype,
+                           const DeviceProfile& device) {
+  double seconds = 0;
+  for (const WindowShape& w : plan.windows) {
+    seconds += static_cast<double>(w.count) *
+               InferenceLatencySeconds(arch, 1, w.height, w.width, dtype, device);
+  }
+  return seconds;
+}
+
+HundredMegapixelPass PlanHundredMegapixelsAt(const Architecture& arch, int tile, DType dtype,
+                                             const DeviceProfile& device) {
+  HundredMegapixelPass pass;
+  pass.plan = PlanTiles(kHundredMegapixelSide, kHundredMegapixelSide, tile, SeamFreeOverlap(arch),
+                        SpatialMultiple(arch));
+  pass.seconds = TiledLatencySeconds(arch, pass.plan, dtype, device);
+  return pass;
+}
+
+HundredMegapixelPass PlanHundredMegapixels(const Architecture& arch, std::int64_t budget_bytes,
+                                           DType dtype, const DeviceProfile& device) {
+  const int tile = MaxTiledOutputSide(arch, budget_bytes, SeamFreeOverlap(arch), dtype, device);
+  if (tile == 0) return {};
+  return PlanHundredMegapixelsAt(arch, tile, dtype, device);
 }
 
 }  // namespace peaknas::search

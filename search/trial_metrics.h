@@ -63,6 +63,15 @@ struct TrialMetrics {
 
   // Seconds for a 100-megapixel image at latency_ms_per_mp.
   double latency_100mp_s() const { return latency_ms_per_mp * 100.0 / 1000.0; }
+
+  // The frontier's latency objective as timed (search/tiling.h, PlanHundredMegapixelsAt): the
+  // 10000 x 10000 pass at `tiled_100mp_tile`, extrapolated exactly from one timed window of each
+  // distinct shape; the roofline's seconds for the same pass beside it. 0 where not timed.
+  int tiled_100mp_tile = 0;
+  int tiled_100mp_overlap = 0;
+  std::int64_t tiled_100mp_windows = 0;
+  double tiled_100mp_s = 0;
+  double predicted_tiled_100mp_s = 0;
 };
 
 }  // namespace peaknas::search

@@ -20,6 +20,7 @@
 #include "search/calibration.h"
 #include "search/cost_model.h"
 #include "search/space.h"
+#include "search/tiling.h"
 #include "search/units.h"
 #include "server/frontier.h"
 #include "server/strategy.h"
@@ -142,9 +143,10 @@ double ReferenceLatency(const StrategyConfig& config) {
   for (int i = 0; i < narrowest.levels; ++i) narrowest.widths[i] = config.space.width.min;
   double latency = Check(scaled.ok() ? *scaled : narrowest, config).latency_100mp_s;
   if (!(latency > 0)) {
-    // Not even the narrowest fits at the budget's tile: its latency at a 256 tile stands in.
+    // Not even the narrowest fits the budget: its latency at a 256 tile stands in.
     latency =
-        search::Latency100MpSeconds(narrowest, 256, 1, config.budget.dtype, *config.budget.device);
+        search::PlanHundredMegapixelsAt(narrowest, 256, config.budget.dtype, *config.budget.device)
+            .seconds;
   }
   return 10.0 * std::max(latency, 1e-6);
 }
@@ -529,7 +531,9 @@ StatusOr<Coordinator::JobRuntime*> Coordinator::LoadJobLocked(std::int64_t job_i
                              .lineage = std::move(lineage),
                              .psnr = metrics.psnr,
                              .peak_bytes = BudgetedPeak(runtime->config, trial.spec),
-                             .latency_100mp_s = metrics.latency_100mp_s});
+                             .latency_100mp_s = metrics.latency_100mp_s,
+                             .measured_latency_100mp_s = metrics.tiled_100mp_s,
+                             .measured_on = metrics.tiled_100mp_s > 0 ? metrics.device : ""});
     runtime->noisy_psnr = std::max(runtime->noisy_psnr, metrics.noisy_psnr);
   }
   runtime->frontier = FrontOfResults(runtime->done);
@@ -1245,11 +1249,23 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   // A pruning trial may become a parent: its model is needed whatever the options say.
   a.set_export_model(options_.export_models || spec.strategy() == v1::STRATEGY_PRUNING ||
                      spec.inherit());
+  // The frontier's 100-MP pass, timed by the worker after the trial. A packed trial times it
+  // only when its largest window's calibrated peak fits the trial's reservation.
+  const search::Budget& budget = job->config.budget;
+  const int latency_tile =
+      search::PlanHundredMegapixels(arch, budget.bytes, budget.dtype, *budget.device).plan.tile;
+  a.set_latency_tile(latency_tile);
   if (auto fit = job_fits.find(trial.job_id); fit != job_fits.end()) {
     a.set_reserved_bytes(
         std::max(fit->second.Predict(std::max(trial.spec.predicted_inference_peak_bytes,
                                               trial.spec.predicted_train_peak_bytes)),
                  trial.reserve_bytes));
+    if (latency_tile > 0) {
+      const int window = latency_tile + 2 * search::SeamFreeOverlap(arch);
+      const std::int64_t window_peak =
+          search::InferencePeakBytes(arch, {1, window}, budget.dtype, *budget.device);
+      if (fit->second.Predict(window_peak) > a.reserved_bytes()) a.set_latency_tile(0);
+    }
   }
   *a.mutable_lease_deadline() = Timestamp(lease->deadline_ms);
   a.set_heartbeat_interval_s(static_cast<double>(options_.lease_duration.count()) / 3000.0);
@@ -1480,7 +1496,9 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
                         .lineage = std::move(lineage),
                         .psnr = m.psnr(),
                         .peak_bytes = BudgetedPeak(job.config, trial.spec),
-                        .latency_100mp_s = latency};
+                        .latency_100mp_s = latency,
+                        .measured_latency_100mp_s = m.tiled_100mp_s(),
+                        .measured_on = m.tiled_100mp_s() > 0 ? m.device() : ""};
   const std::size_t fresh_index = job.done.size();
   const auto point_at = [&](std::size_t i) -> const Evaluated& {
     return i == fresh_index ? fresh : job.done[i];
@@ -1503,6 +1521,8 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
       point->set_psnr(e.psnr);
       point->set_peak_bytes(e.peak_bytes);
       point->set_latency_100mp_s(e.latency_100mp_s);
+      point->set_measured_latency_100mp_s(e.measured_latency_100mp_s);
+      point->set_measured_on(e.measured_on);
       if (e.lineage != Lineage{}) *point->mutable_lineage() = proto::ToProto(e.lineage);
     }
     const HypervolumeReference reference{
@@ -1524,6 +1544,7 @@ StatusOr<bool> Coordinator::ReportMetricsLocked(JobRuntime& job, const storage::
       .measured_train_peak_bytes = m.measured_train_peak_bytes(),
       .latency_100mp_s = latency,
       .measured_latency_ms = m.latency_ms_per_tile(),
+      .tiled_100mp_s = m.tiled_100mp_s(),
       .steps_per_second = m.train_steps_per_s(),
       .device = m.device(),
       .report_json = ToJson(m),

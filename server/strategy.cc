@@ -10,6 +10,7 @@
 
 #include "search/cost_model.h"
 #include "search/inheritance.h"
+#include "search/tiling.h"
 #include "search/units.h"
 #include "server/frontier.h"
 
@@ -501,10 +502,8 @@ Proposal Check(const search::Architecture& arch, const StrategyConfig& config,
                                       BytesText(peak) + " > budget " + BytesText(budget.bytes));
   }
   p.admitted = true;
-  const int tile = search::MaxTile(arch, budget.bytes, budget.tile.batch, budget.dtype, device);
   p.latency_100mp_s =
-      tile > 0 ? search::Latency100MpSeconds(arch, tile, budget.tile.batch, budget.dtype, device)
-               : 0.0;
+      search::PlanHundredMegapixels(arch, budget.bytes, budget.dtype, device).seconds;
   return p;
 }
 

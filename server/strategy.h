@@ -44,6 +44,10 @@ struct Evaluated {
   double psnr = 0;              // maximize
   std::int64_t peak_bytes = 0;  // predicted budgeted peak; minimize
   double latency_100mp_s = 0;   // predicted 100-MP latency at the largest fitting tile; minimize
+  // The same pass as the trial's worker timed it, on `measured_on`; 0 and "": not timed. Shown
+  // beside the prediction, not ranked: workers' devices differ.
+  double measured_latency_100mp_s = 0;
+  std::string measured_on;
 };
 
 // One proposed architecture after the cost model's check.

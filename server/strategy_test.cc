@@ -11,6 +11,7 @@
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/inheritance.h"
+#include "search/tiling.h"
 #include "server/strategy_test_util.h"
 
 namespace peaknas::server {
@@ -115,10 +116,13 @@ TEST(Check, LatencyIsAtTheLargestFittingTile) {
              3);
   const Proposal p = Check(a, c);
   ASSERT_TRUE(p.admitted) << p.rejection;
-  const int tile = search::MaxTile(a, c.budget.bytes, 1, c.budget.dtype, *c.budget.device);
-  ASSERT_GT(tile, 256);
-  EXPECT_EQ(p.latency_100mp_s,
-            search::Latency100MpSeconds(a, tile, 1, c.budget.dtype, *c.budget.device));
+  const search::HundredMegapixelPass pass =
+      search::PlanHundredMegapixels(a, c.budget.bytes, c.budget.dtype, *c.budget.device);
+  ASSERT_GT(pass.plan.tile, 256 - 2 * search::SeamFreeOverlap(a));
+  EXPECT_EQ(pass.plan.tile,
+            search::MaxTiledOutputSide(a, c.budget.bytes, search::SeamFreeOverlap(a),
+                                       c.budget.dtype, *c.budget.device));
+  EXPECT_EQ(p.latency_100mp_s, pass.seconds);
   EXPECT_GT(p.latency_100mp_s, 0);
 }
 

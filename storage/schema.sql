@@ -207,3 +207,8 @@ CREATE TABLE tokens (
 -- on a server without tokens.
 ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE workers ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+
+-- @migration 8
+-- The frontier's 100-MP latency as the trial's worker measured it (TrialMetrics.tiled_100mp_s,
+-- on the metrics' device), beside the predicted latency_100mp_s; 0 where not measured.
+ALTER TABLE metrics ADD COLUMN tiled_100mp_s REAL NOT NULL DEFAULT 0;

@@ -360,12 +360,13 @@ struct SqliteStore::Impl {
         insert_metrics,
         "INSERT INTO metrics (trial_id, psnr, ssim, noisy_psnr, measured_inference_peak_bytes, "
         "measured_train_peak_bytes, latency_100mp_s, measured_latency_ms, steps_per_second, "
-        "device, report_json, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        "device, report_json, created_ms, tiled_100mp_s) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         get_metrics,
         "SELECT psnr, ssim, noisy_psnr, measured_inference_peak_bytes, "
         "measured_train_peak_bytes, latency_100mp_s, measured_latency_ms, steps_per_second, "
-        "device, report_json FROM metrics WHERE trial_id = ?"));
+        "device, report_json, tiled_100mp_s FROM metrics WHERE trial_id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         insert_calibration_sample,
         "INSERT INTO calibration_samples (device_profile, framework, pass, "
@@ -946,7 +947,8 @@ StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
         .Bind(m.steps_per_second)
         .Bind(std::string_view(m.device))
         .Bind(std::string_view(m.report_json))
-        .Bind(now_ms);
+        .Bind(now_ms)
+        .Bind(m.tiled_100mp_s);
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
   if (!m.framework.empty()) {
@@ -1052,6 +1054,7 @@ StatusOr<TrialMetrics> SqliteStore::GetMetrics(std::int64_t trial_id) {
   m.steps_per_second = u.Real(7);
   m.device = u.Text(8);
   m.report_json = u.Text(9);
+  m.tiled_100mp_s = u.Real(10);
   return m;
 }
 

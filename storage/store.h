@@ -39,7 +39,7 @@
 namespace peaknas::storage {
 
 // The newest schema version this build knows (user_version after opening a SQLite file).
-inline constexpr int kSchemaVersion = 7;
+inline constexpr int kSchemaVersion = 8;
 
 enum class JobState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
 enum class TrialState { kPending, kRejected, kLeased, kSucceeded, kFailed };
@@ -128,6 +128,7 @@ struct TrialMetrics {
   std::int64_t measured_train_peak_bytes = 0;
   double latency_100mp_s = 0;      // estimated on the job's target device profile
   double measured_latency_ms = 0;  // measured on the worker's device
+  double tiled_100mp_s = 0;        // the 100-MP pass measured on `device`; 0: not measured
   double steps_per_second = 0;
   std::string device;              // the worker's device name
   std::string report_json = "{}";  // the full report, as the caller serialized it

@@ -89,6 +89,7 @@ class StoreTest : public ::testing::Test {
     m.measured_train_peak_bytes = 5678;
     m.latency_100mp_s = 12.5;
     m.measured_latency_ms = 3.25;
+    m.tiled_100mp_s = 17.75;
     m.steps_per_second = 40.0;
     m.device = "cpu";
     m.report_json = "{\"psnr\":" + std::to_string(psnr) + "}";
@@ -281,6 +282,8 @@ TEST_F(StoreTest, LeaseThenComplete) {
   ASSERT_TRUE(m.ok());
   EXPECT_DOUBLE_EQ(m->psnr, 31.5);
   EXPECT_EQ(m->measured_train_peak_bytes, 5678);
+  EXPECT_DOUBLE_EQ(m->latency_100mp_s, 12.5);
+  EXPECT_DOUBLE_EQ(m->tiled_100mp_s, 17.75);
   EXPECT_EQ(m->device, "cpu");
   // Completing twice is refused.
   EXPECT_EQ(store->CompleteTrial(l.lease_id, l.fencing_token, 1600, Metrics(1), std::nullopt)

@@ -208,6 +208,7 @@ StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions&
   spec.seed = a.seed();
   spec.progress_every = std::max(1, std::min(10, spec.steps));
   spec.latency_runs = options.latency_runs;
+  spec.latency_tile = a.latency_tile();
   PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
   return spec;
 }

@@ -200,6 +200,29 @@ LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::D
   return m;
 }
 
+TiledPassMeasurement MeasureTiledPass(UNet& net, const search::TilePlan& plan,
+                                      torch::Device device) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = net->is_training();
+  net->eval();
+  TiledPassMeasurement m;
+  for (const search::WindowShape& w : plan.windows) {
+    const torch::Tensor x =
+        torch::rand({1, 3, w.height, w.width}, torch::TensorOptions().device(device));
+    net->forward(x);
+    Synchronize(device);
+    const auto start = std::chrono::steady_clock::now();
+    net->forward(x);
+    Synchronize(device);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    m.seconds += seconds * static_cast<double>(w.count);
+    ++m.shapes_timed;
+  }
+  net->train(was_training);
+  return m;
+}
+
 std::int64_t DeviceMemoryBytes(torch::Device device) {
   if (device.is_cpu()) {
     const long pages = sysconf(_SC_PHYS_PAGES);

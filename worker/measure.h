@@ -22,6 +22,7 @@
 #include "search/architecture.h"
 #include "search/cost_model.h"
 #include "search/device_profile.h"
+#include "search/tiling.h"
 #include "worker/trainer.h"
 #include "worker/unet.h"
 
@@ -58,6 +59,18 @@ struct LatencyMeasurement {
 // device after each pass).
 LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::Device device,
                                   int warmup = 3, int runs = 10);
+
+// A tiled pass over a whole image (search::PlanTiles) timed without running it whole: for each
+// distinct window shape, one untimed pass (the kernels for the shape are set up, as they are
+// once in a real pass) and one timed pass of a random window of that shape, times the number
+// of windows of that shape. Exact up to the variation between passes of the same shape, since
+// every window of a shape does the same work. Under no-grad, in eval mode.
+struct TiledPassMeasurement {
+  double seconds = 0;  // the whole pass, extrapolated
+  int shapes_timed = 0;
+};
+TiledPassMeasurement MeasureTiledPass(UNet& net, const search::TilePlan& plan,
+                                      torch::Device device);
 
 // The cost model's device profile for `device` in this process: for the CPU, the default CPU
 // profile with its convolution rules set to this process's intra-op thread count (LibTorch

@@ -42,6 +42,7 @@ StatusOr<TrialSpec> MakeSpec(const OnceOptions& o) {
   PEAKNAS_ASSIGN_OR_RETURN(spec.importance, ParseImportance(o.importance, "importance"));
   spec.progress_every = o.progress_every;
   spec.latency_runs = o.latency_runs;
+  spec.latency_tile = o.latency_tile;
   spec.fault_hold_bytes = o.fault_hold_bytes;
   PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
   std::error_code ec;
@@ -73,8 +74,10 @@ constexpr const char* kFooter =
     "  process_inference_peak_bytes, predicted_train_peak_bytes, measured_train_peak_bytes,\n"
     "  process_train_peak_bytes, inference_ratio and train_ratio (predicted / measured),\n"
     "  latency_ms_per_tile, latency_ms_per_mp, predicted_latency_ms_per_tile (roofline),\n"
-    "  latency_100mp_s, train_steps_per_s, train_seconds, eval_seconds, intra_op_threads\n"
-    "  (= threads), framework, export (the file, or null). The measurements are the fields of\n"
+    "  latency_100mp_s, tiled_100mp_tile, tiled_100mp_overlap, tiled_100mp_windows,\n"
+    "  tiled_100mp_s, predicted_tiled_100mp_s (with --latency-tile), train_steps_per_s,\n"
+    "  train_seconds, eval_seconds, intra_op_threads (= threads), framework, export (the file, or "
+    "null). The measurements are the fields of\n"
     "  the TrialMetrics message that `serve` reports, under the same names.\n"
     "\"measured\" is the allocator's peak bytes of live tensors (the cost model's contract);\n"
     "\"process\" is what the OS or device sees for the same pass: on CPU the resident-set\n"
@@ -197,6 +200,15 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
                   "Timed inference passes (after 3 untimed ones); the median is reported.")
       ->type_name("N")
       ->capture_default_str();
+  cmd->add_option("--latency-tile", options.latency_tile,
+                  "Also time the frontier's 100-MP latency, last: a 10000x10000 image denoised "
+                  "seam-free (overlap: the receptive-field radius) in output tiles of T, "
+                  "extrapolated from one timed window of each distinct shape (tiled_100mp_s, "
+                  "beside the roofline's predicted_tiled_100mp_s). T is a multiple of "
+                  "2^(levels-1); `peaknas estimate --budget SIZE --json` gives the largest "
+                  "that fits a budget (latency_100mp_tile). 0: not timed.")
+      ->type_name("T")
+      ->capture_default_str();
   cmd->add_option("--fault-hold-bytes", options.fault_hold_bytes)
       ->check(CLI::NonNegativeNumber)
       ->group("");  // tests of packing only
@@ -237,6 +249,8 @@ std::vector<std::string> OnceCommandLine(const std::string& program, const Trial
                                    std::to_string(spec.progress_every),
                                    "--latency-runs",
                                    std::to_string(spec.latency_runs),
+                                   "--latency-tile",
+                                   std::to_string(spec.latency_tile),
                                    "--events-fd",
                                    std::to_string(events_fd)};
   if (!spec.export_path.empty()) {
@@ -291,6 +305,7 @@ StatusOr<TrialResult> RunReported(const OnceOptions& options, std::ostream& prog
     events.Write({{"stage", stage}, {"detail", detail}});
   };
   callbacks.data_bytes = [&](std::int64_t bytes) { events.Write({{"data_bytes", bytes}}); };
+  callbacks.resident_peak = [&](std::int64_t bytes) { events.Write({{"resident_peak", bytes}}); };
   callbacks.train = [&](const TrainProgress& p) {
     progress << "once: step " << p.step << "/" << p.steps << "  loss " << Format("%.5f", p.loss)
              << "  lr " << Format("%.2e", p.learning_rate) << "  "

@@ -46,6 +46,7 @@ struct OnceOptions {
   int threads = 1;                              // LibTorch intra-op threads; 0: LibTorch's default
   int progress_every = 10;                      // steps between progress lines on stderr
   int latency_runs = 10;                        // timed passes for the median latency
+  int latency_tile = 0;  // the 100-MP pass's output tile (TrialSpec::latency_tile); 0: not timed
   // For `serve`, which runs each trial as `once` in a child process: a descriptor the stages,
   // the training progress and the outcome are written to as JSON lines (EventLine); -1: none.
   int events_fd = -1;
@@ -55,9 +56,10 @@ struct OnceOptions {
 
 // The JSON lines of --events-fd, one object each, in this order: {"stage": S, "detail": D} as
 // the trial enters each stage; {"data_bytes": N} once, after the measurements (the input data
-// the process holds); {"progress": {"step", "steps", "loss"}} every --progress-every steps;
-// last, {"metrics": TrialMetrics in protobuf's JSON mapping, "export": FILE or null} on
-// success or {"error": {"code": canonical code, "message": M}} on failure.
+// the process holds); {"resident_peak": N} on CPU before the 100-MP pass (--latency-tile), the
+// process's resident-set high-water mark without it; {"progress": {"step", "steps", "loss"}} every
+// --progress-every steps; last, {"metrics": TrialMetrics in protobuf's JSON mapping, "export": FILE
+// or null} on success or {"error": {"code": canonical code, "message": M}} on failure.
 
 // The `once` command line that runs `spec` with `threads` intra-op threads and its events on
 // `events_fd` (argv[0] = `program`): what `serve` starts for each trial. Parsed by `once`, it

@@ -32,6 +32,7 @@ TEST(OnceCommandLine, ParsesBackToTheTrial) {
   spec.importance = Importance::kGroupL1;
   spec.progress_every = 7;
   spec.latency_runs = 4;
+  spec.latency_tile = 208;
   const std::vector<std::string> argv = OnceCommandLine("/usr/bin/peaknas-worker", spec, 2, 3);
   ASSERT_GE(argv.size(), 3u);
   EXPECT_EQ(argv[0], "/usr/bin/peaknas-worker");
@@ -57,6 +58,7 @@ TEST(OnceCommandLine, ParsesBackToTheTrial) {
   EXPECT_EQ(o.threads, 2);
   EXPECT_EQ(o.progress_every, 7);
   EXPECT_EQ(o.latency_runs, 4);
+  EXPECT_EQ(o.latency_tile, 208);
   EXPECT_EQ(o.events_fd, 3);
   EXPECT_EQ(o.export_path, spec.export_path);
   EXPECT_EQ(o.parent, spec.parent_model);

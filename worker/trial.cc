@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "search/device_profile.h"
+#include "search/tiling.h"
 #include "worker/data/patch_sampler.h"
 #include "worker/data/sidd.h"
 #include "worker/evaluate.h"
@@ -232,6 +233,27 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     r.export_path = spec.export_path;
   }
 
+  // 7. The 100-MP pass, last: its largest window may hold more than any earlier stage, and a
+  // trial process's peak (the calibration's "trial" figure) is taken before it
+  // (TrialCallbacks::resident_peak).
+  if (spec.latency_tile > 0) {
+    const search::HundredMegapixelPass pass =
+        search::PlanHundredMegapixelsAt(spec.arch, spec.latency_tile, r.dtype, profile);
+    if (callbacks.resident_peak && device.is_cpu()) callbacks.resident_peak(ProcessPeakRssBytes());
+    PEAKNAS_RETURN_IF_ERROR(
+        stage("measure-100mp", std::to_string(pass.plan.WindowCount()) + " windows of tile " +
+                                   Side(pass.plan.tile) + " + overlap " +
+                                   std::to_string(pass.plan.overlap) + ", " +
+                                   std::to_string(pass.plan.windows.size()) + " shapes timed"));
+    AutocastGuard autocast(spec.precision, device);
+    const TiledPassMeasurement measured = MeasureTiledPass(net, pass.plan, device);
+    r.tiled_100mp_tile = pass.plan.tile;
+    r.tiled_100mp_overlap = pass.plan.overlap;
+    r.tiled_100mp_windows = pass.plan.WindowCount();
+    r.tiled_100mp_s = measured.seconds;
+    r.predicted_tiled_100mp_s = pass.seconds;
+  }
+
   return r;
 }
 
@@ -293,6 +315,17 @@ Status ValidateTrialSpec(const TrialSpec& spec) {
   if (spec.latency_runs < 1) {
     return Status::InvalidArgument("latency-runs: " + std::to_string(spec.latency_runs) +
                                    " is not >= 1");
+  }
+  if (spec.latency_tile != 0) {
+    const int m = search::SpatialMultiple(spec.arch);
+    const int window = spec.latency_tile + 2 * search::SeamFreeOverlap(spec.arch);
+    if (spec.latency_tile < m || spec.latency_tile % m != 0 || window > search::kMaxSide) {
+      return Status::InvalidArgument(
+          "latency-tile: " + std::to_string(spec.latency_tile) + " is not 0 or a multiple of " +
+          std::to_string(m) + " (2^(levels-1)) whose window, with the overlap of " +
+          std::to_string(search::SeamFreeOverlap(spec.arch)) + " on each side, is at most " +
+          std::to_string(search::kMaxSide));
+    }
   }
   if (spec.data_dir.empty()) return Status::InvalidArgument("data: empty; expected a directory");
   if (!spec.export_path.empty()) {

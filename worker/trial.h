@@ -85,6 +85,9 @@ struct TrialSpec {
   int progress_every = 10;  // steps between progress reports, >= 1
   int latency_warmup = 3;   // untimed passes before timing, >= 0
   int latency_runs = 10;    // timed passes (median), >= 1
+  // The frontier's 100-MP latency (search::PlanHundredMegapixelsAt): the output tile of the
+  // seam-free 10000 x 10000 pass timed last, after the export (MeasureTiledPass). 0: not timed.
+  int latency_tile = 0;
   // Fault injection for tests of packing: bytes allocated and touched after the measurements
   // and held to the end, so the trial process goes over its reservation. 0: none.
   std::int64_t fault_hold_bytes = 0;
@@ -114,6 +117,9 @@ struct TrialCallbacks {
   // After the measurements: the bytes of input data the process holds (the validation blocks,
   // the sampler's decoded images), which the process peaks it reports leave out.
   std::function<void(std::int64_t bytes)> data_bytes;
+  // On CPU, before the 100-MP pass (spec.latency_tile): the process's resident-set high-water
+  // mark (VmHWM) so far, the trial's peak without that pass.
+  std::function<void(std::int64_t bytes)> resident_peak;
   ProgressCallback train;
   std::stop_token stop;
 };

@@ -32,6 +32,8 @@ struct Outcome {
   std::string export_path;
   std::optional<Status> error;
   std::string bad_line;  // the first line that was not the protocol's, for the message
+  // {"resident_peak": N}: the child's high-water mark before its 100-MP pass; -1: not said.
+  std::int64_t resident_peak = -1;
 };
 
 void HandleObject(const Json& j, const TrialProcessEvents& events, Outcome& outcome);
@@ -56,6 +58,8 @@ void HandleObject(const Json& j, const TrialProcessEvents& events, Outcome& outc
     if (events.progress && p.is_object()) {
       events.progress(p.value("step", 0), p.value("steps", 0), p.value("loss", 0.0));
     }
+  } else if (j.contains("resident_peak")) {
+    outcome.resident_peak = std::max<std::int64_t>(j["resident_peak"].get<std::int64_t>(), 0);
   } else if (j.contains("data_bytes")) {
     if (events.data_bytes) events.data_bytes(j["data_bytes"].get<std::int64_t>());
   } else if (j.contains("metrics")) {
@@ -145,6 +149,9 @@ StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& ar
   });
 
   Outcome outcome;
+  // The whole trial's peak without its 100-MP pass: the watch's largest reading and the child's
+  // own high-water mark when it said it; -1 until then.
+  std::int64_t before_timing = -1;
   std::string pending;
   char buffer[4096];
   while (true) {
@@ -155,6 +162,10 @@ StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& ar
     for (std::size_t end; (end = pending.find('\n')) != std::string::npos;) {
       Handle(pending.substr(0, end), events, outcome);
       pending.erase(0, end + 1);
+      if (outcome.resident_peak >= 0 && before_timing < 0) {
+        std::lock_guard lock(mu);
+        before_timing = std::max(watched_peak, outcome.resident_peak);
+      }
     }
   }
   close(pipe_fds[0]);
@@ -186,8 +197,10 @@ StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& ar
     TrialProcessOutcome out;
     out.metrics = std::move(*outcome.metrics);
     out.export_path = std::move(outcome.export_path);
-    out.peak_rss_bytes = std::max(watched_peak,
-                                  static_cast<std::int64_t>(usage.ru_maxrss) * 1024);  // KiB
+    out.peak_rss_bytes =
+        before_timing >= 0
+            ? before_timing
+            : std::max(watched_peak, static_cast<std::int64_t>(usage.ru_maxrss) * 1024);  // KiB
     return out;
   }
   std::string how = "trial process ended with " + base::DescribeExit(wait_status);

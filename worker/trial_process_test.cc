@@ -90,6 +90,26 @@ TEST_F(TrialProcessTest, TheWatchFollowsAChildUnderItsLimit) {
   EXPECT_GE(outcome->peak_rss_bytes, largest.load());
 }
 
+TEST_F(TrialProcessTest, ThePeakIsTheOneBeforeTheHundredMegapixelPass) {
+  // The child says its high-water mark (3 MiB), then grows to about 64 MiB (the 100-MP pass's
+  // windows): the trial's peak is the one before.
+  auto outcome =
+      RunTrialProcess(Shell("printf '%s\\n' '{\"resident_peak\":3145728}' >&3; "
+                            "awk 'BEGIN { s = \"x\"; while (length(s) < 67108864) s = s s }'; "
+                            "printf '%s\\n' '{\"metrics\":{\"psnr\":30}}' >&3"),
+                      Log(), {});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_GE(outcome->peak_rss_bytes, 3145728);
+  EXPECT_LT(outcome->peak_rss_bytes, std::int64_t{32} << 20);
+  // Without the line, the whole life counts.
+  outcome =
+      RunTrialProcess(Shell("awk 'BEGIN { s = \"x\"; while (length(s) < 67108864) s = s s }'; "
+                            "printf '%s\\n' '{\"metrics\":{\"psnr\":30}}' >&3"),
+                      Log(), {});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_GT(outcome->peak_rss_bytes, std::int64_t{64} << 20);
+}
+
 TEST_F(TrialProcessTest, TheChildsOwnErrorKeepsItsCode) {
   auto outcome = RunTrialProcess(
       Shell("printf '%s\\n' '{\"error\":{\"code\":8,\"message\":\"out of memory: 3 GiB\"}}' >&3; "

@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "search/architecture.h"
+#include "search/tiling.h"
 #include "worker/counting_allocator.h"
 #include "worker/data/make_data.h"
 #include "worker/data/test_util.h"
 #include "worker/export.h"
+#include "worker/measure.h"
 #include "worker/test_nets.h"
 
 namespace peaknas::worker {
@@ -94,6 +96,11 @@ TEST(ValidateTrialSpec, NamesEachBadFlag) {
   s.latency_runs = 0;
   ExpectNames(s, "latency-runs: 0");
   s = good;
+  s.latency_tile = 33;
+  ExpectNames(s, "latency-tile: 33");
+  s.latency_tile = search::kMaxSide;  // its window, with the overlap, is larger
+  ExpectNames(s, "latency-tile: " + std::to_string(search::kMaxSide));
+  s = good;
   s.precision = search::DType::kFp16;  // needs CUDA
   ExpectNames(s, "precision: ");
   s = good;
@@ -131,15 +138,22 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
 
   TrialSpec spec = TinySpec(made.out_dir);
   spec.export_path = dir.Sub("unet.pt");
+  spec.latency_tile = 512;
   std::vector<std::string> stages;
   std::vector<int> steps;
+  std::int64_t resident_peak = -1;
   TrialCallbacks callbacks;
   callbacks.stage = [&](std::string_view stage, std::string_view) { stages.emplace_back(stage); };
   callbacks.train = [&](const TrainProgress& p) { steps.push_back(p.step); };
+  callbacks.resident_peak = [&](std::int64_t bytes) {
+    EXPECT_EQ(stages.back(), "export");  // said before the pass
+    resident_peak = bytes;
+  };
   const auto result = RunTrial(spec, callbacks);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(stages, (std::vector<std::string>{"data", "measure-inference", "measure-train", "train",
-                                              "evaluate", "export"}));
+                                              "evaluate", "export", "measure-100mp"}));
+  EXPECT_GT(resident_peak, 0);
   EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
   const TrialResult& r = *result;
   EXPECT_EQ(r.export_path, spec.export_path);
@@ -151,6 +165,16 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   EXPECT_LE(r.measured_inference_peak_bytes, r.predicted_inference_peak_bytes);
   EXPECT_LE(r.measured_train_peak_bytes, r.predicted_train_peak_bytes);
   EXPECT_GT(r.latency_ms_per_tile, 0.0);
+  // The 100-MP pass: 20 tiles a side (19 of 512, one of 272), each window reaching the
+  // overlap farther where the image goes on.
+  EXPECT_EQ(r.tiled_100mp_tile, 512);
+  EXPECT_EQ(r.tiled_100mp_overlap, search::SeamFreeOverlap(spec.arch));
+  EXPECT_EQ(r.tiled_100mp_windows, 400);
+  EXPECT_GT(r.tiled_100mp_s, 0.0);
+  EXPECT_EQ(r.predicted_tiled_100mp_s,
+            search::PlanHundredMegapixelsAt(spec.arch, 512, search::DType::kFp32,
+                                            DeviceProfileFor(torch::kCPU))
+                .seconds);
 
   // The file holds the trained weights: re-scoring the export reproduces the trial's PSNR,
   // although the training-step measurement ran after the export and moved the live weights.

@@ -257,6 +257,7 @@ function showJob(id) {
         el("td", { class: "num" }, formatBytes(p.peak)),
         el("td", { class: "num" }, formatDb(p.gain, true)),
         el("td", { class: "num" }, formatSeconds(p.latency)),
+        el("td", { class: "num" }, formatSeconds(p.measuredLatency)),
         el("td", {}, p.hasModel ? modelLink(id, p.id, "model") : ""),
         el("td", { class: "muted" }, p.reason))));
   };
@@ -300,7 +301,8 @@ function showJob(id) {
     el("div", { class: "controls" }, filter, csv),
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "trial"), el("th", {}, "state"),
       el("th", { class: "num" }, "predicted peak"), el("th", { class: "num" }, "PSNR gain"),
-      el("th", { class: "num" }, "100 MP"), el("th", {}, "TorchScript"), el("th", {}, "reason"))),
+      el("th", { class: "num" }, "100 MP predicted"), el("th", { class: "num" }, "measured"),
+      el("th", {}, "TorchScript"), el("th", {}, "reason"))),
       tbody));
   if (chart) chart.destroy();
   chart = drawChart(canvas, view, pair, id);

@@ -53,7 +53,7 @@ export function trialPoint(trial, budgetMode) {
     gain,
     psnr: m.psnr ?? NaN,
     latency: Number(trial.predictedLatency100mpS) > 0 ? Number(trial.predictedLatency100mpS) : NaN,
-    measuredLatency: m.latency100mpS ?? NaN,
+    measuredLatency: Number(m.tiled100mpS) > 0 ? Number(m.tiled100mpS) : NaN,
     overBudgetAncestor: Boolean(trial.lineage?.overBudget),
     hasModel: Boolean(trial.hasArtifact),
     reason: trial.reason ?? "",
@@ -268,8 +268,9 @@ export function trialFacts(trial) {
     rows.push(["process peak (inference)", formatBytes(m.processInferencePeakBytes)]);
   }
   rows.push(["latency of 100 MP", `${formatSeconds(Number(trial.predictedLatency100mpS))} ` +
-    "predicted" + (Number(m.latency100mpS) > 0
-      ? `, ${formatSeconds(Number(m.latency100mpS))} measured on ${m.device || "the worker"}`
+    "predicted" + (Number(m.tiled100mpS) > 0
+      ? `, ${formatSeconds(Number(m.tiled100mpS))} measured on ${m.device || "the worker"} ` +
+        `(${m.tiled100mpWindows} tiles of ${m.tiled100mpTile}, overlap ${m.tiled100mpOverlap})`
       : "")]);
   if (m.psnr !== undefined) {
     rows.push(["PSNR", `${formatDb(m.psnr)} (${formatDb(m.psnr - (m.noisyPsnr ?? 0), true)} ` +

@@ -142,11 +142,14 @@ test("a trial's facts put predicted beside measured, with the ratio", () => {
     state: "TRIAL_STATE_SUCCEEDED", predictedInferencePeakBytes: String(64 * 2 ** 20),
     predictedTrainPeakBytes: String(256 * 2 ** 20), predictedLatency100mpS: 12.5,
     metrics: { measuredInferencePeakBytes: String(48 * 2 ** 20), psnr: 33.5, noisyPsnr: 28,
-               ssim: 0.91234, steps: 200, trainSeconds: 75, latency100mpS: 11, device: "cpu" },
+               ssim: 0.91234, steps: 200, trainSeconds: 75, latency100mpS: 9, device: "cpu",
+               tiled100mpS: 11, tiled100mpTile: 944, tiled100mpOverlap: 28,
+               tiled100mpWindows: "121" },
   }));
   assert.equal(facts.get("inference peak"), "64.0 MiB predicted, 48.0 MiB measured (0.750 of predicted)");
   assert.equal(facts.get("training-step peak"), "256 MiB predicted");
-  assert.equal(facts.get("latency of 100 MP"), "12.5 s predicted, 11.0 s measured on cpu");
+  assert.equal(facts.get("latency of 100 MP"),
+               "12.5 s predicted, 11.0 s measured on cpu (121 tiles of 944, overlap 28)");
   assert.equal(facts.get("PSNR"), "33.50 dB (+5.50 dB over the noisy 28.00 dB)");
   assert.equal(facts.get("SSIM"), "0.9123");
   assert.equal(facts.get("training"), "200 steps in 1 min 15 s");

@@ -123,6 +123,11 @@ assert d["params"] == 2255299, d["params"]
     check_json "$json_common$json_budget"'
 assert d["budget_bytes"] == 1610612736, d["budget_bytes"]
 assert d["max_tile"] > 0 and is_num(d["latency_100mp_s"]) and d["latency_100mp_s"] > 0, d
+# The 100-MP pass is seam-free at batch 1: its window (tile + 2 x overlap) fits at least as
+# large as the largest tile at batch 2, and covers 10000 pixels a side.
+t, o = d["latency_100mp_tile"], d["latency_100mp_overlap"]
+assert t % 16 == 0 and o % 16 == 0 and o > 0 and t + 2 * o >= d["max_tile"], d
+assert d["latency_100mp_windows"] == (-(-10000 // t)) ** 2, d
 assert (d["batch"], d["tile"], d["train_batch"], d["patch"]) == (2, 512, 4, 128), d
 assert d["dtype"] == "bf16" and d["device_profile"] == "h100", d
 '
@@ -131,7 +136,7 @@ assert d["dtype"] == "bf16" and d["device_profile"] == "h100", d
     expect_ok estimate --arch "$unet4" --json --budget 1KiB
     check_json "$json_common$json_budget"'
 assert d["max_tile"] == 0 and d["max_batch"] == 0 and d["max_train_batch"] == 0, d
-assert d["latency_100mp_s"] is None, d["latency_100mp_s"]
+assert d["latency_100mp_s"] is None and "latency_100mp_tile" not in d, d
 assert d["fits_inference"] is False and d["fits_training"] is False, d
 '
     ;;

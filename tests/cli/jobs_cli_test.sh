@@ -180,7 +180,7 @@ for t in d:
     start_server
     submit_example
     expect_ok frontier "$job" --coordinator "$addr" --format csv
-    [[ $(cat "$out") == "trial,psnr,peak_bytes,latency_100mp_s,arch_hash,arch,parent,role" ]] ||
+    [[ $(cat "$out") == "trial,psnr,peak_bytes,latency_100mp_s,arch_hash,arch,parent,role,measured_latency_100mp_s,measured_on" ]] ||
       fail "expected the CSV header alone"
     ;;
   frontier_json)

@@ -116,6 +116,9 @@ for p in points:
     for key in ("trial", "arch", "psnr", "peak_bytes", "latency_100mp_s"):
         assert key in p, (key, p)
     assert 0 < p["peak_bytes"] <= budget, p
+    # The workers timed each model's 100-MP pass beside the roofline's prediction.
+    assert p["latency_100mp_s"] > 0, p
+    assert p["measured_latency_100mp_s"] > 0 and p["measured_on"] == "cpu", p
     assert isinstance(p["arch"], dict), p
 PY
     grep -q "database: $work/r.db" "$err" || fail "the database is not named on stderr"
