@@ -1,6 +1,6 @@
-// A fresh directory for a test or a benchmark: made with mkdtemp under
-// std::filesystem::temp_directory_path() ($TMPDIR, else /tmp), removed with its contents when
-// the object goes.
+// A fresh directory for a test, a benchmark or a file a command needs for its run: made with
+// mkdtemp under std::filesystem::temp_directory_path() ($TMPDIR, else /tmp), removed with its
+// contents when the object goes.
 //
 // Thread-safety: one owner; distinct objects are independent.
 #ifndef PEAKNAS_BASE_TEMP_DIR_H_

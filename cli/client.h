@@ -31,8 +31,8 @@ class App;
 
 namespace peaknas::cli {
 
-inline constexpr const char* kDefaultCoordinator = "127.0.0.1:50051";
-inline constexpr const char* kCoordinatorEnv = "PEAKNAS_COORDINATOR";
+inline constexpr const char* kDefaultCoordinator = proto::kDefaultCoordinator;
+inline constexpr const char* kCoordinatorEnv = proto::kCoordinatorEnv;
 // Deadline of every unary call.
 inline constexpr int kCallTimeoutSeconds = 30;
 

@@ -30,6 +30,7 @@
 #include "cli/format.h"
 #include "cli/watch_display.h"
 #include "peaknas/v1/peaknas.pb.h"
+#include "proto/artifact.h"
 #include "proto/channel.h"
 #include "proto/convert.h"
 #include "proto/json.h"
@@ -115,56 +116,15 @@ StatusOr<std::vector<v1::Trial>> ListTrials(const Call& call, const std::string&
 // export
 
 Status ExportArtifact(const Call& call, const JobCommandOptions& options, std::ostream& out) {
-  const std::string partial = options.output + ".partial";
-  std::ofstream file(partial, std::ios::binary | std::ios::trunc);
-  if (!file) {
-    return Status::InvalidArgument("-o \"" + options.output + "\": cannot write \"" + partial +
-                                   "\": " + std::strerror(errno));
-  }
-  auto fail = [&](Status status) {
-    file.close();
-    std::error_code ec;
-    std::filesystem::remove(partial, ec);
-    return status;
-  };
-
   grpc::ClientContext context;
-  v1::GetArtifactRequest request;
-  request.set_job_id(options.job);
-  request.set_trial_id(options.trial);
-  std::unique_ptr<grpc::ClientReader<v1::ArtifactChunk>> reader =
-      call.stub->GetArtifact(&context, request);
-  v1::ArtifactChunk chunk;
-  std::int64_t written = 0;
-  std::int64_t total = -1;
-  bool last = false;
-  while (reader->Read(&chunk)) {
-    if (total < 0) total = chunk.total_size();
-    if (chunk.offset() != written) {
-      context.TryCancel();
-      reader->Finish();
-      return fail(Status(StatusCode::kDataLoss, "chunk at offset " +
-                                                    std::to_string(chunk.offset()) + ", expected " +
-                                                    std::to_string(written)));
-    }
-    file.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-    written += static_cast<std::int64_t>(chunk.data().size());
-    last = chunk.last();
+  const proto::ArtifactDownload d =
+      proto::DownloadArtifact(*call.stub, context, options.job, options.trial, options.output);
+  PEAKNAS_RETURN_IF_ERROR(ToStatus(d.rpc, call.address, "model downloads (GetArtifact)"));
+  if (!d.status.ok() && d.status.code() == StatusCode::kInvalidArgument) {
+    return Status::InvalidArgument("-o \"" + options.output + "\": " + d.status.message());
   }
-  const Status status = ToStatus(reader->Finish(), call.address, "model downloads (GetArtifact)");
-  if (!status.ok()) return fail(status);
-  if (!last || (total >= 0 && written != total)) {
-    return fail(Status(StatusCode::kDataLoss, "the download ended after " +
-                                                  std::to_string(written) + " of " +
-                                                  std::to_string(total) + " bytes"));
-  }
-  file.flush();
-  file.close();
-  if (!file) return fail(Status::Internal("writing \"" + partial + "\" failed"));
-  std::error_code ec;
-  std::filesystem::rename(partial, options.output, ec);
-  if (ec) return fail(Status::Internal("renaming to \"" + options.output + "\": " + ec.message()));
-  out << "wrote " << options.output << " (" << search::FormatBytes(written) << ")\n";
+  PEAKNAS_RETURN_IF_ERROR(d.status);
+  out << "wrote " << options.output << " (" << search::FormatBytes(d.bytes) << ")\n";
   return Status::Ok();
 }
 

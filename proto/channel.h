@@ -17,6 +17,9 @@
 
 namespace peaknas::proto {
 
+// Where a client finds the coordinator unless told (--coordinator, else this variable).
+inline constexpr const char* kDefaultCoordinator = "127.0.0.1:50051";
+inline constexpr const char* kCoordinatorEnv = "PEAKNAS_COORDINATOR";
 inline constexpr const char* kTokenEnv = "PEAKNAS_TOKEN";
 inline constexpr const char* kTlsCaEnv = "PEAKNAS_TLS_CA";
 inline constexpr const char* kTlsCertEnv = "PEAKNAS_TLS_CERT";

@@ -95,7 +95,10 @@ HundredMegapixelPass PlanHundredMegapixelsAt(const Architecture& arch, int tile,
 
 HundredMegapixelPass PlanHundredMegapixels(const Architecture& arch, std::int64_t budget_bytes,
                                            DType dtype, const DeviceProfile& device) {
-  const int tile = MaxTiledOutputSide(arch, budget_bytes, SeamFreeOverlap(arch), dtype, device);
+  const int m = SpatialMultiple(arch);
+  const int image = (kHundredMegapixelSide + m - 1) / m * m;  // padded: one tile at most
+  const int tile =
+      std::min(image, MaxTiledOutputSide(arch, budget_bytes, SeamFreeOverlap(arch), dtype, device));
   if (tile == 0) return {};
   return PlanHundredMegapixelsAt(arch, tile, dtype, device);
 }

@@ -72,7 +72,8 @@ double TiledLatencySeconds(const Architecture& arch, const TilePlan& plan, DType
 
 // The frontier's latency objective (DESIGN.md, "Search"): one 10000 x 10000 image denoised
 // seam-free (overlap SeamFreeOverlap) at the largest tile whose window fits `budget_bytes`
-// (MaxTiledOutputSide), by the roofline. An empty plan (tile 0) and 0 s when no window fits.
+// (MaxTiledOutputSide, at most the padded image: one window), by the roofline. An empty plan (tile
+// 0) and 0 s when no window fits.
 struct HundredMegapixelPass {
   TilePlan plan;
   double seconds = 0;

@@ -8,13 +8,18 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
 #include "base/proc.h"
+#include "base/temp_dir.h"
+#include "peaknas/v1/peaknas.grpc.pb.h"
+#include "proto/artifact.h"
 #include "proto/calibration_file.h"
+#include "proto/channel.h"
 #include "proto/convert.h"
 #include "search/calibration.h"
 #include "search/tiling.h"
@@ -51,6 +56,39 @@ std::string Mib(std::int64_t bytes) {
   return text;
 }
 
+// The model of --job/--trial from the coordinator, into `path`.
+Status FetchModel(const DenoiseOptions& o, const std::string& path, std::ostream& log) {
+  const std::string address = o.coordinator.empty() ? proto::kDefaultCoordinator : o.coordinator;
+  PEAKNAS_ASSIGN_OR_RETURN(const proto::ClientSecurity security,
+                           proto::ReadClientSecurity({.token_file = o.token_file,
+                                                      .tls_ca = o.tls_ca,
+                                                      .tls_cert = o.tls_cert,
+                                                      .tls_key = o.tls_key}));
+  auto stub = v1::JobService::NewStub(proto::CoordinatorChannel(address, security));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  const auto start = Clock::now();
+  const proto::ArtifactDownload d = proto::DownloadArtifact(*stub, context, o.job, o.trial, path);
+  if (!d.rpc.ok()) {
+    const std::string what =
+        "job " + o.job + " trial " + o.trial + ": the coordinator at " + address + " ";
+    switch (d.rpc.error_code()) {
+      case grpc::StatusCode::UNAVAILABLE:
+        return Status::Unavailable(what + "is not reachable (" + d.rpc.error_message() + ")");
+      case grpc::StatusCode::DEADLINE_EXCEEDED:
+        return Status(StatusCode::kDeadlineExceeded, what + "did not send the model in time");
+      default:
+        return Status(static_cast<StatusCode>(static_cast<int>(d.rpc.error_code())),
+                      what + "answered: " + d.rpc.error_message());
+    }
+  }
+  PEAKNAS_RETURN_IF_ERROR(d.status);
+  log << "denoise: fetched the model of job " << o.job << " trial " << o.trial << " from "
+      << address << " (" << Mib(d.bytes) << " in "
+      << std::chrono::duration<double>(Clock::now() - start).count() << " s)\n";
+  return Status::Ok();
+}
+
 }  // namespace
 
 CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& o) {
@@ -59,10 +97,39 @@ CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& o) {
       "Denoise an image of any size with a trained model, tile by tile within a memory budget. "
       "Tiles overlap by the network's receptive-field radius, so the result equals the "
       "whole-image output; the tile is the largest whose predicted peak fits the budget.");
-  cmd->add_option("--model", o.model,
-                  "The trained model: a TorchScript file from `peaknas export` or a worker's "
-                  "--export (its `architecture` attribute names the network). Required.")
-      ->required()
+  CLI::Option* model =
+      cmd->add_option("--model", o.model,
+                      "The trained model: a TorchScript file from `peaknas export` or a worker's "
+                      "--export (its `architecture` attribute names the network). Required "
+                      "unless --job and --trial name one on a coordinator.")
+          ->type_name("FILE");
+  cmd->add_option("--job", o.job,
+                  "With --trial: denoise with this job's trained model of that trial (a "
+                  "frontier point of `peaknas frontier`), fetched from --coordinator.")
+      ->type_name("JOB")
+      ->excludes(model);
+  cmd->add_option("--trial", o.trial, "The trial whose model --job fetches.")
+      ->type_name("TRIAL")
+      ->excludes(model);
+  cmd->add_option("--coordinator", o.coordinator,
+                  "Address of peaknas-server, HOST:PORT, for --job (also from "
+                  "$PEAKNAS_COORDINATOR; else 127.0.0.1:50051).")
+      ->envname(proto::kCoordinatorEnv)
+      ->type_name("ADDR");
+  cmd->add_option("--token-file", o.token_file,
+                  "For --job: a file holding a bearer token for a coordinator that checks "
+                  "callers (else $PEAKNAS_TOKEN; else none).")
+      ->type_name("FILE");
+  cmd->add_option("--tls-ca", o.tls_ca,
+                  "For --job: talk TLS, the CA bundle (PEM) the coordinator's certificate must "
+                  "chain to (else $PEAKNAS_TLS_CA; else plaintext).")
+      ->type_name("FILE");
+  cmd->add_option("--tls-cert", o.tls_cert,
+                  "For --job: a client certificate (PEM), for a coordinator that requires one "
+                  "(else $PEAKNAS_TLS_CERT).")
+      ->type_name("FILE");
+  cmd->add_option("--tls-key", o.tls_key,
+                  "For --job: the client certificate's private key (PEM) (else $PEAKNAS_TLS_KEY).")
       ->type_name("FILE");
   cmd->add_option("--in", o.in,
                   "The noisy image: PNG (1 to 16 bits, not interlaced), TIFF (8 or 16 bits, in "
@@ -126,7 +193,23 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   PEAKNAS_ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(o.device, "device"));
   if (o.threads > 0) torch::set_num_threads(o.threads);
 
-  PEAKNAS_ASSIGN_OR_RETURN(const LoadedModel model, LoadModel(o.model));
+  std::optional<base::TempDir> fetched_dir;
+  std::string model_path = o.model;
+  if (model_path.empty()) {
+    if (o.job.empty() || o.trial.empty()) {
+      return Status::InvalidArgument(
+          "model: give --model FILE, or --job J and --trial T to fetch a trial's model from "
+          "--coordinator");
+    }
+    fetched_dir.emplace("peaknas-denoise");
+    if (!fetched_dir->ok()) {
+      return Status::Internal("cannot make a directory for the fetched model under " +
+                              std::filesystem::temp_directory_path().string());
+    }
+    model_path = (fetched_dir->path() / (o.trial + ".pt")).string();
+    PEAKNAS_RETURN_IF_ERROR(FetchModel(o, model_path, log));
+  }
+  PEAKNAS_ASSIGN_OR_RETURN(const LoadedModel model, LoadModel(model_path));
   const search::Architecture& arch = model.arch;
   const int multiple = search::SpatialMultiple(arch);
   const int overlap =

@@ -1,8 +1,10 @@
 // `peaknas-worker denoise`: applies a trained model (a TorchScript file from `peaknas export`,
 // or a worker's --export) to an image of any size within a memory budget, tile by tile
-// (worker/tiled.h), seam-free by construction.
+// (worker/tiled.h), seam-free by construction. With --job and --trial the model is the trial's,
+// fetched from the coordinator into a temporary file (checked against its SHA-256) for the run.
 //
-//   peaknas-worker denoise --model MODEL.pt --in IMAGE --out IMAGE.png|.tif --budget SIZE
+//   peaknas-worker denoise --model MODEL.pt | --job J --trial T [--coordinator ADDR]
+//                          --in IMAGE --out IMAGE.png|.tif --budget SIZE
 //                          [--tile auto|T] [--overlap auto|N] [--bits auto|8|16]
 //                          [--calibration FILE] [--device D] [--threads N]
 //
@@ -38,7 +40,15 @@ class App;
 namespace peaknas::worker {
 
 struct DenoiseOptions {
-  std::string model;                 // TorchScript file with the "architecture" attribute
+  std::string model;  // TorchScript file with the "architecture" attribute
+  // Or a trial's model fetched from a coordinator (JobService.GetArtifact) for the run.
+  std::string job;
+  std::string trial;
+  std::string coordinator;  // HOST:PORT; empty: $PEAKNAS_COORDINATOR, else 127.0.0.1:50051
+  std::string token_file;   // the client's security, as `peaknas` takes it (proto/channel.h)
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
   std::string in;                    // PNG, TIFF or JPEG
   std::string out;                   // PNG or TIFF, by the extension
   std::string budget;                // SIZE: what the whole run may hold

@@ -208,7 +208,7 @@ StatusOr<TrialSpec> SpecOf(const v1::TrialAssignment& a, const LeaseLoopOptions&
   spec.seed = a.seed();
   spec.progress_every = std::max(1, std::min(10, spec.steps));
   spec.latency_runs = options.latency_runs;
-  spec.latency_tile = a.latency_tile();
+  spec.latency_tile = options.time_latency_100mp ? a.latency_tile() : 0;
   PEAKNAS_RETURN_IF_ERROR(ValidateTrialSpec(spec));
   return spec;
 }

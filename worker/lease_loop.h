@@ -87,6 +87,8 @@ struct LeaseLoopOptions {
   std::string work_dir;                     // exported models; empty: a private temp directory
   double lease_wait_seconds = 20;           // LeaseTrial long-poll wait
   int latency_runs = 10;                    // timed inference passes per trial, >= 1
+  // Time the frontier's 100-MP pass after each trial (TrialAssignment.latency_tile).
+  bool time_latency_100mp = true;
   // Packing: trials run at once, in [1, 64]. Above 1 the worker states its free bytes with
   // each lease request and holds every trial to its reservation (see above).
   int max_concurrent = 1;

@@ -61,10 +61,11 @@ LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::D
                                   int warmup = 3, int runs = 10);
 
 // A tiled pass over a whole image (search::PlanTiles) timed without running it whole: for each
-// distinct window shape, one untimed pass (the kernels for the shape are set up, as they are
-// once in a real pass) and one timed pass of a random window of that shape, times the number
-// of windows of that shape. Exact up to the variation between passes of the same shape, since
-// every window of a shape does the same work. Under no-grad, in eval mode.
+// distinct window shape, one timed pass of a random window of that shape times the number of
+// windows of that shape, after one untimed pass when there are several (the kernels for the
+// shape are set up once in a real pass; a shape run once pays it, as it does here). Exact up to
+// the variation between passes of the same shape, since every window of a shape does the same
+// work. Under no-grad, in eval mode.
 struct TiledPassMeasurement {
   double seconds = 0;  // the whole pass, extrapolated
   int shapes_timed = 0;

@@ -92,6 +92,12 @@ CLI::App* AddServeCommand(CLI::App& root, ServeOptions& options) {
                   "make trials of large networks quicker and their latency noisier.")
       ->type_name("N")
       ->capture_default_str();
+  cmd->add_flag("--no-latency-100mp", options.no_latency_100mp,
+                "Do not time the frontier's 100-MP pass after each trial (a 10000x10000 image "
+                "denoised seam-free at the largest tile that fits the job's budget, "
+                "extrapolated from one window of each shape): the frontier then shows only the "
+                "roofline's prediction. On a CPU, with a budget of GiBs, the timing takes about "
+                "as long as denoising that image once.");
   cmd->add_option("--max-concurrent", options.max_concurrent,
                   "Trials run at once, in [1, 64]. Above 1, trials are packed by their "
                   "calibrated device peaks (see below); give each few --threads.")
@@ -141,6 +147,7 @@ Status RunServe(const ServeOptions& o, std::ostream& log) {
   options.threads = o.threads;
   options.work_dir = o.work_dir;
   options.latency_runs = o.latency_runs;
+  options.time_latency_100mp = !o.no_latency_100mp;
   if (!(o.lease_wait >= 0 && o.lease_wait <= 300)) {
     return Status::InvalidArgument("lease-wait: " + std::to_string(o.lease_wait) +
                                    " is not in [0, 300]");

@@ -31,9 +31,10 @@ struct ServeOptions {
   int threads = 0;                        // LibTorch intra-op threads; 0: LibTorch's default
   std::string work_dir;                   // scratch directory (checked to exist); empty: none
   double lease_wait = 20;                 // LeaseTrial long-poll seconds
-  int latency_runs = 10;   // timed inference passes per trial (the median is reported)
-  int max_concurrent = 1;  // trials at once (packing above 1)
-  std::string memory;      // SIZE trials may use; empty: the device's
+  int latency_runs = 10;          // timed inference passes per trial (the median is reported)
+  bool no_latency_100mp = false;  // skip timing the 100-MP pass
+  int max_concurrent = 1;         // trials at once (packing above 1)
+  std::string memory;             // SIZE trials may use; empty: the device's
   std::string memory_reserve = "256MiB";  // SIZE kept free
 };
 

@@ -163,6 +163,50 @@ PY
       fail "no worker fetched a parent's model"
     check_no_children
     ;;
+  denoise_frontier_model)
+    # From `peaknas run` to a denoised image: a coordinator started again on the run's database
+    # serves its frontier models; `peaknas-worker denoise --job --trial` fetches one and gives
+    # the image `--model` gives with the file `peaknas export` downloads.
+    if ! command -v "$python" >/dev/null 2>&1; then
+      echo "skipped: no Python ($python)" >&2
+      exit 77
+    fi
+    run_search --json
+    [[ $rc -eq 0 ]] || fail "exit status $rc, expected 0"
+    trial=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["trial"])' "$out")
+    "$server" --listen 127.0.0.1:0 --db "$work/r.db" --artifacts "$work/artifacts" \
+      --shutdown-grace-seconds 1 >"$work/server.out" 2>"$work/server.err" &
+    server_pid=$!
+    addr=
+    for ((i = 0; i < 200; i++)); do
+      line=$(head -n 1 "$work/server.out" 2>/dev/null)
+      [[ $line == "listening on "* ]] && { addr=${line#listening on }; break; }
+      sleep 0.05
+    done
+    [[ -n $addr ]] || fail "peaknas-server did not print 'listening on' within 10 s"
+    image=$(ls "$work"/data/Data/*/NOISY_SRGB_010.PNG | head -n 1)
+    [[ -f $image ]] || fail "no noisy image in the run's data"
+    "$worker" denoise --job j-1 --trial "$trial" --coordinator "$addr" --in "$image" \
+      --out "$work/fetched.png" --budget 64MiB >"$out" 2>"$err" || fail "denoise --job failed"
+    grep -q "fetched the model of job j-1 trial $trial from $addr" "$err" ||
+      fail "the fetch is not reported"
+    "$peaknas" export j-1 "$trial" -o "$work/model.pt" --coordinator "$addr" >"$out" 2>"$err" ||
+      fail "export failed"
+    "$worker" denoise --model "$work/model.pt" --in "$image" --out "$work/exported.png" \
+      --budget 64MiB >"$out" 2>"$err" || fail "denoise --model failed"
+    cmp -s "$work/fetched.png" "$work/exported.png" ||
+      fail "the fetched model denoised differently from the exported one"
+    program=$worker
+    expect_one_line_error nonzero "peaknas-worker denoise: " 't-999' \
+      denoise --job j-1 --trial t-999 --coordinator "$addr" --in "$image" \
+      --out "$work/none.png" --budget 64MiB
+    [[ -e $work/none.png ]] && fail "an output was written without a model"
+    expect_one_line_error nonzero "peaknas-worker denoise: " '--model FILE, or --job J and --trial T' \
+      denoise --job j-1 --in "$image" --out "$work/none.png" --budget 64MiB
+    kill -TERM "$server_pid"
+    wait "$server_pid"
+    check_no_children
+    ;;
   interrupt)
     # SIGINT once a trial runs: the job is cancelled, every child stopped, exit non-zero.
     "$peaknas" run --trials 2 --workers 1 --steps 100000 --tile 64 --max-width 16 \

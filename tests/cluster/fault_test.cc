@@ -118,10 +118,11 @@ class ClusterFault : public ::testing::Test {
   // Starts a `peaknas-worker serve`; returns its index in workers_.
   std::size_t StartWorker() {
     const std::size_t i = workers_.size();
-    const pid_t pid = Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data",
-                             "synthetic=" + data_.string(), "--threads", "1", "--name",
-                             "fault-" + std::to_string(i), "--lease-wait", "5"},
-                            -1, WorkerLog(i).string());
+    const pid_t pid =
+        Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data",
+               "synthetic=" + data_.string(), "--threads", "1", "--name",
+               "fault-" + std::to_string(i), "--lease-wait", "5", "--no-latency-100mp"},
+              -1, WorkerLog(i).string());
     EXPECT_GT(pid, 0);
     workers_.push_back(pid);
     return i;
