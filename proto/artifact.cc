@@ -24,8 +24,8 @@ ArtifactDownload DownloadArtifact(v1::JobService::Stub& stub, grpc::ClientContex
   };
   std::ofstream file(partial, std::ios::binary | std::ios::trunc);
   if (!file) {
-    return fail(Status::InvalidArgument("cannot write \"" + partial + "\": " +
-                                        std::strerror(errno)));
+    return fail(
+        Status::InvalidArgument("cannot write \"" + partial + "\": " + std::strerror(errno)));
   }
   v1::GetArtifactRequest request;
   request.set_job_id(job_id);
@@ -44,8 +44,8 @@ ArtifactDownload DownloadArtifact(v1::JobService::Stub& stub, grpc::ClientContex
       context.TryCancel();
       reader->Finish();
       return fail(Status(StatusCode::kDataLoss, "chunk at offset " +
-                                                    std::to_string(chunk.offset()) +
-                                                    ", expected " + std::to_string(out.bytes)));
+                                                    std::to_string(chunk.offset()) + ", expected " +
+                                                    std::to_string(out.bytes)));
     }
     hash.Update(chunk.data());
     file.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
@@ -61,8 +61,7 @@ ArtifactDownload DownloadArtifact(v1::JobService::Stub& stub, grpc::ClientContex
   }
   if (!expected.empty() && hash.HexDigest() != expected) {
     return fail(Status(StatusCode::kDataLoss, "the model's sha256 " + hash.HexDigest() +
-                                                  " does not match the coordinator's " +
-                                                  expected));
+                                                  " does not match the coordinator's " + expected));
   }
   file.close();
   if (!file) return fail(Status::Internal("writing \"" + partial + "\" failed"));

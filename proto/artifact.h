@@ -16,8 +16,8 @@
 namespace peaknas::proto {
 
 struct ArtifactDownload {
-  grpc::Status rpc;    // the call's own outcome (NOT_FOUND: the trial has no model)
-  Status status;       // the rest: DATA_LOSS for a broken stream, INTERNAL for the local file
+  grpc::Status rpc;        // the call's own outcome (NOT_FOUND: the trial has no model)
+  Status status;           // the rest: DATA_LOSS for a broken stream, INTERNAL for the local file
   std::int64_t bytes = 0;  // written, when both are OK
 };
 

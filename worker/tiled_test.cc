@@ -6,8 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdint>
 #include <cstdio>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "search/tiling.h"
@@ -101,6 +105,27 @@ TEST(Tiled, TheRadiusBoundsTheMeasuredReachAndIsCloseToIt) {
     std::printf("%s: measured reach %d, radius %d\n", Label(arch).c_str(), reach, radius);
     EXPECT_LE(reach, radius) << Label(arch);
     EXPECT_GE(reach, radius - 2 * search::SpatialMultiple(arch)) << Label(arch);
+  }
+}
+
+TEST(Tiled, RunsTheWindowsOfThePlan) {
+  // The windows a tiled pass runs, by shape, are the ones search::PlanTiles counts (and the
+  // 100-MP latency is timed and predicted by).
+  for (const auto& [h, w, tile, overlap] : std::vector<std::array<int, 4>>{
+           {40, 56, 16, 4}, {36, 36, 12, 8}, {20, 44, 48, 4}, {64, 24, 8, 0}}) {
+    std::map<std::pair<int, int>, std::int64_t> ran;
+    const auto record = [&](const torch::Tensor& x) {
+      ++ran[{static_cast<int>(x.size(2)), static_cast<int>(x.size(3))}];
+      return x;
+    };
+    ASSERT_TRUE(ForwardTiled(record, torch::zeros({1, 3, h, w}),
+                             {.tile = tile, .overlap = overlap, .multiple = 4})
+                    .ok());
+    std::map<std::pair<int, int>, std::int64_t> planned;
+    for (const search::WindowShape& s : search::PlanTiles(h, w, tile, overlap, 4).windows) {
+      planned[{s.height, s.width}] += s.count;
+    }
+    EXPECT_EQ(ran, planned) << h << "x" << w << " tile " << tile << " overlap " << overlap;
   }
 }
 
