@@ -41,14 +41,26 @@ namespace {
 // Window extents along one axis of `length` pixels, with their counts.
 std::map<int, std::int64_t> AxisWindows(int length, int tile, int overlap) {
   std::map<int, std::int64_t> extents;
-  for (int x0 = 0; x0 < length; x0 += tile) {
-    const int x1 = std::min(x0 + tile, length);
-    ++extents[std::min(length, x1 + overlap) - std::max(0, x0 - overlap)];
+  for (const TileSpan& s : TileSpans(length, tile, overlap)) {
+    ++extents[s.window_end - s.window_begin];
   }
   return extents;
 }
 
 }  // namespace
+
+std::vector<TileSpan> TileSpans(int length, int tile, int overlap) {
+  assert(length >= 1 && tile >= 1 && overlap >= 0);
+  std::vector<TileSpan> spans;
+  for (int begin = 0; begin < length; begin += tile) {
+    const int end = std::min(begin + tile, length);
+    spans.push_back({.begin = begin,
+                     .end = end,
+                     .window_begin = std::max(0, begin - overlap),
+                     .window_end = std::min(length, end + overlap)});
+  }
+  return spans;
+}
 
 std::int64_t TilePlan::WindowCount() const {
   std::int64_t n = 0;

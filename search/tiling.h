@@ -41,6 +41,20 @@ int SeamFreeOverlap(const Architecture& arch);
 int MaxTiledOutputSide(const Architecture& arch, std::int64_t budget_bytes, int overlap,
                        DType dtype, const DeviceProfile& device);
 
+// One tile along an axis: the output pixels [begin, end) it keeps and the window
+// [window_begin, window_end) it runs on.
+struct TileSpan {
+  int begin = 0;
+  int end = 0;
+  int window_begin = 0;
+  int window_end = 0;
+};
+
+// How a tiled pass cuts an axis of `length` pixels (worker/tiled.h, worker/streamed.h): tiles
+// of `tile` from 0 (the last one smaller), each window reaching `overlap` farther on both sides,
+// clipped to [0, length). Precondition: length >= 1, tile >= 1, overlap >= 0.
+std::vector<TileSpan> TileSpans(int length, int tile, int overlap);
+
 // Windows of one shape in a tiled pass, and how many of them there are.
 struct WindowShape {
   int height = 0;

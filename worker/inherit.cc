@@ -20,15 +20,6 @@ std::string FirstLine(const std::string& message) {
   return end == std::string::npos ? message : message.substr(0, end);
 }
 
-std::string ShapeText(c10::IntArrayRef shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 // Sum of |t| over every dimension but `dim`: one value per index along `dim`.
 torch::Tensor L1Along(const torch::Tensor& t, int dim) {
   std::vector<std::int64_t> others;
@@ -105,8 +96,8 @@ StatusOr<LoadedModel> LoadModel(const std::string& path) {
     }
     if (it->second.sizes() != c10::IntArrayRef(p.shape)) {
       return Status::InvalidArgument(path + ": parameter " + scripted_name + " has shape " +
-                                     ShapeText(it->second.sizes()) + ", its architecture says " +
-                                     ShapeText(p.shape));
+                                     c10::str(it->second.sizes()) + ", its architecture says " +
+                                     c10::str(p.shape));
     }
     model.parameters[p.name] = it->second.detach().to(torch::kFloat32).clone();
   }
@@ -188,8 +179,8 @@ Status AssignParameters(const NamedTensors& parameters, UNet& net) {
     }
     if (it->second.sizes() != item.value().sizes()) {
       return Status::Internal("inheritance: parameter " + item.key() + " is " +
-                              ShapeText(it->second.sizes()) + ", the net needs " +
-                              ShapeText(item.value().sizes()));
+                              c10::str(it->second.sizes()) + ", the net needs " +
+                              c10::str(item.value().sizes()));
     }
     item.value().copy_(it->second);
   }

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "search/tiling.h"
+
 namespace peaknas::worker {
 namespace {
 
@@ -117,14 +119,6 @@ struct StageStatus {
   }
 };
 
-std::string ShapeText(c10::IntArrayRef sizes) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    text += (i > 0 ? ", " : "") + std::to_string(sizes[i]);
-  }
-  return text + "]";
-}
-
 std::uint16_t Quantize(float x, float max_value) {
   const float v = x > 0.0f ? (x < 1.0f ? x : 1.0f) : 0.0f;  // NaN -> 0
   return static_cast<std::uint16_t>(std::nearbyint(v * max_value));
@@ -157,9 +151,13 @@ StatusOr<StreamStats> DenoiseStream(
   if (writer.info().width != width || writer.info().height != height) {
     return Status::InvalidArgument("out: the writer's size differs from the image's");
   }
-  const int tile = options.tile, overlap = options.overlap;
+  const int tile = options.tile;
   const int padded_w = (width + m - 1) / m * m, padded_h = (height + m - 1) / m * m;
-  const int tile_rows = (padded_h + tile - 1) / tile, tile_cols = (padded_w + tile - 1) / tile;
+  const std::vector<search::TileSpan> tile_rows =
+      search::TileSpans(padded_h, tile, options.overlap);
+  const std::vector<search::TileSpan> tile_cols =
+      search::TileSpans(padded_w, tile, options.overlap);
+  const int tiles = static_cast<int>(tile_rows.size() * tile_cols.size());
   const float in_scale = 1.0f / static_cast<float>(reader.info().max_value());
   const float out_max = static_cast<float>(writer.info().max_value());
   const std::size_t samples = static_cast<std::size_t>(width) * 3;
@@ -201,9 +199,9 @@ StatusOr<StreamStats> DenoiseStream(
   int first_row = 0;
   try {
     torch::NoGradGuard no_grad;
-    for (int r = 0; r < tile_rows && status.ok(); ++r) {
-      const int y0 = r * tile, y1 = std::min(y0 + tile, padded_h);
-      const int wy0 = std::max(0, y0 - overlap), wy1 = std::min(padded_h, y1 + overlap);
+    for (const search::TileSpan& r : tile_rows) {
+      if (!status.ok()) break;
+      const int y0 = r.begin, y1 = r.end, wy0 = r.window_begin, wy1 = r.window_end;
       // Rows past the image repeat its last row; y0 < height since padding is < m <= tile.
       const int needed_end = std::min(wy1, height);
       // The rows above this window are done with: back to the reader before it needs them.
@@ -227,9 +225,8 @@ StatusOr<StreamStats> DenoiseStream(
       const int out_rows = std::min(y1, height) - y0;
       std::vector<Row> band;
       for (int y = 0; y < out_rows; ++y) band.push_back(output_rows.Get());
-      for (int c = 0; c < tile_cols; ++c) {
-        const int x0 = c * tile, x1 = std::min(x0 + tile, padded_w);
-        const int wx0 = std::max(0, x0 - overlap), wx1 = std::min(padded_w, x1 + overlap);
+      for (const search::TileSpan& c : tile_cols) {
+        const int x0 = c.begin, x1 = c.end, wx0 = c.window_begin, wx1 = c.window_end;
         const int wh = wy1 - wy0, ww = wx1 - wx0;
         torch::Tensor window = torch::empty({1, 3, wh, ww}, torch::kFloat32);
         float* planes = window.data_ptr<float>();
@@ -253,8 +250,8 @@ StatusOr<StreamStats> DenoiseStream(
         stats.network_seconds += Since(network_start);
         if (out.dim() != 4 || out.size(0) != 1 || out.size(1) != 3 || out.size(2) != wh ||
             out.size(3) != ww) {
-          throw std::runtime_error("the network gave " + ShapeText(out.sizes()) +
-                                   " for a window of " + ShapeText({1, 3, wh, ww}));
+          throw std::runtime_error("the network gave " + c10::str(out.sizes()) +
+                                   " for a window of " + c10::str(c10::IntArrayRef{1, 3, wh, ww}));
         }
         const float* o = out.data_ptr<float>();
         const int keep_w = std::min(x1, width) - x0;
@@ -268,7 +265,7 @@ StatusOr<StreamStats> DenoiseStream(
           }
         }
         ++stats.tiles;
-        if (progress) progress(stats.tiles, tile_rows * tile_cols);
+        if (progress) progress(stats.tiles, tiles);
       }
       wait_start = Clock::now();
       for (Row row : band) {

@@ -14,6 +14,7 @@
 
 #include "base/temp_dir.h"
 #include "search/tiling.h"
+#include "worker/test_nets.h"
 #include "worker/unet.h"
 
 namespace peaknas::worker {
@@ -115,48 +116,34 @@ std::vector<std::uint16_t> Reference(UNet& net, const std::vector<std::uint16_t>
   return result;
 }
 
-search::Architecture Arch(SkipKind skip, UpsampleKind up, DownsampleKind down) {
-  auto arch = search::MakeArchitecture(std::vector<int>{8, 16, 16}, std::vector<int>{1, 1, 1},
-                                       std::vector<int>{1, 1}, skip, up, down,
-                                       search::ActivationKind::kLeakyRelu);
-  EXPECT_TRUE(arch.ok());
-  return *arch;
-}
-
 TEST(Streamed, EqualsForwardTiledOnThePaddedImageForEveryKind) {
   // 16-bit samples, a size off the grid (padding on both edges), tiles that do not divide it.
   const int w = 45, h = 38, max_value = 65535;
   const std::vector<std::uint16_t> samples = RandomSamples(w, h, max_value);
-  for (SkipKind skip : {SkipKind::kConcat, SkipKind::kAdd}) {
-    for (UpsampleKind up :
-         {UpsampleKind::kTransposed, UpsampleKind::kBilinear, UpsampleKind::kPixelShuffle}) {
-      for (DownsampleKind down : {DownsampleKind::kStrided, DownsampleKind::kMaxPool}) {
-        const search::Architecture arch = Arch(skip, up, down);
-        torch::manual_seed(5);
-        UNet net(arch);
-        const TiledOptions options{.tile = 16,
-                                   .overlap = search::SeamFreeOverlap(arch),
-                                   .multiple = search::SpatialMultiple(arch)};
-        MemoryReader reader(w, h, 16, samples);
-        MemoryWriter writer(w, h, 16);
-        int calls = 0, last_total = 0;
-        torch::NoGradGuard no_grad;
-        const auto stats = DenoiseStream([&](const torch::Tensor& x) { return net->forward(x); },
-                                         reader, writer, options, torch::kCPU,
-                                         [&](int done, int total) {
-                                           calls = done;
-                                           last_total = total;
-                                         });
-        ASSERT_TRUE(stats.ok()) << stats.status().ToString();
-        EXPECT_TRUE(writer.finished);
-        EXPECT_EQ(stats->tiles, 9);       // 48 x 48 padded, tiles of 16
-        EXPECT_EQ(stats->extra_rows, 0);  // StreamBufferBytes's count of rows held
-        EXPECT_EQ(calls, 9);
-        EXPECT_EQ(last_total, 9);
-        EXPECT_EQ(writer.samples, Reference(net, samples, w, h, max_value, options))
-            << search::Name(skip) << "/" << search::Name(up) << "/" << search::Name(down);
-      }
-    }
+  for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
+    torch::manual_seed(5);
+    UNet net(arch);
+    const TiledOptions options{.tile = 16,
+                               .overlap = search::SeamFreeOverlap(arch),
+                               .multiple = search::SpatialMultiple(arch)};
+    MemoryReader reader(w, h, 16, samples);
+    MemoryWriter writer(w, h, 16);
+    int calls = 0, last_total = 0;
+    torch::NoGradGuard no_grad;
+    const auto stats = DenoiseStream([&](const torch::Tensor& x) { return net->forward(x); },
+                                     reader, writer, options, torch::kCPU,
+                                     [&](int done, int total) {
+                                       calls = done;
+                                       last_total = total;
+                                     });
+    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    EXPECT_TRUE(writer.finished);
+    EXPECT_EQ(stats->tiles, 9);       // 48 x 48 padded, tiles of 16
+    EXPECT_EQ(stats->extra_rows, 0);  // StreamBufferBytes's count of rows held
+    EXPECT_EQ(calls, 9);
+    EXPECT_EQ(last_total, 9);
+    EXPECT_EQ(writer.samples, Reference(net, samples, w, h, max_value, options))
+        << testing::KindsLabel(arch);
   }
 }
 
@@ -166,7 +153,8 @@ TEST(Streamed, EightBitInSixteenBitOut) {
   const int w = 20, h = 12;
   const std::vector<std::uint16_t> samples = RandomSamples(w, h, 255);
   torch::manual_seed(5);
-  UNet net(Arch(SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool));
+  UNet net(
+      testing::ThreeLevelNet(SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool));
   const TiledOptions options{.tile = 8, .overlap = 8, .multiple = 4};
   torch::NoGradGuard no_grad;
   MemoryReader reader8(w, h, 8, samples), reader16(w, h, 8, samples);
@@ -187,7 +175,8 @@ TEST(Streamed, EightBitInSixteenBitOut) {
 
 TEST(Streamed, ReportsTheReadersErrorAndStops) {
   const int w = 16, h = 24;
-  UNet net(Arch(SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool));
+  UNet net(
+      testing::ThreeLevelNet(SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool));
   MemoryReader reader(w, h, 8, RandomSamples(w, h, 255), /*fail_at=*/5);
   MemoryWriter writer(w, h, 8);
   torch::NoGradGuard no_grad;
@@ -200,7 +189,8 @@ TEST(Streamed, ReportsTheReadersErrorAndStops) {
 
 TEST(Streamed, ReportsTheWritersErrorAndStops) {
   const int w = 16, h = 64;
-  UNet net(Arch(SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool));
+  UNet net(
+      testing::ThreeLevelNet(SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool));
   MemoryReader reader(w, h, 8, RandomSamples(w, h, 255));
   MemoryWriter writer(w, h, 8, /*fail_at=*/3);
   torch::NoGradGuard no_grad;
@@ -252,8 +242,8 @@ TEST(Streamed, ARealPngThroughRealCodecs) {
     ASSERT_TRUE((*writer)->WriteRows(h, samples.data()).ok());
     ASSERT_TRUE((*writer)->Finish().ok());
   }
-  const search::Architecture arch =
-      Arch(SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
+  const search::Architecture arch = testing::ThreeLevelNet(
+      SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
   torch::manual_seed(5);
   UNet net(arch);
   const TiledOptions options{.tile = 8, .overlap = search::SeamFreeOverlap(arch), .multiple = 4};

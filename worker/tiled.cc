@@ -1,7 +1,9 @@
 #include "worker/tiled.h"
 
-#include <algorithm>
 #include <string>
+#include <vector>
+
+#include "search/tiling.h"
 
 namespace peaknas::worker {
 
@@ -33,19 +35,17 @@ StatusOr<torch::Tensor> ForwardTiled(
                                    std::to_string(m) + " on each side");
   }
   torch::NoGradGuard no_grad;
-  const std::int64_t tile = options.tile, overlap = options.overlap;
-  const int rows = static_cast<int>((height + tile - 1) / tile);
-  const int cols = static_cast<int>((width + tile - 1) / tile);
+  const std::vector<search::TileSpan> rows =
+      search::TileSpans(static_cast<int>(height), options.tile, options.overlap);
+  const std::vector<search::TileSpan> cols =
+      search::TileSpans(static_cast<int>(width), options.tile, options.overlap);
+  const int total = static_cast<int>(rows.size() * cols.size());
   torch::Tensor out;
   int done = 0;
-  for (int r = 0; r < rows; ++r) {
-    for (int c = 0; c < cols; ++c) {
-      const std::int64_t y0 = r * tile, x0 = c * tile;
-      const std::int64_t y1 = std::min(y0 + tile, height), x1 = std::min(x0 + tile, width);
-      const std::int64_t wy0 = std::max<std::int64_t>(0, y0 - overlap);
-      const std::int64_t wx0 = std::max<std::int64_t>(0, x0 - overlap);
-      const std::int64_t wy1 = std::min(height, y1 + overlap);
-      const std::int64_t wx1 = std::min(width, x1 + overlap);
+  for (const search::TileSpan& r : rows) {
+    for (const search::TileSpan& c : cols) {
+      const std::int64_t y0 = r.begin, y1 = r.end, wy0 = r.window_begin, wy1 = r.window_end;
+      const std::int64_t x0 = c.begin, x1 = c.end, wx0 = c.window_begin, wx1 = c.window_end;
       const torch::Tensor window =
           image
               .index({torch::indexing::Slice(), torch::indexing::Slice(),
@@ -60,7 +60,7 @@ StatusOr<torch::Tensor> ForwardTiled(
           .copy_(y.index({torch::indexing::Slice(), torch::indexing::Slice(),
                           torch::indexing::Slice(y0 - wy0, y1 - wy0),
                           torch::indexing::Slice(x0 - wx0, x1 - wx0)}));
-      if (progress) progress(++done, rows * cols);
+      if (progress) progress(++done, total);
     }
   }
   return out;

@@ -15,45 +15,16 @@
 #include <vector>
 
 #include "search/tiling.h"
+#include "worker/test_nets.h"
 #include "worker/unet.h"
 
 namespace peaknas::worker {
 namespace {
 
-using search::DownsampleKind;
-using search::SkipKind;
-using search::UpsampleKind;
-
-search::Architecture Arch(SkipKind skip, UpsampleKind up, DownsampleKind down) {
-  auto arch = search::MakeArchitecture(std::vector<int>{8, 16, 16}, std::vector<int>{1, 1, 1},
-                                       std::vector<int>{1, 1}, skip, up, down,
-                                       search::ActivationKind::kLeakyRelu);
-  EXPECT_TRUE(arch.ok());
-  return *arch;
-}
-
-std::string Label(const search::Architecture& a) {
-  return std::string(search::Name(a.skip)) + "/" + std::string(search::Name(a.upsample)) + "/" +
-         std::string(search::Name(a.downsample));
-}
-
-std::vector<search::Architecture> EveryKind() {
-  std::vector<search::Architecture> out;
-  for (SkipKind skip : {SkipKind::kConcat, SkipKind::kAdd}) {
-    for (UpsampleKind up :
-         {UpsampleKind::kTransposed, UpsampleKind::kBilinear, UpsampleKind::kPixelShuffle}) {
-      for (DownsampleKind down : {DownsampleKind::kStrided, DownsampleKind::kMaxPool}) {
-        out.push_back(Arch(skip, up, down));
-      }
-    }
-  }
-  return out;
-}
-
 TEST(Tiled, EqualsTheWholeImageForEveryKindWithTheSeamFreeOverlap) {
   torch::manual_seed(3);
   const torch::Tensor image = torch::rand({1, 3, 72, 88});
-  for (const search::Architecture& arch : EveryKind()) {
+  for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
     UNet net(arch);
     torch::NoGradGuard no_grad;
     const torch::Tensor whole = net->forward(image);
@@ -69,17 +40,17 @@ TEST(Tiled, EqualsTheWholeImageForEveryKindWithTheSeamFreeOverlap) {
     ASSERT_TRUE(tiled.ok()) << tiled.status().message();
     EXPECT_EQ(tiles, 30);
     const double gap = (*tiled - whole).abs().max().item<double>();
-    EXPECT_LT(gap, 1e-5) << Label(arch);
+    EXPECT_LT(gap, 1e-5) << testing::KindsLabel(arch);
     // Without the overlap the tiles' borders differ: the comparison has power.
     const auto seamed = ForwardTiled(forward, image, {.tile = 16, .overlap = 0, .multiple = m});
     ASSERT_TRUE(seamed.ok());
-    EXPECT_GT((*seamed - whole).abs().max().item<double>(), 1e-3) << Label(arch);
+    EXPECT_GT((*seamed - whole).abs().max().item<double>(), 1e-3) << testing::KindsLabel(arch);
   }
 }
 
 TEST(Tiled, TheRadiusBoundsTheMeasuredReachAndIsCloseToIt) {
   torch::manual_seed(4);
-  for (const search::Architecture& arch : EveryKind()) {
+  for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
     UNet net(arch);
     torch::NoGradGuard no_grad;
     // Poked at each alignment to the downsampling grid; the widest reach counts.
@@ -102,9 +73,10 @@ TEST(Tiled, TheRadiusBoundsTheMeasuredReachAndIsCloseToIt) {
       }
     }
     const int radius = search::ReceptiveFieldRadius(arch);
-    std::printf("%s: measured reach %d, radius %d\n", Label(arch).c_str(), reach, radius);
-    EXPECT_LE(reach, radius) << Label(arch);
-    EXPECT_GE(reach, radius - 2 * search::SpatialMultiple(arch)) << Label(arch);
+    std::printf("%s: measured reach %d, radius %d\n", testing::KindsLabel(arch).c_str(), reach,
+                radius);
+    EXPECT_LE(reach, radius) << testing::KindsLabel(arch);
+    EXPECT_GE(reach, radius - 2 * search::SpatialMultiple(arch)) << testing::KindsLabel(arch);
   }
 }
 

@@ -34,20 +34,7 @@ log_files=("$work/server.err")
 
 # Starts peaknas-server on 127.0.0.1:0 (with ARGS) and sets $addr from its first stdout line.
 start_server() {
-  "$server" --listen 127.0.0.1:0 --db "$work/peaknas.db" --artifacts "$work/artifacts" \
-    --shutdown-grace-seconds 1 "$@" >"$work/server.out" 2>"$work/server.err" &
-  server_pid=$!
-  local i line
-  for ((i = 0; i < 200; i++)); do
-    line=$(head -n 1 "$work/server.out" 2>/dev/null)
-    if [[ $line == "listening on "* ]]; then
-      addr=${line#listening on }
-      return 0
-    fi
-    kill -0 "$server_pid" 2>/dev/null || fail "peaknas-server exited before listening"
-    sleep 0.05
-  done
-  fail "peaknas-server did not print 'listening on' within 10 s"
+  start_coordinator "$server" "$work/peaknas.db" "$work/artifacts" "$@"
 }
 
 # start_worker NAME WORKER_ARGS...: starts `peaknas-worker serve` named NAME on an empty

@@ -101,10 +101,7 @@ case $case_name in
     check_no_children
     ;;
   json)
-    if ! command -v "$python" >/dev/null 2>&1; then
-      echo "skipped: no Python ($python)" >&2
-      exit 77
-    fi
+    need_python
     run_search --json
     [[ $rc -eq 0 ]] || fail "exit status $rc, expected 0"
     "$python" - "$out" "$budget_bytes" <<'PY' || fail "bad JSON frontier"
@@ -128,10 +125,7 @@ PY
     # --strategy pruning: a chain of inheriting trials; every frontier point fits the budget,
     # inherited its weights from a trained trial of the same job, and the parents' models
     # reached the workers.
-    if ! command -v "$python" >/dev/null 2>&1; then
-      echo "skipped: no Python ($python)" >&2
-      exit 77
-    fi
+    need_python
     "$peaknas" run --strategy pruning --trials 12 --workers 2 --steps 20 --tile 64 \
       --max-width 32 --budget 1MiB --data "$work/data" --db "$work/r.db" \
       --server-bin "$server" --worker-bin "$worker" --json >"$out" 2>"$err"
@@ -167,23 +161,11 @@ PY
     # From `peaknas run` to a denoised image: a coordinator started again on the run's database
     # serves its frontier models; `peaknas-worker denoise --job --trial` fetches one and gives
     # the image `--model` gives with the file `peaknas export` downloads.
-    if ! command -v "$python" >/dev/null 2>&1; then
-      echo "skipped: no Python ($python)" >&2
-      exit 77
-    fi
+    need_python
     run_search --json
     [[ $rc -eq 0 ]] || fail "exit status $rc, expected 0"
     trial=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["trial"])' "$out")
-    "$server" --listen 127.0.0.1:0 --db "$work/r.db" --artifacts "$work/artifacts" \
-      --shutdown-grace-seconds 1 >"$work/server.out" 2>"$work/server.err" &
-    server_pid=$!
-    addr=
-    for ((i = 0; i < 200; i++)); do
-      line=$(head -n 1 "$work/server.out" 2>/dev/null)
-      [[ $line == "listening on "* ]] && { addr=${line#listening on }; break; }
-      sleep 0.05
-    done
-    [[ -n $addr ]] || fail "peaknas-server did not print 'listening on' within 10 s"
+    start_coordinator "$server" "$work/r.db" "$work/artifacts"
     image=$(ls "$work"/data/Data/*/NOISY_SRGB_010.PNG | head -n 1)
     [[ -f $image ]] || fail "no noisy image in the run's data"
     "$worker" denoise --job j-1 --trial "$trial" --coordinator "$addr" --in "$image" \

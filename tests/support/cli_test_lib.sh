@@ -104,6 +104,28 @@ stdout_has() {
   grep -qE -- "$1" "$out" || fail "stdout does not match /$1/"
 }
 
+# start_coordinator SERVER DB ARTIFACTS [ARGS...]: starts peaknas-server (the binary SERVER) on
+# 127.0.0.1:0 with its database and artifacts there (and ARGS), its output in $work/server.out
+# and $work/server.err; sets $server_pid, and $addr from its first stdout line.
+start_coordinator() {
+  local bin=$1 db=$2 artifacts=$3
+  shift 3
+  "$bin" --listen 127.0.0.1:0 --db "$db" --artifacts "$artifacts" --shutdown-grace-seconds 1 \
+    "$@" >"$work/server.out" 2>"$work/server.err" &
+  server_pid=$!
+  local i line
+  for ((i = 0; i < 200; i++)); do
+    line=$(head -n 1 "$work/server.out" 2>/dev/null)
+    if [[ $line == "listening on "* ]]; then
+      addr=${line#listening on }
+      return 0
+    fi
+    kill -0 "$server_pid" 2>/dev/null || fail "peaknas-server exited before listening"
+    sleep 0.05
+  done
+  fail "peaknas-server did not print 'listening on' within 10 s"
+}
+
 # need_python: exits 77, which CTest reports as skipped, unless $python names an interpreter. A
 # driver whose cases must not be skipped defines its own after sourcing this file.
 need_python() {
