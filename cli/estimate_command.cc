@@ -39,6 +39,8 @@ using search::PeakEstimate;
 using search::PeakLocation;
 using search::Shape;
 
+constexpr int kMaxThreads = 1024;
+
 // ---------------------------------------------------------------------------------------------
 // Inputs
 
@@ -92,7 +94,7 @@ struct Request {
   Shape tile;
   Shape patch;
   DType dtype = DType::kFp32;
-  const DeviceProfile* device = nullptr;
+  DeviceProfile device;  // with the --threads of the workers it stands for
   std::optional<std::int64_t> budget_bytes;
   std::optional<DeviceCalibration> calibration;
 };
@@ -105,7 +107,14 @@ StatusOr<Request> Validate(const EstimateOptions& options) {
   PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(r.arch, r.tile, "batch", "tile"));
   PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(r.arch, r.patch, "train-batch", "patch"));
   PEAKNAS_ASSIGN_OR_RETURN(r.dtype, search::ParseDType(options.dtype));
-  PEAKNAS_ASSIGN_OR_RETURN(r.device, LoadDeviceProfile(options.device_profile));
+  PEAKNAS_ASSIGN_OR_RETURN(const DeviceProfile* device, LoadDeviceProfile(options.device_profile));
+  r.device = *device;
+  if (options.threads < 1 || options.threads > kMaxThreads) {
+    return Status::InvalidArgument("threads: " + std::to_string(options.threads) +
+                                   " is out of range; expected 1 to " +
+                                   std::to_string(kMaxThreads));
+  }
+  r.device.cpu_conv.intra_op_threads = options.threads;
   if (options.budget.has_value()) {
     PEAKNAS_ASSIGN_OR_RETURN(const std::int64_t budget,
                              search::ParseByteSize(*options.budget, "budget"));
@@ -116,7 +125,7 @@ StatusOr<Request> Validate(const EstimateOptions& options) {
     r.budget_bytes = budget;
   }
   if (!options.calibration.empty()) {
-    PEAKNAS_ASSIGN_OR_RETURN(r.calibration, LoadCalibration(options.calibration, r.device->name));
+    PEAKNAS_ASSIGN_OR_RETURN(r.calibration, LoadCalibration(options.calibration, r.device.name));
   }
   return r;
 }
@@ -150,7 +159,7 @@ struct Estimate {
 };
 
 Estimate Compute(const Request& r) {
-  const DeviceProfile& device = *r.device;
+  const DeviceProfile& device = r.device;
   Estimate e;
   e.params = search::Parameters(r.arch);
   e.work = search::CountWork(r.arch, r.tile, r.dtype);
@@ -220,7 +229,8 @@ void WriteJson(const Request& r, const Estimate& e, std::ostream& out) {
   j["train_breakdown"] = BreakdownJson(e.train.breakdown);
   j["latency_s"] = e.latency_s;
   j["dtype"] = search::Name(r.dtype);
-  j["device_profile"] = r.device->name;
+  j["device_profile"] = r.device.name;
+  j["threads"] = r.device.cpu_conv.intra_op_threads;
   j["batch"] = r.tile.batch;
   j["tile"] = r.tile.size;
   j["train_batch"] = r.patch.batch;
@@ -229,7 +239,7 @@ void WriteJson(const Request& r, const Estimate& e, std::ostream& out) {
     const auto bytes = [](const std::optional<std::int64_t>& b) { return b ? Json(*b) : Json(); };
     j["device_peak_bytes"] = bytes(e.device_inference_bytes);
     j["device_train_peak_bytes"] = bytes(e.device_train_bytes);
-    j["calibration"] = Json{{"device_profile", r.device->name},
+    j["calibration"] = Json{{"device_profile", r.device.name},
                             {"framework", r.calibration->framework},
                             {"samples", r.calibration->samples}};
   }
@@ -321,12 +331,17 @@ std::string Columns(std::string_view label, std::string_view inference, std::str
 }
 
 void WriteText(const Request& r, const Estimate& e, std::ostream& out) {
-  const DeviceProfile& device = *r.device;
+  const DeviceProfile& device = r.device;
   const int dtype_bytes = search::DTypeBytes(r.dtype);
   out << "architecture " << search::ToCanonicalJson(r.arch) << '\n';
   out << "hash         " << search::CanonicalHashHex(r.arch) << '\n';
   out << "device       " << device.name << " (" << device.description << "), "
-      << search::Name(r.dtype) << "\n\n";
+      << search::Name(r.dtype);
+  if (device.cpu_conv.enabled) {
+    const int threads = device.cpu_conv.intra_op_threads;
+    out << ", " << threads << (threads == 1 ? " thread" : " threads");
+  }
+  out << "\n\n";
 
   out << "network at batch " << r.tile.batch << ", tile " << Side(r.tile.size) << '\n';
   out << Row("parameters",
@@ -362,7 +377,7 @@ void WriteText(const Request& r, const Estimate& e, std::ostream& out) {
     };
     out << Columns("device peak", device_peak(e.device_inference_bytes),
                    device_peak(e.device_train_bytes));
-    out << Row("calibration", r.device->name + ", " + r.calibration->framework + ", " +
+    out << Row("calibration", r.device.name + ", " + r.calibration->framework + ", " +
                                   std::to_string(r.calibration->samples) + " samples");
   }
 
@@ -485,6 +500,13 @@ CLI::App* AddEstimateCommand(CLI::App& root, EstimateOptions& options) {
       ->type_name("SIZE");
   cmd->add_option("--device-profile", options.device_profile, DeviceProfileHelp())
       ->type_name("NAME");
+  cmd->add_option("--threads", options.threads,
+                  "Intra-op threads of the CPU worker that runs the net, in [1, " +
+                      std::to_string(kMaxThreads) +
+                      "]: oneDNN's backward keeps per-thread weight-gradient buffers, so the "
+                      "training peak grows with them. No effect on GPU profiles.")
+      ->type_name("N")
+      ->capture_default_str();
   cmd->add_option("--calibration", options.calibration,
                   "Device calibrations (`peaknas calibration --format json`; - reads standard "
                   "input): adds the peak the process or device will see, from the calibration "

@@ -34,6 +34,7 @@ struct EstimateOptions {
   std::string dtype = "fp32";
   std::optional<std::string> budget;  // a size ("2GiB"); unset means no budget questions
   std::string device_profile;         // empty means search::DefaultDeviceProfile()
+  int threads = 1;                    // the CPU worker's intra-op threads
   bool json = false;                  // one JSON object instead of the readable report
   // A file ("-": standard input) with device calibrations, as `peaknas calibration --format
   // json` prints them; the one for the device profile adds the device peaks to the report.

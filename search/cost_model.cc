@@ -4,6 +4,7 @@
 #include <array>
 #include <cassert>
 #include <cmath>
+#include <limits>
 #include <string>
 
 // Forces a function or lambda inline (GCC and Clang spell it the same way; a lambda takes the
@@ -40,8 +41,9 @@ struct OpDesc {
   int kernel = 0;
   int stride = 0;
   i64 batch = 0;
-  i64 in_plane = 0;   // input pixels per channel
-  i64 out_plane = 0;  // output pixels per channel
+  i64 in_plane = 0;    // input pixels per channel
+  i64 out_plane = 0;   // output pixels per channel
+  int out_height = 0;  // output rows
   int dtype_bytes = 0;
   bool in_place = false;
   // Inference liveness: the input is dead once this op has run.
@@ -115,6 +117,7 @@ inline void WalkForward(const Architecture& a, i64 batch, int height, int width,
     op.batch = batch;
     op.in_plane = plane(level_in);
     op.out_plane = plane(level_out);
+    op.out_height = height >> level_out;
     op.dtype_bytes = dtype_bytes;
     emit(op);
     return op.out;
@@ -310,6 +313,191 @@ PEAKNAS_ALWAYS_INLINE inline Extra CpuConvForward(const OpDesc& op, const CpuCon
   return {total, total - out};
 }
 
+inline i64 DivUp(i64 a, i64 b) { return (a + b - 1) / b; }
+
+// How oneDNN 2.6 parallelizes an fp32 backward-weights convolution with its AVX-512 kernels:
+// `mb` threads split the reduction (each but one accumulating into a private copy of the
+// gradients), `total` threads run. A port of the kernels' balance(): a search for the split of
+// threads over reduction, output- and input-channel blocks with the least memory traffic per
+// thread (and, for the direct kernel, a second pass trading traffic for less compute).
+struct ReductionSplit {
+  i64 mb = 1;
+  i64 total = 1;
+};
+
+// jit_avx512_common_conv_bwd_weights_kernel_f32 (kernels > 1, 16-channel blocks; inputs with
+// fewer than 16 channels are read plain as one block).
+ReductionSplit DirectConvSplit(const OpDesc& op, i64 threads) {
+  constexpr i64 kMinOhReduce = 9;  // the 2-D harness reduces over bands of output rows too
+  const i64 k = op.kernel;
+  const i64 s = op.stride;
+  const i64 oh = op.out_height;
+  const i64 ow = op.out_plane / oh;
+  const i64 ih = oh * s;
+  const i64 iw = ow * s;
+  const i64 ic_block = op.cin < 16 ? op.cin : 16;
+  const i64 nb_ic = DivUp(op.cin, ic_block);
+  const i64 nb_oc = DivUp(op.cout, 16);
+  const bool two_d = oh > kMinOhReduce;
+  const i64 ih_reduce = two_d ? ih : 1;
+  const i64 oh_reduce = two_d ? oh : 1;
+  const i64 ih_rest = two_d ? 1 : ih;
+  const i64 oh_rest = two_d ? 1 : oh;
+  const i64 oh_parts = std::max<i64>(1, oh_reduce / kMinOhReduce);
+  const auto mem_cost = [&](i64 m, i64 o, i64 i) {
+    return DivUp(op.batch * ih_reduce, m) * DivUp(nb_ic, i) * ic_block * ih_rest * iw / s / s +
+           DivUp(op.batch * oh_reduce, m) * DivUp(nb_oc, o) * 16 * oh_rest * ow +
+           8 * DivUp(nb_oc, o) * DivUp(nb_ic, i) * k * k * ic_block * 16;
+  };
+  const auto comp_cost = [&](i64 m, i64 o, i64 i) {
+    return DivUp(op.batch * oh_reduce, m) * DivUp(nb_oc, o) * DivUp(nb_ic, i);
+  };
+  i64 best_m = 1, best_o = 1, best_i = 1;
+  i64 best_mem = mem_cost(1, 1, 1);
+  const i64 m_max = std::min(threads, op.batch * oh_parts);
+  for (i64 m = 1; m <= m_max; ++m) {
+    const i64 par = threads / m;
+    for (i64 o = 1; o <= std::min(par, nb_oc); ++o) {
+      const i64 i = std::min(par / o, nb_ic);
+      const i64 cost = mem_cost(m, o, i);
+      if (cost <= best_mem) best_mem = cost, best_m = m, best_o = o, best_i = i;
+    }
+  }
+  i64 best_comp = comp_cost(best_m, best_o, best_i);
+  for (i64 m = 1; m <= m_max; ++m) {
+    const i64 par = threads / m;
+    for (i64 o = 1; o <= std::min(par, nb_oc); ++o) {
+      const i64 i = std::min(par / o, nb_ic);
+      const i64 mem = mem_cost(m, o, i);
+      const i64 comp = comp_cost(m, o, i);
+      const bool cheaper = comp <= best_comp && static_cast<double>(mem) < 1.1 * best_mem;
+      if (cheaper || 4 * comp <= 3 * best_comp)
+        best_comp = comp, best_m = m, best_o = o, best_i = i;
+    }
+  }
+  if (best_m > threads / 2 && best_m < threads) best_m = std::min(op.batch * oh_parts, threads);
+  return {best_m, best_m * best_o * best_i};
+}
+
+// The divider of `value` in [lo, hi] that wastes the least when `value` is cut into blocks of
+// it (the largest such when `largest`): oneDNN's best_divider.
+i64 BestDivider(i64 value, i64 lo, i64 hi, bool largest) {
+  hi = std::max<i64>(1, std::min(hi, value));
+  lo = std::max<i64>(1, std::min(lo, hi));
+  float least = std::numeric_limits<float>::max();
+  i64 best = hi;
+  for (i64 d = hi; d >= lo; --d) {
+    const i64 padded = DivUp(value, d) * d;
+    const float loss = static_cast<float>(padded - value) / static_cast<float>(padded);
+    if ((largest && loss < least) || (!largest && loss <= least)) least = loss, best = d;
+  }
+  return best;
+}
+
+// jit_avx512_common_1x1_conv_kernel: the reduction runs over the batch and blocks of pixels.
+ReductionSplit PointwiseConvSplit(const OpDesc& op, i64 threads) {
+  const i64 pixels = op.out_plane;
+  const i64 width = pixels / op.out_height;
+  i64 block = BestDivider(pixels, 7, 16, true);
+  if (pixels % block != 0) block = BestDivider(width, 4, width, false);
+  if (block > 256) block = 1;
+  const i64 nb_reduce = DivUp(pixels, block);
+  const i64 nb_ic = DivUp(op.cin, 16);
+  const i64 nb_oc = DivUp(op.cout, 16);
+  const auto mem_cost = [&](i64 m, i64 o, i64 i) {
+    return DivUp(op.batch * nb_reduce, m) * DivUp(nb_ic, i) * 16 * block +
+           DivUp(op.batch * nb_reduce, m) * DivUp(nb_oc, o) * 16 * block +
+           12 * DivUp(nb_oc, o) * DivUp(nb_ic, i) * 16 * 16;
+  };
+  i64 best_m = 1, best_o = 1, best_i = 1;
+  i64 best_mem = mem_cost(1, 1, 1);
+  const i64 m_max = std::min(threads, op.batch * nb_reduce);
+  for (i64 m = 1; m <= m_max; ++m) {
+    const i64 par = threads / m;
+    for (i64 o = 1; o <= std::min(par, nb_oc); ++o) {
+      const i64 i = std::min(par / o, nb_ic);
+      const i64 cost = mem_cost(m, o, i);
+      if (cost <= best_mem) best_mem = cost, best_m = m, best_o = o, best_i = i;
+    }
+  }
+  if (best_m > threads / 2 && best_m < threads) best_m = std::min(op.batch, threads);
+  return {best_m, best_m * best_o * best_i};
+}
+
+// oneDNN's reduce_balancer_t for the bias gradient (jobs of 16 outputs reduced over the
+// batch by `threads` threads): the scratchpad bytes of its partial sums and barriers.
+i64 BiasReducerBytes(i64 threads, i64 nb_oc, i64 batch, i64 dtype_bytes) {
+  constexpr i64 kJob = 16;
+  const i64 max_buffer = threads * 3 * 5 * 5 * 16 * 16;
+  const i64 min_per_group = std::max<i64>(1, nb_oc / threads);
+  const i64 max_per_group = std::max<i64>(1, max_buffer / (threads * kJob));
+  i64 groups = std::min(nb_oc / min_per_group, threads);
+  i64 per_group = std::min(threads / groups, batch);
+  i64 jobs_ub = DivUp(nb_oc, groups);
+  i64 complexity = nb_oc * kJob * batch;
+  for (i64 c_jobs = min_per_group; c_jobs < nb_oc; ++c_jobs) {
+    const i64 c_groups = std::min(nb_oc / c_jobs, threads);
+    const i64 c_per_group = std::min(threads / c_groups, batch);
+    const i64 c_jobs_ub = DivUp(nb_oc, c_groups);
+    if (c_per_group > 1 && c_jobs_ub > max_per_group) continue;
+    const i64 c_complexity =
+        kJob * c_jobs_ub * (DivUp(batch, c_per_group) + (c_per_group != 1 ? 1 : 0));
+    if (c_complexity < complexity) {
+      groups = c_groups, per_group = c_per_group, jobs_ub = c_jobs_ub, complexity = c_complexity;
+    }
+  }
+  if (per_group == 1) return 0;
+  constexpr i64 kPage = 4096;
+  return groups * (per_group - 1) * jobs_ub * kJob * dtype_bytes + kPage + groups * kPage + kPage;
+}
+
+// oneDNN's backward-weights at more than one intra-op thread: the threads that split the
+// reduction each but one accumulate into a private copy of the weight (and bias) gradients,
+// and the bias reducer keeps per-thread partial sums, beside page-aligned barriers. With the
+// AVX-512 kernels (16-channel blocks) this is oneDNN's own split, exactly. Elsewhere (the AVX2
+// kernel for inputs of 4 to 15 channels, the GEMM fallback for inputs smaller than the kernel,
+// other ISAs) it is a bound: every thread that may split the reduction does.
+i64 OneDnnReductionBytes(const OpDesc& op, const CpuConvRules& r) {
+  const i64 t = r.intra_op_threads;
+  if (t <= 1) return 0;
+  constexpr i64 kPage = 4096;
+  constexpr i64 kBarrier = 2 * kPage;  // a page-aligned barrier context, booked with a page
+  constexpr i64 kAlign = 128;          // oneDNN's scratchpad alignment per entry
+  const i64 d = op.dtype_bytes;
+  const i64 b = r.channel_block;
+  const i64 k2 = static_cast<i64>(op.kernel) * op.kernel;
+  const i64 cout = RoundUp(op.cout, b);
+  const bool exact = b == 16 && (op.kernel == 1 || op.cin <= 3 || op.cin >= 16) &&
+                     op.out_height * op.stride >= op.kernel;
+  if (exact) {
+    const bool pointwise = op.kernel == 1;
+    const ReductionSplit split = pointwise ? PointwiseConvSplit(op, t) : DirectConvSplit(op, t);
+    const i64 cin = op.cin < 16 && !pointwise ? op.cin : RoundUp(op.cin, 16);
+    const i64 weights = cout * cin * k2 * d;
+    i64 bytes = 0;
+    if (split.mb > 1) {
+      bytes += pointwise ? (split.mb - 1) * weights + kAlign
+                         : (split.mb - 1) * (weights + cout * d) + kAlign + kBarrier;
+    }
+    return bytes + BiasReducerBytes(split.total, cout / 16, op.batch, d);
+  }
+  const i64 weights = cout * RoundUp(op.cin, b) * k2 * d;
+  const i64 bias = cout * d;
+  const i64 parts = op.kernel == 1 ? t : op.batch * std::max<i64>(1, op.out_height / 9);
+  const i64 splitters = std::min(t, parts);
+  const i64 batch_splitters = std::min(t, op.batch);
+  i64 bytes = 0;
+  if (splitters > 1) bytes += (splitters - 1) * (weights + bias) + kAlign + kBarrier;
+  if (batch_splitters > 1) {
+    // A reducer's groups round their jobs (blocks of `b` outputs, or of b x b x k^2 weights)
+    // up: at most one job per thread more than the tensor, plus its space's page alignment
+    // and a barrier per group.
+    bytes += (batch_splitters - 1) * (bias + t * b * d + t * b * b * k2 * d) +
+             2 * (kPage + (t + 1) * kPage);
+  }
+  return bytes;
+}
+
 // Backward of a convolution: the input gradient (unless the input is x) and the weight and bias
 // gradients, which the kept .grad then absorbs. `total` includes the new gradients.
 Extra CpuConvBackward(const OpDesc& op, const CpuConvRules& r) {
@@ -343,7 +531,8 @@ Extra CpuConvBackward(const OpDesc& op, const CpuConvRules& r) {
   const i64 gbias =
       (RoundUp(op.cout, b) != op.cout ? (RoundUp(op.cout, b) + r.bias_padding_extra) * d : 0) +
       static_cast<i64>(op.cout) * d;
-  const i64 weight_phase = gin + std::max(gout_blk + src_blk + gw_blk + gbias,
+  const i64 reduction = OneDnnReductionBytes(op, r);
+  const i64 weight_phase = gin + std::max(gout_blk + src_blk + gw_blk + gbias + reduction,
                                           gw_blk + gw + static_cast<i64>(op.cout) * d);
   const i64 total = std::max(data_phase, weight_phase);
   return {total, total - gin - gw};

@@ -315,6 +315,40 @@ TEST(CostModelCpu, BatchOneCrossesTheNativeThreshold) {
   EXPECT_GT(small.bytes, large.bytes);
 }
 
+TEST(CostModelCpu, ThreadsAddOneDnnWeightGradientCopies) {
+  // One encoder level of width w, 64x64 patches: the training step's growth over one thread,
+  // as LibTorch 1.13 measured it (`peaknas-worker once --threads T`, docs/cost-model.md). Each
+  // thread oneDNN splits the weight gradient's reduction over keeps a private copy of the
+  // weight and bias gradients; how many it splits over is its own balance (w = 48 at three
+  // threads and batch 1: none), and at batch > 1 the bias gradient's reducer adds partial sums.
+  struct Row {
+    int width;
+    int threads;
+    int batch;
+    std::int64_t growth;
+  };
+  const Row rows[] = {
+      {32, 2, 1, 45312},  {32, 2, 8, 45312},  {32, 3, 1, 82304},  {32, 3, 8, 82304},
+      {32, 4, 1, 119296}, {32, 4, 8, 135808}, {48, 2, 1, 91456},  {48, 2, 8, 103936},
+      {48, 3, 1, 0},      {48, 3, 8, 174592}, {48, 4, 1, 257728}, {48, 4, 8, 257728},
+  };
+  for (const Row& r : rows) {
+    const Architecture a = Arch({r.width}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed,
+                                DownsampleKind::kStrided);
+    DeviceProfile one = DefaultDeviceProfile();
+    DeviceProfile many = one;
+    many.cpu_conv.intra_op_threads = r.threads;
+    const Shape patch{r.batch, 64};
+    EXPECT_EQ(
+        TrainPeakBytes(a, patch, DType::kFp32, many) - TrainPeakBytes(a, patch, DType::kFp32, one),
+        r.growth)
+        << "w=" << r.width << " threads=" << r.threads << " batch=" << r.batch;
+    // The forward pass keeps no per-thread buffers.
+    EXPECT_EQ(InferencePeakBytes(a, patch, DType::kFp32, many),
+              InferencePeakBytes(a, patch, DType::kFp32, one));
+  }
+}
+
 TEST_F(CostModelInvariants, TrainingPeakAtLeastInferencePeakAtEqualShapes) {
   for (const DeviceProfile& dev : DeviceProfiles()) {
     for (const Architecture& a : SampleMany(1500, 12)) {

@@ -6,7 +6,8 @@
 // sampled across the whole family (every skip, upsample and downsample kind, both activations,
 // 1 to 6 levels) at several batch, tile and patch sizes. "Measured" is the counting CPU
 // allocator's peak (measure.h). Widths and block counts are capped so that the suite runs in
-// minutes on two cores; the kinds and depths are not. One intra-op thread (see SetUpTestSuite).
+// minutes on two cores; the kinds and depths are not. Every pass runs at 1, 2, 3 and 4 intra-op
+// threads and at the machine's core count: oneDNN's per-thread buffers depend on it.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -15,7 +16,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "search/architecture.h"
@@ -135,14 +138,25 @@ class MemoryContract : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     CpuAllocationCounter::Install();
-    // The CPU profile's convolution rules are proven for one intra-op thread (the default on
-    // the two-core machines CI runs on). With more, oneDNN's backward keeps per-thread
-    // weight-gradient buffers that the model does not describe yet (docs/cost-model.md);
-    // PEAKNAS_MEMORY_TEST_THREADS=N runs the suite at N threads to show them.
-    const char* threads = std::getenv("PEAKNAS_MEMORY_TEST_THREADS");
-    at::set_num_threads(threads != nullptr ? std::max(1, std::atoi(threads)) : 1);
     torch::manual_seed(7);
   }
+};
+
+// The thread counts every pass is checked at: 1 to 4, and the machine's cores.
+// PEAKNAS_MEMORY_TEST_THREADS=N checks N as well.
+std::vector<int> ThreadCounts() {
+  std::set<int> counts = {1, 2, 3, 4};
+  counts.insert(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (const char* extra = std::getenv("PEAKNAS_MEMORY_TEST_THREADS")) {
+    counts.insert(std::max(1, std::atoi(extra)));
+  }
+  return {counts.begin(), counts.end()};
+}
+
+class MemoryContractAtThreads : public MemoryContract, public ::testing::WithParamInterface<int> {
+ protected:
+  void SetUp() override { at::set_num_threads(GetParam()); }
+  void TearDown() override { at::set_num_threads(1); }
 };
 
 TEST_F(MemoryContract, CoversTheWholeFamily) {
@@ -159,42 +173,50 @@ TEST_F(MemoryContract, CoversTheWholeFamily) {
   EXPECT_LT(relu, static_cast<int>(cases.size()));
 }
 
-TEST_F(MemoryContract, InferenceOnCpu) {
+TEST_P(MemoryContractAtThreads, InferenceOnCpu) {
   const torch::Device device(torch::kCPU);
   const search::DeviceProfile cpu = DeviceProfileFor(device);
+  ASSERT_EQ(cpu.cpu_conv.intra_op_threads, GetParam());
   std::vector<Row> rows;
   for (const Case& c : Cases()) {
     UNet net(c.arch);
     for (const Shape& tile : c.tiles) {
       Row r;
-      r.what = "inference B=" + std::to_string(tile.batch) + " T=" + std::to_string(tile.size);
+      r.what = "inference B=" + std::to_string(tile.batch) + " T=" + std::to_string(tile.size) +
+               " threads=" + std::to_string(GetParam());
       r.predicted = search::InferencePeakBytes(c.arch, tile, DType::kFp32, cpu);
       r.measured = MeasureInferencePeak(net, tile, device).allocator_peak_bytes;
       ExpectContract(r, c.arch);
       rows.push_back(r);
     }
   }
-  PrintDistribution("inference", rows);
+  PrintDistribution(("inference, " + std::to_string(GetParam()) + " threads,").c_str(), rows);
 }
 
-TEST_F(MemoryContract, TrainingStepOnCpu) {
+TEST_P(MemoryContractAtThreads, TrainingStepOnCpu) {
   const torch::Device device(torch::kCPU);
   const search::DeviceProfile cpu = DeviceProfileFor(device);
+  ASSERT_EQ(cpu.cpu_conv.intra_op_threads, GetParam());
   std::vector<Row> rows;
   for (const Case& c : Cases()) {
     for (const Shape& patch : c.patches) {
       Trainer trainer(UNet(c.arch), TrainOptions{}, device);
       Row r;
-      r.what =
-          "training step B=" + std::to_string(patch.batch) + " P=" + std::to_string(patch.size);
+      r.what = "training step B=" + std::to_string(patch.batch) +
+               " P=" + std::to_string(patch.size) + " threads=" + std::to_string(GetParam());
       r.predicted = search::TrainPeakBytes(c.arch, patch, DType::kFp32, cpu);
       r.measured = MeasureTrainStepPeak(trainer, patch, device).allocator_peak_bytes;
       ExpectContract(r, c.arch);
       rows.push_back(r);
     }
   }
-  PrintDistribution("training step", rows);
+  PrintDistribution(("training step, " + std::to_string(GetParam()) + " threads,").c_str(), rows);
 }
+
+INSTANTIATE_TEST_SUITE_P(Threads, MemoryContractAtThreads, ::testing::ValuesIn(ThreadCounts()),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::to_string(info.param) + "Threads";
+                         });
 
 }  // namespace
 }  // namespace peaknas::worker

@@ -181,10 +181,10 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
   cmd->add_option("--threads", options.threads,
                   "LibTorch intra-op threads; 0 keeps LibTorch's default for this "
                   "machine. On CPU the convolution kernels, and so the peaks, depend on it: "
-                  "the cost model's contract is proven for 1 (docs/cost-model.md); with more, "
-                  "oneDNN's backward adds per-thread buffers the model does not include yet "
-                  "(train_ratio shows it). Local searches run one single-threaded worker "
-                  "per core.")
+                  "oneDNN's backward keeps per-thread weight-gradient buffers, which the "
+                  "prediction includes for the thread count the trial runs at "
+                  "(`peaknas estimate --threads`). Local searches run one single-threaded "
+                  "worker per core.")
       ->type_name("N")
       ->capture_default_str();
   cmd->add_option("--progress-every", options.progress_every,

@@ -145,9 +145,25 @@ assert d["fits_inference"] is False and d["fits_training"] is False, d
     [[ $status -eq 0 ]] || fail "--help exited $status"
     [[ ! -s "$err" ]] || fail "--help wrote to stderr"
     for want in '--arch' '--batch' '--tile' '--train-batch' '--patch' 'fp16' 'bf16' '--budget' \
-      'GiB' '--device-profile' 'h100' '--json' 'T=256' 'B=8' 'P=64' 'Default: cpu'; do
+      'GiB' '--device-profile' 'h100' '--threads' '--json' 'T=256' 'B=8' 'P=64' 'Default: cpu'; do
       grep -qF -- "$want" "$out" || fail "help does not mention $want"
     done
+    ;;
+  threads)
+    # oneDNN's per-thread weight-gradient buffers: the training peak grows, inference does not.
+    one_level='{"levels":1,"widths":[48],"enc_blocks":[1],"dec_blocks":[],"skip":"concat","upsample":"transposed","downsample":"strided","activation":"relu"}'
+    expect_ok estimate --arch "$one_level" --tile 64 --json
+    cp "$out" "$work/one_thread"
+    expect_ok estimate --arch "$one_level" --tile 64 --threads 4 --json
+    check_json "$json_common"'
+import json
+one = json.load(open("'"$work/one_thread"'"))
+assert one["threads"] == 1 and d["threads"] == 4, (one["threads"], d["threads"])
+assert d["inference_peak_bytes"] == one["inference_peak_bytes"], (d, one)
+assert d["train_peak_bytes"] > one["train_peak_bytes"], (d["train_peak_bytes"], one)
+'
+    expect_ok estimate --arch "$one_level" --threads 4
+    stdout_has '^device +cpu .*, fp32, 4 threads$'
     ;;
   root_help)
     run --help
@@ -209,6 +225,8 @@ assert d["calibration"] == {"device_profile": "cpu", "framework": "libtorch 1.13
   missing_file) expect_error 'arch "/nonexistent/arch.json": cannot open' estimate \
     --arch /nonexistent/arch.json ;;
   empty_arch) expect_error 'arch: empty' estimate --arch '' ;;
+  threads_zero) expect_error 'threads: 0 is out of range; expected 1 to 1024' estimate \
+    --arch "$unet4" --threads 0 ;;
   missing_arch) expect_error '--arch is required' estimate ;;
   tile_not_multiple)
     expect_error 'tile: 100 is not a multiple of 8' estimate --arch "$unet4" --tile 100 ;;
