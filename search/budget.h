@@ -27,6 +27,13 @@ struct Budget {
 // patch. Preconditions: Validate(arch), the budget's shape valid for arch, device set.
 std::int64_t BudgetedPeakBytes(const Budget& budget, const Architecture& arch);
 
+// The most intra-op threads, at most `threads`, at which the budgeted peak of `arch` still fits
+// the budget: on a CPU profile the kernels and oneDNN's per-thread buffers depend on the thread
+// count (DeviceProfile::cpu_conv), while the budget was checked at the profile's own. 1 when
+// only that fits; 0 when the profile's peaks do not depend on threads (a GPU) or `threads` < 1
+// (not stated). Same preconditions as BudgetedPeakBytes.
+int MostThreadsWithinBudget(const Budget& budget, const Architecture& arch, int threads);
+
 }  // namespace peaknas::search
 
 #endif  // PEAKNAS_SEARCH_BUDGET_H_

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "search/budget.h"
 #include "search/space.h"
 
 namespace peaknas::search {
@@ -347,6 +348,26 @@ TEST(CostModelCpu, ThreadsAddOneDnnWeightGradientCopies) {
     EXPECT_EQ(InferencePeakBytes(a, patch, DType::kFp32, many),
               InferencePeakBytes(a, patch, DType::kFp32, one));
   }
+}
+
+TEST(CostModelCpu, MostThreadsWithinBudget) {
+  // The one-level w = 48 net above at batch 8: 3 threads add 174 592 bytes, 4 add 257 728.
+  const Architecture a =
+      Arch({48}, {1}, {}, SkipKind::kConcat, UpsampleKind::kTransposed, DownsampleKind::kStrided);
+  Budget budget{.training = true, .patch = {8, 64}, .device = &DefaultDeviceProfile()};
+  const std::int64_t one = TrainPeakBytes(a, budget.patch, DType::kFp32, *budget.device);
+  budget.bytes = one + 180000;
+  EXPECT_EQ(MostThreadsWithinBudget(budget, a, 4), 3);
+  EXPECT_EQ(MostThreadsWithinBudget(budget, a, 2), 2);
+  EXPECT_EQ(MostThreadsWithinBudget(budget, a, 0), 0);  // not stated
+  budget.bytes = one;
+  EXPECT_EQ(MostThreadsWithinBudget(budget, a, 4), 1);
+  budget.bytes = one + 300000;
+  EXPECT_EQ(MostThreadsWithinBudget(budget, a, 4), 4);
+  // A GPU's peaks do not depend on the host's threads.
+  budget.device = *FindDeviceProfile("h100");
+  budget.bytes = TrainPeakBytes(a, budget.patch, DType::kFp32, *budget.device);
+  EXPECT_EQ(MostThreadsWithinBudget(budget, a, 4), 0);
 }
 
 TEST_F(CostModelInvariants, TrainingPeakAtLeastInferencePeakAtEqualShapes) {

@@ -17,6 +17,7 @@
 #include "proto/convert.h"
 #include "proto/json.h"
 #include "search/architecture.h"
+#include "search/budget.h"
 #include "search/calibration.h"
 #include "search/cost_model.h"
 #include "search/space.h"
@@ -50,6 +51,7 @@ Status FromJson(std::string_view json, google::protobuf::Message* message) {
 constexpr std::int64_t kLastSeenResolutionMs = 1000;
 // Dataset names a worker may state.
 constexpr int kMaxWorkerDatasets = 64;
+constexpr int kMaxWorkerThreads = 4096;
 // Characters a reported failure's message may have.
 constexpr std::size_t kMaxFailureMessage = 4096;
 
@@ -217,6 +219,7 @@ struct Coordinator::WorkerCaps {
   std::set<std::string> datasets;   // empty: not stated, any
   std::set<v1::DType> dtypes;       // fp32 always included
   std::int64_t memory_bytes = 0;    // 0: not stated, no limit
+  int threads = 0;                  // intra-op threads; 0: not stated
   std::int64_t last_seen_ms = 0;    // as stored
   std::int64_t last_active_ms = 0;  // its last lease request or report (for stats)
 };
@@ -1118,6 +1121,11 @@ StatusOr<std::string> Coordinator::RegisterWorker(const v1::RegisterWorkerReques
     return Status::InvalidArgument("memory_bytes: must be >= 0 (0 = not stated), got " +
                                    std::to_string(worker.memory_bytes));
   }
+  worker.threads = request.threads();
+  if (worker.threads < 0 || worker.threads > kMaxWorkerThreads) {
+    return Status::InvalidArgument("threads: must be in [0, " + std::to_string(kMaxWorkerThreads) +
+                                   "] (0 = not stated), got " + std::to_string(worker.threads));
+  }
   for (int i = 0; i < request.datasets_size(); ++i) {
     const std::string& name = request.datasets(i);
     if (name.empty() || name.size() > 200 || name.find(',') != std::string::npos) {
@@ -1171,6 +1179,7 @@ StatusOr<Coordinator::WorkerCaps*> Coordinator::WorkerLocked(std::int64_t worker
     if (v1::DType_Parse(name, &dtype)) caps->dtypes.insert(dtype);
   }
   caps->memory_bytes = stored.memory_bytes;
+  caps->threads = stored.threads;
   caps->last_seen_ms = stored.last_seen_ms;
   return workers_.emplace(worker_id, std::move(caps)).first->second.get();
 }
@@ -1255,6 +1264,7 @@ StatusOr<std::optional<v1::TrialAssignment>> Coordinator::TryLeaseLocked(std::in
   const int latency_tile =
       search::PlanHundredMegapixels(arch, budget.bytes, budget.dtype, *budget.device).plan.tile;
   a.set_latency_tile(latency_tile);
+  a.set_threads(search::MostThreadsWithinBudget(budget, arch, caps->threads));
   if (auto fit = job_fits.find(trial.job_id); fit != job_fits.end()) {
     a.set_reserved_bytes(
         std::max(fit->second.Predict(std::max(trial.spec.predicted_inference_peak_bytes,

@@ -926,6 +926,97 @@ TEST_F(CoordinatorTest, WorkersGetOnlyTrialsTheyCanRun) {
   EXPECT_NE(refused.status().message().find("datasets[0]"), std::string::npos);
 }
 
+TEST_F(CoordinatorTest, ATrialRunsAtTheMostThreadsAtWhichItsPeakFitsTheBudget) {
+  // On CPU the peaks grow with the intra-op threads (oneDNN's per-thread buffers, its path for
+  // 1x1 convolutions); the budget was checked at one. Each lease names the most threads, up to
+  // the worker's, at which the trial's budgeted peak still fits.
+  const auto worker = [&](const std::string& name, int threads) {
+    v1::RegisterWorkerRequest request;
+    request.set_name(name);
+    request.set_device("cpu");
+    request.set_threads(threads);
+    auto id = coordinator_->RegisterWorker(request);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : "";
+  };
+  // One architecture (one level of 48 channels), trained at batch 8 on 64x64 patches: three
+  // threads add 174 592 bytes to its training step, four 257 728 (search/cost_model_test.cc).
+  v1::JobSpec one = RandomSpec(1, 1);
+  v1::SearchSpace& space = *one.mutable_space();
+  space.mutable_levels()->set_max(1);
+  space.mutable_width()->set_min(48);
+  space.mutable_width()->set_max(48);
+  space.mutable_enc_blocks()->set_min(1);
+  space.mutable_enc_blocks()->set_max(1);
+  space.add_skips(v1::SKIP_KIND_CONCAT);
+  space.add_upsamples(v1::UPSAMPLE_KIND_TRANSPOSED);
+  space.add_downsamples(v1::DOWNSAMPLE_KIND_STRIDED);
+  space.add_activations(v1::ACTIVATION_KIND_RELU);
+  one.mutable_fidelity()->set_train_batch(8);
+  one.mutable_fidelity()->set_patch(64);
+  one.mutable_budget()->set_mode(v1::BUDGET_MODE_TRAINING);
+  const std::vector<int> width{48}, enc{1}, dec;
+  auto arch = search::MakeArchitecture(
+      width, enc, dec, search::SkipKind::kConcat, search::UpsampleKind::kTransposed,
+      search::DownsampleKind::kStrided, search::ActivationKind::kRelu);
+  ASSERT_TRUE(arch.ok());
+  one.mutable_budget()->set_bytes(
+      search::TrainPeakBytes(*arch, {8, 64}, search::DType::kFp32, search::DefaultDeviceProfile()) +
+      180000);
+  ASSERT_TRUE(coordinator_->SubmitJob(one).ok());
+  const std::string four = worker("four", 4);
+  v1::TrialAssignment capped = Lease(four);
+  EXPECT_EQ(capped.architecture().levels(), 1);
+  EXPECT_EQ(capped.threads(), 3);
+  ASSERT_TRUE(coordinator_->SubmitJob(one).ok());
+  EXPECT_EQ(Lease(worker("two", 2)).threads(), 2);
+  // A worker that does not state its threads gets no limit.
+  ASSERT_TRUE(coordinator_->SubmitJob(one).ok());
+  EXPECT_EQ(Lease(worker("unstated", 0)).threads(), 0);
+  // The threads are stored: a restarted coordinator still limits the worker's trials.
+  ASSERT_TRUE(coordinator_->SubmitJob(one).ok());
+  Reopen();
+  EXPECT_EQ(Lease(four).threads(), 3);
+
+  // Sampled architectures in both budget modes: each lease's threads are the most, up to the
+  // worker's 8, at which the cost model's budgeted peak fits.
+  std::string training_job;
+  for (const v1::BudgetMode mode : {v1::BUDGET_MODE_TRAINING, v1::BUDGET_MODE_INFERENCE}) {
+    v1::JobSpec spec = RandomSpec(8, 8);
+    spec.mutable_budget()->set_mode(mode);
+    auto job = coordinator_->SubmitJob(spec);
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    if (mode == v1::BUDGET_MODE_TRAINING) training_job = job->id();
+  }
+  const auto expected = [](const v1::TrialAssignment& a, bool training) {
+    auto sampled = proto::FromProto(a.architecture(), "architecture");
+    EXPECT_TRUE(sampled.ok());
+    search::DeviceProfile cpu = search::DefaultDeviceProfile();
+    const search::Shape tile{a.batch(), a.tile()};
+    const search::Shape patch{a.fidelity().train_batch(), a.fidelity().patch()};
+    for (int t = 8; t > 1; --t) {
+      cpu.cpu_conv.intra_op_threads = t;
+      const std::int64_t peak =
+          training ? search::TrainPeakBytes(*sampled, patch, search::DType::kFp32, cpu)
+                   : search::InferencePeakBytes(*sampled, tile, search::DType::kFp32, cpu);
+      if (peak <= std::int64_t{32} << 20) return t;
+    }
+    return 1;
+  };
+  const std::vector<v1::TrialAssignment> leased = LeaseAll(worker("eight", 8));
+  ASSERT_EQ(leased.size(), 16u);
+  for (const v1::TrialAssignment& a : leased) {
+    EXPECT_EQ(a.threads(), expected(a, a.job_id() == training_job)) << a.trial_id();
+  }
+
+  v1::RegisterWorkerRequest bad;
+  bad.set_name("bad");
+  bad.set_threads(5000);
+  auto refused = coordinator_->RegisterWorker(bad);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("threads: must be in [0, 4096]"), std::string::npos);
+}
+
 // The event kinds, as one letter each: Rejected, Started, Progress, Finished, frontier Changed,
 // Job finished.
 std::string Kinds(const std::vector<v1::JobEvent>& events) {

@@ -212,3 +212,8 @@ ALTER TABLE workers ADD COLUMN principal TEXT NOT NULL DEFAULT '';
 -- The frontier's 100-MP latency as the trial's worker measured it (TrialMetrics.tiled_100mp_s,
 -- on the metrics' device), beside the predicted latency_100mp_s; 0 where not measured.
 ALTER TABLE metrics ADD COLUMN tiled_100mp_s REAL NOT NULL DEFAULT 0;
+
+-- @migration 9
+-- The intra-op threads a worker trains with (RegisterWorkerRequest.threads): on CPU oneDNN's
+-- per-thread buffers make a trial's peaks depend on them. 0 = not stated.
+ALTER TABLE workers ADD COLUMN threads INTEGER NOT NULL DEFAULT 0;

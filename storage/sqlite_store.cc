@@ -288,17 +288,17 @@ struct SqliteStore::Impl {
     PEAKNAS_RETURN_IF_ERROR(
         Prepare(insert_worker,
                 "INSERT INTO workers (name, device, memory_bytes, datasets, dtypes, registered_ms, "
-                "last_seen_ms, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+                "last_seen_ms, principal, threads) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     PEAKNAS_RETURN_IF_ERROR(
         Prepare(touch_worker, "UPDATE workers SET last_seen_ms = ? WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         get_worker,
         "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes, "
-        "principal FROM workers WHERE id = ?"));
+        "principal, threads FROM workers WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         list_workers,
         "SELECT id, name, device, memory_bytes, registered_ms, last_seen_ms, datasets, dtypes, "
-        "principal FROM workers WHERE last_seen_ms >= ? ORDER BY id"));
+        "principal, threads FROM workers WHERE last_seen_ms >= ? ORDER BY id"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(job_exists, "SELECT 1 FROM jobs WHERE id = ?"));
     PEAKNAS_RETURN_IF_ERROR(Prepare(
         insert_trial,
@@ -684,7 +684,8 @@ StatusOr<std::int64_t> SqliteStore::RegisterWorker(const Worker& worker, std::in
         .Bind(std::string_view(JoinNames(worker.dtypes)))
         .Bind(now_ms)
         .Bind(now_ms)
-        .Bind(std::string_view(worker.principal));
+        .Bind(std::string_view(worker.principal))
+        .Bind(static_cast<std::int64_t>(worker.threads));
     PEAKNAS_RETURN_IF_ERROR(u.Run());
   }
   const auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->raw()));
@@ -720,6 +721,7 @@ Worker WorkerRow(const Use& u) {
   w.datasets = SplitNames(u.Text(6));
   w.dtypes = SplitNames(u.Text(7));
   w.principal = u.Text(8);
+  w.threads = static_cast<int>(u.Int(9));
   return w;
 }
 

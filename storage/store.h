@@ -39,7 +39,7 @@
 namespace peaknas::storage {
 
 // The newest schema version this build knows (user_version after opening a SQLite file).
-inline constexpr int kSchemaVersion = 8;
+inline constexpr int kSchemaVersion = 9;
 
 enum class JobState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
 enum class TrialState { kPending, kRejected, kLeased, kSucceeded, kFailed };
@@ -115,6 +115,7 @@ struct Worker {
   std::int64_t memory_bytes = 0;      // 0 = not stated
   std::vector<std::string> datasets;  // dataset names it can map to local paths
   std::vector<std::string> dtypes;    // "fp32", "fp16", "bf16"; empty = fp32 only
+  int threads = 0;                    // intra-op threads it trains with; 0 = not stated
   std::int64_t registered_ms = 0;
   std::int64_t last_seen_ms = 0;
   std::string principal;  // the token it registered with; '' on a server without tokens

@@ -619,6 +619,7 @@ TEST_F(StoreTest, MigratesVersionOneFileKeepingItsRows) {
   EXPECT_EQ(worker->name, "old");
   EXPECT_TRUE(worker->datasets.empty());
   EXPECT_TRUE(worker->dtypes.empty());
+  EXPECT_EQ(worker->threads, 0);  // not stated
   auto trial = store->GetTrial(1);
   ASSERT_TRUE(trial.ok());
   EXPECT_EQ(trial->spec.predicted_train_peak_bytes, 20);
@@ -666,12 +667,14 @@ TEST_F(StoreTest, WorkerCapabilitiesRoundTrip) {
   Worker w = NewWorker("gpu-7", "cuda:0", 24ll << 30);
   w.datasets = {"sidd", "synthetic"};
   w.dtypes = {"fp16", "bf16"};
+  w.threads = 6;
   auto id = store->RegisterWorker(w, 1);
   ASSERT_TRUE(id.ok());
   auto back = store->GetWorker(*id);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->datasets, w.datasets);
   EXPECT_EQ(back->dtypes, w.dtypes);
+  EXPECT_EQ(back->threads, 6);
   w.datasets = {"a,b"};
   EXPECT_EQ(store->RegisterWorker(w, 1).status().code(), StatusCode::kInvalidArgument);
 }

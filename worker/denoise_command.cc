@@ -248,9 +248,12 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
     }
   }
   // What a tile costs: the stream's rows and the codecs' buffers, and one window's inference
-  // (through the calibration's fit when there is one). The cost model's peak holds at one
-  // intra-op thread; at more, oneDNN's per-thread buffers have been measured to add up to 15 %
-  // (predicted / measured down to 0.87, issue 11), so a window is given and counted 15 % more.
+  // (through the calibration's fit when there is one). The window's live tensors never exceed
+  // the cost model's peak, at any thread count, but the arena places them first-fit: with more
+  // than one thread, the 1x1 convolutions run in oneDNN, whose blocked copies leave holes that
+  // an arena of exactly that peak cannot always fill (a mid-sized net at 2 threads and 764-pixel
+  // windows missed 4 blocks with the peak and none with 10 % more). So a window is given and
+  // counted 15 % more then.
   const double thread_slack = torch::get_num_threads() > 1 ? 1.15 : 1.0;
   struct Cost {
     int window = 0;

@@ -752,7 +752,15 @@ class Worker {
       log_path = (std::filesystem::path(*dir) /
                   (a.trial_id() + "." + std::to_string(a.fencing_token()) + ".log"))
                      .string();
-      result = RunTrialProcess(OnceCommandLine(program_, *spec, options_.threads, 3), log_path,
+      // The coordinator may ask for fewer threads: at the worker's own, the trial's peak
+      // would not fit the job's budget (TrialAssignment.threads).
+      const int threads =
+          a.threads() > 0 ? std::min(a.threads(), at::get_num_threads()) : options_.threads;
+      if (a.threads() > 0 && a.threads() < at::get_num_threads()) {
+        log_("trial " + a.trial_id() + " runs at " + std::to_string(threads) +
+             " threads: only then does its peak fit the job's budget");
+      }
+      result = RunTrialProcess(OnceCommandLine(program_, *spec, threads, 3), log_path,
                                progress.stop.get_token(), events, watch);
     }
     if (result.ok()) {

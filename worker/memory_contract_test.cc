@@ -190,7 +190,7 @@ TEST_P(MemoryContractAtThreads, InferenceOnCpu) {
       rows.push_back(r);
     }
   }
-  PrintDistribution(("inference, " + std::to_string(GetParam()) + " threads,").c_str(), rows);
+  PrintDistribution(("inference, threads=" + std::to_string(GetParam()) + ",").c_str(), rows);
 }
 
 TEST_P(MemoryContractAtThreads, TrainingStepOnCpu) {
@@ -210,7 +210,7 @@ TEST_P(MemoryContractAtThreads, TrainingStepOnCpu) {
       rows.push_back(r);
     }
   }
-  PrintDistribution(("training step, " + std::to_string(GetParam()) + " threads,").c_str(), rows);
+  PrintDistribution(("training step, threads=" + std::to_string(GetParam()) + ",").c_str(), rows);
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, MemoryContractAtThreads, ::testing::ValuesIn(ThreadCounts()),

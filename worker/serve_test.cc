@@ -23,6 +23,9 @@
 #include <vector>
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
+#include "search/architecture.h"
+#include "search/cost_model.h"
+#include "search/device_profile.h"
 #include "tests/support/jobs.h"
 #include "tests/support/process.h"
 
@@ -203,6 +206,57 @@ TEST_F(WorkerServe, RunsAJobToTheEnd) {
   const auto start = Clock::now();
   EXPECT_EQ(StopWorker(), 0);
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(4));
+}
+
+TEST_F(WorkerServe, RunsATrialAtTheThreadsItsPeakFitsTheBudgetAt) {
+  // One architecture (one level of 48 channels), trained at batch 8 on 64x64 patches, under a
+  // budget 180 000 bytes over its one-thread training peak: oneDNN's per-thread buffers take
+  // 174 592 bytes more at three threads and 257 728 at four, so a 4-thread worker runs the
+  // trial at three, and the peak it measures is within the budget.
+  const fs::path patches = dir_ / "patches";
+  ASSERT_EQ(testing::MakePatchData(PEAKNAS_WORKER_BINARY, patches.string(),
+                                   (dir_ / "patches.log").string()),
+            0)
+      << ReadFile(dir_ / "patches.log");
+  const std::vector<int> width{48}, enc{1}, dec;
+  auto arch = search::MakeArchitecture(
+      width, enc, dec, search::SkipKind::kConcat, search::UpsampleKind::kTransposed,
+      search::DownsampleKind::kStrided, search::ActivationKind::kRelu);
+  ASSERT_TRUE(arch.ok());
+  const std::int64_t budget =
+      search::TrainPeakBytes(*arch, {8, 64}, search::DType::kFp32, search::DefaultDeviceProfile()) +
+      180000;
+  v1::JobSpec spec = testing::TinyRandomJob("threads", 1, 2, "synthetic", 7);
+  spec.mutable_budget()->set_mode(v1::BUDGET_MODE_TRAINING);
+  spec.mutable_budget()->set_bytes(budget);
+  spec.mutable_budget()->set_train_batch(8);
+  spec.mutable_budget()->set_patch(64);
+  v1::SearchSpace& space = *spec.mutable_space();
+  space.mutable_levels()->set_max(1);
+  space.mutable_width()->set_min(48);
+  space.mutable_width()->set_max(48);
+  space.add_skips(v1::SKIP_KIND_CONCAT);
+  space.add_upsamples(v1::UPSAMPLE_KIND_TRANSPOSED);
+  space.add_downsamples(v1::DOWNSAMPLE_KIND_STRIDED);
+  space.add_activations(v1::ACTIVATION_KIND_RELU);
+  const std::string job = jobs_.Submit(spec);
+  ASSERT_FALSE(job.empty());
+  worker_ = Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data",
+                   "synthetic=" + patches.string(), "--threads", "4", "--name", "four-threads",
+                   "--lease-wait", "5", "--no-latency-100mp"},
+                  -1, (dir_ / "worker.log").string());
+  ASSERT_GT(worker_, 0);
+  ASSERT_TRUE(PollUntil(150, [&] { return JobEnded(job); })) << "job did not end; worker log:\n"
+                                                             << ReadFile(dir_ / "worker.log");
+  const std::vector<v1::Trial> trials = Trials(job);
+  ASSERT_EQ(trials.size(), 1u);
+  const v1::TrialMetrics& m = trials[0].metrics();
+  ASSERT_EQ(trials[0].state(), v1::TRIAL_STATE_SUCCEEDED) << ReadFile(dir_ / "worker.log");
+  EXPECT_EQ(m.intra_op_threads(), 3);
+  EXPECT_GT(m.measured_train_peak_bytes(), 0);
+  EXPECT_LE(m.measured_train_peak_bytes(), m.predicted_train_peak_bytes());
+  EXPECT_LE(m.predicted_train_peak_bytes(), budget);
+  EXPECT_NE(ReadFile(dir_ / "worker.log").find("runs at 3 threads"), std::string::npos);
 }
 
 TEST_F(WorkerServe, FinishesItsTrialOnSigterm) {
