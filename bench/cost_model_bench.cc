@@ -84,9 +84,12 @@ void BM_EstimateInferencePeak(benchmark::State& state) {
 }
 BENCHMARK(BM_EstimateInferencePeak);
 
+// At the intra-op thread count of the argument: above one, every oneDNN convolution's backward
+// searches its split of threads (DirectConvSplit, PointwiseConvSplit in search/cost_model.cc).
 void BM_TrainPeakBytes(benchmark::State& state) {
   const std::vector<Architecture>& pool = Pool();
-  const DeviceProfile& device = DefaultDeviceProfile();
+  DeviceProfile device = DefaultDeviceProfile();
+  device.cpu_conv.intra_op_threads = static_cast<int>(state.range(0));
   std::size_t i = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(
@@ -94,7 +97,7 @@ void BM_TrainPeakBytes(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_TrainPeakBytes);
+BENCHMARK(BM_TrainPeakBytes)->ArgName("threads")->Arg(1)->Arg(16)->Arg(64);
 
 void BM_Sample(benchmark::State& state) {
   const SearchSpace space = FiveLevelSpace();
