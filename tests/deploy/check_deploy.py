@@ -2,7 +2,7 @@
 """Checks deploy/ against the programs it runs, without a cluster.
 
   check_deploy.py --repo DIR --server PEAKNAS_SERVER --worker PEAKNAS_WORKER [--kubectl KUBECTL]
-  check_deploy.py ... --self-test
+                  [--schemas DIR] [--self-test]
 
 Renders every Kustomize overlay under deploy/kubernetes/overlays with `kubectl kustomize` and,
 in each rendered object:
@@ -12,18 +12,27 @@ in each rendered object:
     carries that flag's port; every Service's targetPort and every probe's port is a port its
     container declares; a worker's --coordinator names a Service and one of its ports;
   * every volume mount has its volume, and every secret a volume names is one deploy/README.md
-    tells the operator to create.
+    tells the operator to create;
+  * with --schemas DIR, every object is valid against the Kubernetes API's schemas (the npm
+    package kubernetes-models, pinned in tests/deploy/package-lock.json, installed into DIR
+    with `npm ci` when DIR does not hold that lock's install yet; run by
+    tests/deploy/validate_schemas.js).
 --self-test breaks a rendered overlay in each of those ways and fails unless each is reported.
 Exit status: 0 when all hold; 1 with one line per problem; 77 (skipped) without kubectl.
 """
 import argparse
+import filecmp
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 LISTEN_FLAGS = ("--listen", "--http-listen")
 
@@ -177,12 +186,55 @@ def self_test(objects, flags_of, secrets):
     return missed
 
 
+def install_schemas(directory):
+    """`npm ci` of tests/deploy/package.json into `directory`, unless it holds that lock's
+    install already. Raises RuntimeError naming what failed."""
+    os.makedirs(directory, exist_ok=True)
+    lock = os.path.join(HERE, "package-lock.json")
+    installed = os.path.join(directory, "package-lock.json")
+    if (os.path.exists(installed) and filecmp.cmp(lock, installed, shallow=False)
+            and os.path.isdir(os.path.join(directory, "node_modules", "kubernetes-models"))):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm not found: the schemas (kubernetes-models) cannot be installed")
+    shutil.copy(os.path.join(HERE, "package.json"), directory)
+    shutil.copy(lock, directory)
+    out = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                         cwd=directory, capture_output=True, text=True)
+    if out.returncode != 0:
+        os.remove(installed)
+        raise RuntimeError(f"npm ci in {directory} failed: {out.stderr.strip()[-500:]}")
+
+
+def schema_problems(rendered, directory):
+    """One line per object of `rendered` ({overlay: objects}) the schemas refuse."""
+    node = shutil.which("node")
+    if node is None:
+        return ["node not found: the schemas cannot be checked"]
+    entries = [{"where": os.path.basename(overlay), "object": o}
+               for overlay, objects in rendered.items() for o in objects]
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(entries, f)
+        f.flush()
+        out = subprocess.run([node, os.path.join(HERE, "validate_schemas.js"), f.name],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, NODE_PATH=os.path.join(directory, "node_modules")))
+    lines = out.stdout.strip().splitlines()
+    if out.returncode == 0:
+        return []
+    return [l for l in lines if not l.startswith("validate_schemas:")] or [
+        f"validate_schemas.js failed ({out.returncode}): {out.stderr.strip()[-500:]}"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", required=True)
     parser.add_argument("--server", required=True, help="the built peaknas-server")
     parser.add_argument("--worker", required=True, help="the built peaknas-worker")
     parser.add_argument("--kubectl", default="kubectl")
+    parser.add_argument("--schemas", metavar="DIR",
+                        help="also validate against the Kubernetes schemas installed in DIR")
     parser.add_argument("--self-test", action="store_true")
     args = parser.parse_args()
     kubectl = shutil.which(args.kubectl)
@@ -215,13 +267,30 @@ def main():
             continue
         problems += [f"{os.path.basename(overlay)}: {p}"
                      for p in check(rendered[overlay], flags_of, secrets)]
+    if args.schemas:
+        try:
+            install_schemas(args.schemas)
+            problems += schema_problems(rendered, args.schemas)
+            if args.self_test:
+                import copy
+                broken = copy.deepcopy(rendered[overlays[0]])
+                for o in broken:
+                    if o.get("kind") == "StatefulSet":
+                        o["spec"]["replicas"] = "one"
+                found = schema_problems({"broken": broken}, args.schemas)
+                if not any("replicas must be integer" in p for p in found):
+                    problems.append(f"self-test schema: a string replicas count was not "
+                                    f"refused: {found}")
+        except RuntimeError as e:
+            problems.append(str(e))
     if args.self_test:
         problems += self_test(rendered[overlays[0]], flags_of, secrets)
     for p in problems:
         print(p)
     if not problems:
         print(f"check_deploy: {len(overlays)} overlays render and match the programs' flags and "
-              f"ports" + (", and the checker catches each kind of mistake" if args.self_test else ""))
+              f"ports" + (", and the Kubernetes schemas" if args.schemas else "") +
+              (", and the checker catches each kind of mistake" if args.self_test else ""))
     return 1 if problems else 0
 
 
