@@ -76,7 +76,7 @@ run_search() {
 check_no_children() {
   local pid
   for pid in $seen_children; do
-    if kill -0 "$pid" 2>/dev/null && [[ $(cat /proc/"$pid"/stat 2>/dev/null | awk '{print $3}') != Z ]]; then
+    if kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' /proc/"$pid"/stat 2>/dev/null) != Z ]]; then
       fail "child $pid ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null)) still running"
     fi
   done
@@ -166,7 +166,8 @@ PY
     [[ $rc -eq 0 ]] || fail "exit status $rc, expected 0"
     trial=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["trial"])' "$out")
     start_coordinator "$server" "$work/r.db" "$work/artifacts"
-    image=$(ls "$work"/data/Data/*/NOISY_SRGB_010.PNG | head -n 1)
+    images=("$work"/data/Data/*/NOISY_SRGB_010.PNG)
+    image=${images[0]}
     [[ -f $image ]] || fail "no noisy image in the run's data"
     "$worker" denoise --job j-1 --trial "$trial" --coordinator "$addr" --in "$image" \
       --out "$work/fetched.png" --budget 64MiB >"$out" 2>"$err" || fail "denoise --job failed"
@@ -227,15 +228,19 @@ PY
     "$peaknas" run --budget 0 --data "$work/data" --db "$work/r.db" >"$out" 2>"$err"
     rc=$?
     [[ $rc -eq 1 || $rc -eq 2 ]] || fail "budget 0: exit status $rc, expected 1 or 2"
-    [[ $(wc -l <"$err") -eq 1 ]] && grep -q -- '--budget' "$err" || fail "budget 0: bad error"
+    if [[ $(wc -l <"$err") -ne 1 ]] || ! grep -q -- '--budget' "$err"; then
+      fail "budget 0: bad error"
+    fi
     # Below the space's cheapest architecture: refused by the server's own validator, before
     # anything starts, in terms of the flag.
     "$peaknas" run --budget 1KiB --data "$work/data" --db "$work/r.db" >"$out" 2>"$err"
     rc=$?
     [[ $rc -eq 1 || $rc -eq 2 ]] || fail "budget 1KiB: exit status $rc, expected 1 or 2"
     [[ $(wc -l <"$err") -eq 1 ]] || fail "budget 1KiB: expected one line on stderr"
-    grep -q -- '--budget: 1024 (' "$err" && grep -q 'is below the cheapest architecture' "$err" ||
+    if ! grep -q -- '--budget: 1024 (' "$err" ||
+      ! grep -q 'is below the cheapest architecture' "$err"; then
       fail "budget 1KiB: the error does not say --budget is below the cheapest architecture"
+    fi
     [[ -e $work/r.db || -e $work/data || -e $work/logs ]] && fail "budget 1KiB: something started"
     ;;
   bad_inherit)

@@ -73,6 +73,7 @@ fail() {
 
 # run ARGS...: runs $program ARGS; its exit status goes to $status.
 run() {
+  # shellcheck disable=SC2154  # $program is the driver's
   "$program" "$@" >"$out" 2>"$err"
   status=$?
 }
@@ -117,6 +118,7 @@ start_coordinator() {
   for ((i = 0; i < 200; i++)); do
     line=$(head -n 1 "$work/server.out" 2>/dev/null)
     if [[ $line == "listening on "* ]]; then
+      # shellcheck disable=SC2034  # read by the drivers
       addr=${line#listening on }
       return 0
     fi

@@ -54,7 +54,8 @@ make_denoise_model() {
   "$worker" once --arch "$three" --data "$work/data" --steps 2 --train-batch 2 --patch 32 \
     --tile 32 --latency-runs 1 --export "$work/model.pt" >"$work/once.out" 2>"$work/once.err" ||
     { cat "$work/once.err" >&2; fail "once --export failed"; }
-  image=$(ls "$work"/data/Data/*/NOISY_SRGB_010.PNG | head -n 1)
+  local images=("$work"/data/Data/*/NOISY_SRGB_010.PNG)
+  image=${images[0]}
 }
 
 tiny='{"levels": 2, "widths": [8, 16], "enc_blocks": [1, 1], "dec_blocks": [1], "skip": "add", "upsample": "bilinear", "downsample": "maxpool", "activation": "lrelu"}'
@@ -379,7 +380,9 @@ PY
   help)
     run --help
     [[ $status -eq 0 ]] || fail "--help exited $status"
-    grep -q 'once' "$out" && grep -q 'make-data' "$out" || fail "help does not list the subcommands"
+    if ! grep -q 'once' "$out" || ! grep -q 'make-data' "$out"; then
+      fail "help does not list the subcommands"
+    fi
     ;;
   once_help)
     run once --help
