@@ -15,15 +15,14 @@ cd "$source_dir"
 scripts=()
 while IFS= read -r -d '' file; do
   [[ -f $file ]] || continue
-  case $file in
-    *.sh | *.sbatch) scripts+=("$file") ;;
-    *)
-      first=$(head -c 64 "$file" | tr -d '\0' | head -n 1)
-      if [[ $first =~ ^#!(/usr/bin/env\ (ba)?sh|/bin/(ba)?sh|/usr/bin/(ba)?sh) ]]; then
-        scripts+=("$file")
-      fi
-      ;;
-  esac
+  if [[ $file == *.sh || $file == *.sbatch ]]; then
+    scripts+=("$file")
+    continue
+  fi
+  first=$(head -c 64 "$file" | tr -d '\0' | head -n 1)
+  if [[ $first =~ ^#!(/usr/bin/env\ (ba)?sh|/bin/(ba)?sh|/usr/bin/(ba)?sh) ]]; then
+    scripts+=("$file")
+  fi
 done < <(git ls-files -z 2>/dev/null || find . -path ./build -prune -o -type f -print0)
 
 if ((${#scripts[@]} == 0)); then
