@@ -27,26 +27,7 @@ import sys
 import tempfile
 import time
 
-JOB = {
-    "name": "slurm-cluster",
-    "strategy": "STRATEGY_RANDOM",
-    "sampling": "SAMPLING_UNIFORM",
-    "budget": {"bytes": "16777216", "mode": "BUDGET_MODE_INFERENCE", "batch": 1, "tile": 16,
-               "train_batch": 2, "patch": 16},
-    "space": {"levels": {"min": 1, "max": 2}, "width": {"min": 8, "max": 16},
-              "enc_blocks": {"min": 1, "max": 1}, "dec_blocks": {"min": 1, "max": 1}},
-    "trials": 4,
-    "parallelism": 2,
-    "fidelity": {"steps": 5},
-    "dataset": "synthetic",
-    "seed": 11,
-}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from common import free_port, make_data, small_job
 
 
 class Failure(Exception):
@@ -177,9 +158,7 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
     for name, path in (("peaknas-server", args.server), ("peaknas-worker", args.worker)):
         os.symlink(os.path.abspath(path), os.path.join(state, "bin", name))
     data = os.path.join(state, "data", "synthetic")
-    subprocess.run([args.worker, "make-data", "--out", data, "--scenes", "2", "--pairs-per-scene",
-                    "1", "--size", "32", "--val-images", "1", "--val-blocks", "2",
-                    "--block-size", "16", "--threads", "1"], check=True, capture_output=True)
+    make_data(args.worker, data)
     port = free_port()
     env.update(PEAKNAS_STATE=state, PEAKNAS_BIN=os.path.join(state, "bin"),
                PEAKNAS_HOST="127.0.0.1", PEAKNAS_PORT=str(port),
@@ -215,7 +194,7 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
     wait_for("both array tasks registered",
              lambda: all(n in cli("workers") for n in names), 90)
     with open(os.path.join(state, "job.json"), "w") as f:
-        json.dump(JOB, f)
+        json.dump(small_job("slurm-cluster", trials=4, parallelism=2, seed=11), f)
     job = cli("submit", os.path.join(state, "job.json")).strip()
     try:
         cli("watch", job, timeout=300)  # status 0: the job succeeded

@@ -22,32 +22,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-JOB = {
-    "name": "slurm-scripts",
-    "strategy": "STRATEGY_RANDOM",
-    "sampling": "SAMPLING_UNIFORM",
-    "budget": {"bytes": "16777216", "mode": "BUDGET_MODE_INFERENCE", "batch": 1, "tile": 16,
-               "train_batch": 2, "patch": 16},
-    "space": {"levels": {"min": 1, "max": 2}, "width": {"min": 8, "max": 16},
-              "enc_blocks": {"min": 1, "max": 1}, "dec_blocks": {"min": 1, "max": 1}},
-    "trials": 2,
-    "parallelism": 2,
-    "fidelity": {"steps": 5},
-    "dataset": "synthetic",
-    "seed": 7,
-}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from common import free_port, make_data, small_job
 
 
 def wait_for(what, condition, seconds, logs):
@@ -88,10 +68,7 @@ def main():
             f.write('#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n')
         os.chmod(srun, 0o755)
         data = os.path.join(state, "data", "synthetic")
-        subprocess.run([args.worker, "make-data", "--out", data, "--scenes", "2",
-                        "--pairs-per-scene", "1", "--size", "32", "--val-images", "1",
-                        "--val-blocks", "2", "--block-size", "16", "--threads", "1"],
-                       check=True, capture_output=True)
+        make_data(args.worker, data)
         port, http_port = free_port(), free_port()
         env = dict(os.environ, PEAKNAS_ENV=os.path.join(slurm, "peaknas-env.sh"),
                    PEAKNAS_STATE=state, PEAKNAS_PORT=str(port),
@@ -141,7 +118,7 @@ def main():
         wait_for("both workers registered", workers_online, 60, logs)
         job_file = os.path.join(state, "job.json")
         with open(job_file, "w") as f:
-            json.dump(JOB, f)
+            json.dump(small_job("slurm-scripts", trials=2, parallelism=2, seed=7), f)
         job = cli("submit", job_file).strip()
 
         # `peaknas watch` follows the job until it ends: status 0 when it succeeded.
