@@ -29,6 +29,7 @@
 #include "cli/client.h"
 #include "cli/format.h"
 #include "cli/watch_display.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "peaknas/v1/peaknas.pb.h"
 #include "proto/artifact.h"
 #include "proto/channel.h"
@@ -223,6 +224,20 @@ CLI::App* AddWorkersCommand(CLI::App& root, JobCommandOptions& options) {
   return c;
 }
 
+CLI::App* AddHealthCommand(CLI::App& root, JobCommandOptions& options) {
+  CLI::App* c = root.add_subcommand(
+      "health",
+      "Ask a coordinator whether it serves (gRPC's standard health check, grpc.health.v1): "
+      "prints SERVING and exits 0; exits 1 saying what it answered, or why it cannot be "
+      "reached. For container health checks and readiness probes.");
+  c->add_option("--service", options.service,
+                "The service to ask about, e.g. peaknas.v1.JobService. Default: the whole "
+                "server.")
+      ->type_name("NAME");
+  AddCoordinatorOption(*c, options.coordinator, options.security);
+  return c;
+}
+
 CLI::App* AddCalibrationCommand(CLI::App& root, JobCommandOptions& options) {
   CLI::App* c = root.add_subcommand(
       "calibration",
@@ -350,6 +365,32 @@ std::string DescribeFit(const v1::CalibrationFit& fit) {
 }
 
 }  // namespace
+
+Status RunHealth(const JobCommandOptions& options, std::ostream& out) {
+  namespace health = grpc::health::v1;
+  PEAKNAS_ASSIGN_OR_RETURN(const proto::ClientSecurity security,
+                           proto::ReadClientSecurity(options.security));
+  const auto stub =
+      health::Health::NewStub(proto::CoordinatorChannel(options.coordinator, security));
+  grpc::ClientContext context;
+  SetUnaryDeadline(context);
+  health::HealthCheckRequest request;
+  request.set_service(options.service);
+  health::HealthCheckResponse response;
+  const grpc::Status checked = stub->Check(&context, request, &response);
+  if (checked.error_code() == grpc::StatusCode::NOT_FOUND) {
+    return Status::NotFound("the coordinator at " + options.coordinator +
+                            " does not know the service \"" + options.service + "\"");
+  }
+  PEAKNAS_RETURN_IF_ERROR(ToStatus(checked, options.coordinator, "health checking"));
+  const std::string& answer = health::HealthCheckResponse::ServingStatus_Name(response.status());
+  if (response.status() != health::HealthCheckResponse::SERVING) {
+    return Status::Unavailable("the coordinator at " + options.coordinator + " answers " + answer +
+                               (options.service.empty() ? "" : " for " + options.service));
+  }
+  out << answer << "\n";
+  return Status::Ok();
+}
 
 Status RunCalibration(const JobCommandOptions& options, std::ostream& out) {
   PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));

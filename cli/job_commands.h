@@ -44,6 +44,7 @@ struct JobCommandOptions {
   bool all = false;                     // workers: offline ones too
   std::string device_profile;           // calibration: only this device profile
   std::string framework;                // calibration: only this framework
+  std::string service;                  // health: the service asked about ("": the server)
 };
 
 CLI::App* AddSubmitCommand(CLI::App& root, JobCommandOptions& options);
@@ -56,6 +57,7 @@ CLI::App* AddCancelCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddExportCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddWorkersCommand(CLI::App& root, JobCommandOptions& options);
 CLI::App* AddCalibrationCommand(CLI::App& root, JobCommandOptions& options);
+CLI::App* AddHealthCommand(CLI::App& root, JobCommandOptions& options);
 
 // INVALID_ARGUMENT naming the field for a spec file that is malformed JSON, has an unknown
 // field or a bad value, or that the server refuses; NOT_FOUND for a file that cannot be opened.
@@ -74,6 +76,12 @@ Status RunWorkers(const JobCommandOptions& options, std::ostream& out);
 // --format table (one row per device profile, framework and pass) or json (the
 // ListCalibrationsResponse in protobuf's JSON mapping, which `estimate --calibration` reads).
 Status RunCalibration(const JobCommandOptions& options, std::ostream& out);
+
+// gRPC's standard health check (grpc.health.v1.Health/Check) of the server, or of
+// options.service: prints SERVING. UNAVAILABLE when it answers anything else (naming the
+// answer), NOT_FOUND for a service it does not know, and the mapping of cli/client.h when it
+// cannot be reached.
+Status RunHealth(const JobCommandOptions& options, std::ostream& out);
 
 }  // namespace peaknas::cli
 

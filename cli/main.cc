@@ -1,5 +1,6 @@
 // peaknas: the client command line: `estimate` (cost model only) and the subcommands that talk
-// to a coordinator (submit, jobs, status, watch, frontier, trials, cancel, export) and `run`:
+// to a coordinator (submit, jobs, status, watch, frontier, trials, cancel, export, workers,
+// calibration, health) and `run`:
 // one file per subcommand with an Add...Command that declares its flags on an options struct
 // and a Run... that does the work and returns a Status, plus one row in `commands` below.
 //
@@ -32,7 +33,7 @@ int Main(int argc, char** argv) {
   EstimateOptions estimate;
   RunOptions run;
   JobCommandOptions submit, jobs, status, watch, frontier, trials, cancel, export_, workers,
-      calibration;
+      calibration, health;
   const std::vector<base::Subcommand> commands = {
       {AddEstimateCommand(app, estimate), [&] { return RunEstimate(estimate, std::cout); }},
       {AddRunCommand(app, run), [&] { return RunRun(run, std::cout); }},
@@ -48,6 +49,7 @@ int Main(int argc, char** argv) {
       {AddWorkersCommand(app, workers), [&] { return RunWorkers(workers, std::cout); }},
       {AddCalibrationCommand(app, calibration),
        [&] { return RunCalibration(calibration, std::cout); }},
+      {AddHealthCommand(app, health), [&] { return RunHealth(health, std::cout); }},
   };
   return base::RunSubcommands(app, commands, argc, argv);
 }

@@ -525,6 +525,13 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   }
   const auto colon = address.rfind(':');
   server->address_ = address.substr(0, colon) + ":" + std::to_string(server->port_);
+  // Health checking answers for the whole server ("") and for each service by its full name.
+  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
+    for (const char* service :
+         {v1::JobService::service_full_name(), v1::WorkerService::service_full_name()}) {
+      health->SetServingStatus(service, true);
+    }
+  }
   return server;
 }
 
@@ -536,6 +543,10 @@ const Authenticator& GrpcServer::NoTokens() {
 void GrpcServer::Shutdown(std::chrono::milliseconds grace) {
   if (stopped_) return;
   stopped_ = true;
+  // Probes see the server going before its calls end.
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->Shutdown();
+  }
   parked_.Shutdown();       // parked long polls and watches finish now
   coordinator_.Shutdown();  // and blocking ones too
   server_->Shutdown(std::chrono::system_clock::now() + grace);

@@ -281,6 +281,25 @@ for t in d:
     expect_error 1 submit 'the coordinator at 127\.0\.0\.1:1 is not reachable' \
       submit "$spec" --coordinator 127.0.0.1:1
     ;;
+  health)
+    # gRPC's standard health check: SERVING from a running server, over plaintext and over
+    # TLS (as the container's health check and the readiness probe ask it); a service the
+    # server does not have, and a server that is not there, exit 1 with one line.
+    start_server
+    expect_ok health --coordinator "$addr"
+    stdout_has '^SERVING$'
+    expect_ok health --service peaknas.v1.JobService --coordinator "$addr"
+    stdout_has '^SERVING$'
+    expect_error 1 health 'does not know the service "no\.Such"' health --service no.Such \
+      --coordinator "$addr"
+    expect_error 1 health 'the coordinator at 127\.0\.0\.1:1 is not reachable' health \
+      --coordinator 127.0.0.1:1
+    stop_process "$server_pid"
+    "$repo/scripts/make-test-ca" "$work/ca" >/dev/null || fail "make-test-ca"
+    start_server --tls-cert "$work/ca/server.pem" --tls-key "$work/ca/server.key"
+    expect_ok health --coordinator "$addr" --tls-ca "$work/ca/ca.pem"
+    stdout_has '^SERVING$'
+    ;;
   export_no_artifact)
     # A queued trial has no trained model yet: NOT_FOUND, one line, no file left behind.
     start_server

@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """Checks deploy/ against the programs it runs, without a cluster.
 
-  check_deploy.py --repo DIR --server PEAKNAS_SERVER --worker PEAKNAS_WORKER [--kubectl KUBECTL]
-                  [--schemas DIR] [--self-test]
+  check_deploy.py --repo DIR --server PEAKNAS_SERVER --worker PEAKNAS_WORKER --cli PEAKNAS
+                  [--kubectl KUBECTL] [--schemas DIR] [--self-test]
 
 Renders every Kustomize overlay under deploy/kubernetes/overlays with `kubectl kustomize` and,
 in each rendered object:
-  * every flag a container passes to peaknas-server or peaknas-worker (serve) is one its
-    `--help` lists, so that a renamed flag fails here;
+  * every flag a container passes to peaknas-server or peaknas-worker (serve), or a probe to
+    peaknas (health), is one its `--help` lists, so that a renamed flag fails here;
   * the ports agree: each container port named by a listen flag (--listen, --http-listen)
     carries that flag's port; every Service's targetPort and every probe's port is a port its
     container declares; a worker's --coordinator names a Service and one of its ports;
@@ -67,6 +67,17 @@ def flag_value(args, flag):
     return None
 
 
+def check_command(where, argv, flags_of):
+    """The flags of `argv` (a peaknas program and its arguments) that its --help lacks."""
+    program = os.path.basename(argv[0])
+    if program not in flags_of:
+        return [f"{where}: runs {program}, not a peaknas program"]
+    known = flags_of[program](argv[1:])
+    return [f"{where}: {a.split('=', 1)[0]} is not a flag of {program} "
+            f"(its --help lists {len(known)} others)"
+            for a in argv[1:] if a.startswith("--") and a.split("=", 1)[0] not in known]
+
+
 def check(objects, flags_of, secrets_documented):
     """The problems in one overlay's objects, one string each."""
     problems = []
@@ -88,11 +99,7 @@ def check(objects, flags_of, secrets_documented):
             if program not in flags_of:
                 problems.append(f"{cwhere}: runs {program or 'nothing'}, not a peaknas program")
                 continue
-            known = flags_of[program](args)
-            for a in args:
-                if a.startswith("--") and a.split("=", 1)[0] not in known:
-                    problems.append(f"{cwhere}: {a.split('=', 1)[0]} is not a flag of "
-                                    f"{program} (its --help lists {len(known)} others)")
+            problems += check_command(cwhere, command + args, flags_of)
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
             for flag in LISTEN_FLAGS:
                 value = flag_value(args, flag)
@@ -104,6 +111,10 @@ def check(objects, flags_of, secrets_documented):
             for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
                 p = c.get(probe)
                 if not p:
+                    continue
+                probe_command = p.get("exec", {}).get("command", [])
+                if probe_command:
+                    problems += check_command(f"{cwhere} {probe}", probe_command, flags_of)
                     continue
                 port = next(iter(x["port"] for x in p.values() if isinstance(x, dict) and "port" in x), None)
                 if port is not None and port not in ports and port not in ports.values():
@@ -175,8 +186,12 @@ def self_test(objects, flags_of, secrets):
                              "--coordinator=peaknas-coordinator:1"),
            r"has no port 1")
     expect("probe on an undeclared port",
-           lambda o: container(o, "StatefulSet")["readinessProbe"]["httpGet"].update(port="http"),
-           r"readinessProbe port http is not a container port")
+           lambda o: container(o, "StatefulSet")["livenessProbe"]["httpGet"].update(port="http"),
+           r"livenessProbe port http is not a container port")
+    expect("renamed flag in a probe",
+           lambda o: container(o, "StatefulSet")["readinessProbe"]["exec"]["command"].append(
+               "--ca-file=/x"),
+           r"readinessProbe: --ca-file is not a flag of peaknas")
     expect("undocumented secret",
            lambda o: [v.update(secret={"secretName": "other"}) for x in o if pod_spec(x)
                       for v in pod_spec(x).get("volumes", []) if "secret" in v],
@@ -232,6 +247,7 @@ def main():
     parser.add_argument("--repo", required=True)
     parser.add_argument("--server", required=True, help="the built peaknas-server")
     parser.add_argument("--worker", required=True, help="the built peaknas-worker")
+    parser.add_argument("--cli", required=True, help="the built peaknas")
     parser.add_argument("--kubectl", default="kubectl")
     parser.add_argument("--schemas", metavar="DIR",
                         help="also validate against the Kubernetes schemas installed in DIR")
@@ -252,7 +268,16 @@ def main():
             worker_flags[sub] = help_flags([args.worker] + ([sub] if sub else []))
         return worker_flags[sub]
 
-    flags_of = {"peaknas-server": lambda _: server_flags, "peaknas-worker": worker}
+    cli_flags = {}
+
+    def cli(argv):
+        sub = argv[0] if argv and not argv[0].startswith("-") else ""
+        if sub not in cli_flags:
+            cli_flags[sub] = help_flags([args.cli] + ([sub] if sub else []))
+        return cli_flags[sub]
+
+    flags_of = {"peaknas-server": lambda _: server_flags, "peaknas-worker": worker,
+                "peaknas": cli}
     readme = open(os.path.join(args.repo, "deploy", "README.md")).read()
     secrets = set(re.findall(r"secret (?:generic |tls )?([a-z0-9-]+)", readme))
     overlays_dir = os.path.join(args.repo, "deploy", "kubernetes", "overlays")
