@@ -156,10 +156,14 @@ def main():
               f"ran job {job} to success and stopped cleanly on SIGTERM")
         return 0
     finally:
+        # Each script's session, whether or not its shell has exited: a worker it started may
+        # outlive it when the test fails.
         for p in procs:
-            if p.poll() is None:
+            try:
                 os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            except ProcessLookupError:
+                pass
+            p.wait()
         shutil.rmtree(state, ignore_errors=True)
 
 
