@@ -251,9 +251,8 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   // (through the calibration's fit when there is one). The window's live tensors never exceed
   // the cost model's peak, at any thread count, but the arena places them first-fit: with more
   // than one thread, the 1x1 convolutions run in oneDNN, whose blocked copies leave holes that
-  // an arena of exactly that peak cannot always fill (a mid-sized net at 2 threads and 764-pixel
-  // windows missed 4 blocks with the peak and none with 10 % more). So a window is given and
-  // counted 15 % more then.
+  // an arena of exactly that peak cannot always fill (`arena_misses` in the report counts the
+  // blocks it could not hold). So a window is given and counted 15 % more then.
   const double thread_slack = torch::get_num_threads() > 1 ? 1.15 : 1.0;
   struct Cost {
     int window = 0;

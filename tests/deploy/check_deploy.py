@@ -21,6 +21,7 @@ in each rendered object:
 Exit status: 0 when all hold; 1 with one line per problem; 77 (skipped) without kubectl.
 """
 import argparse
+import copy
 import filecmp
 import json
 import os
@@ -67,6 +68,20 @@ def flag_value(args, flag):
     return None
 
 
+def subcommand_flags(program):
+    """A function from a command line's arguments to the flags `program [SUBCOMMAND] --help`
+    lists (SUBCOMMAND: the first argument when it is not a flag), each help read once."""
+    cache = {}
+
+    def flags(argv):
+        sub = argv[0] if argv and not argv[0].startswith("-") else ""
+        if sub not in cache:
+            cache[sub] = help_flags([program] + ([sub] if sub else []))
+        return cache[sub]
+
+    return flags
+
+
 def check_command(where, argv, flags_of):
     """The flags of `argv` (a peaknas program and its arguments) that its --help lacks."""
     program = os.path.basename(argv[0])
@@ -95,9 +110,8 @@ def check(objects, flags_of, secrets_documented):
             cwhere = f'{where} container {c["name"]}'
             command = c.get("command", [])
             args = list(c.get("args", []))
-            program = os.path.basename(command[0]) if command else ""
-            if program not in flags_of:
-                problems.append(f"{cwhere}: runs {program or 'nothing'}, not a peaknas program")
+            if not command:
+                problems.append(f"{cwhere}: runs nothing, not a peaknas program")
                 continue
             problems += check_command(cwhere, command + args, flags_of)
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
@@ -153,7 +167,6 @@ def check(objects, flags_of, secrets_documented):
 def self_test(objects, flags_of, secrets):
     """Breaks `objects` (an overlay with a worker and a coordinator) in each way check() must
     catch; returns what it missed."""
-    import copy
     missed = []
 
     def container(objs, kind):
@@ -259,25 +272,9 @@ def main():
               "(skipped)")
         return 77
 
-    server_flags = help_flags([args.server])
-    worker_flags = {}
-
-    def worker(argv):
-        sub = argv[0] if argv and not argv[0].startswith("-") else ""
-        if sub not in worker_flags:
-            worker_flags[sub] = help_flags([args.worker] + ([sub] if sub else []))
-        return worker_flags[sub]
-
-    cli_flags = {}
-
-    def cli(argv):
-        sub = argv[0] if argv and not argv[0].startswith("-") else ""
-        if sub not in cli_flags:
-            cli_flags[sub] = help_flags([args.cli] + ([sub] if sub else []))
-        return cli_flags[sub]
-
-    flags_of = {"peaknas-server": lambda _: server_flags, "peaknas-worker": worker,
-                "peaknas": cli}
+    flags_of = {"peaknas-server": subcommand_flags(args.server),
+                "peaknas-worker": subcommand_flags(args.worker),
+                "peaknas": subcommand_flags(args.cli)}
     readme = open(os.path.join(args.repo, "deploy", "README.md")).read()
     secrets = set(re.findall(r"secret (?:generic |tls )?([a-z0-9-]+)", readme))
     overlays_dir = os.path.join(args.repo, "deploy", "kubernetes", "overlays")
@@ -297,7 +294,6 @@ def main():
             install_schemas(args.schemas)
             problems += schema_problems(rendered, args.schemas)
             if args.self_test:
-                import copy
                 broken = copy.deepcopy(rendered[overlays[0]])
                 for o in broken:
                     if o.get("kind") == "StatefulSet":
