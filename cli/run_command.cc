@@ -499,7 +499,8 @@ CLI::App* AddRunCommand(CLI::App& root, RunOptions& options) {
       "--inherit", [&options](std::int64_t) { options.inherit = true; },
       "scaling (default): the sweep trains from its largest point down, each point starting "
       "from the trained weights of the nearest larger one of the same depth; evolution: a "
-      "child that only narrows its parent's widths starts from the parent's weights");
+      "child with its parent's levels and kinds starts from the parent's weights, narrowed, "
+      "widened or deepened");
   c->add_flag_function(
        "--no-inherit", [&options](std::int64_t) { options.inherit = false; },
        "scaling, evolution (default): every trial trains from scratch")

@@ -1,6 +1,8 @@
 #include "search/inheritance.h"
 
+#include <algorithm>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace peaknas::search {
@@ -43,27 +45,23 @@ void AddConsumer(const Architecture& arch, const ConvRef& conv, int offset, Chan
 // block of `level`: the upsampling conv into the level above, or the head.
 ConvRef ReaderAbove(int level) { return level > 0 ? Up(level - 1) : Head(); }
 
+// Blocks at one level: the child keeps the parent's first ones, and may append more (relu
+// only).
+Status BlocksGrow(std::string_view field, int level, int child, int parent,
+                  const Architecture& arch) {
+  if (child > parent && arch.activation != ActivationKind::kRelu) {
+    return Status::InvalidArgument(
+        std::string(field) + "[" + std::to_string(level) + "]: child " + std::to_string(child) +
+        " > parent " + std::to_string(parent) + " needs activation relu (an appended " +
+        std::string(Name(arch.activation)) + " block cannot start as the identity)");
+  }
+  return Status::Ok();
+}
+
 Status SameTopology(const Architecture& parent, const Architecture& child) {
   if (child.levels != parent.levels) {
     return Status::InvalidArgument("levels: child " + std::to_string(child.levels) + " != parent " +
                                    std::to_string(parent.levels));
-  }
-  for (int i = 0; i < parent.levels; ++i) {
-    const std::string at = "[" + std::to_string(i) + "]";
-    if (child.enc_blocks[i] != parent.enc_blocks[i]) {
-      return Status::InvalidArgument("enc_blocks" + at + ": child " +
-                                     std::to_string(child.enc_blocks[i]) + " != parent " +
-                                     std::to_string(parent.enc_blocks[i]));
-    }
-    if (i < parent.levels - 1 && child.dec_blocks[i] != parent.dec_blocks[i]) {
-      return Status::InvalidArgument("dec_blocks" + at + ": child " +
-                                     std::to_string(child.dec_blocks[i]) + " != parent " +
-                                     std::to_string(parent.dec_blocks[i]));
-    }
-    if (child.widths[i] > parent.widths[i]) {
-      return Status::InvalidArgument("widths" + at + ": child " + std::to_string(child.widths[i]) +
-                                     " > parent " + std::to_string(parent.widths[i]));
-    }
   }
   const auto kind = [](std::string_view field, std::string_view c, std::string_view p) -> Status {
     if (c == p) return Status::Ok();
@@ -74,6 +72,14 @@ Status SameTopology(const Architecture& parent, const Architecture& child) {
   PEAKNAS_RETURN_IF_ERROR(kind("upsample", Name(child.upsample), Name(parent.upsample)));
   PEAKNAS_RETURN_IF_ERROR(kind("downsample", Name(child.downsample), Name(parent.downsample)));
   PEAKNAS_RETURN_IF_ERROR(kind("activation", Name(child.activation), Name(parent.activation)));
+  for (int i = 0; i < parent.levels; ++i) {
+    PEAKNAS_RETURN_IF_ERROR(
+        BlocksGrow("enc_blocks", i, child.enc_blocks[i], parent.enc_blocks[i], child));
+    if (i < parent.levels - 1) {
+      PEAKNAS_RETURN_IF_ERROR(
+          BlocksGrow("dec_blocks", i, child.dec_blocks[i], parent.dec_blocks[i], child));
+    }
+  }
   return Status::Ok();
 }
 
@@ -169,7 +175,7 @@ StatusOr<InheritancePlan> PlanInheritance(const Architecture& parent, const Arch
     AddProducer(a, i == 0 ? Stem() : Down(i - 1), in);
     AddConsumer(a, Enc(i, 0), 0, in);
     plan.groups.push_back(std::move(in));
-    const int blocks = a.enc_blocks[i];
+    const int blocks = std::min(a.enc_blocks[i], child.enc_blocks[i]);
     for (int b = 0; b + 1 < blocks; ++b) {
       ChannelGroup g = group(ModuleName(Enc(i, b)), i);
       AddProducer(a, Enc(i, b), g);
@@ -178,6 +184,9 @@ StatusOr<InheritancePlan> PlanInheritance(const Architecture& parent, const Arch
     }
     ChannelGroup last = group(ModuleName(Enc(i, blocks - 1)), i);
     AddProducer(a, Enc(i, blocks - 1), last);
+    for (int b = blocks; b < child.enc_blocks[i]; ++b) {
+      last.identity_blocks.push_back(ModuleName(Enc(i, b)));
+    }
     if (i == L - 1) {
       AddConsumer(a, ReaderAbove(i), 0, last);  // deepest level: into the decoder
       plan.groups.push_back(std::move(last));
@@ -204,11 +213,14 @@ StatusOr<InheritancePlan> PlanInheritance(const Architecture& parent, const Arch
       skip.name += "+up";
       plan.groups.push_back(std::move(skip));
     }
-    const int blocks = a.dec_blocks[i];
+    const int blocks = std::min(a.dec_blocks[i], child.dec_blocks[i]);
     for (int b = 0; b < blocks; ++b) {
       ChannelGroup g = group(ModuleName(Dec(i, b)), i);
       AddProducer(a, Dec(i, b), g);
       AddConsumer(a, b + 1 < blocks ? Dec(i, b + 1) : ReaderAbove(i), 0, g);
+      for (int n = blocks; b + 1 == blocks && n < child.dec_blocks[i]; ++n) {
+        g.identity_blocks.push_back(ModuleName(Dec(i, n)));
+      }
       plan.groups.push_back(std::move(g));
     }
   }
@@ -217,6 +229,17 @@ StatusOr<InheritancePlan> PlanInheritance(const Architecture& parent, const Arch
 
 bool CanInherit(const Architecture& parent, const Architecture& child) {
   return Validate(parent).ok() && Validate(child).ok() && SameTopology(parent, child).ok();
+}
+
+bool Narrows(const Architecture& parent, const Architecture& child) {
+  if (!CanInherit(parent, child)) return false;
+  for (int i = 0; i < parent.levels; ++i) {
+    if (child.widths[i] > parent.widths[i] || child.enc_blocks[i] != parent.enc_blocks[i]) {
+      return false;
+    }
+    if (i < parent.levels - 1 && child.dec_blocks[i] != parent.dec_blocks[i]) return false;
+  }
+  return true;
 }
 
 }  // namespace peaknas::search

@@ -1,5 +1,9 @@
 // Weight inheritance between two U-Nets of the family (DESIGN.md, "Search"): which slices of a
-// trained parent's tensors a narrower child keeps, as a pure function of the two architectures.
+// trained parent's tensors a child keeps, as a pure function of the two architectures. The
+// child has the parent's levels and kinds; at each level it may be narrower (it keeps the
+// parent's most important channels), wider (it keeps every parent channel and adds new ones),
+// shallower (it keeps a level's first blocks and drops the rest) or deeper (blocks appended
+// at the end of a level's encoder or decoder).
 //
 // A *channel group* is a set of feature channels that must be kept or dropped together: the
 // output channels of the convs that produce one feature map (its producers) and the input
@@ -19,6 +23,16 @@
 //   * max pooling and bilinear interpolation are per channel, so indices pass through them.
 //
 // The head's 3 output channels and the stem's 3 input channels are never pruned.
+//
+// Growing keeps the parent's function exactly:
+//   * a new channel of a group is produced by freshly initialized filters and read by zero
+//     weight columns, so nothing downstream sees it until training moves those columns;
+//   * an appended block (relu only) starts as the identity: a Dirac kernel (weight[c][c] has 1
+//     at the centre) and a zero bias. Its input is the previous block's activated output, so
+//     relu(h) = h; lrelu has no such fixed point (it scales negative inputs again), so an
+//     lrelu child cannot be deeper than its parent.
+// A shallower child computes its parent with the dropped blocks replaced by the identity (with
+// relu exactly as if they were skipped).
 //
 // Tensors are named as worker/unet.cc registers them (ParameterName): "stem", "l{i}_enc{b}",
 // "l{i}_down", "l{i}_up", "l{i}_dec{b}", "head", each with ".weight" and ".bias". The worker
@@ -87,11 +101,17 @@ struct ChannelGroup {
   std::string name;  // "l1_enc0", "l2_skip+up": for messages and tests
   int level = 0;
   int parent_width = 0;  // channels in the parent
-  int child_width = 0;   // channels the child keeps (the top ones by importance)
+  // Channels in the child: with child_width <= parent_width the top ones by importance; with
+  // more, every parent channel (in order) followed by child_width - parent_width new ones.
+  int child_width = 0;
   // Output channels of the convs that produce the feature map (weights and biases).
   std::vector<GroupMember> producers;
-  // Input channels of the convs that read it (weights only).
+  // Input channels of the convs that read it (weights only). In the child the members lie
+  // side by side in offset order, each child_width (x block) wide.
   std::vector<GroupMember> consumers;
+  // Blocks the child appends after the group's producers (ModuleName: "l1_enc2"), in order:
+  // each reads and writes the group's channels and starts as the identity.
+  std::vector<std::string> identity_blocks;
 };
 
 struct InheritancePlan {
@@ -100,15 +120,19 @@ struct InheritancePlan {
   std::vector<ChannelGroup> groups;
 };
 
-// The plan that turns `parent` into `child`. The two must have the same levels, blocks and
-// kinds, and every child width must be at most the parent's at the same level; anything else
-// is INVALID_ARGUMENT naming the field ("widths[2]: child 96 > parent 64", "skip: child add !=
-// parent concat").
+// The plan that turns `parent` into `child`. The two must have the same levels and kinds;
+// widths and blocks are free, but only a relu child may have more blocks than its parent.
+// Anything else is INVALID_ARGUMENT naming the field ("levels: child 2 != parent 3", "skip:
+// child add != parent concat").
 StatusOr<InheritancePlan> PlanInheritance(const Architecture& parent, const Architecture& child);
 
 // True when a child of `parent` with architecture `child` can inherit its weights
 // (PlanInheritance would succeed).
 bool CanInherit(const Architecture& parent, const Architecture& child);
+
+// True when `child` is `parent` with some widths narrowed and nothing grown: the same blocks,
+// every width at most the parent's (a pure pruning of it).
+bool Narrows(const Architecture& parent, const Architecture& child);
 
 }  // namespace peaknas::search
 

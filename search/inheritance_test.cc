@@ -24,7 +24,8 @@ Architecture Make(std::vector<int> widths, std::vector<int> enc, std::vector<int
 }
 
 // Every kind combination, at 1 to 3 levels with uneven blocks, as (parent, child) pairs whose
-// child is narrower at some levels and equal at others.
+// child is narrower at some levels and equal at others, then wider at some levels, narrower
+// at others, and deeper or shallower at some.
 std::vector<std::pair<Architecture, Architecture>> Pairs() {
   std::vector<std::pair<Architecture, Architecture>> out;
   for (SkipKind skip : kAllSkipKinds) {
@@ -35,10 +36,22 @@ std::vector<std::pair<Architecture, Architecture>> Pairs() {
                          Make({8, 32}, {1, 2}, {3}, skip, up, down));
         out.emplace_back(Make({16, 32, 64}, {2, 1, 1}, {1, 2}, skip, up, down),
                          Make({16, 16, 40}, {2, 1, 1}, {1, 2}, skip, up, down));
+        out.emplace_back(Make({16}, {1}, {}, skip, up, down), Make({24}, {3}, {}, skip, up, down));
+        out.emplace_back(Make({16, 32}, {1, 2}, {1}, skip, up, down),
+                         Make({24, 16}, {2, 2}, {3}, skip, up, down));
+        out.emplace_back(Make({16, 32, 64}, {2, 1, 1}, {1, 2}, skip, up, down),
+                         Make({8, 48, 64}, {2, 2, 3}, {2, 2}, skip, up, down));
+        out.emplace_back(Make({16, 32, 64}, {2, 1, 3}, {3, 2}, skip, up, down),
+                         Make({24, 16, 64}, {1, 3, 2}, {1, 2}, skip, up, down));
       }
     }
   }
   return out;
+}
+
+// The module of a parameter name: "l1_enc2.weight" -> "l1_enc2".
+std::string ModuleOf(const std::string& parameter) {
+  return parameter.substr(0, parameter.rfind('.'));
 }
 
 std::string Describe(const Architecture& a) { return ToCanonicalJson(a); }
@@ -54,7 +67,26 @@ TEST(PlanInheritance, SlicesEveryParentShapeIntoTheChildShape) {
     std::map<std::string, std::vector<std::int64_t>> parent_shapes, child_shapes;
     for (const ParameterShape& p : ParameterShapes(parent)) parent_shapes[p.name] = p.shape;
     for (const ParameterShape& p : ParameterShapes(child)) child_shapes[p.name] = p.shape;
-    ASSERT_EQ(parent_shapes.size(), child_shapes.size());
+    // The child's parameters are the parent's and those of its identity blocks, each square in
+    // its group's child width.
+    std::map<std::string, int> identity;  // module -> the group's child width
+    for (const ChannelGroup& g : plan->groups) {
+      for (const std::string& m : g.identity_blocks) {
+        EXPECT_TRUE(identity.emplace(m, g.child_width).second) << m << " in two groups";
+      }
+    }
+    for (const auto& [name, shape] : child_shapes) {
+      if (parent_shapes.contains(name)) continue;
+      const auto it = identity.find(ModuleOf(name));
+      ASSERT_NE(it, identity.end()) << name << " is neither the parent's nor an identity block";
+      const std::int64_t w = it->second;
+      EXPECT_EQ(shape, (name.ends_with(".bias") ? std::vector<std::int64_t>{w}
+                                                : std::vector<std::int64_t>{w, w, 3, 3}))
+          << name;
+    }
+    int dropped = 0;
+    for (const auto& [name, shape] : parent_shapes) dropped += child_shapes.contains(name) ? 0 : 1;
+    EXPECT_EQ(parent_shapes.size() - dropped + 2 * identity.size(), child_shapes.size());
 
     // (tensor, dim) -> covered parent ranges [begin, end) and the kept count.
     struct Cover {
@@ -77,6 +109,7 @@ TEST(PlanInheritance, SlicesEveryParentShapeIntoTheChildShape) {
       for (const GroupMember& m : g.consumers) visit(m);
     }
     for (const auto& [name, shape] : parent_shapes) {
+      if (!child_shapes.contains(name)) continue;  // a dropped block (DropsTheLastBlocks)
       const std::vector<std::int64_t>& want = child_shapes.at(name);
       ASSERT_EQ(shape.size(), want.size()) << name;
       for (int dim = 0; dim < static_cast<int>(shape.size()); ++dim) {
@@ -108,8 +141,12 @@ TEST(PlanInheritance, EveryProducerOutputIsInExactlyOneGroup) {
     for (const ChannelGroup& g : plan->groups) {
       for (const GroupMember& m : g.producers) ++produced[m.tensor];
     }
+    std::map<std::string, int> in_child;
+    for (const ParameterShape& p : ParameterShapes(child)) in_child[p.name] = 1;
     for (const ParameterShape& p : ParameterShapes(parent)) {
-      if (p.conv.kind == ConvKind::kHead) {
+      if (!in_child.contains(p.name)) {
+        EXPECT_FALSE(produced.contains(p.name)) << p.name << ": a dropped block is in no group";
+      } else if (p.conv.kind == ConvKind::kHead) {
         EXPECT_FALSE(produced.contains(p.name)) << "the head's RGB output is never pruned";
       } else {
         EXPECT_EQ(produced[p.name], 1) << p.name;
@@ -210,37 +247,97 @@ TEST(PlanInheritance, ParameterShapesCountTheCostModelsParameters) {
   }
 }
 
-TEST(PlanInheritance, RefusesChildrenThatAreNotNarrowerCopies) {
+TEST(PlanInheritance, RefusesChildrenOfOtherLevelsOrKinds) {
   const Architecture parent = Make({16, 32}, {1, 2}, {1}, SkipKind::kConcat,
                                    UpsampleKind::kBilinear, DownsampleKind::kStrided);
-  const auto expect_error = [&](const Architecture& child, const std::string& message) {
-    StatusOr<InheritancePlan> plan = PlanInheritance(parent, child);
+  const auto expect_error = [&](const Architecture& from, const Architecture& child,
+                                const std::string& message) {
+    StatusOr<InheritancePlan> plan = PlanInheritance(from, child);
     ASSERT_FALSE(plan.ok());
     EXPECT_EQ(plan.status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(plan.status().message(), message);
-    EXPECT_FALSE(CanInherit(parent, child));
+    EXPECT_FALSE(CanInherit(from, child));
+    EXPECT_FALSE(Narrows(from, child));
   };
-  Architecture wider = parent;
-  wider.widths[1] = 40;
-  expect_error(wider, "widths[1]: child 40 > parent 32");
-  Architecture blocks = parent;
-  blocks.enc_blocks[1] = 1;
-  expect_error(blocks, "enc_blocks[1]: child 1 != parent 2");
-  Architecture dec = parent;
-  dec.dec_blocks[0] = 2;
-  expect_error(dec, "dec_blocks[0]: child 2 != parent 1");
   Architecture skip = parent;
   skip.skip = SkipKind::kAdd;
-  expect_error(skip, "skip: child add != parent concat");
+  expect_error(parent, skip, "skip: child add != parent concat");
   Architecture up = parent;
   up.upsample = UpsampleKind::kTransposed;
-  expect_error(up, "upsample: child transposed != parent bilinear");
+  expect_error(parent, up, "upsample: child transposed != parent bilinear");
   expect_error(
+      parent,
       Make({16}, {1}, {}, SkipKind::kConcat, UpsampleKind::kBilinear, DownsampleKind::kStrided),
       "levels: child 1 != parent 2");
+  Architecture lrelu = parent;
+  lrelu.activation = ActivationKind::kLeakyRelu;
+  Architecture deeper_lrelu = lrelu;
+  deeper_lrelu.dec_blocks[0] = 2;
+  expect_error(lrelu, deeper_lrelu,
+               "dec_blocks[0]: child 2 > parent 1 needs activation relu (an appended lrelu block "
+               "cannot start as the identity)");
+
   Architecture narrower = parent;
   narrower.widths[0] = 8;
-  EXPECT_TRUE(CanInherit(parent, narrower));
+  Architecture wider = parent;
+  wider.widths[1] = 40;
+  Architecture deeper = narrower;
+  deeper.dec_blocks[0] = 3;
+  Architecture wider_lrelu = lrelu;
+  wider_lrelu.widths[0] = 24;
+  Architecture shallower_lrelu = lrelu;
+  shallower_lrelu.enc_blocks[1] = 1;
+  struct Case {
+    std::string what;
+    Architecture from, child;
+    bool narrows;
+  };
+  for (const Case& c :
+       {Case{"narrower", parent, narrower, true}, Case{"wider", parent, wider, false},
+        Case{"deeper", parent, deeper, false}, Case{"wider lrelu", lrelu, wider_lrelu, false},
+        Case{"shallower lrelu", lrelu, shallower_lrelu, false}}) {
+    EXPECT_TRUE(CanInherit(c.from, c.child)) << c.what;
+    EXPECT_EQ(Narrows(c.from, c.child), c.narrows) << c.what;
+  }
+}
+
+// A shallower child keeps a level's first blocks: the last one it keeps feeds what the
+// parent's last block fed.
+TEST(PlanInheritance, DropsTheLastBlocks) {
+  const Architecture parent = Make({16, 32}, {3, 2}, {2}, SkipKind::kConcat,
+                                   UpsampleKind::kBilinear, DownsampleKind::kStrided);
+  const Architecture child = Make({16, 32}, {1, 2}, {1}, SkipKind::kConcat, UpsampleKind::kBilinear,
+                                  DownsampleKind::kStrided);
+  StatusOr<InheritancePlan> plan = PlanInheritance(parent, child);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  std::map<std::string, std::vector<std::string>> consumers;
+  for (const ChannelGroup& g : plan->groups) {
+    for (const GroupMember& m : g.consumers) consumers[g.name].push_back(m.tensor);
+  }
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(consumers.at("l0_enc0+skip"), (Names{"l0_down.weight", "l0_dec0.weight"}));
+  EXPECT_EQ(consumers.at("l0_dec0"), (Names{"head.weight"}));
+  EXPECT_FALSE(consumers.contains("l0_enc1"));
+  EXPECT_FALSE(consumers.contains("l0_dec1"));
+}
+
+// Blocks are appended after the last block of the level they grow, in the group that block
+// produces, and the group's consumers are the same convs as in the parent.
+TEST(PlanInheritance, AppendedBlocksCarryTheLastGroupOfTheirLevel) {
+  const Architecture parent = Make({16, 32}, {1, 1}, {1}, SkipKind::kAdd, UpsampleKind::kTransposed,
+                                   DownsampleKind::kMaxPool);
+  const Architecture child = Make({16, 40}, {3, 2}, {2}, SkipKind::kAdd, UpsampleKind::kTransposed,
+                                  DownsampleKind::kMaxPool);
+  StatusOr<InheritancePlan> plan = PlanInheritance(parent, child);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  std::map<std::string, std::vector<std::string>> by_group;
+  for (const ChannelGroup& g : plan->groups) {
+    if (!g.identity_blocks.empty()) by_group[g.name] = g.identity_blocks;
+  }
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(by_group, (std::map<std::string, Names>{{"l0_enc0+up", Names{"l0_enc1", "l0_enc2"}},
+                                                    {"l1_enc0", Names{"l1_enc1"}},
+                                                    {"l0_dec0", Names{"l0_dec1"}}}));
 }
 
 }  // namespace

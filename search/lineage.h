@@ -13,7 +13,7 @@ namespace peaknas::search {
 
 // Where a candidate comes from. A trial trained from scratch has parent_trial 0 and a default
 // lineage; one that inherits its weights (a pruning chain's node, a chained scaling point, an
-// evolution child that only narrows its parent) names the trained trial it starts from.
+// evolution child grown or narrowed from a trained trial) names the trained trial it starts from.
 struct Lineage {
   std::int64_t parent_trial = 0;  // the trained trial whose weights it inherits; 0: none
   // pruning: "start", "level", "peak", "uniform", "final"; evolution: "mutation"; scaling:

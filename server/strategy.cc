@@ -237,7 +237,7 @@ class ScalingStrategy final : public Strategy {
     }
   }
 
-  // For every sweep point, the larger points it could inherit from (CanInherit), nearest
+  // For every sweep point, the larger points it narrows (search::Narrows), nearest
   // first. dWr keeps a point's levels and kinds and rounds its block counts, so the sweep falls
   // into a few runs of equal depth, each a chain from its largest point down.
   void LinkChain() {
@@ -245,7 +245,7 @@ class ScalingStrategy final : public Strategy {
     for (std::size_t i = 0; i < sweep_.size(); ++i) {
       if (!sweep_[i].admitted) continue;
       for (std::size_t j = i + 1; j < sweep_.size(); ++j) {
-        if (sweep_[j].admitted && search::CanInherit(sweep_[j].arch, sweep_[i].arch)) {
+        if (sweep_[j].admitted && search::Narrows(sweep_[j].arch, sweep_[i].arch)) {
           donors_[i].push_back(j);
         }
       }
@@ -381,14 +381,14 @@ class EvolutionStrategy final : public Strategy {
       }
       Proposal p = Check(child, config_);
       if (!p.admitted) p = Repair(std::move(p));
-      // A child that only narrows its first parent starts from its trained weights.
-      if (config_.inherit && parent.trial_id != 0 && p.arch != parent.arch &&
-          search::CanInherit(parent.arch, p.arch)) {
+      // A child starts from trained weights when some trial can give them: its first parent
+      // if it can, else the best (by PSNR) trial of the job it can inherit from.
+      if (const Evaluated* donor = config_.inherit ? Donor(parent, members, p.arch) : nullptr) {
         Lineage lineage;
-        lineage.parent_trial = parent.trial_id;
+        lineage.parent_trial = donor->trial_id;
         lineage.role = "mutation";
         lineage.steps = config_.steps;
-        lineage.total_steps = TotalSteps(parent, config_.steps) + config_.steps;
+        lineage.total_steps = TotalSteps(*donor, config_.steps) + config_.steps;
         p.hash = CandidateHash(p.arch, lineage);
         p.lineage = std::move(lineage);
       }
@@ -400,6 +400,22 @@ class EvolutionStrategy final : public Strategy {
   }
 
  private:
+  // Whom `child` inherits from (search::CanInherit: narrower, wider or deeper, same levels and
+  // kinds): `parent` when it can, else the trained trial with the best PSNR that can; nullptr
+  // when none can.
+  static const Evaluated* Donor(const Evaluated& parent, const std::vector<Evaluated>& trained,
+                                const search::Architecture& child) {
+    const auto can = [&](const Evaluated& e) {
+      return e.trial_id != 0 && e.arch != child && search::CanInherit(e.arch, child);
+    };
+    if (can(parent)) return &parent;
+    const Evaluated* best = nullptr;
+    for (const Evaluated& e : trained) {
+      if (can(e) && (best == nullptr || e.psnr > best->psnr)) best = &e;
+    }
+    return best;
+  }
+
   // Shrinks an over-budget child toward the budget: first its widths (dWr with alpha 1 scales
   // widths only), then, when widths are at the space's floor, its depth. Returns the first
   // admitted shrink, or the original child rejected with the reason and the repair's outcome.

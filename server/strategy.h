@@ -95,10 +95,13 @@ struct StrategyConfig {
   // its peak lands in the middle of the widest gap between the peaks of the job's front over
   // [0, budget] (and of the children already placed in the same round).
   bool stratified = true;
-  // evolution: a child that only narrows its (first) parent's widths inherits the parent's
-  // trained weights (Lineage role "mutation") and trains the job's steps from there.
+  // evolution: a child with its (first) parent's levels and kinds, and at least its blocks,
+  // inherits the parent's trained weights (Lineage role "mutation": narrowed, widened or
+  // deepened, search::CanInherit) and trains the job's steps from there; when the parent
+  // cannot give them, the job's best trial that can does.
   // scaling: the sweep runs from its largest point down, each point inheriting from the
-  // nearest larger one it can (role "scaling"; CanInherit: same levels, blocks and kinds).
+  // nearest larger one it narrows (role "scaling"; search::Narrows: same levels, blocks and
+  // kinds).
   bool inherit = false;
   double scaling_alpha = search::defaults::kScalingAlpha;  // scaling: dWr width weight
   int trials = 0;                                          // admitted trials the job wants in all

@@ -30,12 +30,22 @@ torch::Tensor L1Along(const torch::Tensor& t, int dim) {
   return others.empty() ? a : a.sum(others);
 }
 
-// The parent indices of one group's member along its dim, for the kept channels.
+// The parent indices of one group's member along its dim, for the kept channels (kNew for a
+// new one).
 void AppendIndices(const search::GroupMember& m, const std::vector<std::int64_t>& kept,
                    std::vector<std::int64_t>& out) {
   for (std::int64_t c : kept) {
-    for (int k = 0; k < m.block; ++k) out.push_back(m.offset + m.block * c + k);
+    for (int k = 0; k < m.block; ++k) out.push_back(c == kNew ? kNew : m.offset + m.block * c + k);
   }
+}
+
+// A conv that starts as the identity on `width` channels: weight[c][c] is a centred Dirac
+// kernel, the bias is zero.
+void SetIdentity(const std::string& name, std::int64_t width, NamedTensors& out) {
+  torch::Tensor w = torch::zeros({width, width, 3, 3}, torch::kFloat32);
+  torch::nn::init::dirac_(w);
+  out[name + ".weight"] = w;
+  out[name + ".bias"] = torch::zeros({width}, torch::kFloat32);
 }
 
 }  // namespace
@@ -113,7 +123,9 @@ std::vector<std::vector<std::int64_t>> SelectChannels(const search::InheritanceP
   for (const search::ChannelGroup& g : plan.groups) {
     std::vector<std::int64_t> order(static_cast<std::size_t>(g.parent_width));
     std::iota(order.begin(), order.end(), std::int64_t{0});
-    if (g.child_width < g.parent_width) {
+    if (g.child_width > g.parent_width) {
+      order.resize(static_cast<std::size_t>(g.child_width), kNew);
+    } else if (g.child_width < g.parent_width) {
       torch::Tensor score = torch::zeros({g.parent_width}, torch::kFloat64);
       const auto add = [&](const search::GroupMember& m) {
         const torch::Tensor per_index = L1Along(parent.at(m.tensor), m.dim);
@@ -139,22 +151,33 @@ std::vector<std::vector<std::int64_t>> SelectChannels(const search::InheritanceP
 }
 
 NamedTensors SliceParameters(const search::InheritancePlan& plan, const NamedTensors& parent,
-                             const std::vector<std::vector<std::int64_t>>& kept) {
+                             const std::vector<std::vector<std::int64_t>>& kept,
+                             const NamedTensors& fresh) {
   torch::NoGradGuard no_grad;
   // (tensor, dim) -> its members with the group each belongs to, in offset order.
   struct Use {
     const search::GroupMember* member;
     std::size_t group;
+    bool producer;
   };
   std::map<std::pair<std::string, int>, std::vector<Use>> uses;
+  NamedTensors out;
   for (std::size_t gi = 0; gi < plan.groups.size(); ++gi) {
     const search::ChannelGroup& g = plan.groups[gi];
-    for (const search::GroupMember& m : g.producers) uses[{m.tensor, m.dim}].push_back({&m, gi});
-    for (const search::GroupMember& m : g.consumers) uses[{m.tensor, m.dim}].push_back({&m, gi});
+    for (const search::GroupMember& m : g.producers) {
+      uses[{m.tensor, m.dim}].push_back({&m, gi, true});
+    }
+    for (const search::GroupMember& m : g.consumers) {
+      uses[{m.tensor, m.dim}].push_back({&m, gi, false});
+    }
+    for (const std::string& block : g.identity_blocks) SetIdentity(block, g.child_width, out);
   }
-  NamedTensors out;
   for (const search::ParameterShape& p : search::ParameterShapes(plan.child)) {
+    if (out.contains(p.name)) continue;  // an identity block
     torch::Tensor t = parent.at(p.name);
+    // New channels: fresh filters where the tensor produces them, zero columns where it reads
+    // them (filled after the gathers, producers first).
+    std::vector<std::pair<int, torch::Tensor>> fill_fresh, fill_zero;
     for (int dim = 0; dim < t.dim(); ++dim) {
       auto it = uses.find({p.name, dim});
       if (it == uses.end()) continue;
@@ -163,8 +186,22 @@ NamedTensors SliceParameters(const search::InheritancePlan& plan, const NamedTen
                 [](const Use& a, const Use& b) { return a.member->offset < b.member->offset; });
       std::vector<std::int64_t> index;
       for (const Use& u : list) AppendIndices(*u.member, kept[u.group], index);
+      std::vector<std::int64_t> fresh_at;
+      for (std::size_t k = 0; k < index.size(); ++k) {
+        if (index[k] != kNew) continue;
+        fresh_at.push_back(static_cast<std::int64_t>(k));
+        index[k] = 0;
+      }
       t = t.index_select(dim, torch::tensor(index, torch::kInt64));
+      if (fresh_at.empty()) continue;
+      (list.front().producer ? fill_fresh : fill_zero)
+          .emplace_back(dim, torch::tensor(fresh_at, torch::kInt64));
     }
+    if (!fill_fresh.empty() || !fill_zero.empty()) t = t.clone();
+    for (const auto& [dim, at] : fill_fresh) {
+      t.index_copy_(dim, at, fresh.at(p.name).index_select(dim, at));
+    }
+    for (const auto& [dim, at] : fill_zero) t.index_fill_(dim, at, 0.0);
     out[p.name] = t.contiguous();
   }
   return out;
@@ -197,7 +234,8 @@ Status InheritWeights(const LoadedModel& parent, Importance importance, UNet& ch
                                    plan.status().message());
   }
   const auto kept = SelectChannels(*plan, parent.parameters, importance);
-  return AssignParameters(SliceParameters(*plan, parent.parameters, kept), child);
+  return AssignParameters(SliceParameters(*plan, parent.parameters, kept, ParametersOf(child)),
+                          child);
 }
 
 }  // namespace peaknas::worker

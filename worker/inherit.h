@@ -1,5 +1,7 @@
-// Weight inheritance: a narrower child U-Net starts from a trained parent's weights, keeping
-// in every channel group (search/inheritance.h) the parent's most important channels.
+// Weight inheritance: a child U-Net starts from a trained parent's weights, keeping in every
+// channel group (search/inheritance.h) the parent's most important channels when it is
+// narrower, and every parent channel plus new ones when it is wider; appended blocks start as
+// the identity, so a wider or deeper child computes exactly what its parent did.
 //
 // The plan of what each group touches comes from search::PlanInheritance (pure, no Torch);
 // this file only scores channels, picks the indices and slices the tensors.
@@ -54,16 +56,23 @@ struct LoadedModel {
 // peaknas U-Net (no architecture attribute, a parameter missing or of the wrong shape).
 StatusOr<LoadedModel> LoadModel(const std::string& path);
 
-// For each group of `plan`, the kept channel indices of the parent, ascending (size
-// child_width). Precondition: `parent` holds every parameter of plan.parent.
+// A kept "index" that is a new channel of a wider child, not one of the parent's.
+inline constexpr std::int64_t kNew = -1;
+
+// For each group of `plan`, the child's channels as parent indices (size child_width): the
+// kept ones ascending, then kNew for each channel a wider child adds. Precondition: `parent`
+// holds every parameter of plan.parent.
 std::vector<std::vector<std::int64_t>> SelectChannels(const search::InheritancePlan& plan,
                                                       const NamedTensors& parent,
                                                       Importance importance);
 
-// `parent` sliced to the child: for every parameter of plan.child, the parent's tensor with
-// each grouped dimension reduced to the kept channels (`kept` as SelectChannels returns).
+// Every parameter of plan.child: the parent's tensor with each grouped dimension gathered to
+// the kept channels (`kept` as SelectChannels returns); at a new channel, the output filters
+// come from `fresh` (the child's own initialization, same names and shapes as the child's)
+// and the input columns are zero; identity blocks are Dirac kernels with zero biases.
 NamedTensors SliceParameters(const search::InheritancePlan& plan, const NamedTensors& parent,
-                             const std::vector<std::vector<std::int64_t>>& kept);
+                             const std::vector<std::vector<std::int64_t>>& kept,
+                             const NamedTensors& fresh);
 
 // Copies `parameters` into `net` (same names and shapes); INTERNAL naming the parameter when
 // one is missing or misshapen.

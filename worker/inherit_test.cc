@@ -1,7 +1,8 @@
 // Weight inheritance on real LibTorch modules: the oracles that prove every slice.
 //   (a) slicing to the parent's own widths reproduces the parent bit for bit;
 //   (b) prune == mask: a pruned child computes what its parent computes with the pruned
-//       channels' producers zeroed, for every skip x upsample x downsample x activation;
+//       channels' producers zeroed, for every skip x upsample x downsample x activation, also
+//       when other levels of the same child grow wider or deeper (growing changes nothing);
 //   (c) the importance rule keeps the channels with the largest producing filters, with both
 //       producers of an add-skip counted.
 // (That an inherited child's peaks still meet the cost model's contract is trial_test.cc's.)
@@ -12,6 +13,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -89,20 +91,35 @@ TEST(Inherit, SameWidthsReproduceTheParentBitForBit) {
   }
 }
 
-// Zeroes, in every group, the producers' output channels that `kept` leaves out.
+// Zeroes, in every group, the producers' output channels that `kept` leaves out, and makes
+// the blocks the child drops the identity.
 NamedTensors Masked(const search::InheritancePlan& plan, NamedTensors params,
                     const std::vector<std::vector<std::int64_t>>& kept) {
   torch::NoGradGuard no_grad;
   for (std::size_t gi = 0; gi < plan.groups.size(); ++gi) {
     const search::ChannelGroup& g = plan.groups[gi];
     std::vector<bool> keep(static_cast<std::size_t>(g.parent_width), false);
-    for (std::int64_t c : kept[gi]) keep[static_cast<std::size_t>(c)] = true;
+    for (std::int64_t c : kept[gi]) {
+      if (c != kNew) keep[static_cast<std::size_t>(c)] = true;
+    }
     for (const search::GroupMember& m : g.producers) {
       torch::Tensor& t = params.at(m.tensor);
       for (int c = 0; c < g.parent_width; ++c) {
         if (!keep[static_cast<std::size_t>(c)])
           t.narrow(m.dim, m.offset + m.block * c, m.block).zero_();
       }
+    }
+  }
+  std::map<std::string, bool> in_child;
+  for (const search::ParameterShape& p : search::ParameterShapes(plan.child))
+    in_child[p.name] = true;
+  for (const search::ParameterShape& p : search::ParameterShapes(plan.parent)) {
+    if (in_child.contains(p.name)) continue;
+    torch::Tensor& t = params.at(p.name);
+    if (p.bias) {
+      t.zero_();
+    } else {
+      torch::nn::init::dirac_(t);
     }
   }
   return params;
@@ -115,7 +132,11 @@ TEST(Inherit, PrunedChildComputesTheMaskedParent) {
         for (ActivationKind act : search::kAllActivationKinds) {
           SCOPED_TRACE(Describe(skip, up, down, act));
           const auto parent_arch = Make({16, 24, 32}, {1, 2, 1}, {2, 1}, skip, up, down, act);
-          const auto child_arch = Make({8, 16, 16}, {1, 2, 1}, {2, 1}, skip, up, down, act);
+          // Narrower at levels 0 and 2, wider at level 1; with relu also deeper at some levels
+          // and shallower at others (the masked parent's dropped blocks are the identity).
+          const bool relu = act == ActivationKind::kRelu;
+          const auto child_arch = Make({8, 40, 16}, {relu ? 2 : 1, relu ? 1 : 2, relu ? 3 : 1},
+                                       {relu ? 1 : 2, relu ? 2 : 1}, skip, up, down, act);
           UNet parent = RandomNet(parent_arch, 11);
           const NamedTensors params = ParametersOf(parent);
           auto plan = search::PlanInheritance(parent_arch, child_arch);
@@ -123,7 +144,9 @@ TEST(Inherit, PrunedChildComputesTheMaskedParent) {
           for (Importance importance : {Importance::kL1, Importance::kGroupL1}) {
             const auto kept = SelectChannels(*plan, params, importance);
             UNet child(child_arch);
-            ASSERT_TRUE(AssignParameters(SliceParameters(*plan, params, kept), child).ok());
+            ASSERT_TRUE(
+                AssignParameters(SliceParameters(*plan, params, kept, ParametersOf(child)), child)
+                    .ok());
             UNet masked(parent_arch);
             ASSERT_TRUE(AssignParameters(Masked(*plan, params, kept), masked).ok());
             const torch::Tensor x = torch::rand({2, 3, 16, 16});
@@ -133,6 +156,49 @@ TEST(Inherit, PrunedChildComputesTheMaskedParent) {
                 << Name(importance) << ": max |diff| " << (got - want).abs().max().item<double>();
             // And the pruning did something: the unmasked parent differs.
             EXPECT_FALSE(torch::allclose(Forward(parent, x), want, 1e-4, 1e-5));
+          }
+        }
+      }
+    }
+  }
+}
+
+// (d) growing keeps the function: a child wider at every level and deeper computes what its
+//     parent computes, its new filters are its own fresh ones, the columns that read them are
+//     zero, and training reaches them (their gradients are not all zero).
+TEST(Inherit, AWiderDeeperChildComputesItsParent) {
+  for (SkipKind skip : search::kAllSkipKinds) {
+    for (UpsampleKind up : search::kAllUpsampleKinds) {
+      for (DownsampleKind down : search::kAllDownsampleKinds) {
+        for (ActivationKind act : search::kAllActivationKinds) {
+          SCOPED_TRACE(Describe(skip, up, down, act));
+          const bool relu = act == ActivationKind::kRelu;
+          const auto parent_arch = Make({8, 16, 24}, {1, 1, 1}, {1, 1}, skip, up, down, act);
+          const auto child_arch = Make({16, 24, 32}, {relu ? 2 : 1, 1, relu ? 3 : 1},
+                                       {relu ? 2 : 1, 1}, skip, up, down, act);
+          UNet parent = RandomNet(parent_arch, 13);
+          UNet child = RandomNet(child_arch, 17);
+          const NamedTensors fresh = ParametersOf(child);
+          ASSERT_TRUE(
+              InheritWeights({parent_arch, ParametersOf(parent)}, Importance::kL1, child).ok());
+          const torch::Tensor x = torch::rand({2, 3, 16, 16});
+          const torch::Tensor want = Forward(parent, x);
+          const torch::Tensor got = Forward(child, x);
+          EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-4, /*atol=*/1e-5))
+              << "max |diff| " << (got - want).abs().max().item<double>();
+          const NamedTensors grown = ParametersOf(child);
+          // The stem's new output channels 8..15: its fresh filters; the first encoder block's
+          // columns that read them: zero.
+          EXPECT_TRUE(torch::equal(grown.at("stem.weight").narrow(0, 8, 8),
+                                   fresh.at("stem.weight").narrow(0, 8, 8)));
+          EXPECT_EQ(grown.at("l0_enc0.weight").narrow(1, 8, 8).abs().sum().item<double>(), 0.0);
+          EXPECT_FALSE(torch::equal(grown.at("l0_enc0.weight").narrow(0, 8, 8),
+                                    torch::zeros({8, 16, 3, 3})));
+          child->train();
+          torch::nn::functional::l1_loss(child->forward(x.clone()), x).backward();
+          for (auto& item : child->named_parameters()) {
+            if (item.key() != "l0_enc0.weight") continue;
+            EXPECT_GT(item.value().grad().narrow(1, 8, 8).abs().sum().item<double>(), 0.0);
           }
         }
       }
@@ -196,12 +262,12 @@ TEST(Inherit, LoadsAnExportedModelAndInheritsFromIt) {
   EXPECT_TRUE(torch::equal(Forward(parent, x), Forward(same, x)));
 
   // A child that cannot inherit: the error names the field and the reason.
-  const auto wider = Make({16, 40}, {1, 1}, {1}, SkipKind::kConcat, UpsampleKind::kPixelShuffle,
+  const auto other = Make({16, 32}, {1, 1}, {1}, SkipKind::kAdd, UpsampleKind::kPixelShuffle,
                           DownsampleKind::kMaxPool, ActivationKind::kRelu);
-  UNet child(wider);
+  UNet child(other);
   const Status s = InheritWeights(*model, Importance::kL1, child, "parent");
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("widths[1]: child 40 > parent 32"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("skip: child add != parent concat"), std::string::npos) << s.message();
 }
 
 TEST(Inherit, LoadModelRefusesWhatIsNotAPeaknasModel) {

@@ -278,15 +278,27 @@ TEST(RunTrial, InheritsAParentsWeightsAndKeepsTheMemoryContract) {
   EXPECT_LT(inherited->initial_loss, fresh->initial_loss)
       << "the inherited child starts from the trained parent's function";
 
-  // A parent it cannot inherit from is refused before any work, naming the file and field.
+  // A wider child grows from the same parent, within the same contract.
   TrialSpec wider = child;
-  wider.arch = make({16, 40});
-  const auto refused = RunTrial(wider);
+  wider.arch = make({24, 40});
+  const auto grown = RunTrial(wider);
+  ASSERT_TRUE(grown.ok()) << grown.status().ToString();
+  EXPECT_EQ(grown->measured_inference_peak_bytes, grown->predicted_inference_peak_bytes);
+  EXPECT_EQ(grown->measured_train_peak_bytes, grown->predicted_train_peak_bytes);
+
+  // A parent it cannot inherit from is refused before any work, naming the file and field.
+  TrialSpec deeper = child;
+  deeper.arch = make({16, 32});
+  deeper.arch.enc_blocks[1] = 2;
+  const auto refused = RunTrial(deeper);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(refused.status().message().rfind("parent \"" + parent.export_path + "\"", 0), 0u)
       << refused.status().message();
-  EXPECT_NE(refused.status().message().find("widths[1]: child 40 > parent 32"), std::string::npos);
+  EXPECT_NE(
+      refused.status().message().find("enc_blocks[1]: child 2 > parent 1 needs activation relu"),
+      std::string::npos)
+      << refused.status().message();
 }
 
 }  // namespace
