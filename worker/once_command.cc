@@ -149,9 +149,11 @@ CLI::App* AddOnceCommand(CLI::App& root, OnceOptions& options) {
   cmd->add_option("--parent", options.parent,
                   "Start from a trained parent's weights instead of a fresh initialization: a "
                   "TorchScript FILE written by --export (or `peaknas export`). The architecture "
-                  "must have the parent's levels, blocks and kinds and no wider widths; each "
-                  "channel group keeps the parent's most important channels (weight "
-                  "inheritance, as the pruning strategy's children do).")
+                  "must have the parent's levels and kinds; a narrower channel group keeps the "
+                  "parent's most important channels (as the pruning strategy's children do), a "
+                  "wider one adds channels that its readers start by ignoring, a level with "
+                  "fewer blocks keeps the first ones and one with more (relu only) appends "
+                  "blocks that start as the identity.")
       ->type_name("FILE");
   cmd->add_option("--importance", options.importance,
                   "How --parent's channels are ranked: l1 (L1 norm of the filters that produce "
