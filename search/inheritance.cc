@@ -218,8 +218,10 @@ StatusOr<InheritancePlan> PlanInheritance(const Architecture& parent, const Arch
       ChannelGroup g = group(ModuleName(Dec(i, b)), i);
       AddProducer(a, Dec(i, b), g);
       AddConsumer(a, b + 1 < blocks ? Dec(i, b + 1) : ReaderAbove(i), 0, g);
-      for (int n = blocks; b + 1 == blocks && n < child.dec_blocks[i]; ++n) {
-        g.identity_blocks.push_back(ModuleName(Dec(i, n)));
+      if (b + 1 == blocks) {
+        for (int n = blocks; n < child.dec_blocks[i]; ++n) {
+          g.identity_blocks.push_back(ModuleName(Dec(i, n)));
+        }
       }
       plan.groups.push_back(std::move(g));
     }

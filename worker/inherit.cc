@@ -176,7 +176,8 @@ NamedTensors SliceParameters(const search::InheritancePlan& plan, const NamedTen
     if (out.contains(p.name)) continue;  // an identity block
     torch::Tensor t = parent.at(p.name);
     // New channels: fresh filters where the tensor produces them, zero columns where it reads
-    // them (filled after the gathers, producers first).
+    // them (filled after the gathers, producers first; a gather returns a tensor of its own, so
+    // the parent's is never written).
     std::vector<std::pair<int, torch::Tensor>> fill_fresh, fill_zero;
     for (int dim = 0; dim < t.dim(); ++dim) {
       auto it = uses.find({p.name, dim});
@@ -197,7 +198,6 @@ NamedTensors SliceParameters(const search::InheritancePlan& plan, const NamedTen
       (list.front().producer ? fill_fresh : fill_zero)
           .emplace_back(dim, torch::tensor(fresh_at, torch::kInt64));
     }
-    if (!fill_fresh.empty() || !fill_zero.empty()) t = t.clone();
     for (const auto& [dim, at] : fill_fresh) {
       t.index_copy_(dim, at, fresh.at(p.name).index_select(dim, at));
     }
