@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "base/enum_names.h"
-
 namespace peaknas::server {
 namespace {
 
@@ -20,11 +18,17 @@ bool Allows(std::string_view role, Permission permission) {
   return false;
 }
 
-constexpr EnumNames<Permission, 3> kWhat{{{{Permission::kRead, "read jobs"},
-                                           {Permission::kSubmit, "submit or cancel jobs"},
-                                           {Permission::kWork, "act as a worker"}}}};
-
-std::string_view What(Permission permission) { return kWhat.Name(permission, "do that"); }
+std::string_view What(Permission permission) {
+  switch (permission) {
+    case Permission::kRead:
+      return "read jobs";
+    case Permission::kSubmit:
+      return "submit or cancel jobs";
+    case Permission::kWork:
+      return "act as a worker";
+  }
+  return "do that";
+}
 
 }  // namespace
 
