@@ -1,5 +1,7 @@
 #include "base/status.h"
 
+#include "base/enum_names.h"
+
 namespace peaknas {
 
 // Built by appending: GCC 12 warns falsely (-Wrestrict) on "[" + std::to_string(...).
@@ -12,45 +14,30 @@ std::string RangeText(std::int64_t lo, std::int64_t hi) {
   return out;
 }
 
-std::string_view StatusCodeName(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk:
-      return "OK";
-    case StatusCode::kCancelled:
-      return "CANCELLED";
-    case StatusCode::kUnknown:
-      return "UNKNOWN";
-    case StatusCode::kInvalidArgument:
-      return "INVALID_ARGUMENT";
-    case StatusCode::kDeadlineExceeded:
-      return "DEADLINE_EXCEEDED";
-    case StatusCode::kNotFound:
-      return "NOT_FOUND";
-    case StatusCode::kAlreadyExists:
-      return "ALREADY_EXISTS";
-    case StatusCode::kPermissionDenied:
-      return "PERMISSION_DENIED";
-    case StatusCode::kResourceExhausted:
-      return "RESOURCE_EXHAUSTED";
-    case StatusCode::kFailedPrecondition:
-      return "FAILED_PRECONDITION";
-    case StatusCode::kAborted:
-      return "ABORTED";
-    case StatusCode::kOutOfRange:
-      return "OUT_OF_RANGE";
-    case StatusCode::kUnimplemented:
-      return "UNIMPLEMENTED";
-    case StatusCode::kInternal:
-      return "INTERNAL";
-    case StatusCode::kUnavailable:
-      return "UNAVAILABLE";
-    case StatusCode::kDataLoss:
-      return "DATA_LOSS";
-    case StatusCode::kUnauthenticated:
-      return "UNAUTHENTICATED";
-  }
-  return "UNKNOWN";
-}
+namespace {
+
+constexpr EnumNames<StatusCode, 17> kStatusCodeNames{
+    {{{StatusCode::kOk, "OK"},
+      {StatusCode::kCancelled, "CANCELLED"},
+      {StatusCode::kUnknown, "UNKNOWN"},
+      {StatusCode::kInvalidArgument, "INVALID_ARGUMENT"},
+      {StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED"},
+      {StatusCode::kNotFound, "NOT_FOUND"},
+      {StatusCode::kAlreadyExists, "ALREADY_EXISTS"},
+      {StatusCode::kPermissionDenied, "PERMISSION_DENIED"},
+      {StatusCode::kResourceExhausted, "RESOURCE_EXHAUSTED"},
+      {StatusCode::kFailedPrecondition, "FAILED_PRECONDITION"},
+      {StatusCode::kAborted, "ABORTED"},
+      {StatusCode::kOutOfRange, "OUT_OF_RANGE"},
+      {StatusCode::kUnimplemented, "UNIMPLEMENTED"},
+      {StatusCode::kInternal, "INTERNAL"},
+      {StatusCode::kUnavailable, "UNAVAILABLE"},
+      {StatusCode::kDataLoss, "DATA_LOSS"},
+      {StatusCode::kUnauthenticated, "UNAUTHENTICATED"}}}};
+
+}  // namespace
+
+std::string_view StatusCodeName(StatusCode code) { return kStatusCodeNames.Name(code, "UNKNOWN"); }
 
 std::string Status::ToString() const {
   if (ok()) return "OK";

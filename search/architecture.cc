@@ -7,27 +7,36 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include "base/enum_names.h"
 
 namespace peaknas::search {
 namespace {
 
 using Json = nlohmann::json;  // std::map-backed: keys come out sorted
 
+constexpr EnumNames<SkipKind, 2> kSkipNames{
+    {{{SkipKind::kConcat, "concat"}, {SkipKind::kAdd, "add"}}}};
+constexpr EnumNames<UpsampleKind, 3> kUpsampleNames{
+    {{{UpsampleKind::kTransposed, "transposed"},
+      {UpsampleKind::kBilinear, "bilinear"},
+      {UpsampleKind::kPixelShuffle, "pixelshuffle"}}}};
+constexpr EnumNames<DownsampleKind, 2> kDownsampleNames{
+    {{{DownsampleKind::kStrided, "strided"}, {DownsampleKind::kMaxPool, "maxpool"}}}};
+constexpr EnumNames<ActivationKind, 2> kActivationNames{
+    {{{ActivationKind::kRelu, "relu"}, {ActivationKind::kLeakyRelu, "lrelu"}}}};
+
 template <typename Kind, std::size_t N>
 StatusOr<Kind> ParseKind(std::string_view field, std::string_view name,
-                         const std::array<Kind, N>& all) {
-  std::string allowed;
-  for (Kind k : all) {
-    if (Name(k) == name) return k;
-    if (!allowed.empty()) allowed += ", ";
-    allowed += Name(k);
-  }
+                         const EnumNames<Kind, N>& names) {
+  if (const std::optional<Kind> kind = names.Find(name)) return *kind;
   return Status::InvalidArgument(std::string(field) + ": \"" + std::string(name) +
-                                 "\" is not one of {" + allowed + "}");
+                                 "\" is not one of {" + names.List() + "}");
 }
 
 Status CheckList(std::string_view field, std::span<const int> values, int lo, int hi,
@@ -116,36 +125,22 @@ StatusOr<ArchSource> ReadArchSource(const std::string& arg) {
 
 }  // namespace
 
-std::string_view Name(SkipKind kind) { return kind == SkipKind::kConcat ? "concat" : "add"; }
-std::string_view Name(UpsampleKind kind) {
-  switch (kind) {
-    case UpsampleKind::kTransposed:
-      return "transposed";
-    case UpsampleKind::kBilinear:
-      return "bilinear";
-    case UpsampleKind::kPixelShuffle:
-      return "pixelshuffle";
-  }
-  return "?";
-}
-std::string_view Name(DownsampleKind kind) {
-  return kind == DownsampleKind::kStrided ? "strided" : "maxpool";
-}
-std::string_view Name(ActivationKind kind) {
-  return kind == ActivationKind::kRelu ? "relu" : "lrelu";
-}
+std::string_view Name(SkipKind kind) { return kSkipNames.Name(kind); }
+std::string_view Name(UpsampleKind kind) { return kUpsampleNames.Name(kind); }
+std::string_view Name(DownsampleKind kind) { return kDownsampleNames.Name(kind); }
+std::string_view Name(ActivationKind kind) { return kActivationNames.Name(kind); }
 
 StatusOr<SkipKind> ParseSkipKind(std::string_view name) {
-  return ParseKind("skip", name, kAllSkipKinds);
+  return ParseKind("skip", name, kSkipNames);
 }
 StatusOr<UpsampleKind> ParseUpsampleKind(std::string_view name) {
-  return ParseKind("upsample", name, kAllUpsampleKinds);
+  return ParseKind("upsample", name, kUpsampleNames);
 }
 StatusOr<DownsampleKind> ParseDownsampleKind(std::string_view name) {
-  return ParseKind("downsample", name, kAllDownsampleKinds);
+  return ParseKind("downsample", name, kDownsampleNames);
 }
 StatusOr<ActivationKind> ParseActivationKind(std::string_view name) {
-  return ParseKind("activation", name, kAllActivationKinds);
+  return ParseKind("activation", name, kActivationNames);
 }
 
 StatusOr<Architecture> MakeArchitecture(std::span<const int> widths,

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "base/enum_names.h"
 
 namespace peaknas::search {
 
@@ -22,26 +25,18 @@ double StudentT99(int df) {
   return z + (z3 + z) / (4 * v) + (5 * z5 + 16 * z3 + 3 * z) / (96 * v * v);
 }
 
+constexpr EnumNames<CalibratedPass, 3> kPassNames{{{{CalibratedPass::kInference, "inference"},
+                                                    {CalibratedPass::kTraining, "training"},
+                                                    {CalibratedPass::kTrial, "trial"}}}};
+
 }  // namespace
 
-std::string_view Name(CalibratedPass pass) {
-  switch (pass) {
-    case CalibratedPass::kInference:
-      return "inference";
-    case CalibratedPass::kTraining:
-      return "training";
-    case CalibratedPass::kTrial:
-      return "trial";
-  }
-  return "inference";
-}
+std::string_view Name(CalibratedPass pass) { return kPassNames.Name(pass, "inference"); }
 
 StatusOr<CalibratedPass> ParseCalibratedPass(std::string_view name) {
-  if (name == "inference") return CalibratedPass::kInference;
-  if (name == "training") return CalibratedPass::kTraining;
-  if (name == "trial") return CalibratedPass::kTrial;
-  return Status::InvalidArgument("pass: \"" + std::string(name) +
-                                 "\" is not one of inference, training, trial");
+  if (const std::optional<CalibratedPass> pass = kPassNames.Find(name)) return *pass;
+  return Status::InvalidArgument("pass: \"" + std::string(name) + "\" is not one of " +
+                                 kPassNames.List());
 }
 
 std::int64_t CalibrationFit::Predict(std::int64_t predicted_bytes) const {

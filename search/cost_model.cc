@@ -7,6 +7,8 @@
 #include <limits>
 #include <string>
 
+#include "base/enum_names.h"
+
 // Forces a function or lambda inline (GCC and Clang spell it the same way; a lambda takes the
 // attribute only in this form, after its parameters). The estimate's walk relies on it: an op
 // record built only to be passed by reference costs more than the sweep's arithmetic.
@@ -871,43 +873,25 @@ class TrainSweep {
   PeakEstimate best_;
 };
 
+constexpr EnumNames<Stage, 9> kStageNames{{{{Stage::kStem, "stem"},
+                                            {Stage::kEncoder, "encoder"},
+                                            {Stage::kDownsample, "downsample"},
+                                            {Stage::kUpsample, "upsample"},
+                                            {Stage::kFuse, "fuse"},
+                                            {Stage::kDecoder, "decoder"},
+                                            {Stage::kHead, "head"},
+                                            {Stage::kLoss, "loss"},
+                                            {Stage::kOptimizer, "optimizer"}}}};
+
+constexpr EnumNames<Phase, 3> kPhaseNames{{{{Phase::kForward, "forward"},
+                                            {Phase::kBackward, "backward"},
+                                            {Phase::kOptimizer, "optimizer"}}}};
+
 }  // namespace
 
-std::string_view Name(Stage stage) {
-  switch (stage) {
-    case Stage::kStem:
-      return "stem";
-    case Stage::kEncoder:
-      return "encoder";
-    case Stage::kDownsample:
-      return "downsample";
-    case Stage::kUpsample:
-      return "upsample";
-    case Stage::kFuse:
-      return "fuse";
-    case Stage::kDecoder:
-      return "decoder";
-    case Stage::kHead:
-      return "head";
-    case Stage::kLoss:
-      return "loss";
-    case Stage::kOptimizer:
-      return "optimizer";
-  }
-  return "?";
-}
+std::string_view Name(Stage stage) { return kStageNames.Name(stage); }
 
-std::string_view Name(Phase phase) {
-  switch (phase) {
-    case Phase::kForward:
-      return "forward";
-    case Phase::kBackward:
-      return "backward";
-    case Phase::kOptimizer:
-      return "optimizer";
-  }
-  return "?";
-}
+std::string_view Name(Phase phase) { return kPhaseNames.Name(phase); }
 
 Status ValidateShape(const Architecture& arch, const Shape& shape, std::string_view batch_field,
                      std::string_view size_field) {

@@ -1,7 +1,10 @@
 #include "search/device_profile.h"
 
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "base/enum_names.h"
 
 namespace peaknas::search {
 namespace {
@@ -88,59 +91,34 @@ const std::vector<DeviceProfile>& Profiles() {
   return profiles;
 }
 
+constexpr EnumNames<DType, 3> kDTypeNames{
+    {{{DType::kFp32, "fp32"}, {DType::kFp16, "fp16"}, {DType::kBf16, "bf16"}}}};
+
+constexpr EnumNames<OpKind, 13> kOpNames{{{{OpKind::kConv3x3, "conv3x3"},
+                                           {OpKind::kConv2x2Stride2, "conv2x2s2"},
+                                           {OpKind::kConv1x1, "conv1x1"},
+                                           {OpKind::kConvTranspose2x2, "conv_transpose2x2s2"},
+                                           {OpKind::kMaxPool2, "maxpool2"},
+                                           {OpKind::kBilinear2x, "bilinear2x"},
+                                           {OpKind::kPixelShuffle, "pixel_shuffle"},
+                                           {OpKind::kConcat, "concat"},
+                                           {OpKind::kAddSkip, "add_skip"},
+                                           {OpKind::kActivation, "activation"},
+                                           {OpKind::kAddInput, "add_input"},
+                                           {OpKind::kL1Loss, "l1_loss"},
+                                           {OpKind::kAdamStep, "adam_step"}}}};
+
 }  // namespace
 
-std::string_view Name(DType d) {
-  switch (d) {
-    case DType::kFp32:
-      return "fp32";
-    case DType::kFp16:
-      return "fp16";
-    case DType::kBf16:
-      return "bf16";
-  }
-  return "?";
-}
+std::string_view Name(DType d) { return kDTypeNames.Name(d); }
 
 StatusOr<DType> ParseDType(std::string_view name) {
-  for (DType d : {DType::kFp32, DType::kFp16, DType::kBf16}) {
-    if (Name(d) == name) return d;
-  }
-  return Status::InvalidArgument("dtype: \"" + std::string(name) +
-                                 "\" is not one of {fp32, fp16, bf16}");
+  if (const std::optional<DType> d = kDTypeNames.Find(name)) return *d;
+  return Status::InvalidArgument("dtype: \"" + std::string(name) + "\" is not one of {" +
+                                 kDTypeNames.List() + "}");
 }
 
-std::string_view Name(OpKind op) {
-  switch (op) {
-    case OpKind::kConv3x3:
-      return "conv3x3";
-    case OpKind::kConv2x2Stride2:
-      return "conv2x2s2";
-    case OpKind::kConv1x1:
-      return "conv1x1";
-    case OpKind::kConvTranspose2x2:
-      return "conv_transpose2x2s2";
-    case OpKind::kMaxPool2:
-      return "maxpool2";
-    case OpKind::kBilinear2x:
-      return "bilinear2x";
-    case OpKind::kPixelShuffle:
-      return "pixel_shuffle";
-    case OpKind::kConcat:
-      return "concat";
-    case OpKind::kAddSkip:
-      return "add_skip";
-    case OpKind::kActivation:
-      return "activation";
-    case OpKind::kAddInput:
-      return "add_input";
-    case OpKind::kL1Loss:
-      return "l1_loss";
-    case OpKind::kAdamStep:
-      return "adam_step";
-  }
-  return "?";
-}
+std::string_view Name(OpKind op) { return kOpNames.Name(op); }
 
 std::span<const DeviceProfile> DeviceProfiles() { return Profiles(); }
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/enum_names.h"
+
 namespace peaknas::server {
 namespace {
 
@@ -18,17 +20,11 @@ bool Allows(std::string_view role, Permission permission) {
   return false;
 }
 
-std::string_view What(Permission permission) {
-  switch (permission) {
-    case Permission::kRead:
-      return "read jobs";
-    case Permission::kSubmit:
-      return "submit or cancel jobs";
-    case Permission::kWork:
-      return "act as a worker";
-  }
-  return "do that";
-}
+constexpr EnumNames<Permission, 3> kWhat{{{{Permission::kRead, "read jobs"},
+                                           {Permission::kSubmit, "submit or cancel jobs"},
+                                           {Permission::kWork, "act as a worker"}}}};
+
+std::string_view What(Permission permission) { return kWhat.Name(permission, "do that"); }
 
 }  // namespace
 
