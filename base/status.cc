@@ -16,6 +16,42 @@ std::string RangeText(std::int64_t lo, std::int64_t hi) {
 
 namespace {
 
+// "FIELD: VALUE WHAT (NOTE)", the note only when there is one.
+Status OutsideOf(std::string_view field, std::int64_t value, std::string_view what,
+                 std::string_view note) {
+  std::string message(field);
+  message += ": ";
+  message += std::to_string(value);
+  message += " ";
+  message += what;
+  if (!note.empty()) {
+    message += " (";
+    message += note;
+    message += ")";
+  }
+  return Status::InvalidArgument(std::move(message));
+}
+
+}  // namespace
+
+Status CheckInRange(std::string_view field, std::int64_t value, std::int64_t lo, std::int64_t hi,
+                    std::string_view note) {
+  if (value >= lo && value <= hi) return Status::Ok();
+  std::string what = "is not in ";
+  what += RangeText(lo, hi);
+  return OutsideOf(field, value, what, note);
+}
+
+Status CheckAtLeast(std::string_view field, std::int64_t value, std::int64_t lo,
+                    std::string_view note) {
+  if (value >= lo) return Status::Ok();
+  std::string what = lo == 0 ? "is negative" : "is not >= ";
+  if (lo != 0) what += std::to_string(lo);
+  return OutsideOf(field, value, what, note);
+}
+
+namespace {
+
 constexpr EnumNames<StatusCode, 17> kStatusCodeNames{
     {{{StatusCode::kOk, "OK"},
       {StatusCode::kCancelled, "CANCELLED"},

@@ -42,6 +42,16 @@ std::string_view StatusCodeName(StatusCode code);
 // "[lo, hi]": an allowed range, as error messages name it.
 std::string RangeText(std::int64_t lo, std::int64_t hi);
 
+class Status;
+// OK when lo <= value <= hi; else INVALID_ARGUMENT "FIELD: VALUE is not in [LO, HI]", with
+// " (NOTE)" appended when `note` is not empty (what a special value means, say).
+Status CheckInRange(std::string_view field, std::int64_t value, std::int64_t lo, std::int64_t hi,
+                    std::string_view note = {});
+// OK when value >= lo; else INVALID_ARGUMENT "FIELD: VALUE is negative" when lo is 0,
+// "FIELD: VALUE is not >= LO" otherwise, with " (NOTE)" appended when `note` is not empty.
+Status CheckAtLeast(std::string_view field, std::int64_t value, std::int64_t lo,
+                    std::string_view note = {});
+
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK

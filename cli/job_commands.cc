@@ -66,6 +66,19 @@ void AddFormatOption(CLI::App* command, JobCommandOptions& options, bool svg = f
 struct Call {
   std::unique_ptr<v1::JobService::Stub> stub;
   std::string address;
+
+  // One unary call with the CLI's deadline; a failed RPC as ToStatus words it, naming `method`.
+  template <typename Request, typename Response>
+  StatusOr<Response> Unary(grpc::Status (v1::JobService::Stub::*rpc)(grpc::ClientContext*,
+                                                                     const Request&, Response*),
+                           const Request& request, std::string_view method) const {
+    grpc::ClientContext context;
+    SetUnaryDeadline(context);
+    Response response;
+    PEAKNAS_RETURN_IF_ERROR(
+        ToStatus((stub.get()->*rpc)(&context, request, &response), address, method));
+    return response;
+  }
 };
 StatusOr<Call> Connect(const JobCommandOptions& options) {
   PEAKNAS_ASSIGN_OR_RETURN(const proto::ClientSecurity security,
@@ -74,24 +87,18 @@ StatusOr<Call> Connect(const JobCommandOptions& options) {
 }
 
 StatusOr<v1::Job> GetJob(const Call& call, const std::string& id) {
-  grpc::ClientContext context;
-  SetUnaryDeadline(context);
   v1::GetJobRequest request;
   request.set_job_id(id);
-  v1::GetJobResponse response;
-  PEAKNAS_RETURN_IF_ERROR(
-      ToStatus(call.stub->GetJob(&context, request, &response), call.address, "GetJob"));
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::GetJobResponse response,
+                           call.Unary(&v1::JobService::Stub::GetJob, request, "GetJob"));
   return response.job();
 }
 
 StatusOr<v1::Frontier> GetFrontier(const Call& call, const std::string& id) {
-  grpc::ClientContext context;
-  SetUnaryDeadline(context);
   v1::GetFrontierRequest request;
   request.set_job_id(id);
-  v1::GetFrontierResponse response;
-  PEAKNAS_RETURN_IF_ERROR(
-      ToStatus(call.stub->GetFrontier(&context, request, &response), call.address, "GetFrontier"));
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::GetFrontierResponse response,
+                           call.Unary(&v1::JobService::Stub::GetFrontier, request, "GetFrontier"));
   return response.frontier();
 }
 
@@ -99,14 +106,11 @@ StatusOr<std::vector<v1::Trial>> ListTrials(const Call& call, const std::string&
   std::vector<v1::Trial> trials;
   std::string token;
   do {
-    grpc::ClientContext context;
-    SetUnaryDeadline(context);
     v1::ListTrialsRequest request;
     request.set_job_id(id);
     request.set_page_token(token);
-    v1::ListTrialsResponse response;
-    PEAKNAS_RETURN_IF_ERROR(
-        ToStatus(call.stub->ListTrials(&context, request, &response), call.address, "ListTrials"));
+    PEAKNAS_ASSIGN_OR_RETURN(const v1::ListTrialsResponse response,
+                             call.Unary(&v1::JobService::Stub::ListTrials, request, "ListTrials"));
     trials.insert(trials.end(), response.trials().begin(), response.trials().end());
     token = response.next_page_token();
   } while (!token.empty());
@@ -276,13 +280,10 @@ CLI::App* AddCalibrationCommand(CLI::App& root, JobCommandOptions& options) {
 Status RunSubmit(const JobCommandOptions& options, std::ostream& out) {
   PEAKNAS_ASSIGN_OR_RETURN(v1::JobSpec spec, ReadJobSpec(options.spec_file));
   PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
-  grpc::ClientContext context;
-  SetUnaryDeadline(context);
   v1::SubmitJobRequest request;
   *request.mutable_spec() = std::move(spec);
-  v1::SubmitJobResponse response;
-  PEAKNAS_RETURN_IF_ERROR(
-      ToStatus(call.stub->SubmitJob(&context, request, &response), call.address, "SubmitJob"));
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::SubmitJobResponse response,
+                           call.Unary(&v1::JobService::Stub::SubmitJob, request, "SubmitJob"));
   out << response.job().id() << "\n";
   return Status::Ok();
 }
@@ -293,13 +294,10 @@ Status RunJobs(const JobCommandOptions& options, std::ostream& out) {
       {"ID", "NAME", "STATE", "DONE", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "REJECTED"}};
   std::string token;
   do {
-    grpc::ClientContext context;
-    SetUnaryDeadline(context);
     v1::ListJobsRequest request;
     request.set_page_token(token);
-    v1::ListJobsResponse response;
-    PEAKNAS_RETURN_IF_ERROR(
-        ToStatus(call.stub->ListJobs(&context, request, &response), call.address, "ListJobs"));
+    PEAKNAS_ASSIGN_OR_RETURN(const v1::ListJobsResponse response,
+                             call.Unary(&v1::JobService::Stub::ListJobs, request, "ListJobs"));
     for (const v1::Job& job : response.jobs()) {
       const v1::TrialCounts& c = job.counts();
       rows.push_back({job.id(), job.spec().name().empty() ? "-" : base::OneLine(job.spec().name()),
@@ -317,13 +315,10 @@ Status RunJobs(const JobCommandOptions& options, std::ostream& out) {
 
 Status RunWorkers(const JobCommandOptions& options, std::ostream& out) {
   PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
-  grpc::ClientContext context;
-  SetUnaryDeadline(context);
   v1::ListWorkersRequest request;
   request.set_all(options.all);
-  v1::ListWorkersResponse response;
-  PEAKNAS_RETURN_IF_ERROR(
-      ToStatus(call.stub->ListWorkers(&context, request, &response), call.address, "ListWorkers"));
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::ListWorkersResponse response,
+                           call.Unary(&v1::JobService::Stub::ListWorkers, request, "ListWorkers"));
   const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
   std::vector<std::vector<std::string>> rows = {
       {"ID", "NAME", "DEVICE", "MEMORY", "DATASETS", "STATE", "LAST SEEN", "TRIALS"}};
@@ -394,14 +389,12 @@ Status RunHealth(const JobCommandOptions& options, std::ostream& out) {
 
 Status RunCalibration(const JobCommandOptions& options, std::ostream& out) {
   PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
-  grpc::ClientContext context;
-  SetUnaryDeadline(context);
   v1::ListCalibrationsRequest request;
   request.set_device_profile(options.device_profile);
   request.set_framework(options.framework);
-  v1::ListCalibrationsResponse response;
-  PEAKNAS_RETURN_IF_ERROR(ToStatus(call.stub->ListCalibrations(&context, request, &response),
-                                   call.address, "ListCalibrations"));
+  PEAKNAS_ASSIGN_OR_RETURN(
+      const v1::ListCalibrationsResponse response,
+      call.Unary(&v1::JobService::Stub::ListCalibrations, request, "ListCalibrations"));
   if (options.format == "json") {
     out << proto::ToJson(response, {.always_print_primitive_fields = true}) << "\n";
     return Status::Ok();
@@ -639,13 +632,10 @@ Status RunTrials(const JobCommandOptions& options, std::ostream& out) {
 
 Status RunCancel(const JobCommandOptions& options, std::ostream& out) {
   PEAKNAS_ASSIGN_OR_RETURN(const Call call, Connect(options));
-  grpc::ClientContext context;
-  SetUnaryDeadline(context);
   v1::CancelJobRequest request;
   request.set_job_id(options.job);
-  v1::CancelJobResponse response;
-  PEAKNAS_RETURN_IF_ERROR(
-      ToStatus(call.stub->CancelJob(&context, request, &response), call.address, "CancelJob"));
+  PEAKNAS_ASSIGN_OR_RETURN(const v1::CancelJobResponse response,
+                           call.Unary(&v1::JobService::Stub::CancelJob, request, "CancelJob"));
   out << response.job().id() << " " << StateName(response.job().state()) << "\n";
   return Status::Ok();
 }

@@ -537,22 +537,10 @@ Status RunRun(const RunOptions& options, std::ostream& out) {
   if (budget <= 0) {
     return Status::InvalidArgument("--budget: \"" + options.budget + "\": must be positive");
   }
-  if (options.trials < 1 || options.trials > 100000) {
-    return Status::InvalidArgument("--trials: " + std::to_string(options.trials) +
-                                   ": must be in [1, 100000]");
-  }
-  if (options.workers < 0 || options.workers > 1024) {
-    return Status::InvalidArgument("--workers: " + std::to_string(options.workers) +
-                                   ": must be in [0, 1024] (0 = one per core)");
-  }
-  if (options.steps < 1 || options.steps > 10000000) {
-    return Status::InvalidArgument("--steps: " + std::to_string(options.steps) +
-                                   ": must be in [1, 10000000]");
-  }
-  if (options.max_levels < 1 || options.max_levels > 6) {
-    return Status::InvalidArgument("--max-levels: " + std::to_string(options.max_levels) +
-                                   ": must be in [1, 6]");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("--trials", options.trials, 1, 100000));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("--workers", options.workers, 0, 1024, "0 = one per core"));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("--steps", options.steps, 1, 10000000));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("--max-levels", options.max_levels, 1, 6));
   if (options.max_width < 8 || options.max_width > 512 || options.max_width % 8 != 0) {
     return Status::InvalidArgument("--max-width: " + std::to_string(options.max_width) +
                                    ": must be a multiple of 8 in [8, 512]");

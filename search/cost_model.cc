@@ -895,10 +895,7 @@ std::string_view Name(Phase phase) { return kPhaseNames.Name(phase); }
 
 Status ValidateShape(const Architecture& arch, const Shape& shape, std::string_view batch_field,
                      std::string_view size_field) {
-  if (shape.batch < 1 || shape.batch > kMaxBatch) {
-    return Status::InvalidArgument(std::string(batch_field) + ": " + std::to_string(shape.batch) +
-                                   " is not in [1, " + std::to_string(kMaxBatch) + "]");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange(batch_field, shape.batch, 1, kMaxBatch));
   const int m = SpatialMultiple(arch);
   if (shape.size < m || shape.size > kMaxSide || shape.size % m != 0) {
     std::string msg = std::string(size_field) + ": " + std::to_string(shape.size) +

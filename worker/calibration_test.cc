@@ -59,22 +59,11 @@ v1::JobSpec CalibrationJob(const std::string& name, int trials, std::uint64_t se
   return testing::PatchJob(name, trials, /*steps=*/1, seed);
 }
 
-class DeviceCalibration : public ::testing::Test {
+class DeviceCalibration : public testing::CoordinatorTest {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "peaknas-calibration-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    // Training images of 96 pixels (64-pixel patches), validation blocks of 32 (3 levels).
-    ASSERT_EQ(testing::MakePatchData(PEAKNAS_WORKER_BINARY, (dir_ / "data").string(),
-                                     (dir_ / "make-data.log").string()),
-              0)
-        << ReadFile(dir_ / "make-data.log");
-    const testing::SpawnedServer server = testing::SpawnServerIn(PEAKNAS_SERVER_BINARY, dir_);
-    server_ = server.pid;
-    address_ = server.address;
-    ASSERT_FALSE(address_.empty()) << ReadFile(dir_ / "server.log");
-    jobs_.Connect(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    ASSERT_NO_FATAL_FAILURE(StartCoordinator("peaknas-calibration", testing::TestData::kPatches,
+                                             PEAKNAS_SERVER_BINARY, PEAKNAS_WORKER_BINARY));
     worker_ = Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data",
                      "synthetic=" + (dir_ / "data").string(), "--threads", "1", "--name",
                      "calibration-test", "--lease-wait", "5", "--latency-runs", "1",
@@ -83,20 +72,11 @@ class DeviceCalibration : public ::testing::Test {
     ASSERT_GT(worker_, 0);
   }
 
-  void TearDown() override {
-    testing::StopAndReap(worker_, SIGKILL);
-    testing::StopAndReap(server_, SIGTERM);
-    testing::RemoveOrReport(dir_, HasFailure(), {{"worker", dir_ / "worker.log"}});
-  }
-
   // Runs a job to its end; its succeeded trials.
   std::vector<v1::Trial> RunJob(const v1::JobSpec& spec) {
     const std::string job = jobs_.Submit(spec);
     EXPECT_FALSE(job.empty());
-    EXPECT_TRUE(PollUntil(600, [&] {
-      const v1::JobState s = jobs_.GetJob(job).state();
-      return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED;
-    })) << ReadFile(dir_ / "worker.log");
+    EXPECT_TRUE(WaitForEnd(job, 600)) << ReadFile(dir_ / "worker.log");
     std::vector<v1::Trial> done;
     for (const v1::Trial& t : jobs_.Trials(job)) {
       if (t.state() == v1::TRIAL_STATE_SUCCEEDED) done.push_back(t);
@@ -123,11 +103,6 @@ class DeviceCalibration : public ::testing::Test {
     if (status != 0) ADD_FAILURE() << ReadFile(dir_ / "cli.err");
     return status;
   }
-
-  fs::path dir_;
-  pid_t server_ = -1, worker_ = -1;
-  std::string address_;
-  testing::JobClient jobs_;
 };
 
 TEST_F(DeviceCalibration, AFitOnSomeTrialsBoundsTheProcessPeaksOfOthers) {

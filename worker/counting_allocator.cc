@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "worker/block_sizes.h"
+#include "worker/cpu_allocator_chain.h"
 
 namespace peaknas::worker {
 namespace {
@@ -20,19 +21,18 @@ BlockSizes& Sizes() {
   return *table;
 }
 
-c10::Allocator* g_base = nullptr;
-c10::DeleterFnPtr g_base_deleter = nullptr;
+CpuAllocatorBehind g_base;
 
 void CountingDelete(void* p) {
   if (p == nullptr) return;
   g_live.fetch_sub(static_cast<std::int64_t>(Sizes().Remove(p)), std::memory_order_relaxed);
-  g_base_deleter(p);
+  g_base.deleter(p);
 }
 
 class CountingCpuAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t n) const override {
-    c10::DataPtr base = g_base->allocate(n);
+    c10::DataPtr base = g_base.allocator->allocate(n);
     void* p = base.get();
     // The default CPU allocator's context is its data pointer; take ownership of it.
     base.release_context();
@@ -51,13 +51,7 @@ class CountingCpuAllocator final : public c10::Allocator {
 }  // namespace
 
 void CpuAllocationCounter::Install() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    g_base = c10::GetCPUAllocator();
-    g_base_deleter = g_base->raw_deleter();
-    static CountingCpuAllocator allocator;
-    c10::SetCPUAllocator(&allocator, /*priority=*/100);
-  });
+  InstallInFront<CountingCpuAllocator>(g_base);
 }
 
 std::int64_t CpuAllocationCounter::LiveBytes() { return g_live.load(); }

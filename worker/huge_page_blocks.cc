@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "worker/block_sizes.h"
+#include "worker/cpu_allocator_chain.h"
 
 namespace peaknas::worker {
 namespace {
@@ -28,8 +29,7 @@ BlockSizes& Mappings() {
   return *table;
 }
 
-c10::Allocator* g_base = nullptr;
-c10::DeleterFnPtr g_base_deleter = nullptr;
+CpuAllocatorBehind g_base;
 
 // `n` bytes (a multiple of the page) starting on a 2 MiB boundary, advised for huge pages;
 // nullptr when the kernel refuses the mapping.
@@ -149,7 +149,7 @@ void Delete(void* p) {
   const std::size_t recorded = Mappings().Remove(p);
   const std::size_t n = recorded & kSizeMask;
   if (recorded == 0 || (recorded & kBaseBit) != 0) {
-    g_base_deleter(p);  // LibTorch's own, or a block from before the install
+    g_base.deleter(p);  // LibTorch's own, or a block from before the install
   } else if ((recorded & kArenaBit) != 0) {
     TheArena().Free(p, n);
   } else {
@@ -173,7 +173,7 @@ class HugePageAllocator final : public c10::Allocator {
       recorded = length;
     }
     if (p == nullptr) {
-      c10::DataPtr base = g_base->allocate(n);
+      c10::DataPtr base = g_base.allocator->allocate(n);
       p = base.get();
       base.release_context();  // the default CPU allocator's context is its data pointer
       recorded = n | kBaseBit;
@@ -187,13 +187,7 @@ class HugePageAllocator final : public c10::Allocator {
 }  // namespace
 
 void InstallHugePageBlocks() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    g_base = c10::GetCPUAllocator();
-    g_base_deleter = g_base->raw_deleter();
-    static HugePageAllocator allocator;
-    c10::SetCPUAllocator(&allocator, /*priority=*/100);
-  });
+  InstallInFront<HugePageAllocator>(g_base);
 }
 
 Status SetHugePageArena(std::size_t bytes) { return TheArena().Reset(bytes); }

@@ -938,30 +938,15 @@ Status ValidateLeaseLoopOptions(const LeaseLoopOptions& options) {
       return Status::NotFound("data " + name + "=\"" + path + "\": no such directory");
     }
   }
-  if (options.latency_runs < 1 || options.latency_runs > 1000) {
-    return Status::InvalidArgument("latency-runs: " + std::to_string(options.latency_runs) +
-                                   " is not in [1, 1000]");
-  }
-  if (options.threads < 0) {
-    return Status::InvalidArgument("threads: " + std::to_string(options.threads) +
-                                   " is negative (0: LibTorch's default)");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("latency-runs", options.latency_runs, 1, 1000));
+  PEAKNAS_RETURN_IF_ERROR(CheckAtLeast("threads", options.threads, 0, "0: LibTorch's default"));
   if (!options.work_dir.empty() && !std::filesystem::is_directory(options.work_dir, ec)) {
     return Status::NotFound("work-dir \"" + options.work_dir + "\": no such directory");
   }
   if (options.name.size() > 200) return Status::InvalidArgument("name: longer than 200 characters");
-  if (options.max_concurrent < 1 || options.max_concurrent > 64) {
-    return Status::InvalidArgument("max-concurrent: " + std::to_string(options.max_concurrent) +
-                                   " is not in [1, 64]");
-  }
-  if (options.memory_bytes < 0) {
-    return Status::InvalidArgument("memory: " + std::to_string(options.memory_bytes) +
-                                   " is negative (0: the device's)");
-  }
-  if (options.memory_reserve_bytes < 0) {
-    return Status::InvalidArgument(
-        "memory-reserve: " + std::to_string(options.memory_reserve_bytes) + " is negative");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("max-concurrent", options.max_concurrent, 1, 64));
+  PEAKNAS_RETURN_IF_ERROR(CheckAtLeast("memory", options.memory_bytes, 0, "0: the device's"));
+  PEAKNAS_RETURN_IF_ERROR(CheckAtLeast("memory-reserve", options.memory_reserve_bytes, 0));
   if (options.memory_bytes > 0 && options.memory_reserve_bytes >= options.memory_bytes) {
     return Status::InvalidArgument(
         "memory-reserve: " + search::FormatBytes(options.memory_reserve_bytes) +

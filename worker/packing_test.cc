@@ -54,28 +54,11 @@ double Seconds(const google::protobuf::Timestamp& t) {
   return static_cast<double>(t.seconds()) + t.nanos() * 1e-9;
 }
 
-class Packing : public ::testing::Test {
+class Packing : public testing::CoordinatorTest {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "peaknas-packing-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    ASSERT_EQ(testing::MakePatchData(PEAKNAS_WORKER_BINARY, (dir_ / "data").string(),
-                                     (dir_ / "make-data.log").string()),
-              0)
-        << ReadFile(dir_ / "make-data.log");
-    const testing::SpawnedServer server = testing::SpawnServerIn(PEAKNAS_SERVER_BINARY, dir_);
-    server_ = server.pid;
-    address_ = server.address;
-    ASSERT_FALSE(address_.empty()) << ReadFile(dir_ / "server.log");
-    jobs_.Connect(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
-  }
-
-  void TearDown() override {
-    testing::StopAndReap(worker_, SIGKILL);
-    testing::StopAndReap(server_, SIGTERM);
-    testing::RemoveOrReport(dir_, HasFailure(),
-                            {{"worker", dir_ / "worker.log"}, {"server", dir_ / "server.log"}});
+    ASSERT_NO_FATAL_FAILURE(StartCoordinator("peaknas-packing", testing::TestData::kPatches,
+                                             PEAKNAS_SERVER_BINARY, PEAKNAS_WORKER_BINARY));
   }
 
   pid_t StartWorker(std::vector<std::string> extra) {
@@ -96,13 +79,6 @@ class Packing : public ::testing::Test {
     return Spawn(args, -1, (dir_ / "worker.log").string(), /*append_stderr=*/true);
   }
 
-  bool RunToTheEnd(const std::string& job) {
-    return PollUntil(900, [&] {
-      const v1::JobState s = jobs_.GetJob(job).state();
-      return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED;
-    });
-  }
-
   // The job's whole event log (it has ended, so the watch ends).
   std::vector<v1::JobEvent> Events(const std::string& job) {
     grpc::ClientContext context;
@@ -114,11 +90,6 @@ class Packing : public ::testing::Test {
     EXPECT_TRUE(reader->Finish().ok());
     return out;
   }
-
-  fs::path dir_;
-  pid_t server_ = -1, worker_ = -1;
-  std::string address_;
-  testing::JobClient jobs_;
 };
 
 TEST_F(Packing, TrialsShareALimitedMemoryByTheirCalibratedPeaks) {
@@ -126,7 +97,7 @@ TEST_F(Packing, TrialsShareALimitedMemoryByTheirCalibratedPeaks) {
   worker_ = StartWorker({});
   ASSERT_GT(worker_, 0);
   const std::string calibrate = jobs_.Submit(Job("calibrate", 6, 1, 301));
-  ASSERT_TRUE(RunToTheEnd(calibrate)) << ReadFile(dir_ / "worker.log");
+  ASSERT_TRUE(WaitForEnd(calibrate, 900)) << ReadFile(dir_ / "worker.log");
   ASSERT_EQ(jobs_.GetJob(calibrate).state(), v1::JOB_STATE_SUCCEEDED);
   testing::StopAndReap(worker_, SIGTERM);
 
@@ -144,7 +115,7 @@ TEST_F(Packing, TrialsShareALimitedMemoryByTheirCalibratedPeaks) {
                          std::to_string(kLimit), "--memory-reserve", "0"});
   unsetenv("PEAKNAS_FAULT_HOLD_BYTES");
   ASSERT_GT(worker_, 0);
-  ASSERT_TRUE(RunToTheEnd(job)) << ReadFile(dir_ / "worker.log");
+  ASSERT_TRUE(WaitForEnd(job, 900)) << ReadFile(dir_ / "worker.log");
 
   trials = jobs_.Trials(job);
   std::map<std::string, std::int64_t> peak;  // whole-process peak per trial

@@ -44,14 +44,10 @@ using testing::Wait;
 class WorkerServe : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "peaknas-serve-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    dir_ = testing::MakeTestDir("peaknas-serve");
+    ASSERT_FALSE(dir_.empty());
     data_ = dir_ / "data";
-    ASSERT_EQ(testing::MakeTinyData(PEAKNAS_WORKER_BINARY, data_.string(),
-                                    (dir_ / "make-data.log").string()),
-              0)
-        << ReadFile(dir_ / "make-data.log");
+    ASSERT_EQ(testing::MakeData(PEAKNAS_WORKER_BINARY, data_, testing::TestData::kTiny), "");
 
     StartServer("127.0.0.1:0");
   }
@@ -214,10 +210,7 @@ TEST_F(WorkerServe, RunsATrialAtTheThreadsItsPeakFitsTheBudgetAt) {
   // 174 592 bytes more at three threads and 257 728 at four, so a 4-thread worker runs the
   // trial at three, and the peak it measures is within the budget.
   const fs::path patches = dir_ / "patches";
-  ASSERT_EQ(testing::MakePatchData(PEAKNAS_WORKER_BINARY, patches.string(),
-                                   (dir_ / "patches.log").string()),
-            0)
-      << ReadFile(dir_ / "patches.log");
+  ASSERT_EQ(testing::MakeData(PEAKNAS_WORKER_BINARY, patches, testing::TestData::kPatches), "");
   const std::vector<int> width{48}, enc{1}, dec;
   auto arch = search::MakeArchitecture(
       width, enc, dec, search::SkipKind::kConcat, search::UpsampleKind::kTransposed,

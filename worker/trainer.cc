@@ -18,10 +18,7 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 }  // namespace
 
 Status ValidateTrainOptions(const TrainOptions& o) {
-  if (o.steps < 1 || o.steps > 10'000'000) {
-    return Status::InvalidArgument("steps: " + std::to_string(o.steps) +
-                                   " is not in [1, 10000000]");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("steps", o.steps, 1, 10'000'000));
   if (!(o.learning_rate > 0 && o.learning_rate <= 1)) {
     return Status::InvalidArgument("learning_rate: " + std::to_string(o.learning_rate) +
                                    " is not in (0, 1]");
@@ -30,10 +27,7 @@ Status ValidateTrainOptions(const TrainOptions& o) {
     return Status::InvalidArgument("min_learning_rate: " + std::to_string(o.min_learning_rate) +
                                    " is not in [0, learning_rate]");
   }
-  if (o.progress_every < 1) {
-    return Status::InvalidArgument("progress_every: " + std::to_string(o.progress_every) +
-                                   " is not >= 1");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckAtLeast("progress_every", o.progress_every, 1));
   return Status::Ok();
 }
 

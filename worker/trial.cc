@@ -291,31 +291,16 @@ Status ValidateTrialSpec(const TrialSpec& spec) {
   PEAKNAS_RETURN_IF_ERROR(search::ValidateShape(spec.arch, spec.tile, "batch", "tile"));
   PEAKNAS_RETURN_IF_ERROR(
       search::ValidateShape(spec.arch, spec.train_shape, "train-batch", "patch"));
-  if (spec.steps < 1 || spec.steps > 10'000'000) {
-    return Status::InvalidArgument("steps: " + std::to_string(spec.steps) +
-                                   " is not in [1, 10000000]");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("steps", spec.steps, 1, 10'000'000));
   if (!(spec.learning_rate > 0 && spec.learning_rate <= 1)) {
     return Status::InvalidArgument("lr: " + std::to_string(spec.learning_rate) +
                                    " is not in (0, 1]");
   }
   PEAKNAS_RETURN_IF_ERROR(CheckPrecision(spec.precision, spec.device));
-  if (spec.eval_batch < 1 || spec.eval_batch > search::kMaxBatch) {
-    return Status::InvalidArgument("eval-batch: " + std::to_string(spec.eval_batch) +
-                                   " is not in [1, " + std::to_string(search::kMaxBatch) + "]");
-  }
-  if (spec.progress_every < 1) {
-    return Status::InvalidArgument("progress-every: " + std::to_string(spec.progress_every) +
-                                   " is not >= 1");
-  }
-  if (spec.latency_warmup < 0) {
-    return Status::InvalidArgument("latency-warmup: " + std::to_string(spec.latency_warmup) +
-                                   " is negative");
-  }
-  if (spec.latency_runs < 1) {
-    return Status::InvalidArgument("latency-runs: " + std::to_string(spec.latency_runs) +
-                                   " is not >= 1");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("eval-batch", spec.eval_batch, 1, search::kMaxBatch));
+  PEAKNAS_RETURN_IF_ERROR(CheckAtLeast("progress-every", spec.progress_every, 1));
+  PEAKNAS_RETURN_IF_ERROR(CheckAtLeast("latency-warmup", spec.latency_warmup, 0));
+  PEAKNAS_RETURN_IF_ERROR(CheckAtLeast("latency-runs", spec.latency_runs, 1));
   if (spec.latency_tile != 0) {
     const int m = search::SpatialMultiple(spec.arch);
     const int window = spec.latency_tile + 2 * search::SeamFreeOverlap(spec.arch);

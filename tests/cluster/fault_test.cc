@@ -56,14 +56,10 @@ struct StoredTrial {
 class ClusterFault : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "peaknas-cluster-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    dir_ = testing::MakeTestDir("peaknas-cluster");
+    ASSERT_FALSE(dir_.empty());
     data_ = dir_ / "data";
-    ASSERT_EQ(testing::MakeTinyData(PEAKNAS_WORKER_BINARY, data_.string(),
-                                    (dir_ / "make-data.log").string()),
-              0)
-        << ReadFile(dir_ / "make-data.log");
+    ASSERT_EQ(testing::MakeData(PEAKNAS_WORKER_BINARY, data_, testing::TestData::kTiny), "");
   }
 
   void TearDown() override {

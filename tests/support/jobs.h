@@ -1,6 +1,6 @@
 // For tests that drive a real coordinator over gRPC: a job spec, a random search over a tiny
 // space (levels 1-2, widths 8-16, one block, 16-pixel tiles and patches, a 1 GiB budget) that
-// trains in seconds on the data of TinyMakeDataArgs (process.h), and JobClient, the JobService
+// trains in seconds on the data of TestData::kTiny (process.h), and JobClient, the JobService
 // calls such tests make.
 #ifndef PEAKNAS_TESTS_SUPPORT_JOBS_H_
 #define PEAKNAS_TESTS_SUPPORT_JOBS_H_
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "peaknas/v1/peaknas.grpc.pb.h"
+#include "tests/support/process.h"
 
 namespace peaknas::testing {
 
@@ -112,6 +113,46 @@ class JobClient {
 
  private:
   std::unique_ptr<v1::JobService::Stub> stub_;
+};
+
+// A test that runs jobs between real processes: a directory "<tmp>/<prefix>-XXXXXX" with a
+// dataset in data/, and a peaknas-server on 127.0.0.1 keeping its database and log there.
+// TearDown stops worker_ (SIGKILL) and the server (SIGTERM), and keeps the directory, printing
+// worker.log and server.log, when the test failed.
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  // For SetUp; a fatal failure when the directory, the data or the server cannot be had.
+  void StartCoordinator(const std::string& prefix, TestData data, const std::string& server_binary,
+                        const std::string& worker_binary) {
+    dir_ = MakeTestDir(prefix);
+    ASSERT_FALSE(dir_.empty()) << "mkdtemp failed for " << prefix;
+    ASSERT_EQ(MakeData(worker_binary, dir_ / "data", data), "");
+    const SpawnedServer server = SpawnServerIn(server_binary, dir_);
+    server_ = server.pid;
+    address_ = server.address;
+    ASSERT_FALSE(address_.empty()) << ReadFile(dir_ / "server.log");
+    jobs_.Connect(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+
+  // Waits up to `seconds` for the job to succeed or fail; whether it ended.
+  bool WaitForEnd(const std::string& job, double seconds) {
+    return PollUntil(seconds, [&] {
+      const v1::JobState s = jobs_.GetJob(job).state();
+      return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED;
+    });
+  }
+
+  void TearDown() override {
+    StopAndReap(worker_, SIGKILL);
+    StopAndReap(server_, SIGTERM);
+    RemoveOrReport(dir_, HasFailure(),
+                   {{"worker", dir_ / "worker.log"}, {"server", dir_ / "server.log"}});
+  }
+
+  std::filesystem::path dir_;
+  pid_t server_ = -1, worker_ = -1;
+  std::string address_;
+  JobClient jobs_;
 };
 
 }  // namespace peaknas::testing

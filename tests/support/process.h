@@ -8,6 +8,7 @@
 #define PEAKNAS_TESTS_SUPPORT_PROCESS_H_
 
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -113,33 +114,39 @@ inline SpawnedServer SpawnServer(std::vector<std::string> args, const std::strin
   return server;
 }
 
-// `peaknas-worker make-data` arguments for a dataset of a few 32-pixel images and 16-pixel
-// validation blocks: seconds to make and to train on.
-inline std::vector<std::string> TinyMakeDataArgs(const std::string& worker_binary,
-                                                 const std::string& out_dir) {
+// The datasets process tests train on, seconds to make and to train on: kTiny, 2 training images
+// of 32 pixels and 2 validation blocks of 16; kPatches, 2 training images of 96 pixels for
+// 64-pixel patches and 2 validation blocks of 32 (a 3-level U-Net evaluates them).
+enum class TestData { kTiny, kPatches };
+
+// `peaknas-worker make-data` arguments for `kind` into `out_dir`.
+inline std::vector<std::string> MakeDataArgs(const std::string& worker_binary,
+                                             const std::string& out_dir, TestData kind) {
+  const std::string size = kind == TestData::kPatches ? "96" : "32";
+  const std::string block = kind == TestData::kPatches ? "32" : "16";
   return {worker_binary,       "make-data", "--out",        out_dir, "--scenes",     "2",
-          "--pairs-per-scene", "1",         "--size",       "32",    "--val-images", "1",
-          "--val-blocks",      "2",         "--block-size", "16",    "--threads",    "1"};
+          "--pairs-per-scene", "1",         "--size",       size,    "--val-images", "1",
+          "--val-blocks",      "2",         "--block-size", block,   "--threads",    "1"};
 }
 
-// Runs `peaknas-worker make-data` with TinyMakeDataArgs into `out_dir`, stderr to `log_path`;
-// returns its exit status (-1 when it could not be started).
-inline int MakeTinyData(const std::string& worker_binary, const std::string& out_dir,
-                        const std::string& log_path) {
-  const pid_t pid = Spawn(TinyMakeDataArgs(worker_binary, out_dir), -1, log_path);
-  return pid > 0 ? Wait(pid) : -1;
+// Runs `peaknas-worker make-data` for `kind` into `out_dir`, stderr to OUT_DIR.log. "" when it
+// succeeded; else its exit status and that log, for an assertion's message.
+inline std::string MakeData(const std::string& worker_binary, const std::filesystem::path& out_dir,
+                            TestData kind) {
+  std::vector<std::string> args = MakeDataArgs(worker_binary, out_dir.string(), kind);
+  const std::string log = out_dir.string() + ".log";
+  const pid_t pid = Spawn(std::move(args), -1, log);
+  const int status = pid > 0 ? Wait(pid) : -1;
+  if (status == 0) return "";
+  return "make-data exited with " + std::to_string(status) + ":\n" + ReadFile(log);
 }
 
-// Runs `peaknas-worker make-data` into `out_dir` for 64-pixel training patches: 2 training
-// images of 96 pixels, 2 validation blocks of 32 (a 3-level U-Net evaluates them), stderr to
-// `log_path`; returns its exit status (-1 when it could not be started).
-inline int MakePatchData(const std::string& worker_binary, const std::string& out_dir,
-                         const std::string& log_path) {
-  const pid_t pid = Spawn({worker_binary, "make-data", "--out", out_dir, "--scenes", "2",
-                           "--pairs-per-scene", "1", "--size", "96", "--val-images", "1",
-                           "--val-blocks", "2", "--block-size", "32", "--threads", "1"},
-                          -1, log_path);
-  return pid > 0 ? Wait(pid) : -1;
+// A fresh "<tmp>/<prefix>-XXXXXX" for a test that keeps it when it fails (RemoveOrReport);
+// empty when it cannot be made.
+inline std::filesystem::path MakeTestDir(const std::string& prefix) {
+  std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (mkdtemp(pattern.data()) == nullptr) return {};
+  return pattern;
 }
 
 // A peaknas-server on 127.0.0.1 (a free port) with its database, artifacts and log

@@ -26,23 +26,14 @@ constexpr std::uint64_t kValidationStream = 1ULL << 32;  // + validation image i
 constexpr std::uint64_t kContentStream = 2ULL << 32;     // + consumer index (scenes, then val)
 constexpr std::uint64_t kSourceOrderStream = 3ULL << 32;
 
-Status CheckRange(const char* field, int value, int lo, int hi) {
-  if (value < lo || value > hi) {
-    return Status::InvalidArgument(std::string(field) + ": " + std::to_string(value) +
-                                   " is not in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                   "]");
-  }
-  return Status::Ok();
-}
-
 Status Validate(const MakeDataOptions& o) {
   if (o.out_dir.empty()) return Status::InvalidArgument("out_dir: must be given");
-  PEAKNAS_RETURN_IF_ERROR(CheckRange("scenes", o.scenes, 1, 100000));
-  PEAKNAS_RETURN_IF_ERROR(CheckRange("pairs_per_scene", o.pairs_per_scene, 1, 990));
-  PEAKNAS_RETURN_IF_ERROR(CheckRange("image_size", o.image_size, 16, 16384));
-  PEAKNAS_RETURN_IF_ERROR(CheckRange("val_images", o.val_images, 1, 100000));
-  PEAKNAS_RETURN_IF_ERROR(CheckRange("val_blocks", o.val_blocks, 1, 100000));
-  PEAKNAS_RETURN_IF_ERROR(CheckRange("block_size", o.block_size, 11, o.image_size));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("scenes", o.scenes, 1, 100000));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("pairs_per_scene", o.pairs_per_scene, 1, 990));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("image_size", o.image_size, 16, 16384));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("val_images", o.val_images, 1, 100000));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("val_blocks", o.val_blocks, 1, 100000));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("block_size", o.block_size, 11, o.image_size));
   if (!(o.noise.log_shot_min <= o.noise.log_shot_max) || !std::isfinite(o.noise.log_shot_min) ||
       !std::isfinite(o.noise.log_shot_max)) {
     return Status::InvalidArgument("noise.log_shot_min/max: need finite min <= max");

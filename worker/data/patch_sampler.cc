@@ -49,18 +49,9 @@ PatchSampler::~PatchSampler() = default;
 StatusOr<PatchSampler> PatchSampler::Create(std::vector<TrainingPair> pairs,
                                             const PatchSamplerOptions& options) {
   if (pairs.empty()) return Status::InvalidArgument("patch sampler: no training pairs");
-  if (options.batch < 1 || options.batch > 65536) {
-    return Status::InvalidArgument("batch: " + std::to_string(options.batch) +
-                                   " is not in [1, 65536]");
-  }
-  if (options.patch < 1 || options.patch > 16384) {
-    return Status::InvalidArgument("patch: " + std::to_string(options.patch) +
-                                   " is not in [1, 16384]");
-  }
-  if (options.refresh_every_batches < 1) {
-    return Status::InvalidArgument(
-        "refresh_every_batches: " + std::to_string(options.refresh_every_batches) + " is not >= 1");
-  }
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("batch", options.batch, 1, 65536));
+  PEAKNAS_RETURN_IF_ERROR(CheckInRange("patch", options.patch, 1, 16384));
+  PEAKNAS_RETURN_IF_ERROR(CheckAtLeast("refresh_every_batches", options.refresh_every_batches, 1));
   std::size_t total_bytes = 0, largest = 0;
   for (const TrainingPair& pair : pairs) {
     if (pair.width < options.patch || pair.height < options.patch) {
