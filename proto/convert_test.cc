@@ -1,5 +1,6 @@
 #include "proto/convert.h"
 
+#include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
@@ -8,6 +9,7 @@
 #include <iostream>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -168,6 +170,21 @@ v1::JobSpec GoodSpec() {
   return spec;
 }
 
+// GoodSpec() as a pruning job.
+v1::JobSpec PruningSpec() {
+  v1::JobSpec spec = GoodSpec();
+  spec.set_strategy(v1::STRATEGY_PRUNING);
+  return spec;
+}
+
+// GoodSpec() as a scaling job from SmallArch().
+v1::JobSpec ScalingSpec() {
+  v1::JobSpec spec = GoodSpec();
+  spec.set_strategy(v1::STRATEGY_SCALING);
+  *spec.mutable_base_architecture() = SmallArch();
+  return spec;
+}
+
 TEST(ConvertIds, FormatAndParse) {
   EXPECT_EQ(JobId(12), "j-12");
   EXPECT_EQ(TrialId(345), "t-345");
@@ -216,13 +233,9 @@ TEST(ValidateJobSpec, AcceptsGoodSpecs) {
   training.mutable_budget()->set_dtype(v1::DTYPE_BF16);
   EXPECT_TRUE(ValidateJobSpec(training).ok()) << ValidateJobSpec(training).ToString();
 
-  auto scaling = GoodSpec();
-  scaling.set_strategy(v1::STRATEGY_SCALING);
-  *scaling.mutable_base_architecture() = SmallArch();
-  EXPECT_TRUE(ValidateJobSpec(scaling).ok()) << ValidateJobSpec(scaling).ToString();
+  EXPECT_TRUE(ValidateJobSpec(ScalingSpec()).ok()) << ValidateJobSpec(ScalingSpec()).ToString();
 
-  auto pruning = GoodSpec();
-  pruning.set_strategy(v1::STRATEGY_PRUNING);
+  auto pruning = PruningSpec();
   *pruning.mutable_base_architecture() = SmallArch();
   pruning.mutable_pruning()->set_below_budget_iterations(0);
   pruning.mutable_pruning()->set_importance(v1::IMPORTANCE_GROUP_L1);
@@ -263,55 +276,74 @@ TEST(ValidateJobSpec, BudgetAtTheCheapestArchitectureIsTheEdge) {
       << s.message();
 }
 
+// An edit of a valid spec that validation refuses, naming `field`.
 struct BadCase {
   const char* name;
   void (*edit)(v1::JobSpec&);
   const char* field;
 };
 
-void Pruning(v1::JobSpec& s) { s.set_strategy(v1::STRATEGY_PRUNING); }
+// Sets a range to [min, max].
+void SetRange(v1::IntRange* range, int min, int max) {
+  range->set_min(min);
+  range->set_max(max);
+}
 
-const BadCase kBadCases[] = {
-    {"pruning options on another strategy",
-     [](v1::JobSpec& s) { s.mutable_pruning()->set_iterations(3); }, "spec.pruning"},
-    {"pruning iterations too many",
-     [](v1::JobSpec& s) {
-       Pruning(s);
-       s.mutable_pruning()->set_iterations(101);
-     },
+// Edits of PruningSpec().
+const BadCase kBadPruningCases[] = {
+    {"iterations too many", [](v1::JobSpec& s) { s.mutable_pruning()->set_iterations(101); },
      "spec.pruning.iterations"},
-    {"pruning below-budget iterations negative",
-     [](v1::JobSpec& s) {
-       Pruning(s);
-       s.mutable_pruning()->set_below_budget_iterations(-1);
-     },
+    {"below-budget iterations negative",
+     [](v1::JobSpec& s) { s.mutable_pruning()->set_below_budget_iterations(-1); },
      "spec.pruning.below_budget_iterations"},
-    {"pruning start multiple not above 1",
-     [](v1::JobSpec& s) {
-       Pruning(s);
-       s.mutable_pruning()->set_start_budget_multiple(0.5);
-     },
+    {"start multiple not above 1",
+     [](v1::JobSpec& s) { s.mutable_pruning()->set_start_budget_multiple(0.5); },
      "spec.pruning.start_budget_multiple"},
-    {"pruning fine-tune steps negative",
-     [](v1::JobSpec& s) {
-       Pruning(s);
-       s.mutable_pruning()->set_finetune_steps(-1);
-     },
+    {"fine-tune steps negative",
+     [](v1::JobSpec& s) { s.mutable_pruning()->set_finetune_steps(-1); },
      "spec.pruning.finetune_steps"},
-    {"pruning importance unknown",
-     [](v1::JobSpec& s) {
-       Pruning(s);
-       s.mutable_pruning()->set_importance(static_cast<v1::Importance>(9));
-     },
+    {"importance unknown",
+     [](v1::JobSpec& s) { s.mutable_pruning()->set_importance(static_cast<v1::Importance>(9)); },
      "spec.pruning.importance"},
-    {"pruning start outside the space",
+    {"start outside the space",
      [](v1::JobSpec& s) {
-       Pruning(s);
        v1::Architecture wide = SmallArch();
        wide.set_widths(2, 128);  // the space's widths end at 64
        *s.mutable_pruning()->mutable_start_architecture() = wide;
      },
      "spec.pruning.start_architecture.widths[2]"},
+};
+
+// Edits of ScalingSpec().
+const BadCase kBadScalingCases[] = {
+    {"without a base architecture", [](v1::JobSpec& s) { s.clear_base_architecture(); },
+     "spec.base_architecture"},
+    {"base architecture wider than the space's 64",
+     [](v1::JobSpec& s) { s.mutable_base_architecture()->set_widths(2, 256); },
+     "spec.base_architecture.widths[2]"},
+    {"base architecture deeper than the space",
+     [](v1::JobSpec& s) { s.mutable_space()->mutable_levels()->set_max(2); },
+     "spec.base_architecture.levels"},
+    {"base architecture with a kind the space excludes (concat)",
+     [](v1::JobSpec& s) { s.mutable_space()->add_skips(v1::SKIP_KIND_ADD); },
+     "spec.base_architecture.skip"},
+    {"base architecture with decreasing widths",
+     [](v1::JobSpec& s) {
+       s.mutable_space()->set_nondecreasing_widths(true);
+       s.mutable_base_architecture()->set_widths(0, 64);
+     },
+     "spec.base_architecture.widths[1]"},
+    {"base architecture with an unspecified kind",
+     [](v1::JobSpec& s) {
+       s.mutable_base_architecture()->set_downsample(v1::DOWNSAMPLE_KIND_UNSPECIFIED);
+     },
+     "spec.base_architecture.downsample"},
+};
+
+// Edits of GoodSpec().
+const BadCase kBadCases[] = {
+    {"pruning options on another strategy",
+     [](v1::JobSpec& s) { s.mutable_pruning()->set_iterations(3); }, "spec.pruning"},
     {"strategy unspecified", [](v1::JobSpec& s) { s.set_strategy(v1::STRATEGY_UNSPECIFIED); },
      "spec.strategy"},
     {"strategy unknown", [](v1::JobSpec& s) { s.set_strategy(static_cast<v1::Strategy>(42)); },
@@ -335,10 +367,7 @@ const BadCase kBadCases[] = {
     {"unknown device profile", [](v1::JobSpec& s) { s.set_device_profile("tpu9"); },
      "spec.device_profile"},
     {"width range inverted",
-     [](v1::JobSpec& s) {
-       s.mutable_space()->mutable_width()->set_min(128);
-       s.mutable_space()->mutable_width()->set_max(64);
-     },
+     [](v1::JobSpec& s) { SetRange(s.mutable_space()->mutable_width(), 128, 64); },
      "spec.space.width.min"},
     {"width min not a multiple of 8",
      [](v1::JobSpec& s) { s.mutable_space()->mutable_width()->set_min(12); },
@@ -347,16 +376,10 @@ const BadCase kBadCases[] = {
      [](v1::JobSpec& s) { s.mutable_space()->mutable_width()->set_max(600); },
      "spec.space.width.max"},
     {"levels range inverted",
-     [](v1::JobSpec& s) {
-       s.mutable_space()->mutable_levels()->set_min(5);
-       s.mutable_space()->mutable_levels()->set_max(2);
-     },
+     [](v1::JobSpec& s) { SetRange(s.mutable_space()->mutable_levels(), 5, 2); },
      "spec.space.levels.min"},
     {"enc_blocks max 9",
-     [](v1::JobSpec& s) {
-       s.mutable_space()->mutable_enc_blocks()->set_min(1);
-       s.mutable_space()->mutable_enc_blocks()->set_max(9);
-     },
+     [](v1::JobSpec& s) { SetRange(s.mutable_space()->mutable_enc_blocks(), 1, 9); },
      "spec.space.enc_blocks.max"},
     {"dec_blocks unset range set to zero",
      [](v1::JobSpec& s) { s.mutable_space()->mutable_dec_blocks(); }, "spec.space.dec_blocks.min"},
@@ -392,47 +415,6 @@ const BadCase kBadCases[] = {
      "spec.fidelity.learning_rate"},
     {"dataset empty", [](v1::JobSpec& s) { s.clear_dataset(); }, "spec.dataset"},
     {"dataset with a path", [](v1::JobSpec& s) { s.set_dataset("/data/sidd"); }, "spec.dataset"},
-    {"scaling without a base architecture",
-     [](v1::JobSpec& s) { s.set_strategy(v1::STRATEGY_SCALING); }, "spec.base_architecture"},
-    {"base architecture outside the space",
-     [](v1::JobSpec& s) {
-       s.set_strategy(v1::STRATEGY_SCALING);
-       auto a = SmallArch();
-       a.set_widths(2, 256);  // the space's width max is 64
-       *s.mutable_base_architecture() = a;
-     },
-     "spec.base_architecture.widths[2]"},
-    {"base architecture deeper than the space",
-     [](v1::JobSpec& s) {
-       s.set_strategy(v1::STRATEGY_SCALING);
-       s.mutable_space()->mutable_levels()->set_max(2);
-       *s.mutable_base_architecture() = SmallArch();
-     },
-     "spec.base_architecture.levels"},
-    {"base architecture with a kind the space excludes",
-     [](v1::JobSpec& s) {
-       s.set_strategy(v1::STRATEGY_SCALING);
-       s.mutable_space()->add_skips(v1::SKIP_KIND_ADD);
-       *s.mutable_base_architecture() = SmallArch();  // concat
-     },
-     "spec.base_architecture.skip"},
-    {"base architecture with decreasing widths",
-     [](v1::JobSpec& s) {
-       s.set_strategy(v1::STRATEGY_SCALING);
-       s.mutable_space()->set_nondecreasing_widths(true);
-       auto a = SmallArch();
-       a.set_widths(0, 64);
-       *s.mutable_base_architecture() = a;
-     },
-     "spec.base_architecture.widths[1]"},
-    {"base architecture with an unspecified kind",
-     [](v1::JobSpec& s) {
-       s.set_strategy(v1::STRATEGY_SCALING);
-       auto a = SmallArch();
-       a.set_downsample(v1::DOWNSAMPLE_KIND_UNSPECIFIED);
-       *s.mutable_base_architecture() = a;
-     },
-     "spec.base_architecture.downsample"},
     {"base architecture with another strategy",
      [](v1::JobSpec& s) { *s.mutable_base_architecture() = SmallArch(); },
      "spec.base_architecture"},
@@ -446,24 +428,29 @@ const BadCase kBadCases[] = {
      "spec.budget.bytes"},
     {"budget too small for the space's narrowest width",
      [](v1::JobSpec& s) {
-       s.mutable_space()->mutable_width()->set_min(512);
-       s.mutable_space()->mutable_width()->set_max(512);
-       s.mutable_space()->mutable_enc_blocks()->set_min(8);
-       s.mutable_space()->mutable_enc_blocks()->set_max(8);
+       SetRange(s.mutable_space()->mutable_width(), 512, 512);
+       SetRange(s.mutable_space()->mutable_enc_blocks(), 8, 8);
        s.mutable_budget()->set_bytes(int64_t{16} << 20);
      },
      "spec.budget.bytes"},
 };
 
-TEST(ValidateJobSpec, RefusesEachBadCaseNamingTheField) {
-  for (const BadCase& c : kBadCases) {
+// Validation refuses each case's edit of `spec`, naming the case's field.
+void ExpectEachRefused(const v1::JobSpec& spec, std::span<const BadCase> cases) {
+  for (const BadCase& c : cases) {
     SCOPED_TRACE(c.name);
-    v1::JobSpec spec = GoodSpec();
-    c.edit(spec);
-    const Status s = ValidateJobSpec(spec);
+    v1::JobSpec edited = spec;
+    c.edit(edited);
+    const Status s = ValidateJobSpec(edited);
     if (std::getenv("PEAKNAS_PRINT_ERRORS")) std::cerr << s.message() << "\n";
     ExpectInvalid(s, c.field);
   }
+}
+
+TEST(ValidateJobSpec, RefusesEachBadCaseNamingTheField) {
+  ExpectEachRefused(GoodSpec(), kBadCases);
+  ExpectEachRefused(PruningSpec(), kBadPruningCases);
+  ExpectEachRefused(ScalingSpec(), kBadScalingCases);
 }
 
 TEST(ValidateJobSpec, RootIsConfigurable) {
@@ -512,49 +499,27 @@ TEST(ConvertTrialMetrics, EveryMeasurementHasItsField) {
   r.tiled_100mp_windows = 29;
   r.tiled_100mp_s = 30;
   r.predicted_tiled_100mp_s = 31;
-  const v1::TrialMetrics m = ToProto(r);
-  EXPECT_EQ(m.device(), "cuda:1");
-  EXPECT_EQ(m.device_profile(), "h200");
-  EXPECT_EQ(m.dtype(), v1::DTYPE_BF16);
-  EXPECT_EQ(m.framework(), "libtorch 9.9.9");
-  const std::vector<std::pair<double, double>> pairs = {
-      {m.intra_op_threads(), 3},
-      {m.steps(), 4},
-      {m.initial_loss(), 5},
-      {m.final_loss(), 6},
-      {m.train_seconds(), 7},
-      {m.train_steps_per_s(), 8},
-      {m.psnr(), 9},
-      {m.ssim(), 10},
-      {m.eval_blocks(), 11},
-      {m.noisy_psnr(), 12},
-      {m.noisy_ssim(), 13},
-      {m.eval_seconds(), 14},
-      {static_cast<double>(m.params()), 15},
-      {static_cast<double>(m.macs()), 16},
-      {static_cast<double>(m.predicted_inference_peak_bytes()), 17},
-      {static_cast<double>(m.measured_inference_peak_bytes()), 18},
-      {static_cast<double>(m.process_inference_peak_bytes()), 19},
-      {static_cast<double>(m.predicted_train_peak_bytes()), 20},
-      {static_cast<double>(m.measured_train_peak_bytes()), 21},
-      {static_cast<double>(m.process_train_peak_bytes()), 22},
-      {static_cast<double>(m.process_peak_bytes()), 26},
-      {m.latency_ms_per_tile(), 23},
-      {m.latency_ms_per_mp(), 240},
-      {m.predicted_latency_ms_per_tile(), 25},
-      {m.latency_100mp_s(), 24},  // 100 MP at 240 ms/MP
-      {m.tiled_100mp_tile(), 27},
-      {m.tiled_100mp_overlap(), 28},
-      {static_cast<double>(m.tiled_100mp_windows()), 29},
-      {m.tiled_100mp_s(), 30},
-      {m.predicted_tiled_100mp_s(), 31},
-  };
-  for (std::size_t i = 0; i < pairs.size(); ++i) {
-    EXPECT_EQ(pairs[i].first, pairs[i].second) << "entry " << i;
-  }
-  // Every field of the message was checked above: a new field must be added here too.
-  EXPECT_EQ(static_cast<std::size_t>(v1::TrialMetrics::descriptor()->field_count()),
-            pairs.size() + 4);  // + device, device_profile, dtype, framework
+  v1::TrialMetrics want;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"(device: "cuda:1" device_profile: "h200" dtype: DTYPE_BF16 intra_op_threads: 3
+         framework: "libtorch 9.9.9"
+         steps: 4 initial_loss: 5 final_loss: 6 train_seconds: 7 train_steps_per_s: 8
+         psnr: 9 ssim: 10 eval_blocks: 11 noisy_psnr: 12 noisy_ssim: 13 eval_seconds: 14
+         params: 15 macs: 16
+         predicted_inference_peak_bytes: 17 measured_inference_peak_bytes: 18
+         process_inference_peak_bytes: 19 predicted_train_peak_bytes: 20
+         measured_train_peak_bytes: 21 process_train_peak_bytes: 22 process_peak_bytes: 26
+         latency_ms_per_tile: 23 latency_ms_per_mp: 240 predicted_latency_ms_per_tile: 25
+         latency_100mp_s: 24  # 100 MP at 240 ms/MP
+         tiled_100mp_tile: 27 tiled_100mp_overlap: 28 tiled_100mp_windows: 29
+         tiled_100mp_s: 30 predicted_tiled_100mp_s: 31)",
+      &want));
+  EXPECT_EQ(ToProto(r).DebugString(), want.DebugString());
+  // Every field of the message is expected above: a new field must be added here too.
+  std::vector<const google::protobuf::FieldDescriptor*> expected_fields;
+  want.GetReflection()->ListFields(want, &expected_fields);
+  EXPECT_EQ(static_cast<int>(expected_fields.size()),
+            v1::TrialMetrics::descriptor()->field_count());
 }
 
 }  // namespace

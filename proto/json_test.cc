@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "peaknas/v1/peaknas.pb.h"
@@ -109,52 +110,34 @@ class Filler {
     return s;
   }
 
+  // Adds a random value to a repeated field, or sets a singular one.
   void Set(pb::Message* m, const FD* field, int depth) {
-    const pb::Reflection* r = m->GetReflection();
+    using R = pb::Reflection;
+    const R* r = m->GetReflection();
     const bool rep = field->is_repeated();
+    // Stores `v` with `add` for a repeated field, with `set` for a singular one.
+    const auto put = [&](auto add, auto set, auto v) { (r->*(rep ? add : set))(m, field, v); };
     switch (field->cpp_type()) {
-      case FD::CPPTYPE_INT32: {
-        const auto v = static_cast<std::int32_t>(Int64());
-        rep ? r->AddInt32(m, field, v) : r->SetInt32(m, field, v);
-        break;
-      }
-      case FD::CPPTYPE_UINT32: {
-        const auto v = static_cast<std::uint32_t>(Int64());
-        rep ? r->AddUInt32(m, field, v) : r->SetUInt32(m, field, v);
-        break;
-      }
-      case FD::CPPTYPE_INT64: {
-        const std::int64_t v = Int64();
-        rep ? r->AddInt64(m, field, v) : r->SetInt64(m, field, v);
-        break;
-      }
-      case FD::CPPTYPE_UINT64: {
-        const auto v = static_cast<std::uint64_t>(Int64());
-        rep ? r->AddUInt64(m, field, v) : r->SetUInt64(m, field, v);
-        break;
-      }
-      case FD::CPPTYPE_DOUBLE: {
-        const double v = Double();
-        rep ? r->AddDouble(m, field, v) : r->SetDouble(m, field, v);
-        break;
-      }
-      case FD::CPPTYPE_FLOAT: {
-        const auto v = static_cast<float>(Double());
-        rep ? r->AddFloat(m, field, v) : r->SetFloat(m, field, v);
-        break;
-      }
-      case FD::CPPTYPE_BOOL: {
-        const bool v = rng_() % 2 == 0;
-        rep ? r->AddBool(m, field, v) : r->SetBool(m, field, v);
-        break;
-      }
+      case FD::CPPTYPE_INT32:
+        return put(&R::AddInt32, &R::SetInt32, static_cast<std::int32_t>(Int64()));
+      case FD::CPPTYPE_UINT32:
+        return put(&R::AddUInt32, &R::SetUInt32, static_cast<std::uint32_t>(Int64()));
+      case FD::CPPTYPE_INT64:
+        return put(&R::AddInt64, &R::SetInt64, Int64());
+      case FD::CPPTYPE_UINT64:
+        return put(&R::AddUInt64, &R::SetUInt64, static_cast<std::uint64_t>(Int64()));
+      case FD::CPPTYPE_DOUBLE:
+        return put(&R::AddDouble, &R::SetDouble, Double());
+      case FD::CPPTYPE_FLOAT:
+        return put(&R::AddFloat, &R::SetFloat, static_cast<float>(Double()));
+      case FD::CPPTYPE_BOOL:
+        return put(&R::AddBool, &R::SetBool, rng_() % 2 == 0);
       case FD::CPPTYPE_ENUM: {
         const pb::EnumDescriptor* e = field->enum_type();
         const int v = rng_() % 5 == 0
                           ? 1000 + static_cast<int>(rng_() % 10)  // unknown
                           : e->value(static_cast<int>(rng_() % e->value_count()))->number();
-        rep ? r->AddEnumValue(m, field, v) : r->SetEnumValue(m, field, v);
-        break;
+        return put(&R::AddEnumValue, &R::SetEnumValue, v);
       }
       case FD::CPPTYPE_STRING: {
         std::string v = Text();
@@ -162,8 +145,7 @@ class Filler {
           v.clear();
           for (int i = static_cast<int>(rng_() % 8); i > 0; --i) v += static_cast<char>(rng_());
         }
-        rep ? r->AddString(m, field, v) : r->SetString(m, field, v);
-        break;
+        return put(&R::AddString, &R::SetString, std::move(v));
       }
       case FD::CPPTYPE_MESSAGE:
         Fill(rep ? r->AddMessage(m, field) : r->MutableMessage(m, field), depth - 1);

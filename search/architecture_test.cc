@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "search/space.h"
+#include "search/test_architectures.h"
 
 namespace peaknas::search {
 namespace {
@@ -25,27 +26,9 @@ constexpr char kDesignAsWritten[] =
     R"({"levels": 4, "widths": [32, 64, 128, 256], "enc_blocks": [1, 1, 2, 2], "dec_blocks": [1, 1, 1],
  "skip": "concat", "upsample": "transposed", "downsample": "strided", "activation": "relu"})";
 
-// Assertion helpers on messages (plain GoogleTest; the test binary does not link gmock).
-::testing::AssertionResult HasSubstr(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-::testing::AssertionResult StartsWith(const std::string& text, const std::string& prefix) {
-  if (text.rfind(prefix, 0) == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << "\"" << text << "\" does not start with \"" << prefix << "\"";
-}
-
-Architecture DesignExample() {
-  const int widths[] = {32, 64, 128, 256};
-  const int enc[] = {1, 1, 2, 2};
-  const int dec[] = {1, 1, 1};
-  StatusOr<Architecture> a =
-      MakeArchitecture(widths, enc, dec, SkipKind::kConcat, UpsampleKind::kTransposed,
-                       DownsampleKind::kStrided, ActivationKind::kRelu);
-  EXPECT_TRUE(a.ok()) << a.status().ToString();
-  return *a;
-}
+using testing::DesignExample;
+using testing::HasSubstr;
+using testing::StartsWith;
 
 // The design example as a field -> JSON value text map, to build variants of it.
 std::map<std::string, std::string> DesignFields() {
@@ -85,6 +68,24 @@ void ExpectParseError(const std::string& json, const std::string& prefix,
   EXPECT_EQ(a.status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(StartsWith(a.status().message(), prefix));
   EXPECT_TRUE(HasSubstr(a.status().message(), detail));
+}
+
+// Values of one field of the design example that parsing refuses with the same error, and the
+// start and a part of that error.
+struct FieldError {
+  std::vector<std::string> values;
+  std::string prefix;
+  std::string detail = "";
+};
+
+// Parsing the design example with `field` replaced by each value of each case fails as the case
+// says.
+void ExpectFieldErrors(const std::string& field, const std::vector<FieldError>& cases) {
+  for (const FieldError& c : cases) {
+    for (const std::string& value : c.values) {
+      ExpectParseError(With(field, value), c.prefix, c.detail);
+    }
+  }
 }
 
 // FNV-1a 64 written out independently of architecture.cc.
@@ -401,50 +402,43 @@ TEST(ArchitectureParse, EachMissingKeyIsNamed) {
 }
 
 TEST(ArchitectureParse, Levels) {
-  ExpectParseError(With("levels", "0"), "levels: 0 is not in [1, 6]");
-  ExpectParseError(With("levels", "7"), "levels: 7 is not in [1, 6]");
-  ExpectParseError(With("levels", "-1"), "levels: -1 is not in [1, 6]");
-  ExpectParseError(With("levels", "4.5"), "levels: expected an integer", "4.5");
-  ExpectParseError(With("levels", "4.0"), "levels: expected an integer");
-  ExpectParseError(With("levels", "\"4\""), "levels: expected an integer");
-  ExpectParseError(With("levels", "true"), "levels: expected an integer");
-  ExpectParseError(With("levels", "null"), "levels: expected an integer");
-  ExpectParseError(With("levels", "18446744073709551615"), "levels: ", "[1, 6]");
-  // The lists must then match the level count.
-  ExpectParseError(With("levels", "3"), "widths: expected an array of 3 integers");
+  ExpectFieldErrors("levels", {{{"0"}, "levels: 0 is not in [1, 6]"},
+                               {{"7"}, "levels: 7 is not in [1, 6]"},
+                               {{"-1"}, "levels: -1 is not in [1, 6]"},
+                               {{"4.5"}, "levels: expected an integer", "4.5"},
+                               {{"4.0", "\"4\"", "true", "null"}, "levels: expected an integer"},
+                               {{"18446744073709551615"}, "levels: ", "[1, 6]"},
+                               // The lists must then match the level count.
+                               {{"3"}, "widths: expected an array of 3 integers"}});
 }
 
 TEST(ArchitectureParse, Widths) {
-  ExpectParseError(With("widths", "[32,64,128]"), "widths: expected an array of 4 integers");
-  ExpectParseError(With("widths", "[32,64,128,256,512]"),
-                   "widths: expected an array of 4 integers");
-  ExpectParseError(With("widths", "32"), "widths: expected an array of 4 integers");
-  ExpectParseError(With("widths", "{}"), "widths: expected an array of 4 integers");
-  ExpectParseError(With("widths", "[32,64,12,256]"),
-                   "widths[2]: 12 is not a multiple of 8 in [8, 512]");
-  ExpectParseError(With("widths", "[0,64,128,256]"), "widths[0]: 0 is not", "[8, 512]");
-  ExpectParseError(With("widths", "[32,64,128,520]"), "widths[3]: 520 is not", "[8, 512]");
-  ExpectParseError(With("widths", "[32,-8,128,256]"), "widths[1]: -8 is not", "[8, 512]");
-  ExpectParseError(With("widths", "[32,64.0,128,256]"), "widths[1]: expected an integer");
-  ExpectParseError(With("widths", "[32,\"64\",128,256]"), "widths[1]: expected an integer");
-  ExpectParseError(With("widths", "[32,64,128,null]"), "widths[3]: expected an integer");
-  ExpectParseError(With("widths", "[32,64,128,99999999999]"), "widths[3]: ", "out of range");
-  ExpectParseError(With("widths", "[32,64,128,18446744073709551608]"), "widths[3]: ");
+  ExpectFieldErrors(
+      "widths", {{{"[32,64,128]", "[32,64,128,256,512]", "32", "{}"},
+                  "widths: expected an array of 4 integers"},
+                 {{"[32,64,12,256]"}, "widths[2]: 12 is not a multiple of 8 in [8, 512]"},
+                 {{"[0,64,128,256]"}, "widths[0]: 0 is not", "[8, 512]"},
+                 {{"[32,64,128,520]"}, "widths[3]: 520 is not", "[8, 512]"},
+                 {{"[32,-8,128,256]"}, "widths[1]: -8 is not", "[8, 512]"},
+                 {{"[32,64.0,128,256]", "[32,\"64\",128,256]"}, "widths[1]: expected an integer"},
+                 {{"[32,64,128,null]"}, "widths[3]: expected an integer"},
+                 {{"[32,64,128,99999999999]"}, "widths[3]: ", "out of range"},
+                 {{"[32,64,128,18446744073709551608]"}, "widths[3]: "}});
 }
 
 TEST(ArchitectureParse, EncBlocks) {
-  ExpectParseError(With("enc_blocks", "[0,1,2,2]"), "enc_blocks[0]: 0 is not in [1, 8]");
-  ExpectParseError(With("enc_blocks", "[1,1,2,9]"), "enc_blocks[3]: 9 is not in [1, 8]");
-  ExpectParseError(With("enc_blocks", "[1,1,2]"), "enc_blocks: expected an array of 4 integers");
-  ExpectParseError(With("enc_blocks", "[1,1,2,1.5]"), "enc_blocks[3]: expected an integer");
+  ExpectFieldErrors("enc_blocks", {{{"[0,1,2,2]"}, "enc_blocks[0]: 0 is not in [1, 8]"},
+                                   {{"[1,1,2,9]"}, "enc_blocks[3]: 9 is not in [1, 8]"},
+                                   {{"[1,1,2]"}, "enc_blocks: expected an array of 4 integers"},
+                                   {{"[1,1,2,1.5]"}, "enc_blocks[3]: expected an integer"}});
 }
 
 TEST(ArchitectureParse, DecBlocks) {
-  ExpectParseError(With("dec_blocks", "[1,1,1,1]"), "dec_blocks: expected an array of 3 integers");
-  ExpectParseError(With("dec_blocks", "[1,1]"), "dec_blocks: expected an array of 3 integers");
-  ExpectParseError(With("dec_blocks", "[0,1,1]"), "dec_blocks[0]: 0 is not in [1, 8]");
-  ExpectParseError(With("dec_blocks", "[1,1,9]"), "dec_blocks[2]: 9 is not in [1, 8]");
-  ExpectParseError(With("dec_blocks", "[1,false,1]"), "dec_blocks[1]: expected an integer");
+  ExpectFieldErrors("dec_blocks",
+                    {{{"[1,1,1,1]", "[1,1]"}, "dec_blocks: expected an array of 3 integers"},
+                     {{"[0,1,1]"}, "dec_blocks[0]: 0 is not in [1, 8]"},
+                     {{"[1,1,9]"}, "dec_blocks[2]: 9 is not in [1, 8]"},
+                     {{"[1,false,1]"}, "dec_blocks[1]: expected an integer"}});
   // One level: no decoder stages at all.
   auto one = DesignFields();
   one["levels"] = "1";

@@ -432,6 +432,15 @@ TEST_F(CostModelInvariants, WorkScalesWithBatchAndArea) {
   }
 }
 
+// The largest batch of a pass, and the peak that it bounds.
+struct BatchLimit {
+  const char* pass;
+  decltype(&MaxInferenceBatch) max_batch;
+  decltype(&InferencePeakBytes) peak;
+};
+constexpr BatchLimit kBatchLimits[] = {{"inference", MaxInferenceBatch, InferencePeakBytes},
+                                       {"training", MaxTrainBatch, TrainPeakBytes}};
+
 TEST_F(CostModelInvariants, LargestTileAndBatchFitAndTheNextDoNot) {
   const DeviceProfile& dev = DefaultDeviceProfile();
   const std::int64_t budget = 512LL << 20;
@@ -451,23 +460,17 @@ TEST_F(CostModelInvariants, LargestTileAndBatchFitAndTheNextDoNot) {
       }
     }
     const int t = 8 * m;
-    const int batch = MaxInferenceBatch(a, budget, t, DType::kFp32, dev);
-    if (batch > 0) {
-      EXPECT_LE(InferencePeakBytes(a, {batch, t}, DType::kFp32, dev), budget);
-      if (batch < kMaxBatch) {
-        EXPECT_GT(InferencePeakBytes(a, {batch + 1, t}, DType::kFp32, dev), budget);
+    for (const BatchLimit& limit : kBatchLimits) {
+      SCOPED_TRACE(limit.pass);
+      const int batch = limit.max_batch(a, budget, t, DType::kFp32, dev);
+      if (batch > 0) {
+        EXPECT_LE(limit.peak(a, {batch, t}, DType::kFp32, dev), budget);
+        if (batch < kMaxBatch) {
+          EXPECT_GT(limit.peak(a, {batch + 1, t}, DType::kFp32, dev), budget);
+        }
+      } else {
+        EXPECT_GT(limit.peak(a, {1, t}, DType::kFp32, dev), budget);
       }
-    } else {
-      EXPECT_GT(InferencePeakBytes(a, {1, t}, DType::kFp32, dev), budget);
-    }
-    const int train_batch = MaxTrainBatch(a, budget, t, DType::kFp32, dev);
-    if (train_batch > 0) {
-      EXPECT_LE(TrainPeakBytes(a, {train_batch, t}, DType::kFp32, dev), budget);
-      if (train_batch < kMaxBatch) {
-        EXPECT_GT(TrainPeakBytes(a, {train_batch + 1, t}, DType::kFp32, dev), budget);
-      }
-    } else {
-      EXPECT_GT(TrainPeakBytes(a, {1, t}, DType::kFp32, dev), budget);
     }
   }
   EXPECT_GT(found_tiles, 100);  // the check above must actually run

@@ -301,6 +301,24 @@ TEST(PlanInheritance, RefusesChildrenOfOtherLevelsOrKinds) {
   }
 }
 
+using Names = std::vector<std::string>;
+
+// The plan for `child` from `parent`, as group name -> what `names_of` lists for the group,
+// leaving out the groups for which it lists nothing.
+std::map<std::string, Names> PlannedByGroup(
+    const Architecture& parent, const Architecture& child,
+    const std::function<Names(const ChannelGroup&)>& names_of) {
+  StatusOr<InheritancePlan> plan = PlanInheritance(parent, child);
+  EXPECT_TRUE(plan.ok()) << plan.status().message();
+  std::map<std::string, Names> by_group;
+  if (!plan.ok()) return by_group;
+  for (const ChannelGroup& g : plan->groups) {
+    Names names = names_of(g);
+    if (!names.empty()) by_group[g.name] = std::move(names);
+  }
+  return by_group;
+}
+
 // A shallower child keeps a level's first blocks: the last one it keeps feeds what the
 // parent's last block fed.
 TEST(PlanInheritance, DropsTheLastBlocks) {
@@ -308,13 +326,12 @@ TEST(PlanInheritance, DropsTheLastBlocks) {
                                    UpsampleKind::kBilinear, DownsampleKind::kStrided);
   const Architecture child = Make({16, 32}, {1, 2}, {1}, SkipKind::kConcat, UpsampleKind::kBilinear,
                                   DownsampleKind::kStrided);
-  StatusOr<InheritancePlan> plan = PlanInheritance(parent, child);
-  ASSERT_TRUE(plan.ok()) << plan.status().message();
-  std::map<std::string, std::vector<std::string>> consumers;
-  for (const ChannelGroup& g : plan->groups) {
-    for (const GroupMember& m : g.consumers) consumers[g.name].push_back(m.tensor);
-  }
-  using Names = std::vector<std::string>;
+  const std::map<std::string, Names> consumers =
+      PlannedByGroup(parent, child, [](const ChannelGroup& g) {
+        Names tensors;
+        for (const GroupMember& m : g.consumers) tensors.push_back(m.tensor);
+        return tensors;
+      });
   EXPECT_EQ(consumers.at("l0_enc0+skip"), (Names{"l0_down.weight", "l0_dec0.weight"}));
   EXPECT_EQ(consumers.at("l0_dec0"), (Names{"head.weight"}));
   EXPECT_FALSE(consumers.contains("l0_enc1"));
@@ -328,16 +345,10 @@ TEST(PlanInheritance, AppendedBlocksCarryTheLastGroupOfTheirLevel) {
                                    DownsampleKind::kMaxPool);
   const Architecture child = Make({16, 40}, {3, 2}, {2}, SkipKind::kAdd, UpsampleKind::kTransposed,
                                   DownsampleKind::kMaxPool);
-  StatusOr<InheritancePlan> plan = PlanInheritance(parent, child);
-  ASSERT_TRUE(plan.ok()) << plan.status().message();
-  std::map<std::string, std::vector<std::string>> by_group;
-  for (const ChannelGroup& g : plan->groups) {
-    if (!g.identity_blocks.empty()) by_group[g.name] = g.identity_blocks;
-  }
-  using Names = std::vector<std::string>;
-  EXPECT_EQ(by_group, (std::map<std::string, Names>{{"l0_enc0+up", Names{"l0_enc1", "l0_enc2"}},
-                                                    {"l1_enc0", Names{"l1_enc1"}},
-                                                    {"l0_dec0", Names{"l0_dec1"}}}));
+  EXPECT_EQ(PlannedByGroup(parent, child, [](const ChannelGroup& g) { return g.identity_blocks; }),
+            (std::map<std::string, Names>{{"l0_enc0+up", Names{"l0_enc1", "l0_enc2"}},
+                                          {"l1_enc0", Names{"l1_enc1"}},
+                                          {"l0_dec0", Names{"l0_dec1"}}}));
 }
 
 }  // namespace

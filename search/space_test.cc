@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <random>
 #include <set>
 #include <string>
@@ -12,20 +14,14 @@
 #include <vector>
 
 #include "search/architecture.h"
+#include "search/test_architectures.h"
 
 namespace peaknas::search {
 namespace {
 
-// Assertion helpers on messages (plain GoogleTest; the test binary does not link gmock).
-::testing::AssertionResult HasSubstr(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-::testing::AssertionResult StartsWith(const std::string& text, const std::string& prefix) {
-  if (text.rfind(prefix, 0) == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << "\"" << text << "\" does not start with \"" << prefix << "\"";
-}
+using testing::DesignExample;
+using testing::HasSubstr;
+using testing::StartsWith;
 
 constexpr std::uint64_t kSeeds[] = {0, 1, 42, 20240601, 0xdeadbeefcafef00dULL};
 
@@ -39,9 +35,7 @@ SearchSpace DefaultSpace() { return SearchSpace{}; }
 
 // Everything fixed but the block counts.
 SearchSpace Fixed3Levels64Wide() {
-  SearchSpace s;
-  s.levels = {3, 3};
-  s.width = {64, 64};
+  SearchSpace s{.levels = {3, 3}, .width = {64, 64}};
   s.skips = {SkipKind::kAdd};
   s.upsamples = {UpsampleKind::kBilinear};
   s.downsamples = {DownsampleKind::kMaxPool};
@@ -49,41 +43,26 @@ SearchSpace Fixed3Levels64Wide() {
   return s;
 }
 
-SearchSpace NondecreasingDefault() {
-  SearchSpace s;
-  s.nondecreasing_widths = true;
-  return s;
-}
+SearchSpace NondecreasingDefault() { return {.nondecreasing_widths = true}; }
 
 // Deep nets near the top of the width range, widths nondecreasing.
 SearchSpace DeepWide() {
-  SearchSpace s;
-  s.levels = {5, 6};
-  s.width = {496, 512};
-  s.nondecreasing_widths = true;
+  SearchSpace s{.levels = {5, 6}, .width = {496, 512}, .nondecreasing_widths = true};
   s.upsamples = {UpsampleKind::kPixelShuffle, UpsampleKind::kTransposed};
   return s;
 }
 
 // Shallow, thin, one encoder block count and one decoder block count.
 SearchSpace Tiny() {
-  SearchSpace s;
-  s.levels = {1, 2};
-  s.width = {8, 24};
-  s.enc_blocks = {1, 1};
-  s.dec_blocks = {8, 8};
-  s.nondecreasing_widths = true;
+  SearchSpace s{.levels = {1, 2}, .width = {8, 24}, .enc_blocks = {1, 1}, .dec_blocks = {8, 8}};
   s.skips = {SkipKind::kConcat};
+  s.nondecreasing_widths = true;
   return s;
 }
 
 // Only the activation can change.
 SearchSpace OnlyActivation() {
-  SearchSpace s;
-  s.levels = {2, 2};
-  s.width = {16, 16};
-  s.enc_blocks = {2, 2};
-  s.dec_blocks = {3, 3};
+  SearchSpace s{.levels = {2, 2}, .width = {16, 16}, .enc_blocks = {2, 2}, .dec_blocks = {3, 3}};
   s.skips = {SkipKind::kConcat};
   s.upsamples = {UpsampleKind::kTransposed};
   s.downsamples = {DownsampleKind::kStrided};
@@ -105,17 +84,6 @@ std::vector<NamedSpace> Spaces() {
           {"tiny", Tiny()},
           {"only_activation", OnlyActivation()},
           {"singleton", Singleton()}};
-}
-
-Architecture DesignExample() {
-  const int widths[] = {32, 64, 128, 256};
-  const int enc[] = {1, 1, 2, 2};
-  const int dec[] = {1, 1, 1};
-  StatusOr<Architecture> a =
-      MakeArchitecture(widths, enc, dec, SkipKind::kConcat, UpsampleKind::kTransposed,
-                       DownsampleKind::kStrided, ActivationKind::kRelu);
-  EXPECT_TRUE(a.ok()) << a.status().ToString();
-  return *a;
 }
 
 // Asserts that `a` is inside `space`, checking each property directly rather than through
@@ -172,102 +140,64 @@ void ExpectSpaceError(const SearchSpace& space, const std::string& prefix,
   EXPECT_TRUE(HasSubstr(st.message(), detail));
 }
 
+// A space that Validate refuses, and the start and a part of the error it gives.
+struct SpaceError {
+  SearchSpace space;
+  std::string prefix;
+  std::string detail;
+};
+
+// Each case's space fails Validate as the case says.
+void ExpectSpaceErrors(const std::vector<SpaceError>& cases) {
+  for (const SpaceError& c : cases) ExpectSpaceError(c.space, c.prefix, c.detail);
+}
+
 TEST(SpaceValidate, LevelsOutOfRangeOrInverted) {
-  SearchSpace s;
-  s.levels = {0, 4};
-  ExpectSpaceError(s, "levels: min 0", "[1, 6]");
-  s.levels = {1, 7};
-  ExpectSpaceError(s, "levels: max 7", "[1, 6]");
-  s.levels = {5, 2};
-  ExpectSpaceError(s, "levels: min 5 > max 2", "");
+  ExpectSpaceErrors({{{.levels = {0, 4}}, "levels: min 0", "[1, 6]"},
+                     {{.levels = {1, 7}}, "levels: max 7", "[1, 6]"},
+                     {{.levels = {5, 2}}, "levels: min 5 > max 2", ""}});
 }
 
 TEST(SpaceValidate, WidthNotMultipleOfEightOrOutOfRangeOrInverted) {
-  SearchSpace s;
-  s.width = {600, 600};
-  const Status st = Validate(s);
-  EXPECT_EQ(st.message(), "width: min 600 is not a multiple of 8 in [8, 512]");
-  s.width = {12, 64};
-  ExpectSpaceError(s, "width: min 12", "multiple of 8 in [8, 512]");
-  s.width = {8, 100};
-  ExpectSpaceError(s, "width: max 100", "multiple of 8 in [8, 512]");
-  s.width = {0, 64};
-  ExpectSpaceError(s, "width: min 0", "[8, 512]");
-  s.width = {8, 520};
-  ExpectSpaceError(s, "width: max 520", "[8, 512]");
-  s.width = {128, 64};
-  ExpectSpaceError(s, "width: min 128 > max 64", "");
+  EXPECT_EQ(Validate(SearchSpace{.width = {600, 600}}).message(),
+            "width: min 600 is not a multiple of 8 in [8, 512]");
+  ExpectSpaceErrors({{{.width = {12, 64}}, "width: min 12", "multiple of 8 in [8, 512]"},
+                     {{.width = {8, 100}}, "width: max 100", "multiple of 8 in [8, 512]"},
+                     {{.width = {0, 64}}, "width: min 0", "[8, 512]"},
+                     {{.width = {8, 520}}, "width: max 520", "[8, 512]"},
+                     {{.width = {128, 64}}, "width: min 128 > max 64", ""}});
 }
 
 TEST(SpaceValidate, BlocksOutOfRangeOrInverted) {
-  SearchSpace s;
-  s.enc_blocks = {0, 2};
-  ExpectSpaceError(s, "enc_blocks: min 0", "[1, 8]");
-  s.enc_blocks = {1, 9};
-  ExpectSpaceError(s, "enc_blocks: max 9", "[1, 8]");
-  s.enc_blocks = {5, 2};
-  const Status st = Validate(s);
-  EXPECT_EQ(st.message(), "enc_blocks: min 5 > max 2");
-
-  SearchSpace d;
-  d.dec_blocks = {0, 3};
-  ExpectSpaceError(d, "dec_blocks: min 0", "[1, 8]");
-  d.dec_blocks = {2, 9};
-  ExpectSpaceError(d, "dec_blocks: max 9", "[1, 8]");
-  d.dec_blocks = {4, 3};
-  ExpectSpaceError(d, "dec_blocks: min 4 > max 3", "");
+  ExpectSpaceErrors({{{.enc_blocks = {0, 2}}, "enc_blocks: min 0", "[1, 8]"},
+                     {{.enc_blocks = {1, 9}}, "enc_blocks: max 9", "[1, 8]"},
+                     {{.dec_blocks = {0, 3}}, "dec_blocks: min 0", "[1, 8]"},
+                     {{.dec_blocks = {2, 9}}, "dec_blocks: max 9", "[1, 8]"},
+                     {{.dec_blocks = {4, 3}}, "dec_blocks: min 4 > max 3", ""}});
+  EXPECT_EQ(Validate(SearchSpace{.enc_blocks = {5, 2}}).message(), "enc_blocks: min 5 > max 2");
 }
 
 TEST(SpaceValidate, EmptyKindLists) {
-  {
-    SearchSpace s;
-    s.skips.clear();
-    EXPECT_EQ(Validate(s).message(), "skips: empty");
-  }
-  {
-    SearchSpace s;
-    s.upsamples.clear();
-    EXPECT_EQ(Validate(s).message(), "upsamples: empty");
-  }
-  {
-    SearchSpace s;
-    s.downsamples.clear();
-    EXPECT_EQ(Validate(s).message(), "downsamples: empty");
-  }
-  {
-    SearchSpace s;
-    s.activations.clear();
-    EXPECT_EQ(Validate(s).message(), "activations: empty");
-  }
+  EXPECT_EQ(Validate(SearchSpace{.skips = {}}).message(), "skips: empty");
+  EXPECT_EQ(Validate(SearchSpace{.upsamples = {}}).message(), "upsamples: empty");
+  EXPECT_EQ(Validate(SearchSpace{.downsamples = {}}).message(), "downsamples: empty");
+  EXPECT_EQ(Validate(SearchSpace{.activations = {}}).message(), "activations: empty");
 }
 
 TEST(SpaceValidate, DuplicateKinds) {
-  {
-    SearchSpace s;
-    s.skips = {SkipKind::kAdd, SkipKind::kConcat, SkipKind::kAdd};
-    ExpectSpaceError(s, "skips[2]", "\"add\" is repeated");
-  }
-  {
-    SearchSpace s;
-    s.upsamples = {UpsampleKind::kBilinear, UpsampleKind::kBilinear};
-    ExpectSpaceError(s, "upsamples[1]", "\"bilinear\" is repeated");
-  }
-  {
-    SearchSpace s;
-    s.downsamples = {DownsampleKind::kMaxPool, DownsampleKind::kMaxPool};
-    ExpectSpaceError(s, "downsamples[1]", "\"maxpool\" is repeated");
-  }
-  {
-    SearchSpace s;
-    s.activations = {ActivationKind::kLeakyRelu, ActivationKind::kLeakyRelu};
-    ExpectSpaceError(s, "activations[1]", "\"lrelu\" is repeated");
-  }
+  ExpectSpaceError({.skips = {SkipKind::kAdd, SkipKind::kConcat, SkipKind::kAdd}}, "skips[2]",
+                   "\"add\" is repeated");
+  ExpectSpaceError({.upsamples = {UpsampleKind::kBilinear, UpsampleKind::kBilinear}},
+                   "upsamples[1]", "\"bilinear\" is repeated");
+  ExpectSpaceError({.downsamples = {DownsampleKind::kMaxPool, DownsampleKind::kMaxPool}},
+                   "downsamples[1]", "\"maxpool\" is repeated");
+  ExpectSpaceError({.activations = {ActivationKind::kLeakyRelu, ActivationKind::kLeakyRelu}},
+                   "activations[1]", "\"lrelu\" is repeated");
 }
 
 TEST(SpaceValidate, UnknownKindValue) {
-  SearchSpace s;
-  s.upsamples = {UpsampleKind::kBilinear, static_cast<UpsampleKind>(9)};
-  ExpectSpaceError(s, "upsamples[1]: 9", "{transposed, bilinear, pixelshuffle}");
+  ExpectSpaceError({.upsamples = {UpsampleKind::kBilinear, static_cast<UpsampleKind>(9)}},
+                   "upsamples[1]: 9", "{transposed, bilinear, pixelshuffle}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,49 +212,20 @@ TEST(SpaceContains, DesignExampleInDefaultSpaceOnly) {
 
 TEST(SpaceContains, EachFieldOutsideIsRejected) {
   const Architecture base = DesignExample();
-  {
-    SearchSpace s;
-    s.levels = {1, 3};
-    EXPECT_FALSE(Contains(s, base));
-  }
-  {
-    SearchSpace s;
-    s.width = {32, 128};
-    EXPECT_FALSE(Contains(s, base));
-    s.width = {64, 512};
-    EXPECT_FALSE(Contains(s, base));
-  }
-  {
-    SearchSpace s;
-    s.enc_blocks = {1, 1};
-    EXPECT_FALSE(Contains(s, base));
-    s.enc_blocks = {2, 8};
-    EXPECT_FALSE(Contains(s, base));
-  }
-  {
-    SearchSpace s;
-    s.dec_blocks = {2, 8};
-    EXPECT_FALSE(Contains(s, base));
-  }
-  {
-    SearchSpace s;
-    s.skips = {SkipKind::kAdd};
-    EXPECT_FALSE(Contains(s, base));
-  }
-  {
-    SearchSpace s;
-    s.upsamples = {UpsampleKind::kBilinear, UpsampleKind::kPixelShuffle};
-    EXPECT_FALSE(Contains(s, base));
-  }
-  {
-    SearchSpace s;
-    s.downsamples = {DownsampleKind::kMaxPool};
-    EXPECT_FALSE(Contains(s, base));
-  }
-  {
-    SearchSpace s;
-    s.activations = {ActivationKind::kLeakyRelu};
-    EXPECT_FALSE(Contains(s, base));
+  const SearchSpace outside[] = {
+      {.levels = {1, 3}},
+      {.width = {32, 128}},
+      {.width = {64, 512}},
+      {.enc_blocks = {1, 1}},
+      {.enc_blocks = {2, 8}},
+      {.dec_blocks = {2, 8}},
+      {.skips = {SkipKind::kAdd}},
+      {.upsamples = {UpsampleKind::kBilinear, UpsampleKind::kPixelShuffle}},
+      {.downsamples = {DownsampleKind::kMaxPool}},
+      {.activations = {ActivationKind::kLeakyRelu}},
+  };
+  for (std::size_t i = 0; i < std::size(outside); ++i) {
+    EXPECT_FALSE(Contains(outside[i], base)) << "space " << i;
   }
 }
 
@@ -346,17 +247,27 @@ TEST(SpaceContains, NondecreasingWidthsAndInvalidArchitectures) {
 // ---------------------------------------------------------------------------------------------
 // Sample
 
-TEST(SpaceSample, AlwaysInsideEverySpace) {
+// Runs `check(space, rng, where)` `count` times for every named space and seed, with one
+// generator per space and seed; `where` names both. Stops at the first failure.
+template <typename Check>
+void ForEverySpaceAndSeed(int count, Check check) {
   for (const NamedSpace& s : Spaces()) {
     for (std::uint64_t seed : kSeeds) {
       std::mt19937_64 rng(seed);
-      for (int i = 0; i < 2000; ++i) {
-        const Architecture a = Sample(s.space, rng);
-        ExpectInside(s.space, a, s.name + " seed " + std::to_string(seed));
-        if (HasFailure()) return;
+      const std::string where = s.name + " seed " + std::to_string(seed);
+      for (int i = 0; i < count; ++i) {
+        check(s.space, rng, where);
+        if (::testing::Test::HasFailure()) return;
       }
     }
   }
+}
+
+TEST(SpaceSample, AlwaysInsideEverySpace) {
+  ForEverySpaceAndSeed(
+      2000, [](const SearchSpace& space, std::mt19937_64& rng, const std::string& where) {
+        ExpectInside(space, Sample(space, rng), where);
+      });
 }
 
 TEST(SpaceSample, SameSeedSameSequenceDifferentSeedDifferentSequence) {
@@ -638,19 +549,14 @@ bool FromOneOf(T v, T a, T b) {
 }
 
 TEST(SpaceCrossover, AlwaysInsideEverySpace) {
-  for (const NamedSpace& s : Spaces()) {
-    for (std::uint64_t seed : kSeeds) {
-      std::mt19937_64 rng(seed);
-      for (int i = 0; i < 1000; ++i) {
-        const Architecture a = Sample(s.space, rng);
-        const Architecture b = Sample(s.space, rng);
-        const Architecture c = Crossover(a, b, s.space, rng);
-        ExpectInside(s.space, c, s.name + " seed " + std::to_string(seed));
+  ForEverySpaceAndSeed(
+      1000, [](const SearchSpace& space, std::mt19937_64& rng, const std::string& where) {
+        const Architecture a = Sample(space, rng);
+        const Architecture b = Sample(space, rng);
+        const Architecture c = Crossover(a, b, space, rng);
+        ExpectInside(space, c, where);
         EXPECT_TRUE(FromOneOf(c.levels, a.levels, b.levels));
-        if (HasFailure()) return;
-      }
-    }
-  }
+      });
 }
 
 TEST(SpaceCrossover, EachFieldFromOneParentWhenLevelsAgree) {
@@ -741,55 +647,62 @@ TEST(SpaceCrossover, SameSeedSameChildren) {
 // ---------------------------------------------------------------------------------------------
 // ScaleArchitecture
 
+// Runs `check(base, options)` on `count` architectures drawn from `space` with `seed`, each
+// under ScalingOptions{alpha} for every alpha of `alphas`; stops at the first failure.
+template <typename Check>
+void ForSampledBases(const SearchSpace& space, std::uint64_t seed, int count,
+                     std::initializer_list<double> alphas, Check check) {
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < count; ++i) {
+    const Architecture base = Sample(space, rng);
+    for (double alpha : alphas) {
+      check(base, ScalingOptions{alpha});
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+}
+
 TEST(SpaceScale, FactorOneReturnsTheBase) {
   for (const SearchSpace& space : {DefaultSpace(), NondecreasingDefault(), Tiny(), DeepWide()}) {
-    std::mt19937_64 rng(21);
-    for (int i = 0; i < 500; ++i) {
-      const Architecture base = Sample(space, rng);
-      for (double alpha : {0.2, 0.8, 1.0}) {
-        EXPECT_EQ(ScaleArchitecture(base, 1.0, ScalingOptions{alpha}, space), base)
-            << ToCanonicalJson(base);
-      }
-    }
+    ForSampledBases(
+        space, 21, 500, {0.2, 0.8, 1.0}, [&](const Architecture& base, const ScalingOptions& opt) {
+          EXPECT_EQ(ScaleArchitecture(base, 1.0, opt, space), base) << ToCanonicalJson(base);
+        });
   }
 }
 
 TEST(SpaceScale, LargerFactorNeverShrinksSmallerNeverGrows) {
   const SearchSpace space = DefaultSpace();
-  std::mt19937_64 rng(22);
-  for (int i = 0; i < 500; ++i) {
-    const Architecture base = Sample(space, rng);
-    for (double alpha : {0.3, 0.8, 1.0}) {
-      const ScalingOptions opt{alpha};
-      Architecture prev = ScaleArchitecture(base, 1.0 / 4096, opt, space);
-      for (double f = 1.0 / 4096; f <= 4096.0; f *= 1.7) {
-        const Architecture up = ScaleArchitecture(base, std::max(f, 1.0), opt, space);
-        const Architecture down = ScaleArchitecture(base, std::min(f, 1.0), opt, space);
-        const Architecture here = ScaleArchitecture(base, f, opt, space);
-        ExpectInside(space, here, "f=" + std::to_string(f));
-        ASSERT_EQ(here.levels, base.levels);
-        for (int l = 0; l < base.levels; ++l) {
-          EXPECT_GE(up.widths[l], base.widths[l]);
-          EXPECT_GE(up.enc_blocks[l], base.enc_blocks[l]);
-          EXPECT_LE(down.widths[l], base.widths[l]);
-          EXPECT_LE(down.enc_blocks[l], base.enc_blocks[l]);
-          EXPECT_GE(here.widths[l], prev.widths[l]);  // monotone in the factor
-          EXPECT_GE(here.enc_blocks[l], prev.enc_blocks[l]);
+  ForSampledBases(
+      space, 22, 500, {0.3, 0.8, 1.0}, [&](const Architecture& base, const ScalingOptions& opt) {
+        Architecture prev = ScaleArchitecture(base, 1.0 / 4096, opt, space);
+        for (double f = 1.0 / 4096; f <= 4096.0; f *= 1.7) {
+          const Architecture up = ScaleArchitecture(base, std::max(f, 1.0), opt, space);
+          const Architecture down = ScaleArchitecture(base, std::min(f, 1.0), opt, space);
+          const Architecture here = ScaleArchitecture(base, f, opt, space);
+          ExpectInside(space, here, "f=" + std::to_string(f));
+          ASSERT_EQ(here.levels, base.levels);
+          for (int l = 0; l < base.levels; ++l) {
+            EXPECT_GE(up.widths[l], base.widths[l]);
+            EXPECT_GE(up.enc_blocks[l], base.enc_blocks[l]);
+            EXPECT_LE(down.widths[l], base.widths[l]);
+            EXPECT_LE(down.enc_blocks[l], base.enc_blocks[l]);
+            EXPECT_GE(here.widths[l], prev.widths[l]);  // monotone in the factor
+            EXPECT_GE(here.enc_blocks[l], prev.enc_blocks[l]);
+          }
+          for (int l = 0; l + 1 < base.levels; ++l) {
+            EXPECT_GE(up.dec_blocks[l], base.dec_blocks[l]);
+            EXPECT_LE(down.dec_blocks[l], base.dec_blocks[l]);
+            EXPECT_GE(here.dec_blocks[l], prev.dec_blocks[l]);
+          }
+          EXPECT_EQ(here.skip, base.skip);
+          EXPECT_EQ(here.upsample, base.upsample);
+          EXPECT_EQ(here.downsample, base.downsample);
+          EXPECT_EQ(here.activation, base.activation);
+          prev = here;
+          if (HasFailure()) return;
         }
-        for (int l = 0; l + 1 < base.levels; ++l) {
-          EXPECT_GE(up.dec_blocks[l], base.dec_blocks[l]);
-          EXPECT_LE(down.dec_blocks[l], base.dec_blocks[l]);
-          EXPECT_GE(here.dec_blocks[l], prev.dec_blocks[l]);
-        }
-        EXPECT_EQ(here.skip, base.skip);
-        EXPECT_EQ(here.upsample, base.upsample);
-        EXPECT_EQ(here.downsample, base.downsample);
-        EXPECT_EQ(here.activation, base.activation);
-        prev = here;
-        if (HasFailure()) return;
-      }
-    }
-  }
+      });
 }
 
 TEST(SpaceScale, KnownValues) {
@@ -862,36 +775,32 @@ double MacsLike(const Architecture& a) {
 
 TEST(SpaceScaleToCost, LargestScalingWithinTheTarget) {
   const SearchSpace space = DefaultSpace();
-  std::mt19937_64 rng(31);
-  for (int i = 0; i < 60; ++i) {
-    const Architecture base = Sample(space, rng);
-    for (double alpha : {0.5, 0.8, 1.0}) {
-      const ScalingOptions opt{alpha};
-      const double smallest = MacsLike(ScaleArchitecture(base, 1.0 / 4096, opt, space));
-      const double largest = MacsLike(ScaleArchitecture(base, 4096, opt, space));
-      for (double t : {0.3, 0.5, 0.9, 1.0, 1.5, 4.0}) {
-        const double target = std::max(MacsLike(base) * t, smallest);
-        StatusOr<Architecture> got = ScaleToCost(base, target, MacsLike, opt, space);
-        ASSERT_TRUE(got.ok()) << got.status().ToString();
-        ExpectInside(space, *got, ToCanonicalJson(base));
-        EXPECT_LE(MacsLike(*got), target);
-        // No scaling on a fine grid that fits the target costs more than the answer.
-        for (double f = 1.0 / 4096; f <= 4096.0; f *= 1.05) {
-          const double c = MacsLike(ScaleArchitecture(base, f, opt, space));
-          if (c <= target) {
-            EXPECT_LE(c, MacsLike(*got)) << "f=" << f;
+  ForSampledBases(
+      space, 31, 60, {0.5, 0.8, 1.0}, [&](const Architecture& base, const ScalingOptions& opt) {
+        const double smallest = MacsLike(ScaleArchitecture(base, 1.0 / 4096, opt, space));
+        const double largest = MacsLike(ScaleArchitecture(base, 4096, opt, space));
+        for (double t : {0.3, 0.5, 0.9, 1.0, 1.5, 4.0}) {
+          const double target = std::max(MacsLike(base) * t, smallest);
+          StatusOr<Architecture> got = ScaleToCost(base, target, MacsLike, opt, space);
+          ASSERT_TRUE(got.ok()) << got.status().ToString();
+          ExpectInside(space, *got, ToCanonicalJson(base));
+          EXPECT_LE(MacsLike(*got), target);
+          // No scaling on a fine grid that fits the target costs more than the answer.
+          for (double f = 1.0 / 4096; f <= 4096.0; f *= 1.05) {
+            const double c = MacsLike(ScaleArchitecture(base, f, opt, space));
+            if (c <= target) {
+              EXPECT_LE(c, MacsLike(*got)) << "f=" << f;
+            }
           }
+          if (t == 1.0) {
+            EXPECT_EQ(MacsLike(*got), MacsLike(base));  // the base itself fits
+          }
+          if (target >= largest) {
+            EXPECT_EQ(*got, ScaleArchitecture(base, 4096, opt, space));
+          }
+          if (HasFailure()) return;
         }
-        if (t == 1.0) {
-          EXPECT_EQ(MacsLike(*got), MacsLike(base));  // the base itself fits
-        }
-        if (target >= largest) {
-          EXPECT_EQ(*got, ScaleArchitecture(base, 4096, opt, space));
-        }
-        if (HasFailure()) return;
-      }
-    }
-  }
+      });
 }
 
 TEST(SpaceScaleToCost, HugeTargetGivesTheLargestScaling) {

@@ -114,65 +114,50 @@ TEST(UnitsParseByteSize, LargestSize) {
   EXPECT_EQ(Parse("4194303.999999TiB"), kMaxSize - 1099512);
 }
 
-TEST(UnitsParseByteSize, EmptyIsAnError) {
-  for (const char* text : {"", " ", "\t\n"}) {
-    Status s = ParseError(text);
+// Parsing each of `texts` as a budget fails with INVALID_ARGUMENT, naming the field first, and
+// the message contains each of `parts`.
+void ExpectBudgetErrors(std::initializer_list<const char*> texts,
+                        std::initializer_list<std::string> parts) {
+  for (const char* text : texts) {
+    SCOPED_TRACE(text);
+    const Status s = ParseError(text);
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(s.message().rfind("budget: ", 0), 0u) << s.message();
-    EXPECT_NE(s.message().find("empty"), std::string::npos) << s.message();
+    for (const std::string& part : parts) {
+      EXPECT_NE(s.message().find(part), std::string::npos) << part << " in " << s.message();
+    }
   }
 }
 
+TEST(UnitsParseByteSize, EmptyIsAnError) { ExpectBudgetErrors({"", " ", "\t\n"}, {"empty"}); }
+
 TEST(UnitsParseByteSize, NegativeIsAnError) {
-  for (const char* text : {"-1MiB", "-1", "-0.5GB", " -2 GiB"}) {
-    Status s = ParseError(text);
-    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(s.message().rfind("budget: ", 0), 0u) << s.message();
-    EXPECT_NE(s.message().find("negative"), std::string::npos) << s.message();
-  }
+  ExpectBudgetErrors({"-1MiB", "-1", "-0.5GB", " -2 GiB"}, {"negative"});
 }
 
 TEST(UnitsParseByteSize, NotANumberIsAnError) {
   for (const char* text : {"abc", "GiB", ".", "+1MiB", "1e9", "1.5.GiB", "1..5", "0x10"}) {
-    Status s = ParseError(text);
-    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(s.message().rfind("budget: ", 0), 0u) << s.message();
-    EXPECT_NE(s.message().find(std::string("\"") + text + "\""), std::string::npos) << s.message();
+    ExpectBudgetErrors({text}, {std::string("\"") + text + "\""});  // names the text
   }
-  Status s = ParseError("abc");
-  EXPECT_NE(s.message().find("is not a size"), std::string::npos) << s.message();
+  ExpectBudgetErrors({"abc"}, {"is not a size"});
 }
 
 TEST(UnitsParseByteSize, NonFiniteIsAnError) {
-  for (const char* text : {"nan", "NaN", "inf", "Infinity"}) {
-    Status s = ParseError(text);
-    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(s.message().rfind("budget: ", 0), 0u) << s.message();
-    EXPECT_NE(s.message().find("finite"), std::string::npos) << s.message();
-  }
+  ExpectBudgetErrors({"nan", "NaN", "inf", "Infinity"}, {"finite"});
 }
 
 TEST(UnitsParseByteSize, UnknownUnitIsAnError) {
-  for (const char* text : {"12XB", "12 ZiB", "3k", "4 megabytes", "1iB", "2GiBs"}) {
-    Status s = ParseError(text);
-    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(s.message().rfind("budget: ", 0), 0u) << s.message();
-    EXPECT_NE(s.message().find("unknown unit"), std::string::npos) << s.message();
-    EXPECT_NE(s.message().find("GiB"), std::string::npos) << "lists the units: " << s.message();
-  }
-  Status s = ParseError("12XB");
-  EXPECT_NE(s.message().find("\"XB\""), std::string::npos) << s.message();
+  // The message lists the units.
+  ExpectBudgetErrors({"12XB", "12 ZiB", "3k", "4 megabytes", "1iB", "2GiBs"},
+                     {"unknown unit", "GiB"});
+  ExpectBudgetErrors({"12XB"}, {"\"XB\""});
 }
 
 TEST(UnitsParseByteSize, OverflowAbove2To62IsAnError) {
-  for (const char* text :
-       {"4611686018427387905", "4194305TiB", "4194304.000001TiB", "9223372036854775808",
-        "99999999999999999999999999999", "5000000TB", "18446744073709551616GiB"}) {
-    Status s = ParseError(text);
-    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(s.message().rfind("budget: ", 0), 0u) << s.message();
-    EXPECT_NE(s.message().find("2^62"), std::string::npos) << s.message();
-  }
+  ExpectBudgetErrors(
+      {"4611686018427387905", "4194305TiB", "4194304.000001TiB", "9223372036854775808",
+       "99999999999999999999999999999", "5000000TB", "18446744073709551616GiB"},
+      {"2^62"});
 }
 
 TEST(UnitsParseByteSize, MessageNamesTheGivenFieldOrSizeByDefault) {
