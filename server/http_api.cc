@@ -107,6 +107,18 @@ HttpResponse Answer(const grpc::Status& status, const pb::Message& response) {
   return Json(response);
 }
 
+// Answers a job's call whose request carries nothing but the job's id.
+template <typename Request, typename Response>
+HttpResponse AnswerJobCall(JobServiceImpl& jobs, const Caller& caller,
+                           grpc::Status (JobServiceImpl::*call)(const Caller&, const Request&,
+                                                                Response*),
+                           const std::string& job_id) {
+  Request request;
+  request.set_job_id(job_id);
+  Response response;
+  return Answer((jobs.*call)(caller, request, &response), response);
+}
+
 std::string PercentDecode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -253,54 +265,42 @@ class JobEventStream final : public EventStream,
  public:
   JobEventStream(ParkedCalls& parked, std::shared_ptr<EventTextCache> texts, std::string job_id,
                  std::int64_t after)
-      : parked_(parked), texts_(std::move(texts)), job_id_(std::move(job_id)), after_(after) {}
+      : read_(parked), texts_(std::move(texts)), job_id_(std::move(job_id)), after_(after) {}
 
   void Next(Send send) override {
-    std::unique_lock lock(mu_);
-    if (cancelled_) {
-      lock.unlock();  // `send` may run the server's next step at once, which may Cancel
-      return send("", true);
-    }
-    ticket_ = parked_.Events(
-        job_id_, after_,
-        [self = shared_from_this(), send = std::move(send)](StatusOr<ParkedCalls::EventBatch> b) {
-          if (!b.ok()) {
-            return send(
-                "event: error\ndata: " +
-                    Error(static_cast<grpc::StatusCode>(b.status().code()), b.status().message())
-                        .body +
-                    "\n",
-                true);
-          }
-          bool end = b->ended;
-          for (const v1::JobEvent& event : *b->events) {
-            self->after_ = event.sequence();
-            if (event.has_job_finished()) end = true;
-          }
-          send(b->events->empty() ? std::string()
-                                  : *self->texts_->BatchText(self->job_id_, b->events),
-               end);
-        });
+    const bool parked = read_.Park([&](ParkedCalls& calls) {
+      return calls.Events(
+          job_id_, after_,
+          [self = shared_from_this(), send = std::move(send)](StatusOr<ParkedCalls::EventBatch> b) {
+            if (!b.ok()) {
+              return send(
+                  "event: error\ndata: " +
+                      Error(static_cast<grpc::StatusCode>(b.status().code()), b.status().message())
+                          .body +
+                      "\n",
+                  true);
+            }
+            bool end = b->ended;
+            for (const v1::JobEvent& event : *b->events) {
+              self->after_ = event.sequence();
+              if (event.has_job_finished()) end = true;
+            }
+            send(b->events->empty() ? std::string()
+                                    : *self->texts_->BatchText(self->job_id_, b->events),
+                 end);
+          });
+    });
+    // Outside the lock: `send` may run the server's next step at once, which may Cancel.
+    if (!parked) send("", true);
   }
 
-  void Cancel() override {
-    std::uint64_t ticket;
-    {
-      std::lock_guard lock(mu_);
-      cancelled_ = true;
-      ticket = ticket_;
-    }
-    parked_.Cancel(ticket);
-  }
+  void Cancel() override { read_.Cancel(); }
 
  private:
-  ParkedCalls& parked_;
+  ParkedRead read_;
   const std::shared_ptr<EventTextCache> texts_;  // the API's, shared by its streams
   const std::string job_id_;
   std::int64_t after_;  // written by the completion, read by the next Next: never at once
-  std::mutex mu_;
-  bool cancelled_ = false;    // guarded by mu_
-  std::uint64_t ticket_ = 0;  // guarded by mu_
 };
 
 }  // namespace
@@ -445,10 +445,8 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     if (!post) return wrong_method();
     auto caller = caller_for(Permission::kSubmit);
     if (!caller.ok()) return refuse(caller.status());
-    v1::CancelJobRequest req;
-    req.set_job_id(rest.substr(0, rest.size() - 7));
-    v1::CancelJobResponse resp;
-    return Answer(jobs_.CancelJob(*caller, req, &resp), resp);
+    return AnswerJobCall(jobs_, *caller, &JobServiceImpl::CancelJob,
+                         rest.substr(0, rest.size() - 7));
   }
   const std::string& id = rest;
   auto caller = caller_for(Permission::kRead);
@@ -457,17 +455,11 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
   if (Status visible = jobs_.Visible(*caller, id); !visible.ok()) return refuse(visible);
   if (sub.empty()) {
     if (!get) return wrong_method();
-    v1::GetJobRequest req;
-    req.set_job_id(id);
-    v1::GetJobResponse resp;
-    return Answer(jobs_.GetJob(*caller, req, &resp), resp);
+    return AnswerJobCall(jobs_, *caller, &JobServiceImpl::GetJob, id);
   }
   if (sub == "frontier") {
     if (!get) return wrong_method();
-    v1::GetFrontierRequest req;
-    req.set_job_id(id);
-    v1::GetFrontierResponse resp;
-    return Answer(jobs_.GetFrontier(*caller, req, &resp), resp);
+    return AnswerJobCall(jobs_, *caller, &JobServiceImpl::GetFrontier, id);
   }
   if (sub == "events") {
     if (!get) return wrong_method();

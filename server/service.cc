@@ -49,6 +49,14 @@ grpc::Status Page(const std::vector<T>& items, int page_size, int default_size, 
   return grpc::Status::OK;
 }
 
+// OK with the call's result stored in `*out`, or the call's error.
+template <typename T>
+grpc::Status Answer(StatusOr<T> result, T* out) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *out = std::move(result).value();
+  return grpc::Status::OK;
+}
+
 // A stream that is finished before it starts (a request refused by its arguments).
 template <typename T>
 class FinishedWriteReactor final : public grpc::ServerWriteReactor<T> {
@@ -88,10 +96,7 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context,
 
 grpc::Status JobServiceImpl::SubmitJob(const Caller& caller, const v1::SubmitJobRequest& request,
                                        v1::SubmitJobResponse* response) {
-  auto job = coordinator_.SubmitJob(request.spec(), caller.tenant);
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  *response->mutable_job() = std::move(job).value();
-  return grpc::Status::OK;
+  return Answer(coordinator_.SubmitJob(request.spec(), caller.tenant), response->mutable_job());
 }
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
@@ -139,10 +144,7 @@ grpc::Status JobServiceImpl::CancelJob(const Caller& caller, const v1::CancelJob
   if (Status visible = Visible(caller, request.job_id()); !visible.ok()) {
     return ToGrpcStatus(visible);
   }
-  auto job = coordinator_.CancelJob(request.job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  *response->mutable_job() = std::move(job).value();
-  return grpc::Status::OK;
+  return Answer(coordinator_.CancelJob(request.job_id()), response->mutable_job());
 }
 
 grpc::Status JobServiceImpl::GetFrontier(grpc::ServerContext* context,
@@ -158,10 +160,7 @@ grpc::Status JobServiceImpl::GetFrontier(const Caller& caller,
   if (Status visible = Visible(caller, request.job_id()); !visible.ok()) {
     return ToGrpcStatus(visible);
   }
-  auto frontier = coordinator_.GetFrontier(request.job_id());
-  if (!frontier.ok()) return ToGrpcStatus(frontier.status());
-  *response->mutable_frontier() = std::move(frontier).value();
-  return grpc::Status::OK;
+  return Answer(coordinator_.GetFrontier(request.job_id()), response->mutable_frontier());
 }
 
 grpc::Status JobServiceImpl::ListTrials(grpc::ServerContext* context,
@@ -231,7 +230,7 @@ grpc::Status JobServiceImpl::ListCalibrations(const Caller&,
 class WatchJobReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
   WatchJobReactor(ParkedCalls& parked, std::string job_id, std::int64_t after)
-      : parked_(parked), job_id_(std::move(job_id)), after_(after) {
+      : read_(parked), job_id_(std::move(job_id)), after_(after) {
     ReadMore();
   }
 
@@ -244,39 +243,29 @@ class WatchJobReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     ReadMore();
   }
 
-  void OnCancel() override {
-    std::uint64_t ticket;
-    {
-      std::lock_guard lock(mu_);
-      cancelled_ = true;
-      ticket = ticket_;
-    }
-    parked_.Cancel(ticket);
-  }
+  void OnCancel() override { read_.Cancel(); }
 
   void OnDone() override { delete this; }
 
  private:
   void ReadMore() {
-    std::lock_guard lock(mu_);
-    if (cancelled_) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client left"));
-    ticket_ = parked_.Events(job_id_, after_, [this](StatusOr<ParkedCalls::EventBatch> batch) {
-      if (!batch.ok()) return Finish(ToGrpcStatus(batch.status()));
-      if (batch->events->empty()) return Finish(grpc::Status::OK);  // ended
-      events_ = std::move(batch->events);
-      next_ = 0;
-      StartWrite(&(*events_)[0]);
+    const bool parked = read_.Park([this](ParkedCalls& calls) {
+      return calls.Events(job_id_, after_, [this](StatusOr<ParkedCalls::EventBatch> batch) {
+        if (!batch.ok()) return Finish(ToGrpcStatus(batch.status()));
+        if (batch->events->empty()) return Finish(grpc::Status::OK);  // ended
+        events_ = std::move(batch->events);
+        next_ = 0;
+        StartWrite(&(*events_)[0]);
+      });
     });
+    if (!parked) Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client left"));
   }
 
-  ParkedCalls& parked_;
+  ParkedRead read_;
   const std::string job_id_;
   std::int64_t after_;
   std::shared_ptr<const std::vector<v1::JobEvent>> events_;  // the batch being written
   std::size_t next_ = 0;                                     // its event in flight
-  std::mutex mu_;
-  bool cancelled_ = false;    // guarded by mu_
-  std::uint64_t ticket_ = 0;  // guarded by mu_: the pending read
 };
 
 grpc::ServerWriteReactor<v1::JobEvent>* JobServiceImpl::WatchJob(
@@ -372,10 +361,7 @@ grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext* context,
                                                const v1::RegisterWorkerRequest* request,
                                                v1::RegisterWorkerResponse* response) {
   PEAKNAS_CALLER(caller, context, Permission::kWork);
-  auto id = coordinator_.RegisterWorker(*request, caller.name);
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  response->set_worker_id(std::move(id).value());
-  return grpc::Status::OK;
+  return Answer(coordinator_.RegisterWorker(*request, caller.name), response->mutable_worker_id());
 }
 
 // Parks the call in ParkedCalls until a trial is leased to the worker or the wait ends; the
@@ -384,34 +370,25 @@ class LeaseTrialReactor final : public grpc::ServerUnaryReactor {
  public:
   LeaseTrialReactor(ParkedCalls& parked, Coordinator::LeaseAsk ask,
                     ParkedCalls::Clock::time_point deadline, v1::LeaseTrialResponse* response)
-      : parked_(parked), response_(response) {
-    std::lock_guard lock(mu_);
-    ticket_ = parked_.Lease(std::move(ask), deadline,
-                            [this](StatusOr<std::optional<v1::TrialAssignment>> assignment) {
-                              if (!assignment.ok())
-                                return Finish(ToGrpcStatus(assignment.status()));
-                              if (*assignment)
-                                *response_->mutable_assignment() = std::move(**assignment);
-                              Finish(grpc::Status::OK);
-                            });
+      : read_(parked), response_(response) {
+    read_.Park([&](ParkedCalls& calls) {
+      return calls.Lease(std::move(ask), deadline,
+                         [this](StatusOr<std::optional<v1::TrialAssignment>> assignment) {
+                           if (!assignment.ok()) return Finish(ToGrpcStatus(assignment.status()));
+                           if (*assignment)
+                             *response_->mutable_assignment() = std::move(**assignment);
+                           Finish(grpc::Status::OK);
+                         });
+    });
   }
 
-  void OnCancel() override {
-    std::uint64_t ticket;
-    {
-      std::lock_guard lock(mu_);
-      ticket = ticket_;
-    }
-    parked_.Cancel(ticket);
-  }
+  void OnCancel() override { read_.Cancel(); }
 
   void OnDone() override { delete this; }
 
  private:
-  ParkedCalls& parked_;
+  ParkedRead read_;
   v1::LeaseTrialResponse* const response_;
-  std::mutex mu_;
-  std::uint64_t ticket_ = 0;  // guarded by mu_
 };
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTrial(grpc::CallbackServerContext* context,
@@ -449,10 +426,7 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
                                           v1::HeartbeatResponse* response) {
   PEAKNAS_CALLER(caller, context, Permission::kWork);
   if (Status own = OwnLease(caller, request->lease_id()); !own.ok()) return ToGrpcStatus(own);
-  auto answer = coordinator_.Heartbeat(*request);
-  if (!answer.ok()) return ToGrpcStatus(answer.status());
-  *response = std::move(answer).value();
-  return grpc::Status::OK;
+  return Answer(coordinator_.Heartbeat(*request), response);
 }
 
 grpc::Status WorkerServiceImpl::ReportResult(grpc::ServerContext* context,
@@ -494,10 +468,8 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
   if (Status closed = out.Close(); !closed.ok()) return abandon(closed);
   if (context->IsCancelled()) return abandon(Status(StatusCode::kCancelled, "upload cancelled"));
   const std::int64_t size = out.size();
-  auto stored = coordinator_.CommitArtifactUpload(*upload, size, out.HexDigest(), claimed);
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = std::move(stored).value();
-  return grpc::Status::OK;
+  return Answer(coordinator_.CommitArtifactUpload(*upload, size, out.HexDigest(), claimed),
+                response);
 }
 
 // --- GrpcServer ---

@@ -42,6 +42,42 @@ namespace peaknas::server {
 // The one Status -> grpc::Status conversion.
 grpc::Status ToGrpcStatus(const Status& status);
 
+// A stream's or long poll's pending read from ParkedCalls, which its client may cancel at any
+// time: Park starts the next read unless the call was cancelled; Cancel marks it cancelled and
+// cancels the read in flight. Thread-safe.
+class ParkedRead {
+ public:
+  explicit ParkedRead(ParkedCalls& parked) : parked_(parked) {}
+  ParkedRead(const ParkedRead&) = delete;
+  ParkedRead& operator=(const ParkedRead&) = delete;
+
+  // Calls `park` (a ParkedCalls call, returning its ticket) unless cancelled; false if it was.
+  // `park` runs under the lock, so a concurrent Cancel cancels the read it starts.
+  template <typename Call>
+  bool Park(Call park) {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return false;
+    ticket_ = park(parked_);
+    return true;
+  }
+
+  void Cancel() {
+    std::uint64_t ticket;
+    {
+      std::lock_guard lock(mu_);
+      cancelled_ = true;
+      ticket = ticket_;
+    }
+    parked_.Cancel(ticket);
+  }
+
+ private:
+  ParkedCalls& parked_;
+  std::mutex mu_;
+  bool cancelled_ = false;    // guarded by mu_
+  std::uint64_t ticket_ = 0;  // guarded by mu_: the read in flight
+};
+
 class JobServiceImpl final
     : public v1::JobService::WithCallbackMethod_WatchJob<v1::JobService::Service> {
  public:

@@ -112,6 +112,18 @@ std::int64_t TotalSteps(const Evaluated& e, int job_steps) {
   return e.lineage.steps > 0 ? e.lineage.steps : job_steps;
 }
 
+// Makes `p` start from `from`'s trained weights and train `steps` more: its lineage (in the
+// role `role`) and the hash that lineage gives it.
+void InheritFrom(const Evaluated& from, std::string role, int steps, Proposal& p) {
+  Lineage lineage;
+  lineage.parent_trial = from.trial_id;
+  lineage.role = std::move(role);
+  lineage.steps = steps;
+  lineage.total_steps = TotalSteps(from, steps) + steps;
+  p.hash = CandidateHash(p.arch, lineage);
+  p.lineage = std::move(lineage);
+}
+
 // How many draws a strategy may spend per proposal before it concludes that the space (or what
 // is left of it after deduplication) is exhausted.
 constexpr int kAttemptsPerProposal = 64;
@@ -282,15 +294,7 @@ class ScalingStrategy final : public Strategy {
         waiting_ = true;
         continue;
       }
-      if (parent != nullptr) {
-        Lineage lineage;
-        lineage.parent_trial = parent->trial_id;
-        lineage.role = "scaling";
-        lineage.steps = config_.steps;
-        lineage.total_steps = TotalSteps(*parent, config_.steps) + config_.steps;
-        p.hash = CandidateHash(p.arch, lineage);
-        p.lineage = std::move(lineage);
-      }
+      if (parent != nullptr) InheritFrom(*parent, "scaling", config_.steps, p);
       if (seen.contains(p.hash)) continue;
       in_batch[i] = true;
       out.push_back(std::move(p));
@@ -384,13 +388,7 @@ class EvolutionStrategy final : public Strategy {
       // A child starts from trained weights when some trial can give them: its first parent
       // if it can, else the best (by PSNR) trial of the job it can inherit from.
       if (const Evaluated* donor = config_.inherit ? Donor(parent, members, p.arch) : nullptr) {
-        Lineage lineage;
-        lineage.parent_trial = donor->trial_id;
-        lineage.role = "mutation";
-        lineage.steps = config_.steps;
-        lineage.total_steps = TotalSteps(*donor, config_.steps) + config_.steps;
-        p.hash = CandidateHash(p.arch, lineage);
-        p.lineage = std::move(lineage);
+        InheritFrom(*donor, "mutation", config_.steps, p);
       }
       if (seen.contains(p.hash) || !batch.insert(p.hash).second) continue;
       if (p.admitted) placed.push_back(BudgetedPeak(config_, p.arch));

@@ -6,6 +6,7 @@
 #include <array>
 #include <charconv>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "storage/schema_sql.h"
@@ -244,6 +245,111 @@ StatusOr<Job> ReadJob(const Use& u) {
   return j;
 }
 
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) {
+    if (!out.empty()) out += ',';
+    out += n;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitNames(const std::string& joined) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < joined.size()) {
+    std::size_t comma = joined.find(',', start);
+    if (comma == std::string::npos) comma = joined.size();
+    if (comma > start) out.push_back(joined.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+// A row of get_worker / list_workers.
+Worker ReadWorker(const Use& u) {
+  return {.id = u.Int(0),
+          .name = u.Text(1),
+          .device = u.Text(2),
+          .memory_bytes = u.Int(3),
+          .datasets = SplitNames(u.Text(6)),
+          .dtypes = SplitNames(u.Text(7)),
+          .threads = static_cast<int>(u.Int(9)),
+          .registered_ms = u.Int(4),
+          .last_seen_ms = u.Int(5),
+          .principal = u.Text(8)};
+}
+
+StatusOr<CalibrationSample> ReadCalibrationSample(const Use& u) {
+  PEAKNAS_ASSIGN_OR_RETURN(const search::CalibratedPass pass,
+                           search::ParseCalibratedPass(u.Text(2)));
+  return CalibrationSample{.device_profile = u.Text(0),
+                           .framework = u.Text(1),
+                           .pass = pass,
+                           .predicted_bytes = u.Int(3),
+                           .device_bytes = u.Int(4),
+                           .trial_id = u.Int(5),
+                           .created_ms = u.Int(6)};
+}
+
+// TrialCounts' field for each TrialState, in the enum's order (as store.cc's state names).
+constexpr std::array<std::int64_t TrialCounts::*, 5> kCountOf = {
+    &TrialCounts::pending, &TrialCounts::rejected, &TrialCounts::leased, &TrialCounts::succeeded,
+    &TrialCounts::failed};
+
+// A row of get_metrics; the calibration figures are stored as samples, not read back here.
+TrialMetrics ReadMetrics(const Use& u) {
+  TrialMetrics m;
+  m.psnr = u.Real(0);
+  m.ssim = u.Real(1);
+  m.noisy_psnr = u.Real(2);
+  m.measured_inference_peak_bytes = u.Int(3);
+  m.measured_train_peak_bytes = u.Int(4);
+  m.latency_100mp_s = u.Real(5);
+  m.measured_latency_ms = u.Real(6);
+  m.steps_per_second = u.Real(7);
+  m.device = u.Text(8);
+  m.report_json = u.Text(9);
+  m.tiled_100mp_s = u.Real(10);
+  return m;
+}
+
+Event ReadEvent(const Use& u) {
+  return {.job_id = u.Int(0), .sequence = u.Int(1), .created_ms = u.Int(2), .payload = u.Blob(3)};
+}
+
+FrontierSnapshot ReadFrontier(const Use& u) {
+  return {.job_id = u.Int(0),
+          .version = u.Int(1),
+          .hypervolume = u.Real(2),
+          .members_json = u.Text(3),
+          .created_ms = u.Int(4)};
+}
+
+Artifact ReadArtifact(const Use& u) {
+  return {.id = u.Int(0),
+          .trial_id = u.Int(1),
+          .path = u.Text(2),
+          .size_bytes = u.Int(3),
+          .sha256 = u.Text(4),
+          .created_ms = u.Int(5)};
+}
+
+// The first column of a row that holds one number.
+std::int64_t ReadInt(const Use& u) { return u.Int(0); }
+
+// The row type a reader returns: T for a reader returning T or StatusOr<T>.
+template <typename R>
+struct RowType {
+  using type = R;
+};
+template <typename T>
+struct RowType<StatusOr<T>> {
+  using type = T;
+};
+template <typename Read>
+using RowOf = typename RowType<std::invoke_result_t<Read, const Use&>>::type;
+
 }  // namespace
 
 // Every statement, prepared once in Open.
@@ -411,19 +517,108 @@ struct SqliteStore::Impl {
     return Status::Ok();
   }
 
-  StatusOr<int> UserVersion() {
-    Use u = U(user_version);
+  // --- Running statements: `args` are bound to the parameters in order. ---
+
+  // Steps a statement that returns no rows.
+  template <typename... Args>
+  Status Run(const StmtPtr& stmt, const Args&... args) const {
+    Use u = U(stmt);
+    (u.Bind(args), ...);
+    return u.Run();
+  }
+
+  // Run an INSERT; the new row's id.
+  template <typename... Args>
+  StatusOr<std::int64_t> Insert(const StmtPtr& stmt, const Args&... args) const {
+    PEAKNAS_RETURN_IF_ERROR(Run(stmt, args...));
+    return static_cast<std::int64_t>(sqlite3_last_insert_rowid(raw()));
+  }
+
+  // Run an UPDATE of one row; NOT_FOUND `what` when it matched none.
+  template <typename... Args>
+  Status Update(const std::string& what, const StmtPtr& stmt, const Args&... args) const {
+    PEAKNAS_RETURN_IF_ERROR(Run(stmt, args...));
+    if (sqlite3_changes(raw()) == 0) return Status::NotFound(what);
+    return Status::Ok();
+  }
+
+  // Every row, converted by `read` (a function of a Use returning a row or a StatusOr of one).
+  template <typename Read, typename... Args>
+  StatusOr<std::vector<RowOf<Read>>> All(const StmtPtr& stmt, Read read,
+                                         const Args&... args) const {
+    Use u = U(stmt);
+    (u.Bind(args), ...);
+    std::vector<RowOf<Read>> rows;
+    while (true) {
+      PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
+      if (!row) return rows;
+      StatusOr<RowOf<Read>> item = read(u);
+      if (!item.ok()) return item.status();
+      rows.push_back(std::move(item).value());
+    }
+  }
+
+  // The first row, converted by `read`; nullopt when there is none.
+  template <typename Read, typename... Args>
+  StatusOr<std::optional<RowOf<Read>>> First(const StmtPtr& stmt, Read read,
+                                             const Args&... args) const {
+    Use u = U(stmt);
+    (u.Bind(args), ...);
     PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) return Status::Internal("PRAGMA user_version returned no row");
-    return static_cast<int>(u.Int(0));
+    if (!row) return std::optional<RowOf<Read>>();
+    StatusOr<RowOf<Read>> value = read(u);
+    if (!value.ok()) return value.status();
+    return std::optional<RowOf<Read>>(std::move(value).value());
+  }
+
+  // The first row, converted by `read`; NOT_FOUND `what` when there is none.
+  template <typename Read, typename... Args>
+  StatusOr<RowOf<Read>> One(std::string_view what, const StmtPtr& stmt, Read read,
+                            const Args&... args) const {
+    PEAKNAS_ASSIGN_OR_RETURN(std::optional<RowOf<Read>> row, First(stmt, read, args...));
+    if (!row) return Status::NotFound(std::string(what));
+    return *std::move(row);
+  }
+
+  // Whether the statement returns a row.
+  template <typename... Args>
+  StatusOr<bool> Exists(const StmtPtr& stmt, const Args&... args) const {
+    PEAKNAS_ASSIGN_OR_RETURN(std::optional<std::int64_t> row, First(stmt, ReadInt, args...));
+    return row.has_value();
+  }
+
+  // --- Atomic calls ---
+
+  // `body()` (a Status or StatusOr) as one Transaction, committed when it succeeds.
+  template <typename Body>
+  std::invoke_result_t<Body> Atomically(Body body) {
+    Transaction txn(conn);
+    PEAKNAS_RETURN_IF_ERROR(txn.Begin());
+    std::invoke_result_t<Body> result = body();
+    if (result.ok()) {
+      PEAKNAS_RETURN_IF_ERROR(txn.Commit());
+    }
+    return result;
+  }
+
+  // `body(trial_id)` atomically, on the trial holding this current, unexpired lease.
+  template <typename Body>
+  std::invoke_result_t<Body, std::int64_t> WithLease(std::string_view lease_id, std::int64_t token,
+                                                     std::int64_t now_ms, Body body) {
+    return Atomically([&]() -> std::invoke_result_t<Body, std::int64_t> {
+      PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id, CheckLease(lease_id, token, now_ms));
+      return body(trial_id);
+    });
+  }
+
+  StatusOr<int> UserVersion() {
+    PEAKNAS_ASSIGN_OR_RETURN(std::optional<std::int64_t> version, First(user_version, ReadInt));
+    if (!version) return Status::Internal("PRAGMA user_version returned no row");
+    return static_cast<int>(*version);
   }
 
   StatusOr<Trial> LoadTrial(std::int64_t id) {
-    Use u = U(get_trial);
-    u.Bind(id);
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) return Status::NotFound("trial " + std::to_string(id));
-    return ReadTrial(u);
+    return One("trial " + std::to_string(id), get_trial, ReadTrial, id);
   }
 
   // The trial id holding this current, unexpired lease; FAILED_PRECONDITION otherwise.
@@ -450,36 +645,19 @@ struct SqliteStore::Impl {
   StatusOr<std::int64_t> InsertTrialRow(std::int64_t job_id, const TrialSpec& spec,
                                         TrialState state, std::string_view reason,
                                         std::int64_t now_ms) {
-    {
-      Use e = U(job_exists);
-      e.Bind(job_id);
-      PEAKNAS_ASSIGN_OR_RETURN(bool row, e.Step());
-      if (!row) return Status::NotFound("job " + std::to_string(job_id));
+    PEAKNAS_ASSIGN_OR_RETURN(bool job_found, Exists(job_exists, job_id));
+    if (!job_found) return Status::NotFound("job " + std::to_string(job_id));
+    StatusOr<std::int64_t> id = Insert(
+        insert_trial, job_id, spec.architecture_json, static_cast<std::int64_t>(spec.arch_hash),
+        Name(state), spec.predicted_inference_peak_bytes, spec.predicted_train_peak_bytes,
+        spec.predicted_latency_100mp_s, reason, now_ms, now_ms, spec.parent_trial_id, spec.lineage,
+        spec.over_budget ? 1 : 0);
+    if (id.status().code() == StatusCode::kAlreadyExists) {
+      return Status(StatusCode::kAlreadyExists, "job " + std::to_string(job_id) +
+                                                    " already has candidate hash " +
+                                                    std::to_string(spec.arch_hash));
     }
-    {
-      Use u = U(insert_trial);
-      u.Bind(job_id)
-          .Bind(std::string_view(spec.architecture_json))
-          .Bind(static_cast<std::int64_t>(spec.arch_hash))
-          .Bind(Name(state))
-          .Bind(spec.predicted_inference_peak_bytes)
-          .Bind(spec.predicted_train_peak_bytes)
-          .Bind(spec.predicted_latency_100mp_s)
-          .Bind(reason)
-          .Bind(now_ms)
-          .Bind(now_ms)
-          .Bind(spec.parent_trial_id)
-          .Bind(std::string_view(spec.lineage))
-          .Bind(spec.over_budget ? 1 : 0);
-      Status s = u.Run();
-      if (s.code() == StatusCode::kAlreadyExists) {
-        return Status(StatusCode::kAlreadyExists, "job " + std::to_string(job_id) +
-                                                      " already has candidate hash " +
-                                                      std::to_string(spec.arch_hash));
-      }
-      PEAKNAS_RETURN_IF_ERROR(s);
-    }
-    return sqlite3_last_insert_rowid(raw());
+    return id;
   }
 };
 
@@ -592,77 +770,25 @@ std::int64_t SqliteStore::ChangeCount() { return sqlite3_total_changes64(impl_->
 
 StatusOr<std::int64_t> SqliteStore::CreateJob(std::string_view spec, std::string_view owner,
                                               std::int64_t now_ms) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  {
-    Use u = impl_->U(impl_->insert_job);
-    u.Bind(spec).Bind(now_ms).Bind(now_ms).Bind(owner);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  const auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->raw()));
-  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-  return id;
+  return impl_->Atomically(
+      [&] { return impl_->Insert(impl_->insert_job, spec, now_ms, now_ms, owner); });
 }
 
 StatusOr<Job> SqliteStore::GetJob(std::int64_t job_id) {
-  Use u = impl_->U(impl_->get_job);
-  u.Bind(job_id);
-  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-  if (!row) return Status::NotFound("job " + std::to_string(job_id));
-  return ReadJob(u);
+  return impl_->One("job " + std::to_string(job_id), impl_->get_job, ReadJob, job_id);
 }
 
-StatusOr<std::vector<Job>> SqliteStore::ListJobs() {
-  Use u = impl_->U(impl_->list_jobs);
-  std::vector<Job> jobs;
-  while (true) {
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) break;
-    PEAKNAS_ASSIGN_OR_RETURN(Job j, ReadJob(u));
-    jobs.push_back(std::move(j));
-  }
-  return jobs;
-}
+StatusOr<std::vector<Job>> SqliteStore::ListJobs() { return impl_->All(impl_->list_jobs, ReadJob); }
 
 Status SqliteStore::SetJobState(std::int64_t job_id, JobState state, std::string_view error,
                                 std::int64_t now_ms) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  {
-    Use u = impl_->U(impl_->set_job_state);
-    u.Bind(Name(state)).Bind(error).Bind(now_ms).Bind(job_id);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  if (sqlite3_changes(impl_->raw()) == 0) return Status::NotFound("job " + std::to_string(job_id));
-  return txn.Commit();
+  return impl_->Atomically([&] {
+    return impl_->Update("job " + std::to_string(job_id), impl_->set_job_state, Name(state), error,
+                         now_ms, job_id);
+  });
 }
 
 // --- Workers -------------------------------------------------------------------------------
-
-namespace {
-
-std::string JoinNames(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) {
-    if (!out.empty()) out += ',';
-    out += n;
-  }
-  return out;
-}
-
-std::vector<std::string> SplitNames(const std::string& joined) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < joined.size()) {
-    std::size_t comma = joined.find(',', start);
-    if (comma == std::string::npos) comma = joined.size();
-    if (comma > start) out.push_back(joined.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
-}  // namespace
 
 StatusOr<std::int64_t> SqliteStore::RegisterWorker(const Worker& worker, std::int64_t now_ms) {
   for (const auto& names : {worker.datasets, worker.dtypes}) {
@@ -673,78 +799,27 @@ StatusOr<std::int64_t> SqliteStore::RegisterWorker(const Worker& worker, std::in
       }
     }
   }
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  {
-    Use u = impl_->U(impl_->insert_worker);
-    u.Bind(std::string_view(worker.name))
-        .Bind(std::string_view(worker.device))
-        .Bind(worker.memory_bytes)
-        .Bind(std::string_view(JoinNames(worker.datasets)))
-        .Bind(std::string_view(JoinNames(worker.dtypes)))
-        .Bind(now_ms)
-        .Bind(now_ms)
-        .Bind(std::string_view(worker.principal))
-        .Bind(static_cast<std::int64_t>(worker.threads));
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  const auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->raw()));
-  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-  return id;
+  return impl_->Atomically([&] {
+    return impl_->Insert(impl_->insert_worker, worker.name, worker.device, worker.memory_bytes,
+                         JoinNames(worker.datasets), JoinNames(worker.dtypes), now_ms, now_ms,
+                         worker.principal, worker.threads);
+  });
 }
 
 Status SqliteStore::TouchWorker(std::int64_t worker_id, std::int64_t now_ms) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  {
-    Use u = impl_->U(impl_->touch_worker);
-    u.Bind(now_ms).Bind(worker_id);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  if (sqlite3_changes(impl_->raw()) == 0) {
-    return Status::NotFound("worker " + std::to_string(worker_id));
-  }
-  return txn.Commit();
+  return impl_->Atomically([&] {
+    return impl_->Update("worker " + std::to_string(worker_id), impl_->touch_worker, now_ms,
+                         worker_id);
+  });
 }
-
-namespace {
-
-// A row of get_worker / list_workers.
-Worker WorkerRow(const Use& u) {
-  Worker w;
-  w.id = u.Int(0);
-  w.name = u.Text(1);
-  w.device = u.Text(2);
-  w.memory_bytes = u.Int(3);
-  w.registered_ms = u.Int(4);
-  w.last_seen_ms = u.Int(5);
-  w.datasets = SplitNames(u.Text(6));
-  w.dtypes = SplitNames(u.Text(7));
-  w.principal = u.Text(8);
-  w.threads = static_cast<int>(u.Int(9));
-  return w;
-}
-
-}  // namespace
 
 StatusOr<Worker> SqliteStore::GetWorker(std::int64_t worker_id) {
-  Use u = impl_->U(impl_->get_worker);
-  u.Bind(worker_id);
-  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-  if (!row) return Status::NotFound("worker " + std::to_string(worker_id));
-  return WorkerRow(u);
+  return impl_->One("worker " + std::to_string(worker_id), impl_->get_worker, ReadWorker,
+                    worker_id);
 }
 
 StatusOr<std::vector<Worker>> SqliteStore::ListWorkers(std::int64_t seen_since_ms) {
-  Use u = impl_->U(impl_->list_workers);
-  u.Bind(seen_since_ms);
-  std::vector<Worker> out;
-  while (true) {
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) break;
-    out.push_back(WorkerRow(u));
-  }
-  return out;
+  return impl_->All(impl_->list_workers, ReadWorker, seen_since_ms);
 }
 
 // --- Trials --------------------------------------------------------------------------------
@@ -752,35 +827,25 @@ StatusOr<std::vector<Worker>> SqliteStore::ListWorkers(std::int64_t seen_since_m
 StatusOr<std::vector<std::int64_t>> SqliteStore::AddTrials(std::int64_t job_id,
                                                            const std::vector<NewTrial>& trials,
                                                            std::int64_t now_ms) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  std::vector<std::int64_t> ids;
-  ids.reserve(trials.size());
-  for (const NewTrial& t : trials) {
-    PEAKNAS_ASSIGN_OR_RETURN(
-        std::int64_t id,
-        impl_->InsertTrialRow(job_id, t.spec,
-                              t.rejected ? TrialState::kRejected : TrialState::kPending, t.reason,
-                              now_ms));
-    ids.push_back(id);
-  }
-  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-  return ids;
+  return impl_->Atomically([&]() -> StatusOr<std::vector<std::int64_t>> {
+    std::vector<std::int64_t> ids;
+    ids.reserve(trials.size());
+    for (const NewTrial& t : trials) {
+      PEAKNAS_ASSIGN_OR_RETURN(
+          std::int64_t id,
+          impl_->InsertTrialRow(job_id, t.spec,
+                                t.rejected ? TrialState::kRejected : TrialState::kPending, t.reason,
+                                now_ms));
+      ids.push_back(id);
+    }
+    return ids;
+  });
 }
 
 StatusOr<Trial> SqliteStore::GetTrial(std::int64_t trial_id) { return impl_->LoadTrial(trial_id); }
 
 StatusOr<std::vector<Trial>> SqliteStore::ListTrials(std::int64_t job_id) {
-  Use u = impl_->U(impl_->list_trials);
-  u.Bind(job_id);
-  std::vector<Trial> trials;
-  while (true) {
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) break;
-    PEAKNAS_ASSIGN_OR_RETURN(Trial t, ReadTrial(u));
-    trials.push_back(std::move(t));
-  }
-  return trials;
+  return impl_->All(impl_->list_trials, ReadTrial, job_id);
 }
 
 StatusOr<TrialCounts> SqliteStore::CountTrials(std::int64_t job_id) {
@@ -791,24 +856,7 @@ StatusOr<TrialCounts> SqliteStore::CountTrials(std::int64_t job_id) {
     PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
     if (!row) break;
     PEAKNAS_ASSIGN_OR_RETURN(TrialState state, ParseTrialState(u.Text(0)));
-    const std::int64_t n = u.Int(1);
-    switch (state) {
-      case TrialState::kPending:
-        counts.pending = n;
-        break;
-      case TrialState::kRejected:
-        counts.rejected = n;
-        break;
-      case TrialState::kLeased:
-        counts.leased = n;
-        break;
-      case TrialState::kSucceeded:
-        counts.succeeded = n;
-        break;
-      case TrialState::kFailed:
-        counts.failed = n;
-        break;
-    }
+    counts.*kCountOf[static_cast<std::size_t>(state)] = u.Int(1);
     counts.updated_ms = std::max(counts.updated_ms, u.Int(2));
     if (state != TrialState::kRejected) counts.over_budget += u.Int(3);
   }
@@ -823,359 +871,212 @@ StatusOr<std::optional<Lease>> SqliteStore::LeaseNextPendingTrial(const LeaseFil
     return Status::InvalidArgument("deadline_ms: " + std::to_string(deadline_ms) +
                                    " must be after now_ms " + std::to_string(now_ms));
   }
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  {
-    Use w = impl_->U(impl_->get_worker);
-    w.Bind(worker_id);
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, w.Step());
-    if (!row) return Status::NotFound("worker " + std::to_string(worker_id));
-  }
-  std::int64_t trial_id = 0, queued_ms = 0;
-  {
-    Use u = impl_->U(impl_->next_pending);
-    if (filter.job_ids) {
-      std::string job_ids = "[";
-      for (std::int64_t id : *filter.job_ids) {
-        if (job_ids.size() > 1) job_ids += ',';
-        job_ids += std::to_string(id);
+  return impl_->Atomically([&]() -> StatusOr<std::optional<Lease>> {
+    PEAKNAS_ASSIGN_OR_RETURN(bool worker_found, impl_->Exists(impl_->get_worker, worker_id));
+    if (!worker_found) return Status::NotFound("worker " + std::to_string(worker_id));
+    std::int64_t trial_id = 0, queued_ms = 0;
+    {
+      Use u = impl_->U(impl_->next_pending);
+      if (filter.job_ids) {
+        std::string job_ids = "[";
+        for (std::int64_t id : *filter.job_ids) {
+          if (job_ids.size() > 1) job_ids += ',';
+          job_ids += std::to_string(id);
+        }
+        job_ids += ']';
+        u.Bind(std::string_view(job_ids));
+      } else {
+        u.BindNull();
       }
-      job_ids += ']';
-      u.Bind(std::string_view(job_ids));
-    } else {
-      u.BindNull();
+      u.Bind(filter.max_peak_bytes);
+      std::string limits = "[";
+      for (const LeaseFilter::PassLimits& l : filter.pass_limits) {
+        if (limits.size() > 1) limits += ',';
+        limits += "[" + std::to_string(l.job_id) + "," +
+                  std::to_string(l.max_inference_peak_bytes) + "," +
+                  std::to_string(l.max_train_peak_bytes) + "]";
+      }
+      limits += ']';
+      u.Bind(std::string_view(limits));
+      u.Bind(filter.max_reserve_bytes);
+      PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
+      if (!row) return std::optional<Lease>();
+      trial_id = u.Int(0);
+      queued_ms = u.Int(1);
     }
-    u.Bind(filter.max_peak_bytes);
-    std::string limits = "[";
-    for (const LeaseFilter::PassLimits& l : filter.pass_limits) {
-      if (limits.size() > 1) limits += ',';
-      limits += "[" + std::to_string(l.job_id) + "," + std::to_string(l.max_inference_peak_bytes) +
-                "," + std::to_string(l.max_train_peak_bytes) + "]";
-    }
-    limits += ']';
-    u.Bind(std::string_view(limits));
-    u.Bind(filter.max_reserve_bytes);
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) return std::optional<Lease>();
-    trial_id = u.Int(0);
-    queued_ms = u.Int(1);
-  }
-  {
-    Use u = impl_->U(impl_->lease_trial);
-    u.Bind(deadline_ms).Bind(worker_id).Bind(now_ms).Bind(trial_id);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  PEAKNAS_ASSIGN_OR_RETURN(Trial t, impl_->LoadTrial(trial_id));
-  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-  Lease lease;
-  lease.lease_id = t.lease_id;
-  lease.fencing_token = t.fencing_token;
-  lease.deadline_ms = t.lease_deadline_ms;
-  lease.queued_ms = queued_ms;
-  lease.trial = std::move(t);
-  return std::optional<Lease>(std::move(lease));
+    PEAKNAS_RETURN_IF_ERROR(
+        impl_->Run(impl_->lease_trial, deadline_ms, worker_id, now_ms, trial_id));
+    PEAKNAS_ASSIGN_OR_RETURN(Trial t, impl_->LoadTrial(trial_id));
+    Lease lease;
+    lease.lease_id = t.lease_id;
+    lease.fencing_token = t.fencing_token;
+    lease.deadline_ms = t.lease_deadline_ms;
+    lease.queued_ms = queued_ms;
+    lease.trial = std::move(t);
+    return std::optional<Lease>(std::move(lease));
+  });
 }
 
 Status SqliteStore::RenewLease(std::string_view lease_id, std::int64_t fencing_token,
                                std::int64_t now_ms, std::int64_t new_deadline_ms) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
-                           impl_->CheckLease(lease_id, fencing_token, now_ms));
-  {
-    Use u = impl_->U(impl_->renew_lease);
-    u.Bind(new_deadline_ms).Bind(now_ms).Bind(trial_id);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  return txn.Commit();
+  return impl_->WithLease(lease_id, fencing_token, now_ms, [&](std::int64_t trial_id) {
+    return impl_->Run(impl_->renew_lease, new_deadline_ms, now_ms, trial_id);
+  });
 }
 
 StatusOr<ReleasedLeases> SqliteStore::ReleaseExpiredLeases(std::int64_t now_ms, int max_attempts) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  std::vector<std::pair<std::int64_t, int>> expired;
-  {
-    Use u = impl_->U(impl_->expired_leases);
-    u.Bind(now_ms);
-    while (true) {
-      PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-      if (!row) break;
-      expired.emplace_back(u.Int(0), static_cast<int>(u.Int(1)));
+  return impl_->Atomically([&]() -> StatusOr<ReleasedLeases> {
+    PEAKNAS_ASSIGN_OR_RETURN(
+        const auto expired,
+        impl_->All(
+            impl_->expired_leases,
+            [](const Use& u) { return std::pair(u.Int(0), static_cast<int>(u.Int(1))); }, now_ms));
+    ReleasedLeases out;
+    for (const auto& [id, attempts] : expired) {
+      if (attempts >= max_attempts) {
+        const std::string reason = "lease expired " + std::to_string(attempts) +
+                                   " times (max_attempts " + std::to_string(max_attempts) + ")";
+        PEAKNAS_RETURN_IF_ERROR(impl_->Run(impl_->fail_trial, reason, now_ms, id));
+        out.failed.push_back(id);
+      } else {
+        PEAKNAS_RETURN_IF_ERROR(impl_->Run(impl_->requeue_trial, now_ms, id));
+        out.requeued.push_back(id);
+      }
     }
-  }
-  ReleasedLeases out;
-  for (const auto& [id, attempts] : expired) {
-    if (attempts >= max_attempts) {
-      Use u = impl_->U(impl_->fail_trial);
-      const std::string reason = "lease expired " + std::to_string(attempts) +
-                                 " times (max_attempts " + std::to_string(max_attempts) + ")";
-      u.Bind(std::string_view(reason)).Bind(now_ms).Bind(id);
-      PEAKNAS_RETURN_IF_ERROR(u.Run());
-      out.failed.push_back(id);
-    } else {
-      Use u = impl_->U(impl_->requeue_trial);
-      u.Bind(now_ms).Bind(id);
-      PEAKNAS_RETURN_IF_ERROR(u.Run());
-      out.requeued.push_back(id);
-    }
-  }
-  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-  return out;
+    return out;
+  });
 }
 
 StatusOr<std::int64_t> SqliteStore::CompleteTrial(std::string_view lease_id,
                                                   std::int64_t fencing_token, std::int64_t now_ms,
                                                   const TrialMetrics& m,
                                                   const std::optional<FrontierSnapshot>& frontier) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
-                           impl_->CheckLease(lease_id, fencing_token, now_ms));
-  {
-    Use u = impl_->U(impl_->succeed_trial);
-    u.Bind(now_ms).Bind(trial_id);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  {
-    Use u = impl_->U(impl_->insert_metrics);
-    u.Bind(trial_id)
-        .Bind(m.psnr)
-        .Bind(m.ssim)
-        .Bind(m.noisy_psnr)
-        .Bind(m.measured_inference_peak_bytes)
-        .Bind(m.measured_train_peak_bytes)
-        .Bind(m.latency_100mp_s)
-        .Bind(m.measured_latency_ms)
-        .Bind(m.steps_per_second)
-        .Bind(std::string_view(m.device))
-        .Bind(std::string_view(m.report_json))
-        .Bind(now_ms)
-        .Bind(m.tiled_100mp_s);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  if (!m.framework.empty()) {
-    for (const auto& [pass, predicted, device] :
-         {std::tuple<search::CalibratedPass, std::int64_t, std::int64_t>{
-              search::CalibratedPass::kInference, m.predicted_inference_peak_bytes,
-              m.process_inference_peak_bytes},
-          {search::CalibratedPass::kTraining, m.predicted_train_peak_bytes,
-           m.process_train_peak_bytes},
-          {search::CalibratedPass::kTrial,
-           std::max(m.predicted_inference_peak_bytes, m.predicted_train_peak_bytes),
-           m.process_peak_bytes}}) {
-      if (predicted <= 0 || device <= 0) continue;
-      Use u = impl_->U(impl_->insert_calibration_sample);
-      u.Bind(std::string_view(m.device_profile))
-          .Bind(std::string_view(m.framework))
-          .Bind(search::Name(pass))
-          .Bind(predicted)
-          .Bind(device)
-          .Bind(trial_id)
-          .Bind(now_ms);
-      PEAKNAS_RETURN_IF_ERROR(u.Run());
-    }
-  }
-  std::int64_t version = 0;
-  if (frontier) {
-    PEAKNAS_ASSIGN_OR_RETURN(Trial t, impl_->LoadTrial(trial_id));
-    if (frontier->job_id != t.job_id) {
-      return Status::InvalidArgument("frontier.job_id: " + std::to_string(frontier->job_id) +
-                                     " is not the trial's job " + std::to_string(t.job_id));
-    }
-    {
-      Use u = impl_->U(impl_->next_frontier_version);
-      u.Bind(t.job_id);
-      PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-      if (!row) return Status::Internal("next frontier version: no row");
-      version = u.Int(0);
-    }
-    Use u = impl_->U(impl_->insert_frontier);
-    u.Bind(t.job_id)
-        .Bind(version)
-        .Bind(frontier->hypervolume)
-        .Bind(std::string_view(frontier->members_json))
-        .Bind(now_ms);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-  return version;
+  return impl_->WithLease(
+      lease_id, fencing_token, now_ms, [&](std::int64_t trial_id) -> StatusOr<std::int64_t> {
+        PEAKNAS_RETURN_IF_ERROR(impl_->Run(impl_->succeed_trial, now_ms, trial_id));
+        PEAKNAS_RETURN_IF_ERROR(impl_->Run(impl_->insert_metrics, trial_id, m.psnr, m.ssim,
+                                           m.noisy_psnr, m.measured_inference_peak_bytes,
+                                           m.measured_train_peak_bytes, m.latency_100mp_s,
+                                           m.measured_latency_ms, m.steps_per_second, m.device,
+                                           m.report_json, now_ms, m.tiled_100mp_s));
+        if (!m.framework.empty()) {
+          for (const auto& [pass, predicted, device] :
+               {std::tuple<search::CalibratedPass, std::int64_t, std::int64_t>{
+                    search::CalibratedPass::kInference, m.predicted_inference_peak_bytes,
+                    m.process_inference_peak_bytes},
+                {search::CalibratedPass::kTraining, m.predicted_train_peak_bytes,
+                 m.process_train_peak_bytes},
+                {search::CalibratedPass::kTrial,
+                 std::max(m.predicted_inference_peak_bytes, m.predicted_train_peak_bytes),
+                 m.process_peak_bytes}}) {
+            if (predicted <= 0 || device <= 0) continue;
+            PEAKNAS_RETURN_IF_ERROR(impl_->Run(impl_->insert_calibration_sample, m.device_profile,
+                                               m.framework, search::Name(pass), predicted, device,
+                                               trial_id, now_ms));
+          }
+        }
+        if (!frontier) return std::int64_t{0};
+        PEAKNAS_ASSIGN_OR_RETURN(Trial t, impl_->LoadTrial(trial_id));
+        if (frontier->job_id != t.job_id) {
+          return Status::InvalidArgument("frontier.job_id: " + std::to_string(frontier->job_id) +
+                                         " is not the trial's job " + std::to_string(t.job_id));
+        }
+        PEAKNAS_ASSIGN_OR_RETURN(std::optional<std::int64_t> version,
+                                 impl_->First(impl_->next_frontier_version, ReadInt, t.job_id));
+        if (!version) return Status::Internal("next frontier version: no row");
+        PEAKNAS_RETURN_IF_ERROR(impl_->Run(impl_->insert_frontier, t.job_id, *version,
+                                           frontier->hypervolume, frontier->members_json, now_ms));
+        return *version;
+      });
 }
 
 Status SqliteStore::FailTrial(std::string_view lease_id, std::int64_t fencing_token,
                               std::int64_t now_ms, std::string_view reason) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
-                           impl_->CheckLease(lease_id, fencing_token, now_ms));
-  {
-    Use u = impl_->U(impl_->fail_trial);
-    u.Bind(reason).Bind(now_ms).Bind(trial_id);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  return txn.Commit();
+  return impl_->WithLease(lease_id, fencing_token, now_ms, [&](std::int64_t trial_id) {
+    return impl_->Run(impl_->fail_trial, reason, now_ms, trial_id);
+  });
 }
 
 StatusOr<TrialState> SqliteStore::RetryTrial(std::string_view lease_id, std::int64_t fencing_token,
                                              std::int64_t now_ms, std::string_view reason,
                                              int max_attempts, std::int64_t reserve_bytes) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  PEAKNAS_ASSIGN_OR_RETURN(std::int64_t trial_id,
-                           impl_->CheckLease(lease_id, fencing_token, now_ms));
-  PEAKNAS_ASSIGN_OR_RETURN(Trial trial, impl_->LoadTrial(trial_id));
-  TrialState state = TrialState::kPending;
-  if (trial.attempts >= max_attempts) {
-    state = TrialState::kFailed;
-    const std::string why = std::string(reason) + " (leased " + std::to_string(trial.attempts) +
-                            " times, max_attempts " + std::to_string(max_attempts) + ")";
-    Use u = impl_->U(impl_->fail_trial);
-    u.Bind(std::string_view(why)).Bind(now_ms).Bind(trial_id);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  } else {
-    Use u = impl_->U(impl_->retry_trial);
-    u.Bind(reason).Bind(now_ms).Bind(reserve_bytes).Bind(trial_id);
-    PEAKNAS_RETURN_IF_ERROR(u.Run());
-  }
-  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-  return state;
+  return impl_->WithLease(
+      lease_id, fencing_token, now_ms, [&](std::int64_t trial_id) -> StatusOr<TrialState> {
+        PEAKNAS_ASSIGN_OR_RETURN(Trial trial, impl_->LoadTrial(trial_id));
+        if (trial.attempts >= max_attempts) {
+          const std::string why = std::string(reason) + " (leased " +
+                                  std::to_string(trial.attempts) + " times, max_attempts " +
+                                  std::to_string(max_attempts) + ")";
+          PEAKNAS_RETURN_IF_ERROR(impl_->Run(impl_->fail_trial, why, now_ms, trial_id));
+          return TrialState::kFailed;
+        }
+        PEAKNAS_RETURN_IF_ERROR(
+            impl_->Run(impl_->retry_trial, reason, now_ms, reserve_bytes, trial_id));
+        return TrialState::kPending;
+      });
 }
 
 StatusOr<TrialMetrics> SqliteStore::GetMetrics(std::int64_t trial_id) {
-  Use u = impl_->U(impl_->get_metrics);
-  u.Bind(trial_id);
-  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-  if (!row) return Status::NotFound("metrics of trial " + std::to_string(trial_id));
-  TrialMetrics m;
-  m.psnr = u.Real(0);
-  m.ssim = u.Real(1);
-  m.noisy_psnr = u.Real(2);
-  m.measured_inference_peak_bytes = u.Int(3);
-  m.measured_train_peak_bytes = u.Int(4);
-  m.latency_100mp_s = u.Real(5);
-  m.measured_latency_ms = u.Real(6);
-  m.steps_per_second = u.Real(7);
-  m.device = u.Text(8);
-  m.report_json = u.Text(9);
-  m.tiled_100mp_s = u.Real(10);
-  return m;
+  return impl_->One("metrics of trial " + std::to_string(trial_id), impl_->get_metrics, ReadMetrics,
+                    trial_id);
 }
 
 StatusOr<std::vector<CalibrationSample>> SqliteStore::ListCalibrationSamples(int per_key) {
-  Use u = impl_->U(impl_->list_calibration_samples);
-  u.Bind(static_cast<std::int64_t>(per_key));
-  std::vector<CalibrationSample> out;
-  while (true) {
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) break;
-    PEAKNAS_ASSIGN_OR_RETURN(const search::CalibratedPass pass,
-                             search::ParseCalibratedPass(u.Text(2)));
-    out.push_back({.device_profile = u.Text(0),
-                   .framework = u.Text(1),
-                   .pass = pass,
-                   .predicted_bytes = u.Int(3),
-                   .device_bytes = u.Int(4),
-                   .trial_id = u.Int(5),
-                   .created_ms = u.Int(6)});
-  }
-  return out;
+  return impl_->All(impl_->list_calibration_samples, ReadCalibrationSample, per_key);
 }
 
 // --- Events ------------------------------------------------------------------------------
 
 Status SqliteStore::AppendEvent(const Event& event) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  {
+  return impl_->Atomically([&]() -> Status {
     Use u = impl_->U(impl_->insert_event);
     u.Bind(event.job_id).Bind(event.sequence).Bind(event.created_ms).BindBlob(event.payload);
     Status s = u.Run();
     if (s.code() == StatusCode::kNotFound) {
       return Status::NotFound("job " + std::to_string(event.job_id));
     }
-    PEAKNAS_RETURN_IF_ERROR(s);
-  }
-  return txn.Commit();
+    return s;
+  });
 }
 
 StatusOr<std::vector<Event>> SqliteStore::ListEvents(std::int64_t job_id,
                                                      std::int64_t after_sequence, int limit) {
-  Use u = impl_->U(impl_->list_events);
-  u.Bind(job_id).Bind(after_sequence).Bind(limit);
-  std::vector<Event> out;
-  while (true) {
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) break;
-    out.push_back(
-        {.job_id = u.Int(0), .sequence = u.Int(1), .created_ms = u.Int(2), .payload = u.Blob(3)});
-  }
-  return out;
+  return impl_->All(impl_->list_events, ReadEvent, job_id, after_sequence, limit);
 }
 
 StatusOr<std::int64_t> SqliteStore::LastEventSequence(std::int64_t job_id) {
-  Use u = impl_->U(impl_->last_event);
-  u.Bind(job_id);
-  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-  return row ? u.Int(0) : 0;
+  PEAKNAS_ASSIGN_OR_RETURN(std::optional<std::int64_t> last,
+                           impl_->First(impl_->last_event, ReadInt, job_id));
+  return last.value_or(0);
 }
 
 // --- Frontier and artifacts ----------------------------------------------------------------
 
 StatusOr<std::optional<FrontierSnapshot>> SqliteStore::LatestFrontier(std::int64_t job_id) {
-  Use u = impl_->U(impl_->latest_frontier);
-  u.Bind(job_id);
-  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-  if (!row) return std::optional<FrontierSnapshot>();
-  FrontierSnapshot f;
-  f.job_id = u.Int(0);
-  f.version = u.Int(1);
-  f.hypervolume = u.Real(2);
-  f.members_json = u.Text(3);
-  f.created_ms = u.Int(4);
-  return std::optional<FrontierSnapshot>(std::move(f));
+  return impl_->First(impl_->latest_frontier, ReadFrontier, job_id);
 }
 
 StatusOr<std::int64_t> SqliteStore::RecordArtifact(std::int64_t trial_id, std::string_view path,
                                                    std::int64_t size_bytes, std::string_view sha256,
                                                    std::int64_t now_ms) {
-  Transaction txn(impl_->conn);
-  PEAKNAS_RETURN_IF_ERROR(txn.Begin());
-  {
-    Use u = impl_->U(impl_->insert_artifact);
-    u.Bind(trial_id).Bind(path).Bind(size_bytes).Bind(sha256).Bind(now_ms);
-    Status s = u.Run();
-    if (s.code() == StatusCode::kNotFound) {
+  return impl_->Atomically([&]() -> StatusOr<std::int64_t> {
+    StatusOr<std::int64_t> id =
+        impl_->Insert(impl_->insert_artifact, trial_id, path, size_bytes, sha256, now_ms);
+    if (id.status().code() == StatusCode::kNotFound) {
       return Status::NotFound("trial " + std::to_string(trial_id));
     }
-    PEAKNAS_RETURN_IF_ERROR(s);
-  }
-  const auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->raw()));
-  PEAKNAS_RETURN_IF_ERROR(txn.Commit());
-  return id;
+    return id;
+  });
 }
 
 StatusOr<std::int64_t> SqliteStore::StoredArtifactBytes() {
-  Use u = impl_->U(impl_->stored_artifact_bytes);
-  PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-  return row ? u.Int(0) : 0;
+  PEAKNAS_ASSIGN_OR_RETURN(std::optional<std::int64_t> bytes,
+                           impl_->First(impl_->stored_artifact_bytes, ReadInt));
+  return bytes.value_or(0);
 }
 
 StatusOr<std::vector<Artifact>> SqliteStore::ListArtifacts(std::int64_t trial_id) {
-  Use u = impl_->U(impl_->list_artifacts);
-  u.Bind(trial_id);
-  std::vector<Artifact> out;
-  while (true) {
-    PEAKNAS_ASSIGN_OR_RETURN(bool row, u.Step());
-    if (!row) break;
-    Artifact a;
-    a.id = u.Int(0);
-    a.trial_id = u.Int(1);
-    a.path = u.Text(2);
-    a.size_bytes = u.Int(3);
-    a.sha256 = u.Text(4);
-    a.created_ms = u.Int(5);
-    out.push_back(std::move(a));
-  }
-  return out;
+  return impl_->All(impl_->list_artifacts, ReadArtifact, trial_id);
 }
 
 }  // namespace peaknas::storage

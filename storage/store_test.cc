@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/temp_dir.h"
@@ -46,6 +48,36 @@ StatusOr<std::int64_t> AddRejectedTrial(Store& store, std::int64_t job, const Tr
   return ids.front();
 }
 LeaseFilter Only(std::int64_t job) { return {.job_ids = std::vector<std::int64_t>{job}}; }
+
+// Every field of a TrialCounts, to compare two at once: (pending, rejected, leased, succeeded,
+// failed, over_budget, updated_ms).
+auto Fields(const TrialCounts& c) {
+  return std::tuple(c.pending, c.rejected, c.leased, c.succeeded, c.failed, c.over_budget,
+                    c.updated_ms);
+}
+
+void ExpectSameCounts(const TrialCounts& got, const TrialCounts& want, const std::string& when) {
+  EXPECT_EQ(Fields(got), Fields(want)) << when;
+}
+
+// The first row `sql` returns, each column as text, read through a separate connection to the
+// file at `path` (what another process would see); empty if it returns none.
+std::vector<std::string> QueryFromOutside(const std::string& path, const std::string& sql) {
+  std::vector<std::string> row;
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    for (int i = 0; i < sqlite3_column_count(st); ++i) {
+      const unsigned char* text = sqlite3_column_text(st, i);
+      row.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return row;
+}
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -108,23 +140,12 @@ TEST_F(StoreTest, CreatesSchemaAndSetsUserVersion) {
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, kSchemaVersion);
   // WAL mode is persistent in the file: check it through another connection.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
-  sqlite3_finalize(st);
-  ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name "
-                               "IN ('jobs','trials','workers','metrics','frontier_snapshots',"
-                               "'artifacts')",
-                               -1, &st, nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), 6);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  EXPECT_EQ(QueryFromOutside(path_, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+  EXPECT_EQ(QueryFromOutside(path_,
+                             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name "
+                             "IN ('jobs','trials','workers','metrics','frontier_snapshots',"
+                             "'artifacts')"),
+            std::vector<std::string>{"6"});
 }
 
 TEST_F(StoreTest, ReopenPreservesData) {
@@ -171,19 +192,11 @@ TEST_F(StoreTest, FailedMigrationChangesNothing) {
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("migration to schema version 1"), std::string::npos)
       << store.status().message();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "SELECT (SELECT user_version FROM pragma_user_version), "
-                               "(SELECT count(*) FROM sqlite_master)",
-                               -1, &st, nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), 0);
-  EXPECT_EQ(sqlite3_column_int(st, 1), 1);  // only the hand-made table: rolled back
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  // Version 0 and only the hand-made table: the migration was rolled back.
+  EXPECT_EQ(QueryFromOutside(path_,
+                             "SELECT (SELECT user_version FROM pragma_user_version), "
+                             "(SELECT count(*) FROM sqlite_master)"),
+            (std::vector<std::string>{"0", "1"}));
 }
 
 TEST_F(StoreTest, RefusesFutureSchemaVersion) {
@@ -787,51 +800,34 @@ TEST_F(StoreTest, CountTrialsByState) {
   (void)**store->LeaseNextPendingTrial(Only(job), w, 8, 100);
   auto counts = store->CountTrials(job);
   ASSERT_TRUE(counts.ok());
-  EXPECT_EQ(counts->pending, 2);
-  EXPECT_EQ(counts->leased, 1);
-  EXPECT_EQ(counts->succeeded, 1);
-  EXPECT_EQ(counts->rejected, 1);
-  EXPECT_EQ(counts->failed, 0);
-  EXPECT_EQ(counts->updated_ms, 8);
+  ExpectSameCounts(*counts,
+                   {.pending = 2,
+                    .rejected = 1,
+                    .leased = 1,
+                    .succeeded = 1,
+                    .failed = 0,
+                    .over_budget = 0,
+                    .updated_ms = 8},
+                   "two pending, one leased, one succeeded, one rejected");
   EXPECT_EQ(store->CountTrials(job + 1)->pending, 0);
 }
 
 // What CountTrials must equal: the job's trials counted one by one.
 TrialCounts CountByScan(Store& store, std::int64_t job) {
   TrialCounts c;
+  std::map<TrialState, std::int64_t> by_state;
   const auto trials = store.ListTrials(job);
   for (const Trial& t : *trials) {
-    switch (t.state) {
-      case TrialState::kPending:
-        ++c.pending;
-        break;
-      case TrialState::kRejected:
-        ++c.rejected;
-        break;
-      case TrialState::kLeased:
-        ++c.leased;
-        break;
-      case TrialState::kSucceeded:
-        ++c.succeeded;
-        break;
-      case TrialState::kFailed:
-        ++c.failed;
-        break;
-    }
+    ++by_state[t.state];
     if (t.state != TrialState::kRejected && t.spec.over_budget) ++c.over_budget;
     c.updated_ms = std::max(c.updated_ms, t.updated_ms);
   }
+  c.pending = by_state[TrialState::kPending];
+  c.rejected = by_state[TrialState::kRejected];
+  c.leased = by_state[TrialState::kLeased];
+  c.succeeded = by_state[TrialState::kSucceeded];
+  c.failed = by_state[TrialState::kFailed];
   return c;
-}
-
-void ExpectSameCounts(const TrialCounts& got, const TrialCounts& want, const std::string& when) {
-  EXPECT_EQ(got.pending, want.pending) << when;
-  EXPECT_EQ(got.rejected, want.rejected) << when;
-  EXPECT_EQ(got.leased, want.leased) << when;
-  EXPECT_EQ(got.succeeded, want.succeeded) << when;
-  EXPECT_EQ(got.failed, want.failed) << when;
-  EXPECT_EQ(got.over_budget, want.over_budget) << when;
-  EXPECT_EQ(got.updated_ms, want.updated_ms) << when;
 }
 
 TEST_F(StoreTest, CountTrialsEqualsAScanThroughEveryKindOfChange) {
@@ -940,16 +936,9 @@ TEST_F(StoreTest, RetryableFailureRequeuesUntilMaxAttempts) {
 
 // Counts rows through a second connection: what another process would see.
 std::int64_t CountFromOutside(const std::string& path, const std::string& table) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db, ("SELECT COUNT(*) FROM " + table).c_str(), -1, &stmt, nullptr),
-            SQLITE_OK);
-  EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  const std::int64_t n = sqlite3_column_int64(stmt, 0);
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return n;
+  const std::vector<std::string> row = QueryFromOutside(path, "SELECT COUNT(*) FROM " + table);
+  EXPECT_EQ(row.size(), 1u);
+  return row.empty() ? -1 : std::stoll(row[0]);
 }
 
 TEST_F(StoreTest, GroupCommitsOnceAndFailedCallsUndoOnlyThemselves) {

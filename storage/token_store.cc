@@ -79,13 +79,11 @@ class Stmt {
 };
 
 TokenInfo Row(const Stmt& s) {
-  TokenInfo t;
-  t.name = s.Text(0);
-  t.role = s.Text(1);
-  t.tenant = s.Text(2);
-  t.created_ms = s.Int(3);
-  t.revoked_ms = s.Int(4);
-  return t;
+  return {.name = s.Text(0),
+          .role = s.Text(1),
+          .tenant = s.Text(2),
+          .created_ms = s.Int(3),
+          .revoked_ms = s.Int(4)};
 }
 
 }  // namespace
