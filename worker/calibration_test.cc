@@ -48,7 +48,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace v1 = peaknas::v1;
 using Json = nlohmann::json;
-using testing::PollUntil;
 using testing::ReadFile;
 using testing::Spawn;
 using testing::Wait;
@@ -65,8 +64,8 @@ class DeviceCalibration : public testing::CoordinatorTest {
     ASSERT_NO_FATAL_FAILURE(StartCoordinator("peaknas-calibration", testing::TestData::kPatches,
                                              PEAKNAS_SERVER_BINARY, PEAKNAS_WORKER_BINARY));
     worker_ = Spawn({PEAKNAS_WORKER_BINARY, "serve", "--coordinator", address_, "--data",
-                     "synthetic=" + (dir_ / "data").string(), "--threads", "1", "--name",
-                     "calibration-test", "--lease-wait", "5", "--latency-runs", "1",
+                     "synthetic=" + data_.string(), "--threads", "1", "--name", "calibration-test",
+                     "--lease-wait", "5", "--latency-runs", "1",
                      "--no-latency-100mp"},  // its windows fill the 8 GiB budget
                     -1, (dir_ / "worker.log").string());
     ASSERT_GT(worker_, 0);

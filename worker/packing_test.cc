@@ -31,12 +31,9 @@
 namespace peaknas::worker {
 namespace {
 
-namespace fs = std::filesystem;
 namespace v1 = peaknas::v1;
-using testing::PollUntil;
 using testing::ReadFile;
 using testing::Spawn;
-using testing::Wait;
 
 constexpr std::int64_t kMiB = std::int64_t{1} << 20;
 constexpr std::int64_t kLimit = 1024 * kMiB;
@@ -67,7 +64,7 @@ class Packing : public testing::CoordinatorTest {
                                      "--coordinator",
                                      address_,
                                      "--data",
-                                     "synthetic=" + (dir_ / "data").string(),
+                                     "synthetic=" + data_.string(),
                                      "--threads",
                                      "1",
                                      "--lease-wait",

@@ -41,30 +41,12 @@ using testing::ReadFile;
 using testing::Spawn;
 using testing::Wait;
 
-class WorkerServe : public ::testing::Test {
+class WorkerServe : public testing::CoordinatorTest {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTestDir("peaknas-serve");
-    ASSERT_FALSE(dir_.empty());
-    data_ = dir_ / "data";
-    ASSERT_EQ(testing::MakeData(PEAKNAS_WORKER_BINARY, data_, testing::TestData::kTiny), "");
-
-    StartServer("127.0.0.1:0");
-  }
-
-  // Starts peaknas-server on `listen` with the test's database; sets address_ and jobs_.
-  void StartServer(const std::string& listen) {
-    const testing::SpawnedServer server =
-        testing::SpawnServer({PEAKNAS_SERVER_BINARY, "--listen", listen, "--db",
-                              (dir_ / "db.sqlite").string(), "--artifacts", (dir_ / "art").string(),
-                              "--log-level", "warn", "--shutdown-grace-seconds", "0.5"},
-                             (dir_ / "server.log").string());
-    server_ = server.pid;
-    ASSERT_GT(server_, 0);
-    address_ = server.address;
-    ASSERT_FALSE(address_.empty()) << "first line: \"" << server.first_line << "\"\n"
-                                   << ReadFile(dir_ / "server.log");
-    jobs_.Connect(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    ASSERT_NO_FATAL_FAILURE(
+        MakeDirWithData("peaknas-serve", testing::TestData::kTiny, PEAKNAS_WORKER_BINARY));
+    ASSERT_NO_FATAL_FAILURE(StartServer(PEAKNAS_SERVER_BINARY));
   }
 
   // A random search over a tiny space: levels 1-2, widths 8-16, one block, 16-pixel shapes.
@@ -74,12 +56,6 @@ class WorkerServe : public ::testing::Test {
   v1::Job GetJob(const std::string& id) { return jobs_.GetJob(id); }
   std::vector<v1::Trial> Trials(const std::string& id) { return jobs_.Trials(id); }
   static std::unique_ptr<grpc::ClientContext> Context() { return testing::CallContext(); }
-
-  void TearDown() override {
-    testing::StopAndReap(worker_, SIGKILL);
-    testing::StopAndReap(server_, SIGTERM);
-    testing::RemoveOrReport(dir_, HasFailure(), {{"worker", dir_ / "worker.log"}});
-  }
 
   bool JobEnded(const std::string& id) {
     const v1::JobState s = GetJob(id).state();
@@ -147,11 +123,6 @@ class WorkerServe : public ::testing::Test {
     worker_ = -1;
     return status;
   }
-
-  fs::path dir_, data_;
-  pid_t server_ = -1, worker_ = -1;
-  std::string address_;
-  testing::JobClient jobs_;
 };
 
 TEST_F(WorkerServe, RunsAJobToTheEnd) {
@@ -320,15 +291,12 @@ TEST_F(WorkerServe, StopsACancelledTrial) {
   ASSERT_TRUE(PollUntil(60, [&] { return GetJob(job).counts().running() == 1; }))
       << ReadFile(dir_ / "worker.log");
   // Into training, so that the stop comes from the progress callback.
-  ASSERT_TRUE(PollUntil(
-      60, [&] { return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos; }));
+  ASSERT_TRUE(WaitForWorkerLog(": train ", 60));
   v1::CancelJobRequest cancel;
   cancel.set_job_id(job);
   v1::CancelJobResponse cancelled;
   ASSERT_TRUE(jobs_->CancelJob(Context().get(), cancel, &cancelled).ok());
-  ASSERT_TRUE(PollUntil(30, [&] {
-    return ReadFile(dir_ / "worker.log").find("stopped; nothing reported") != std::string::npos;
-  })) << ReadFile(dir_ / "worker.log");
+  ASSERT_TRUE(WaitForWorkerLog("stopped; nothing reported", 30)) << ReadFile(dir_ / "worker.log");
   EXPECT_EQ(StopWorker(), 0);
 }
 
@@ -336,12 +304,9 @@ TEST_F(WorkerServe, StopsACancelledTrial) {
 TEST_F(WorkerServe, SecondSignalExitsAtOnce) {
   const std::string job = Submit(/*trials=*/1, /*steps=*/1000000);
   StartWorker("synthetic=" + data_.string());
-  ASSERT_TRUE(PollUntil(60, [&] {
-    return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos;
-  })) << ReadFile(dir_ / "worker.log");
+  ASSERT_TRUE(WaitForWorkerLog(": train ", 60)) << ReadFile(dir_ / "worker.log");
   kill(worker_, SIGTERM);
-  ASSERT_TRUE(PollUntil(
-      30, [&] { return ReadFile(dir_ / "worker.log").find("signal 15") != std::string::npos; }));
+  ASSERT_TRUE(WaitForWorkerLog("signal 15", 30));
   const pid_t trial = TrialProcess();
   ASSERT_GT(trial, 0) << "no trial process under the worker";
   kill(worker_, SIGTERM);
@@ -358,9 +323,7 @@ TEST_F(WorkerServe, SecondSignalExitsAtOnce) {
 TEST_F(WorkerServe, ATrialProcessKilledIsRetriedAndTheWorkerGoesOn) {
   const std::string job = Submit(/*trials=*/1, /*steps=*/3000);
   StartWorker("synthetic=" + data_.string());
-  ASSERT_TRUE(PollUntil(60, [&] {
-    return ReadFile(dir_ / "worker.log").find(": train ") != std::string::npos;
-  })) << ReadFile(dir_ / "worker.log");
+  ASSERT_TRUE(WaitForWorkerLog(": train ", 60)) << ReadFile(dir_ / "worker.log");
   const pid_t trial = TrialProcess();
   ASSERT_GT(trial, 0) << "no trial process under the worker";
   ASSERT_EQ(kill(trial, SIGKILL), 0);
@@ -388,10 +351,8 @@ TEST_F(WorkerServe, WaitsForTheCoordinator) {
   ASSERT_EQ(Wait(server_), 0);
   server_ = -1;
   StartWorker("synthetic=" + data_.string());
-  ASSERT_TRUE(PollUntil(30, [&] {
-    return ReadFile(dir_ / "worker.log").find("cannot register") != std::string::npos;
-  })) << ReadFile(dir_ / "worker.log");
-  StartServer(address);
+  ASSERT_TRUE(WaitForWorkerLog("cannot register", 30)) << ReadFile(dir_ / "worker.log");
+  StartServer(PEAKNAS_SERVER_BINARY, {.listen = address});
   ASSERT_TRUE(PollUntil(60, [&] { return JobEnded(job); })) << ReadFile(dir_ / "worker.log");
   EXPECT_EQ(GetJob(job).state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(StopWorker(), 0);

@@ -53,13 +53,11 @@ struct StoredTrial {
   std::int64_t metrics_rows = 0;
 };
 
-class ClusterFault : public ::testing::Test {
+class ClusterFault : public testing::CoordinatorTest {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTestDir("peaknas-cluster");
-    ASSERT_FALSE(dir_.empty());
-    data_ = dir_ / "data";
-    ASSERT_EQ(testing::MakeData(PEAKNAS_WORKER_BINARY, data_, testing::TestData::kTiny), "");
+    ASSERT_NO_FATAL_FAILURE(
+        MakeDirWithData("peaknas-cluster", testing::TestData::kTiny, PEAKNAS_WORKER_BINARY));
   }
 
   void TearDown() override {
@@ -75,19 +73,11 @@ class ClusterFault : public ::testing::Test {
   // Starts peaknas-server on `listen` with the test's database and `lease_seconds`; sets
   // address_ and the stubs. Logs of every start go (appended) to server.log.
   void StartServer(const std::string& listen, const std::string& lease_seconds) {
-    const testing::SpawnedServer server =
-        testing::SpawnServer({PEAKNAS_SERVER_BINARY, "--listen", listen, "--db", db().string(),
-                              "--artifacts", (dir_ / "art").string(), "--log-level", "info",
-                              "--lease-seconds", lease_seconds, "--shutdown-grace-seconds", "0.5"},
-                             (dir_ / "server.log").string(), /*append_stderr=*/true);
-    server_ = server.pid;
-    ASSERT_GT(server_, 0);
-    address_ = server.address;
-    ASSERT_FALSE(address_.empty()) << "first line: \"" << server.first_line << "\"\n"
-                                   << ReadFile(dir_ / "server.log");
-    auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
-    jobs_.Connect(channel);
-    workers_stub_ = v1::WorkerService::NewStub(channel);
+    ASSERT_NO_FATAL_FAILURE(CoordinatorTest::StartServer(
+        PEAKNAS_SERVER_BINARY,
+        {.listen = listen, .log_level = "info", .extra = {"--lease-seconds", lease_seconds}}));
+    workers_stub_ = v1::WorkerService::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   }
 
   std::string Submit(int trials, int steps) {
@@ -169,11 +159,7 @@ class ClusterFault : public ::testing::Test {
     return row;
   }
 
-  fs::path dir_, data_;
-  pid_t server_ = -1;
   std::vector<pid_t> workers_;
-  std::string address_;
-  testing::JobClient jobs_;
   std::unique_ptr<v1::WorkerService::Stub> workers_stub_;
 };
 

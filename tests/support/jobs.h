@@ -115,23 +115,50 @@ class JobClient {
   std::unique_ptr<v1::JobService::Stub> stub_;
 };
 
+// How CoordinatorTest starts its server.
+struct ServerFlags {
+  std::string listen = "127.0.0.1:0";
+  std::string log_level = "warn";
+  std::vector<std::string> extra;  // more flags
+};
+
 // A test that runs jobs between real processes: a directory "<tmp>/<prefix>-XXXXXX" with a
-// dataset in data/, and a peaknas-server on 127.0.0.1 keeping its database and log there.
-// TearDown stops worker_ (SIGKILL) and the server (SIGTERM), and keeps the directory, printing
-// worker.log and server.log, when the test failed.
+// dataset in data/, and a peaknas-server on 127.0.0.1 keeping its database, artifacts and log
+// (server.log, appended to by every start) there. TearDown stops worker_ (SIGKILL) and the server
+// (SIGTERM), and keeps the directory, printing worker.log and server.log, when the test failed.
 class CoordinatorTest : public ::testing::Test {
  protected:
-  // For SetUp; a fatal failure when the directory, the data or the server cannot be had.
-  void StartCoordinator(const std::string& prefix, TestData data, const std::string& server_binary,
-                        const std::string& worker_binary) {
+  // For SetUp; a fatal failure when the directory or the data cannot be made.
+  void MakeDirWithData(const std::string& prefix, TestData data, const std::string& worker_binary) {
     dir_ = MakeTestDir(prefix);
     ASSERT_FALSE(dir_.empty()) << "mkdtemp failed for " << prefix;
-    ASSERT_EQ(MakeData(worker_binary, dir_ / "data", data), "");
-    const SpawnedServer server = SpawnServerIn(server_binary, dir_);
+    data_ = dir_ / "data";
+    ASSERT_EQ(MakeData(worker_binary, data_, data), "");
+  }
+
+  // Starts the server (SIGTERM gives running calls 0.5 s); sets server_, address_ and jobs_. A
+  // fatal failure when it does not start.
+  void StartServer(const std::string& server_binary, const ServerFlags& flags = {}) {
+    const std::string db = (dir_ / "db.sqlite").string(), artifacts = (dir_ / "art").string();
+    std::vector<std::string> args = {
+        server_binary, "--listen", flags.listen,  "--db",          db,
+        "--artifacts", artifacts,  "--log-level", flags.log_level, "--shutdown-grace-seconds",
+        "0.5"};
+    args.insert(args.end(), flags.extra.begin(), flags.extra.end());
+    const SpawnedServer server =
+        SpawnServer(std::move(args), (dir_ / "server.log").string(), /*append_stderr=*/true);
     server_ = server.pid;
+    ASSERT_GT(server_, 0);
     address_ = server.address;
-    ASSERT_FALSE(address_.empty()) << ReadFile(dir_ / "server.log");
+    ASSERT_FALSE(address_.empty()) << "first line: \"" << server.first_line << "\"\n"
+                                   << ReadFile(dir_ / "server.log");
     jobs_.Connect(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+
+  void StartCoordinator(const std::string& prefix, TestData data, const std::string& server_binary,
+                        const std::string& worker_binary) {
+    ASSERT_NO_FATAL_FAILURE(MakeDirWithData(prefix, data, worker_binary));
+    ASSERT_NO_FATAL_FAILURE(StartServer(server_binary));
   }
 
   // Waits up to `seconds` for the job to succeed or fail; whether it ended.
@@ -142,6 +169,12 @@ class CoordinatorTest : public ::testing::Test {
     });
   }
 
+  // Waits up to `seconds` for worker.log to hold `text`; whether it did.
+  bool WaitForWorkerLog(const std::string& text, double seconds) {
+    return PollUntil(seconds,
+                     [&] { return ReadFile(dir_ / "worker.log").find(text) != std::string::npos; });
+  }
+
   void TearDown() override {
     StopAndReap(worker_, SIGKILL);
     StopAndReap(server_, SIGTERM);
@@ -149,7 +182,7 @@ class CoordinatorTest : public ::testing::Test {
                    {{"worker", dir_ / "worker.log"}, {"server", dir_ / "server.log"}});
   }
 
-  std::filesystem::path dir_;
+  std::filesystem::path dir_, data_;  // data_: dir_/data
   pid_t server_ = -1, worker_ = -1;
   std::string address_;
   JobClient jobs_;

@@ -149,16 +149,6 @@ inline std::filesystem::path MakeTestDir(const std::string& prefix) {
   return pattern;
 }
 
-// A peaknas-server on 127.0.0.1 (a free port) with its database, artifacts and log
-// (server.log) in `dir`, logging warnings and errors only.
-inline SpawnedServer SpawnServerIn(const std::string& server_binary,
-                                   const std::filesystem::path& dir) {
-  return SpawnServer(
-      {server_binary, "--listen", "127.0.0.1:0", "--db", (dir / "db.sqlite").string(),
-       "--artifacts", (dir / "art").string(), "--log-level", "warn"},
-      (dir / "server.log").string());
-}
-
 }  // namespace peaknas::testing
 
 #endif  // PEAKNAS_TESTS_SUPPORT_PROCESS_H_
