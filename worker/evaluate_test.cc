@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 #include "search/architecture.h"
@@ -23,7 +24,12 @@ const torch::Device kCpu(torch::kCPU);
 
 search::Architecture Small() { return testing::TwoLevelNet(); }
 
-// 2 validation images x 5 blocks of 32x32 (10 blocks: batches of 8 leave a remainder).
+// The fixture's validation set: 2 images x 5 blocks of 32x32, 10 blocks in all, so that batches
+// of 8 leave a remainder.
+constexpr int kValImages = 2;
+constexpr int kBlocksPerImage = 5;
+constexpr std::size_t kBlocks = kValImages * kBlocksPerImage;
+
 class EvaluateTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -32,20 +38,18 @@ class EvaluateTest : public ::testing::Test {
     o.scenes = 1;
     o.pairs_per_scene = 1;
     o.image_size = 64;
-    o.val_images = 2;
-    o.val_blocks = 5;
+    o.val_images = kValImages;
+    o.val_blocks = kBlocksPerImage;
     o.block_size = 32;
     o.seed = 11;
     o.threads = 1;
     const Status made = data::MakeSiddLikeDataset(o);
     ASSERT_TRUE(made.ok()) << made.ToString();
-    data::OpenSiddOptions open;
-    open.read_training = false;
-    auto dataset = data::OpenSiddDataset(o.out_dir, open);
+    auto dataset = data::OpenSiddDataset(o.out_dir, {.read_training = false});
     ASSERT_TRUE(dataset.ok()) << dataset.status().ToString();
     noisy_ = dataset->val_noisy;
     clean_ = dataset->val_clean;
-    ASSERT_EQ(noisy_.num_blocks(), 10u);
+    ASSERT_EQ(noisy_.num_blocks(), kBlocks);
   }
 
   // A net whose head has zero weights and bias `bias`: output = x + bias.
@@ -77,7 +81,7 @@ TEST_F(EvaluateTest, IdentityNetScoresTheNoisyBaseline) {
 
   for (int batch : {1, 3, 8, 16}) {
     const data::SiddScores scores = Evaluate(net, noisy_, clean_, kCpu, batch);
-    EXPECT_EQ(scores.blocks, 10u) << batch;
+    EXPECT_EQ(scores.blocks, kBlocks) << batch;
     EXPECT_NEAR(scores.psnr, baseline.psnr, 1e-6) << batch;
     EXPECT_NEAR(scores.ssim, baseline.ssim, 1e-6) << batch;
   }

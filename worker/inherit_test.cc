@@ -43,6 +43,27 @@ std::string Describe(SkipKind skip, UpsampleKind up, DownsampleKind down, Activa
          std::string(search::Name(down)) + "/" + std::string(search::Name(act));
 }
 
+// One combination of the family's kinds.
+struct Kinds {
+  SkipKind skip;
+  UpsampleKind up;
+  DownsampleKind down;
+  ActivationKind act;
+};
+
+// Every skip x upsample x downsample x activation combination.
+std::vector<Kinds> AllKinds() {
+  std::vector<Kinds> all;
+  for (SkipKind skip : search::kAllSkipKinds) {
+    for (UpsampleKind up : search::kAllUpsampleKinds) {
+      for (DownsampleKind down : search::kAllDownsampleKinds) {
+        for (ActivationKind act : search::kAllActivationKinds) all.push_back({skip, up, down, act});
+      }
+    }
+  }
+  return all;
+}
+
 // A parent with random weights and biases well away from zero, so that a wrongly kept or
 // dropped channel changes the output.
 UNet RandomNet(const search::Architecture& arch, std::uint64_t seed) {
@@ -126,39 +147,32 @@ NamedTensors Masked(const search::InheritancePlan& plan, NamedTensors params,
 }
 
 TEST(Inherit, PrunedChildComputesTheMaskedParent) {
-  for (SkipKind skip : search::kAllSkipKinds) {
-    for (UpsampleKind up : search::kAllUpsampleKinds) {
-      for (DownsampleKind down : search::kAllDownsampleKinds) {
-        for (ActivationKind act : search::kAllActivationKinds) {
-          SCOPED_TRACE(Describe(skip, up, down, act));
-          const auto parent_arch = Make({16, 24, 32}, {1, 2, 1}, {2, 1}, skip, up, down, act);
-          // Narrower at levels 0 and 2, wider at level 1; with relu also deeper at some levels
-          // and shallower at others (the masked parent's dropped blocks are the identity).
-          const bool relu = act == ActivationKind::kRelu;
-          const auto child_arch = Make({8, 40, 16}, {relu ? 2 : 1, relu ? 1 : 2, relu ? 3 : 1},
-                                       {relu ? 1 : 2, relu ? 2 : 1}, skip, up, down, act);
-          UNet parent = RandomNet(parent_arch, 11);
-          const NamedTensors params = ParametersOf(parent);
-          auto plan = search::PlanInheritance(parent_arch, child_arch);
-          ASSERT_TRUE(plan.ok()) << plan.status().message();
-          for (Importance importance : {Importance::kL1, Importance::kGroupL1}) {
-            const auto kept = SelectChannels(*plan, params, importance);
-            UNet child(child_arch);
-            ASSERT_TRUE(
-                AssignParameters(SliceParameters(*plan, params, kept, ParametersOf(child)), child)
-                    .ok());
-            UNet masked(parent_arch);
-            ASSERT_TRUE(AssignParameters(Masked(*plan, params, kept), masked).ok());
-            const torch::Tensor x = torch::rand({2, 3, 16, 16});
-            const torch::Tensor want = Forward(masked, x);
-            const torch::Tensor got = Forward(child, x);
-            EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-4, /*atol=*/1e-5))
-                << Name(importance) << ": max |diff| " << (got - want).abs().max().item<double>();
-            // And the pruning did something: the unmasked parent differs.
-            EXPECT_FALSE(torch::allclose(Forward(parent, x), want, 1e-4, 1e-5));
-          }
-        }
-      }
+  for (const auto& [skip, up, down, act] : AllKinds()) {
+    SCOPED_TRACE(Describe(skip, up, down, act));
+    const auto parent_arch = Make({16, 24, 32}, {1, 2, 1}, {2, 1}, skip, up, down, act);
+    // Narrower at levels 0 and 2, wider at level 1; with relu also deeper at some levels
+    // and shallower at others (the masked parent's dropped blocks are the identity).
+    const bool relu = act == ActivationKind::kRelu;
+    const auto child_arch = Make({8, 40, 16}, {relu ? 2 : 1, relu ? 1 : 2, relu ? 3 : 1},
+                                 {relu ? 1 : 2, relu ? 2 : 1}, skip, up, down, act);
+    UNet parent = RandomNet(parent_arch, 11);
+    const NamedTensors params = ParametersOf(parent);
+    auto plan = search::PlanInheritance(parent_arch, child_arch);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    for (Importance importance : {Importance::kL1, Importance::kGroupL1}) {
+      const auto kept = SelectChannels(*plan, params, importance);
+      UNet child(child_arch);
+      ASSERT_TRUE(
+          AssignParameters(SliceParameters(*plan, params, kept, ParametersOf(child)), child).ok());
+      UNet masked(parent_arch);
+      ASSERT_TRUE(AssignParameters(Masked(*plan, params, kept), masked).ok());
+      const torch::Tensor x = torch::rand({2, 3, 16, 16});
+      const torch::Tensor want = Forward(masked, x);
+      const torch::Tensor got = Forward(child, x);
+      EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-4, /*atol=*/1e-5))
+          << Name(importance) << ": max |diff| " << (got - want).abs().max().item<double>();
+      // And the pruning did something: the unmasked parent differs.
+      EXPECT_FALSE(torch::allclose(Forward(parent, x), want, 1e-4, 1e-5));
     }
   }
 }
@@ -167,41 +181,34 @@ TEST(Inherit, PrunedChildComputesTheMaskedParent) {
 //     parent computes, its new filters are its own fresh ones, the columns that read them are
 //     zero, and training reaches them (their gradients are not all zero).
 TEST(Inherit, AWiderDeeperChildComputesItsParent) {
-  for (SkipKind skip : search::kAllSkipKinds) {
-    for (UpsampleKind up : search::kAllUpsampleKinds) {
-      for (DownsampleKind down : search::kAllDownsampleKinds) {
-        for (ActivationKind act : search::kAllActivationKinds) {
-          SCOPED_TRACE(Describe(skip, up, down, act));
-          const bool relu = act == ActivationKind::kRelu;
-          const auto parent_arch = Make({8, 16, 24}, {1, 1, 1}, {1, 1}, skip, up, down, act);
-          const auto child_arch = Make({16, 24, 32}, {relu ? 2 : 1, 1, relu ? 3 : 1},
-                                       {relu ? 2 : 1, 1}, skip, up, down, act);
-          UNet parent = RandomNet(parent_arch, 13);
-          UNet child = RandomNet(child_arch, 17);
-          const NamedTensors fresh = ParametersOf(child);
-          ASSERT_TRUE(
-              InheritWeights({parent_arch, ParametersOf(parent)}, Importance::kL1, child).ok());
-          const torch::Tensor x = torch::rand({2, 3, 16, 16});
-          const torch::Tensor want = Forward(parent, x);
-          const torch::Tensor got = Forward(child, x);
-          EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-4, /*atol=*/1e-5))
-              << "max |diff| " << (got - want).abs().max().item<double>();
-          const NamedTensors grown = ParametersOf(child);
-          // The stem's new output channels 8..15: its fresh filters; the first encoder block's
-          // columns that read them: zero.
-          EXPECT_TRUE(torch::equal(grown.at("stem.weight").narrow(0, 8, 8),
-                                   fresh.at("stem.weight").narrow(0, 8, 8)));
-          EXPECT_EQ(grown.at("l0_enc0.weight").narrow(1, 8, 8).abs().sum().item<double>(), 0.0);
-          EXPECT_FALSE(torch::equal(grown.at("l0_enc0.weight").narrow(0, 8, 8),
-                                    torch::zeros({8, 16, 3, 3})));
-          child->train();
-          torch::nn::functional::l1_loss(child->forward(x.clone()), x).backward();
-          for (auto& item : child->named_parameters()) {
-            if (item.key() != "l0_enc0.weight") continue;
-            EXPECT_GT(item.value().grad().narrow(1, 8, 8).abs().sum().item<double>(), 0.0);
-          }
-        }
-      }
+  for (const auto& [skip, up, down, act] : AllKinds()) {
+    SCOPED_TRACE(Describe(skip, up, down, act));
+    const bool relu = act == ActivationKind::kRelu;
+    const auto parent_arch = Make({8, 16, 24}, {1, 1, 1}, {1, 1}, skip, up, down, act);
+    const auto child_arch =
+        Make({16, 24, 32}, {relu ? 2 : 1, 1, relu ? 3 : 1}, {relu ? 2 : 1, 1}, skip, up, down, act);
+    UNet parent = RandomNet(parent_arch, 13);
+    UNet child = RandomNet(child_arch, 17);
+    const NamedTensors fresh = ParametersOf(child);
+    ASSERT_TRUE(InheritWeights({parent_arch, ParametersOf(parent)}, Importance::kL1, child).ok());
+    const torch::Tensor x = torch::rand({2, 3, 16, 16});
+    const torch::Tensor want = Forward(parent, x);
+    const torch::Tensor got = Forward(child, x);
+    EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-4, /*atol=*/1e-5))
+        << "max |diff| " << (got - want).abs().max().item<double>();
+    const NamedTensors grown = ParametersOf(child);
+    // The stem's new output channels 8..15: its fresh filters; the first encoder block's
+    // columns that read them: zero.
+    EXPECT_TRUE(torch::equal(grown.at("stem.weight").narrow(0, 8, 8),
+                             fresh.at("stem.weight").narrow(0, 8, 8)));
+    EXPECT_EQ(grown.at("l0_enc0.weight").narrow(1, 8, 8).abs().sum().item<double>(), 0.0);
+    EXPECT_FALSE(
+        torch::equal(grown.at("l0_enc0.weight").narrow(0, 8, 8), torch::zeros({8, 16, 3, 3})));
+    child->train();
+    torch::nn::functional::l1_loss(child->forward(x.clone()), x).backward();
+    for (auto& item : child->named_parameters()) {
+      if (item.key() != "l0_enc0.weight") continue;
+      EXPECT_GT(item.value().grad().narrow(1, 8, 8).abs().sum().item<double>(), 0.0);
     }
   }
 }

@@ -153,10 +153,35 @@ std::vector<int> ThreadCounts() {
   return {counts.begin(), counts.end()};
 }
 
+// Each pass at GetParam() intra-op threads, on the CPU profile measured at that count.
 class MemoryContractAtThreads : public MemoryContract, public ::testing::WithParamInterface<int> {
  protected:
-  void SetUp() override { at::set_num_threads(GetParam()); }
+  void SetUp() override {
+    at::set_num_threads(GetParam());
+    cpu_ = DeviceProfileFor(device_);
+    ASSERT_EQ(cpu_.cpu_conv.intra_op_threads, GetParam());
+  }
   void TearDown() override { at::set_num_threads(1); }
+
+  // Holds one pass (`what`, to which the thread count is added) to the contract, and keeps it
+  // for the distribution.
+  void Check(const std::string& what, const Architecture& arch, std::int64_t predicted,
+             std::int64_t measured) {
+    const Row r{.what = what + " threads=" + std::to_string(GetParam()),
+                .predicted = predicted,
+                .measured = measured};
+    ExpectContract(r, arch);
+    rows_.push_back(r);
+  }
+
+  // Prints the distribution of the passes checked, as `pass, threads=N,`.
+  void PrintRows(const std::string& pass) const {
+    PrintDistribution((pass + ", threads=" + std::to_string(GetParam()) + ",").c_str(), rows_);
+  }
+
+  const torch::Device device_{torch::kCPU};
+  search::DeviceProfile cpu_;
+  std::vector<Row> rows_;
 };
 
 TEST_F(MemoryContract, CoversTheWholeFamily) {
@@ -174,43 +199,27 @@ TEST_F(MemoryContract, CoversTheWholeFamily) {
 }
 
 TEST_P(MemoryContractAtThreads, InferenceOnCpu) {
-  const torch::Device device(torch::kCPU);
-  const search::DeviceProfile cpu = DeviceProfileFor(device);
-  ASSERT_EQ(cpu.cpu_conv.intra_op_threads, GetParam());
-  std::vector<Row> rows;
   for (const Case& c : Cases()) {
     UNet net(c.arch);
     for (const Shape& tile : c.tiles) {
-      Row r;
-      r.what = "inference B=" + std::to_string(tile.batch) + " T=" + std::to_string(tile.size) +
-               " threads=" + std::to_string(GetParam());
-      r.predicted = search::InferencePeakBytes(c.arch, tile, DType::kFp32, cpu);
-      r.measured = MeasureInferencePeak(net, tile, device).allocator_peak_bytes;
-      ExpectContract(r, c.arch);
-      rows.push_back(r);
+      const std::int64_t predicted = search::InferencePeakBytes(c.arch, tile, DType::kFp32, cpu_);
+      Check("inference B=" + std::to_string(tile.batch) + " T=" + std::to_string(tile.size), c.arch,
+            predicted, MeasureInferencePeak(net, tile, device_).allocator_peak_bytes);
     }
   }
-  PrintDistribution(("inference, threads=" + std::to_string(GetParam()) + ",").c_str(), rows);
+  PrintRows("inference");
 }
 
 TEST_P(MemoryContractAtThreads, TrainingStepOnCpu) {
-  const torch::Device device(torch::kCPU);
-  const search::DeviceProfile cpu = DeviceProfileFor(device);
-  ASSERT_EQ(cpu.cpu_conv.intra_op_threads, GetParam());
-  std::vector<Row> rows;
   for (const Case& c : Cases()) {
     for (const Shape& patch : c.patches) {
-      Trainer trainer(UNet(c.arch), TrainOptions{}, device);
-      Row r;
-      r.what = "training step B=" + std::to_string(patch.batch) +
-               " P=" + std::to_string(patch.size) + " threads=" + std::to_string(GetParam());
-      r.predicted = search::TrainPeakBytes(c.arch, patch, DType::kFp32, cpu);
-      r.measured = MeasureTrainStepPeak(trainer, patch, device).allocator_peak_bytes;
-      ExpectContract(r, c.arch);
-      rows.push_back(r);
+      Trainer trainer(UNet(c.arch), TrainOptions{}, device_);
+      const std::int64_t predicted = search::TrainPeakBytes(c.arch, patch, DType::kFp32, cpu_);
+      Check("training step B=" + std::to_string(patch.batch) + " P=" + std::to_string(patch.size),
+            c.arch, predicted, MeasureTrainStepPeak(trainer, patch, device_).allocator_peak_bytes);
     }
   }
-  PrintDistribution(("training step, threads=" + std::to_string(GetParam()) + ",").c_str(), rows);
+  PrintRows("training step");
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, MemoryContractAtThreads, ::testing::ValuesIn(ThreadCounts()),

@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "search/architecture.h"
@@ -43,26 +45,31 @@ TEST(OnceCommandLine, ParsesBackToTheTrial) {
   AddOnceCommand(root, o);
   std::vector<std::string> reversed(argv.rbegin(), argv.rend() - 1);  // CLI11 takes them reversed
   ASSERT_NO_THROW(root.parse(reversed));
-  EXPECT_EQ(o.arch, search::ToCanonicalJson(spec.arch));
-  EXPECT_EQ(o.data, spec.data_dir);
-  EXPECT_EQ(o.steps, 1234);
-  EXPECT_EQ(o.train_batch, 4);
-  EXPECT_EQ(o.patch, 48);
-  EXPECT_EQ(o.batch, 2);
-  EXPECT_EQ(o.tile, 128);
-  EXPECT_EQ(o.device, "cpu");
+  // Each flag as `once` parsed it, against what `spec` (and the threads and fd) gave.
+  const std::vector<std::tuple<std::string_view, std::string, std::string>> strings = {
+      {"arch", o.arch, search::ToCanonicalJson(spec.arch)},
+      {"data", o.data, spec.data_dir},
+      {"device", o.device, "cpu"},
+      {"precision", o.precision, "bf16"},
+      {"export", o.export_path, spec.export_path},
+      {"parent", o.parent, spec.parent_model},
+      {"importance", o.importance, std::string(Name(Importance::kGroupL1))}};
+  for (const auto& [flag, got, want] : strings) EXPECT_EQ(got, want) << flag;
+  const std::vector<std::tuple<std::string_view, int, int>> ints = {
+      {"steps", o.steps, 1234},
+      {"train-batch", o.train_batch, 4},
+      {"patch", o.patch, 48},
+      {"batch", o.batch, 2},
+      {"tile", o.tile, 128},
+      {"eval-batch", o.eval_batch, 3},
+      {"threads", o.threads, 2},
+      {"progress-every", o.progress_every, 7},
+      {"latency-runs", o.latency_runs, 4},
+      {"latency-tile", o.latency_tile, 208},
+      {"events-fd", o.events_fd, 3}};
+  for (const auto& [flag, got, want] : ints) EXPECT_EQ(got, want) << flag;
   EXPECT_EQ(o.seed, spec.seed);
-  EXPECT_EQ(o.precision, "bf16");
   EXPECT_EQ(o.lr, spec.learning_rate);
-  EXPECT_EQ(o.eval_batch, 3);
-  EXPECT_EQ(o.threads, 2);
-  EXPECT_EQ(o.progress_every, 7);
-  EXPECT_EQ(o.latency_runs, 4);
-  EXPECT_EQ(o.latency_tile, 208);
-  EXPECT_EQ(o.events_fd, 3);
-  EXPECT_EQ(o.export_path, spec.export_path);
-  EXPECT_EQ(o.parent, spec.parent_model);
-  EXPECT_EQ(o.importance, std::string(Name(Importance::kGroupL1)));
 
   // Without an export or a parent, neither flag is given.
   spec.export_path.clear();

@@ -20,16 +20,16 @@ search::Architecture Net(std::vector<int> widths = {8, 16}) {
 }
 
 TrialSpec Spec() {
-  TrialSpec spec;
-  spec.arch = Net();
-  spec.data_dir = "/data/syn";
-  spec.train_shape = {.batch = 4, .size = 32};
-  spec.tile = {.batch = 1, .size = 64};
-  spec.steps = 12;
-  spec.learning_rate = 0.002;
-  spec.seed = 9;
-  spec.eval_batch = 2;
-  return spec;
+  return {.arch = Net(),
+          .data_dir = "/data/syn",
+          .train_shape = {.batch = 4, .size = 32},
+          .tile = {.batch = 1, .size = 64},
+          .steps = 12,
+          .learning_rate = 0.002,
+          .eval_batch = 2,
+          .seed = 9,
+          .export_path = "",    // no export: the report's "export" is null
+          .parent_model = ""};  // from scratch: no "parent"
 }
 
 TrialResult Result() {

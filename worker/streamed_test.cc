@@ -173,32 +173,31 @@ TEST(Streamed, EightBitInSixteenBitOut) {
   EXPECT_GT(finer, static_cast<int>(samples.size()) / 2);
 }
 
-TEST(Streamed, ReportsTheReadersErrorAndStops) {
-  const int w = 16, h = 24;
+// Streams a 16-wide, `h`-high 8-bit image through a three-level net, the reader failing at row
+// `read_fail_at` or the writer at row `write_fail_at` (-1: never); expects the stream to fail
+// with `message` and to leave the output unfinished.
+void ExpectStreamFails(int h, int read_fail_at, int write_fail_at, const std::string& message) {
+  const int w = 16;
   UNet net(
       testing::ThreeLevelNet(SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool));
-  MemoryReader reader(w, h, 8, RandomSamples(w, h, 255), /*fail_at=*/5);
-  MemoryWriter writer(w, h, 8);
+  MemoryReader reader(w, h, 8, RandomSamples(w, h, 255), read_fail_at);
+  MemoryWriter writer(w, h, 8, write_fail_at);
   torch::NoGradGuard no_grad;
   const auto stats = DenoiseStream([&](const torch::Tensor& x) { return net->forward(x); }, reader,
                                    writer, {.tile = 4, .overlap = 4, .multiple = 4}, torch::kCPU);
   ASSERT_FALSE(stats.ok());
-  EXPECT_EQ(stats.status().message(), "in.png: corrupt PNG image (row 5)");
+  EXPECT_EQ(stats.status().message(), message);
   EXPECT_FALSE(writer.finished);
 }
 
+TEST(Streamed, ReportsTheReadersErrorAndStops) {
+  ExpectStreamFails(/*h=*/24, /*read_fail_at=*/5, /*write_fail_at=*/-1,
+                    "in.png: corrupt PNG image (row 5)");
+}
+
 TEST(Streamed, ReportsTheWritersErrorAndStops) {
-  const int w = 16, h = 64;
-  UNet net(
-      testing::ThreeLevelNet(SkipKind::kAdd, UpsampleKind::kBilinear, DownsampleKind::kMaxPool));
-  MemoryReader reader(w, h, 8, RandomSamples(w, h, 255));
-  MemoryWriter writer(w, h, 8, /*fail_at=*/3);
-  torch::NoGradGuard no_grad;
-  const auto stats = DenoiseStream([&](const torch::Tensor& x) { return net->forward(x); }, reader,
-                                   writer, {.tile = 4, .overlap = 4, .multiple = 4}, torch::kCPU);
-  ASSERT_FALSE(stats.ok());
-  EXPECT_EQ(stats.status().message(), "out.png: cannot write PNG row 3");
-  EXPECT_FALSE(writer.finished);
+  ExpectStreamFails(/*h=*/64, /*read_fail_at=*/-1, /*write_fail_at=*/3,
+                    "out.png: cannot write PNG row 3");
 }
 
 TEST(Streamed, ANetworkThatThrowsIsAnInternalError) {

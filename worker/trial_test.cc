@@ -6,9 +6,12 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "search/architecture.h"
@@ -68,47 +71,31 @@ TEST(ParseDevice, AcceptsCpuAndRejectsOtherNamesNamingTheField) {
 TEST(ValidateTrialSpec, NamesEachBadFlag) {
   const TrialSpec good = TinySpec("/data");
   EXPECT_TRUE(ValidateTrialSpec(good).ok()) << ValidateTrialSpec(good).ToString();
-  TrialSpec s = good;
-  s.steps = 0;
-  ExpectNames(s, "steps: 0");
-  s = good;
-  s.learning_rate = 0;
-  ExpectNames(s, "lr: ");
-  s = good;
-  s.tile.size = 33;  // not a multiple of 2 (two levels)
-  ExpectNames(s, "tile: 33");
-  s = good;
-  s.tile.batch = 0;
-  ExpectNames(s, "batch: 0");
-  s = good;
-  s.train_shape.size = 31;
-  ExpectNames(s, "patch: 31");
-  s = good;
-  s.train_shape.batch = 0;
-  ExpectNames(s, "train-batch: 0");
-  s = good;
-  s.eval_batch = 0;
-  ExpectNames(s, "eval-batch: 0");
-  s = good;
-  s.progress_every = 0;
-  ExpectNames(s, "progress-every: 0");
-  s = good;
-  s.latency_runs = 0;
-  ExpectNames(s, "latency-runs: 0");
-  s = good;
-  s.latency_tile = 33;
-  ExpectNames(s, "latency-tile: 33");
-  s.latency_tile = search::kMaxSide;  // its window, with the overlap, is larger
-  ExpectNames(s, "latency-tile: " + std::to_string(search::kMaxSide));
-  s = good;
-  s.precision = search::DType::kFp16;  // needs CUDA
-  ExpectNames(s, "precision: ");
-  s = good;
-  s.export_path = "/nonexistent/dir/unet.pt";
-  ExpectNames(s, "export \"/nonexistent/dir/unet.pt\": directory /nonexistent/dir does not exist");
-  s = good;
-  s.arch.widths[1] = 12;
-  ExpectNames(s, "widths[1]: 12");
+  // Each case spoils one field of `good` and gives the start of the message that names it.
+  const std::vector<std::pair<std::function<void(TrialSpec&)>, std::string>> cases = {
+      {[](TrialSpec& s) { s.steps = 0; }, "steps: 0"},
+      {[](TrialSpec& s) { s.learning_rate = 0; }, "lr: "},
+      {[](TrialSpec& s) { s.tile.size = 33; }, "tile: 33"},  // not a multiple of 2 (two levels)
+      {[](TrialSpec& s) { s.tile.batch = 0; }, "batch: 0"},
+      {[](TrialSpec& s) { s.train_shape.size = 31; }, "patch: 31"},
+      {[](TrialSpec& s) { s.train_shape.batch = 0; }, "train-batch: 0"},
+      {[](TrialSpec& s) { s.eval_batch = 0; }, "eval-batch: 0"},
+      {[](TrialSpec& s) { s.progress_every = 0; }, "progress-every: 0"},
+      {[](TrialSpec& s) { s.latency_runs = 0; }, "latency-runs: 0"},
+      {[](TrialSpec& s) { s.latency_tile = 33; }, "latency-tile: 33"},
+      // Its window, with the overlap, is larger than the largest side.
+      {[](TrialSpec& s) { s.latency_tile = search::kMaxSide; },
+       "latency-tile: " + std::to_string(search::kMaxSide)},
+      {[](TrialSpec& s) { s.precision = search::DType::kFp16; }, "precision: "},  // needs CUDA
+      {[](TrialSpec& s) { s.export_path = "/nonexistent/dir/unet.pt"; },
+       "export \"/nonexistent/dir/unet.pt\": directory /nonexistent/dir does not exist"},
+      {[](TrialSpec& s) { s.arch.widths[1] = 12; }, "widths[1]: 12"},
+  };
+  for (const auto& [spoil, field] : cases) {
+    TrialSpec s = good;
+    spoil(s);
+    ExpectNames(s, field);
+  }
 }
 
 TEST(RunTrial, MissingDataIsNotFoundNamingThePath) {
@@ -118,22 +105,26 @@ TEST(RunTrial, MissingDataIsNotFoundNamingThePath) {
   EXPECT_NE(result.status().message().find("/nonexistent/peaknas-data"), std::string::npos);
 }
 
-// One scene of 64x64 and two validation blocks of 32x32, in `dir`/data.
-data::MakeDataOptions TinyData(const ScopedTempDir& dir) {
+// The tiny dataset's validation set: one image's kValBlocks blocks of kBlockSide x kBlockSide.
+constexpr int kValBlocks = 2;
+constexpr int kBlockSide = 32;
+
+// One scene of 64x64 and the validation blocks above, in `out_dir`.
+data::MakeDataOptions TinyData(const std::string& out_dir) {
   data::MakeDataOptions made;
-  made.out_dir = dir.Sub("data");
+  made.out_dir = out_dir;
   made.scenes = 1;
   made.image_size = 64;
   made.val_images = 1;
-  made.val_blocks = 2;
-  made.block_size = 32;
+  made.val_blocks = kValBlocks;
+  made.block_size = kBlockSide;
   return made;
 }
 
 TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   CpuAllocationCounter::Install();
   ScopedTempDir dir;
-  const data::MakeDataOptions made = TinyData(dir);
+  const data::MakeDataOptions made = TinyData(dir.Sub("data"));
   ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
 
   TrialSpec spec = TinySpec(made.out_dir);
@@ -157,7 +148,7 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
   const TrialResult& r = *result;
   EXPECT_EQ(r.export_path, spec.export_path);
-  EXPECT_EQ(r.scores.blocks, 2u);
+  EXPECT_EQ(r.scores.blocks, std::size_t{kValBlocks});
   EXPECT_EQ(r.params, search::Parameters(spec.arch));
   EXPECT_EQ(r.device, "cpu");
   EXPECT_EQ(r.device_profile, "cpu");
@@ -182,14 +173,14 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   EXPECT_EQ(loaded.attr(kArchitectureAttribute).toStringRef(), search::ToCanonicalJson(Tiny()));
   auto dataset = data::OpenSiddDataset(made.out_dir);
   ASSERT_TRUE(dataset.ok());
-  const std::vector<float> x = data::BlocksToChw(dataset->val_noisy, 0, 2);
-  const std::vector<float> t = data::BlocksToChw(dataset->val_clean, 0, 2);
+  const std::vector<float> x = data::BlocksToChw(dataset->val_noisy, 0, kValBlocks);
+  const std::vector<float> t = data::BlocksToChw(dataset->val_clean, 0, kValBlocks);
   torch::NoGradGuard no_grad;
-  torch::Tensor input =
-      torch::from_blob(const_cast<float*>(x.data()), {2, 3, 32, 32}, torch::kFloat32);
+  torch::Tensor input = torch::from_blob(const_cast<float*>(x.data()),
+                                         {kValBlocks, 3, kBlockSide, kBlockSide}, torch::kFloat32);
   torch::Tensor y = loaded.forward({input}).toTensor().clamp(0, 1).contiguous();
   data::SiddScoreAccumulator scores;
-  scores.AddBlocks(y.data_ptr<float>(), t.data(), 2, 32);
+  scores.AddBlocks(y.data_ptr<float>(), t.data(), kValBlocks, kBlockSide);
   EXPECT_NEAR(scores.Result().psnr, r.scores.psnr, 1e-4);
 }
 
@@ -197,7 +188,7 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
 // next step (no further progress is reported), and before a stage it has not entered.
 TEST(RunTrial, AStopRequestedEndsTheTrialCancelled) {
   ScopedTempDir dir;
-  const data::MakeDataOptions made = TinyData(dir);
+  const data::MakeDataOptions made = TinyData(dir.Sub("data"));
   ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
   TrialSpec spec = TinySpec(made.out_dir);
   spec.steps = 5;
@@ -236,7 +227,7 @@ TEST(RunTrial, InheritsAParentsWeightsAndKeepsTheMemoryContract) {
   CpuAllocationCounter::Install();
   at::set_num_threads(1);
   ScopedTempDir dir;
-  const data::MakeDataOptions made = TinyData(dir);
+  const data::MakeDataOptions made = TinyData(dir.Sub("data"));
   ASSERT_TRUE(data::MakeSiddLikeDataset(made).ok());
 
   const std::vector<int> parent_widths = {16, 32}, child_widths = {8, 16}, enc = {1, 1}, dec = {1};

@@ -48,10 +48,7 @@ int At(const std::vector<float>& v, std::size_t i) {
 TEST(PatchSamplerTest, PatchesAreTransformedCropsInsideTheImage) {
   ScopedTempDir dir;
   constexpr int kW = 40, kH = 30, kP = 8, kB = 64;
-  PatchSamplerOptions options;
-  options.batch = kB;
-  options.patch = kP;
-  options.seed = 3;
+  const PatchSamplerOptions options{.batch = kB, .patch = kP, .seed = 3};
   StatusOr<PatchSampler> sampler =
       PatchSampler::Create(CoordinatePairs(dir.path(), 3, kW, kH), options);
   ASSERT_TRUE(sampler.ok()) << sampler.status().ToString();
@@ -102,10 +99,7 @@ TEST(PatchSamplerTest, PatchesAreTransformedCropsInsideTheImage) {
 TEST(PatchSamplerTest, ReproducibleFromTheSeed) {
   ScopedTempDir dir;
   const auto pairs = CoordinatePairs(dir.path(), 4, 24, 24);
-  PatchSamplerOptions options;
-  options.batch = 4;
-  options.patch = 16;
-  options.seed = 9;
+  PatchSamplerOptions options{.batch = 4, .patch = 16, .seed = 9};
   auto a = PatchSampler::Create(pairs, options);
   auto b = PatchSampler::Create(pairs, options);
   options.seed = 10;
@@ -127,11 +121,11 @@ TEST(PatchSamplerTest, ReproducibleFromTheSeed) {
 TEST(PatchSamplerTest, WorkingSetWhenPairsDoNotFit) {
   ScopedTempDir dir;
   const auto pairs = CoordinatePairs(dir.path(), 5, 16, 16);
-  PatchSamplerOptions options;
-  options.batch = 2;
-  options.patch = 8;
-  options.max_resident_bytes = 2 * (2 * 3 * 16 * 16);  // two decoded pairs
-  options.refresh_every_batches = 1;
+  const PatchSamplerOptions options{
+      .batch = 2,
+      .patch = 8,
+      .max_resident_bytes = 2 * (2 * 3 * 16 * 16),  // two decoded pairs
+      .refresh_every_batches = 1};
   auto a = PatchSampler::Create(pairs, options);
   auto b = PatchSampler::Create(pairs, options);
   ASSERT_TRUE(a.ok() && b.ok());

@@ -14,12 +14,15 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ScopedTempDir;
 
+// The side of MakeSmall's training images.
+constexpr int kSide = 48;
+
 // A small generated dataset: 3 scenes × 2 pairs of 48×48, validation 2 × 3 blocks of 16×16.
 void MakeSmall(const std::string& out) {
   MakeDataOptions o;
   o.out_dir = out;
   o.scenes = 3;
-  o.image_size = 48;
+  o.image_size = kSide;
   o.val_images = 2;
   o.val_blocks = 3;
   o.block_size = 16;
@@ -40,8 +43,8 @@ TEST(SiddTest, OpensAGeneratedDataset) {
   EXPECT_EQ(fs::path(dataset->train[1].noisy_path).filename(), "NOISY_SRGB_011.PNG");
   EXPECT_EQ(fs::path(dataset->train[1].clean_path).filename(), "GT_SRGB_011.PNG");
   for (const TrainingPair& pair : dataset->train) {
-    EXPECT_EQ(pair.width, 48);
-    EXPECT_EQ(pair.height, 48);
+    EXPECT_EQ(pair.width, kSide);
+    EXPECT_EQ(pair.height, kSide);
   }
   EXPECT_EQ(dataset->val_noisy.num_images, 2);
   EXPECT_EQ(dataset->val_noisy.blocks_per_image, 3);
@@ -51,8 +54,8 @@ TEST(SiddTest, OpensAGeneratedDataset) {
 
   StatusOr<LoadedPair> pair = LoadTrainingPair(dataset->train[0]);
   ASSERT_TRUE(pair.ok()) << pair.status().ToString();
-  EXPECT_EQ(pair->noisy.width, 48);
-  EXPECT_EQ(pair->clean.height, 48);
+  EXPECT_EQ(pair->noisy.width, kSide);
+  EXPECT_EQ(pair->clean.height, kSide);
   EXPECT_NE(pair->noisy.rgb, pair->clean.rgb);
 
   OpenSiddOptions no_validation;
@@ -106,7 +109,7 @@ TEST(SiddTest, SizeMismatchAndCorruptImage) {
   const std::string out = dir.Sub("sidd");
   MakeSmall(out);
   const fs::path scene = fs::path(out) / "Data" / "0003_SYN";
-  ASSERT_TRUE(WritePng((scene / "GT_SRGB_010.PNG").string(), Image(40, 48)).ok());
+  ASSERT_TRUE(WritePng((scene / "GT_SRGB_010.PNG").string(), Image(40, kSide)).ok());
   StatusOr<SiddDataset> dataset = OpenSiddDataset(out);
   ASSERT_FALSE(dataset.ok());
   EXPECT_EQ(dataset.status().message(), (scene / "NOISY_SRGB_010.PNG").string() +
