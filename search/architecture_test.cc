@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "search/architecture_test_util.h"
 #include "search/space.h"
-#include "search/test_architectures.h"
 
 namespace peaknas::search {
 namespace {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "search/architecture.h"
-#include "search/test_architectures.h"
+#include "search/architecture_test_util.h"
 
 namespace peaknas::search {
 namespace {

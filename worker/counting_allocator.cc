@@ -50,9 +50,7 @@ class CountingCpuAllocator final : public c10::Allocator {
 
 }  // namespace
 
-void CpuAllocationCounter::Install() {
-  InstallInFront<CountingCpuAllocator>(g_base);
-}
+void CpuAllocationCounter::Install() { InstallInFront<CountingCpuAllocator>(g_base); }
 
 std::int64_t CpuAllocationCounter::LiveBytes() { return g_live.load(); }
 std::int64_t CpuAllocationCounter::PeakBytes() { return g_peak.load(); }

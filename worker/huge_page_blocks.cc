@@ -186,9 +186,7 @@ class HugePageAllocator final : public c10::Allocator {
 
 }  // namespace
 
-void InstallHugePageBlocks() {
-  InstallInFront<HugePageAllocator>(g_base);
-}
+void InstallHugePageBlocks() { InstallInFront<HugePageAllocator>(g_base); }
 
 Status SetHugePageArena(std::size_t bytes) { return TheArena().Reset(bytes); }
 

@@ -1,8 +1,8 @@
 // What the search library's architecture and space tests share (architecture_test.cc,
 // space_test.cc): the design example of DESIGN.md, and assertions on messages in plain
 // GoogleTest (the test binary does not link gmock).
-#ifndef PEAKNAS_SEARCH_TEST_ARCHITECTURES_H_
-#define PEAKNAS_SEARCH_TEST_ARCHITECTURES_H_
+#ifndef PEAKNAS_SEARCH_ARCHITECTURE_TEST_UTIL_H_
+#define PEAKNAS_SEARCH_ARCHITECTURE_TEST_UTIL_H_
 
 #include <gtest/gtest.h>
 
@@ -38,4 +38,4 @@ inline ::testing::AssertionResult StartsWith(const std::string& text, const std:
 
 }  // namespace peaknas::search::testing
 
-#endif  // PEAKNAS_SEARCH_TEST_ARCHITECTURES_H_
+#endif  // PEAKNAS_SEARCH_ARCHITECTURE_TEST_UTIL_H_
