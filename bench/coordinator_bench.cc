@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/temp_dir.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
 #include "server/http_api.h"
@@ -460,9 +461,9 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::warn);
-  char tmpl[] = "/tmp/peaknas-coordinator-bench-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) Die("mkdtemp failed");
-  const fs::path dir(tmpl);
+  const base::TempDir temp("peaknas-coordinator-bench");  // removed with what the runs wrote
+  if (!temp.ok()) Die("mkdtemp failed");
+  const fs::path& dir = temp.path();
 
   const CoordinatorResult c = RunCoordinator(
       dir, workers, trials, parallelism, warmup_s, window_s,
@@ -538,8 +539,6 @@ int Main(int argc, char** argv) {
     std::printf("ratio: %.1fx (target >= 50x: %s)\n", rate / optuna_rate,
                 rate / optuna_rate >= 50 ? "met" : "NOT met");
   }
-  std::error_code ec;
-  fs::remove_all(dir, ec);
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "base/temp_dir.h"
 #include "proto/json.h"
 #include "server/coordinator.h"
 #include "server/http_api.h"
@@ -114,9 +115,9 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
-  char tmpl[] = "/tmp/peaknas-http-bench-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) Die("mkdtemp failed");
-  const fs::path dir(tmpl);
+  const base::TempDir temp("peaknas-http-bench");  // removed with what the runs wrote
+  if (!temp.ok()) Die("mkdtemp failed");
+  const fs::path& dir = temp.path();
   storage::SqliteStore::Options store_options;
   store_options.synchronous = storage::Synchronous::kNormal;  // fills the job quickly
   auto store = storage::SqliteStore::Open((dir / "db.sqlite").string(), store_options);
@@ -162,8 +163,6 @@ int Main(int argc, char** argv) {
   CompareEventJson(**coordinator, job->id(), seconds);
   grpc_server->reset();
   coordinator->reset();
-  std::error_code ec;
-  fs::remove_all(dir, ec);
   return 0;
 }
 

@@ -19,25 +19,25 @@ void AddCoordinatorOption(CLI::App& command, std::string& address,
       ->envname(kCoordinatorEnv)
       ->type_name("ADDR")
       ->capture_default_str();
-  command
-      .add_option("--token-file", security.token_file,
-                  "A file holding the bearer token `peaknas-server token create` printed, for a "
-                  "coordinator that checks callers (else $PEAKNAS_TOKEN; else none)")
-      ->type_name("FILE");
-  command
-      .add_option("--tls-ca", security.tls_ca,
-                  "Talk TLS: the CA bundle (PEM) the coordinator's certificate must chain to "
-                  "(else $PEAKNAS_TLS_CA; else plaintext)")
-      ->type_name("FILE");
-  command
-      .add_option("--tls-cert", security.tls_cert,
-                  "A client certificate (PEM), for a coordinator that requires one (else "
-                  "$PEAKNAS_TLS_CERT)")
-      ->type_name("FILE");
-  command
-      .add_option("--tls-key", security.tls_key,
-                  "The client certificate's private key (PEM; else $PEAKNAS_TLS_KEY)")
-      ->type_name("FILE");
+  const struct {
+    const char* flag;
+    std::string* file;
+    const char* help;
+  } files[] = {
+      {"--token-file", &security.token_file,
+       "A file holding the bearer token `peaknas-server token create` printed, for a coordinator "
+       "that checks callers (else $PEAKNAS_TOKEN; else none)"},
+      {"--tls-ca", &security.tls_ca,
+       "Talk TLS: the CA bundle (PEM) the coordinator's certificate must chain to (else "
+       "$PEAKNAS_TLS_CA; else plaintext)"},
+      {"--tls-cert", &security.tls_cert,
+       "A client certificate (PEM), for a coordinator that requires one (else $PEAKNAS_TLS_CERT)"},
+      {"--tls-key", &security.tls_key,
+       "The client certificate's private key (PEM; else $PEAKNAS_TLS_KEY)"},
+  };
+  for (const auto& [flag, file, help] : files) {
+    command.add_option(flag, *file, help)->type_name("FILE");
+  }
 }
 
 std::unique_ptr<v1::JobService::Stub> NewJobServiceStub(const std::string& address,

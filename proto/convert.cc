@@ -242,32 +242,18 @@ StatusOr<search::ActivationKind> FromProto(v1::ActivationKind kind, std::string_
   return KindFromProto(kActivations, kind, field);
 }
 
-v1::DType ToProto(search::DType dtype) {
-  switch (dtype) {
-    case search::DType::kFp32:
-      return v1::DTYPE_FP32;
-    case search::DType::kFp16:
-      return v1::DTYPE_FP16;
-    case search::DType::kBf16:
-      return v1::DTYPE_BF16;
-  }
-  return v1::DTYPE_FP32;
-}
+constexpr KindEntry<v1::DType, search::DType> kDTypes[] = {
+    {v1::DTYPE_FP32, search::DType::kFp32, "FP32"},
+    {v1::DTYPE_FP16, search::DType::kFp16, "FP16"},
+    {v1::DTYPE_BF16, search::DType::kBf16, "BF16"},
+};
 
+v1::DType ToProto(search::DType dtype) { return KindToProto(kDTypes, dtype); }
+
+// UNSPECIFIED is fp32, the default precision.
 StatusOr<search::DType> FromProto(v1::DType dtype, std::string_view field) {
-  switch (dtype) {
-    case v1::DTYPE_UNSPECIFIED:
-    case v1::DTYPE_FP32:
-      return search::DType::kFp32;
-    case v1::DTYPE_FP16:
-      return search::DType::kFp16;
-    case v1::DTYPE_BF16:
-      return search::DType::kBf16;
-    default:
-      break;
-  }
-  return Invalid(field, std::to_string(static_cast<int>(dtype)) +
-                            " is not a known value; allowed: FP32, FP16, BF16");
+  if (dtype == v1::DTYPE_UNSPECIFIED) return search::DType::kFp32;
+  return KindFromProto(kDTypes, dtype, field);
 }
 
 // --- Architecture.

@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/enum_names.h"
@@ -54,35 +55,23 @@ std::vector<DeviceProfile> MakeProfiles() {
                .op_overhead_s = 1.0e-5,
                .workspace = CpuOneDnnWorkspace(),
                .cpu_conv = {.enabled = true}});
-  // NVIDIA H100 SXM: dense TF32 tensor cores (LibTorch's default for cuDNN convolutions),
-  // dense FP16/BF16, HBM3 bandwidth, ~5 us per kernel launch and dispatch.
-  p.push_back({.name = "h100",
-               .description = "NVIDIA H100 SXM 80GB, LibTorch CUDA with cuDNN",
-               .kind = DeviceKind::kCuda,
-               .peak_flops_fp32 = 4.95e14,
-               .peak_flops_half = 9.89e14,
-               .bandwidth_bytes_per_s = 3.35e12,
-               .op_overhead_s = 5.0e-6,
-               .workspace = CudaCudnnWorkspace(),
-               .cpu_conv = {.enabled = false}});
-  p.push_back({.name = "h200",
-               .description = "NVIDIA H200 141GB, LibTorch CUDA with cuDNN",
-               .kind = DeviceKind::kCuda,
-               .peak_flops_fp32 = 4.95e14,
-               .peak_flops_half = 9.89e14,
-               .bandwidth_bytes_per_s = 4.8e12,
-               .op_overhead_s = 5.0e-6,
-               .workspace = CudaCudnnWorkspace(),
-               .cpu_conv = {.enabled = false}});
-  p.push_back({.name = "a100",
-               .description = "NVIDIA A100 SXM 80GB, LibTorch CUDA with cuDNN",
-               .kind = DeviceKind::kCuda,
-               .peak_flops_fp32 = 1.56e14,
-               .peak_flops_half = 3.12e14,
-               .bandwidth_bytes_per_s = 2.0e12,
-               .op_overhead_s = 5.0e-6,
-               .workspace = CudaCudnnWorkspace(),
-               .cpu_conv = {.enabled = false}});
+  // NVIDIA data-center GPUs: dense TF32 tensor cores (LibTorch's default for cuDNN
+  // convolutions), dense FP16/BF16, HBM bandwidth, ~5 us per kernel launch and dispatch.
+  const auto cuda = [](std::string name, std::string description, double fp32, double half,
+                       double bandwidth) {
+    return DeviceProfile{.name = std::move(name),
+                         .description = std::move(description) + ", LibTorch CUDA with cuDNN",
+                         .kind = DeviceKind::kCuda,
+                         .peak_flops_fp32 = fp32,
+                         .peak_flops_half = half,
+                         .bandwidth_bytes_per_s = bandwidth,
+                         .op_overhead_s = 5.0e-6,
+                         .workspace = CudaCudnnWorkspace(),
+                         .cpu_conv = {.enabled = false}};
+  };
+  p.push_back(cuda("h100", "NVIDIA H100 SXM 80GB", 4.95e14, 9.89e14, 3.35e12));
+  p.push_back(cuda("h200", "NVIDIA H200 141GB", 4.95e14, 9.89e14, 4.8e12));
+  p.push_back(cuda("a100", "NVIDIA A100 SXM 80GB", 1.56e14, 3.12e14, 2.0e12));
   return p;
 }
 

@@ -20,28 +20,21 @@
 
 namespace peaknas::data {
 
-// Interleaved RGB8: the sample (x, y, c) is rgb[(y * width + x) * 3 + c].
-struct Image {
+// Interleaved RGB of samples T: the sample (x, y, c) is rgb[(y * width + x) * 3 + c].
+template <typename T>
+struct RgbImage {
   int width = 0;
   int height = 0;
-  std::vector<std::uint8_t> rgb;
+  std::vector<T> rgb;
 
-  Image() = default;
+  RgbImage() = default;
   // A black image of the given size.
-  Image(int w, int h) : width(w), height(h), rgb(static_cast<std::size_t>(w) * h * 3, 0) {}
+  RgbImage(int w, int h) : width(w), height(h), rgb(static_cast<std::size_t>(w) * h * 3, T{0}) {}
   std::size_t num_pixels() const { return static_cast<std::size_t>(width) * height; }
 };
 
-// Interleaved RGB float, same indexing as Image.
-struct ImageF {
-  int width = 0;
-  int height = 0;
-  std::vector<float> rgb;
-
-  ImageF() = default;
-  ImageF(int w, int h) : width(w), height(h), rgb(static_cast<std::size_t>(w) * h * 3, 0.0f) {}
-  std::size_t num_pixels() const { return static_cast<std::size_t>(width) * height; }
-};
+using Image = RgbImage<std::uint8_t>;  // 8 bits per sample, as PNG files and SIDD blocks
+using ImageF = RgbImage<float>;        // nominally in [0, 1]
 
 struct ImageSize {
   int width = 0;

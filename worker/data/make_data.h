@@ -55,8 +55,8 @@ struct MakeDataProgress {
 };
 
 struct MakeDataOptions {
-  std::string out_dir;      // required
-  std::string from_dir;     // folder of PNG/JPEG clean images; empty: dead-leaves
+  std::string out_dir{};    // required
+  std::string from_dir{};   // folder of PNG/JPEG clean images; empty: dead-leaves
   int scenes = 8;           // training scenes, [1, 100000]
   int pairs_per_scene = 2;  // noisy/GT pairs per scene, [1, 990]
   int image_size = 256;     // training (and validation source) images are square, [16, 16384]
@@ -64,11 +64,11 @@ struct MakeDataOptions {
   int val_blocks = 8;       // blocks per validation image, [1, 100000]
   int block_size = 64;      // validation block side, [11, image_size]
   std::uint64_t seed = 0;   // names the whole dataset
-  NoiseOptions noise;       // Brooks et al.'s noise-level distribution
-  DeadLeavesOptions dead_leaves;
+  NoiseOptions noise{};     // Brooks et al.'s noise-level distribution
+  DeadLeavesOptions dead_leaves{};
   int threads = 0;  // worker threads; 0: one per hardware thread. Same bytes for any.
   // Called after every scene, every validation image, and each file written; may be empty.
-  std::function<void(const MakeDataProgress&)> progress;
+  std::function<void(const MakeDataProgress&)> progress{};
 };
 
 // Writes the dataset. Errors: INVALID_ARGUMENT naming an option out of range, an unreadable

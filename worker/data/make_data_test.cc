@@ -20,15 +20,13 @@ using testing::ReadFileBytes;
 using testing::ScopedTempDir;
 
 MakeDataOptions Small(const std::string& out, std::uint64_t seed) {
-  MakeDataOptions o;
-  o.out_dir = out;
-  o.scenes = 2;
-  o.image_size = 64;
-  o.val_images = 2;
-  o.val_blocks = 4;
-  o.block_size = 32;
-  o.seed = seed;
-  return o;
+  return {.out_dir = out,
+          .scenes = 2,
+          .image_size = 64,
+          .val_images = 2,
+          .val_blocks = 4,
+          .block_size = 32,
+          .seed = seed};
 }
 
 // Relative path → bytes, for every file under `root`.

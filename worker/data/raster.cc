@@ -103,68 +103,77 @@ bool PngReadRow(png_structp png, png_bytep row) {
   return true;
 }
 
+// What a PNG reader or writer holds: its file, libpng's structs and the error text libpng's
+// callbacks fill, one row's bytes, and the next row's index.
+struct PngStream {
+  File file;
+  ErrorText error;
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  std::vector<png_byte> row;
+  int next_row = 0;
+};
+
 class PngReader final : public RasterReader {
  public:
   static StatusOr<std::unique_ptr<RasterReader>> Open(const std::string& path, File file) {
     auto r = std::unique_ptr<PngReader>(new PngReader(path, std::move(file)));
-    if (r->png_ == nullptr || r->info_ptr_ == nullptr) {
+    if (r->stream_.png == nullptr || r->stream_.info == nullptr) {
       return Status::Internal(path + ": cannot start libpng");
     }
-    if (!PngReadInfo(r->png_, r->info_ptr_, r->file_.get())) {
-      return Corrupt(path, RasterFormat::kPng, r->error_.text);
+    if (!PngReadInfo(r->stream_.png, r->stream_.info, r->stream_.file.get())) {
+      return Corrupt(path, RasterFormat::kPng, r->stream_.error.text);
     }
-    if (png_get_interlace_type(r->png_, r->info_ptr_) != PNG_INTERLACE_NONE) {
+    if (png_get_interlace_type(r->stream_.png, r->stream_.info) != PNG_INTERLACE_NONE) {
       return Unsupported(path, RasterFormat::kPng,
                          "interlaced: it cannot be read in bands; save it without interlacing");
     }
-    const int depth = png_get_bit_depth(r->png_, r->info_ptr_);
-    if (!PngSetRgb(r->png_, r->info_ptr_)) return Corrupt(path, RasterFormat::kPng, r->error_.text);
+    const int depth = png_get_bit_depth(r->stream_.png, r->stream_.info);
+    if (!PngSetRgb(r->stream_.png, r->stream_.info))
+      return Corrupt(path, RasterFormat::kPng, r->stream_.error.text);
     r->info_.format = RasterFormat::kPng;
-    r->info_.width = static_cast<int>(png_get_image_width(r->png_, r->info_ptr_));
-    r->info_.height = static_cast<int>(png_get_image_height(r->png_, r->info_ptr_));
+    r->info_.width = static_cast<int>(png_get_image_width(r->stream_.png, r->stream_.info));
+    r->info_.height = static_cast<int>(png_get_image_height(r->stream_.png, r->stream_.info));
     r->info_.bits = depth == 16 ? 16 : 8;
-    const std::size_t row_bytes = png_get_rowbytes(r->png_, r->info_ptr_);
+    const std::size_t row_bytes = png_get_rowbytes(r->stream_.png, r->stream_.info);
     if (row_bytes != static_cast<std::size_t>(r->info_.width) * 3 * (r->info_.bits / 8)) {
       return Unsupported(path, RasterFormat::kPng, "its rows do not decode to RGB");
     }
-    r->row_.resize(row_bytes);
+    r->stream_.row.resize(row_bytes);
     // libpng keeps the previous row for unfiltering and zlib's 32 KiB window and state.
     r->decoder_bytes_ = static_cast<std::int64_t>(3 * row_bytes) + (64 << 10);
     return std::unique_ptr<RasterReader>(std::move(r));
   }
 
-  ~PngReader() override { png_destroy_read_struct(&png_, &info_ptr_, nullptr); }
+  ~PngReader() override { png_destroy_read_struct(&stream_.png, &stream_.info, nullptr); }
 
   Status ReadRows(int rows, std::uint16_t* out) override {
-    PEAKNAS_RETURN_IF_ERROR(CheckRows(path_, next_row_, rows, info_.height));
+    PEAKNAS_RETURN_IF_ERROR(CheckRows(path_, stream_.next_row, rows, info_.height));
     const std::size_t samples = static_cast<std::size_t>(info_.width) * 3;
-    for (int i = 0; i < rows; ++i, ++next_row_, out += samples) {
-      if (!PngReadRow(png_, row_.data())) {
+    for (int i = 0; i < rows; ++i, ++stream_.next_row, out += samples) {
+      if (!PngReadRow(stream_.png, stream_.row.data())) {
         return Corrupt(path_, RasterFormat::kPng,
-                       "row " + std::to_string(next_row_) + ": " + error_.text);
+                       "row " + std::to_string(stream_.next_row) + ": " + stream_.error.text);
       }
       if (info_.bits == 16) {
-        std::memcpy(out, row_.data(), samples * 2);
+        std::memcpy(out, stream_.row.data(), samples * 2);
       } else {
-        std::copy(row_.begin(), row_.end(), out);
+        std::copy(stream_.row.begin(), stream_.row.end(), out);
       }
     }
     return Status::Ok();
   }
 
  private:
-  PngReader(std::string path, File file) : path_(std::move(path)), file_(std::move(file)) {
-    png_ = png_create_read_struct(PNG_LIBPNG_VER_STRING, &error_, PngError, PngWarning);
-    if (png_ != nullptr) info_ptr_ = png_create_info_struct(png_);
+  PngReader(std::string path, File file) : path_(std::move(path)) {
+    stream_.file = std::move(file);
+    stream_.png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &stream_.error, PngError, PngWarning);
+    if (stream_.png != nullptr) stream_.info = png_create_info_struct(stream_.png);
   }
 
   std::string path_;
-  File file_;
-  ErrorText error_;
-  png_structp png_ = nullptr;
-  png_infop info_ptr_ = nullptr;
-  std::vector<png_byte> row_;
-  int next_row_ = 0;
+  PngStream stream_;
 };
 
 bool PngWriteInfo(png_structp png, png_infop info, std::FILE* file, int width, int height,
@@ -222,61 +231,59 @@ class PngWriter final : public RasterWriter {
   static StatusOr<std::unique_ptr<RasterWriter>> Create(const std::string& path,
                                                         const RasterInfo& info) {
     auto w = std::unique_ptr<PngWriter>(new PngWriter(path));
-    w->file_.reset(std::fopen(w->part_.part().c_str(), "wb"));
-    if (w->file_ == nullptr) {
+    w->stream_.file.reset(std::fopen(w->part_.part().c_str(), "wb"));
+    if (w->stream_.file == nullptr) {
       return Status::Internal(w->part_.part() + ": cannot create: " + std::strerror(errno));
     }
-    if (w->png_ == nullptr || w->info_ptr_ == nullptr) {
+    if (w->stream_.png == nullptr || w->stream_.info == nullptr) {
       return Status::Internal(path + ": cannot start libpng");
     }
     w->info_ = info;
-    if (!PngWriteInfo(w->png_, w->info_ptr_, w->file_.get(), info.width, info.height, info.bits)) {
-      return Status::Internal(path + ": cannot write PNG header: " + w->error_.text);
+    if (!PngWriteInfo(w->stream_.png, w->stream_.info, w->stream_.file.get(), info.width,
+                      info.height, info.bits)) {
+      return Status::Internal(path + ": cannot write PNG header: " + w->stream_.error.text);
     }
-    w->row_.resize(static_cast<std::size_t>(info.width) * 3 * (info.bits / 8));
-    w->encoder_bytes_ = static_cast<std::int64_t>(6 * w->row_.size()) + (512 << 10);
+    w->stream_.row.resize(static_cast<std::size_t>(info.width) * 3 * (info.bits / 8));
+    w->encoder_bytes_ = static_cast<std::int64_t>(6 * w->stream_.row.size()) + (512 << 10);
     return std::unique_ptr<RasterWriter>(std::move(w));
   }
 
-  ~PngWriter() override { png_destroy_write_struct(&png_, &info_ptr_); }
+  ~PngWriter() override { png_destroy_write_struct(&stream_.png, &stream_.info); }
 
   Status WriteRows(int rows, const std::uint16_t* rgb) override {
-    PEAKNAS_RETURN_IF_ERROR(CheckRows(path_, next_row_, rows, info_.height));
+    PEAKNAS_RETURN_IF_ERROR(CheckRows(path_, stream_.next_row, rows, info_.height));
     const std::size_t samples = static_cast<std::size_t>(info_.width) * 3;
-    for (int i = 0; i < rows; ++i, ++next_row_, rgb += samples) {
-      PackRow(rgb, samples, info_.bits, row_.data());
-      if (!PngWriteRow(png_, row_.data())) {
-        return Status::Internal(path_ + ": cannot write PNG row " + std::to_string(next_row_) +
-                                ": " + error_.text);
+    for (int i = 0; i < rows; ++i, ++stream_.next_row, rgb += samples) {
+      PackRow(rgb, samples, info_.bits, stream_.row.data());
+      if (!PngWriteRow(stream_.png, stream_.row.data())) {
+        return Status::Internal(path_ + ": cannot write PNG row " +
+                                std::to_string(stream_.next_row) + ": " + stream_.error.text);
       }
     }
     return Status::Ok();
   }
 
   Status Finish() override {
-    PEAKNAS_RETURN_IF_ERROR(CheckAllRowsWritten(path_, next_row_, info_.height));
-    if (!PngWriteEnd(png_)) return Status::Internal(path_ + ": cannot end PNG: " + error_.text);
-    if (std::fflush(file_.get()) != 0 || std::ferror(file_.get()) != 0) {
+    PEAKNAS_RETURN_IF_ERROR(CheckAllRowsWritten(path_, stream_.next_row, info_.height));
+    if (!PngWriteEnd(stream_.png))
+      return Status::Internal(path_ + ": cannot end PNG: " + stream_.error.text);
+    if (std::fflush(stream_.file.get()) != 0 || std::ferror(stream_.file.get()) != 0) {
       return Status::Internal(path_ + ": write error: " + std::strerror(errno));
     }
-    file_.reset();
+    stream_.file.reset();
     return part_.Rename();
   }
 
  private:
   explicit PngWriter(std::string path) : path_(path), part_(std::move(path)) {
-    png_ = png_create_write_struct(PNG_LIBPNG_VER_STRING, &error_, PngError, PngWarning);
-    if (png_ != nullptr) info_ptr_ = png_create_info_struct(png_);
+    stream_.png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, &stream_.error, PngError, PngWarning);
+    if (stream_.png != nullptr) stream_.info = png_create_info_struct(stream_.png);
   }
 
   std::string path_;
   PartFile part_;
-  File file_;
-  ErrorText error_;
-  png_structp png_ = nullptr;
-  png_infop info_ptr_ = nullptr;
-  std::vector<png_byte> row_;
-  int next_row_ = 0;
+  PngStream stream_;
 };
 
 // --- TIFF ------------------------------------------------------------------------------------
