@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 
 #include "peaknas/v1/peaknas.pb.h"
@@ -44,22 +45,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   const std::uint8_t pick = data[0];
   const bool defaults = (pick & 1) != 0, proto_names = (pick & 2) != 0;
-  switch ((pick >> 2) % 5) {
-    case 0:
-      Compare<peaknas::v1::JobEvent>(data + 1, size - 1, defaults, proto_names);
-      break;
-    case 1:
-      Compare<peaknas::v1::Job>(data + 1, size - 1, defaults, proto_names);
-      break;
-    case 2:
-      Compare<peaknas::v1::Trial>(data + 1, size - 1, defaults, proto_names);
-      break;
-    case 3:
-      Compare<peaknas::v1::JobSpec>(data + 1, size - 1, defaults, proto_names);
-      break;
-    default:
-      Compare<peaknas::v1::Worker>(data + 1, size - 1, defaults, proto_names);
-      break;
-  }
+  // The messages clients read as JSON; the input's first byte picks one.
+  using Comparison = void (*)(const std::uint8_t*, std::size_t, bool, bool);
+  static constexpr Comparison kComparisons[] = {
+      &Compare<peaknas::v1::JobEvent>, &Compare<peaknas::v1::Job>, &Compare<peaknas::v1::Trial>,
+      &Compare<peaknas::v1::JobSpec>, &Compare<peaknas::v1::Worker>};
+  kComparisons[(pick >> 2) % std::size(kComparisons)](data + 1, size - 1, defaults, proto_names);
   return 0;
 }
