@@ -2,6 +2,7 @@
 // strategies and cost model, and an injected clock.
 #include "server/coordinator.h"
 
+#include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include "search/cost_model.h"
 #include "search/device_profile.h"
 #include "search/inheritance.h"
+#include "server/test_coordinator.h"
 #include "server/test_job_spec.h"
 #include "storage/sqlite_store.h"
 #include "storage/testing/controlled_store.h"
@@ -49,6 +51,14 @@ v1::ReportResultRequest Result(const v1::TrialAssignment& a, double psnr) {
   return r;
 }
 
+// A heartbeat on a's lease, reporting no progress.
+v1::HeartbeatRequest Beat(const v1::TrialAssignment& a) {
+  v1::HeartbeatRequest beat;
+  beat.set_lease_id(a.lease_id());
+  beat.set_fencing_token(a.fencing_token());
+  return beat;
+}
+
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
@@ -65,12 +75,8 @@ class CoordinatorTest : public ::testing::Test {
   // Reopens with other options (limits a test sets low).
   void Reopen(const CoordinatorOptions& options) {
     coordinator_.reset();
-    auto store = storage::SqliteStore::Open(db_path(), {});
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    auto opened = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                    (dir_.path() / "artifacts").string(), options);
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    coordinator_ = std::move(opened).value();
+    ASSERT_NO_FATAL_FAILURE(testing::OpenSqliteCoordinator(
+        db_path(), (dir_.path() / "artifacts").string(), &coordinator_, options));
   }
 
   // Reopens over `store` (a wrapper of the SQLite file) instead.
@@ -111,6 +117,13 @@ class CoordinatorTest : public ::testing::Test {
     EXPECT_TRUE(a.ok()) << a.status().ToString();
     EXPECT_TRUE(a.ok() && a->has_value()) << "nothing to lease";
     return a.ok() && a->has_value() ? **a : v1::TrialAssignment();
+  }
+
+  // Job `id` as it stands now (a default Job, and a failure, when GetJob fails).
+  v1::Job JobNow(const std::string& id) {
+    auto job = coordinator_->GetJob(id);
+    EXPECT_TRUE(job.ok()) << job.status().ToString();
+    return job.ok() ? *job : v1::Job();
   }
 
   // Every assignment the worker can lease now, without waiting.
@@ -205,11 +218,10 @@ TEST_F(CoordinatorTest, SubmitQueuesAdmittedAndRecordsRejectedTrials) {
   auto none = coordinator_->LeaseTrial(worker);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
-  auto done = coordinator_->GetJob(job->id());
-  ASSERT_TRUE(done.ok());
-  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(done->counts().succeeded(), 4);
-  EXPECT_EQ(done->counts().pending() + done->counts().running(), 0);
+  const v1::Job done = JobNow(job->id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.counts().succeeded(), 4);
+  EXPECT_EQ(done.counts().pending() + done.counts().running(), 0);
 }
 
 TEST_F(CoordinatorTest, ReportUpdatesFrontierWithinBudget) {
@@ -262,19 +274,18 @@ TEST_F(CoordinatorTest, ReportUpdatesFrontierWithinBudget) {
     }
   }
   // Increasing PSNR: the last trial has the best PSNR, so it is on the frontier.
-  auto job_now = coordinator_->GetJob(job->id());
-  ASSERT_TRUE(job_now.ok());
-  EXPECT_EQ(job_now->frontier_version(), version);
-  EXPECT_EQ(job_now->state(), v1::JOB_STATE_SUCCEEDED);
+  const v1::Job job_now = JobNow(job->id());
+  EXPECT_EQ(job_now.frontier_version(), version);
+  EXPECT_EQ(job_now.state(), v1::JOB_STATE_SUCCEEDED);
   // The job carries its frontier at a glance, the same as the frontier itself.
   auto last = coordinator_->GetFrontier(job->id());
   ASSERT_TRUE(last.ok());
-  EXPECT_EQ(job_now->frontier_size(), last->points_size());
-  EXPECT_EQ(job_now->hypervolume(), last->hypervolume());
+  EXPECT_EQ(job_now.frontier_size(), last->points_size());
+  EXPECT_EQ(job_now.hypervolume(), last->hypervolume());
   double best = 0;
   for (const auto& p : last->points()) best = std::max(best, p.psnr());
   EXPECT_GT(best, 0);
-  EXPECT_EQ(job_now->best_psnr(), best);
+  EXPECT_EQ(job_now.best_psnr(), best);
 }
 
 TEST_F(CoordinatorTest, StaleTokenAfterExpiryIsRefusedAndChangesNothing) {
@@ -285,9 +296,7 @@ TEST_F(CoordinatorTest, StaleTokenAfterExpiryIsRefusedAndChangesNothing) {
   auto first = Lease(slow);
 
   // Heartbeat renews while the lease is live.
-  v1::HeartbeatRequest beat;
-  beat.set_lease_id(first.lease_id());
-  beat.set_fencing_token(first.fencing_token());
+  const v1::HeartbeatRequest beat = Beat(first);
   auto renewed = coordinator_->Heartbeat(beat);
   ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
   EXPECT_EQ(renewed->action(), v1::HEARTBEAT_ACTION_KEEP_GOING);
@@ -306,10 +315,9 @@ TEST_F(CoordinatorTest, StaleTokenAfterExpiryIsRefusedAndChangesNothing) {
   auto frontier = coordinator_->GetFrontier(job->id());
   ASSERT_TRUE(frontier.ok());
   EXPECT_EQ(frontier->version(), 0);
-  auto state = coordinator_->GetJob(job->id());
-  ASSERT_TRUE(state.ok());
-  EXPECT_EQ(state->counts().running(), 1);
-  EXPECT_EQ(state->counts().succeeded(), 0);
+  const v1::Job state = JobNow(job->id());
+  EXPECT_EQ(state.counts().running(), 1);
+  EXPECT_EQ(state.counts().succeeded(), 0);
 
   ASSERT_TRUE(coordinator_->ReportResult(Result(second, 30)).ok());
   auto trials = coordinator_->ListTrials(job->id(), {v1::TRIAL_STATE_SUCCEEDED});
@@ -337,9 +345,7 @@ TEST_F(CoordinatorTest, StatsTimeTrialsAndQueueWaitsAndCountBusyAndOnlineWorkers
   EXPECT_DOUBLE_EQ(s.queue_wait_seconds.sum, 2.5);
 
   // a trains for 42 s, heartbeating; b is not seen for 41 s (> the 10 s lease duration).
-  v1::HeartbeatRequest beat;
-  beat.set_lease_id(first.lease_id());
-  beat.set_fencing_token(first.fencing_token());
+  const v1::HeartbeatRequest beat = Beat(first);
   for (int i = 0; i < 41; ++i) {
     now_ += 1'000;
     if (i % 4 == 0) {
@@ -628,10 +634,9 @@ TEST_F(CoordinatorTest, ExpiredTooOftenFails) {
     ASSERT_TRUE(coordinator_->ExpireLeases().ok());
   }
   // The third expiry fails the trial; a failed trial counts toward `trials`, so the job ends.
-  auto state = coordinator_->GetJob(job->id());
-  ASSERT_TRUE(state.ok());
-  EXPECT_EQ(state->counts().failed(), 1);
-  EXPECT_EQ(state->state(), v1::JOB_STATE_SUCCEEDED);
+  const v1::Job state = JobNow(job->id());
+  EXPECT_EQ(state.counts().failed(), 1);
+  EXPECT_EQ(state.state(), v1::JOB_STATE_SUCCEEDED);
 }
 
 TEST_F(CoordinatorTest, CancelStopsLeasingAndHeartbeatSaysCancel) {
@@ -643,10 +648,7 @@ TEST_F(CoordinatorTest, CancelStopsLeasingAndHeartbeatSaysCancel) {
   ASSERT_TRUE(cancelled.ok());
   EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
   EXPECT_TRUE(coordinator_->CancelJob(job->id()).ok());  // idempotent
-  v1::HeartbeatRequest beat;
-  beat.set_lease_id(a.lease_id());
-  beat.set_fencing_token(a.fencing_token());
-  auto answer = coordinator_->Heartbeat(beat);
+  auto answer = coordinator_->Heartbeat(Beat(a));
   ASSERT_TRUE(answer.ok()) << answer.status().ToString();
   EXPECT_EQ(answer->action(), v1::HEARTBEAT_ACTION_CANCEL);
   auto none = coordinator_->LeaseTrial(worker);
@@ -689,10 +691,9 @@ TEST_F(CoordinatorTest, RestartResumesTheJobWithoutDuplicates) {
     ++reported;
   }
   EXPECT_EQ(reported, 5);
-  auto done = coordinator_->GetJob(job->id());
-  ASSERT_TRUE(done.ok());
-  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(done->counts().succeeded(), 5);
+  const v1::Job done = JobNow(job->id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.counts().succeeded(), 5);
   auto trials = coordinator_->ListTrials(job->id());
   ASSERT_TRUE(trials.ok());
   std::set<std::string> hashes;
@@ -942,16 +943,15 @@ TEST_F(CoordinatorTest, ATrialRunsAtTheMostThreadsAtWhichItsPeakFitsTheBudget) {
   // One architecture (one level of 48 channels), trained at batch 8 on 64x64 patches: three
   // threads add 174 592 bytes to its training step, four 257 728 (search/cost_model_test.cc).
   v1::JobSpec one = RandomSpec(1, 1);
-  v1::SearchSpace& space = *one.mutable_space();
-  space.mutable_levels()->set_max(1);
-  space.mutable_width()->set_min(48);
-  space.mutable_width()->set_max(48);
-  space.mutable_enc_blocks()->set_min(1);
-  space.mutable_enc_blocks()->set_max(1);
-  space.add_skips(v1::SKIP_KIND_CONCAT);
-  space.add_upsamples(v1::UPSAMPLE_KIND_TRANSPOSED);
-  space.add_downsamples(v1::DOWNSAMPLE_KIND_STRIDED);
-  space.add_activations(v1::ACTIVATION_KIND_RELU);
+  ASSERT_TRUE(google::protobuf::TextFormat::MergeFromString(
+      R"pb(levels { max: 1 }
+           width { min: 48 max: 48 }
+           enc_blocks { min: 1 max: 1 }
+           skips: SKIP_KIND_CONCAT
+           upsamples: UPSAMPLE_KIND_TRANSPOSED
+           downsamples: DOWNSAMPLE_KIND_STRIDED
+           activations: ACTIVATION_KIND_RELU)pb",
+      one.mutable_space()));
   one.mutable_fidelity()->set_train_batch(8);
   one.mutable_fidelity()->set_patch(64);
   one.mutable_budget()->set_mode(v1::BUDGET_MODE_TRAINING);
@@ -1020,30 +1020,17 @@ TEST_F(CoordinatorTest, ATrialRunsAtTheMostThreadsAtWhichItsPeakFitsTheBudget) {
 // The event kinds, as one letter each: Rejected, Started, Progress, Finished, frontier Changed,
 // Job finished.
 std::string Kinds(const std::vector<v1::JobEvent>& events) {
+  constexpr std::pair<v1::JobEvent::EventCase, char> kLetters[] = {
+      {v1::JobEvent::kTrialRejected, 'R'},   {v1::JobEvent::kTrialStarted, 'S'},
+      {v1::JobEvent::kTrialProgress, 'P'},   {v1::JobEvent::kTrialFinished, 'F'},
+      {v1::JobEvent::kFrontierChanged, 'C'}, {v1::JobEvent::kJobFinished, 'J'}};
   std::string out;
   for (const auto& e : events) {
-    switch (e.event_case()) {
-      case v1::JobEvent::kTrialRejected:
-        out += 'R';
-        break;
-      case v1::JobEvent::kTrialStarted:
-        out += 'S';
-        break;
-      case v1::JobEvent::kTrialProgress:
-        out += 'P';
-        break;
-      case v1::JobEvent::kTrialFinished:
-        out += 'F';
-        break;
-      case v1::JobEvent::kFrontierChanged:
-        out += 'C';
-        break;
-      case v1::JobEvent::kJobFinished:
-        out += 'J';
-        break;
-      default:
-        out += '?';
+    char letter = '?';
+    for (const auto& [kind, kind_letter] : kLetters) {
+      if (kind == e.event_case()) letter = kind_letter;
     }
+    out += letter;
   }
   return out;
 }
@@ -1053,9 +1040,7 @@ TEST_F(CoordinatorTest, EventLogReplaysAndFollowsAcrossARestart) {
   ASSERT_TRUE(job.ok());
   const std::string worker = Worker();
   auto a = Lease(worker);
-  v1::HeartbeatRequest beat;
-  beat.set_lease_id(a.lease_id());
-  beat.set_fencing_token(a.fencing_token());
+  v1::HeartbeatRequest beat = Beat(a);
   beat.set_step(5);
   beat.set_steps(10);
   beat.set_loss(0.125);
@@ -1331,9 +1316,8 @@ TEST_F(CoordinatorTest, ScalingJobChainsItsSweepByDefault) {
     } else {
       EXPECT_GE(inheriting, 2) << "all but the heads of the sweep's chains inherit";
     }
-    auto done = coordinator_->GetJob(job->id());
-    ASSERT_TRUE(done.ok());
-    EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
+    const v1::Job done = JobNow(job->id());
+    EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
   }
 }
 
@@ -1407,10 +1391,9 @@ TEST_F(CoordinatorTest, PruningJobChainsInheritingTrials) {
     }
   }
   EXPECT_FALSE(final_trial.empty()) << "the chain ends with a final fine-tune";
-  auto done = coordinator_->GetJob(job->id());
-  ASSERT_TRUE(done.ok());
-  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_GE(done->counts().succeeded(), 5);
+  const v1::Job done = JobNow(job->id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_GE(done.counts().succeeded(), 5);
 
   auto frontier = coordinator_->GetFrontier(job->id());
   ASSERT_TRUE(frontier.ok());

@@ -21,8 +21,8 @@
 #include "base/temp_dir.h"
 #include "server/http_server.h"
 #include "server/service.h"
+#include "server/test_coordinator.h"
 #include "server/test_job_spec.h"
-#include "storage/sqlite_store.h"
 #include "tests/support/http_client.h"
 #include "tests/support/jobs.h"
 
@@ -47,12 +47,8 @@ std::string JsonOf(const pb::Message& m) {
 class HttpApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = storage::SqliteStore::Open((dir_.path() / "db.sqlite").string(), {});
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                         (dir_.path() / "art").string());
-    ASSERT_TRUE(coordinator.ok()) << coordinator.status().ToString();
-    coordinator_ = std::move(coordinator).value();
+    ASSERT_NO_FATAL_FAILURE(testing::OpenSqliteCoordinator(
+        (dir_.path() / "db.sqlite").string(), (dir_.path() / "art").string(), &coordinator_));
     auto grpc_server = GrpcServer::Start(*coordinator_, "127.0.0.1:0");
     ASSERT_TRUE(grpc_server.ok()) << grpc_server.status().ToString();
     grpc_ = std::move(grpc_server).value();

@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "base/temp_dir.h"
+#include "server/test_coordinator.h"
 #include "server/test_job_spec.h"
-#include "storage/sqlite_store.h"
 
 namespace peaknas::server {
 namespace {
@@ -25,12 +25,8 @@ constexpr auto kLimit = std::chrono::seconds(30);
 class ParkedCallsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = storage::SqliteStore::Open((dir_.path() / "db.sqlite").string(), {});
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    auto opened = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                    (dir_.path() / "artifacts").string());
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    coordinator_ = std::move(opened).value();
+    ASSERT_NO_FATAL_FAILURE(testing::OpenSqliteCoordinator(
+        (dir_.path() / "db.sqlite").string(), (dir_.path() / "artifacts").string(), &coordinator_));
     parked_ = std::make_unique<ParkedCalls>(*coordinator_, /*event_batch=*/4);
   }
   void TearDown() override {

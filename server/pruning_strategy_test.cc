@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -243,38 +244,48 @@ TEST(PruningStrategy, WithATrainingBudgetStartsFromTheLargestScalingThatFits) {
   EXPECT_EQ(chain.proposed.back().lineage.role, "final");
 }
 
-TEST(PruningStrategy, SpendsAtMostMaxTotalStepsAndStillEndsWithTheFinalFineTune) {
-  StrategyConfig c = Config(0);
+// A whole chain from kStart, 5x over an inference budget, under `max_total_steps`.
+struct StepCappedRun {
+  StrategyConfig config;
+  std::unique_ptr<Strategy> strategy;  // null when MakeStrategy refused the config
+  Chain chain;
+};
+StepCappedRun RunUnderStepCap(std::int64_t max_total_steps) {
+  StepCappedRun run{.config = Config(0)};
+  StrategyConfig& c = run.config;
   const search::Architecture start = Arch(kStart);
   c.budget.bytes = Peak(c, start) / 5;
   c.pruning.start = start;
-  c.pruning.max_total_steps = 400 + 100 * 5 + 400;  // the start, five children, the final
+  c.pruning.max_total_steps = max_total_steps;
   auto made = MakeStrategy(StrategyKind::kPruning, c);
-  ASSERT_TRUE(made.ok());
-  Chain chain;
-  chain.RunToEnd(**made);
-  const std::int64_t spent = chain.Steps();
-  EXPECT_LE(spent, c.pruning.max_total_steps);
-  EXPECT_GE(spent, c.pruning.max_total_steps - 100) << "the rounds use what there is";
-  EXPECT_EQ(chain.proposed.back().lineage.role, "final");
-  EXPECT_FALSE((*made)->Waiting());
+  EXPECT_TRUE(made.ok()) << made.status().message();
+  if (!made.ok()) return run;
+  run.strategy = std::move(made).value();
+  run.chain.RunToEnd(*run.strategy);
+  return run;
+}
+
+TEST(PruningStrategy, SpendsAtMostMaxTotalStepsAndStillEndsWithTheFinalFineTune) {
+  // The start, five children, the final.
+  const StepCappedRun run = RunUnderStepCap(400 + 100 * 5 + 400);
+  ASSERT_NE(run.strategy, nullptr);
+  const std::int64_t cap = run.config.pruning.max_total_steps;
+  EXPECT_LE(run.chain.Steps(), cap);
+  EXPECT_GE(run.chain.Steps(), cap - 100) << "the rounds use what there is";
+  EXPECT_EQ(run.chain.proposed.back().lineage.role, "final");
+  EXPECT_FALSE(run.strategy->Waiting());
 }
 
 // With steps left once the schedule's rounds and fine-tunes are done, the fine-tuned model
 // nearest the budget trains on for exactly what is left: the chain spends all of
 // max_total_steps.
 TEST(PruningStrategy, SpendsWhatIsLeftOnTheModelNearestTheBudget) {
-  StrategyConfig c = Config(0);
-  const search::Architecture start = Arch(kStart);
-  c.budget.bytes = Peak(c, start) / 5;
-  c.pruning.start = start;
-  c.pruning.max_total_steps = 20'000;  // more than every round and fine-tune of the schedule
-  auto made = MakeStrategy(StrategyKind::kPruning, c);
-  ASSERT_TRUE(made.ok());
-  Chain chain;
-  chain.RunToEnd(**made);
-  const std::int64_t spent = chain.Steps();
-  EXPECT_EQ(spent, c.pruning.max_total_steps);
+  // More than every round and fine-tune of the schedule.
+  const StepCappedRun run = RunUnderStepCap(20'000);
+  ASSERT_NE(run.strategy, nullptr);
+  const StrategyConfig& c = run.config;
+  const Chain& chain = run.chain;
+  EXPECT_EQ(chain.Steps(), c.pruning.max_total_steps);
   const Proposal& last = chain.proposed.back();
   EXPECT_EQ(last.lineage.role, "final");
   const Evaluated& parent = chain.done[static_cast<std::size_t>(last.lineage.parent_trial - 1)];
@@ -286,21 +297,21 @@ TEST(PruningStrategy, SpendsWhatIsLeftOnTheModelNearestTheBudget) {
       EXPECT_LE(e.peak_bytes, parent.peak_bytes) << "the fine-tuned model nearest the budget";
     }
   }
-  EXPECT_FALSE((*made)->Waiting());
+  EXPECT_FALSE(run.strategy->Waiting());
+}
+
+// Why MakeStrategy refuses a pruning config that `edit` makes of a valid one ("" if it does not).
+std::string Refusal(const std::function<void(StrategyConfig&)>& edit) {
+  StrategyConfig c = Config(64 << 20);
+  edit(c);
+  return std::string(MakeStrategy(StrategyKind::kPruning, c).status().message());
 }
 
 TEST(PruningStrategy, RefusesABadSchedule) {
-  StrategyConfig c = Config(64 << 20);
-  c.pruning.iterations = 0;
-  EXPECT_EQ(MakeStrategy(StrategyKind::kPruning, c).status().message(),
+  EXPECT_EQ(Refusal([](StrategyConfig& c) { c.pruning.iterations = 0; }),
             "pruning.iterations: 0 not in [1, 100]");
-  c = Config(64 << 20);
-  c.pruning.start_multiple = 1.0;
-  EXPECT_EQ(MakeStrategy(StrategyKind::kPruning, c)
-                .status()
-                .message()
-                .rfind("pruning.start_budget_multiple: ", 0),
-            0u);
+  const std::string multiple = Refusal([](StrategyConfig& c) { c.pruning.start_multiple = 1.0; });
+  EXPECT_EQ(multiple.rfind("pruning.start_budget_multiple: ", 0), 0u) << multiple;
 }
 
 }  // namespace

@@ -28,8 +28,8 @@
 #include "base/subprocess.h"
 #include "peaknas/v1/peaknas.grpc.pb.h"
 #include "server/coordinator.h"
+#include "server/test_coordinator.h"
 #include "server/test_job_spec.h"
-#include "storage/sqlite_store.h"
 
 namespace peaknas::server {
 namespace {
@@ -48,14 +48,10 @@ class ServiceTest : public ::testing::Test {
   void SetUp() override {
     std::string pattern = (fs::temp_directory_path() / "peaknas-service-XXXXXX").string();
     dir_ = mkdtemp(pattern.data());
-    auto store = storage::SqliteStore::Open((dir_ / "db.sqlite").string(), {});
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
     CoordinatorOptions options;
     options.registration_burst = 10'000;  // the parked-polls test registers 2 000 at once
-    auto coordinator = Coordinator::Open(std::unique_ptr<storage::Store>(std::move(store).value()),
-                                         (dir_ / "art").string(), options);
-    ASSERT_TRUE(coordinator.ok()) << coordinator.status().ToString();
-    coordinator_ = std::move(coordinator).value();
+    ASSERT_NO_FATAL_FAILURE(testing::OpenSqliteCoordinator(
+        (dir_ / "db.sqlite").string(), (dir_ / "art").string(), &coordinator_, options));
     auto server = GrpcServer::Start(*coordinator_, "127.0.0.1:0");
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
@@ -69,6 +65,42 @@ class ServiceTest : public ::testing::Test {
     coordinator_.reset();
     std::error_code ec;
     fs::remove_all(dir_, ec);
+  }
+
+  // SubmitJob, RegisterWorker and LeaseTrial as a client calls them, each under a fresh deadline.
+  grpc::Status Submit(const v1::JobSpec& spec, v1::SubmitJobResponse* submitted, int seconds = 10) {
+    v1::SubmitJobRequest submit;
+    *submit.mutable_spec() = spec;
+    return jobs_->SubmitJob(Context(seconds).get(), submit, submitted);
+  }
+  grpc::Status Register(const std::string& name, const std::string& device,
+                        v1::RegisterWorkerResponse* worker) {
+    v1::RegisterWorkerRequest reg;
+    reg.set_name(name);
+    reg.set_device(device);
+    return workers_->RegisterWorker(Context().get(), reg, worker);
+  }
+  grpc::Status Lease(const std::string& worker_id, double wait_seconds,
+                     v1::LeaseTrialResponse* leased) {
+    v1::LeaseTrialRequest lease;
+    lease.set_worker_id(worker_id);
+    lease.set_wait_seconds(wait_seconds);
+    return workers_->LeaseTrial(Context().get(), lease, leased);
+  }
+
+  // A leased trial of a fresh one-trial job, leased by a new worker `name` (its id to
+  // `*worker_id` where given).
+  v1::TrialAssignment LeaseOne(const std::string& name = "artifact-worker",
+                               std::string* worker_id = nullptr) {
+    v1::RegisterWorkerResponse worker;
+    EXPECT_TRUE(Register(name, "cpu", &worker).ok());
+    if (worker_id != nullptr) *worker_id = worker.worker_id();
+    v1::SubmitJobResponse submitted;
+    EXPECT_TRUE(Submit(Spec(1, 1), &submitted).ok());
+    v1::LeaseTrialResponse leased;
+    EXPECT_TRUE(Lease(worker.worker_id(), 5, &leased).ok());
+    EXPECT_TRUE(leased.has_assignment());
+    return leased.assignment();
   }
 
   // GetArtifact's stream, with the context it lives in.
@@ -116,26 +148,18 @@ class ServiceTest : public ::testing::Test {
 };
 
 TEST_F(ServiceTest, WorkerLeasesReportsAndTheFrontierIsServed) {
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("test-worker");
-  reg.set_device("cpu");
   v1::RegisterWorkerResponse worker;
-  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
+  ASSERT_TRUE(Register("test-worker", "cpu", &worker).ok());
   ASSERT_FALSE(worker.worker_id().empty());
 
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(3, 1);
   v1::SubmitJobResponse submitted;
-  auto status = jobs_->SubmitJob(Context().get(), submit, &submitted);
+  auto status = Submit(Spec(3, 1), &submitted);
   ASSERT_TRUE(status.ok()) << status.error_message();
   const std::string job_id = submitted.job().id();
 
   for (int i = 0; i < 3; ++i) {
-    v1::LeaseTrialRequest lease;
-    lease.set_worker_id(worker.worker_id());
-    lease.set_wait_seconds(5);
     v1::LeaseTrialResponse leased;
-    status = workers_->LeaseTrial(Context().get(), lease, &leased);
+    status = Lease(worker.worker_id(), 5, &leased);
     ASSERT_TRUE(status.ok()) << status.error_message();
     ASSERT_TRUE(leased.has_assignment());
     const auto& a = leased.assignment();
@@ -214,10 +238,8 @@ TEST_F(ServiceTest, WorkerLeasesReportsAndTheFrontierIsServed) {
 // A watcher connected before any work sees each trial start and finish as it commits, then
 // job_finished; a second watcher resuming after a sequence gets exactly the rest.
 TEST_F(ServiceTest, WatchJobFollowsLiveAndResumesAfterASequence) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(2, 1);
   v1::SubmitJobResponse submitted;
-  ASSERT_TRUE(jobs_->SubmitJob(Context().get(), submit, &submitted).ok());
+  ASSERT_TRUE(Submit(Spec(2, 1), &submitted).ok());
   const std::string job_id = submitted.job().id();
 
   v1::WatchJobRequest watch;
@@ -236,15 +258,11 @@ TEST_F(ServiceTest, WatchJobFollowsLiveAndResumesAfterASequence) {
     ASSERT_TRUE(next().has_trial_rejected()) << seen.back().DebugString();
   }
 
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("w");
   v1::RegisterWorkerResponse worker;
-  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
+  ASSERT_TRUE(Register("w", "", &worker).ok());
   for (int i = 0; i < 2; ++i) {
-    v1::LeaseTrialRequest lease;
-    lease.set_worker_id(worker.worker_id());
     v1::LeaseTrialResponse leased;
-    ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
+    ASSERT_TRUE(Lease(worker.worker_id(), 0, &leased).ok());
     ASSERT_TRUE(leased.has_assignment());
     // The stream shows the lease before the worker reports anything.
     // (After the previous result: its frontier change and the rejections of the refill.)
@@ -292,16 +310,11 @@ TEST_F(ServiceTest, WatchJobFollowsLiveAndResumesAfterASequence) {
 }
 
 TEST_F(ServiceTest, LongPollReturnsEmptyWhenThereIsNoWork) {
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("idle");
   v1::RegisterWorkerResponse worker;
-  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
-  v1::LeaseTrialRequest lease;
-  lease.set_worker_id(worker.worker_id());
-  lease.set_wait_seconds(0.3);
+  ASSERT_TRUE(Register("idle", "", &worker).ok());
   v1::LeaseTrialResponse leased;
   const auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
+  ASSERT_TRUE(Lease(worker.worker_id(), 0.3, &leased).ok());
   EXPECT_FALSE(leased.has_assignment());
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));
 }
@@ -369,10 +382,8 @@ TEST_F(ServiceTest, ThousandsOfParkedLongPollsHoldNoThreadsAndAreAllAnswered) {
 
   // Two jobs (parallelism is at most 1024), each queueing half the trials at once.
   for (int job = 0; job < 2; ++job) {
-    v1::SubmitJobRequest submit;
-    *submit.mutable_spec() = Spec(kWorkers / 2, kWorkers / 2);
     v1::SubmitJobResponse submitted;
-    const grpc::Status status = jobs_->SubmitJob(Context(60).get(), submit, &submitted);
+    const grpc::Status status = Submit(Spec(kWorkers / 2, kWorkers / 2), &submitted, 60);
     ASSERT_TRUE(status.ok()) << status.error_message();
   }
   ASSERT_TRUE(polling.WaitFor(kWorkers, std::chrono::seconds(120)));
@@ -390,28 +401,21 @@ TEST_F(ServiceTest, ThousandsOfParkedLongPollsHoldNoThreadsAndAreAllAnswered) {
 
 // A client that leaves ends its parked poll and its parked watch at once.
 TEST_F(ServiceTest, ParkedCallsEndWhenTheClientLeaves) {
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("leaving");
-  v1::RegisterWorkerResponse worker;
-  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1, 1);
-  v1::SubmitJobResponse submitted;
-  ASSERT_TRUE(jobs_->SubmitJob(Context().get(), submit, &submitted).ok());
   // The job's one trial is leased, so a second poll waits.
-  v1::LeaseTrialRequest lease;
-  lease.set_worker_id(worker.worker_id());
-  v1::LeaseTrialResponse leased;
-  ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
-  ASSERT_TRUE(leased.has_assignment());
+  std::string worker_id;
+  const v1::TrialAssignment a = LeaseOne("leaving", &worker_id);
+  ASSERT_FALSE(HasFailure()) << "registering, submitting or leasing failed";
 
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(worker_id);
   lease.set_wait_seconds(60);
+  v1::LeaseTrialResponse leased;
   grpc::ClientContext poll_context;
   Completions polling;
   workers_->async()->LeaseTrial(&poll_context, &lease, &leased,
                                 [&](grpc::Status s) { polling.Add(s); });
   v1::WatchJobRequest watch;
-  watch.set_job_id(submitted.job().id());
+  watch.set_job_id(a.job_id());
   watch.set_after_sequence(1000);  // past the end: the watch parks
   grpc::ClientContext watch_context;
   auto reader = jobs_->WatchJob(&watch_context, watch);
@@ -434,19 +438,16 @@ TEST_F(ServiceTest, BadInputGetsTheRightCodes) {
   auto status = jobs_->GetJob(Context().get(), get_job, &job);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(3, 1);
-  submit.mutable_spec()->set_parallelism(0);
+  v1::JobSpec no_parallelism = Spec(3, 1);
+  no_parallelism.set_parallelism(0);
   v1::SubmitJobResponse submitted;
-  status = jobs_->SubmitJob(Context().get(), submit, &submitted);
+  status = Submit(no_parallelism, &submitted);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("spec.parallelism"), std::string::npos)
       << status.error_message();
 
-  v1::LeaseTrialRequest lease;
-  lease.set_worker_id("w-777");
   v1::LeaseTrialResponse leased;
-  status = workers_->LeaseTrial(Context().get(), lease, &leased);
+  status = Lease("w-777", 0, &leased);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 
   v1::ReportResultRequest report;
@@ -470,19 +471,13 @@ TEST_F(ServiceTest, BadInputGetsTheRightCodes) {
 // trial stays leased, nothing is stored, nothing enters the frontier; the honest report that
 // follows on the same lease is taken.
 TEST_F(ServiceTest, HostileReportsAndRegistrationsAreRefusedAndChangeNothing) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(3, 1);
   v1::SubmitJobResponse submitted;
-  ASSERT_TRUE(jobs_->SubmitJob(Context().get(), submit, &submitted).ok());
+  ASSERT_TRUE(Submit(Spec(3, 1), &submitted).ok());
   const std::string job = submitted.job().id();
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("w");
   v1::RegisterWorkerResponse worker;
-  ASSERT_TRUE(workers_->RegisterWorker(Context().get(), reg, &worker).ok());
-  v1::LeaseTrialRequest lease;
-  lease.set_worker_id(worker.worker_id());
+  ASSERT_TRUE(Register("w", "", &worker).ok());
   v1::LeaseTrialResponse leased;
-  ASSERT_TRUE(workers_->LeaseTrial(Context().get(), lease, &leased).ok());
+  ASSERT_TRUE(Lease(worker.worker_id(), 0, &leased).ok());
   ASSERT_TRUE(leased.has_assignment());
 
   const auto report = [&](const std::function<void(v1::ReportResultRequest&)>& edit) {
@@ -567,11 +562,9 @@ TEST_F(ServiceTest, HostileReportsAndRegistrationsAreRefusedAndChangeNothing) {
   EXPECT_EQ(listed.workers_size(), 1);  // the honest one
 
   // A message over the server's bound is refused before any handler sees it.
-  v1::SubmitJobRequest huge;
-  *huge.mutable_spec() = Spec(3, 1);
-  huge.mutable_spec()->set_name(std::string(kMaxMessageBytes + 1, 'n'));
-  EXPECT_EQ(jobs_->SubmitJob(Context().get(), huge, &submitted).error_code(),
-            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  v1::JobSpec huge = Spec(3, 1);
+  huge.set_name(std::string(kMaxMessageBytes + 1, 'n'));
+  EXPECT_EQ(Submit(huge, &submitted).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   v1::ListJobsRequest list;
   v1::ListJobsResponse jobs;
   ASSERT_TRUE(jobs_->ListJobs(Context().get(), list, &jobs).ok());
@@ -644,31 +637,6 @@ TEST(ServerProcess, AnnouncesItsPortServesHealthAndStopsOnSigterm) {
 
 namespace artifacts {
 
-// A leased trial of a fresh one-trial job.
-v1::TrialAssignment LeaseOne(v1::JobService::Stub& jobs, v1::WorkerService::Stub& workers) {
-  auto context = [] {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return c;
-  };
-  v1::RegisterWorkerRequest reg;
-  reg.set_name("artifact-worker");
-  reg.set_device("cpu");
-  v1::RegisterWorkerResponse worker;
-  EXPECT_TRUE(workers.RegisterWorker(context().get(), reg, &worker).ok());
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1, 1);
-  v1::SubmitJobResponse submitted;
-  EXPECT_TRUE(jobs.SubmitJob(context().get(), submit, &submitted).ok());
-  v1::LeaseTrialRequest lease;
-  lease.set_worker_id(worker.worker_id());
-  lease.set_wait_seconds(5);
-  v1::LeaseTrialResponse leased;
-  EXPECT_TRUE(workers.LeaseTrial(context().get(), lease, &leased).ok());
-  EXPECT_TRUE(leased.has_assignment());
-  return leased.assignment();
-}
-
 // Uploads `bytes` in `chunk`-byte pieces claiming `sha256`.
 grpc::Status Upload(v1::WorkerService::Stub& workers, const v1::TrialAssignment& a,
                     std::int64_t token, const std::string& bytes, const std::string& sha256,
@@ -719,7 +687,7 @@ std::string Bytes(std::size_t n) {
 }  // namespace artifacts
 
 TEST_F(ServiceTest, ArtifactUploadThenDownloadIsByteIdentical) {
-  const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
+  const v1::TrialAssignment a = LeaseOne();
   ASSERT_TRUE(a.export_model());
   const std::string bytes = artifacts::Bytes((2 << 20) + 12345);  // three 1 MiB-ish chunks
   const std::string sha = base::Sha256Hex(bytes);
@@ -781,7 +749,7 @@ TEST_F(ServiceTest, ArtifactUploadThenDownloadIsByteIdentical) {
 }
 
 TEST_F(ServiceTest, ArtifactUploadWithStaleTokenIsRefusedAndLeavesNoFile) {
-  const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
+  const v1::TrialAssignment a = LeaseOne();
   const std::string bytes = artifacts::Bytes(5000);
   v1::UploadArtifactResponse stored;
   auto status = artifacts::Upload(*workers_, a, a.fencing_token() - 1, bytes,
@@ -792,7 +760,7 @@ TEST_F(ServiceTest, ArtifactUploadWithStaleTokenIsRefusedAndLeavesNoFile) {
 }
 
 TEST_F(ServiceTest, ArtifactUploadWithWrongHashIsRefusedAndLeavesNoFile) {
-  const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
+  const v1::TrialAssignment a = LeaseOne();
   const std::string bytes = artifacts::Bytes(5000);
   v1::UploadArtifactResponse stored;
   auto status = artifacts::Upload(*workers_, a, a.fencing_token(), bytes,
@@ -806,7 +774,7 @@ TEST_F(ServiceTest, ArtifactUploadWithWrongHashIsRefusedAndLeavesNoFile) {
 }
 
 TEST_F(ServiceTest, GetArtifactOfUnknownJobOrTrialIsNotFound) {
-  const v1::TrialAssignment a = artifacts::LeaseOne(*jobs_, *workers_);
+  const v1::TrialAssignment a = LeaseOne();
   for (auto [job, trial] : std::vector<std::pair<std::string, std::string>>{
            {"j-999", "t-1"},
            {"bogus", "t-1"},

@@ -74,6 +74,17 @@ History Drive(Strategy& s, int rounds, int per_round, std::uint64_t seed) {
   return run;
 }
 
+// Evolution's children: the proposals of `h` made once `population` trials were done.
+std::vector<const Proposal*> Children(const History& h, int population) {
+  std::vector<const Proposal*> children;
+  for (std::size_t i = 0; i < h.proposals.size(); ++i) {
+    if (h.done_before[i] >= static_cast<std::size_t>(population)) {
+      children.push_back(&h.proposals[i]);
+    }
+  }
+  return children;
+}
+
 // --- Check.
 
 TEST(Check, AdmitsExactlyAtTheBoundary) {
@@ -291,27 +302,24 @@ TEST(EvolutionStrategy, RepairsOverBudgetChildren) {
   ASSERT_TRUE(evo.ok() && rnd.ok());
   const History e = Drive(**evo, 40, 8, 5);
   const History r = Drive(**rnd, 40, 8, 5);
-  // Children: proposals made once `population` trials were done.
-  int children = 0;
+  const std::vector<const Proposal*> children = Children(e, c.population);
   int admitted_children = 0;
-  for (std::size_t i = 0; i < e.proposals.size(); ++i) {
-    const Proposal& p = e.proposals[i];
-    if (e.done_before[i] >= static_cast<std::size_t>(c.population)) {
-      ++children;
-      if (p.admitted) ++admitted_children;
-      if (!p.admitted) {
-        EXPECT_NE(p.rejection.find("predicted"), std::string::npos) << p.rejection;
-        EXPECT_NE(p.rejection.find("repair"), std::string::npos) << p.rejection;
-      }
+  for (const Proposal* p : children) {
+    if (p->admitted) {
+      ++admitted_children;
+    } else {
+      EXPECT_NE(p->rejection.find("predicted"), std::string::npos) << p->rejection;
+      EXPECT_NE(p->rejection.find("repair"), std::string::npos) << p->rejection;
     }
   }
   int random_admitted = 0;
   for (const Proposal& p : r.proposals) random_admitted += p.admitted ? 1 : 0;
-  const double child_share = static_cast<double>(admitted_children) / std::max(children, 1);
+  const double child_share =
+      static_cast<double>(admitted_children) / std::max<std::size_t>(children.size(), 1);
   const double random_share = static_cast<double>(random_admitted) / r.proposals.size();
-  std::cout << "evolution children admitted " << admitted_children << "/" << children
+  std::cout << "evolution children admitted " << admitted_children << "/" << children.size()
             << ", random admitted " << random_admitted << "/" << r.proposals.size() << "\n";
-  ASSERT_GT(children, 100);
+  ASSERT_GT(children.size(), 100u);
   EXPECT_GT(child_share, 0.9);
   EXPECT_GT(child_share, random_share);
 }
@@ -326,26 +334,22 @@ TEST(EvolutionStrategy, RejectsWhatRepairCannotFixWithTheReason) {
   auto evo = MakeStrategy(StrategyKind::kEvolution, c);
   ASSERT_TRUE(evo.ok());
   const History h = Drive(**evo, 60, 8, 17);
-  int children = 0;
-  int admitted_children = 0;
-  for (std::size_t i = 0; i < h.proposals.size(); ++i) {
-    const Proposal& p = h.proposals[i];
-    if (h.done_before[i] >= static_cast<std::size_t>(c.population)) {
-      ++children;
-      if (p.admitted) {
-        ++admitted_children;
-        EXPECT_LE(search::BudgetedPeakBytes(c.budget, p.arch), c.budget.bytes);
-      } else {
-        EXPECT_NE(p.rejection.find(std::to_string(c.budget.bytes)), std::string::npos)
-            << p.rejection;
-        EXPECT_NE(p.rejection.find("repair"), std::string::npos) << p.rejection;
-      }
+  const std::vector<const Proposal*> children = Children(h, c.population);
+  std::size_t admitted_children = 0;
+  for (const Proposal* p : children) {
+    if (p->admitted) {
+      ++admitted_children;
+      EXPECT_LE(search::BudgetedPeakBytes(c.budget, p->arch), c.budget.bytes);
+    } else {
+      EXPECT_NE(p->rejection.find(std::to_string(c.budget.bytes)), std::string::npos)
+          << p->rejection;
+      EXPECT_NE(p->rejection.find("repair"), std::string::npos) << p->rejection;
     }
   }
-  std::cout << "tight budget: evolution children admitted " << admitted_children << "/" << children
-            << "\n";
-  ASSERT_GT(children, 50);
-  EXPECT_GT(admitted_children, children / 2);
+  std::cout << "tight budget: evolution children admitted " << admitted_children << "/"
+            << children.size() << "\n";
+  ASSERT_GT(children.size(), 50u);
+  EXPECT_GT(admitted_children, children.size() / 2);
 }
 
 TEST(EvolutionStrategy, BreedsOnceAQuarterOfTheTrialsAreDrawn) {
