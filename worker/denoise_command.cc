@@ -166,6 +166,14 @@ CLI::App* AddDenoiseCommand(CLI::App& root, DenoiseOptions& o) {
                   "memory, and the process may hold more than predicted by how it fragments.")
       ->capture_default_str()
       ->type_name("mapped|heap");
+  cmd->add_option("--layout", o.layout,
+                  "The memory format the network runs in: auto (channels-last on the CPU unless "
+                  "the network upsamples by transposed convolutions; else contiguous), "
+                  "channels-last (oneDNN convolves the layers' tensors as "
+                  "they are; a window is given 1.2x its contiguous prediction) or contiguous "
+                  "(NCHW, the cost model's own layout).")
+      ->capture_default_str()
+      ->type_name("auto|channels-last|contiguous");
   cmd->add_option("--calibration", o.calibration,
                   "A device calibration (`peaknas calibration --format json`; - reads standard "
                   "input): the budget is then the whole process's peak, not the network's.")
@@ -189,6 +197,10 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   if (o.allocator != "mapped" && o.allocator != "heap") {
     return Status::InvalidArgument("allocator: \"" + o.allocator + "\" is not mapped or heap");
   }
+  if (o.layout != "auto" && o.layout != "channels-last" && o.layout != "contiguous") {
+    return Status::InvalidArgument("layout: \"" + o.layout +
+                                   "\" is not auto, channels-last or contiguous");
+  }
   if (o.threads < 0) return Status::InvalidArgument("threads: must be >= 0");
   PEAKNAS_ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(o.device, "device"));
   if (o.threads > 0) torch::set_num_threads(o.threads);
@@ -211,6 +223,11 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   }
   PEAKNAS_ASSIGN_OR_RETURN(const LoadedModel model, LoadModel(model_path));
   const search::Architecture& arch = model.arch;
+  const torch::MemoryFormat layout = o.layout == "auto" ? InferenceLayout(arch, device)
+                                     : o.layout == "channels-last"
+                                         ? torch::MemoryFormat::ChannelsLast
+                                         : torch::MemoryFormat::Contiguous;
+  const bool channels_last = layout == torch::MemoryFormat::ChannelsLast;
   const int multiple = search::SpatialMultiple(arch);
   const int overlap =
       overlap_flag == 0 && o.overlap == "auto" ? search::SeamFreeOverlap(arch) : overlap_flag;
@@ -248,17 +265,21 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
     }
   }
   // What a tile costs: the stream's rows and the codecs' buffers, and one window's inference
-  // (through the calibration's fit when there is one). The window's live tensors never exceed
-  // the cost model's peak, at any thread count, but the arena places them first-fit: with more
-  // than one thread, the 1x1 convolutions run in oneDNN, whose blocked copies leave holes that
-  // an arena of exactly that peak cannot always fill (`arena_misses` in the report counts the
-  // blocks it could not hold). So a window is given and counted 15 % more then.
-  const double thread_slack = torch::get_num_threads() > 1 ? 1.15 : 1.0;
+  // (through the calibration's fit when there is one). A channels-last window is given
+  // kChannelsLastPeakFactor times the cost model's (contiguous) peak, which bounds it
+  // (measure.h). A contiguous window's live tensors never exceed the cost model's peak, at any
+  // thread count, but the arena places them first-fit: with more than one thread, the 1x1
+  // convolutions run in oneDNN, whose blocked copies leave holes that an arena of exactly that
+  // peak cannot always fill (`arena_misses` in the report counts the blocks it could not
+  // hold), so it is given 15 % more then.
+  const double window_factor = channels_last                  ? kChannelsLastPeakFactor
+                               : torch::get_num_threads() > 1 ? 1.15
+                                                              : 1.0;
   struct Cost {
     int window = 0;
     std::int64_t held = 0;
     std::int64_t window_peak = 0;   // the cost model's
-    std::int64_t window_bytes = 0;  // with the thread slack: the arena's size
+    std::int64_t window_bytes = 0;  // times the layout's factor: the arena's size
     std::int64_t window_process_peak = 0;
     std::int64_t total() const { return held + window_process_peak; }
   };
@@ -268,7 +289,7 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
     c.held = StreamBufferBytes(in_info.width, {tile, overlap, multiple}, device.is_cpu()) +
              reader->decoder_bytes() + writer->encoder_bytes();
     c.window_peak = search::InferencePeakBytes(arch, {1, c.window}, search::DType::kFp32, profile);
-    c.window_bytes = static_cast<std::int64_t>(std::ceil(c.window_peak * thread_slack));
+    c.window_bytes = static_cast<std::int64_t>(std::ceil(c.window_peak * window_factor));
     c.window_process_peak = calibrated ? calibrated->Predict(c.window_bytes) : c.window_bytes;
     return c;
   };
@@ -281,9 +302,10 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
                                         : calibrated
                                             ? calibrated->LargestFitting(budget - smallest.held)
                                             : budget - smallest.held;
-    tile = network_budget > 0 ? search::MaxTiledOutputSide(arch, network_budget, overlap,
-                                                           search::DType::kFp32, profile)
-                              : 0;
+    const auto model_budget = static_cast<std::int64_t>(network_budget / window_factor);
+    tile = model_budget > 0 ? search::MaxTiledOutputSide(arch, model_budget, overlap,
+                                                         search::DType::kFp32, profile)
+                            : 0;
     tile = std::min(tile, image_side);
     while (tile >= multiple && cost_of(tile).total() > budget) tile -= multiple;
     if (tile < multiple) {
@@ -315,12 +337,14 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   UNet net(arch);
   PEAKNAS_RETURN_IF_ERROR(AssignParameters(model.parameters, net));
   net->to(device);
+  SetWeightLayout(net, layout);
   net->eval();
 
   log << "peaknas-worker denoise: " << in_info.width << "x" << in_info.height << " "
       << data::RasterFormatName(in_info.format) << " (" << in_info.bits << "-bit) -> " << o.out
       << " (" << bits << "-bit), tile " << tile << " (window " << cost.window << ", overlap "
-      << overlap << "), predicted window peak " << Mib(cost.window_peak) << " + rows and codecs "
+      << overlap << "), " << (channels_last ? "channels-last" : "contiguous")
+      << ", predicted window peak " << Mib(cost.window_peak) << " + rows and codecs "
       << Mib(cost.held) << " of " << o.budget << "\n";
   const bool terminal = isatty(STDERR_FILENO) != 0;
   const auto start = Clock::now();
@@ -342,7 +366,8 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   PEAKNAS_ASSIGN_OR_RETURN(
       const StreamStats stats,
       DenoiseStream([&](const torch::Tensor& x) { return net->forward(x); }, *reader, *writer,
-                    {.tile = tile, .overlap = overlap, .multiple = multiple}, device, progress));
+                    {.tile = tile, .overlap = overlap, .multiple = multiple, .layout = layout},
+                    device, progress));
 
   // What the OS saw: the process's resident high-water mark (CPU).
   const std::int64_t process_peak =
@@ -354,6 +379,7 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
       {"in_bits", in_info.bits},
       {"out_bits", bits},
       {"allocator", o.allocator},
+      {"layout", channels_last ? "channels-last" : "contiguous"},
       {"tile", tile},
       {"overlap", overlap},
       {"window", cost.window},

@@ -56,6 +56,7 @@ struct DenoiseOptions {
   std::string overlap = "auto";      // auto | context pixels on each side
   std::string bits = "auto";         // auto (the input's depth) | 8 | 16: the output's samples
   std::string allocator = "mapped";  // mapped | heap (see --help)
+  std::string layout = "auto";       // auto | channels-last | contiguous (see --help)
   std::string device = "cpu";
   int threads = 0;  // LibTorch intra-op threads; 0: LibTorch's default
   // A device calibration (`peaknas calibration --format json`): the budget is then the whole

@@ -84,6 +84,13 @@ PeakMeasurement MeasurePass(torch::Device device, std::int64_t resident, Pass&& 
   return m;
 }
 
+// A uniform random input of `shape` in `layout` (torch::rand takes no memory format).
+torch::Tensor RandomInput(c10::IntArrayRef shape, torch::Device device,
+                          torch::MemoryFormat layout) {
+  return torch::empty(shape, torch::TensorOptions().device(device).memory_format(layout))
+      .uniform_();
+}
+
 }  // namespace
 
 search::DeviceProfile DeviceProfileFor(torch::Device device) {
@@ -126,14 +133,20 @@ std::int64_t ProcessPeakRssBytes() {
   return std::max<std::int64_t>(base::ProcKibField("/proc/self/status", "VmHWM"), 0);
 }
 
-PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch::Device device) {
+torch::MemoryFormat InferenceLayout(const search::Architecture& arch, torch::Device device) {
+  return device.is_cpu() && arch.upsample != search::UpsampleKind::kTransposed
+             ? torch::MemoryFormat::ChannelsLast
+             : torch::MemoryFormat::Contiguous;
+}
+
+PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch::Device device,
+                                     torch::MemoryFormat layout) {
   torch::NoGradGuard no_grad;
   const bool was_training = net->is_training();
   net->eval();
   const std::int64_t weights = TensorBytes(net->parameters());
   const auto pass = [&] {
-    torch::Tensor x =
-        torch::rand({tile.batch, 3, tile.size, tile.size}, torch::TensorOptions().device(device));
+    torch::Tensor x = RandomInput({tile.batch, 3, tile.size, tile.size}, device, layout);
     torch::Tensor y = net->forward(x);
   };
   std::optional<MappedLargeBlocks> mapped;
@@ -170,12 +183,11 @@ PeakMeasurement MeasureTrainStepPeak(Trainer& trainer, const search::Shape& patc
 }
 
 LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::Device device,
-                                  int warmup, int runs) {
+                                  int warmup, int runs, torch::MemoryFormat layout) {
   torch::NoGradGuard no_grad;
   const bool was_training = net->is_training();
   net->eval();
-  const torch::Tensor x =
-      torch::rand({tile.batch, 3, tile.size, tile.size}, torch::TensorOptions().device(device));
+  const torch::Tensor x = RandomInput({tile.batch, 3, tile.size, tile.size}, device, layout);
   for (int k = 0; k < warmup; ++k) {
     net->forward(x);
     Synchronize(device);
@@ -200,15 +212,14 @@ LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::D
   return m;
 }
 
-TiledPassMeasurement MeasureTiledPass(UNet& net, const search::TilePlan& plan,
-                                      torch::Device device) {
+TiledPassMeasurement MeasureTiledPass(UNet& net, const search::TilePlan& plan, torch::Device device,
+                                      torch::MemoryFormat layout) {
   torch::NoGradGuard no_grad;
   const bool was_training = net->is_training();
   net->eval();
   TiledPassMeasurement m;
   for (const search::WindowShape& w : plan.windows) {
-    const torch::Tensor x =
-        torch::rand({1, 3, w.height, w.width}, torch::TensorOptions().device(device));
+    const torch::Tensor x = RandomInput({1, 3, w.height, w.width}, device, layout);
     if (w.count > 1) {
       net->forward(x);
       Synchronize(device);

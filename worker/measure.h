@@ -39,9 +39,27 @@ struct PeakMeasurement {
   std::int64_t process_peak_bytes = 0;
 };
 
-// Inference of one batch [tile.batch, 3, tile.size, tile.size] under no-grad, in eval mode,
-// after one warm-up pass of the same shape (a deployed model's kernels are set up).
-PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch::Device device);
+// The memory format `denoise` runs `arch` in on `device` by default: channels-last on the
+// CPU, where oneDNN then convolves each layer's tensors as they are instead of converting them
+// to its blocked format and back (1.35x the throughput of the mid-sized network of
+// docs/benchmarks.md on two cores), unless the network upsamples by transposed convolutions:
+// LibTorch runs those on contiguous copies of channels-last tensors and caches oneDNN
+// primitives whose memory grows with the window (15 MiB more than contiguous in a 12-MP run of
+// the small network) for a gain of 10 %. Contiguous (NCHW) on CUDA.
+torch::MemoryFormat InferenceLayout(const search::Architecture& arch, torch::Device device);
+
+// The cost model's contract is about contiguous passes. A channels-last pass (weights too,
+// SetWeightLayout) holds other copies: a transposed convolution copies its channels-last input
+// and weight to contiguous ones, where the contiguous pass's oneDNN reorders are gone. Its
+// allocator peak stays within this factor of the contiguous prediction over the whole family
+// at any thread count (memory_contract_test.cc; the largest ratio measured is 1.15), and
+// `denoise` sizes a channels-last window by it.
+inline constexpr double kChannelsLastPeakFactor = 1.2;
+
+// Inference of one batch [tile.batch, 3, tile.size, tile.size] in `layout` under no-grad, in
+// eval mode, after one warm-up pass of the same shape (a deployed model's kernels are set up).
+PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch::Device device,
+                                     torch::MemoryFormat layout = torch::MemoryFormat::Contiguous);
 
 // One training step at batch and patch `patch` after `warmup` steps (Adam's moments exist from
 // the first step on, so the second step is steady state). Random inputs; the trainer's
@@ -55,10 +73,11 @@ struct LatencyMeasurement {
   int runs = 0;
 };
 
-// Median latency of inference at `tile` after `warmup` untimed passes (synchronizing with the
-// device after each pass).
+// Median latency of inference at `tile` in `layout` after `warmup` untimed passes
+// (synchronizing with the device after each pass).
 LatencyMeasurement MeasureLatency(UNet& net, const search::Shape& tile, torch::Device device,
-                                  int warmup = 3, int runs = 10);
+                                  int warmup = 3, int runs = 10,
+                                  torch::MemoryFormat layout = torch::MemoryFormat::Contiguous);
 
 // A tiled pass over a whole image (search::PlanTiles) timed without running it whole: for each
 // distinct window shape, one timed pass of a random window of that shape times the number of
@@ -70,8 +89,8 @@ struct TiledPassMeasurement {
   double seconds = 0;  // the whole pass, extrapolated
   int shapes_timed = 0;
 };
-TiledPassMeasurement MeasureTiledPass(UNet& net, const search::TilePlan& plan,
-                                      torch::Device device);
+TiledPassMeasurement MeasureTiledPass(UNet& net, const search::TilePlan& plan, torch::Device device,
+                                      torch::MemoryFormat layout = torch::MemoryFormat::Contiguous);
 
 // The cost model's device profile for `device` in this process: for the CPU, the default CPU
 // profile with its convolution rules set to this process's intra-op thread count (LibTorch

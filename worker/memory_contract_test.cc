@@ -210,6 +210,31 @@ TEST_P(MemoryContractAtThreads, InferenceOnCpu) {
   PrintRows("inference");
 }
 
+// `denoise` runs inference channels-last on the CPU (InferenceLayout, --layout) and sizes its
+// window by kChannelsLastPeakFactor times the contiguous pass's prediction: a channels-last
+// pass of any kind must stay within that. Only the bound is held, not the 1.10: the prediction is
+// exact for the contiguous pass, and a channels-last one holds less where oneDNN reorders nothing
+// and more around transposed convolutions.
+TEST_P(MemoryContractAtThreads, ChannelsLastInferenceStaysWithinItsBound) {
+  for (const Case& c : Cases()) {
+    UNet net(c.arch);
+    SetWeightLayout(net, torch::MemoryFormat::ChannelsLast);
+    for (const Shape& tile : c.tiles) {
+      const std::int64_t predicted = search::InferencePeakBytes(c.arch, tile, DType::kFp32, cpu_);
+      const std::int64_t measured =
+          MeasureInferencePeak(net, tile, device_, torch::MemoryFormat::ChannelsLast)
+              .allocator_peak_bytes;
+      EXPECT_LE(static_cast<double>(measured), kChannelsLastPeakFactor * predicted)
+          << "channels-last inference B=" << tile.batch << " T=" << tile.size
+          << " threads=" << GetParam() << ": measured " << measured << " > "
+          << kChannelsLastPeakFactor << " x predicted " << predicted << ": "
+          << search::ToCanonicalJson(c.arch);
+      rows_.push_back({.what = "", .predicted = predicted, .measured = measured});
+    }
+  }
+  PrintRows("channels-last inference");
+}
+
 TEST_P(MemoryContractAtThreads, TrainingStepOnCpu) {
   for (const Case& c : Cases()) {
     for (const Shape& patch : c.patches) {

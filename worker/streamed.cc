@@ -228,40 +228,53 @@ StatusOr<StreamStats> DenoiseStream(
       for (const search::TileSpan& c : tile_cols) {
         const int x0 = c.begin, x1 = c.end, wx0 = c.window_begin, wx1 = c.window_end;
         const int wh = wy1 - wy0, ww = wx1 - wx0;
-        torch::Tensor window = torch::empty({1, 3, wh, ww}, torch::kFloat32);
-        float* planes = window.data_ptr<float>();
+        // Channel c of pixel (y, x) is at y * row + x * pixel + c * plane: planes for the
+        // contiguous layout, interleaved samples (as the rows hold them) for channels-last.
+        const bool interleaved = options.layout == torch::MemoryFormat::ChannelsLast;
+        torch::Tensor window = torch::empty(
+            {1, 3, wh, ww}, torch::TensorOptions(torch::kFloat32).memory_format(options.layout));
+        float* w_data = window.data_ptr<float>();
         const std::size_t plane = static_cast<std::size_t>(wh) * ww;
+        const std::size_t w_pixel = interleaved ? 3 : 1, w_plane = interleaved ? 1 : plane;
         for (int y = 0; y < wh; ++y) {
           const std::uint16_t* src =
               rows[static_cast<std::size_t>(std::min(wy0 + y, height - 1) - first_row)];
-          float* dst = planes + static_cast<std::size_t>(y) * ww;
+          float* dst = w_data + static_cast<std::size_t>(y) * ww * w_pixel;
           for (int x = 0; x < ww; ++x) {
             const std::uint16_t* p =
                 src + static_cast<std::size_t>(std::min(wx0 + x, width - 1)) * 3;
-            dst[x] = p[0] * in_scale;
-            dst[plane + x] = p[1] * in_scale;
-            dst[2 * plane + x] = p[2] * in_scale;
+            float* d = dst + x * w_pixel;
+            d[0] = p[0] * in_scale;
+            d[w_plane] = p[1] * in_scale;
+            d[2 * w_plane] = p[2] * in_scale;
           }
         }
         const auto network_start = Clock::now();
         torch::Tensor out = forward(device.is_cpu() ? window : window.to(device));
         window = torch::Tensor();
-        out = out.to(torch::kCPU, torch::kFloat32).contiguous();
-        stats.network_seconds += Since(network_start);
         if (out.dim() != 4 || out.size(0) != 1 || out.size(1) != 3 || out.size(2) != wh ||
             out.size(3) != ww) {
           throw std::runtime_error("the network gave " + c10::str(out.sizes()) +
                                    " for a window of " + c10::str(c10::IntArrayRef{1, 3, wh, ww}));
         }
+        // Read in the layout the network answered in when it is one of the two dense ones.
+        out = out.to(torch::kCPU, torch::kFloat32);
+        const bool out_interleaved =
+            !out.is_contiguous() && out.is_contiguous(torch::MemoryFormat::ChannelsLast);
+        if (!out_interleaved) out = out.contiguous();
+        stats.network_seconds += Since(network_start);
+        const std::size_t o_pixel = out_interleaved ? 3 : 1, o_plane = out_interleaved ? 1 : plane;
         const float* o = out.data_ptr<float>();
         const int keep_w = std::min(x1, width) - x0;
         for (int y = 0; y < out_rows; ++y) {
           std::uint16_t* dst = band[static_cast<std::size_t>(y)] + std::size_t{3} * x0;
-          const float* src = o + static_cast<std::size_t>(y0 - wy0 + y) * ww + (x0 - wx0);
+          const float* src =
+              o + (static_cast<std::size_t>(y0 - wy0 + y) * ww + (x0 - wx0)) * o_pixel;
           for (int x = 0; x < keep_w; ++x) {
-            dst[3 * x] = Quantize(src[x], out_max);
-            dst[3 * x + 1] = Quantize(src[plane + x], out_max);
-            dst[3 * x + 2] = Quantize(src[2 * plane + x], out_max);
+            const float* s = src + x * o_pixel;
+            dst[3 * x] = Quantize(s[0], out_max);
+            dst[3 * x + 1] = Quantize(s[o_plane], out_max);
+            dst[3 * x + 2] = Quantize(s[2 * o_plane], out_max);
           }
         }
         ++stats.tiles;

@@ -116,34 +116,49 @@ std::vector<std::uint16_t> Reference(UNet& net, const std::vector<std::uint16_t>
   return result;
 }
 
-TEST(Streamed, EqualsForwardTiledOnThePaddedImageForEveryKind) {
+// In both layouts: a channels-last window is assembled from the rows' interleaved samples, and
+// the output is read in whichever layout the network answers in (channels-last for most kinds;
+// contiguous after a transposed convolution).
+TEST(Streamed, EqualsForwardTiledOnThePaddedImageForEveryKindAndLayout) {
   // 16-bit samples, a size off the grid (padding on both edges), tiles that do not divide it.
   const int w = 45, h = 38, max_value = 65535;
   const std::vector<std::uint16_t> samples = RandomSamples(w, h, max_value);
-  for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
-    torch::manual_seed(5);
-    UNet net(arch);
-    const TiledOptions options{.tile = 16,
-                               .overlap = search::SeamFreeOverlap(arch),
-                               .multiple = search::SpatialMultiple(arch)};
-    MemoryReader reader(w, h, 16, samples);
-    MemoryWriter writer(w, h, 16);
-    int calls = 0, last_total = 0;
-    torch::NoGradGuard no_grad;
-    const auto stats = DenoiseStream([&](const torch::Tensor& x) { return net->forward(x); },
-                                     reader, writer, options, torch::kCPU,
-                                     [&](int done, int total) {
-                                       calls = done;
-                                       last_total = total;
-                                     });
-    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
-    EXPECT_TRUE(writer.finished);
-    EXPECT_EQ(stats->tiles, 9);       // 48 x 48 padded, tiles of 16
-    EXPECT_EQ(stats->extra_rows, 0);  // StreamBufferBytes's count of rows held
-    EXPECT_EQ(calls, 9);
-    EXPECT_EQ(last_total, 9);
-    EXPECT_EQ(writer.samples, Reference(net, samples, w, h, max_value, options))
-        << testing::KindsLabel(arch);
+  for (const torch::MemoryFormat layout :
+       {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+    for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
+      SCOPED_TRACE(testing::KindsLabel(arch) + (layout == torch::MemoryFormat::ChannelsLast
+                                                    ? " channels-last"
+                                                    : " contiguous"));
+      torch::manual_seed(5);
+      UNet net(arch);
+      SetWeightLayout(net, layout);
+      const TiledOptions options{.tile = 16,
+                                 .overlap = search::SeamFreeOverlap(arch),
+                                 .multiple = search::SpatialMultiple(arch),
+                                 .layout = layout};
+      MemoryReader reader(w, h, 16, samples);
+      MemoryWriter writer(w, h, 16);
+      int calls = 0, last_total = 0, in_layout = 0;
+      torch::NoGradGuard no_grad;
+      const auto stats = DenoiseStream(
+          [&](const torch::Tensor& x) {
+            in_layout += x.is_contiguous(layout);
+            return net->forward(x);
+          },
+          reader, writer, options, torch::kCPU,
+          [&](int done, int total) {
+            calls = done;
+            last_total = total;
+          });
+      ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+      EXPECT_TRUE(writer.finished);
+      EXPECT_EQ(stats->tiles, 9);       // 48 x 48 padded, tiles of 16
+      EXPECT_EQ(stats->extra_rows, 0);  // StreamBufferBytes's count of rows held
+      EXPECT_EQ(calls, 9);
+      EXPECT_EQ(last_total, 9);
+      EXPECT_EQ(in_layout, 9);
+      EXPECT_EQ(writer.samples, Reference(net, samples, w, h, max_value, options));
+    }
   }
 }
 

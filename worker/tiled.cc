@@ -50,7 +50,7 @@ StatusOr<torch::Tensor> ForwardTiled(
           image
               .index({torch::indexing::Slice(), torch::indexing::Slice(),
                       torch::indexing::Slice(wy0, wy1), torch::indexing::Slice(wx0, wx1)})
-              .contiguous();
+              .contiguous(options.layout);
       const torch::Tensor y = forward(window);
       if (!out.defined()) {
         out = torch::empty({1, y.size(1), height, width}, y.options());

@@ -24,6 +24,10 @@ struct TiledOptions {
   int tile = 256;    // output tile side; a multiple of `multiple`
   int overlap = 0;   // context on each side; a multiple of `multiple`
   int multiple = 1;  // the network's spatial multiple (search::SpatialMultiple)
+  // The memory format each window is handed to `forward` in. The values are the same either
+  // way; on the CPU, oneDNN runs channels-last convolutions without converting every layer's
+  // input and output to its blocked format and back (InferenceLayout, measure.h).
+  torch::MemoryFormat layout = torch::MemoryFormat::Contiguous;
 };
 
 // INVALID_ARGUMENT naming the field for a tile that is not a positive multiple of `multiple`,

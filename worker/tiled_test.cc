@@ -48,6 +48,35 @@ TEST(Tiled, EqualsTheWholeImageForEveryKindWithTheSeamFreeOverlap) {
   }
 }
 
+// Windows handed over channels-last, to a network whose weights are channels-last too (what
+// `denoise` runs on the CPU): the same image to float rounding, and the windows arrive in
+// that layout.
+TEST(Tiled, ChannelsLastWindowsGiveTheWholeImageForEveryKind) {
+  torch::manual_seed(3);
+  const torch::Tensor image = torch::rand({1, 3, 72, 88});
+  for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
+    UNet net(arch);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor whole = net->forward(image);
+    SetWeightLayout(net, torch::MemoryFormat::ChannelsLast);
+    int channels_last_windows = 0;
+    const auto tiled = ForwardTiled(
+        [&](const torch::Tensor& x) {
+          channels_last_windows +=
+              !x.is_contiguous() && x.is_contiguous(torch::MemoryFormat::ChannelsLast);
+          return net->forward(x);
+        },
+        image,
+        {.tile = 16,
+         .overlap = search::SeamFreeOverlap(arch),
+         .multiple = search::SpatialMultiple(arch),
+         .layout = torch::MemoryFormat::ChannelsLast});
+    ASSERT_TRUE(tiled.ok()) << tiled.status().message();
+    EXPECT_EQ(channels_last_windows, 30) << testing::KindsLabel(arch);
+    EXPECT_LT((*tiled - whole).abs().max().item<double>(), 1e-5) << testing::KindsLabel(arch);
+  }
+}
+
 TEST(Tiled, TheRadiusBoundsTheMeasuredReachAndIsCloseToIt) {
   torch::manual_seed(4);
   for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {

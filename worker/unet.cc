@@ -136,4 +136,11 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x) {
   return y;
 }
 
+void SetWeightLayout(UNet& net, torch::MemoryFormat layout) {
+  torch::NoGradGuard no_grad;
+  for (torch::Tensor& p : net->parameters()) {
+    if (p.dim() == 4 && !p.is_contiguous(layout)) p.set_data(p.contiguous(layout));
+  }
+}
+
 }  // namespace peaknas::worker

@@ -45,6 +45,11 @@ class UNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(UNet);
 
+// Puts the convolution weights of `net` in `layout`. A network run on channels-last inputs
+// converts NCHW weights to channels-last in every call (a weight-sized copy per layer); with
+// its weights channels-last it copies none. The values and the bytes held are unchanged.
+void SetWeightLayout(UNet& net, torch::MemoryFormat layout);
+
 }  // namespace peaknas::worker
 
 #endif  // PEAKNAS_WORKER_UNET_H_

@@ -47,11 +47,12 @@ make_tiny_data() {
 }
 
 # A 3-level model trained a few steps (exported), and a 160x160 noisy image: $image.
+# A model of $1 (default: $three) trained two steps, in $work/model.pt; $image: a 160x160 PNG.
 make_denoise_model() {
   "$worker" make-data --out "$work/data" --scenes 1 --size 160 --val-images 1 --val-blocks 2 \
     --block-size 32 --seed 9 >"$work/make-data.out" 2>"$work/make-data.err" ||
     { cat "$work/make-data.err" >&2; fail "make-data failed"; }
-  "$worker" once --arch "$three" --data "$work/data" --steps 2 --train-batch 2 --patch 32 \
+  "$worker" once --arch "${1:-$three}" --data "$work/data" --steps 2 --train-batch 2 --patch 32 \
     --tile 32 --latency-runs 1 --export "$work/model.pt" >"$work/once.out" 2>"$work/once.err" ||
     { cat "$work/once.err" >&2; fail "once --export failed"; }
   local images=("$work"/data/Data/*/NOISY_SRGB_010.PNG)
@@ -286,36 +287,8 @@ assert 0 < d["process_peak_bytes"] <= d["budget_bytes"], d
       --budget 2GiB --tile 32
     check_json 'assert d["tiles"] == 25 and d["out_bits"] == 16, d'
     # 16 bits resolve float rounding: tiled and whole agree to one step of 65535.
-    "$python" - "$work/whole.tif" "$work/tiled.tif" <<'PY' || fail "the TIFFs are not 150x130 RGB16 that agree"
-import struct, sys
-import numpy as np
-def samples(path):
-    b = open(path, "rb").read()
-    assert b[:4] == b"II*\x00", b[:4]
-    (ifd,) = struct.unpack("<I", b[4:8])
-    (n,) = struct.unpack("<H", b[ifd:ifd + 2])
-    tags = {}
-    for i in range(n):
-        tag, kind, count, value = struct.unpack("<HHII", b[ifd + 2 + 12 * i: ifd + 14 + 12 * i])
-        tags[tag] = (kind, count, value)
-    assert tags[256][2] == 150 and tags[257][2] == 130, tags
-    assert tags[277][2] == 3 and tags[259][2] == 1, tags  # RGB, uncompressed
-    bits = tags[258]
-    assert bits[1] == 3 and struct.unpack("<3H", b[bits[2]:bits[2] + 6]) == (16, 16, 16), bits
-    def values(tag):
-        kind, count, value = tags[tag]
-        if count == 1:
-            return [value]
-        code, size = {3: ("H", 2), 4: ("I", 4)}[kind]
-        return list(struct.unpack("<%d%s" % (count, code), b[value:value + size * count]))
-    data = b"".join(b[o:o + c] for o, c in zip(values(273), values(279)))
-    return np.frombuffer(data, "<u2").astype(np.int64)
-whole, tiled = samples(sys.argv[1]), samples(sys.argv[2])
-assert whole.size == 150 * 130 * 3, whole.size
-diff = np.abs(whole - tiled)
-assert diff.max() <= 1, diff.max()
-assert np.unique(whole % 257).size > 1  # finer than 8 bits
-PY
+    "$python" "$here/compare_tiffs.py" "$work/whole.tif" "$work/tiled.tif" 150 130 ||
+      fail "the TIFFs are not 150x130 RGB16 that agree"
     expect_ok denoise --model "$work/model.pt" --in "$work/in16.png" --out "$work/out8.png" \
       --budget 2GiB --bits 8
     check_json 'assert d["out_bits"] == 8, d'
@@ -328,6 +301,37 @@ PY
     expect_error denoise 'bits: "12" is not auto, 8 or 16' denoise --model "$work/model.pt" \
       --in "$image" --out "$work/x.png" --budget 2GiB --bits 12
     [[ ! -e "$work/x.png" && ! -e "$work/x.png.part" ]] || fail "a failed run left an image behind"
+    ;;
+  denoise_channels_last)
+    # A network without transposed convolutions runs channels-last by default: within a
+    # whole-process budget that forces tiles (its own footprint measured first, as for 100 MP),
+    # and with the contiguous layout's output to one step of 65535.
+    make_denoise_model "$tiny"
+    need_python
+    "$python" "$here/make_big_png.py" "$work/in.png" 1200 900 || fail "cannot make the image"
+    expect_ok denoise --model "$work/model.pt" --in "$image" --out "$work/small.png" --budget 1GiB \
+      --threads 2
+    check_json 'assert d["layout"] == "channels-last", d'
+    overhead=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["process_peak_bytes"])' "$out")
+    printf '{"deviceProfile": "cpu", "framework": "test", "inference": {"samples": 8,
+      "overheadBytes": %s, "slope": 1.0, "margin": 1.05, "quantile": 0.99}}\n' "$overhead" \
+      >"$work/calibration.json"
+    budget="$((overhead / 1048576 + 40))MiB"
+    expect_ok denoise --model "$work/model.pt" --in "$work/in.png" --out "$work/last.tif" \
+      --bits 16 --budget "$budget" --calibration "$work/calibration.json" --threads 2
+    check_json '
+assert d["layout"] == "channels-last" and d["tiles"] > 4, d
+assert 0 < d["predicted_process_peak_bytes"] <= d["budget_bytes"], d
+assert 0 < d["process_peak_bytes"] <= d["budget_bytes"], d
+'
+    tile=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["tile"])' "$out")
+    expect_ok denoise --model "$work/model.pt" --in "$work/in.png" --out "$work/nchw.tif" \
+      --bits 16 --budget 1GiB --tile "$tile" --layout contiguous --threads 2
+    check_json 'assert d["layout"] == "contiguous", d'
+    "$python" "$here/compare_tiffs.py" "$work/last.tif" "$work/nchw.tif" 1200 900 ||
+      fail "the layouts' outputs differ"
+    expect_error denoise 'layout: "nhwc" is not auto, channels-last or contiguous' denoise \
+      --model "$work/model.pt" --in "$image" --out "$work/x.png" --budget 1GiB --layout nhwc
     ;;
   denoise_100mp)
     # A 10000 x 10000 image (generated here: 286 MiB of 8-bit samples, 1.1 GiB in float) through
