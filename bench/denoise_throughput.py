@@ -13,10 +13,12 @@ in one run and alternating which goes first, it runs
   * peaknas: `peaknas-worker denoise --budget B --calibration C --threads T` (it picks the
     largest tile whose rows, codecs and window fit B and reads, computes and writes in bands,
     overlapping the three), and
-  * the same with `--allocator heap` (freed memory kept in the heap: faster, and the
-    budget no longer bounds what the heap keeps), and
+  * the same with `--layout contiguous` (the network in NCHW, as the peer runs it), and
+    with `--allocator heap` (freed memory kept in the heap: the budget no longer bounds what
+    the heap keeps), and
   * the peer: bench/denoise_peer.py, a plain PyTorch loop over the same exported model with
-    the same tile and overlap (whole image in, tiles stitched, whole image out),
+    the same tile and overlap (whole image in, tiles stitched, whole image out), as such a
+    loop is written (contiguous) and with the model and windows channels-last,
 
 each in a process of its own. Throughput is megapixels over the seconds from opening the
 image to the saved output (each program times that itself; process start and model loading
@@ -114,47 +116,58 @@ def main():
     return 0
 
 
+# The programs of each round: peaknas with its defaults (`mapped`: channels-last unless the
+# network upsamples by transposed convolutions), peaknas in the contiguous layout, peaknas with
+# the heap allocator; the peer as a plain loop does it, and the peer channels-last.
+PROGRAMS = ("peaknas", "contig", "heap", "peer", "peer-cl")
+
+
 def bench_network(args, worker, python, model, calibration, images, tmp):
-    """Prints, per image, both programs' medians and their ratio."""
+    """Prints, per image, every program's medians and peaknas's ratios to the peers."""
     for w, h, image in images:
-        ours, heap, peer = [], [], []
+        runs = {name: [] for name in PROGRAMS}
+        tile = overlap = layout = None
         for r in range(args.rounds):
-            order = ("peaknas", "peer") if r % 2 == 0 else ("peer", "peaknas")
+            # Round 0 runs peaknas first (its tile is then known); later rounds alternate.
+            order = PROGRAMS if r % 2 == 0 else PROGRAMS[3:] + PROGRAMS[:3]
             for who in order:
-                if who == "peaknas":
+                if who in ("peaknas", "contig", "heap"):
+                    extra = {"peaknas": [], "contig": ["--layout", "contiguous"],
+                             "heap": ["--allocator", "heap"]}[who]
                     report = run_report(
                         [worker, "denoise", "--model", model, "--in", image, "--out",
-                         os.path.join(tmp, "ours.png"), "--budget", args.budget,
-                         "--calibration", calibration, "--threads", str(args.threads)])
-                    tile, overlap = report["tile"], report["overlap"]
-                    ours.append((report["seconds"], report["process_peak_bytes"]))
-                    report = run_report(
-                        [worker, "denoise", "--model", model, "--in", image, "--out",
-                         os.path.join(tmp, "heap.png"), "--budget", args.budget,
-                         "--calibration", calibration, "--threads", str(args.threads),
-                         "--allocator", "heap"])
-                    heap.append((report["seconds"], report["process_peak_bytes"]))
-                else:  # round 0 runs peaknas first: its tile is known here
+                         os.path.join(tmp, f"{who}.png"), "--budget", args.budget,
+                         "--calibration", calibration, "--threads", str(args.threads)] + extra)
+                    if who == "peaknas":
+                        tile, overlap, layout = report["tile"], report["overlap"], report["layout"]
+                    runs[who].append((report["seconds"], report["process_peak_bytes"]))
+                else:
                     report = run_report(
                         [python, os.path.join(ROOT, "bench", "denoise_peer.py"), model,
-                         image, os.path.join(tmp, "peer.png"), str(tile), str(overlap),
-                         "4", str(args.threads)])
-                    peer.append((report["seconds"], report["process_peak_bytes"]))
+                         image, os.path.join(tmp, f"{who}.png"), str(tile), str(overlap),
+                         "4", str(args.threads),
+                         "channels-last" if who == "peer-cl" else "contiguous"])
+                    runs[who].append((report["seconds"], report["process_peak_bytes"]))
         megapixels = w * h / 1e6
         label = f"{w}x{h}"
-        for name, runs in (("peaknas", ours), ("heap", heap), ("peer", peer)):
-            seconds = statistics.median(s for s, _ in runs)
-            peak = max(k for _, k in runs) / 2**20
+        for name in PROGRAMS:
+            seconds = statistics.median(s for s, _ in runs[name])
+            peak = max(k for _, k in runs[name]) / 2**20
             print(f"{label:>14} {name:>8} {megapixels / seconds:7.2f} {seconds:8.1f} "
                   f"{peak:9.1f} {tile:5d}")
-        for name, runs in (("peaknas", ours), ("heap", heap)):
-            ratio = statistics.median(s for s, _ in peer) / statistics.median(s for s, _ in runs)
-            spread = [p[0] / o[0] for o, p in zip(runs, peer)]
-            print(f"{label:>14} {name}/peer throughput {ratio:.2f}x (per round "
-                  f"{min(spread):.2f}-{max(spread):.2f}x)")
-        print(f"{label:>14} outputs differ by "
-              f"{mean_abs_difference(os.path.join(tmp, 'ours.png'), os.path.join(tmp, 'peer.png')):.3f} "
-              f"on average (of 255)")
+        print(f"{label:>14} peaknas runs {layout}")
+        for name in ("peaknas", "contig", "heap"):
+            for peer in ("peer", "peer-cl"):
+                ratio = (statistics.median(s for s, _ in runs[peer]) /
+                         statistics.median(s for s, _ in runs[name]))
+                spread = [p[0] / o[0] for o, p in zip(runs[name], runs[peer])]
+                print(f"{label:>14} {name}/{peer} throughput {ratio:.2f}x (per round "
+                      f"{min(spread):.2f}-{max(spread):.2f}x)")
+        for name in ("peaknas", "peer-cl"):
+            difference = mean_abs_difference(os.path.join(tmp, f"{name}.png"),
+                                             os.path.join(tmp, "peer.png"))
+            print(f"{label:>14} {name} and peer outputs differ by {difference:.3f} on average "
+                  f"(of 255)")
 
 
 if __name__ == "__main__":

@@ -152,8 +152,13 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     const PeakMeasurement peak = MeasureInferencePeak(net, spec.tile, device);
     r.measured_inference_peak_bytes = peak.allocator_peak_bytes;
     r.process_inference_peak_bytes = WithoutData(peak, device, DataBytes(dataset, sampler));
+    // Latency as `denoise` runs the network (InferenceLayout); training keeps the contiguous
+    // weights the cost model's training schedule is about.
+    const torch::MemoryFormat layout = InferenceLayout(spec.arch, device);
+    SetWeightLayout(net, layout);
     const LatencyMeasurement latency =
-        MeasureLatency(net, spec.tile, device, spec.latency_warmup, spec.latency_runs);
+        MeasureLatency(net, spec.tile, device, spec.latency_warmup, spec.latency_runs, layout);
+    SetWeightLayout(net, torch::MemoryFormat::Contiguous);
     r.latency_ms_per_tile = latency.ms_per_tile;
     r.latency_ms_per_mp = latency.ms_per_megapixel;
   }
@@ -246,7 +251,9 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
                                    std::to_string(pass.plan.overlap) + ", " +
                                    std::to_string(pass.plan.windows.size()) + " shapes timed"));
     AutocastGuard autocast(spec.precision, device);
-    const TiledPassMeasurement measured = MeasureTiledPass(net, pass.plan, device);
+    const torch::MemoryFormat layout = InferenceLayout(spec.arch, device);
+    SetWeightLayout(net, layout);
+    const TiledPassMeasurement measured = MeasureTiledPass(net, pass.plan, device, layout);
     r.tiled_100mp_tile = pass.plan.tile;
     r.tiled_100mp_overlap = pass.plan.overlap;
     r.tiled_100mp_windows = pass.plan.WindowCount();

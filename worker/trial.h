@@ -87,6 +87,7 @@ struct TrialSpec {
   int latency_runs = 10;    // timed passes (median), >= 1
   // The frontier's 100-MP latency (search::PlanHundredMegapixelsAt): the output tile of the
   // seam-free 10000 x 10000 pass timed last, after the export (MeasureTiledPass). 0: not timed.
+  // Both latencies are timed in the layout `denoise` runs the network in (InferenceLayout).
   int latency_tile = 0;
   // Fault injection for tests of packing: bytes allocated and touched after the measurements
   // and held to the end, so the trial process goes over its reservation. 0: none.
