@@ -19,35 +19,19 @@ import subprocess
 import sys
 import tempfile
 
-import struct
-
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from denoise_throughput import ARCHS, run, run_report  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "tests", "worker"))
+from compare_tiffs import samples  # noqa: E402
+
 
 def read16(path):
     """The samples of an uncompressed 16-bit RGB TIFF (as `denoise` writes it), in [0, 1]."""
-    b = open(path, "rb").read()
-    assert b[:4] == b"II*\x00", path
-    (ifd,) = struct.unpack("<I", b[4:8])
-    (n,) = struct.unpack("<H", b[ifd:ifd + 2])
-    tags = {}
-    for i in range(n):
-        tag, kind, count, value = struct.unpack("<HHII", b[ifd + 2 + 12 * i:ifd + 14 + 12 * i])
-        tags[tag] = (kind, count, value)
-
-    def values(tag):
-        kind, count, value = tags[tag]
-        if count == 1:
-            return [value]
-        code, size = {3: ("H", 2), 4: ("I", 4)}[kind]
-        return struct.unpack("<%d%s" % (count, code), b[value:value + size * count])
-
-    data = b"".join(b[o:o + c] for o, c in zip(values(273), values(279)))
-    return np.frombuffer(data, "<u2").astype(np.float64) / 65535.0
+    return samples(path).astype(np.float64) / 65535.0
 
 
 def main():

@@ -271,10 +271,10 @@ StatusOr<StreamStats> DenoiseStream(
           const float* src =
               o + (static_cast<std::size_t>(y0 - wy0 + y) * ww + (x0 - wx0)) * o_pixel;
           for (int x = 0; x < keep_w; ++x) {
-            const float* s = src + x * o_pixel;
-            dst[3 * x] = Quantize(s[0], out_max);
-            dst[3 * x + 1] = Quantize(s[o_plane], out_max);
-            dst[3 * x + 2] = Quantize(s[2 * o_plane], out_max);
+            const float* px = src + x * o_pixel;
+            dst[3 * x] = Quantize(px[0], out_max);
+            dst[3 * x + 1] = Quantize(px[o_plane], out_max);
+            dst[3 * x + 2] = Quantize(px[2 * o_plane], out_max);
           }
         }
         ++stats.tiles;

@@ -3,9 +3,11 @@
 //
 // Three stages run at once: a reader thread decodes rows into a queue that holds one tile row
 // ahead; the calling thread assembles each tile's window from the rows it needs (the tile row
-// with `overlap` rows above and below), runs the network and quantizes the window's valid
-// centre into output rows; a writer thread encodes them from a queue of one tile row. Decoding
-// and encoding so overlap with the network's compute.
+// with `overlap` rows above and below) in options.layout (a channels-last window takes the
+// rows' interleaved samples as they are), runs the network and quantizes the window's valid
+// centre, in whichever dense layout the network answers in, into output rows; a writer thread
+// encodes them from a queue of one tile row. Decoding and encoding so overlap with the network's
+// compute.
 //
 // The windows are those of ForwardTiled (worker/tiled.h) on the image padded at the right and
 // bottom to a multiple of `multiple` by repeating its last column and row, so the output equals

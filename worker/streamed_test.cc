@@ -123,12 +123,9 @@ TEST(Streamed, EqualsForwardTiledOnThePaddedImageForEveryKindAndLayout) {
   // 16-bit samples, a size off the grid (padding on both edges), tiles that do not divide it.
   const int w = 45, h = 38, max_value = 65535;
   const std::vector<std::uint16_t> samples = RandomSamples(w, h, max_value);
-  for (const torch::MemoryFormat layout :
-       {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+  for (const torch::MemoryFormat layout : testing::kLayouts) {
     for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
-      SCOPED_TRACE(testing::KindsLabel(arch) + (layout == torch::MemoryFormat::ChannelsLast
-                                                    ? " channels-last"
-                                                    : " contiguous"));
+      SCOPED_TRACE(testing::KindsLabel(arch) + " " + testing::LayoutName(layout));
       torch::manual_seed(5);
       UNet net(arch);
       SetWeightLayout(net, layout);

@@ -3,7 +3,9 @@
 #define PEAKNAS_WORKER_TEST_NETS_H_
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -55,6 +57,13 @@ inline std::vector<search::Architecture> EveryKindThreeLevelNets() {
 inline std::string KindsLabel(const search::Architecture& a) {
   return std::string(search::Name(a.skip)) + "/" + std::string(search::Name(a.upsample)) + "/" +
          std::string(search::Name(a.downsample));
+}
+
+// The two dense layouts a network runs in (TiledOptions::layout), and their names for traces.
+inline constexpr std::array<torch::MemoryFormat, 2> kLayouts = {torch::MemoryFormat::Contiguous,
+                                                                torch::MemoryFormat::ChannelsLast};
+inline std::string LayoutName(torch::MemoryFormat layout) {
+  return layout == torch::MemoryFormat::ChannelsLast ? "channels-last" : "contiguous";
 }
 
 }  // namespace peaknas::worker::testing

@@ -21,59 +21,42 @@
 namespace peaknas::worker {
 namespace {
 
-TEST(Tiled, EqualsTheWholeImageForEveryKindWithTheSeamFreeOverlap) {
+// In both layouts: windows handed over channels-last, to a network whose weights are
+// channels-last too (what `denoise` runs on the CPU), give the same image to float rounding.
+TEST(Tiled, EqualsTheWholeImageForEveryKindAndLayoutWithTheSeamFreeOverlap) {
   torch::manual_seed(3);
   const torch::Tensor image = torch::rand({1, 3, 72, 88});
-  for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
-    UNet net(arch);
-    torch::NoGradGuard no_grad;
-    const torch::Tensor whole = net->forward(image);
-    const auto forward = [&](const torch::Tensor& x) { return net->forward(x); };
-    const int m = search::SpatialMultiple(arch);
-    int tiles = 0;
-    const auto tiled = ForwardTiled(
-        forward, image, {.tile = 16, .overlap = search::SeamFreeOverlap(arch), .multiple = m},
-        [&](int done, int total) {
-          tiles = done;
-          EXPECT_EQ(total, 5 * 6);
-        });
-    ASSERT_TRUE(tiled.ok()) << tiled.status().message();
-    EXPECT_EQ(tiles, 30);
-    const double gap = (*tiled - whole).abs().max().item<double>();
-    EXPECT_LT(gap, 1e-5) << testing::KindsLabel(arch);
-    // Without the overlap the tiles' borders differ: the comparison has power.
-    const auto seamed = ForwardTiled(forward, image, {.tile = 16, .overlap = 0, .multiple = m});
-    ASSERT_TRUE(seamed.ok());
-    EXPECT_GT((*seamed - whole).abs().max().item<double>(), 1e-3) << testing::KindsLabel(arch);
-  }
-}
-
-// Windows handed over channels-last, to a network whose weights are channels-last too (what
-// `denoise` runs on the CPU): the same image to float rounding, and the windows arrive in
-// that layout.
-TEST(Tiled, ChannelsLastWindowsGiveTheWholeImageForEveryKind) {
-  torch::manual_seed(3);
-  const torch::Tensor image = torch::rand({1, 3, 72, 88});
-  for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
-    UNet net(arch);
-    torch::NoGradGuard no_grad;
-    const torch::Tensor whole = net->forward(image);
-    SetWeightLayout(net, torch::MemoryFormat::ChannelsLast);
-    int channels_last_windows = 0;
-    const auto tiled = ForwardTiled(
-        [&](const torch::Tensor& x) {
-          channels_last_windows +=
-              !x.is_contiguous() && x.is_contiguous(torch::MemoryFormat::ChannelsLast);
-          return net->forward(x);
-        },
-        image,
-        {.tile = 16,
-         .overlap = search::SeamFreeOverlap(arch),
-         .multiple = search::SpatialMultiple(arch),
-         .layout = torch::MemoryFormat::ChannelsLast});
-    ASSERT_TRUE(tiled.ok()) << tiled.status().message();
-    EXPECT_EQ(channels_last_windows, 30) << testing::KindsLabel(arch);
-    EXPECT_LT((*tiled - whole).abs().max().item<double>(), 1e-5) << testing::KindsLabel(arch);
+  for (const torch::MemoryFormat layout : testing::kLayouts) {
+    for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
+      SCOPED_TRACE(testing::KindsLabel(arch) + " " + testing::LayoutName(layout));
+      UNet net(arch);
+      torch::NoGradGuard no_grad;
+      const torch::Tensor whole = net->forward(image);
+      SetWeightLayout(net, layout);
+      int in_layout = 0;
+      const auto forward = [&](const torch::Tensor& x) {
+        in_layout += x.is_contiguous(layout);
+        return net->forward(x);
+      };
+      const int m = search::SpatialMultiple(arch);
+      int tiles = 0;
+      const auto tiled = ForwardTiled(
+          forward, image,
+          {.tile = 16, .overlap = search::SeamFreeOverlap(arch), .multiple = m, .layout = layout},
+          [&](int done, int total) {
+            tiles = done;
+            EXPECT_EQ(total, 5 * 6);
+          });
+      ASSERT_TRUE(tiled.ok()) << tiled.status().message();
+      EXPECT_EQ(tiles, 30);
+      EXPECT_EQ(in_layout, 30);
+      EXPECT_LT((*tiled - whole).abs().max().item<double>(), 1e-5);
+      // Without the overlap the tiles' borders differ: the comparison has power.
+      const auto seamed =
+          ForwardTiled(forward, image, {.tile = 16, .overlap = 0, .multiple = m, .layout = layout});
+      ASSERT_TRUE(seamed.ok());
+      EXPECT_GT((*seamed - whole).abs().max().item<double>(), 1e-3);
+    }
   }
 }
 

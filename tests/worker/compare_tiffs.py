@@ -5,6 +5,7 @@
 
 Exits non-zero with the reason unless both are WIDTH x HEIGHT RGB16 in strips, agree to N
 steps of 65535 (default 1) sample for sample, and resolve finer steps than 8 bits do.
+`samples` reads one such TIFF (bench/overlap_psnr.py uses it too).
 """
 import argparse
 import struct
@@ -13,7 +14,9 @@ import sys
 import numpy as np
 
 
-def samples(path, width, height):
+def samples(path, width=None, height=None):
+    """The samples of an uncompressed 16-bit RGB TIFF in strips, as integers; of WIDTH x HEIGHT
+    pixels when given."""
     b = open(path, "rb").read()
     assert b[:4] == b"II*\x00", (path, b[:4])
     (ifd,) = struct.unpack("<I", b[4:8])
@@ -22,7 +25,8 @@ def samples(path, width, height):
     for i in range(n):
         tag, kind, count, value = struct.unpack("<HHII", b[ifd + 2 + 12 * i: ifd + 14 + 12 * i])
         tags[tag] = (kind, count, value)
-    assert tags[256][2] == width and tags[257][2] == height, (path, tags)
+    if width is not None:
+        assert tags[256][2] == width and tags[257][2] == height, (path, tags)
     assert tags[277][2] == 3 and tags[259][2] == 1, (path, tags)  # RGB, uncompressed
     bits = tags[258]
     assert bits[1] == 3 and struct.unpack("<3H", b[bits[2]:bits[2] + 6]) == (16, 16, 16), bits
