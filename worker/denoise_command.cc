@@ -343,9 +343,9 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
   log << "peaknas-worker denoise: " << in_info.width << "x" << in_info.height << " "
       << data::RasterFormatName(in_info.format) << " (" << in_info.bits << "-bit) -> " << o.out
       << " (" << bits << "-bit), tile " << tile << " (window " << cost.window << ", overlap "
-      << overlap << "), " << (channels_last ? "channels-last" : "contiguous")
-      << ", predicted window peak " << Mib(cost.window_peak) << " + rows and codecs "
-      << Mib(cost.held) << " of " << o.budget << "\n";
+      << overlap << "), " << LayoutName(layout) << ", predicted window peak "
+      << Mib(cost.window_peak) << " + rows and codecs " << Mib(cost.held) << " of " << o.budget
+      << "\n";
   const bool terminal = isatty(STDERR_FILENO) != 0;
   const auto start = Clock::now();
   const double megapixels = static_cast<double>(in_info.width) * in_info.height / 1e6;
@@ -379,7 +379,7 @@ Status RunDenoise(const DenoiseOptions& o, std::ostream& out, std::ostream& log)
       {"in_bits", in_info.bits},
       {"out_bits", bits},
       {"allocator", o.allocator},
-      {"layout", channels_last ? "channels-last" : "contiguous"},
+      {"layout", LayoutName(layout)},
       {"tile", tile},
       {"overlap", overlap},
       {"window", cost.window},

@@ -139,6 +139,10 @@ torch::MemoryFormat InferenceLayout(const search::Architecture& arch, torch::Dev
              : torch::MemoryFormat::Contiguous;
 }
 
+const char* LayoutName(torch::MemoryFormat layout) {
+  return layout == torch::MemoryFormat::ChannelsLast ? "channels-last" : "contiguous";
+}
+
 PeakMeasurement MeasureInferencePeak(UNet& net, const search::Shape& tile, torch::Device device,
                                      torch::MemoryFormat layout) {
   torch::NoGradGuard no_grad;

@@ -48,6 +48,9 @@ struct PeakMeasurement {
 // the small network) for a gain of 10 %. Contiguous (NCHW) on CUDA.
 torch::MemoryFormat InferenceLayout(const search::Architecture& arch, torch::Device device);
 
+// "channels-last" or "contiguous" (the dense layouts; anything else is "contiguous").
+const char* LayoutName(torch::MemoryFormat layout);
+
 // The cost model's contract is about contiguous passes. A channels-last pass (weights too,
 // SetWeightLayout) holds other copies: a transposed convolution copies its channels-last input
 // and weight to contiguous ones, where the contiguous pass's oneDNN reorders are gone. Its

@@ -56,8 +56,9 @@ struct OnceOptions {
 
 // The JSON lines of --events-fd, one object each, in this order: {"stage": S, "detail": D} as
 // the trial enters each stage; {"data_bytes": N} once, after the measurements (the input data
-// the process holds); {"resident_peak": N} on CPU before the 100-MP pass (--latency-tile), the
-// process's resident-set high-water mark without it; {"progress": {"step", "steps", "loss"}} every
+// the process holds); {"resident_peak": N} on CPU before the timing (the latency and, with
+// --latency-tile, the 100-MP pass), the process's resident-set high-water mark without it;
+// {"progress": {"step", "steps", "loss"}} every
 // --progress-every steps; last, {"metrics": TrialMetrics in protobuf's JSON mapping, "export": FILE
 // or null} on success or {"error": {"code": canonical code, "message": M}} on failure.
 

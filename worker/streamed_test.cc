@@ -14,6 +14,7 @@
 
 #include "base/temp_dir.h"
 #include "search/tiling.h"
+#include "worker/measure.h"
 #include "worker/test_nets.h"
 #include "worker/unet.h"
 
@@ -125,7 +126,7 @@ TEST(Streamed, EqualsForwardTiledOnThePaddedImageForEveryKindAndLayout) {
   const std::vector<std::uint16_t> samples = RandomSamples(w, h, max_value);
   for (const torch::MemoryFormat layout : testing::kLayouts) {
     for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
-      SCOPED_TRACE(testing::KindsLabel(arch) + " " + testing::LayoutName(layout));
+      SCOPED_TRACE(testing::KindsLabel(arch) + " " + LayoutName(layout));
       torch::manual_seed(5);
       UNet net(arch);
       SetWeightLayout(net, layout);

@@ -59,12 +59,9 @@ inline std::string KindsLabel(const search::Architecture& a) {
          std::string(search::Name(a.downsample));
 }
 
-// The two dense layouts a network runs in (TiledOptions::layout), and their names for traces.
+// The two dense layouts a network runs in (TiledOptions::layout; named by LayoutName).
 inline constexpr std::array<torch::MemoryFormat, 2> kLayouts = {torch::MemoryFormat::Contiguous,
                                                                 torch::MemoryFormat::ChannelsLast};
-inline std::string LayoutName(torch::MemoryFormat layout) {
-  return layout == torch::MemoryFormat::ChannelsLast ? "channels-last" : "contiguous";
-}
 
 }  // namespace peaknas::worker::testing
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "search/tiling.h"
+#include "worker/measure.h"
 #include "worker/test_nets.h"
 #include "worker/unet.h"
 
@@ -28,7 +29,7 @@ TEST(Tiled, EqualsTheWholeImageForEveryKindAndLayoutWithTheSeamFreeOverlap) {
   const torch::Tensor image = torch::rand({1, 3, 72, 88});
   for (const torch::MemoryFormat layout : testing::kLayouts) {
     for (const search::Architecture& arch : testing::EveryKindThreeLevelNets()) {
-      SCOPED_TRACE(testing::KindsLabel(arch) + " " + testing::LayoutName(layout));
+      SCOPED_TRACE(testing::KindsLabel(arch) + " " + LayoutName(layout));
       UNet net(arch);
       torch::NoGradGuard no_grad;
       const torch::Tensor whole = net->forward(image);

@@ -143,7 +143,7 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
   r.predicted_latency_ms_per_tile =
       1e3 * search::InferenceLatencySeconds(spec.arch, spec.tile, r.dtype, profile);
 
-  // 2. Inference peak and latency, on the fresh net.
+  // 2. Inference peak, on the fresh net.
   PEAKNAS_RETURN_IF_ERROR(stage("measure-inference", "batch " + std::to_string(spec.tile.batch) +
                                                          ", tile " + Side(spec.tile.size) + ", " +
                                                          std::string(Name(spec.precision))));
@@ -152,15 +152,6 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     const PeakMeasurement peak = MeasureInferencePeak(net, spec.tile, device);
     r.measured_inference_peak_bytes = peak.allocator_peak_bytes;
     r.process_inference_peak_bytes = WithoutData(peak, device, DataBytes(dataset, sampler));
-    // Latency as `denoise` runs the network (InferenceLayout); training keeps the contiguous
-    // weights the cost model's training schedule is about.
-    const torch::MemoryFormat layout = InferenceLayout(spec.arch, device);
-    SetWeightLayout(net, layout);
-    const LatencyMeasurement latency =
-        MeasureLatency(net, spec.tile, device, spec.latency_warmup, spec.latency_runs, layout);
-    SetWeightLayout(net, torch::MemoryFormat::Contiguous);
-    r.latency_ms_per_tile = latency.ms_per_tile;
-    r.latency_ms_per_mp = latency.ms_per_megapixel;
   }
 
   TrainOptions train;
@@ -238,21 +229,33 @@ StatusOr<TrialResult> RunChecked(const TrialSpec& spec, const TrialCallbacks& ca
     r.export_path = spec.export_path;
   }
 
-  // 7. The 100-MP pass, last: its largest window may hold more than any earlier stage, and a
-  // trial process's peak (the calibration's "trial" figure) is taken before it
-  // (TrialCallbacks::resident_peak).
+  // 7. Timing, last: the latency at (batch, tile), then the 100-MP pass, both in the layout
+  // `denoise` runs the network in (InferenceLayout). The oneDNN kernels a channels-last pass
+  // sets up stay resident, and the 100-MP pass's largest window may hold more than any earlier
+  // stage, so the trial process's peak (the calibration's "trial" figure, and the process peaks
+  // of the passes above) is taken before (TrialCallbacks::resident_peak).
+  if (callbacks.resident_peak && device.is_cpu()) callbacks.resident_peak(ProcessPeakRssBytes());
+  const torch::MemoryFormat layout = InferenceLayout(spec.arch, device);
+  SetWeightLayout(net, layout);
+  PEAKNAS_RETURN_IF_ERROR(stage("measure-latency", "batch " + std::to_string(spec.tile.batch) +
+                                                       ", tile " + Side(spec.tile.size) + ", " +
+                                                       LayoutName(layout)));
+  {
+    AutocastGuard autocast(spec.precision, device);
+    const LatencyMeasurement latency =
+        MeasureLatency(net, spec.tile, device, spec.latency_warmup, spec.latency_runs, layout);
+    r.latency_ms_per_tile = latency.ms_per_tile;
+    r.latency_ms_per_mp = latency.ms_per_megapixel;
+  }
   if (spec.latency_tile > 0) {
     const search::HundredMegapixelPass pass =
         search::PlanHundredMegapixelsAt(spec.arch, spec.latency_tile, r.dtype, profile);
-    if (callbacks.resident_peak && device.is_cpu()) callbacks.resident_peak(ProcessPeakRssBytes());
     PEAKNAS_RETURN_IF_ERROR(
         stage("measure-100mp", std::to_string(pass.plan.WindowCount()) + " windows of tile " +
                                    Side(pass.plan.tile) + " + overlap " +
                                    std::to_string(pass.plan.overlap) + ", " +
                                    std::to_string(pass.plan.windows.size()) + " shapes timed"));
     AutocastGuard autocast(spec.precision, device);
-    const torch::MemoryFormat layout = InferenceLayout(spec.arch, device);
-    SetWeightLayout(net, layout);
     const TiledPassMeasurement measured = MeasureTiledPass(net, pass.plan, device, layout);
     r.tiled_100mp_tile = pass.plan.tile;
     r.tiled_100mp_overlap = pass.plan.overlap;

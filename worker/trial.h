@@ -8,15 +8,18 @@
 //   1. the dataset is opened and the patch sampler created, and a parent model (when the trial
 //      inherits) loaded and checked against the architecture (bad input fails before work);
 //   2. on the freshly initialized (or inherited, worker/inherit.h) net: the inference peak at
-//      (batch, tile), then the median latency at the same shape (neither depends on the
-//      weights' values);
+//      (batch, tile) (it does not depend on the weights' values);
 //   3. the training-step peak at (train batch, patch), in a trainer of its own after warm-up
 //      steps (weights, gradients and Adam's moments all resident: the steady state the model
 //      describes); its steps use random batches, and the initial weights are put back after
 //      it, so the training below starts where it would have without it;
 //   4. training (Trainer::Run), progress reported through the callback;
 //   5. evaluation of every validation block, and the noisy-input baseline;
-//   6. the TorchScript export of the trained weights, when asked for.
+//   6. the TorchScript export of the trained weights, when asked for;
+//   7. timing, in the layout `denoise` runs the network in (InferenceLayout): the median
+//      latency at (batch, tile), and the 100-MP pass when asked for. Last, because a
+//      channels-last pass leaves oneDNN kernels resident that would blur the process peaks
+//      above; the trial's own peak is taken before it (TrialCallbacks::resident_peak).
 // Measurements run at the trial's precision (autocast). The cost model is asked at the
 // matching dtype; it describes pure fp32/fp16/bf16 tensors, so its contract (measured <=
 // predicted) holds for fp32, while under autocast (fp32 weights, half-precision activations)
@@ -118,8 +121,8 @@ struct TrialCallbacks {
   // After the measurements: the bytes of input data the process holds (the validation blocks,
   // the sampler's decoded images), which the process peaks it reports leave out.
   std::function<void(std::int64_t bytes)> data_bytes;
-  // On CPU, before the 100-MP pass (spec.latency_tile): the process's resident-set high-water
-  // mark (VmHWM) so far, the trial's peak without that pass.
+  // On CPU, before the timing (latency and the 100-MP pass): the process's resident-set
+  // high-water mark (VmHWM) so far, the trial's peak without them.
   std::function<void(std::int64_t bytes)> resident_peak;
   ProgressCallback train;
   std::stop_token stop;

@@ -32,7 +32,7 @@ struct Outcome {
   std::string export_path;
   std::optional<Status> error;
   std::string bad_line;  // the first line that was not the protocol's, for the message
-  // {"resident_peak": N}: the child's high-water mark before its 100-MP pass; -1: not said.
+  // {"resident_peak": N}: the child's high-water mark before its timing; -1: not said.
   std::int64_t resident_peak = -1;
 };
 
@@ -149,7 +149,7 @@ StatusOr<TrialProcessOutcome> RunTrialProcess(const std::vector<std::string>& ar
   });
 
   Outcome outcome;
-  // The whole trial's peak without its 100-MP pass: the watch's largest reading and the child's
+  // The whole trial's peak without its timing: the watch's largest reading and the child's
   // own high-water mark when it said it; -1 until then.
   std::int64_t before_timing = -1;
   std::string pending;

@@ -50,10 +50,10 @@ struct TrialProcessOutcome {
   std::string export_path;   // the model it exported; empty: none
   // What the whole trial process held at its largest: the larger of the watch's readings of
   // its resident-set high-water mark (the child resets the mark to measure its passes) and the
-  // mark getrusage gives for the reaped child. When the child timed the 100-MP pass
-  // (--latency-tile), the figure before that pass: the larger of the readings until the child
-  // said {"resident_peak": N} and N. The pass's window is bounded by the job's budget, not by
-  // the trial's own passes, and the calibration's "trial" figure is the trial's.
+  // mark getrusage gives for the reaped child. When the child said {"resident_peak": N}
+  // before its timing (the latency, and the 100-MP pass with --latency-tile), the figure before
+  // it: the larger of the readings until then and N. The timing's kernels and the 100-MP pass's
+  // window are not the trial's own passes, and the calibration's "trial" figure is the trial's.
   std::int64_t peak_rss_bytes = 0;
 };
 

@@ -142,8 +142,9 @@ TEST(RunTrial, RunsTheStagesInOrderAndExportsTheEvaluatedWeights) {
   };
   const auto result = RunTrial(spec, callbacks);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
-  EXPECT_EQ(stages, (std::vector<std::string>{"data", "measure-inference", "measure-train", "train",
-                                              "evaluate", "export", "measure-100mp"}));
+  EXPECT_EQ(stages,
+            (std::vector<std::string>{"data", "measure-inference", "measure-train", "train",
+                                      "evaluate", "export", "measure-latency", "measure-100mp"}));
   EXPECT_GT(resident_peak, 0);
   EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
   const TrialResult& r = *result;
@@ -255,8 +256,9 @@ TEST(RunTrial, InheritsAParentsWeightsAndKeepsTheMemoryContract) {
   callbacks.stage = [&](std::string_view stage, std::string_view) { stages.emplace_back(stage); };
   const auto inherited = RunTrial(child, callbacks);
   ASSERT_TRUE(inherited.ok()) << inherited.status().ToString();
-  EXPECT_EQ(stages, (std::vector<std::string>{"data", "inherit", "measure-inference",
-                                              "measure-train", "train", "evaluate"}));
+  EXPECT_EQ(stages,
+            (std::vector<std::string>{"data", "inherit", "measure-inference", "measure-train",
+                                      "train", "evaluate", "measure-latency"}));
   ASSERT_TRUE(inherited->parent_arch.has_value());
   EXPECT_EQ(*inherited->parent_arch, parent.arch);
   EXPECT_EQ(inherited->measured_inference_peak_bytes, inherited->predicted_inference_peak_bytes);
