@@ -41,11 +41,10 @@ struct PeakMeasurement {
 
 // The memory format `denoise` runs `arch` in on `device` by default: channels-last on the
 // CPU, where oneDNN then convolves each layer's tensors as they are instead of converting them
-// to its blocked format and back (1.35x the throughput of the mid-sized network of
-// docs/benchmarks.md on two cores), unless the network upsamples by transposed convolutions:
+// to its blocked format and back, unless the network upsamples by transposed convolutions:
 // LibTorch runs those on contiguous copies of channels-last tensors and caches oneDNN
-// primitives whose memory grows with the window (15 MiB more than contiguous in a 12-MP run of
-// the small network) for a gain of 10 %. Contiguous (NCHW) on CUDA.
+// primitives whose memory grows with the window, for a gain of a few percent. Contiguous
+// (NCHW) on CUDA. docs/benchmarks.md ("Denoising large images") has the figures and commands.
 torch::MemoryFormat InferenceLayout(const search::Architecture& arch, torch::Device device);
 
 // "channels-last" or "contiguous" (the dense layouts; anything else is "contiguous").
