@@ -21,8 +21,8 @@ inline constexpr double kLearningRate = 1e-3;
 inline constexpr int kPopulation = 16;                // evolution: parents kept for selection
 inline constexpr double kScalingAlpha = 0.8;          // scaling: dWr width weight
 inline constexpr double kPruningStartMultiple = 4.0;  // the start's peak, x the budget
-inline constexpr int kPruningIterations = 4;          // shrinks from the start to the budget
-inline constexpr int kPruningBelowIterations = 2;     // shrinks below the budget
+inline constexpr int kPruningIterations = 4;          // most shrinks from the start to the budget
+inline constexpr int kPruningBelowIterations = 3;     // shrinks below the budget
 inline constexpr int kPruningFinetuneDivisor = 4;     // a proposal fine-tunes steps / 4
 
 }  // namespace peaknas::search::defaults

@@ -4,9 +4,11 @@
 //   node_0 = the start architecture, trained from scratch (fidelity.steps);
 //   for k = 1, 2, ...:
 //     target_k   = a geometric schedule from the start's budgeted peak P0 that reaches the
-//                  budget B at k = K (iterations), then 0.7x per step for below_iterations more
-//                  (halfway to the narrowest reachable peak where 0.7x is out of reach);
-//                  never above 0.97 x the node's own peak, so every step shrinks;
+//                  budget B at k = K, then 0.6x per step for below_iterations more (halfway
+//                  to the narrowest reachable peak where 0.6x is out of reach); never above
+//                  0.97 x the node's own peak, so every step shrinks. K is `iterations`, or
+//                  fewer where steps of 0.7x reach the budget sooner: a start just above the
+//                  budget takes one step to it, not `iterations` steps of 3 %;
 //     proposals  = per level, the node with that level's width cut to the largest multiple of
 //                  8 whose budgeted peak meets target_k (none when that level alone cannot:
 //                  the peak is a maximum over the pass, and cutting one level moves it); one
@@ -46,7 +48,8 @@
 namespace peaknas::server {
 namespace {
 
-constexpr double kBelowRatio = 0.7;  // each step below the budget
+constexpr double kAboveRatio = 0.7;  // the gentlest step the schedule takes above the budget
+constexpr double kBelowRatio = 0.6;  // each step below the budget
 constexpr double kMinShrink = 0.97;  // a step's target is at most this x the node's peak
 
 class PruningStrategy final : public Strategy {
@@ -59,6 +62,7 @@ class PruningStrategy final : public Strategy {
     final_steps_ = c.final_finetune_steps > 0 ? c.final_finetune_steps : config_.steps;
     start_ = MakeStart();
     start_peak_ = Peak(start_.arch);
+    to_budget_ = StepsToBudget();
   }
 
   void SetOpenTrials(int open) override { open_ = open; }
@@ -88,10 +92,9 @@ class PruningStrategy final : public Strategy {
         }
       }
       if (final_child != nullptr) return ExtraFinals(chain, *node, done, count, seen);
-      std::vector<Proposal> round =
-          k <= config_.pruning.iterations + config_.pruning.below_iterations
-              ? Round(*node, k)
-              : std::vector<Proposal>{};
+      std::vector<Proposal> round = k <= to_budget_ + config_.pruning.below_iterations
+                                        ? Round(*node, k)
+                                        : std::vector<Proposal>{};
       // Within max_total_steps: as many of the round as leave room for the final fine-tune.
       if (const std::int64_t cap = config_.pruning.max_total_steps; cap > 0) {
         const std::int64_t room = cap - spent - final_steps_;
@@ -150,6 +153,16 @@ class PruningStrategy final : public Strategy {
         lineage);
   }
 
+  // K of the schedule: `iterations`, or fewer when steps of kAboveRatio reach the budget from
+  // the start's peak sooner (at least one step when the start is over the budget).
+  int StepsToBudget() const {
+    const double over =
+        static_cast<double>(start_peak_) / static_cast<double>(config_.budget.bytes);
+    if (over <= 1) return config_.pruning.iterations;
+    const int needed = static_cast<int>(std::ceil(std::log(over) / std::log(1 / kAboveRatio)));
+    return std::clamp(needed, 1, config_.pruning.iterations);
+  }
+
   // The resource target of iteration k (see the top of this file) for `node`; when the
   // schedule asks for less than the node's narrowest version (every width at the space's
   // floor) can reach, halfway from the node to that floor instead.
@@ -157,7 +170,7 @@ class PruningStrategy final : public Strategy {
     const std::int64_t peak = Peak(node);
     const double p0 = static_cast<double>(start_peak_);
     const double budget = static_cast<double>(config_.budget.bytes);
-    const int K = config_.pruning.iterations;
+    const int K = to_budget_;
     double schedule;
     if (p0 > budget) {
       const double ratio = std::pow(budget / p0, 1.0 / K);
@@ -369,6 +382,7 @@ class PruningStrategy final : public Strategy {
   int final_steps_ = 0;
   Proposal start_;
   std::int64_t start_peak_ = 0;
+  int to_budget_ = 0;  // K: rounds from the start to the budget
   int open_ = 0;
   bool waiting_ = false;
   std::map<std::pair<std::int64_t, int>, std::vector<Proposal>> rounds_;  // Round's memo

@@ -217,6 +217,41 @@ TEST(PruningStrategy, ResumesFromTheTrainedTrialsAlone) {
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].hash, b[i].hash);
 }
 
+// A start only 4 % over the budget (where the space's widest widths stop the scaling) takes
+// one round to the budget, not `iterations` rounds of 3 %, and the rounds below it cut 0.6x
+// each: the chain's steps go to sizes the frontier lacks.
+TEST(PruningStrategy, AStartJustOverTheBudgetReachesItInOneRoundAndThenCutsBelowIt) {
+  StrategyConfig c = Config(0);
+  const search::Architecture start = Arch(kStart);
+  c.budget.bytes = Peak(c, start) * 100 / 104;
+  c.pruning.start = start;
+  c.pruning.iterations = 4;
+  c.pruning.below_iterations = 3;
+  auto made = MakeStrategy(StrategyKind::kPruning, c);
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  Chain chain;
+  chain.RunToEnd(**made);
+  std::map<int, std::int64_t> largest;  // per round, the largest proposal's peak
+  for (const Proposal& p : chain.proposed) {
+    if (p.lineage.role == "start" || p.lineage.role == "final") continue;
+    std::int64_t& l = largest[p.lineage.iteration];
+    l = std::max(l, Peak(c, p.arch));
+  }
+  ASSERT_EQ(largest.size(), 4u) << "one round to the budget and three below it";
+  EXPECT_EQ(largest.begin()->first, 1);
+  EXPECT_EQ(largest.rbegin()->first, 4);
+  const double budget = static_cast<double>(c.budget.bytes);
+  EXPECT_LE(largest[1], c.budget.bytes) << "round 1 meets the budget";
+  EXPECT_GT(static_cast<double>(largest[1]), 0.9 * budget) << "and does not overshoot it";
+  for (int k = 2; k <= 4; ++k) {
+    SCOPED_TRACE("round " + std::to_string(k));
+    EXPECT_LE(static_cast<double>(largest[k]), std::pow(0.6, k - 1) * budget);
+  }
+  std::int64_t smallest = largest[4];
+  for (const Evaluated& e : chain.done) smallest = std::min(smallest, e.peak_bytes);
+  EXPECT_LT(static_cast<double>(smallest), 0.25 * budget) << "the frontier reaches a quarter";
+}
+
 TEST(PruningStrategy, WithATrainingBudgetStartsFromTheLargestScalingThatFits) {
   StrategyConfig c = Config(0, /*training=*/true);
   const search::Architecture start = Arch(kStart);
